@@ -1,0 +1,413 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CCRC32C
+import Logging
+
+/// Opening, recovery, hint files, compaction and restore: everything that rewrites or re-reads
+/// the data directory. Layout of a data directory:
+/// - `data.lmnr`: the data file (`RecordFormat`), also the write-ahead log;
+/// - `index.hint`: the index as of a checkpoint (`HintFile`), valid for one data file generation;
+/// - `LOCK`: held with `flock` while a process has the store open;
+/// - `*.tmp` / `data.lmnr.compact`: files being written, removed when found at open.
+extension LogStore {
+    static let dataFileName = "data.lmnr"
+    static let hintFileName = "index.hint"
+    static let lockFileName = "LOCK"
+    static let compactFileName = "data.lmnr.compact"
+
+    /// Opens (creating if needed) the store in `directory` and recovers it: reads the hint file if
+    /// it matches the data file, replays the records after it, verifying each CRC, and truncates a
+    /// torn or damaged tail (logged as a warning; nothing before the damage is dropped).
+    public static func open(directory: String, options: LogStoreOptions = LogStoreOptions()) throws -> LogStore {
+        try FileSystem.makeDirectories(directory)
+        let lockFD = try FileSystem.lockDirectory(directory, lockFileName: lockFileName)
+        var handedOver = false
+        defer { if !handedOver { Glibc.close(lockFD) } }
+        FileSystem.removeIfPresent(directory + "/" + compactFileName)
+        FileSystem.removeIfPresent(directory + "/" + hintFileName + ".tmp")
+
+        let path = directory + "/" + dataFileName
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw StoreError.io(operation: "fstat", path: path, errno: e)
+        }
+        var fileBytes = Int(st.st_size)
+        let isNew = fileBytes < RecordFormat.fileHeaderBytes
+        let wanted = isNew ? MappedRegion.growthBytesMin : (fileBytes + MappedRegion.pageBytes - 1) / MappedRegion.pageBytes * MappedRegion.pageBytes
+        if wanted != fileBytes {
+            let rc = posix_fallocate(fd, 0, off_t(wanted))
+            if rc != 0 {
+                Glibc.close(fd)
+                throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc)
+            }
+            fileBytes = wanted
+        }
+        let region = try MappedRegion(fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes))
+        // A header of zeros: the file was created but never got its header (a crash right after
+        // creation). No record can follow an unwritten header, so start it afresh.
+        if isNew || (0..<RecordFormat.fileHeaderBytes).allSatisfy({ region.base.load(fromByteOffset: $0, as: UInt8.self) == 0 }) {
+            RecordFormat.writeFileHeader(to: region.base, generation: UInt64.random(in: 1...UInt64.max), baseRevision: 0)
+            try region.sync()
+            try FileSystem.syncDirectory(directory)
+        }
+        let header: (generation: UInt64, baseRevision: Revision)
+        switch RecordFormat.readFileHeader(region.base) {
+        case .success(let h): header = h
+        case .failure(let e): throw StoreError.unreadable(path: path, reason: e.reason)
+        }
+        let store = LogStore(
+            options: options, directory: directory, region: region, table: KeyHashTable(),
+            hasher: KeyHasher(seed: UInt64.random(in: 0...UInt64.max)), generation: header.generation,
+            logicalEnd: RecordFormat.fileHeaderBytes)
+        store.lockFD = lockFD
+        handedOver = true
+        try store.recover(baseRevision: header.baseRevision)
+        return store
+    }
+
+    private func recover(baseRevision: Revision) throws {
+        revision = baseRevision
+        var offset = RecordFormat.fileHeaderBytes
+        if let covered = loadHint() {
+            offset = covered
+            stats.recoveryUsedHint = true
+        }
+        let bulk = !stats.recoveryUsedHint
+        var pending: [Int] = []
+        var damage: String?
+        scanning: while true {
+            let p = record(at: offset)
+            switch RecordFormat.scan(p, available: region.capacity - offset, valueBytesMax: StoreLimits.formatValueBytesMax) {
+            case .record(let size):
+                pending.append(offset)
+                if RecordFormat.flags(p) & RecordFormat.flagBatchContinues == 0 {
+                    for o in pending {
+                        revision = max(revision, RecordFormat.revision(record(at: o)))
+                        applyRecord(at: o, maintainOrder: !bulk)
+                    }
+                    stats.recoveryRecordsReplayed += pending.count
+                    pending.removeAll(keepingCapacity: true)
+                }
+                offset += size
+            case .end:
+                break scanning
+            case .damaged(let reason):
+                damage = reason
+                break scanning
+            }
+        }
+        if let first = pending.first {
+            damage = damage.map { "\($0), after an incomplete batch" } ?? "incomplete batch"
+            offset = first
+        }
+        logicalEnd = offset
+        if let damage {
+            let lastNonZero = lastNonZeroByte(from: offset)
+            stats.recoveryTruncatedBytes = lastNonZero - offset
+            logger.warning(
+                "data file tail truncated",
+                metadata: [
+                    "path": "\(region.path)", "offset": "\(offset)", "reason": "\(damage)",
+                    "bytes_dropped": "\(stats.recoveryTruncatedBytes)",
+                ])
+            try region.zeroTail(from: offset)
+            try region.sync()
+        }
+        if bulk { rebuildOrderedIndexFromTable() }
+        logger.info(
+            "store opened",
+            metadata: [
+                "path": "\(region.path)", "keys": "\(count)", "revision": "\(revision)",
+                "hint": "\(stats.recoveryUsedHint)", "replayed": "\(stats.recoveryRecordsReplayed)",
+            ])
+    }
+
+    /// One past the last non-zero byte at or after `offset` (or `offset` if all are zero).
+    private func lastNonZeroByte(from offset: Int) -> Int {
+        var end = region.capacity
+        while end > offset && region.base.load(fromByteOffset: end - 1, as: UInt8.self) == 0 { end -= 1 }
+        return end
+    }
+
+    /// Builds the ordered index from the hash table by sorting (bulk recovery).
+    private func rebuildOrderedIndexFromTable() {
+        var entries: [OrderedKeyIndex.Entry] = []
+        entries.reserveCapacity(table.count)
+        for i in 0..<table.capacity where table.slots[i].offset != 0 {
+            let offset = Int(table.slots[i].offset)
+            entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(record(at: offset))), offset: UInt64(offset)))
+        }
+        let base = UnsafeRawPointer(region.base)
+        entries.sort { a, b in
+            if a.prefix != b.prefix { return a.prefix < b.prefix }
+            return OrderedKeyIndex.compareBytes(RecordFormat.key(base + Int(a.offset)), RecordFormat.key(base + Int(b.offset))) < 0
+        }
+        ordered.load(sorted: entries)
+    }
+
+    // MARK: - Hint file
+
+    /// Writes the index as of now to the hint file (after making the data durable), so the next
+    /// open replays only what comes after. No-op for an in-memory store.
+    public func checkpoint() throws {
+        guard let directory else { return }
+        if closed { throw StoreError.closed }
+        dirty = true  // a hint must never cover data that is not on disk
+        try flush()
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(HintFile.headerBytes + count * HintFile.entryBytes + 4)
+        HintFile.appendHeader(
+            to: &bytes, generation: generation, coveredLength: logicalEnd, revision: revision,
+            hashSeed: hasher.seed, count: count, liveBytes: liveBytes)
+        ordered.forEach { entry in
+            let key = RecordFormat.key(record(at: Int(entry.offset)))
+            let hash = hasher.hash(key)
+            guard let slot = table.find(hash: hash, key: key, base: region.base) else {
+                preconditionFailure("ordered key missing from the hash table")
+            }
+            HintFile.append(UInt64(table.offset(at: slot)), to: &bytes)
+            HintFile.append(hash, to: &bytes)
+            HintFile.append(entry.prefix, to: &bytes)
+        }
+        HintFile.appendCRC(to: &bytes)
+        try FileSystem.writeAtomically(directory: directory, name: LogStore.hintFileName, bytes: bytes)
+    }
+
+    /// Loads the hint file if it is intact and belongs to this data file; returns the log offset
+    /// it covers. Leaves the store untouched and returns `nil` otherwise.
+    private func loadHint() -> Int? {
+        guard let directory, let bytes = FileSystem.readFile(directory + "/" + LogStore.hintFileName) else { return nil }
+        guard let hint = HintFile.parse(bytes), hint.generation == generation,
+            hint.coveredLength >= RecordFormat.fileHeaderBytes, hint.coveredLength <= region.capacity
+        else {
+            logger.info("hint file ignored (damaged or from another data file); replaying the whole log")
+            return nil
+        }
+        // Check every offset before changing anything.
+        for i in 0..<hint.count {
+            let offset = hint.entry(i, bytes).offset
+            if offset < RecordFormat.fileHeaderBytes || offset >= hint.coveredLength { return nil }
+        }
+        table.deallocate()
+        table = KeyHashTable(minimumCapacity: hint.count)
+        hasher = KeyHasher(seed: hint.hashSeed)
+        var entries: [OrderedKeyIndex.Entry] = []
+        entries.reserveCapacity(hint.count)
+        for i in 0..<hint.count {
+            let e = hint.entry(i, bytes)
+            table.insertNew(hash: e.hash, offset: e.offset)
+            entries.append(OrderedKeyIndex.Entry(prefix: e.prefix, offset: UInt64(e.offset)))
+        }
+        ordered.load(sorted: entries)
+        revision = max(revision, hint.revision)
+        liveBytes = hint.liveBytes
+        return hint.coveredLength
+    }
+
+    // MARK: - Compaction and restore
+
+    /// Rewrites the live records, in key order, into a new data file and swaps it in atomically
+    /// (write, fsync, rename, fsync the directory), then writes a hint for it. For an in-memory
+    /// store, the same into fresh memory. On failure the store is unchanged.
+    public func compact() throws {
+        if closed { throw StoreError.closed }
+        var damaged: String?
+        try rewrite(baseRevision: revision, recordBytes: liveBytes) { emit in
+            ordered.forEach { entry in
+                guard damaged == nil else { return }
+                guard let current = locate(RecordFormat.key(record(at: Int(entry.offset)))) else { return }
+                let p = record(at: current)
+                // The CRC is checked on every read path that trusts the disk.
+                if case .damaged(let reason) = RecordFormat.scan(p, available: logicalEnd - current, valueBytesMax: StoreLimits.formatValueBytesMax) {
+                    damaged = "record at \(current): \(reason)"
+                    return
+                }
+                emit(RecordFormat.key(p), RecordFormat.value(p), RecordFormat.revision(p), RecordFormat.expiresAtMs(p))
+            }
+            if let damaged { throw StoreError.unreadable(path: region.path, reason: damaged) }
+        }
+        stats.compactions += 1
+        logger.info("compacted", metadata: ["keys": "\(count)", "bytes": "\(logicalEnd)"])
+    }
+
+    public func restore(_ snapshot: StoreSnapshot) throws {
+        if closed { throw StoreError.closed }
+        for entry in snapshot.entries { try validate(key: entry.key, valueBytes: entry.value.count) }
+        // Key order, one entry per key (the last wins).
+        var byKey: [[UInt8]: StoreEntry] = [:]
+        for entry in snapshot.entries { byKey[entry.key] = entry }
+        let entries = byKey.values.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        let newRevision = entries.reduce(max(revision, snapshot.revision)) { max($0, $1.version) }
+        let recordBytes = entries.reduce(0) { $0 + RecordFormat.paddedSize(keyBytes: $1.key.count, valueBytes: $1.value.count) }
+        try rewrite(baseRevision: newRevision, recordBytes: recordBytes) { emit in
+            for e in entries {
+                e.key.withUnsafeBytes { k in
+                    e.value.withUnsafeBytes { v in emit(k, v, e.version, storedExpiry(e.expiresAtMs)) }
+                }
+            }
+        }
+        revision = newRevision
+    }
+
+    typealias EmitRecord = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Revision, Int64) -> Void
+
+    /// Writes a new data file (or memory) holding the records `produce` emits, in key order, and
+    /// makes it the store's. `recordBytes` is their total padded size.
+    private func rewrite(baseRevision: Revision, recordBytes: Int, produce: (EmitRecord) throws -> Void) throws {
+        let step = MappedRegion.growthBytesMin
+        let fileBytes = (RecordFormat.fileHeaderBytes + recordBytes + step - 1) / step * step
+        let newRegion: MappedRegion
+        var tempPath: String?
+        if let directory {
+            let path = directory + "/" + LogStore.compactFileName
+            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
+            tempPath = path
+            let rc = posix_fallocate(fd, 0, off_t(fileBytes))
+            if rc != 0 {
+                Glibc.close(fd)
+                FileSystem.removeIfPresent(path)
+                throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc)
+            }
+            do {
+                newRegion = try MappedRegion(fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes))
+            } catch {
+                FileSystem.removeIfPresent(path)
+                throw error
+            }
+        } else {
+            newRegion = try MappedRegion(fd: -1, path: "(memory)", fileBytes: fileBytes, reservedBytes: options.dataBytesMax)
+        }
+        var committed = false
+        defer { if !committed, let tempPath { FileSystem.removeIfPresent(tempPath) } }
+
+        let newGeneration = UInt64.random(in: 1...UInt64.max)
+        RecordFormat.writeFileHeader(to: newRegion.base, generation: newGeneration, baseRevision: baseRevision)
+        var end = RecordFormat.fileHeaderBytes
+        var entries: [OrderedKeyIndex.Entry] = []
+        entries.reserveCapacity(count)
+        try produce { key, value, revision, expiry in
+            precondition(end + RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count) <= fileBytes)
+            entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: key), offset: UInt64(end)))
+            end += RecordFormat.write(to: newRegion.base + end, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0)
+        }
+        if let directory, let tempPath {
+            try newRegion.sync()
+            if rename(tempPath, directory + "/" + LogStore.dataFileName) != 0 {
+                throw StoreError.io(operation: "rename", path: tempPath, errno: errno)
+            }
+        }
+        committed = true
+        // The new file is the data file now: switch the indexes over to it.
+        region = newRegion
+        generation = newGeneration
+        logicalEnd = end
+        liveBytes = end - RecordFormat.fileHeaderBytes
+        revision = max(revision, baseRevision)
+        dirty = false
+        table.deallocate()
+        table = KeyHashTable(minimumCapacity: entries.count)
+        for entry in entries {
+            table.insertNew(hash: hasher.hash(RecordFormat.key(record(at: Int(entry.offset)))), offset: Int(entry.offset))
+        }
+        ordered.load(sorted: entries)
+        if let directory {
+            try FileSystem.syncDirectory(directory)
+            do { try checkpoint() } catch {
+                logger.warning("could not write the hint file after compaction", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Makes everything durable, writes the hint file and releases the directory lock. Later
+    /// writes throw `StoreError.closed`.
+    public func close() throws {
+        if closed { return }
+        if directory != nil { try checkpoint() }
+        closed = true
+        if lockFD >= 0 {
+            Glibc.close(lockFD)
+            lockFD = -1
+        }
+    }
+}
+
+/// The hint file: the index as of a checkpoint, so reopening skips the log it covers.
+/// Little-endian:
+/// ```
+///  0  8  magic "LMNRHINT"     8  4  version (1)    12  4  zero
+/// 16  8  data file generation  24  8  covered length of the log
+/// 32  8  revision              40  8  hash seed
+/// 48  8  key count             56  8  live bytes
+/// 64     count × (record offset u64, key hash u64, key prefix u64), in key order
+/// end 4  CRC-32C of everything before
+/// ```
+enum HintFile {
+    static let magic: [UInt8] = Array("LMNRHINT".utf8)
+    static let version: UInt32 = 1
+    static let headerBytes = 64
+    static let entryBytes = 24
+
+    struct Parsed {
+        var generation: UInt64
+        var coveredLength: Int
+        var revision: Revision
+        var hashSeed: UInt64
+        var count: Int
+        var liveBytes: Int
+
+        func entry(_ i: Int, _ bytes: [UInt8]) -> (offset: Int, hash: UInt64, prefix: UInt64) {
+            let at = HintFile.headerBytes + i * HintFile.entryBytes
+            return (Int(HintFile.load(bytes, at)), HintFile.load(bytes, at + 8), HintFile.load(bytes, at + 16))
+        }
+    }
+
+    static func appendHeader(
+        to bytes: inout [UInt8], generation: UInt64, coveredLength: Int, revision: Revision, hashSeed: UInt64,
+        count: Int, liveBytes: Int
+    ) {
+        bytes.append(contentsOf: magic)
+        bytes.append(contentsOf: withUnsafeBytes(of: version.littleEndian, Array.init))
+        bytes.append(contentsOf: [0, 0, 0, 0])
+        for v in [generation, UInt64(coveredLength), revision, hashSeed, UInt64(count), UInt64(liveBytes)] {
+            append(v, to: &bytes)
+        }
+    }
+
+    @inline(__always)
+    static func append(_ v: UInt64, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    static func appendCRC(to bytes: inout [UInt8]) {
+        let crc = bytes.withUnsafeBytes { laminar_crc32c(0, $0.baseAddress, $0.count) }
+        withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    static func load(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+        bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Parsed? {
+        guard bytes.count >= headerBytes + 4, Array(bytes[0..<8]) == magic else { return nil }
+        let stored = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self)) }
+        let actual = bytes.withUnsafeBytes { laminar_crc32c(0, $0.baseAddress, $0.count - 4) }
+        guard stored == actual else { return nil }
+        let v = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        guard v == version else { return nil }
+        let count = load(bytes, 48)
+        guard count <= UInt64(Int.max / entryBytes), headerBytes + Int(count) * entryBytes + 4 == bytes.count else { return nil }
+        return Parsed(
+            generation: load(bytes, 16), coveredLength: Int(clamping: load(bytes, 24)), revision: load(bytes, 32),
+            hashSeed: load(bytes, 40), count: Int(count), liveBytes: Int(clamping: load(bytes, 56)))
+    }
+}

@@ -1,0 +1,439 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+
+/// How a `LogStore` behaves; every bound with its unit and default.
+public struct LogStoreOptions: Sendable {
+    public var limits: StoreLimits = .default
+    public var fsync: FsyncPolicy = .always
+    /// With `.interval`, `commit()` fsyncs when the last fsync is this old.
+    public var fsyncIntervalMs: Int = 100
+    /// `commit()` compacts when garbage / data bytes reaches this ratio...
+    public var compactionGarbageRatio: Double = 0.5
+    /// ...and the data is at least this large.
+    public var compactionBytesMin: Int = 64 << 20
+    /// Address space reserved for the data: the largest the data file may grow.
+    public var dataBytesMax: Int = 64 << 30
+    public var logger: Logger = Logger(label: "laminar.store")
+
+    public init() {}
+}
+
+/// Counters a store keeps for metrics.
+public struct LogStoreStats: Sendable, Hashable {
+    public var fsyncCount: UInt64 = 0
+    public var fsyncNanosTotal: UInt64 = 0
+    public var compactions: UInt64 = 0
+    /// Bytes of a torn or damaged tail cut off when the store was opened.
+    public var recoveryTruncatedBytes: Int = 0
+    /// Whether the index came from the hint file when the store was opened.
+    public var recoveryUsedHint = false
+    /// Records replayed from the log when the store was opened.
+    public var recoveryRecordsReplayed = 0
+}
+
+/// The state store engine: an append-only log of records in a `MappedRegion`, a hash table for
+/// point lookups and an ordered index for scans, both pointing into the region.
+///
+/// Two backings, one engine:
+/// - `LogStore.inMemory()`: anonymous memory, nothing durable (tests, `--memory`);
+/// - `LogStore.open(directory:)`: a memory-mapped data file that is also the write-ahead log,
+///   recovered on open (CRC-checked records, torn tail truncated), with a hint file for fast
+///   reopening and compaction by atomic file swap.
+///
+/// Not thread-safe, by design: one writer thread owns it; nothing in it takes a lock. The data
+/// directory is locked against other processes (`flock` on `LOCK`).
+public final class LogStore: StateStore {
+    public let limits: StoreLimits
+    public internal(set) var revision: Revision = 0
+    public var count: Int { table.count }
+    public var sizeBytes: Int { logicalEnd }
+    /// Bytes of the records that hold live keys (the rest of `sizeBytes` is garbage).
+    public internal(set) var liveBytes: Int = 0
+    public internal(set) var stats = LogStoreStats()
+    public let options: LogStoreOptions
+    /// The data directory, or `nil` for an in-memory store.
+    public let directory: String?
+
+    var region: MappedRegion
+    var table: KeyHashTable
+    var ordered = OrderedKeyIndex()
+    var hasher: KeyHasher
+    /// End of the last record; new records go here.
+    var logicalEnd: Int
+    /// The data file's generation (from its header).
+    var generation: UInt64
+    var dirty = false
+    var lastSyncNs: UInt64 = 0
+    var lockFD: Int32 = -1
+    var closed = false
+    var logger: Logger { options.logger }
+
+    init(
+        options: LogStoreOptions, directory: String?, region: MappedRegion, table: KeyHashTable,
+        hasher: KeyHasher, generation: UInt64, logicalEnd: Int
+    ) {
+        self.options = options
+        self.limits = options.limits
+        self.directory = directory
+        self.region = region
+        self.table = table
+        self.hasher = hasher
+        self.generation = generation
+        self.logicalEnd = logicalEnd
+    }
+
+    deinit {
+        table.deallocate()
+        if lockFD >= 0 { Glibc.close(lockFD) }
+    }
+
+    /// An empty store in anonymous memory.
+    public static func inMemory(options: LogStoreOptions = LogStoreOptions()) throws -> LogStore {
+        let region = try MappedRegion(fd: -1, path: "(memory)", fileBytes: MappedRegion.growthBytesMin, reservedBytes: options.dataBytesMax)
+        let generation = UInt64.random(in: 1...UInt64.max)
+        RecordFormat.writeFileHeader(to: region.base, generation: generation, baseRevision: 0)
+        return LogStore(
+            options: options, directory: nil, region: region, table: KeyHashTable(),
+            hasher: KeyHasher(seed: UInt64.random(in: 0...UInt64.max)), generation: generation,
+            logicalEnd: RecordFormat.fileHeaderBytes)
+    }
+
+    /// The garbage share of the data: bytes of overwritten and deleted records over all bytes.
+    public var garbageRatio: Double {
+        let data = logicalEnd - RecordFormat.fileHeaderBytes
+        return data == 0 ? 0 : Double(data - liveBytes) / Double(data)
+    }
+
+    // MARK: - Reads
+
+    /// The offset of `key`'s current record, or `nil`.
+    @inline(__always)
+    func locate(_ key: UnsafeRawBufferPointer) -> Int? {
+        let hash = hasher.hash(key)
+        guard let slot = table.find(hash: hash, key: key, base: region.base) else { return nil }
+        return table.offset(at: slot)
+    }
+
+    @inline(__always)
+    func record(at offset: Int) -> UnsafeRawPointer { UnsafeRawPointer(region.base + offset) }
+
+    public func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer, Revision) throws -> R) rethrows -> R? {
+        guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
+        let p = record(at: offset)
+        return try body(RecordFormat.value(p), RecordFormat.revision(p))
+    }
+
+    /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).
+    @inline(__always)
+    public func withValue<R>(
+        rawKey key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Revision) throws -> R
+    ) rethrows -> R? {
+        guard let offset = locate(key) else { return nil }
+        let p = record(at: offset)
+        return try body(RecordFormat.value(p), RecordFormat.revision(p))
+    }
+
+    public func get(_ key: [UInt8]) -> StoreEntry? {
+        guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
+        return entry(at: offset)
+    }
+
+    public func version(of key: [UInt8]) -> Revision? {
+        guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
+        return RecordFormat.revision(record(at: offset))
+    }
+
+    public func contains(_ key: [UInt8]) -> Bool {
+        key.withUnsafeBytes { locate($0) } != nil
+    }
+
+    /// Copies the record at `offset` out as an entry.
+    func entry(at offset: Int) -> StoreEntry {
+        let p = record(at: offset)
+        let expiry = RecordFormat.expiresAtMs(p)
+        return StoreEntry(
+            key: Array(RecordFormat.key(p)), value: Array(RecordFormat.value(p)),
+            version: RecordFormat.revision(p), expiresAtMs: expiry == 0 ? nil : expiry)
+    }
+
+    // MARK: - Writes
+
+    @discardableResult
+    public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+        try validate(key: key, valueBytes: value.count)
+        if closed { throw StoreError.closed }
+        return try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in
+                let hash = hasher.hash(k)
+                let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
+                let current = found ? RecordFormat.revision(record(at: table.offset(at: slot))) : nil
+                try check(condition, current: current, key: key)
+                let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: v.count)
+                try region.ensureCapacity(logicalEnd + size)
+                revision += 1
+                let offset = logicalEnd
+                _ = RecordFormat.write(
+                    to: region.base + offset, key: k, value: v, revision: revision,
+                    expiresAtMs: storedExpiry(expiresAtMs), flags: 0)
+                logicalEnd += size
+                dirty = true
+                if found {
+                    liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
+                    table.update(slot, offset: offset)
+                } else {
+                    table.fill(slot, offset: offset, hash: hash)
+                    ordered.insert(k, offset: offset, base: region.base)
+                }
+                liveBytes += size
+                return revision
+            }
+        }
+    }
+
+    @discardableResult
+    public func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision? {
+        try validate(key: key)
+        if closed { throw StoreError.closed }
+        return try key.withUnsafeBytes { k in
+            let current = locate(k).map { RecordFormat.revision(record(at: $0)) }
+            try check(condition, current: current, key: key)
+            guard current != nil else { return nil }
+            let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: 0)
+            try region.ensureCapacity(logicalEnd + size)
+            revision += 1
+            let offset = logicalEnd
+            _ = RecordFormat.write(
+                to: region.base + offset, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0),
+                revision: revision, expiresAtMs: 0, flags: RecordFormat.flagTombstone)
+            logicalEnd += size
+            dirty = true
+            applyRecord(at: offset, maintainOrder: true)
+            return revision
+        }
+    }
+
+    @discardableResult
+    public func apply(_ batch: [StoreMutation]) throws -> Revision {
+        if closed { throw StoreError.closed }
+        // Validate everything and check every condition against the state before the batch.
+        var putKeys = Set<[UInt8]>()
+        var effective: [StoreMutation] = []
+        effective.reserveCapacity(batch.count)
+        var bytes = 0
+        for mutation in batch {
+            switch mutation {
+            case .put(let key, let value, let condition, _):
+                try validate(key: key, valueBytes: value.count)
+                try check(condition, current: version(of: key), key: key)
+                putKeys.insert(key)
+                effective.append(mutation)
+                bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
+            case .delete(let key, let condition):
+                try validate(key: key)
+                let current = version(of: key)
+                try check(condition, current: current, key: key)
+                // Deleting a key that is absent and not put earlier in the batch changes nothing.
+                if current != nil || putKeys.contains(key) {
+                    effective.append(mutation)
+                    bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: 0)
+                }
+            }
+        }
+        if effective.isEmpty { return revision }
+        try region.ensureCapacity(logicalEnd + bytes)
+        // One revision for the whole batch; every record but the last says "batch continues",
+        // so recovery applies the batch whole or not at all.
+        revision += 1
+        for (i, mutation) in effective.enumerated() {
+            let continues = i + 1 < effective.count ? RecordFormat.flagBatchContinues : 0
+            let offset = logicalEnd
+            switch mutation {
+            case .put(let key, let value, _, let expiry):
+                logicalEnd += appendRecord(key: key, value: value, revision: revision, expiresAtMs: storedExpiry(expiry), flags: continues)
+            case .delete(let key, _):
+                logicalEnd += appendRecord(key: key, value: [], revision: revision, expiresAtMs: 0, flags: continues | RecordFormat.flagTombstone)
+            }
+            applyRecord(at: offset, maintainOrder: true)
+        }
+        dirty = true
+        return revision
+    }
+
+    /// Writes a record at the logical end (capacity already ensured); returns its size.
+    func appendRecord(key: [UInt8], value: [UInt8], revision: Revision, expiresAtMs: Int64, flags: UInt8) -> Int {
+        key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                RecordFormat.write(to: region.base + logicalEnd, key: k, value: v, revision: revision, expiresAtMs: expiresAtMs, flags: flags)
+            }
+        }
+    }
+
+    /// Brings the indexes up to date with the record at `offset` (a put or a tombstone).
+    /// `maintainOrder: false` skips the ordered index (bulk recovery builds it at the end).
+    func applyRecord(at offset: Int, maintainOrder: Bool) {
+        let p = record(at: offset)
+        let key = RecordFormat.key(p)
+        let hash = hasher.hash(key)
+        if RecordFormat.flags(p) & RecordFormat.flagTombstone != 0 {
+            guard let slot = table.find(hash: hash, key: key, base: region.base) else { return }
+            liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
+            table.remove(at: slot)
+            if maintainOrder { ordered.remove(key, base: region.base) }
+        } else {
+            let (slot, found) = table.findOrReserve(hash: hash, key: key, base: region.base)
+            if found {
+                liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
+                table.update(slot, offset: offset)
+            } else {
+                table.fill(slot, offset: offset, hash: hash)
+                if maintainOrder { ordered.insert(key, offset: offset, base: region.base) }
+            }
+            liveBytes += RecordFormat.paddedSize(p)
+        }
+    }
+
+    @inline(__always)
+    func check(_ condition: WriteCondition, current: Revision?, key: [UInt8]) throws {
+        switch condition {
+        case .always: return
+        case .ifVersion(let expected): if current != expected { throw StoreError.conditionFailed(key: key, current: current) }
+        case .absent: if current != nil { throw StoreError.conditionFailed(key: key, current: current) }
+        }
+    }
+
+    /// The on-disk expiry: 0 means none, so a real expiry of 0 is stored as -1 (long past).
+    @inline(__always)
+    func storedExpiry(_ expiresAtMs: Int64?) -> Int64 {
+        guard let expiresAtMs else { return 0 }
+        return expiresAtMs == 0 ? -1 : expiresAtMs
+    }
+
+    // MARK: - Scans
+
+    public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        var result: [StoreEntry] = []
+        prefix.withUnsafeBytes { prefixBytes in
+            let position: OrderedKeyIndex.Position
+            if let after, !after.lexicographicallyPrecedes(prefix) {
+                position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
+            } else {
+                position = ordered.lowerBound(prefixBytes, base: region.base)
+            }
+            scan(from: position, limit: limit, into: &result) { key in
+                key.count >= prefixBytes.count
+                    && (prefixBytes.isEmpty || memcmp(key.baseAddress!, prefixBytes.baseAddress!, prefixBytes.count) == 0)
+            }
+        }
+        return result
+    }
+
+    public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        var result: [StoreEntry] = []
+        let position: OrderedKeyIndex.Position
+        if let after, !after.lexicographicallyPrecedes(start) {
+            position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
+        } else {
+            position = start.withUnsafeBytes { ordered.lowerBound($0, base: region.base) }
+        }
+        if let end {
+            end.withUnsafeBytes { endBytes in
+                scan(from: position, limit: limit, into: &result) { OrderedKeyIndex.compareBytes($0, endBytes) < 0 }
+            }
+        } else {
+            scan(from: position, limit: limit, into: &result) { _ in true }
+        }
+        return result
+    }
+
+    /// Appends entries from `position` on while `inRange(key)` holds, at most `limit` in all.
+    private func scan(
+        from position: OrderedKeyIndex.Position, limit: Int, into result: inout [StoreEntry],
+        while inRange: (UnsafeRawBufferPointer) -> Bool
+    ) {
+        var position = position
+        while result.count < limit, let entry = ordered.entry(at: position) {
+            let key = RecordFormat.key(record(at: Int(entry.offset)))
+            guard inRange(key) else { break }
+            guard let current = locate(key) else { preconditionFailure("ordered index names a key the hash table lacks") }
+            result.append(self.entry(at: current))
+            position = ordered.position(after: position)
+        }
+    }
+
+    public func snapshot() -> StoreSnapshot {
+        var entries: [StoreEntry] = []
+        entries.reserveCapacity(count)
+        ordered.forEach { entry in
+            guard let current = locate(RecordFormat.key(record(at: Int(entry.offset)))) else { return }
+            entries.append(self.entry(at: current))
+        }
+        return StoreSnapshot(revision: revision, entries: entries)
+    }
+
+    // MARK: - Durability
+
+    public func commit() throws {
+        guard dirty else { return }
+        switch options.fsync {
+        case .always: try flush()
+        case .interval:
+            if monotonicNanos() &- lastSyncNs >= UInt64(options.fsyncIntervalMs) * 1_000_000 { try flush() }
+        case .never: break
+        }
+        compactIfWorthIt()
+    }
+
+    public func flush() throws {
+        if closed { throw StoreError.closed }
+        guard dirty else { return }
+        let start = monotonicNanos()
+        try region.sync()
+        let end = monotonicNanos()
+        dirty = false
+        lastSyncNs = end
+        if region.fd >= 0 {
+            stats.fsyncCount += 1
+            stats.fsyncNanosTotal += end - start
+        }
+    }
+
+    /// Compacts when the garbage ratio and size thresholds say so; a failure (a full disk) is
+    /// logged, the store keeps working on the old file.
+    func compactIfWorthIt() {
+        guard logicalEnd >= options.compactionBytesMin, garbageRatio >= options.compactionGarbageRatio else { return }
+        do {
+            try compact()
+        } catch {
+            logger.error("compaction failed, keeping the current data file", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Checks that the hash table, the ordered index and the live-byte count agree (tests).
+    public func checkInvariants() {
+        table.checkInvariants()
+        ordered.checkInvariants(base: region.base)
+        precondition(ordered.count == table.count, "ordered index has \(ordered.count) keys, hash table \(table.count)")
+        var live = 0
+        ordered.forEach { entry in
+            let key = RecordFormat.key(record(at: Int(entry.offset)))
+            guard let current = locate(key) else { preconditionFailure("ordered key missing from the hash table") }
+            let p = record(at: current)
+            precondition(RecordFormat.flags(p) & RecordFormat.flagTombstone == 0, "index points at a tombstone")
+            precondition(RecordFormat.revision(p) <= revision, "record revision above the store revision")
+            live += RecordFormat.paddedSize(p)
+        }
+        precondition(live == liveBytes, "live bytes \(liveBytes) but records add up to \(live)")
+        precondition(logicalEnd <= region.capacity)
+    }
+}
+
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A growable byte region at a fixed address: either a file mapped shared (the persistent store's
+/// data file) or anonymous memory (the in-memory store).
+///
+/// The region reserves `reservedBytes` of address space once (no memory, `PROT_NONE`) and maps
+/// more of it as it grows, so `base` never moves: a pointer into the region stays valid until the
+/// region is closed. Growth of a file uses `posix_fallocate`, so a full disk is a typed error at
+/// growth time and never a SIGBUS on a later store into a hole.
+///
+/// Owned by one thread (the store's writer); not thread-safe.
+final class MappedRegion {
+    /// Start of the region; stable for the region's life.
+    let base: UnsafeMutableRawPointer
+    /// Bytes mapped and usable from `base`.
+    private(set) var capacity: Int
+    /// Bytes of address space reserved; `capacity` never exceeds it.
+    let reservedBytes: Int
+    /// The backing file, or -1 for anonymous memory; the region owns it and closes it.
+    let fd: Int32
+    let path: String
+
+    static let pageBytes = Int(sysconf(Int32(_SC_PAGESIZE)))
+    /// Growth step bounds: double, but by at least 1 MiB and at most 1 GiB at a time.
+    static let growthBytesMin = 1 << 20
+    static let growthBytesMax = 1 << 30
+
+    /// Maps `fd` (whose size is `fileBytes`, a multiple of the page size) or, with `fd == -1`,
+    /// `fileBytes` of zeroed anonymous memory. Takes ownership of `fd`, even when it throws.
+    init(fd: Int32, path: String, fileBytes: Int, reservedBytes: Int) throws {
+        precondition(fileBytes % MappedRegion.pageBytes == 0 && fileBytes <= reservedBytes)
+        let reservation = mmap(nil, reservedBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let reservation, reservation != MAP_FAILED else {
+            if fd >= 0 { close(fd) }
+            throw StoreError.io(operation: "mmap(reserve)", path: path, errno: errno)
+        }
+        self.base = reservation
+        self.reservedBytes = reservedBytes
+        self.fd = fd
+        self.path = path
+        self.capacity = 0
+        // Fully initialized from here: on a throw, deinit unmaps and closes `fd`.
+        try mapRange(from: 0, to: fileBytes)
+        self.capacity = fileBytes
+    }
+
+    deinit {
+        munmap(base, reservedBytes)
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Makes at least `bytes` usable, growing the file (or memory) geometrically.
+    func ensureCapacity(_ bytes: Int) throws {
+        if bytes <= capacity { return }
+        if bytes > reservedBytes {
+            throw StoreError.io(operation: "grow beyond the \(reservedBytes)-byte data file limit", path: path, errno: EFBIG)
+        }
+        let step = min(max(capacity, MappedRegion.growthBytesMin), MappedRegion.growthBytesMax)
+        var target = max(bytes, capacity + step)
+        target = (target + MappedRegion.growthBytesMin - 1) / MappedRegion.growthBytesMin * MappedRegion.growthBytesMin
+        target = min(target, reservedBytes)
+        if fd >= 0 {
+            let rc = posix_fallocate(fd, off_t(capacity), off_t(target - capacity))
+            if rc != 0 { throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc) }
+        }
+        try mapRange(from: capacity, to: target)
+        capacity = target
+    }
+
+    /// Shrinks the backing file to `bytes` and grows it back to the current capacity, so that
+    /// everything from `bytes` on reads as zeros (used to wipe a discarded torn tail).
+    func zeroTail(from bytes: Int) throws {
+        precondition(bytes <= capacity)
+        if fd < 0 {
+            memset(base + bytes, 0, capacity - bytes)
+            return
+        }
+        // Zero the partial page by hand, drop whole pages by punching them out of the file.
+        let pageStart = (bytes + MappedRegion.pageBytes - 1) / MappedRegion.pageBytes * MappedRegion.pageBytes
+        memset(base + bytes, 0, min(pageStart, capacity) - bytes)
+        if pageStart < capacity {
+            if ftruncate(fd, off_t(pageStart)) != 0 {
+                throw StoreError.io(operation: "ftruncate", path: path, errno: errno)
+            }
+            let rc = posix_fallocate(fd, off_t(pageStart), off_t(capacity - pageStart))
+            if rc != 0 { throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc) }
+        }
+    }
+
+    /// Writes dirty pages of the file to disk (`fdatasync`); a no-op for anonymous memory.
+    func sync() throws {
+        guard fd >= 0 else { return }
+        if fdatasync(fd) != 0 {
+            throw StoreError.io(operation: "fdatasync", path: path, errno: errno)
+        }
+    }
+
+    private func mapRange(from start: Int, to end: Int) throws {
+        guard end > start else { return }
+        let address = base + start
+        if fd >= 0 {
+            let p = mmap(address, end - start, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off_t(start))
+            if p == nil || p == MAP_FAILED {
+                throw StoreError.io(operation: "mmap", path: path, errno: errno)
+            }
+        } else {
+            let p = mmap(address, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+            if p == nil || p == MAP_FAILED {
+                throw StoreError.io(operation: "mmap(anonymous)", path: path, errno: errno)
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+/// A store-wide revision: it grows by one with every mutation (or atomic batch) and never goes
+/// back, across restarts and compactions. A key's version is the revision of its last write, as in
+/// etcd. `0` never names a write.
+public typealias Revision = UInt64
+
+/// The condition a write must meet to be applied (compare-and-swap).
+public enum WriteCondition: Sendable, Hashable {
+    /// Apply unconditionally.
+    case always
+    /// Apply only if the key exists with exactly this version (`If-Match`).
+    case ifVersion(Revision)
+    /// Apply only if the key does not exist (`If-None-Match: *`). A deleted key does not exist.
+    case absent
+}
+
+/// One live key with its value and version, as scans and snapshots return it.
+public struct StoreEntry: Sendable, Hashable {
+    public var key: [UInt8]
+    public var value: [UInt8]
+    public var version: Revision
+    /// Wall-clock expiry in milliseconds since the epoch, or `nil` for none. The store keeps it;
+    /// expiring the key is the owner's job (the reactor's timers).
+    public var expiresAtMs: Int64?
+
+    public init(key: [UInt8], value: [UInt8], version: Revision, expiresAtMs: Int64? = nil) {
+        self.key = key
+        self.value = value
+        self.version = version
+        self.expiresAtMs = expiresAtMs
+    }
+}
+
+/// One operation of an atomic batch (`apply(_:)`).
+public enum StoreMutation: Sendable, Hashable {
+    case put(key: [UInt8], value: [UInt8], condition: WriteCondition = .always, expiresAtMs: Int64? = nil)
+    case delete(key: [UInt8], condition: WriteCondition = .always)
+
+    public var key: [UInt8] {
+        switch self {
+        case .put(let key, _, _, _), .delete(let key, _): return key
+        }
+    }
+}
+
+/// A point-in-time copy of every live entry, in key order, and the revision it was taken at.
+public struct StoreSnapshot: Sendable, Hashable {
+    public var revision: Revision
+    public var entries: [StoreEntry]
+
+    public init(revision: Revision, entries: [StoreEntry]) {
+        self.revision = revision
+        self.entries = entries
+    }
+}
+
+/// When the persistent store makes appended records durable (Redis's `appendfsync`).
+public enum FsyncPolicy: String, Sendable, CaseIterable {
+    /// `commit()` fsyncs before returning: the caller acknowledges a batch only after it
+    /// (group commit: one fsync for everything appended since the last one).
+    case always
+    /// `commit()` fsyncs when the last fsync is `fsyncIntervalMs` old or older.
+    case interval
+    /// Never fsync on `commit()`; the OS writes back when it likes. `flush()` still syncs.
+    case never
+}
+
+/// Size bounds the store enforces; violations are `StoreError`s, never truncation.
+public struct StoreLimits: Sendable, Hashable {
+    /// Longest key in bytes (keys are never empty).
+    public var keyBytesMax: Int
+    /// Longest value in bytes.
+    public var valueBytesMax: Int
+
+    public static let `default` = StoreLimits(keyBytesMax: 4096, valueBytesMax: 16 << 20)
+
+    /// Hard ceilings of the record format (u16 key length, u32 value length).
+    public static let formatKeyBytesMax = Int(UInt16.max)
+    public static let formatValueBytesMax = Int(Int32.max)
+
+    public init(keyBytesMax: Int, valueBytesMax: Int) {
+        precondition(keyBytesMax > 0 && keyBytesMax <= StoreLimits.formatKeyBytesMax)
+        precondition(valueBytesMax >= 0 && valueBytesMax <= StoreLimits.formatValueBytesMax)
+        self.keyBytesMax = keyBytesMax
+        self.valueBytesMax = valueBytesMax
+    }
+}
+
+/// Why a store operation failed. Nothing is changed by an operation that throws.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    case emptyKey
+    case keyTooLarge(bytes: Int, max: Int)
+    case valueTooLarge(bytes: Int, max: Int)
+    /// A write condition did not hold; `current` is the key's version (`nil`: the key is absent).
+    case conditionFailed(key: [UInt8], current: Revision?)
+    /// A system call on the data directory failed (`errno`), e.g. ENOSPC on a full disk.
+    case io(operation: String, path: String, errno: Int32)
+    /// The directory holds something this version cannot read (bad magic or format version).
+    case unreadable(path: String, reason: String)
+    /// Another process holds the data directory's lock.
+    case locked(path: String)
+    /// The store was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .emptyKey: return "empty key"
+        case .keyTooLarge(let n, let max): return "key of \(n) bytes exceeds the limit of \(max) bytes"
+        case .valueTooLarge(let n, let max): return "value of \(n) bytes exceeds the limit of \(max) bytes"
+        case .conditionFailed(_, let current):
+            return "condition failed: current version is \(current.map(String.init) ?? "absent")"
+        case .io(let op, let path, let e): return "\(op) \(path) failed: errno \(e)"
+        case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
+        case .locked(let path): return "\(path) is locked by another process"
+        case .closed: return "store is closed"
+        }
+    }
+}
+
+/// The interface of both stores (in-memory and persistent): byte keys and values, a store-wide
+/// revision, ordered scans.
+///
+/// Not thread-safe, by design: exactly one thread (the reactor) owns a store and calls it; nothing in
+/// a store takes a lock. Keys order byte-wise (memcmp order, shorter first on a common prefix).
+public protocol StateStore: AnyObject {
+    var limits: StoreLimits { get }
+    /// The revision of the last mutation (0 for a store never written).
+    var revision: Revision { get }
+    /// Number of live keys.
+    var count: Int { get }
+    /// Bytes the store occupies (the data file's logical length, or the arena's).
+    var sizeBytes: Int { get }
+
+    /// The value, version and expiry of `key`, copied out; `nil` if absent.
+    func get(_ key: [UInt8]) -> StoreEntry?
+    /// Calls `body` with the value bytes in place (no copy) and the version; `nil` if absent.
+    /// The buffer is valid only inside `body`, which must not mutate the store.
+    func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer, Revision) throws -> R) rethrows -> R?
+    /// The version of `key`, or `nil` if absent.
+    func version(of key: [UInt8]) -> Revision?
+    func contains(_ key: [UInt8]) -> Bool
+
+    /// Writes `value` under `key` if `condition` holds; returns the key's new version.
+    @discardableResult
+    func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision
+    /// Removes `key` if `condition` holds; returns the delete's revision, or `nil` (and changes
+    /// nothing) if the key was absent and the condition allowed that.
+    @discardableResult
+    func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision?
+    /// Applies every mutation or none: conditions are all checked first against the state before
+    /// the batch. All mutations share one new revision, which is returned (the current revision if
+    /// the batch changes nothing). Later mutations of the same key win.
+    @discardableResult
+    func apply(_ batch: [StoreMutation]) throws -> Revision
+
+    /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
+    /// at most `limit`.
+    func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry]
+    /// Live entries with `start <= key < end` (`end == nil`: unbounded), in key order, strictly
+    /// after `after` if given, at most `limit`.
+    func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry]
+
+    /// Every live entry, in key order, with the current revision.
+    func snapshot() -> StoreSnapshot
+    /// Replaces the whole content with `snapshot`'s entries (keeping their versions) as one
+    /// atomic step; the store revision becomes `max(revision, snapshot.revision)`.
+    func restore(_ snapshot: StoreSnapshot) throws
+
+    /// Ends a writer's batch: makes it durable according to the fsync policy (group commit).
+    func commit() throws
+    /// Makes everything written so far durable now, whatever the policy.
+    func flush() throws
+}
+
+extension StateStore {
+    @discardableResult
+    public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition = .always) throws -> Revision {
+        try put(key, value, condition: condition, expiresAtMs: nil)
+    }
+
+    @discardableResult
+    public func delete(_ key: [UInt8]) throws -> Revision? {
+        try delete(key, condition: .always)
+    }
+
+    /// Checks a key and value against `limits`.
+    func validate(key: [UInt8], valueBytes: Int? = nil) throws {
+        if key.isEmpty { throw StoreError.emptyKey }
+        if key.count > limits.keyBytesMax { throw StoreError.keyTooLarge(bytes: key.count, max: limits.keyBytesMax) }
+        if let valueBytes, valueBytes > limits.valueBytesMax {
+            throw StoreError.valueTooLarge(bytes: valueBytes, max: limits.valueBytesMax)
+        }
+    }
+}
