@@ -31,10 +31,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Test helper: a process that writes to a store until it is killed (crash tests).
+        .executableTarget(
+            name: "laminar-store-crash-child",
+            dependencies: ["LaminarStore"],
+            path: "Tests/StoreCrashChild"
+        ),
         .testTarget(
             name: "LaminarStoreTests",
             dependencies: [
                 "LaminarStore",
+                "laminar-store-crash-child",
                 "CNGHTTP2",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]

@@ -328,6 +328,16 @@ extension LogStore {
 
     // MARK: - Closing
 
+    /// Drops the store as a crash would: no flush, no hint, the lock released. What was written
+    /// through the mapping stays in the page cache, as it does when a process is killed (tests).
+    func abandon() {
+        closed = true
+        if lockFD >= 0 {
+            Glibc.close(lockFD)
+            lockFD = -1
+        }
+    }
+
     /// Makes everything durable, writes the hint file and releases the directory lock. Later
     /// writes throw `StoreError.closed`.
     public func close() throws {
