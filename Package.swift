@@ -21,6 +21,13 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        // Wire formats shared by the server and the load-test client: JSON reading and writing,
+        // NDJSON and binary event batches. Pure: bytes in, values out.
+        .target(name: "LaminarFormats"),
+        .testTarget(
+            name: "LaminarFormatsTests",
+            dependencies: ["LaminarFormats", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         // CRC-32C with the SSE4.2 instruction where the CPU has it.
         .target(name: "CCRC32C"),
         // The state store: interface, in-memory and memory-mapped log-structured stores.

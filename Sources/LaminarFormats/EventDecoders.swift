@@ -1,0 +1,349 @@
+/// Which JSON fields of an NDJSON event hold its key, time and value (a stream definition's).
+public struct EventFields: Sendable, Hashable {
+    public var key: String
+    public var time: String
+    public var value: String
+
+    public init(key: String = "key", time: String = "ts", value: String = "value") {
+        self.key = key
+        self.time = time
+        self.value = value
+    }
+}
+
+/// Decodes `application/x-ndjson` event batches incrementally, chunk by chunk as DATA frames
+/// arrive: one JSON object per line with a string key, a number value and a time that is epoch
+/// milliseconds or an RFC 3339 string (missing: arrival time). Other members are ignored. Blank
+/// lines are skipped. A line is parsed in place in the chunk; only a line split across chunks is
+/// copied (bounded by `lineBytesMax`).
+public struct NDJSONEventDecoder {
+    public private(set) var batch = EventBatch()
+    public let limits: EventDecodeLimits
+    private let keyName: [UInt8]
+    private let timeName: [UInt8]
+    private let valueName: [UInt8]
+    private var partial: [UInt8] = []
+    private var line = 0
+    private var scratch: [UInt8] = []
+
+    public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits()) {
+        self.limits = limits
+        keyName = Array(fields.key.utf8)
+        timeName = Array(fields.time.utf8)
+        valueName = Array(fields.value.utf8)
+    }
+
+    /// Feeds the next chunk of the body.
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer) throws(EventDecodeError) {
+        var start = 0
+        while start < chunk.count {
+            guard let newline = Self.indexOfNewline(chunk, from: start) else {
+                let rest = chunk.count - start
+                if partial.count + rest > limits.lineBytesMax {
+                    throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
+                }
+                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...]))
+                return
+            }
+            if partial.isEmpty {
+                try decodeLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
+            } else {
+                if partial.count + (newline - start) > limits.lineBytesMax {
+                    throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
+                }
+                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
+                let whole = partial
+                partial.removeAll(keepingCapacity: true)
+                try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
+            }
+            start = newline + 1
+        }
+    }
+
+    public mutating func feed(_ bytes: [UInt8]) throws(EventDecodeError) {
+        try withBytes(bytes) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try feed(b) }
+    }
+
+    /// Ends the body: decodes a last line without a newline and returns the batch.
+    public mutating func finish() throws(EventDecodeError) -> EventBatch {
+        if !partial.isEmpty {
+            let whole = partial
+            partial.removeAll()
+            try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
+        }
+        return batch
+    }
+
+    private static func indexOfNewline(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < chunk.count, let base = chunk.baseAddress else { return nil }
+        guard let p = memchr(base + start, 0x0A, chunk.count - start) else { return nil }
+        return UnsafeRawPointer(p) - base
+    }
+
+    private mutating func decodeLine(_ bytes: UnsafeRawBufferPointer) throws(EventDecodeError) {
+        line += 1
+        var content = bytes
+        if let last = content.last, last == 0x0D { content = UnsafeRawBufferPointer(rebasing: content.dropLast()) }
+        var reader = JSONReader(content)
+        reader.skipWhitespace()
+        if reader.atEnd { return }  // blank line
+        if batch.count >= limits.eventsMax {
+            throw EventDecodeError(line: line, reason: "more than \(limits.eventsMax) events in one batch")
+        }
+        var timestamp: Int64 = EventBatch.arrivalTime
+        var value: Double?
+        var haveKey = false
+        scratch.removeAll(keepingCapacity: true)
+        let lineNumber = line
+        let keyName = self.keyName, timeName = self.timeName, valueName = self.valueName
+        let keyBytesMax = limits.keyBytesMax
+        do throws(JSONError) {
+            try reader.readObject { (r: inout JSONReader, name: [UInt8]) throws(JSONError) in
+                if name == keyName {
+                    guard r.peekNonWhitespace() == 0x22 else { throw r.error("\"\(String(decoding: keyName, as: UTF8.self))\" must be a string") }
+                    try r.readString(into: &scratch)
+                    haveKey = true
+                } else if name == timeName {
+                    switch r.peekNonWhitespace() {
+                    case 0x22:
+                        var text: [UInt8] = []
+                        try r.readString(into: &text)
+                        guard let ms = RFC3339.parseMilliseconds(text) else {
+                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" is not an RFC 3339 time")
+                        }
+                        timestamp = ms
+                    case 0x6E:
+                        try r.skipValue()  // null: arrival time
+                    default:
+                        let n = try r.readNumber()
+                        guard n == n.rounded(), abs(n) < 9.2e18 else {
+                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" must be whole milliseconds")
+                        }
+                        timestamp = Int64(n)
+                    }
+                } else if name == valueName {
+                    let c = r.peekNonWhitespace()
+                    guard c == 0x2D || (c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false) else {
+                        throw r.error("\"\(String(decoding: valueName, as: UTF8.self))\" must be a number")
+                    }
+                    value = try r.readNumber()
+                } else {
+                    try r.skipValue(depth: 1)
+                }
+            }
+            reader.skipWhitespace()
+            guard reader.atEnd else { throw reader.error("trailing characters after the object") }
+        } catch {
+            throw EventDecodeError(line: lineNumber, reason: error.description)
+        }
+        guard haveKey else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: keyName, as: UTF8.self))\"") }
+        guard !scratch.isEmpty, scratch.count <= keyBytesMax else {
+            throw EventDecodeError(line: line, reason: "key must be 1 to \(keyBytesMax) bytes")
+        }
+        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: valueName, as: UTF8.self))\"") }
+        batch.append(key: scratch, timestampMs: timestamp, value: value)
+    }
+}
+
+extension JSONReader {
+    /// The next byte that is not whitespace, without consuming anything but whitespace.
+    public mutating func peekNonWhitespace() -> UInt8? {
+        skipWhitespace()
+        return peek()
+    }
+}
+
+/// The binary event batch format, `application/vnd.laminar.events` (see
+/// `proto-docs/event-formats.md`): an 8-byte header (`"LEV1"`, u32 event count), then per event
+/// a u16 key length, the key, an i64 time in ms (`Int64.min`: arrival time) and an f64 value; all
+/// little-endian.
+public enum BinaryEventFormat {
+    public static let magic: [UInt8] = Array("LEV1".utf8)
+    public static let headerBytes = 8
+    /// Bytes of an event besides its key.
+    public static let fixedEventBytes = 2 + 8 + 8
+
+    /// Encodes `batch` (the load-test client's side).
+    public static func encode(_ batch: EventBatch, into out: inout [UInt8]) {
+        out.reserveCapacity(out.count + headerBytes + batch.keyBytes.count + batch.count * fixedEventBytes)
+        out.append(contentsOf: magic)
+        withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
+        for i in 0..<batch.count {
+            let key = batch.key(i)
+            withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: key)
+            withUnsafeBytes(of: batch.timestampsMs[i].littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: batch.values[i].bitPattern.littleEndian) { out.append(contentsOf: $0) }
+        }
+    }
+}
+
+/// Decodes the binary event format incrementally, chunk by chunk. Events are read in place in
+/// the chunk; only an event split across chunks is copied.
+public struct BinaryEventDecoder {
+    public private(set) var batch = EventBatch()
+    public let limits: EventDecodeLimits
+    private var partial: [UInt8] = []
+    private var expected: Int?
+
+    public init(limits: EventDecodeLimits = EventDecodeLimits()) {
+        self.limits = limits
+    }
+
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer) throws(EventDecodeError) {
+        var chunk = chunk
+        // Complete a split header or event with bytes from this chunk first.
+        while !partial.isEmpty && !chunk.isEmpty {
+            let need = try bytesNeeded(partial)
+            let take = min(need - partial.count, chunk.count)
+            partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<take]))
+            chunk = UnsafeRawBufferPointer(rebasing: chunk[take...])
+            if partial.count == (try bytesNeeded(partial)) {
+                let whole = partial
+                partial.removeAll(keepingCapacity: true)
+                var used = 0
+                used = try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try consume(b) }
+                precondition(used == whole.count)
+            }
+        }
+        var offset = 0
+        while offset < chunk.count {
+            let rest = UnsafeRawBufferPointer(rebasing: chunk[offset...])
+            let used = try consume(rest)
+            if used == 0 {
+                partial.append(contentsOf: rest)
+                return
+            }
+            offset += used
+        }
+    }
+
+    public mutating func feed(_ bytes: [UInt8]) throws(EventDecodeError) {
+        try withBytes(bytes) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try feed(b) }
+    }
+
+    public mutating func finish() throws(EventDecodeError) -> EventBatch {
+        guard let expected else { throw EventDecodeError(line: 0, reason: "missing the 8-byte header") }
+        if !partial.isEmpty || batch.count != expected {
+            throw EventDecodeError(line: batch.count + 1, reason: "truncated: header says \(expected) events, body has \(batch.count)")
+        }
+        return batch
+    }
+
+    /// Size of the unit (header or event) that `bytes` starts, as far as it can tell; at least
+    /// `bytes.count + 1` while the size field itself is incomplete.
+    private func bytesNeeded(_ bytes: [UInt8]) throws(EventDecodeError) -> Int {
+        if expected == nil { return BinaryEventFormat.headerBytes }
+        if bytes.count < 2 { return 2 }
+        let keyLength = Int(bytes[0]) | Int(bytes[1]) << 8
+        return BinaryEventFormat.fixedEventBytes + keyLength
+    }
+
+    /// Decodes one whole unit at the start of `bytes`; returns its size, or 0 if incomplete.
+    private mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(EventDecodeError) -> Int {
+        guard let expected else {
+            guard bytes.count >= BinaryEventFormat.headerBytes else { return 0 }
+            for i in 0..<4 where bytes[i] != BinaryEventFormat.magic[i] {
+                throw EventDecodeError(line: 0, reason: "bad magic: expected \"LEV1\"")
+            }
+            let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+            guard n <= limits.eventsMax else { throw EventDecodeError(line: 0, reason: "more than \(limits.eventsMax) events in one batch") }
+            self.expected = n
+            batch.keyEnds.reserveCapacity(n)
+            batch.timestampsMs.reserveCapacity(n)
+            batch.values.reserveCapacity(n)
+            return BinaryEventFormat.headerBytes
+        }
+        guard bytes.count >= 2 else { return 0 }
+        let event = batch.count + 1
+        let keyLength = Int(UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self)))
+        guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
+            throw EventDecodeError(line: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
+        }
+        let size = BinaryEventFormat.fixedEventBytes + keyLength
+        guard bytes.count >= size else { return 0 }
+        guard batch.count < expected else {
+            throw EventDecodeError(line: event, reason: "more events than the header's \(expected)")
+        }
+        let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
+        let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength, as: UInt64.self)))
+        guard value.isFinite else { throw EventDecodeError(line: event, reason: "value is not a finite number") }
+        batch.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]), timestampMs: time, value: value)
+        return size
+    }
+}
+
+/// RFC 3339 timestamps (`2024-11-24T12:00:00Z`, `2024-11-24T12:00:00.123+01:00`) to epoch ms.
+public enum RFC3339 {
+    public static func parseMilliseconds(_ text: [UInt8]) -> Int64? {
+        let n = text.count
+        guard n >= 20 else { return nil }
+        func digits(_ at: Int, _ count: Int) -> Int? {
+            var v = 0
+            for i in at..<(at + count) {
+                guard i < n, text[i] >= 0x30 && text[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(text[i] - 0x30)
+            }
+            return v
+        }
+        guard let year = digits(0, 4), text[4] == 0x2D, let month = digits(5, 2), text[7] == 0x2D, let day = digits(8, 2),
+            text[10] == 0x54 || text[10] == 0x74 || text[10] == 0x20,
+            let hour = digits(11, 2), text[13] == 0x3A, let minute = digits(14, 2), text[16] == 0x3A, let second = digits(17, 2)
+        else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year, month), hour < 24, minute < 60, second <= 60 else { return nil }
+        var i = 19
+        var millis = 0
+        if i < n && text[i] == 0x2E {
+            i += 1
+            var scale = 100
+            let start = i
+            while i < n && text[i] >= 0x30 && text[i] <= 0x39 {
+                millis += Int(text[i] - 0x30) * scale
+                scale /= 10
+                i += 1
+            }
+            guard i > start else { return nil }
+        }
+        guard i < n else { return nil }
+        var offsetMinutes = 0
+        switch text[i] {
+        case 0x5A, 0x7A:
+            i += 1
+        case 0x2B, 0x2D:
+            guard let oh = digits(i + 1, 2), i + 3 < n, text[i + 3] == 0x3A, let om = digits(i + 4, 2), oh < 24, om < 60 else { return nil }
+            offsetMinutes = (oh * 60 + om) * (text[i] == 0x2D ? -1 : 1)
+            i += 6
+        default:
+            return nil
+        }
+        guard i == n else { return nil }
+        let days = daysFromCivil(year, month, day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offsetMinutes * 60)
+        return seconds * 1000 + Int64(millis)
+    }
+
+    static func daysInMonth(_ y: Int, _ m: Int) -> Int {
+        switch m {
+        case 2: return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,165 @@
+import LaminarFormats
+import PropertyBased
+import Testing
+
+@Suite struct EventDecoderTests {
+    func decodeNDJSON(_ text: String, fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits()) throws -> EventBatch {
+        var d = NDJSONEventDecoder(fields: fields, limits: limits)
+        try d.feed(Array(text.utf8))
+        return try d.finish()
+    }
+
+    @Test func decodesNDJSONWithIntegerAndRFC3339Times() throws {
+        let batch = try decodeNDJSON(
+            """
+            {"key":"u1","ts":1732400000000,"value":1.5}
+            {"value":-2,"other":{"nested":[1,2]},"key":"u2","ts":"2024-11-23T22:13:20.250Z"}
+
+            {"key":"u3","value":3}\r
+            {"key":"u\\n4","ts":null,"value":4e0}
+            """)
+        #expect(batch.count == 4)
+        #expect(Array(batch.key(0)) == Array("u1".utf8) && batch.timestampsMs[0] == 1_732_400_000_000 && batch.values[0] == 1.5)
+        #expect(batch.timestampsMs[1] == 1_732_400_000_250 && batch.values[1] == -2)
+        #expect(batch.timestampsMs[2] == EventBatch.arrivalTime)
+        #expect(Array(batch.key(3)) == Array("u\n4".utf8))
+    }
+
+    @Test func customFieldNames() throws {
+        let batch = try decodeNDJSON(#"{"user":"a","at":5,"amount":2}"#, fields: EventFields(key: "user", time: "at", value: "amount"))
+        #expect(batch.count == 1 && batch.timestampsMs[0] == 5 && batch.values[0] == 2)
+    }
+
+    @Test(arguments: [
+        (#"{"key":"a","value":1}"# + "\n" + #"{"key":"b"}"#, 2, "missing \"value\""),
+        (#"{"key":1,"value":1}"#, 1, "must be a string"),
+        (#"{"key":"a","value":"1"}"#, 1, "must be a number"),
+        (#"{"key":"a","value":1,"ts":1.5}"#, 1, "whole milliseconds"),
+        (#"{"key":"a","value":1,"ts":"yesterday"}"#, 1, "RFC 3339"),
+        ("\n\n" + #"{"key":"a","value":1"#, 3, "unterminated"),
+        (#"{"key":"","value":1}"#, 1, "key must be"),
+        (#"["key","value"]"#, 1, "expected an object"),
+        (#"{"value":1}"#, 1, "missing \"key\""),
+        (#"{"key":"a","value":1} x"#, 1, "trailing"),
+    ])
+    func rejectsBadLinesNamingTheLine(text: String, line: Int, reason: String) {
+        do {
+            _ = try decodeNDJSON(text)
+            Issue.record("accepted \(text)")
+        } catch let error as EventDecodeError {
+            #expect(error.line == line)
+            #expect(error.reason.contains(reason), "\(error.reason)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func rejectsInvalidUTF8AndHugeLines() {
+        var d = NDJSONEventDecoder()
+        #expect(throws: EventDecodeError.self) { try d.feed(Array(#"{"key":""#.utf8) + [0xFF] + Array(#"","value":1}"#.utf8) + [0x0A]) }
+        var limits = EventDecodeLimits()
+        limits.lineBytesMax = 100
+        var small = NDJSONEventDecoder(limits: limits)
+        #expect(throws: EventDecodeError(line: 1, reason: "line longer than 100 bytes")) {
+            try small.feed(Array(repeating: 0x20, count: 60))
+            try small.feed(Array(repeating: 0x20, count: 60))
+        }
+    }
+
+    static func sampleBatch(_ n: Int) -> EventBatch {
+        var batch = EventBatch()
+        for i in 0..<n {
+            batch.append(key: Array("key-\(i % 13)\"é".utf8), timestampMs: i % 5 == 0 ? EventBatch.arrivalTime : Int64(i * 977 - 3000), value: Double(i) * 0.25 - 7)
+        }
+        return batch
+    }
+
+    static func ndjson(_ batch: EventBatch) -> [UInt8] {
+        var out: [UInt8] = []
+        for i in 0..<batch.count {
+            out.append(contentsOf: #"{"key":"#.utf8)
+            JSONWriter.appendString(Array(batch.key(i)), to: &out)
+            if batch.timestampsMs[i] != EventBatch.arrivalTime {
+                out.append(contentsOf: #","ts":"#.utf8)
+                JSONWriter.appendInteger(batch.timestampsMs[i], to: &out)
+            }
+            out.append(contentsOf: #","value":"#.utf8)
+            JSONWriter.appendNumber(batch.values[i], to: &out)
+            out.append(contentsOf: "}\n".utf8)
+        }
+        return out
+    }
+
+    /// Splitting a body into chunks anywhere gives the same batch as feeding it whole.
+    @Test func ndjsonChunkingDoesNotMatter() async {
+        let batch = Self.sampleBatch(40)
+        let body = Self.ndjson(batch)
+        await propertyCheck(input: Gen.int(in: 0...body.count).array(of: 0...8)) { cuts in
+            var d = NDJSONEventDecoder()
+            var start = 0
+            for cut in cuts.sorted() {
+                try! d.feed(Array(body[start..<cut]))
+                start = cut
+            }
+            try! d.feed(Array(body[start...]))
+            #expect(try! d.finish() == batch)
+        }
+    }
+
+    @Test func binaryRoundTripsAndChunkingDoesNotMatter() async {
+        let batch = Self.sampleBatch(50)
+        var body: [UInt8] = []
+        BinaryEventFormat.encode(batch, into: &body)
+        #expect(Array(body[0..<4]) == Array("LEV1".utf8))
+        await propertyCheck(input: Gen.int(in: 0...body.count).array(of: 0...8)) { cuts in
+            var d = BinaryEventDecoder()
+            var start = 0
+            for cut in cuts.sorted() {
+                try! d.feed(Array(body[start..<cut]))
+                start = cut
+            }
+            try! d.feed(Array(body[start...]))
+            #expect(try! d.finish() == batch)
+        }
+    }
+
+    @Test func binaryRejectsTruncationAtEveryByteAndBadHeaders() {
+        var body: [UInt8] = []
+        BinaryEventFormat.encode(Self.sampleBatch(3), into: &body)
+        for cut in 0..<body.count {
+            var d = BinaryEventDecoder()
+            let result = Result { () throws(EventDecodeError) -> EventBatch in
+                try d.feed(Array(body[0..<cut]))
+                return try d.finish()
+            }
+            #expect(throws: EventDecodeError.self, "cut at \(cut) accepted") { try result.get() }
+        }
+        var d = BinaryEventDecoder()
+        #expect(throws: EventDecodeError.self) { try d.feed(Array("XXXX\u{0}\u{0}\u{0}\u{0}".utf8)) }
+        var extra = body
+        extra.append(contentsOf: body[8...])  // more events than the header says
+        var e = BinaryEventDecoder()
+        #expect(throws: EventDecodeError.self) { try e.feed(extra) }
+        var zeroKey = Array(body[0..<8])
+        zeroKey[4] = 1
+        zeroKey.append(contentsOf: [0, 0] + [UInt8](repeating: 0, count: 16))
+        var z = BinaryEventDecoder()
+        #expect(throws: EventDecodeError.self) { try z.feed(zeroKey) }
+    }
+
+    @Test(arguments: [
+        ("1970-01-01T00:00:00Z", 0 as Int64),
+        ("2024-11-23T22:13:20Z", 1_732_400_000_000),
+        ("2024-11-23T23:13:20.5+01:00", 1_732_400_000_500),
+        ("1969-12-31T23:59:59.999Z", -1),
+        ("2000-02-29t12:00:00z", 951_825_600_000),
+    ])
+    func rfc3339(text: String, ms: Int64) {
+        #expect(RFC3339.parseMilliseconds(Array(text.utf8)) == ms)
+    }
+
+    @Test(arguments: ["2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01 00:00Z", "2024-01-01T00:00:00.Z"])
+    func rfc3339Rejects(text: String) {
+        #expect(RFC3339.parseMilliseconds(Array(text.utf8)) == nil)
+    }
+}

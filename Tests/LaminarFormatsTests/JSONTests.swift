@@ -1,0 +1,55 @@
+import LaminarFormats
+import PropertyBased
+import Testing
+
+@Suite struct JSONTests {
+    func parse(_ s: String) throws -> JSONValue { try JSONReader.parse(Array(s.utf8)) }
+
+    @Test func parsesEveryKindOfValue() throws {
+        let v = try parse(#" {"a": [1, -2.5e3, true, false, null], "b": {"c": "d\n\u00e9\ud83d\ude00"}, "e": 0} "#)
+        #expect(v["a"] == .array([.number(1), .number(-2500), .bool(true), .bool(false), .null]))
+        #expect(v["b"]?["c"] == .string("d\né😀"))
+        #expect(v["e"] == .number(0))
+    }
+
+    @Test(arguments: [
+        "", "{", "{\"a\":}", "{\"a\":1,}", "[1,]", "01", "1.", "-", "\"abc", "\"\\x\"", "{\"a\":1}x",
+        "\"\\ud800\"", "\"\\udc00\"", "tru", "nul", "{\"a\":1,\"a\":2}", "\"tab\there\"", "1e", "[" + String(repeating: "[", count: 70),
+    ])
+    func rejectsMalformedText(text: String) {
+        #expect(throws: JSONError.self) { try parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8InStrings() {
+        #expect(throws: JSONError.self) { try JSONReader.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: JSONError.self) { try JSONReader.parse([0x22, 0xED, 0xA0, 0x80, 0x22]) }  // a surrogate
+        #expect(throws: JSONError.self) { try JSONReader.parse([0x22, 0xC0, 0xAF, 0x22]) }  // overlong
+        #expect((try? JSONReader.parse([0x22, 0xF0, 0x9F, 0x98, 0x80, 0x22])) == .string("😀"))
+    }
+
+    @Test func writerOutputReadsBackExactly() async {
+        await propertyCheck(input: Gen.int(in: 0...0x10FFFF).array(of: 0...40)) { scalars in
+            let text = String(String.UnicodeScalarView(scalars.compactMap { Unicode.Scalar(UInt32($0)) }))
+            var out: [UInt8] = []
+            JSONWriter.appendString(text, to: &out)
+            #expect((try? JSONReader.parse(out)) == .string(text))
+        }
+    }
+
+    @Test func numbersAreShortestAndIntegralWithoutFraction() {
+        var out: [UInt8] = []
+        JSONWriter.appendNumber(3, to: &out)
+        out.append(0x20)
+        JSONWriter.appendNumber(-0.1, to: &out)
+        out.append(0x20)
+        JSONWriter.appendNumber(1e20, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "3 -0.1 1e+20")
+    }
+
+    @Test func errorBodyIsJSONWithNewline() throws {
+        let body = JSONWriter.errorBody("bad_request", detail: "line 3: \"x\"")
+        #expect(body.last == 0x0A)
+        let v = try JSONReader.parse(Array(body.dropLast()))
+        #expect(v["error"] == .string("bad_request") && v["detail"] == .string("line 3: \"x\""))
+    }
+}
