@@ -13,6 +13,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
     ],
     targets: [
         // System library: nghttp2 from Debian's libnghttp2-dev.
@@ -28,6 +30,16 @@ let package = Package(
             name: "LaminarFormatsTests",
             dependencies: ["LaminarFormats", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        // The server: routes of the KV and stream endpoints, metrics, configuration.
+        .target(
+            name: "LaminarServer",
+            dependencies: [
+                "LaminarStore", "LaminarFormats",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]
+        ),
+        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
         // CRC-32C with the SSE4.2 instruction where the CPU has it.
         .target(name: "CCRC32C"),
         // The state store: interface, in-memory and memory-mapped log-structured stores.

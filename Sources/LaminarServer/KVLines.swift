@@ -1,0 +1,45 @@
+import ExtrasBase64
+import LaminarFormats
+import LaminarStore
+
+/// How scan and watch lines carry keys and values.
+public enum ValueEncoding: String, Sendable {
+    /// JSON strings; a key or value that is not valid UTF-8 is sent as `key_base64` /
+    /// `value_base64` instead, so nothing is lost.
+    case utf8
+    /// Always `key_base64` and `value_base64` (`?encoding=base64`).
+    case base64
+}
+
+/// NDJSON lines of the key-value endpoint: scan results, watch events, batch results.
+public enum KVLines {
+    /// `{"key":…,"value":…,"version":n}\n`
+    public static func appendEntry(key: [UInt8], value: UnsafeRawBufferPointer, version: Revision, encoding: ValueEncoding, to out: inout [UInt8]) {
+        out.append(0x7B)
+        key.withUnsafeBytes { appendField("key", $0, encoding: encoding, to: &out) }
+        out.append(0x2C)
+        appendField("value", value, encoding: encoding, to: &out)
+        out.append(0x2C)
+        JSONWriter.appendName("version", to: &out)
+        JSONWriter.appendInteger(version, to: &out)
+        out.append(contentsOf: [0x7D, 0x0A])
+    }
+
+    public static func appendEntry(_ entry: StoreEntry, encoding: ValueEncoding, to out: inout [UInt8]) {
+        entry.value.withUnsafeBytes { appendEntry(key: entry.key, value: $0, version: entry.version, encoding: encoding, to: &out) }
+    }
+
+    /// `"name":"…"` or `"name_base64":"…"`.
+    public static func appendField(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, encoding: ValueEncoding, to out: inout [UInt8]) {
+        if encoding == .utf8 && UTF8Validation.isValid(bytes) {
+            JSONWriter.appendName(name, to: &out)
+            JSONWriter.appendString(bytes, to: &out)
+        } else {
+            out.append(0x22)
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: "_base64\":\"".utf8)
+            out.append(contentsOf: Base64.encodeToBytes(bytes: bytes))
+            out.append(0x22)
+        }
+    }
+}

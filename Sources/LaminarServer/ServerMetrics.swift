@@ -1,0 +1,158 @@
+import Atomics
+
+/// The routes of the HTTP contract, as metric labels.
+public enum Route: Int, CaseIterable, Sendable {
+    case kvGet, kvHead, kvPut, kvDelete, kvScan, kvWatch, kvBatch
+    case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow
+    case metrics, health, other
+
+    public var label: String {
+        switch self {
+        case .kvGet: "kv_get"
+        case .kvHead: "kv_head"
+        case .kvPut: "kv_put"
+        case .kvDelete: "kv_delete"
+        case .kvScan: "kv_scan"
+        case .kvWatch: "kv_watch"
+        case .kvBatch: "kv_batch"
+        case .streamDefine: "stream_define"
+        case .streamGet: "stream_get"
+        case .streamList: "stream_list"
+        case .streamDelete: "stream_delete"
+        case .eventsPost: "events_post"
+        case .results: "results"
+        case .resultsFollow: "results_follow"
+        case .metrics: "metrics"
+        case .health: "health"
+        case .other: "other"
+        }
+    }
+}
+
+/// One I/O thread's counters. Only the owning thread writes them (a relaxed load and store: no
+/// lock, no read-modify-write); a scrape on any thread reads them with relaxed loads and sums the
+/// threads. Counts are exact per thread; a scrape may see one thread a few requests ahead of
+/// another, as any Prometheus scrape does.
+public final class ThreadMetrics: @unchecked Sendable {
+    /// Status codes counted individually; anything else counts under `other`.
+    public static let statusCodes = [200, 202, 204, 304, 400, 401, 404, 405, 408, 409, 412, 413, 415, 429, 431, 500, 503, 507]
+    /// Upper bounds of the latency histogram buckets, in nanoseconds (+Inf is implicit).
+    public static let latencyBucketsNs: [UInt64] = [
+        50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,
+        50_000_000, 100_000_000, 250_000_000, 1_000_000_000,
+    ]
+
+    static let codeSlots = statusCodes.count + 1
+    static let requestsBase = 0
+    static let bucketsBase = Route.allCases.count * codeSlots
+    static let latencySumSlot = bucketsBase + latencyBucketsNs.count + 1
+    static let connectionsSlot = latencySumSlot + 1
+    static let streamsSlot = connectionsSlot + 1
+    static let slotCount = streamsSlot + 1
+
+    private let storage: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+
+    public init() {
+        storage = .allocate(capacity: ThreadMetrics.slotCount)
+        storage.initialize(repeating: UInt64.AtomicRepresentation(0), count: ThreadMetrics.slotCount)
+    }
+
+    deinit {
+        storage.deallocate()
+    }
+
+    @inline(__always)
+    private func add(_ slot: Int, _ delta: UInt64) {
+        let a = UnsafeAtomic<UInt64>(at: storage + slot)
+        a.store(a.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+    }
+
+    @inline(__always)
+    func load(_ slot: Int) -> UInt64 {
+        UnsafeAtomic<UInt64>(at: storage + slot).load(ordering: .relaxed)
+    }
+
+    @inline(__always)
+    static func codeIndex(_ status: Int) -> Int {
+        statusCodes.firstIndex(of: status) ?? statusCodes.count
+    }
+
+    /// Counts one answered request (owner thread only).
+    @inline(__always)
+    public func recordRequest(route: Route, status: Int, durationNs: UInt64) {
+        add(ThreadMetrics.requestsBase + route.rawValue * ThreadMetrics.codeSlots + ThreadMetrics.codeIndex(status), 1)
+        var bucket = 0
+        while bucket < ThreadMetrics.latencyBucketsNs.count && durationNs > ThreadMetrics.latencyBucketsNs[bucket] { bucket += 1 }
+        add(ThreadMetrics.bucketsBase + bucket, 1)
+        add(ThreadMetrics.latencySumSlot, durationNs)
+    }
+
+    /// Adjusts the open connections gauge (owner thread only).
+    public func connectionOpened() { add(ThreadMetrics.connectionsSlot, 1) }
+    public func connectionClosed() { add(ThreadMetrics.connectionsSlot, UInt64(bitPattern: -1)) }
+    public func streamOpened() { add(ThreadMetrics.streamsSlot, 1) }
+    public func streamClosed() { add(ThreadMetrics.streamsSlot, UInt64(bitPattern: -1)) }
+}
+
+/// A metric from elsewhere (the reactor, the store) to add to a scrape.
+public struct MetricSample: Sendable, Hashable {
+    public enum Kind: String, Sendable { case counter, gauge }
+    public var name: String
+    public var help: String
+    public var kind: Kind
+    public var labels: String
+    public var value: Double
+
+    public init(name: String, help: String, kind: Kind, labels: String = "", value: Double) {
+        self.name = name
+        self.help = help
+        self.kind = kind
+        self.labels = labels
+        self.value = value
+    }
+}
+
+/// Renders the Prometheus text exposition format (version 0.0.4).
+public enum PrometheusText {
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    public static func render(threads: [ThreadMetrics], samples: [MetricSample]) -> [UInt8] {
+        var out = ""
+        func sum(_ slot: Int) -> UInt64 { threads.reduce(0) { $0 &+ $1.load(slot) } }
+
+        out += "# HELP laminar_http_requests_total Requests answered, by route and status code.\n"
+        out += "# TYPE laminar_http_requests_total counter\n"
+        for route in Route.allCases {
+            for c in 0..<ThreadMetrics.codeSlots {
+                let n = sum(ThreadMetrics.requestsBase + route.rawValue * ThreadMetrics.codeSlots + c)
+                guard n > 0 else { continue }
+                let code = c < ThreadMetrics.statusCodes.count ? String(ThreadMetrics.statusCodes[c]) : "other"
+                out += "laminar_http_requests_total{route=\"\(route.label)\",code=\"\(code)\"} \(n)\n"
+            }
+        }
+        out += "# HELP laminar_http_request_duration_seconds Time from a complete request to its response.\n"
+        out += "# TYPE laminar_http_request_duration_seconds histogram\n"
+        var cumulative: UInt64 = 0
+        for (i, bound) in ThreadMetrics.latencyBucketsNs.enumerated() {
+            cumulative &+= sum(ThreadMetrics.bucketsBase + i)
+            out += "laminar_http_request_duration_seconds_bucket{le=\"\(Double(bound) / 1e9)\"} \(cumulative)\n"
+        }
+        cumulative &+= sum(ThreadMetrics.bucketsBase + ThreadMetrics.latencyBucketsNs.count)
+        out += "laminar_http_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
+        out += "laminar_http_request_duration_seconds_sum \(Double(sum(ThreadMetrics.latencySumSlot)) / 1e9)\n"
+        out += "laminar_http_request_duration_seconds_count \(cumulative)\n"
+        out += "# HELP laminar_http_open_connections Connections open now.\n# TYPE laminar_http_open_connections gauge\n"
+        out += "laminar_http_open_connections \(Int64(bitPattern: sum(ThreadMetrics.connectionsSlot)))\n"
+        out += "# HELP laminar_http_open_streams HTTP/2 streams and HTTP/1.1 requests in flight now.\n# TYPE laminar_http_open_streams gauge\n"
+        out += "laminar_http_open_streams \(Int64(bitPattern: sum(ThreadMetrics.streamsSlot)))\n"
+        var described = Set<String>()
+        for s in samples {
+            if described.insert(s.name).inserted {
+                out += "# HELP \(s.name) \(s.help)\n# TYPE \(s.name) \(s.kind.rawValue)\n"
+            }
+            let value = s.value == s.value.rounded() && abs(s.value) < 1e15 ? String(Int64(s.value)) : String(s.value)
+            out += s.labels.isEmpty ? "\(s.name) \(value)\n" : "\(s.name){\(s.labels)} \(value)\n"
+        }
+        return Array(out.utf8)
+    }
+}
