@@ -1,0 +1,267 @@
+import LaminarStore
+
+/// An error answer: status, a short machine-readable code and a human detail, sent as
+/// `{"error":code,"detail":detail}` (DESIGN.md §6).
+public struct HTTPFailure: Error, Sendable, Hashable {
+    public var status: Int
+    public var code: String
+    public var detail: String
+
+    public init(_ status: Int, _ code: String, _ detail: String) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+    }
+
+    public static func badRequest(_ detail: String) -> HTTPFailure { HTTPFailure(400, "bad_request", detail) }
+    public static func notFound(_ detail: String) -> HTTPFailure { HTTPFailure(404, "not_found", detail) }
+}
+
+/// Event batch body formats, by `Content-Type`.
+public enum EventFormat: Sendable, Hashable {
+    case ndjson, binary
+
+    public static let ndjsonContentType = "application/x-ndjson"
+    public static let binaryContentType = "application/vnd.laminar.events"
+
+    /// `nil` for a content type that is neither (415).
+    public init?(contentType: String?) {
+        let base = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: " \t").lowercased() }
+        switch base {
+        case nil, "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json": self = .ndjson
+        case "application/vnd.laminar.events": self = .binary
+        default: return nil
+        }
+    }
+}
+
+/// What a request asks for, decoded and validated from its method, target and headers. Pure:
+/// the router knows nothing of sockets or the reactor.
+public enum RouteAction: Sendable, Hashable {
+    case kvGet(key: [UInt8], head: Bool)
+    case kvPut(key: [UInt8], condition: WriteCondition, ttlMs: Int64?)
+    case kvDelete(key: [UInt8], condition: WriteCondition)
+    case kvScanPrefix(prefix: [UInt8], after: [UInt8]?, limit: Int, encoding: ValueEncoding)
+    case kvScanRange(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int, encoding: ValueEncoding)
+    case kvWatch(prefix: [UInt8], encoding: ValueEncoding)
+    case kvBatch
+    case streamDefine(name: String)
+    case streamGet(name: String)
+    case streamList
+    case streamDelete(name: String)
+    case eventsPost(name: String, format: EventFormat, idempotencyKey: String?)
+    case results(name: String, key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
+    case resultsFollow(name: String)
+    case metrics
+    case health
+
+    public var route: Route {
+        switch self {
+        case .kvGet(_, let head): head ? .kvHead : .kvGet
+        case .kvPut: .kvPut
+        case .kvDelete: .kvDelete
+        case .kvScanPrefix, .kvScanRange: .kvScan
+        case .kvWatch: .kvWatch
+        case .kvBatch: .kvBatch
+        case .streamDefine: .streamDefine
+        case .streamGet: .streamGet
+        case .streamList: .streamList
+        case .streamDelete: .streamDelete
+        case .eventsPost: .eventsPost
+        case .results: .results
+        case .resultsFollow: .resultsFollow
+        case .metrics: .metrics
+        case .health: .health
+        }
+    }
+
+    /// Whether the request carries a body the action reads.
+    public var readsBody: Bool {
+        switch self {
+        case .kvPut, .kvBatch, .streamDefine, .eventsPost: true
+        default: false
+        }
+    }
+}
+
+/// Maps requests to `RouteAction`s (DESIGN.md §6, `proto-docs/http-api.md`).
+public struct Router: Sendable {
+    /// Entries a scan returns when `limit` is not given, and the most it may ask for.
+    public var scanLimitDefault = 1000
+    public var scanLimitMax = 10_000
+    /// Longest stream name, in bytes.
+    public var streamNameBytesMax = 128
+
+    public init() {}
+
+    /// `header(name)` returns a request header's value (names in lower case).
+    public func route(method: String, target: [UInt8], header: (String) -> String?) -> Result<RouteAction, HTTPFailure> {
+        do {
+            return .success(try decide(method: method, target: target, header: header))
+        } catch let failure as HTTPFailure {
+            return .failure(failure)
+        } catch {
+            return .failure(.badRequest("\(error)"))
+        }
+    }
+
+    private func decide(method: String, target: [UInt8], header: (String) -> String?) throws -> RouteAction {
+        let t: RequestTarget
+        do { t = try RequestTarget(target) } catch { throw HTTPFailure.badRequest("malformed request target") }
+        let path = t.rawPath
+        func allow(_ methods: [String]) throws {
+            guard methods.contains(method) else {
+                throw HTTPFailure(405, "method_not_allowed", "\(method) is not allowed here; allowed: \(methods.joined(separator: ", "))")
+            }
+        }
+        if path == Array("/health".utf8) {
+            try allow(["GET", "HEAD"])
+            return .health
+        }
+        if path == Array("/metrics".utf8) {
+            try allow(["GET", "HEAD"])
+            return .metrics
+        }
+        if path == Array("/kv".utf8) || path == Array("/kv/".utf8) {
+            try allow(["GET"])
+            return try scanOrWatch(t)
+        }
+        if path == Array("/kv/_batch".utf8) {
+            try allow(["POST"])
+            return .kvBatch
+        }
+        if let key = try decodeOrFail(t, after: "/kv/") {
+            guard !key.isEmpty else { throw HTTPFailure.badRequest("empty key") }
+            switch method {
+            case "GET": return .kvGet(key: key, head: false)
+            case "HEAD": return .kvGet(key: key, head: true)
+            case "PUT":
+                var ttlMs: Int64?
+                if let ttl = t.parameterString("ttl") {
+                    guard let ms = DurationText.milliseconds(ttl) else {
+                        throw HTTPFailure.badRequest("ttl must be a positive duration such as 30s, 500ms, 5m, 2h or 1d")
+                    }
+                    ttlMs = ms
+                }
+                return .kvPut(key: key, condition: try condition(header), ttlMs: ttlMs)
+            case "DELETE": return .kvDelete(key: key, condition: try condition(header))
+            default: try allow(["GET", "HEAD", "PUT", "DELETE"])
+            }
+        }
+        if path == Array("/streams".utf8) || path == Array("/streams/".utf8) {
+            try allow(["GET"])
+            return .streamList
+        }
+        if let rest = try decodeOrFail(t, after: "/streams/") {
+            let parts = rest.split(separator: 0x2F, omittingEmptySubsequences: false)
+            let name = try streamName(parts[0])
+            if parts.count == 1 {
+                switch method {
+                case "PUT": return .streamDefine(name: name)
+                case "GET": return .streamGet(name: name)
+                case "DELETE": return .streamDelete(name: name)
+                default: try allow(["GET", "PUT", "DELETE"])
+                }
+            }
+            if parts.count == 2 && parts[1].elementsEqual("events".utf8) {
+                try allow(["POST"])
+                guard let format = EventFormat(contentType: header("content-type")) else {
+                    throw HTTPFailure(415, "unsupported_media_type", "events must be \(EventFormat.ndjsonContentType) or \(EventFormat.binaryContentType)")
+                }
+                return .eventsPost(name: name, format: format, idempotencyKey: header("idempotency-key"))
+            }
+            if parts.count == 2 && parts[1].elementsEqual("results".utf8) {
+                try allow(["GET"])
+                if flag(t, "follow") { return .resultsFollow(name: name) }
+                return .results(
+                    name: name, key: t.parameterString("key"), fromMs: try integer(t, "from"), toMs: try integer(t, "to"),
+                    after: t.parameter("after"), limit: try limit(t))
+            }
+        }
+        throw HTTPFailure.notFound("no such endpoint")
+    }
+
+    private func decodeOrFail(_ t: RequestTarget, after prefix: String) throws -> [UInt8]? {
+        do { return try t.pathRemainder(after: prefix) } catch { throw HTTPFailure.badRequest("malformed percent-encoding in the path") }
+    }
+
+    private func scanOrWatch(_ t: RequestTarget) throws -> RouteAction {
+        let encoding: ValueEncoding
+        switch t.parameterString("encoding") {
+        case nil, "utf8", "utf-8": encoding = .utf8
+        case "base64": encoding = .base64
+        case let other?: throw HTTPFailure.badRequest("encoding must be utf8 or base64, not \(other)")
+        }
+        let prefix = t.parameter("prefix")
+        if flag(t, "watch") {
+            return .kvWatch(prefix: prefix ?? [], encoding: encoding)
+        }
+        let after = t.parameter("after").flatMap { $0.isEmpty ? nil : $0 }
+        if let start = t.parameter("start") {
+            guard prefix == nil else { throw HTTPFailure.badRequest("give either prefix or start/end, not both") }
+            let end = t.parameter("end").flatMap { $0.isEmpty ? nil : $0 }
+            return .kvScanRange(start: start, end: end, after: after, limit: try limit(t), encoding: encoding)
+        }
+        if t.parameter("end") != nil { throw HTTPFailure.badRequest("end needs start") }
+        return .kvScanPrefix(prefix: prefix ?? [], after: after, limit: try limit(t), encoding: encoding)
+    }
+
+    private func flag(_ t: RequestTarget, _ name: String) -> Bool {
+        guard let v = t.parameterString(name) else { return false }
+        return v == "1" || v == "true" || v.isEmpty
+    }
+
+    private func limit(_ t: RequestTarget) throws -> Int {
+        guard let text = t.parameterString("limit") else { return scanLimitDefault }
+        guard let n = Int(text), n >= 1, n <= scanLimitMax else {
+            throw HTTPFailure.badRequest("limit must be 1 to \(scanLimitMax)")
+        }
+        return n
+    }
+
+    private func integer(_ t: RequestTarget, _ name: String) throws -> Int64? {
+        guard let text = t.parameterString(name) else { return nil }
+        guard let n = Int64(text) else { throw HTTPFailure.badRequest("\(name) must be an integer (ms since the epoch)") }
+        return n
+    }
+
+    private func streamName(_ bytes: ArraySlice<UInt8>) throws -> String {
+        let ok = !bytes.isEmpty && bytes.count <= streamNameBytesMax
+            && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
+        guard ok else { throw HTTPFailure.badRequest("stream names are 1 to \(streamNameBytesMax) of A-Z a-z 0-9 . _ -") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `If-Match: "7"` → `.ifVersion(7)`; `If-None-Match: *` → `.absent`.
+    private func condition(_ header: (String) -> String?) throws -> WriteCondition {
+        if let noneMatch = header("if-none-match") {
+            guard noneMatch.trimmingCharacters(in: " \t") == "*" else { throw HTTPFailure.badRequest("If-None-Match supports only *") }
+            return .absent
+        }
+        guard let match = header("if-match") else { return .always }
+        guard let version = ETag.parse(match) else { throw HTTPFailure.badRequest("If-Match must be an ETag such as \"7\"") }
+        return .ifVersion(version)
+    }
+}
+
+/// Versions as entity tags: `"7"` (strong; `W/` prefixes are accepted when parsing).
+public enum ETag {
+    public static func format(_ version: Revision) -> String { "\"\(version)\"" }
+
+    public static func parse(_ text: String) -> Revision? {
+        var t = Substring(text.trimmingCharacters(in: " \t"))
+        if t.hasPrefix("W/") { t = t.dropFirst(2) }
+        guard t.count >= 3, t.first == "\"", t.last == "\"" else { return nil }
+        return Revision(t.dropFirst().dropLast())
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing characters of `set` (no Foundation).
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s = s.dropFirst() }
+        while let c = s.last, set.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}

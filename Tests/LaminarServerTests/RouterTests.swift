@@ -1,0 +1,54 @@
+import LaminarServer
+import LaminarStore
+import Testing
+
+@Suite struct RouterTests {
+    let router = Router()
+
+    func route(_ method: String, _ target: String, _ headers: [String: String] = [:]) -> Result<RouteAction, HTTPFailure> {
+        router.route(method: method, target: Array(target.utf8), header: { headers[$0] })
+    }
+
+    @Test func kvRoutes() {
+        #expect(route("GET", "/kv/a%2Fb") == .success(.kvGet(key: Array("a/b".utf8), head: false)))
+        #expect(route("HEAD", "/kv/a") == .success(.kvGet(key: Array("a".utf8), head: true)))
+        #expect(route("PUT", "/kv/a?ttl=30s") == .success(.kvPut(key: Array("a".utf8), condition: .always, ttlMs: 30_000)))
+        #expect(route("PUT", "/kv/a", ["if-match": "\"7\""]) == .success(.kvPut(key: Array("a".utf8), condition: .ifVersion(7), ttlMs: nil)))
+        #expect(route("PUT", "/kv/a", ["if-none-match": "*"]) == .success(.kvPut(key: Array("a".utf8), condition: .absent, ttlMs: nil)))
+        #expect(route("DELETE", "/kv/a", ["if-match": "W/\"3\""]) == .success(.kvDelete(key: Array("a".utf8), condition: .ifVersion(3))))
+        #expect(route("POST", "/kv/_batch") == .success(.kvBatch))
+    }
+
+    @Test func scans() {
+        #expect(route("GET", "/kv?prefix=user/&limit=2&after=user/1") == .success(.kvScanPrefix(prefix: Array("user/".utf8), after: Array("user/1".utf8), limit: 2, encoding: .utf8)))
+        #expect(route("GET", "/kv?start=a&end=b&encoding=base64") == .success(.kvScanRange(start: Array("a".utf8), end: Array("b".utf8), after: nil, limit: 1000, encoding: .base64)))
+        #expect(route("GET", "/kv?prefix=p&watch=1") == .success(.kvWatch(prefix: Array("p".utf8), encoding: .utf8)))
+        #expect(route("GET", "/kv") == .success(.kvScanPrefix(prefix: [], after: nil, limit: 1000, encoding: .utf8)))
+    }
+
+    @Test func streams() {
+        #expect(route("PUT", "/streams/clicks") == .success(.streamDefine(name: "clicks")))
+        #expect(route("GET", "/streams") == .success(.streamList))
+        #expect(route("POST", "/streams/clicks/events", ["content-type": "application/vnd.laminar.events", "idempotency-key": "abc"])
+            == .success(.eventsPost(name: "clicks", format: .binary, idempotencyKey: "abc")))
+        #expect(route("POST", "/streams/clicks/events") == .success(.eventsPost(name: "clicks", format: .ndjson, idempotencyKey: nil)))
+        #expect(route("GET", "/streams/clicks/results?key=u1&from=0&to=5000&limit=5")
+            == .success(.results(name: "clicks", key: "u1", fromMs: 0, toMs: 5000, after: nil, limit: 5)))
+        #expect(route("GET", "/streams/clicks/results?follow=1") == .success(.resultsFollow(name: "clicks")))
+    }
+
+    @Test(arguments: [
+        ("GET", "/nope", [String: String](), 404), ("POST", "/kv/a", [:], 405), ("PUT", "/kv/", [:], 405), ("GET", "/kv?limit=0", [:], 400),
+        ("GET", "/kv?limit=10001", [:], 400), ("GET", "/kv?encoding=hex", [:], 400), ("PUT", "/kv/a?ttl=soon", [:], 400),
+        ("PUT", "/kv/a", ["if-match": "7"], 400), ("PUT", "/kv/a", ["if-none-match": "\"1\""], 400), ("GET", "/kv/%zz", [:], 400),
+        ("PUT", "/streams/bad%20name", [:], 400), ("POST", "/streams/s/events", ["content-type": "text/csv"], 415),
+        ("GET", "/streams/s/results?from=yesterday", [:], 400), ("GET", "/kv?prefix=a&start=b", [:], 400), ("DELETE", "/health", [:], 405),
+    ])
+    func errors(method: String, target: String, headers: [String: String], status: Int) {
+        guard case .failure(let f) = route(method, target, headers) else {
+            Issue.record("\(method) \(target) accepted")
+            return
+        }
+        #expect(f.status == status, "\(f)")
+    }
+}
