@@ -73,6 +73,13 @@ public struct EventsAck: Sendable, Hashable {
     public var watermarkMs: Int64
     /// The batch was a retry of one already counted (idempotency key); nothing was added.
     public var duplicate: Bool
+
+    public init(accepted: Int, late: Int, watermarkMs: Int64, duplicate: Bool) {
+        self.accepted = accepted
+        self.late = late
+        self.watermarkMs = watermarkMs
+        self.duplicate = duplicate
+    }
 }
 
 /// Results. Notifications (`isNotification`) use completion-ring slots reserved for them and do
