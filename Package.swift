@@ -9,6 +9,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "LaminarStore", targets: ["LaminarStore"]),
+        .library(name: "LaminarReactor", targets: ["LaminarReactor"]),
+        .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -65,6 +67,21 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        // The reactor: SPSC rings, the single-writer loop, streams, windows, timers (issue 3).
+        .target(name: "CReactorSupport"),
+        .target(name: "LaminarReactor", dependencies: ["LaminarStore", "CReactorSupport"]),
+        .testTarget(
+            name: "LaminarReactorTests",
+            dependencies: [
+                "LaminarReactor",
+                "laminar-reactor-crash-child",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .executableTarget(
+            name: "laminar-reactor-crash-child", dependencies: ["LaminarReactor"], path: "Tests/ReactorCrashChild"),
+        .executableTarget(
+            name: "laminar-bench-reactor", dependencies: ["LaminarReactor"], path: "Benchmarks/ReactorBenchmark"),
     ],
     swiftLanguageModes: [.v6]
 )

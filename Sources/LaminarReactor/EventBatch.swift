@@ -1,0 +1,145 @@
+/// A batch of events as ONE flat byte buffer (struct of arrays), so a whole batch travels in one
+/// ring slot and is written to the write-ahead log as it is, with no per-event object.
+///
+/// Layout (little-endian, `n` events, `k` key bytes in all):
+/// ```
+/// 0        u32 n            4  u32 k
+/// 8        i64 timestamp[n]   (event time, ms since the epoch)
+/// 8+8n     f64 value[n]
+/// 8+16n    u32 keyEnd[n]      (end offset of event i's key in the key bytes; start = keyEnd[i-1])
+/// 8+20n    u8  keyBytes[k]
+/// ```
+/// Invariant (checked by `init(bytes:)`): the lengths agree and `keyEnd` is non-decreasing.
+public struct EventBatch: Sendable, Hashable {
+    public let bytes: [UInt8]
+    public let count: Int
+
+    static let headerBytes = 8
+
+    /// Validates `bytes` as a batch; `nil` if malformed.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count >= EventBatch.headerBytes else { return nil }
+        let ok: Int? = bytes.withUnsafeBytes { raw in
+            let n = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian)
+            let k = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
+            guard EventBatch.headerBytes + 20 * n + k == raw.count else { return nil }
+            var previous = 0
+            for i in 0..<n {
+                let end = Int(raw.loadUnaligned(fromByteOffset: 8 + 16 * n + 4 * i, as: UInt32.self).littleEndian)
+                guard end >= previous, end <= k else { return nil }
+                previous = end
+            }
+            guard previous == k else { return nil }
+            return n
+        }
+        guard let n = ok else { return nil }
+        self.bytes = bytes
+        self.count = n
+    }
+
+    /// Builds a batch from parallel arrays (tests, benchmarks, decoders).
+    public init(keys: [String], timestamps: [Int64], values: [Double]) {
+        precondition(keys.count == timestamps.count && keys.count == values.count)
+        var builder = Builder(capacity: keys.count)
+        for i in 0..<keys.count { builder.append(key: keys[i], timestamp: timestamps[i], value: values[i]) }
+        self = builder.build()
+    }
+
+    init(validated bytes: [UInt8], count: Int) {
+        self.bytes = bytes
+        self.count = count
+    }
+
+    /// Calls `body` with a view that reads events in place.
+    @inlinable
+    public func withEvents<R>(_ body: (EventView) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { try body(EventView(raw: $0, count: count)) }
+    }
+
+    /// Read access to a batch's events, valid inside `withEvents`.
+    public struct EventView {
+        @usableFromInline let raw: UnsafeRawBufferPointer
+        public let count: Int
+
+        @usableFromInline init(raw: UnsafeRawBufferPointer, count: Int) {
+            self.raw = raw
+            self.count = count
+        }
+
+        @inlinable @inline(__always)
+        public func timestamp(_ i: Int) -> Int64 {
+            Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * i, as: Int64.self))
+        }
+
+        @inlinable @inline(__always)
+        public func value(_ i: Int) -> Double {
+            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * count + 8 * i, as: UInt64.self)))
+        }
+
+        @inlinable @inline(__always)
+        public func key(_ i: Int) -> UnsafeRawBufferPointer {
+            let ends = 8 + 16 * count
+            let start = i == 0 ? 0 : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * (i - 1), as: UInt32.self)))
+            let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * i, as: UInt32.self)))
+            let keys = ends + 4 * count
+            return UnsafeRawBufferPointer(rebasing: raw[(keys + start)..<(keys + end)])
+        }
+    }
+
+    /// Appends events, then lays them out in one buffer.
+    public struct Builder {
+        var timestamps: [Int64] = []
+        var values: [Double] = []
+        var keyEnds: [UInt32] = []
+        var keyBytes: [UInt8] = []
+
+        public init(capacity: Int = 0) {
+            timestamps.reserveCapacity(capacity)
+            values.reserveCapacity(capacity)
+            keyEnds.reserveCapacity(capacity)
+        }
+
+        public var count: Int { timestamps.count }
+
+        public mutating func append(key: String, timestamp: Int64, value: Double) {
+            keyBytes.append(contentsOf: key.utf8)
+            finish(timestamp: timestamp, value: value)
+        }
+
+        public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, value: Double) {
+            keyBytes.append(contentsOf: key)
+            finish(timestamp: timestamp, value: value)
+        }
+
+        private mutating func finish(timestamp: Int64, value: Double) {
+            timestamps.append(timestamp)
+            values.append(value)
+            keyEnds.append(UInt32(keyBytes.count))
+        }
+
+        public mutating func removeAll() {
+            timestamps.removeAll(keepingCapacity: true)
+            values.removeAll(keepingCapacity: true)
+            keyEnds.removeAll(keepingCapacity: true)
+            keyBytes.removeAll(keepingCapacity: true)
+        }
+
+        public func build() -> EventBatch {
+            let n = timestamps.count
+            let total = EventBatch.headerBytes + 20 * n + keyBytes.count
+            let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 0, as: UInt32.self)
+                raw.storeBytes(of: UInt32(keyBytes.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+                timestamps.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                values.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 16 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                keyBytes.withUnsafeBytes {
+                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + 20 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                }
+                initialized = total
+            }
+            return EventBatch(validated: bytes, count: n)
+        }
+    }
+}

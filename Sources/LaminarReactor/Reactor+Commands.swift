@@ -1,0 +1,145 @@
+import LaminarStore
+
+extension Reactor {
+    /// Applies one command and queues its completion (reactor thread).
+    func execute(_ command: ReactorCommand, producer p: ReactorProducer) {
+        let token = command.token
+        switch command.operation {
+        case .get(let key):
+            if ttlTimersPending > 0 {
+                // Some key may have expired without its timer having fired yet.
+                guard let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) else {
+                    return complete(token, .failure(.notFound), producer: p)
+                }
+                return complete(token, .value(e.value, version: e.version), producer: p)
+            }
+            if let r = store.withValue(key, { bytes, version in ReactorResult.value(Array(bytes), version: version) }) {
+                complete(token, r, producer: p)
+            } else {
+                complete(token, .failure(.notFound), producer: p)
+            }
+
+        case .put(let key, let value, let condition, let ttlMs):
+            if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }
+            let expiresAt = ttlMs.map { clock.nowMs() + max($0, 0) }
+            do {
+                let rev = try store.put(key, value, condition: condition, expiresAtMs: expiresAt)
+                mutatedThisRound = true
+                if let expiresAt { scheduleExpiry(key: key, atMs: expiresAt) }
+                notifyWatchers(key: key, value: value, revision: rev)
+                complete(token, .written(version: rev), producer: p, mutation: true)
+            } catch let e as StoreError {
+                complete(token, .failure(ReactorError(e)), producer: p)
+            } catch {
+                complete(token, .failure(.store("\(error)")), producer: p)
+            }
+
+        case .delete(let key, let condition):
+            if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }
+            do {
+                guard let rev = try store.delete(key, condition: condition) else {
+                    return complete(token, .failure(.notFound), producer: p)
+                }
+                mutatedThisRound = true
+                notifyWatchers(key: key, value: nil, revision: rev)
+                complete(token, .deleted(version: rev), producer: p, mutation: true)
+            } catch let e as StoreError {
+                complete(token, .failure(ReactorError(e)), producer: p)
+            } catch {
+                complete(token, .failure(.store("\(error)")), producer: p)
+            }
+
+        case .prefixScan(let prefix, let after, let limit):
+            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+
+        case .rangeScan(let start, let end, let after, let limit):
+            complete(token, .entries(store.rangeScan(start: start, end: end, after: after, limit: clampLimit(limit))), producer: p)
+
+        case .batch(let mutations):
+            if mutations.contains(where: { ReservedKeys.isReserved($0.key) }) {
+                return complete(token, .failure(.reservedKey), producer: p)
+            }
+            do {
+                let rev = try store.apply(mutations)
+                mutatedThisRound = true
+                let now = clock.nowMs()
+                for m in mutations {
+                    switch m {
+                    case .put(let key, let value, _, let expiry):
+                        if let expiry { scheduleExpiry(key: key, atMs: expiry == 0 ? now : expiry) }
+                        notifyWatchers(key: key, value: value, revision: rev)
+                    case .delete(let key, _):
+                        notifyWatchers(key: key, value: nil, revision: rev)
+                    }
+                }
+                complete(token, .batchApplied(revision: rev), producer: p, mutation: true)
+            } catch let e as StoreError {
+                complete(token, .failure(ReactorError(e)), producer: p)
+            } catch {
+                complete(token, .failure(.store("\(error)")), producer: p)
+            }
+
+        case .defineStream(let definition):
+            complete(token, defineStream(definition), producer: p, mutation: true)
+
+        case .deleteStream(let name):
+            guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            deleteStream(name)
+            complete(token, .ok, producer: p, mutation: true)
+
+        case .streamStats(let name):
+            guard let s = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            complete(token, .streamStats(s.stats), producer: p)
+
+        case .listStreams:
+            complete(token, .streams(streams.keys.sorted()), producer: p)
+
+        case .appendEvents(let name, let batch, let idempotencyKey):
+            complete(token, appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey, nowMs: clock.nowMs()),
+                producer: p, mutation: true)
+
+        case .queryResults(let name, let key, let after, let limit):
+            guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            let prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
+            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+
+        case .watch(let prefix):
+            guard p.subscriptionCount < limits.subscriptionsPerProducerMax else {
+                return complete(token, .failure(.tooManySubscriptions), producer: p)
+            }
+            let id = addSubscription(Subscription(kind: .watch(prefix), producer: p.index, token: token))
+            watchIds.append(id)
+            complete(token, .subscribed, producer: p)
+
+        case .follow(let name):
+            guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            guard p.subscriptionCount < limits.subscriptionsPerProducerMax else {
+                return complete(token, .failure(.tooManySubscriptions), producer: p)
+            }
+            let id = addSubscription(Subscription(kind: .follow(name), producer: p.index, token: token))
+            stream.followers.append(id)
+            complete(token, .subscribed, producer: p)
+
+        case .unsubscribe(let subscriptionToken):
+            guard let id = subscriptions.first(where: { $0.value.producer == p.index && $0.value.token == subscriptionToken })?.key else {
+                return complete(token, .failure(.unknownSubscription), producer: p)
+            }
+            let sub = subscriptions.removeValue(forKey: id)!
+            if case .watch = sub.kind { watchIds.removeAll { $0 == id } }
+            if case .follow(let name) = sub.kind { streams[name]?.followers.removeAll { $0 == id } }
+            p.subscriptionCount -= 1
+            complete(token, .ok, producer: p)
+        }
+    }
+
+    func addSubscription(_ sub: Subscription) -> UInt64 {
+        let id = nextSubscriptionId
+        nextSubscriptionId += 1
+        subscriptions[id] = sub
+        producers[sub.producer].subscriptionCount += 1
+        return id
+    }
+
+    @inline(__always)
+    func clampLimit(_ limit: Int) -> Int { max(0, min(limit, limits.scanEntriesMax)) }
+}

@@ -1,0 +1,208 @@
+import LaminarStore
+
+extension Reactor {
+    func defineStream(_ definition: StreamDefinition) -> ReactorResult {
+        if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
+        if let existing = streams[definition.name] {
+            if existing.definition == definition { return .ok }
+            deleteStream(definition.name)
+        } else if streams.count >= limits.streamsMax {
+            return .failure(.tooManyStreams)
+        }
+        do {
+            try store.put(ReservedKeys.definition(definition.name), definition.encoded(), condition: .always, expiresAtMs: nil)
+        } catch {
+            return .failure(.store("\(error)"))
+        }
+        mutatedThisRound = true
+        streams[definition.name] = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        return .ok
+    }
+
+    func takeStreamId() -> UInt64 {
+        defer { nextStreamId += 1 }
+        return nextStreamId
+    }
+
+    /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
+    /// (its results stay readable under `_streams/`); followers get a final notification.
+    func deleteStream(_ name: String) {
+        guard let stream = streams.removeValue(forKey: name) else { return }
+        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name))]
+        for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
+        _ = try? store.apply(batch)
+        mutatedThisRound = true
+        for id in stream.followers { endSubscription(id, reason: .streamDeleted) }
+    }
+
+    func appendEvents(stream name: String, batch: EventBatch, idempotencyKey: UInt64?, nowMs: Int64) -> ReactorResult {
+        guard let stream = streams[name] else { return .failure(.unknownStream(name)) }
+        if batch.count > limits.batchEventsMax { return .failure(.batchTooLarge(events: batch.count, max: limits.batchEventsMax)) }
+        if let idempotencyKey, stream.recentIdempotencyKeys.contains(idempotencyKey) {
+            return .eventsAccepted(EventsAck(accepted: 0, late: 0, watermarkMs: stream.op.watermarkMs, duplicate: true))
+        }
+        let bad: String? = batch.withEvents { events in
+            let bound = ReactorLimits.eventTimeAbsMaxMs
+            for i in 0..<events.count {
+                let ts = events.timestamp(i)
+                if ts < -bound || ts > bound { return "event \(i): time out of range" }
+                if !events.value(i).isFinite { return "event \(i): value is not finite" }
+                if events.key(i).isEmpty { return "event \(i): empty key" }
+            }
+            return nil
+        }
+        if let bad { return .failure(.invalidEvents(bad)) }
+        if !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) { return .failure(.tooManyKeys) }
+        // Log before applying; the completion waits for this round's commit.
+        do {
+            try store.put(ReservedKeys.wal(name, sequence: stream.nextSequence),
+                WALEntry.batch(batch, idempotencyKey: idempotencyKey).encoded(), condition: .always, expiresAtMs: nil)
+        } catch {
+            return .failure(.store("\(error)"))
+        }
+        stream.nextSequence += 1
+        mutatedThisRound = true
+        let r = ingest(stream, batch: batch, idempotencyKey: idempotencyKey)
+        stream.lastEventAtMs = nowMs
+        if !stream.idleTimerPending {
+            stream.idleTimerPending = true
+            timers.schedule(atMs: nowMs + stream.definition.idleTimeoutMs, .idle(stream: name, id: stream.id))
+        }
+        checkpointIfDue(stream)
+        return .eventsAccepted(EventsAck(accepted: r.accepted, late: r.late, watermarkMs: stream.op.watermarkMs, duplicate: false))
+    }
+
+    /// Applies a logged batch to the operator and publishes the windows it closes (live and replay).
+    func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
+        if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        let r = batch.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
+        publishClosedWindows(stream)
+        return r
+    }
+
+    func publishClosedWindows(_ stream: StreamRuntime) {
+        let name = stream.definition.name
+        let aggregates = stream.definition.aggregates
+        stream.op.closeReady { result in
+            let key = ReservedKeys.result(stream: name, key: result.key, startMs: result.startMs)
+            let value = Array(result.json(aggregates: aggregates).utf8)
+            guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { return }
+            mutatedThisRound = true
+            notifyWatchers(key: key, value: value, revision: rev)
+            for id in stream.followers {
+                guard let sub = subscriptions[id] else { continue }
+                enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowClosed(result)))
+            }
+        }
+    }
+
+    /// Processing-time watermark advance: when no event came for `idleTimeoutMs`, event time is
+    /// taken to move with processing time since the last event. The advance is logged so replay
+    /// after a crash classifies later events exactly as they were acknowledged.
+    func idleCheck(_ stream: StreamRuntime, nowMs: Int64) {
+        let idleFor = nowMs - stream.lastEventAtMs
+        let timeout = stream.definition.idleTimeoutMs
+        if idleFor < timeout {
+            stream.idleTimerPending = true
+            timers.schedule(atMs: stream.lastEventAtMs + timeout, .idle(stream: stream.definition.name, id: stream.id))
+            return
+        }
+        guard stream.op.openWindowCount > 0, stream.op.maxEventTimeMs > .min else { return }
+        let target = stream.op.maxEventTimeMs - stream.definition.allowedLatenessMs + idleFor
+        if target > stream.op.watermarkMs {
+            do {
+                try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence),
+                    WALEntry.watermark(target).encoded(), condition: .always, expiresAtMs: nil)
+                stream.nextSequence += 1
+                mutatedThisRound = true
+                stream.op.advanceWatermark(toMs: target)
+                publishClosedWindows(stream)
+                checkpointIfDue(stream)
+            } catch {
+                // The store refused (full disk): keep the watermark; retry at the next tick.
+            }
+        }
+        if let end = stream.op.oldestOpenWindowEndMs {
+            stream.idleTimerPending = true
+            let wait = max(1, end - stream.op.watermarkMs)
+            timers.schedule(atMs: nowMs + wait, .idle(stream: stream.definition.name, id: stream.id))
+        }
+    }
+
+    /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
+    func checkpointIfDue(_ stream: StreamRuntime, force: Bool = false) {
+        let logged = stream.nextSequence - stream.firstUncheckpointed
+        guard logged > 0, force || logged >= UInt64(limits.walEntriesPerCheckpointMax) else { return }
+        let name = stream.definition.name
+        var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint())]
+        batch.reserveCapacity(Int(logged) + 1)
+        for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
+        if (try? store.apply(batch)) != nil {
+            stream.firstUncheckpointed = stream.nextSequence
+            mutatedThisRound = true
+        }
+    }
+
+    // MARK: - Recovery
+
+    /// Rebuilds streams from definitions, checkpoints and the write-ahead entries after them, and
+    /// re-arms TTL timers. Runs on the caller's thread before `start`.
+    func recover() throws {
+        let now = clock.nowMs()
+        var after: [UInt8]? = nil
+        while true {
+            let page = store.prefixScan(ReservedKeys.definitionPrefix, after: after, limit: 1024)
+            for entry in page {
+                let definition = try StreamDefinition(decoding: entry.value)
+                let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: now)
+                if let cp = store.get(ReservedKeys.checkpoint(definition.name)) {
+                    try stream.decodeCheckpoint(cp.value, limits: limits)
+                }
+                try replay(stream)
+                streams[definition.name] = stream
+                if stream.op.openWindowCount > 0 {
+                    stream.idleTimerPending = true
+                    timers.schedule(atMs: now + definition.idleTimeoutMs, .idle(stream: definition.name, id: stream.id))
+                }
+            }
+            guard page.count == 1024 else { break }
+            after = page.last!.key
+        }
+        // TTLs: every key with an expiry gets its timer back (a full scan, at start-up only).
+        after = nil
+        while true {
+            let page = store.rangeScan(start: [0], end: nil, after: after, limit: 4096)
+            for entry in page { if let at = entry.expiresAtMs { scheduleExpiry(key: entry.key, atMs: at) } }
+            guard page.count == 4096 else { break }
+            after = page.last!.key
+        }
+        if mutatedThisRound {
+            mutatedThisRound = false
+            try store.commit()
+        }
+    }
+
+    private func replay(_ stream: StreamRuntime) throws {
+        let name = stream.definition.name
+        let prefix = ReservedKeys.walPrefix(name)
+        var after: [UInt8]? = nil
+        while true {
+            let page = store.prefixScan(prefix, after: after, limit: 256)
+            for entry in page {
+                guard let seq = UInt64(String(decoding: entry.key[prefix.count...], as: UTF8.self), radix: 16) else { continue }
+                if seq < stream.firstUncheckpointed { continue }  // covered by the checkpoint
+                switch try WALEntry(decoding: entry.value) {
+                case .batch(let batch, let key): _ = ingest(stream, batch: batch, idempotencyKey: key)
+                case .watermark(let ms):
+                    stream.op.advanceWatermark(toMs: ms)
+                    publishClosedWindows(stream)
+                }
+                stream.nextSequence = seq + 1
+            }
+            guard page.count == 256 else { break }
+            after = page.last!.key
+        }
+        if stream.firstUncheckpointed > stream.nextSequence { stream.firstUncheckpointed = stream.nextSequence }
+        // firstUncheckpointed stays: the replayed entries are still in the log until the next checkpoint.
+    }
+}

@@ -1,0 +1,290 @@
+import Glibc
+import LaminarStore
+import Synchronization
+
+/// The single writer: one thread that owns the state store, every stream's windows, watermarks
+/// and timers, and all subscriptions. Producers hand it commands through their own SPSC rings.
+///
+/// A round: fire due timers; drain every submission ring (at most `commandsPerRoundMax` each),
+/// applying commands in ring order; if anything was written, ONE `store.commit()` (group commit:
+/// one fsync at `FsyncPolicy.always`); only then push the round's completions and notifications
+/// and call each producer's wake closure once if it got any. Completions wait for the commit so
+/// an acknowledged write is durable; nothing is released early.
+///
+/// When a round finds no work, the reactor parks: it sets `parked`, fences, re-checks every ring,
+/// and only then waits on its eventfd (until the next timer). Producers fence after pushing and
+/// ring only when they see `parked` (`ReactorProducer.wakeReactorIfParked`), so no wake-up is lost.
+///
+/// Lifecycle: `init` recovers streams from the store; `makeProducer` before `start`; `stop` joins
+/// the thread, after which the caller owns the store again.
+public final class Reactor: @unchecked Sendable {
+    public let limits: ReactorLimits
+    // Reactor thread (the caller's before `start` and after `stop`):
+    let store: any StateStore
+    let clock: any ReactorClock
+    var timers = TimerHeap<TimerKind>()
+    var streams: [String: StreamRuntime] = [:]
+    var subscriptions: [UInt64: Subscription] = [:]
+    var watchIds: [UInt64] = []
+    var nextSubscriptionId: UInt64 = 1
+    var nextStreamId: UInt64 = 1
+    var ttlTimersPending = 0
+    var mutatedThisRound = false
+    var currentProducer: ReactorProducer!
+    let intervalFsync: Bool
+    // Shared:
+    let parking = ReactorParking()
+    let stopRequested = Atomic<Bool>(false)
+    /// Times the reactor parked (tests check the wake-up protocol was exercised).
+    public let parkCount = Atomic<Int>(0)
+    public let roundCount = Atomic<Int>(0)
+    public private(set) var producers: [ReactorProducer] = []
+    private var thread: pthread_t = 0
+    private var started = false
+
+    enum TimerKind {
+        case expire(key: [UInt8], atMs: Int64)
+        case idle(stream: String, id: UInt64)
+        case fsync
+    }
+
+    struct Subscription {
+        enum Kind { case watch([UInt8]), follow(String) }
+        var kind: Kind
+        var producer: Int
+        var token: UInt64
+        var queued = 0
+    }
+
+    /// Takes ownership of `store` and recovers stream state from it (definitions, checkpoints,
+    /// write-ahead entries) and the TTL timers of its keys.
+    public init(store: any StateStore, clock: any ReactorClock = SystemClock(), limits: ReactorLimits = .default) throws {
+        if let problem = limits.checkConsistency() { preconditionFailure("ReactorLimits: \(problem)") }
+        self.store = store
+        self.clock = clock
+        self.limits = limits
+        self.intervalFsync = (store as? LogStore)?.options.fsync == .interval
+        try recover()
+        if intervalFsync { timers.schedule(atMs: clock.nowMs() + limits.fsyncIntervalMs, .fsync) }
+    }
+
+    /// A producer handle; `wake` is called on the reactor thread once per round in which it got
+    /// completions (the HTTP layer writes its eventfd). Only before `start`.
+    public func makeProducer(wake: @escaping @Sendable () -> Void) -> ReactorProducer {
+        precondition(!started, "producers are registered before start")
+        let p = ReactorProducer(index: producers.count, limits: limits, parking: parking, wake: wake)
+        producers.append(p)
+        return p
+    }
+
+    public func start() {
+        precondition(!started)
+        started = true
+        for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&thread, nil, { arg in
+            let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
+            me.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+    }
+
+    /// Finishes the commands already submitted, ends subscriptions, commits, and joins the thread.
+    public func stop() {
+        guard started else { return }
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        parking.doorbell.ring()
+        pthread_join(thread, nil)
+        started = false
+    }
+
+    // MARK: - The loop
+
+    func run() {
+        while true {
+            let worked = runRound()
+            if stopRequested.load(ordering: .acquiring) {
+                if !worked { break }
+                continue
+            }
+            if worked { continue }
+            park()
+        }
+        for (id, sub) in subscriptions {
+            enqueueNotification(subscription: 0, producer: sub.producer, ReactorCompletion(token: sub.token, .subscriptionEnded(.stopping)))
+            subscriptions[id] = nil
+        }
+        deliver()
+        try? store.commit()
+    }
+
+    private func park() {
+        parking.parked.store(true, ordering: .sequentiallyConsistent)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if hasWork() || stopRequested.load(ordering: .acquiring) {
+            // Unpark ourselves; if a producer beat us to it, its ring stays pending: one spare wake-up.
+            _ = parking.parked.exchange(false, ordering: .acquiringAndReleasing)
+            return
+        }
+        parkCount.add(1, ordering: .relaxed)
+        var timeoutMs: Int32 = -1
+        if let next = timers.nextDeadlineMs { timeoutMs = Int32(clamping: max(0, min(next - clock.nowMs(), 1000))) }
+        parking.doorbell.wait(timeoutMs: timeoutMs)
+        parking.parked.store(false, ordering: .releasing)
+    }
+
+    private func hasWork() -> Bool {
+        for p in producers {
+            if !p.submissions.isEmpty { return true }
+            if p.pendingHead < p.pending.count && notificationSpace(p) > 0 { return true }
+        }
+        return false
+    }
+
+    /// One round (also the whole loop of a reactor driven without a thread, in tests).
+    @discardableResult
+    public func runRound() -> Bool {
+        roundCount.add(1, ordering: .relaxed)
+        var worked = false
+        let now = clock.nowMs()
+        while let timer = timers.popDue(nowMs: now) {
+            fire(timer, nowMs: now)
+            worked = true
+        }
+        for p in producers {
+            currentProducer = p
+            let n = p.submissions.pop(max: limits.commandsPerRoundMax) { command in
+                execute(command, producer: p)
+            }
+            if n > 0 { worked = true }
+        }
+        if mutatedThisRound {
+            mutatedThisRound = false
+            do {
+                try store.commit()
+            } catch {
+                // Not durable: no mutation of this round may be acknowledged as a success.
+                let failure = ReactorResult.failure(.store("commit failed: \(error)"))
+                for p in producers { for i in p.outboxMutations { p.outbox[i].result = failure } }
+            }
+        }
+        if deliver() { worked = true }
+        return worked
+    }
+
+    /// Pushes the round's completions, then the notifications that fit; wakes producers.
+    @discardableResult
+    func deliver() -> Bool {
+        var any = false
+        for p in producers {
+            var pushed = 0
+            for c in p.outbox {
+                // Cannot fail: in-flight commands never exceed the ring's non-notification share.
+                precondition(p.completions.push(c), "completion ring overflow: in-flight accounting broken")
+                pushed += 1
+            }
+            p.outbox.removeAll(keepingCapacity: true)
+            p.outboxMutations.removeAll(keepingCapacity: true)
+            var space = notificationSpace(p)
+            while space > 0 && p.pendingHead < p.pending.count {
+                let (subId, c) = p.pending[p.pendingHead]
+                p.pendingHead += 1
+                if subId != 0 {
+                    guard subscriptions[subId] != nil else { continue }  // ended: drop its backlog
+                    subscriptions[subId]!.queued -= 1
+                }
+                precondition(p.completions.push(c), "completion ring overflow: notification accounting broken")
+                p.notificationsPushed += 1
+                pushed += 1
+                space -= 1
+            }
+            if p.pendingHead == p.pending.count {
+                p.pending.removeAll(keepingCapacity: true)
+                p.pendingHead = 0
+            } else if p.pendingHead > 4096 && p.pendingHead * 2 > p.pending.count {
+                p.pending.removeFirst(p.pendingHead)
+                p.pendingHead = 0
+            }
+            if pushed > 0 {
+                any = true
+                p.wake()
+            }
+        }
+        return any
+    }
+
+    @inline(__always)
+    func notificationSpace(_ p: ReactorProducer) -> Int {
+        limits.notificationSlotsPerProducer - (p.notificationsPushed - p.notificationsConsumed.load(ordering: .acquiring))
+    }
+
+    // MARK: - Completions and notifications
+
+    @inline(__always)
+    func complete(_ token: UInt64, _ result: ReactorResult, producer p: ReactorProducer, mutation: Bool = false) {
+        if mutation { p.outboxMutations.append(p.outbox.count) }
+        p.outbox.append(ReactorCompletion(token: token, result))
+    }
+
+    /// Queues a notification for subscription `subscription` (0: a final one, always queued).
+    /// A subscription whose backlog is full is ended as a slow subscriber; the reactor never waits.
+    func enqueueNotification(subscription: UInt64, producer: Int, _ c: ReactorCompletion) {
+        let p = producers[producer]
+        if subscription != 0 {
+            guard var sub = subscriptions[subscription] else { return }
+            if sub.queued >= limits.subscriptionBacklogMax {
+                endSubscription(subscription, reason: .slowSubscriber)
+                return
+            }
+            sub.queued += 1
+            subscriptions[subscription] = sub
+        }
+        p.pending.append((subscription, c))
+    }
+
+    func endSubscription(_ id: UInt64, reason: ReactorError) {
+        guard let sub = subscriptions.removeValue(forKey: id) else { return }
+        if case .watch = sub.kind { watchIds.removeAll { $0 == id } }
+        if case .follow(let name) = sub.kind { streams[name]?.followers.removeAll { $0 == id } }
+        producers[sub.producer].subscriptionCount -= 1
+        enqueueNotification(subscription: 0, producer: sub.producer, ReactorCompletion(token: sub.token, .subscriptionEnded(reason)))
+    }
+
+    /// Tells watchers of a prefix of `key` about a change (queued; delivered after the commit).
+    @inline(__always)
+    func notifyWatchers(key: [UInt8], value: [UInt8]?, revision: Revision) {
+        guard !watchIds.isEmpty else { return }
+        for id in watchIds {
+            guard let sub = subscriptions[id], case .watch(let prefix) = sub.kind, key.starts(with: prefix) else { continue }
+            enqueueNotification(subscription: id, producer: sub.producer,
+                ReactorCompletion(token: sub.token, .change(KeyChange(key: key, value: value, revision: revision))))
+        }
+    }
+
+    // MARK: - Timers
+
+    func fire(_ timer: TimerKind, nowMs: Int64) {
+        switch timer {
+        case .expire(let key, let atMs):
+            ttlTimersPending -= 1
+            guard let entry = store.get(key), entry.expiresAtMs == atMs else { return }
+            if let rev = try? store.delete(key, condition: .ifVersion(entry.version)) {
+                mutatedThisRound = true
+                notifyWatchers(key: key, value: nil, revision: rev)
+            }
+        case .idle(let name, let id):
+            guard let stream = streams[name], stream.id == id else { return }
+            stream.idleTimerPending = false
+            idleCheck(stream, nowMs: nowMs)
+        case .fsync:
+            try? store.commit()
+            timers.schedule(atMs: nowMs + limits.fsyncIntervalMs, .fsync)
+        }
+    }
+
+    func scheduleExpiry(key: [UInt8], atMs: Int64) {
+        ttlTimersPending += 1
+        timers.schedule(atMs: atMs, .expire(key: key, atMs: atMs))
+    }
+}

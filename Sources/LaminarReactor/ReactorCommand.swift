@@ -1,0 +1,147 @@
+import LaminarStore
+
+/// One request to the reactor, with the caller's token echoed in its completion.
+public struct ReactorCommand: Sendable {
+    public var token: UInt64
+    public var operation: ReactorOperation
+    public init(token: UInt64, _ operation: ReactorOperation) {
+        self.token = token
+        self.operation = operation
+    }
+}
+
+/// What a command asks for.
+public enum ReactorOperation: Sendable {
+    case get(key: [UInt8])
+    /// `ttlMs`: the key expires that many milliseconds of processing time from now.
+    case put(key: [UInt8], value: [UInt8], condition: WriteCondition, ttlMs: Int64?)
+    case delete(key: [UInt8], condition: WriteCondition)
+    case prefixScan(prefix: [UInt8], after: [UInt8]?, limit: Int)
+    case rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int)
+    /// All or nothing, one revision.
+    case batch([StoreMutation])
+    /// Creates or replaces (an unchanged definition is a no-op; a changed one resets its state).
+    case defineStream(StreamDefinition)
+    case deleteStream(name: String)
+    case streamStats(name: String)
+    case listStreams
+    /// `idempotencyKey`: a retried batch with a key seen recently counts once.
+    case appendEvents(stream: String, batch: EventBatch, idempotencyKey: UInt64?)
+    /// Closed-window results of a stream (optionally one key), in key then start order.
+    case queryResults(stream: String, key: String?, after: [UInt8]?, limit: Int)
+    /// Subscribes to changes of keys under `prefix`; notifications carry this command's token.
+    case watch(prefix: [UInt8])
+    /// Subscribes to a stream's window results as windows close.
+    case follow(stream: String)
+    /// Ends the subscription started by the command with token `subscription`.
+    case unsubscribe(subscription: UInt64)
+}
+
+/// A command's outcome, or a subscription's notification, for the token.
+public struct ReactorCompletion: Sendable {
+    public var token: UInt64
+    public var result: ReactorResult
+    public init(token: UInt64, _ result: ReactorResult) {
+        self.token = token
+        self.result = result
+    }
+}
+
+/// A key change seen by a watch.
+public struct KeyChange: Sendable, Hashable {
+    public var key: [UInt8]
+    /// `nil` for a delete (or an expiry).
+    public var value: [UInt8]?
+    public var revision: Revision
+}
+
+/// Counters and state of a stream.
+public struct StreamStats: Sendable, Hashable {
+    public var definition: StreamDefinition
+    public var eventsAccepted: UInt64
+    public var eventsLate: UInt64
+    public var watermarkMs: Int64
+    public var openWindows: Int
+    public var windowsClosed: UInt64
+    public var keys: Int
+}
+
+/// The reply to an event batch.
+public struct EventsAck: Sendable, Hashable {
+    public var accepted: Int
+    public var late: Int
+    public var watermarkMs: Int64
+    /// The batch was a retry of one already counted (idempotency key); nothing was added.
+    public var duplicate: Bool
+
+    public init(accepted: Int, late: Int, watermarkMs: Int64, duplicate: Bool) {
+        self.accepted = accepted
+        self.late = late
+        self.watermarkMs = watermarkMs
+        self.duplicate = duplicate
+    }
+}
+
+/// Results. Notifications (`isNotification`) use completion-ring slots reserved for them and do
+/// not count against the producer's commands in flight.
+public enum ReactorResult: Sendable {
+    case value([UInt8], version: Revision)
+    case written(version: Revision)
+    case deleted(version: Revision)
+    case entries([StoreEntry])
+    case batchApplied(revision: Revision)
+    case ok
+    case streamStats(StreamStats)
+    case streams([String])
+    case eventsAccepted(EventsAck)
+    case results([WindowResult])
+    /// The subscription is live; notifications follow with the same token.
+    case subscribed
+    case failure(ReactorError)
+    // Notifications:
+    case change(KeyChange)
+    case windowClosed(WindowResult)
+    /// The subscription ended (slow subscriber, stream deleted, reactor stopping); no more follow.
+    case subscriptionEnded(ReactorError)
+
+    public var isNotification: Bool {
+        switch self {
+        case .change, .windowClosed, .subscriptionEnded: return true
+        default: return false
+        }
+    }
+}
+
+/// Why a command failed; a value, never a crash.
+public enum ReactorError: Error, Sendable, Hashable {
+    case notFound
+    /// `current`: the key's version, `nil` if absent.
+    case conditionFailed(current: Revision?)
+    case emptyKey
+    case keyTooLarge(bytes: Int, max: Int)
+    case valueTooLarge(bytes: Int, max: Int)
+    /// The key is under a prefix the reactor reserves (`ReservedKeys`).
+    case reservedKey
+    case unknownStream(String)
+    case invalidStream(String)
+    case tooManyStreams
+    case invalidEvents(String)
+    case batchTooLarge(events: Int, max: Int)
+    case tooManyKeys
+    case tooManySubscriptions
+    case unknownSubscription
+    case slowSubscriber
+    case streamDeleted
+    case stopping
+    case store(String)
+
+    init(_ e: StoreError) {
+        switch e {
+        case .emptyKey: self = .emptyKey
+        case .keyTooLarge(let b, let m): self = .keyTooLarge(bytes: b, max: m)
+        case .valueTooLarge(let b, let m): self = .valueTooLarge(bytes: b, max: m)
+        case .conditionFailed(_, let current): self = .conditionFailed(current: current)
+        default: self = .store(e.description)
+        }
+    }
+}

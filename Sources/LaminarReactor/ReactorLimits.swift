@@ -1,0 +1,60 @@
+/// Every bound of the reactor, in one place, with its unit last in the name. Chosen at start-up;
+/// nothing grows beyond them. `checkConsistency()` says whether they agree with each other.
+public struct ReactorLimits: Sendable, Hashable {
+    /// Slots of each producer's submission ring (a power of two).
+    public var submissionRingCapacity: Int = 1024
+    /// Slots of each producer's completion ring (a power of two).
+    public var completionRingCapacity: Int = 2048
+    /// Commands a producer may have submitted and not yet received the completion of. Normal
+    /// completions always fit in the completion ring because this is at most its capacity minus
+    /// `notificationSlotsPerProducer`.
+    public var commandsInFlightMax: Int = 1024
+    /// Completion-ring slots reserved for subscription notifications (and their final errors).
+    public var notificationSlotsPerProducer: Int = 1024
+    /// Notifications a subscription may have queued in the reactor, beyond the ring, before it is
+    /// ended as a slow subscriber.
+    public var subscriptionBacklogMax: Int = 4096
+    /// Live subscriptions per producer.
+    public var subscriptionsPerProducerMax: Int = 256
+    /// Commands the reactor takes from one ring in one round (fairness between producers).
+    public var commandsPerRoundMax: Int = 256
+    /// Entries one scan may return.
+    public var scanEntriesMax: Int = 10_000
+    /// Events in one batch.
+    public var batchEventsMax: Int = 1 << 20
+    /// Distinct keys one stream tracks (interned key ids never exceed this).
+    public var streamKeysMax: Int = 1 << 22
+    /// Streams defined at once.
+    public var streamsMax: Int = 1024
+    /// Idempotency keys remembered per stream (most recent ones).
+    public var idempotencyKeysPerStreamMax: Int = 4096
+    /// Write-ahead entries per stream after which the reactor writes a checkpoint.
+    public var walEntriesPerCheckpointMax: Int = 256
+    /// Longest stream name in bytes.
+    public var streamNameBytesMax: Int = 128
+    /// Interval of the store's `interval` fsync policy timer, in milliseconds.
+    public var fsyncIntervalMs: Int64 = 100
+
+    public static let `default` = ReactorLimits()
+
+    public init() {}
+
+    /// `nil` if the limits agree; otherwise what is wrong.
+    public func checkConsistency() -> String? {
+        func isPowerOfTwo(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
+        if !isPowerOfTwo(submissionRingCapacity) { return "submissionRingCapacity must be a power of two" }
+        if !isPowerOfTwo(completionRingCapacity) { return "completionRingCapacity must be a power of two" }
+        if commandsInFlightMax < 1 { return "commandsInFlightMax must be positive" }
+        if commandsInFlightMax > submissionRingCapacity { return "commandsInFlightMax exceeds the submission ring" }
+        if notificationSlotsPerProducer < 1 { return "notificationSlotsPerProducer must be positive" }
+        if commandsInFlightMax + notificationSlotsPerProducer > completionRingCapacity {
+            return "commandsInFlightMax + notificationSlotsPerProducer exceed the completion ring"
+        }
+        if commandsPerRoundMax < 1 { return "commandsPerRoundMax must be positive" }
+        if scanEntriesMax < 1 || batchEventsMax < 1 || streamKeysMax < 1 || streamsMax < 1 { return "limits must be positive" }
+        if streamKeysMax > Int(UInt32.max) { return "streamKeysMax must fit key ids in 32 bits" }
+        if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
+        if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
+        return nil
+    }
+}

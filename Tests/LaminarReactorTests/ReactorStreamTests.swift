@@ -1,0 +1,105 @@
+import LaminarReactor
+import LaminarStore
+import Testing
+
+@Suite(.serialized) struct ReactorStreamTests {
+    let definition = StreamDefinition(name: "clicks", windowSizeMs: 1000, allowedLatenessMs: 500, idleTimeoutMs: 2000)
+
+    @Test func eventsWindowsFollowersAndStats() throws {
+        let reactor = try Reactor(store: LogStore.inMemory())
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.defineStream(definition))?.isOK == true)
+        guard case .subscribed? = c.call(.follow(stream: "clicks")) else { Issue.record("follow"); return }
+        let first = EventBatch(keys: ["u1", "u2", "u1"], timestamps: [100, 200, 900], values: [1, 2, 3])
+        #expect(c.call(.appendEvents(stream: "clicks", batch: first, idempotencyKey: 7))?.ack
+            == EventsAck(accepted: 3, late: 0, watermarkMs: 400, duplicate: false))
+        // A retry with the same idempotency key counts once.
+        #expect(c.call(.appendEvents(stream: "clicks", batch: first, idempotencyKey: 7))?.ack?.duplicate == true)
+        // ts 1600 → watermark 1100 closes [0, 1000); then ts 50 is late.
+        let second = EventBatch(keys: ["u1", "u1"], timestamps: [1600, 50], values: [5, 9])
+        #expect(c.call(.appendEvents(stream: "clicks", batch: second, idempotencyKey: nil))?.ack
+            == EventsAck(accepted: 1, late: 1, watermarkMs: 1100, duplicate: false))
+        let notes = c.awaitNotifications(2)
+        let closed = notes.compactMap { if case .windowClosed(let r) = $0.result { r } else { nil } }.sorted { $0.key < $1.key }
+        #expect(closed == [
+            WindowResult(key: "u1", startMs: 0, endMs: 1000, count: 2, sum: 4, min: 1, max: 3),
+            WindowResult(key: "u2", startMs: 0, endMs: 1000, count: 1, sum: 2, min: 2, max: 2),
+        ])
+        let stored = try #require(c.call(.queryResults(stream: "clicks", key: "u1", after: nil, limit: 10))?.entries)
+        #expect(stored.count == 1)
+        #expect(String(decoding: stored[0].value, as: UTF8.self)
+            == #"{"key":"u1","start":0,"end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
+        let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
+        #expect(stats.eventsAccepted == 4 && stats.eventsLate == 1 && stats.openWindows == 1)
+        #expect(c.call(.appendEvents(stream: "nope", batch: first, idempotencyKey: nil))?.failure == .unknownStream("nope"))
+    }
+
+    @Test func idleStreamAdvancesWatermarkByProcessingTime() throws {
+        let clock = ManualClock()
+        let reactor = try Reactor(store: LogStore.inMemory(), clock: clock)
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.defineStream(definition))?.isOK == true)
+        _ = c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: ["k"], timestamps: [10_100], values: [1]), idempotencyKey: nil))
+        #expect(c.call(.streamStats(name: "clicks"))?.stats?.watermarkMs == 9600)
+        clock.advance(byMs: 1999)
+        #expect(c.call(.streamStats(name: "clicks"))?.stats?.openWindows == 1, "not idle yet")
+        clock.advance(byMs: 1)
+        // Idle for 2000 ms: watermark = 10100 − 500 + 2000 = 11600 ≥ 11000, the window closes.
+        let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
+        #expect(stats.watermarkMs == 11_600)
+        #expect(stats.openWindows == 0)
+        #expect(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 10))?.entries?.count == 1)
+    }
+
+    /// Checkpoint + write-ahead replay in-process: a reactor stopped without a checkpoint and one
+    /// with several, reopened on the same directory, count every event once.
+    @Test(arguments: [1, 3, 1000])
+    func recoveryCountsEachEventOnce(walEntriesPerCheckpoint: Int) throws {
+        let dir = TempDir()
+        var limits = ReactorLimits()
+        limits.walEntriesPerCheckpointMax = walEntriesPerCheckpoint
+        var expected: [String: Int64] = [:]
+        do {
+            let store = try LogStore.open(directory: dir.path)
+            let reactor = try Reactor(store: store, limits: limits)
+            let c = TestClient(reactor: reactor)
+            reactor.start()
+            #expect(c.call(.defineStream(definition))?.isOK == true)
+            for b in 0..<10 {
+                let keys = (0..<20).map { "k\(($0 + b) % 7)" }
+                let ts = (0..<20).map { Int64(b * 400 + $0 * 10) }
+                let ack = try #require(c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: keys, timestamps: ts,
+                    values: Array(repeating: 1, count: 20)), idempotencyKey: UInt64(b)))?.ack)
+                #expect(ack.late == 0)
+                for k in keys { expected[k, default: 0] += 1 }
+            }
+            reactor.stop()
+            try store.close()
+        }
+        let store = try LogStore.open(directory: dir.path)
+        let reactor = try Reactor(store: store, limits: limits)
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        // A retried batch after the restart is still recognised.
+        #expect(c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: ["k0"], timestamps: [5000], values: [1]),
+            idempotencyKey: 9))?.ack?.duplicate == true)
+        let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
+        #expect(stats.eventsAccepted == 200)
+        // Close everything and sum counts per key from the stored results.
+        _ = c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: ["end"], timestamps: [1_000_000], values: [0]), idempotencyKey: nil))
+        let results = try #require(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 10_000))?.entries)
+        var counted: [String: Int64] = [:]
+        for r in results {
+            let json = String(decoding: r.value, as: UTF8.self)
+            let key = String(json.split(separator: "\"")[3])
+            let count = Int64(json.split(separator: "\"count\":")[1].prefix { $0.isNumber })!
+            counted[key, default: 0] += count
+        }
+        #expect(counted == expected)
+    }
+}

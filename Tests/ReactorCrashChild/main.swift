@@ -1,0 +1,47 @@
+// Child process of the kill -9 test: ingests batches into a stream at fsync `always` and prints
+// "ACK <batch>" for each acknowledged one, until killed. Batch b holds 10 events of key "b<b>",
+// so the parent can tell every batch's count apart in the results.
+import Glibc
+import LaminarReactor
+import LaminarStore
+
+/// Unbuffered: a line is in the pipe before the next batch starts, so a kill loses no ACK line.
+func say(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    bytes.withUnsafeBytes { precondition(write(1, $0.baseAddress, $0.count) == $0.count) }
+}
+
+let directory = CommandLine.arguments[1]
+var options = LogStoreOptions()
+options.fsync = .always
+let store = try LogStore.open(directory: directory, options: options)
+var limits = ReactorLimits()
+limits.walEntriesPerCheckpointMax = 7
+let reactor = try Reactor(store: store, limits: limits)
+let doorbell = Doorbell()
+let producer = reactor.makeProducer { doorbell.ring() }
+reactor.start()
+
+func call(_ op: ReactorOperation, token: UInt64) -> ReactorResult {
+    precondition(producer.submit(ReactorCommand(token: token, op)))
+    producer.wakeReactorIfParked()
+    while true {
+        var result: ReactorResult?
+        producer.poll { if $0.token == token { result = $0.result } }
+        if let result { return result }
+        doorbell.wait(timeoutMs: 1000)
+    }
+}
+
+let definition = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
+guard case .ok = call(.defineStream(definition), token: 0) else { fatalError("define failed") }
+say("READY")
+for b in 0..<1_000_000 {
+    let keys = Array(repeating: "b\(b)", count: 10)
+    let ts = (0..<10).map { Int64(b * 10 + $0) }
+    let batch = EventBatch(keys: keys, timestamps: ts, values: Array(repeating: 1, count: 10))
+    guard case .eventsAccepted(let ack) = call(.appendEvents(stream: "crash", batch: batch, idempotencyKey: UInt64(b)), token: UInt64(b + 1)),
+        ack.accepted == 10
+    else { fatalError("batch \(b) not accepted") }
+    say("ACK \(b)")
+}
