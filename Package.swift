@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "LaminarStore", targets: ["LaminarStore"]),
         .library(name: "LaminarReactor", targets: ["LaminarReactor"]),
+        .library(name: "LaminarHTTP", targets: ["LaminarHTTP"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
     ],
     dependencies: [
@@ -42,6 +43,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
+        // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4.
+        .target(name: "CLinux"),
+        // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.
+        // Knows nothing of the store or the reactor.
+        .target(name: "LaminarHTTP", dependencies: ["CNGHTTP2", "CLinux"]),
+        .testTarget(name: "LaminarHTTPTests", dependencies: ["LaminarHTTP"]),
         // CRC-32C with the SSE4.2 instruction where the CPU has it.
         .target(name: "CCRC32C"),
         // The state store: interface, in-memory and memory-mapped log-structured stores.
