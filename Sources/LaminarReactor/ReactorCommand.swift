@@ -109,7 +109,6 @@ public enum ReactorResult: Sendable {
     case streamStats(StreamStats)
     case streams([String])
     case eventsAccepted(EventsAck)
-    case results([WindowResult])
     case storeStats(StoreStatsSnapshot)
     /// The subscription is live; notifications follow with the same token.
     case subscribed

@@ -28,7 +28,7 @@ final class RequestHandler: HTTPHandler {
     private enum Kind {
         case kvGet
         case kvWrite
-        case scan(ValueEncoding)
+        case scan(ValueEncoding, limit: Int)
         case watch(ValueEncoding)
         case batch(BatchState, index: Int?)
         case streamDefine(StreamDefinition)
@@ -38,7 +38,7 @@ final class RequestHandler: HTTPHandler {
         case lookup(String, then: AfterDefinition)
         case autoCreate(StreamDefinition, then: AfterDefinition)
         case events(String)
-        case results(StreamDefinition, fromMs: Int64?, toMs: Int64?)
+        case results(limit: Int, fromMs: Int64?, toMs: Int64?)
         case follow(StreamDefinition)
         case metrics
     }
@@ -103,9 +103,9 @@ final class RequestHandler: HTTPHandler {
         case .kvDelete(let key, let condition):
             submit(.delete(key: key, condition: condition), responder, route, start, .kvWrite)
         case .kvScanPrefix(let prefix, let after, let limit, let encoding):
-            submit(.prefixScan(prefix: prefix, after: after, limit: limit), responder, route, start, .scan(encoding))
+            submit(.prefixScan(prefix: prefix, after: after, limit: limit), responder, route, start, .scan(encoding, limit: limit))
         case .kvScanRange(let startKey, let end, let after, let limit, let encoding):
-            submit(.rangeScan(start: startKey, end: end, after: after, limit: limit), responder, route, start, .scan(encoding))
+            submit(.rangeScan(start: startKey, end: end, after: after, limit: limit), responder, route, start, .scan(encoding, limit: limit))
         case .kvWatch(let prefix, let encoding):
             submit(.watch(prefix: prefix), responder, route, start, .watch(encoding))
         case .kvBatch:
@@ -237,10 +237,14 @@ final class RequestHandler: HTTPHandler {
                 status: 200, headers: ["content-type": "application/octet-stream", "etag": ETag.format(version)], body: value))
         case (.kvWrite, .written(let version)), (.kvWrite, .deleted(let version)):
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 204, headers: ["etag": ETag.format(version)]))
-        case (.scan(let encoding), .entries(let entries)):
+        case (.scan(let encoding, let limit), .entries(let entries)):
             var body: [UInt8] = []
             for entry in entries { KVLines.appendEntry(entry, encoding: encoding, to: &body) }
-            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: body))
+            var headers = Self.ndjson
+            if entries.count == limit, let last = entries.last {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
         case (.watch, .subscribed), (.follow, .subscribed):
             guard p.responder.startStreaming(status: 200, headers: Self.ndjson) else {
                 enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
@@ -288,13 +292,21 @@ final class RequestHandler: HTTPHandler {
             if ack.duplicate { body.append(contentsOf: #","duplicate":true"#.utf8) }
             body.append(contentsOf: "}\n".utf8)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 202, headers: Self.json, body: body))
-        case (.results(let definition, let fromMs, let toMs), .results(let results)):
+        case (.results(let limit, let fromMs, let toMs), .entries(let entries)):
+            // Values are the stored result JSON; the key ends with the window start (16 hex digits).
             var body: [UInt8] = []
-            for r in results where r.startMs >= (fromMs ?? .min) && r.startMs < (toMs ?? .max) {
-                body.append(contentsOf: r.json(aggregates: definition.aggregates).utf8)
+            for entry in entries {
+                let start = Self.windowStart(entry.key)
+                if let from = fromMs, start < from { continue }
+                if let to = toMs, start >= to { continue }
+                body.append(contentsOf: entry.value)
                 body.append(10)
             }
-            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: body))
+            var headers = Self.ndjson
+            if entries.count == limit, let last = entries.last {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
         case (.metrics, .storeStats(let stats)):
             let body = runtime.renderMetrics(store: stats)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: ["content-type": PrometheusText.contentType], body: body))
@@ -360,7 +372,7 @@ final class RequestHandler: HTTPHandler {
             }
         case .results(let key, let fromMs, let toMs, let after, let limit):
             submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
-                   .results(definition, fromMs: fromMs, toMs: toMs))
+                   .results(limit: limit, fromMs: fromMs, toMs: toMs))
         case .follow:
             submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
         }
@@ -455,6 +467,17 @@ final class RequestHandler: HTTPHandler {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The window start encoded at the end of a result key (`ReservedKeys`).
+    static func windowStart(_ key: [UInt8]) -> Int64 {
+        guard key.count >= 16 else { return .min }
+        var value: UInt64 = 0
+        for byte in key[(key.count - 16)...] {
+            let digit: UInt8 = byte >= 65 ? byte - 55 : byte - 48
+            value = value << 4 | UInt64(digit & 0xF)
+        }
+        return Int64(bitPattern: value ^ (1 << 63))
     }
 
     /// FNV-1a of the `Idempotency-Key` header: the reactor remembers 64-bit keys.
