@@ -27,6 +27,8 @@ serve: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	Tests/openapi/validate.sh
+	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 
 bench: bench-store
 

@@ -72,7 +72,7 @@ struct BatchRequest {
         case "get":
             return .success(.get(key: key))
         case "put":
-            guard let payload else { return .failure(.badRequest("value: required for put")) }
+            guard let payload else { return .failure(.badRequest("a put needs \"value\" or \"value_base64\"")) }
             return .success(.mutation(.put(key: key, value: payload, condition: condition, expiresAtMs: nil)))
         case "delete":
             return .success(.mutation(.delete(key: key, condition: condition)))

@@ -92,7 +92,7 @@ final class RequestHandler: HTTPHandler {
         }
         switch action {
         case .health:
-            let body: [UInt8] = draining ? Array(#"{"status":"draining"}"#.utf8) + [10] : Array(#"{"status":"ok"}"#.utf8) + [10]
+            let body: [UInt8] = draining ? Array(#"{"status":"stopping"}"#.utf8) + [10] : Array(#"{"status":"ok"}"#.utf8) + [10]
             respond(responder, route, start, HTTPResponse(status: draining ? 503 : 200, headers: ["content-type": "application/json"], body: body))
         case .metrics:
             submit(.storeStats, responder, route, start, .metrics)
@@ -153,7 +153,7 @@ final class RequestHandler: HTTPHandler {
         // Long-lived answers end now so their connections can close within the drain deadline.
         for (token, subscription) in subscriptions {
             if let p = pending.removeValue(forKey: subscription) {
-                _ = p.responder.write(JSONWriter.errorBody("unavailable", detail: "the server is stopping"))
+                _ = p.responder.write(JSONWriter.errorBody("shutting_down", detail: "the server is stopping"))
                 _ = p.responder.finish()
             }
             subscriptions[token] = nil
@@ -289,7 +289,7 @@ final class RequestHandler: HTTPHandler {
             JSONWriter.appendInteger(ack.late, to: &body)
             body.append(contentsOf: #","watermark":"#.utf8)
             JSONWriter.appendInteger(ack.watermarkMs, to: &body)
-            if ack.duplicate { body.append(contentsOf: #","duplicate":true"#.utf8) }
+            body.append(contentsOf: ack.duplicate ? #","duplicate":true"#.utf8 : #","duplicate":false"#.utf8)
             body.append(contentsOf: "}\n".utf8)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 202, headers: Self.json, body: body))
         case (.results(let limit, let fromMs, let toMs), .entries(let entries)):
@@ -322,15 +322,16 @@ final class RequestHandler: HTTPHandler {
         var line: [UInt8] = []
         switch (p.kind, completion.result) {
         case (.watch(let encoding), .change(let change)):
+            // {"op":"put","key":…,"value":…,"version":n} or {"op":"delete","key":…,"version":n}
+            line.append(contentsOf: (change.value == nil ? #"{"op":"delete","# : #"{"op":"put","#).utf8)
+            change.key.withUnsafeBytes { KVLines.appendField("key", $0, encoding: encoding, to: &line) }
             if let value = change.value {
-                value.withUnsafeBytes { KVLines.appendEntry(key: change.key, value: $0, version: change.revision, encoding: encoding, to: &line) }
-            } else {
-                line.append(0x7B)
-                change.key.withUnsafeBytes { KVLines.appendField("key", $0, encoding: encoding, to: &line) }
-                line.append(contentsOf: #","deleted":true,"version":"#.utf8)
-                JSONWriter.appendInteger(change.revision, to: &line)
-                line.append(contentsOf: "}\n".utf8)
+                line.append(0x2C)
+                value.withUnsafeBytes { KVLines.appendField("value", $0, encoding: encoding, to: &line) }
             }
+            line.append(contentsOf: #","version":"#.utf8)
+            JSONWriter.appendInteger(change.revision, to: &line)
+            line.append(contentsOf: "}\n".utf8)
         case (.follow(let definition), .windowClosed(let result)):
             line.append(contentsOf: result.json(aggregates: definition.aggregates).utf8)
             line.append(10)

@@ -18,54 +18,54 @@ enum StreamDefinitionJSON {
         }
         let value: JSONValue
         do { value = try JSONReader.parse(body) } catch {
-            return .failure(.badRequest("the body is not JSON: \(error)"))
+            return .failure(.invalidStream("the body is not JSON: \(error)"))
         }
-        guard case .object(let members) = value else { return .failure(.badRequest("the body must be a JSON object")) }
+        guard case .object(let members) = value else { return .failure(.invalidStream("the body must be a JSON object")) }
         for (field, member) in members {
             switch field {
             case "name":
                 guard case .string(let s) = member, s == name else {
-                    return .failure(.badRequest("name: must match the name in the path (\(name))"))
+                    return .failure(.invalidStream("name: must match the name in the path (\(name))"))
                 }
             case "key_field", "time_field", "value_field":
                 guard case .string(let s) = member, !s.isEmpty, s.utf8.count <= 256 else {
-                    return .failure(.badRequest("\(field): must be a non-empty string of at most 256 bytes"))
+                    return .failure(.invalidStream("\(field): must be a non-empty string of at most 256 bytes"))
                 }
                 if field == "key_field" { definition.keyField = s }
                 if field == "time_field" { definition.timeField = s }
                 if field == "value_field" { definition.valueField = s }
             case "window", "window_ms":
                 guard let ms = milliseconds(member), ms > 0 else {
-                    return .failure(.badRequest("\(field): must be a positive duration such as \"1s\" or milliseconds"))
+                    return .failure(.invalidStream("\(field): must be a positive duration such as \"1s\" or milliseconds"))
                 }
                 definition.windowSizeMs = ms
             case "allowed_lateness", "allowed_lateness_ms":
                 guard let ms = milliseconds(member), ms >= 0 else {
-                    return .failure(.badRequest("\(field): must be a duration such as \"2s\" or milliseconds, >= 0"))
+                    return .failure(.invalidStream("\(field): must be a duration such as \"2s\" or milliseconds, >= 0"))
                 }
                 definition.allowedLatenessMs = ms
             case "idle_timeout", "idle_timeout_ms":
                 guard let ms = milliseconds(member), ms > 0 else {
-                    return .failure(.badRequest("\(field): must be a positive duration such as \"10s\" or milliseconds"))
+                    return .failure(.invalidStream("\(field): must be a positive duration such as \"10s\" or milliseconds"))
                 }
                 definition.idleTimeoutMs = ms
             case "aggregates":
                 guard case .array(let items) = member, !items.isEmpty else {
-                    return .failure(.badRequest("aggregates: must be a non-empty array of count, sum, min, max, avg"))
+                    return .failure(.invalidStream("aggregates: must be a non-empty array of count, sum, min, max, avg"))
                 }
                 var aggregates: [Aggregate] = []
                 for item in items {
                     guard case .string(let s) = item, let a = Aggregate(rawValue: s) else {
-                        return .failure(.badRequest("aggregates: each must be one of count, sum, min, max, avg"))
+                        return .failure(.invalidStream("aggregates: each must be one of count, sum, min, max, avg"))
                     }
                     if !aggregates.contains(a) { aggregates.append(a) }
                 }
                 definition.aggregates = aggregates
             default:
-                return .failure(.badRequest("\(field): unknown field"))
+                return .failure(.invalidStream("\(field): unknown field"))
             }
         }
-        if let problem = definition.validate(limits: limits) { return .failure(.badRequest(problem)) }
+        if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
         return .success(definition)
     }
 
@@ -104,12 +104,16 @@ enum StreamDefinitionJSON {
     /// The definition followed by `"stats":{…}`.
     static func appendStats(_ s: StreamStats, to out: inout [UInt8]) {
         append(s.definition, to: &out, open: true)
-        out.append(contentsOf: #","stats":{"events_accepted":"#.utf8); JSONWriter.appendInteger(s.eventsAccepted, to: &out)
-        out.append(contentsOf: #","events_late":"#.utf8); JSONWriter.appendInteger(s.eventsLate, to: &out)
+        out.append(contentsOf: #","stats":{"events":"#.utf8); JSONWriter.appendInteger(s.eventsAccepted, to: &out)
+        out.append(contentsOf: #","late_events":"#.utf8); JSONWriter.appendInteger(s.eventsLate, to: &out)
         out.append(contentsOf: #","watermark":"#.utf8); JSONWriter.appendInteger(s.watermarkMs, to: &out)
         out.append(contentsOf: #","open_windows":"#.utf8); JSONWriter.appendInteger(s.openWindows, to: &out)
         out.append(contentsOf: #","windows_closed":"#.utf8); JSONWriter.appendInteger(s.windowsClosed, to: &out)
         out.append(contentsOf: #","keys":"#.utf8); JSONWriter.appendInteger(s.keys, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
+}
+
+extension HTTPFailure {
+    static func invalidStream(_ detail: String) -> HTTPFailure { HTTPFailure(400, "invalid_stream", detail) }
 }
