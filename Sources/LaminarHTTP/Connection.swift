@@ -75,9 +75,10 @@ final class Connection {
         if events & CLinux_EPOLLIN != 0 {
             readAvailable()
         } else if events & CLinux_EPOLLRDHUP != 0 {
-            // Not reading now (backpressure or an answer pending): remember, stop asking.
+            // Not reading now (backpressure or an answer pending): remember, stop asking. A
+            // streaming answer (watch, follow) has nobody left to read it: close.
             peerClosed = true
-            if mode == .http2 || h1Outstanding == nil { close(reason: "peer closed"); return }
+            if mode == .http2 || h1Outstanding == nil || h1Streaming { close(reason: "peer closed"); return }
         }
         if isClosed { return }
         if events & CLinux_EPOLLOUT != 0 { writeBuffered() }
@@ -104,7 +105,7 @@ final class Connection {
             guard case .done(let n) = result else { return }
             if n == 0 {
                 peerClosed = true
-                if mode == .http2 || h1Outstanding == nil { close(reason: "peer closed") }
+                if mode == .http2 || h1Outstanding == nil || h1Streaming { close(reason: "peer closed") }
                 return
             }
             lastActivityMs = loop.nowMs
