@@ -82,8 +82,12 @@ struct EndToEndKVTests {
         let mediumFile = try tmp.write("medium", medium)
         let put = try request(proto, "PUT", server.url("/kv/medium"), ["--data-binary", "@\(mediumFile)"])
         #expect(put.status == 204)
-        let back = try curl([proto, "-o", tmp.file("medium.back"), "-w", "%{http_code}", server.url("/kv/medium")])
-        #expect(back.out == "200")
+        // curl 7.88 cannot hold more than 32 KiB arriving right behind a 101 (it fails with "connection
+        // buffer size is too small to store data following HTTP Upgrade response header"), so with
+        // --http2 a small request upgrades the connection first and the large GET follows on it.
+        let warmUp = proto == "--http2" ? ["-o", "/dev/null", server.url("/health")] : []
+        let back = try curl([proto, "-w", "%{http_code} "] + warmUp + ["-o", tmp.file("medium.back"), server.url("/kv/medium")])
+        #expect(back.out.hasSuffix("200 "), "\(back)")
         #expect(try Data(contentsOf: tmp.url.appendingPathComponent("medium.back")) == medium)
 
         // > 1 MiB: curl sends Expect: 100-continue on HTTP/1.1.
@@ -94,20 +98,32 @@ struct EndToEndKVTests {
         let elapsed = Date().timeIntervalSince(started)
         #expect(bigPut.out == "204", "\(bigPut)")
         #expect(elapsed < 0.9, "a 1.5 MB PUT took \(elapsed) s (Expect: 100-continue not answered?)")
-        let bigBack = try curl([proto, "-o", tmp.file("big.back"), "-w", "%{http_code} %{size_download}", server.url("/kv/big")])
-        #expect(bigBack.out == "200 1500000")
+        let bigBack = try curl([proto, "-w", "%{http_code} %{size_download} "] + warmUp + ["-o", tmp.file("big.back"), server.url("/kv/big")])
+        #expect(bigBack.out.hasSuffix("200 1500000 "), "\(bigBack)")
         #expect(try Data(contentsOf: tmp.url.appendingPathComponent("big.back")) == big)
 
-        // Several URLs on one connection.
-        let reuse = try curl([
-            proto, "-w", "%{http_code} %{num_connects}\n",
-            "-o", "/dev/null", server.url("/kv/medium"),
-            "-o", "/dev/null", server.url("/kv/big"),
-            "-o", "/dev/null", server.url("/kv/missing"),
-        ])
-        let lines = reuse.out.split(separator: "\n").map(String.init)
-        #expect(lines == ["200 1", "200 0", "404 0"], "one connection for three requests: \(reuse)")
-        #expect(try server.metric("laminar_http_connections_total") ?? 0 >= 1)
+        // Several URLs on one connection: curl's num_connects, and the server's connection count
+        // (+1 for the requests, +1 for the second /metrics request).
+        let connectionsBefore = try #require(try server.metric("laminar_http_connections_total"))
+        if proto == "--http2-prior-knowledge" {
+            // curl 7.88 fails the second request on a reused prior-knowledge connection ("Error in
+            // the HTTP2 framing layer" before sending it; curl#10634, fixed in curl 8): nghttp
+            // sends the three requests on one connection instead.
+            let reuse = try run("nghttp", ["-ns", server.url("/kv/medium"), server.url("/kv/big"), server.url("/kv/missing")])
+            #expect(reuse.status == 0, "\(reuse)")
+        } else {
+            let reuse = try curl([
+                proto, "-w", "%{http_code} %{num_connects}\n",
+                "-o", "/dev/null", server.url("/health"),
+                "-o", "/dev/null", server.url("/kv/medium"),
+                "-o", "/dev/null", server.url("/kv/big"),
+                "-o", "/dev/null", server.url("/kv/missing"),
+            ])
+            let lines = reuse.out.split(separator: "\n").map(String.init)
+            #expect(lines == ["200 1", "200 0", "200 0", "404 0"], "one connection for four requests: \(reuse)")
+        }
+        let connectionsAfter = try #require(try server.metric("laminar_http_connections_total"))
+        #expect(connectionsAfter - connectionsBefore == 2, "connections before \(connectionsBefore), after \(connectionsAfter)")
 
         try server.stop()
     }
@@ -221,7 +237,7 @@ struct EndToEndKVTests {
         #expect(lines.last?["version"] as? Int == 4)
 
         // The client leaving ends the subscription.
-        watch.signal(SIGTERM)
+        watch.signal(SIGKILL)
         try watch.wait(10)
         try waitUntil(10, "the watch to end") { try server.metric("laminar_subscriptions") == 0 }
         try server.stop()

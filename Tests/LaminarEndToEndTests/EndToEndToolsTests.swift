@@ -28,8 +28,10 @@ struct EndToEndToolsTests {
         var s2xx = -1, s3xx = -1, s4xx = -1, s5xx = -1
 
         init(_ out: String) {
+            // The count before each comma-separated label: "1000 2xx, 0 3xx" → [1000, 0].
             func numbers(_ line: Substring) -> [Int] {
-                line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+                let fields = line.drop(while: { $0 != ":" }).dropFirst().split(separator: ",")
+                return fields.compactMap { Int($0.split(separator: " ").first ?? "") }
             }
             for line in out.split(separator: "\n") {
                 if line.hasPrefix("requests:") {
