@@ -39,7 +39,7 @@ struct EndToEndPersistenceTests {
         server = try Server(args)
 
         for (key, w) in written {
-            let get = try request("--http2", "GET", server.url("/kv/\(key)"))
+            let get = try request("--http2-prior-knowledge", "GET", server.url("/kv/\(key)"))
             #expect(get.status == 200, "\(key) lost")
             #expect(get.body == w.value, "\(key) changed")
             #expect(get.headers["etag"] == w.etag, "\(key) version changed")
