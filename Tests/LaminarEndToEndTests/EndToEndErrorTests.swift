@@ -42,6 +42,19 @@ struct EndToEndErrorTests {
             let ok = try curl([proto, "-X", "PUT", "--data-binary", "@-", "-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/ok")], stdin: randomBytes(1024))
             #expect(ok.out == "204", "\(proto): \(ok)")
         }
+        // -T: Expect: 100-continue on HTTP/1.1 (the 413 comes instead of the 100), and a chunked
+        // body whose size is known only as it arrives.
+        for args in [["--http1.1", "-T", file], ["--http1.1", "-H", "Transfer-Encoding: chunked", "-T", file], ["--http2-prior-knowledge", "-T", file]] {
+            let started = Date()
+            let r = try curl(args + ["-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/big")])
+            #expect(r.out == "413", "\(args): \(r)")
+            #expect(Date().timeIntervalSince(started) < 0.9, "\(args): the 413 waited for Expect's timeout")
+        }
+        let smallChunked = randomBytes(1000)
+        let chunkedFile = try tmp.write("chunked", smallChunked)
+        let chunked = try curl(["--http1.1", "-H", "Transfer-Encoding: chunked", "-T", chunkedFile, "-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/chunked")])
+        #expect(chunked.out == "204", "\(chunked)")
+        #expect(try request("--http1.1", "GET", server.url("/kv/chunked")).body == smallChunked)
         #expect(try request("--http1.1", "GET", server.url("/kv/big")).status == 404, "a refused body was stored")
         // The server still serves after the refusals.
         #expect(try request("--http2-prior-knowledge", "GET", server.url("/kv/ok")).status == 200)

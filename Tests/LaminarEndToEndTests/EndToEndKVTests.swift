@@ -245,6 +245,27 @@ struct EndToEndKVTests {
         try server.stop()
     }
 
+    /// SIGTERM with a watch open: the watch ends with an `unavailable` line, its client sees a
+    /// complete answer, and the server exits 0 within the drain timeout.
+    @Test(arguments: protocols)
+    func sigtermEndsOpenWatches(proto: String) throws {
+        let server = try Server(["--memory", "--drain-timeout-ms", "3000"])
+        let watch = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "20", proto, server.url("/kv?prefix=w&watch=1")])
+        try waitUntil(10, "the watch to be established") { try server.metric("laminar_subscriptions") == 1 }
+        #expect(try request(proto, "PUT", server.url("/kv/w"), ["-d", "before"]).status == 204)
+        try waitUntil(10, "the watch line") { watch.stdoutText.contains("\n") }
+        let started = Date()
+        try server.stop(within: 8)
+        let seconds = Date().timeIntervalSince(started)
+        #expect(seconds < 3 + 1.5, "exit took \(seconds) s with --drain-timeout-ms 3000")
+        let client = try watch.wait(5)
+        #expect(client.status == 0, "the watch's answer should end cleanly: \(client)")
+        let lines = try ndjson(client.out)
+        #expect(lines.count == 2, "\(client.out)")
+        #expect(lines.first?["value"] as? String == "before")
+        #expect(lines.last?["error"] as? String == "unavailable")
+    }
+
     /// An HTTP/1.1 watch whose client disconnects while nothing under its prefix changes.
     @Test(.disabled("bug: an HTTP/1.1 streaming answer does not notice its client closing; the subscription and connection stay until the next line is written"))
     func http1WatchEndsWhenTheClientLeaves() throws {
