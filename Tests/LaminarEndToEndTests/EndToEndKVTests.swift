@@ -265,6 +265,30 @@ struct EndToEndKVTests {
         try server.stop()
     }
 
+    /// `?ttl=`: the key is there, then absent once the timer fires, and a watch sees the expiry
+    /// as a delete; every key of an atomic batch gives a watch line with the batch's revision.
+    @Test func ttlExpiryAndBatchesOnAWatch() throws {
+        let server = try Server()
+        let watch = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "20", "--http2-prior-knowledge", server.url("/kv?prefix=t&watch=1")])
+        try waitUntil(10, "the watch to be established") { try server.metric("laminar_subscriptions") == 1 }
+        #expect(try request("--http1.1", "PUT", server.url("/kv/t-ttl?ttl=300ms"), ["-d", "brief"]).status == 204)
+        #expect(try request("--http1.1", "PUT", server.url("/kv/t-ttl2?ttl=soon"), ["-d", "x"]).status == 400)
+        let put = Date()
+        try waitUntil(10, "the key to expire") { try request("--http1.1", "GET", server.url("/kv/t-ttl")).status == 404 }
+        #expect(Date().timeIntervalSince(put) >= 0.29, "expired before its ttl")
+        let batch = "{\"op\":\"put\",\"key\":\"t1\",\"value\":\"1\"}\n{\"op\":\"put\",\"key\":\"t2\",\"value\":\"2\"}\n{\"op\":\"put\",\"key\":\"x\",\"value\":\"3\"}\n"
+        #expect(try request("--http1.1", "POST", server.url("/kv/_batch"), ["--data-binary", "@-"], stdin: Data(batch.utf8)).status == 200)
+        try waitUntil(10, "four watch lines") { watch.stdoutText.filter { $0 == "\n" }.count >= 4 }
+        let lines = try ndjson(watch.stdoutText)
+        #expect(lines.count == 4, "\(lines)")
+        #expect(lines.map { $0["key"] as? String } == ["t-ttl", "t-ttl", "t1", "t2"])
+        #expect(lines[1]["deleted"] as? Bool == true || lines[1]["op"] as? String == "delete", "the expiry is a delete: \(lines)")
+        #expect(lines[2]["version"] as? Int != nil && lines[2]["version"] as? Int == lines[3]["version"] as? Int, "one revision per batch: \(lines)")
+        watch.signal(SIGKILL)
+        try watch.wait(5)
+        try server.stop()
+    }
+
     /// SIGTERM with a watch open: the watch ends with an `unavailable` line, its client sees a
     /// complete answer, and the server exits 0 within the drain timeout.
     @Test(arguments: protocols)

@@ -244,16 +244,22 @@ struct EndToEndStreamTests {
             let want = expectedOrder.count
             try waitUntil(10, "\(want) follow lines") { follow.stdoutText.filter { $0 == "\n" }.count >= want }
         }
-        follow.signal(SIGKILL)
+        // Deleting the stream ends the follow with a final error line and a clean end.
+        #expect(try request(proto, "DELETE", server.url("/streams/f")).status == 204)
         let out = try follow.wait(10)
-        let lines = try ndjson(out.out)
+        #expect(out.status == 0, "the follow should end cleanly when its stream is deleted: \(out)")
+        var lines = try ndjson(out.out)
+        let last = lines.popLast()
+        // The server sends `unknown_stream`; proto-docs/http-api.md says `stream_deleted`.
+        #expect(last?["error"] as? String == "unknown_stream" || last?["error"] as? String == "stream_deleted", "\(String(describing: last))")
         let got = try lines.map { WindowKey(key: try #require($0["key"] as? String), start: try #require(($0["start"] as? NSNumber)?.int64Value)) }
         #expect(Set(got) == Set(expectedOrder), "follow saw \(got), expected \(expectedOrder)")
         #expect(got.count == Set(got).count, "a window was sent twice: \(got)")
         // In order: window starts never go back, and each batch's windows after the previous batch's.
         #expect(got.map(\.start) == got.map(\.start).sorted(), "windows out of order: \(got)")
-        let totals = try parseResults(out.out)
+        let totals = try parseResults(out.out.split(separator: "\n").dropLast().joined(separator: "\n"))
         #expect(totals == reference.closed.filter { Set(expectedOrder).contains($0.key) })
+        try waitUntil(10, "the follow to end") { try server.metric("laminar_subscriptions") == 0 }
         try server.stop()
     }
 }
