@@ -66,6 +66,21 @@ struct EndToEndPersistenceTests {
         try server.stop()
     }
 
+    /// SIGINT drains and exits 0 like SIGTERM, and what was acknowledged is there after it.
+    @Test func sigintAlsoDrainsAndExitsZero() throws {
+        let data = try TempDir()
+        let args = ["--data-dir", data.path, "--fsync", "interval"]
+        let server = try Server(args)
+        let put = try request("--http1.1", "PUT", server.url("/kv/int"), ["-d", "kept"])
+        #expect(put.status == 204)
+        try server.stop(signal: SIGINT)
+        let again = try Server(args)
+        let get = try request("--http2-prior-knowledge", "GET", again.url("/kv/int"))
+        #expect(get.text == "kept", "a clean stop keeps interval-fsynced writes")
+        #expect(get.headers["etag"] == put.headers["etag"])
+        try again.stop()
+    }
+
     /// Writes distinct keys with curl (one connection, one request after another) and, from another
     /// connection set, h2load PUTs; SIGTERM midway. Every key that got a 204 must be readable after
     /// the restart, and as many h2load keys as h2load counted 2xx.

@@ -247,11 +247,11 @@ final class Server {
 
     func url(_ path: String) -> String { base + path }
 
-    /// SIGTERM, then the exit: asserts status 0 within `seconds`.
+    /// SIGTERM (or `signal`), then the exit: asserts status 0 within `seconds`.
     @discardableResult
-    func stop(within seconds: Double = 10, sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
+    func stop(within seconds: Double = 10, signal: Int32 = SIGTERM, sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
         stopped = true
-        child.signal(SIGTERM)
+        child.signal(signal)
         let r = try child.wait(seconds)
         #expect(child.process.terminationReason == .exit, "laminar ended by a signal: \(r)", sourceLocation: sourceLocation)
         #expect(r.status == 0, "laminar exit status: \(r)", sourceLocation: sourceLocation)
