@@ -316,6 +316,8 @@ struct EndToEndKVTests {
     }
 
     /// An HTTP/1.1 watch whose client disconnects while nothing under its prefix changes.
+    /// Today the server only notices when it next writes a line, so idle watches leak: after 256
+    /// clients have come and gone, every new watch or follow on that I/O thread gets 429.
     @Test(.disabled("bug: an HTTP/1.1 streaming answer does not notice its client closing; the subscription and connection stay until the next line is written"))
     func http1WatchEndsWhenTheClientLeaves() throws {
         let server = try Server()
