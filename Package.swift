@@ -53,6 +53,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
+        // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
+        .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4.
         .target(name: "CLinux"),
         // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.

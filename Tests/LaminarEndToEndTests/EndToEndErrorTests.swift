@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@Suite("EndToEnd errors")
+struct EndToEndErrorTests {
+    @Test func methodNotAllowedAndUnknownPaths() throws {
+        let server = try Server()
+        for proto in ["--http1.1", "--http2-prior-knowledge"] {
+            let post = try request(proto, "POST", server.url("/kv/a"), ["-d", "x"])
+            #expect(post.status == 405)
+            #expect(post.headers["allow"] == "GET, HEAD, PUT, DELETE", "\(post.headers)")
+            #expect(try post.json()["error"] as? String == "method_not_allowed")
+            let batchGet = try request(proto, "GET", server.url("/kv/_batch"))
+            #expect(batchGet.status == 405)
+            #expect(batchGet.headers["allow"] == "POST")
+            let metricsPut = try request(proto, "PUT", server.url("/metrics"), ["-d", "x"])
+            #expect(metricsPut.status == 405)
+            #expect(metricsPut.headers["allow"] == "GET, HEAD")
+
+            let nowhere = try request(proto, "GET", server.url("/nowhere"))
+            #expect(nowhere.status == 404)
+            let body = try nowhere.json()
+            #expect(body["error"] as? String == "not_found")
+            #expect(body["detail"] as? String != nil)
+            #expect(try request(proto, "GET", server.url("/streams/s/elsewhere")).status == 404)
+            #expect(try request(proto, "GET", server.url("/health")).status == 200)
+        }
+        try server.stop()
+    }
+
+    @Test func bodyOverMaxBodyIs413OnBothProtocols() throws {
+        let server = try Server(["--memory", "--max-body", "1024"])
+        let tmp = try TempDir()
+        let file = try tmp.write("big", randomBytes(5000))
+        for proto in ["--http1.1", "--http2", "--http2-prior-knowledge"] {
+            let r = try curl([proto, "-X", "PUT", "--data-binary", "@\(file)", "-o", tmp.file("answer"), "-w", "%{http_code}", server.url("/kv/big")])
+            #expect(r.out == "413", "\(proto): \(r)")
+            let answer = (try? Data(contentsOf: tmp.url.appendingPathComponent("answer"))) ?? Data()
+            let json = try? JSONSerialization.jsonObject(with: answer) as? [String: Any]
+            #expect(json?["error"] as? String == "body_too_large", "\(proto): \(String(decoding: answer, as: UTF8.self))")
+            // Exactly at the limit is fine.
+            let ok = try curl([proto, "-X", "PUT", "--data-binary", "@-", "-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/ok")], stdin: randomBytes(1024))
+            #expect(ok.out == "204", "\(proto): \(ok)")
+        }
+        // -T: Expect: 100-continue on HTTP/1.1 (the 413 comes instead of the 100), and a chunked
+        // body whose size is known only as it arrives.
+        for args in [["--http1.1", "-T", file], ["--http1.1", "-H", "Transfer-Encoding: chunked", "-T", file], ["--http2-prior-knowledge", "-T", file]] {
+            let started = Date()
+            let r = try curl(args + ["-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/big")])
+            #expect(r.out == "413", "\(args): \(r)")
+            #expect(Date().timeIntervalSince(started) < 0.9, "\(args): the 413 waited for Expect's timeout")
+        }
+        let smallChunked = randomBytes(1000)
+        let chunkedFile = try tmp.write("chunked", smallChunked)
+        let chunked = try curl(["--http1.1", "-H", "Transfer-Encoding: chunked", "-T", chunkedFile, "-o", "/dev/null", "-w", "%{http_code}", server.url("/kv/chunked")])
+        #expect(chunked.out == "204", "\(chunked)")
+        #expect(try request("--http1.1", "GET", server.url("/kv/chunked")).body == smallChunked)
+        #expect(try request("--http1.1", "GET", server.url("/kv/big")).status == 404, "a refused body was stored")
+        // The server still serves after the refusals.
+        #expect(try request("--http2-prior-knowledge", "GET", server.url("/kv/ok")).status == 200)
+        try server.stop()
+    }
+
+    @Test func malformedHTTP1IsRefusedAndClosed() throws {
+        let server = try Server()
+        let garbage = try rawExchange(port: server.port, Array("GARBAGE\r\n\r\n".utf8))
+        let text = String(decoding: garbage.answer, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
+        #expect(garbage.closedByServer, "the connection stayed open after a malformed request")
+
+        let both = "POST /kv/_batch HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let smuggle = try rawExchange(port: server.port, Array(both.utf8))
+        let smuggleText = String(decoding: smuggle.answer, as: UTF8.self)
+        #expect(smuggleText.hasPrefix("HTTP/1.1 400 "), "\(smuggleText)")
+        #expect(smuggle.closedByServer)
+        #expect(smuggleText.components(separatedBy: "HTTP/1.1 400 ").count == 2, "one answer only: \(smuggleText)")
+
+        let put = "PUT /kv/te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        let te = try rawExchange(port: server.port, Array(put.utf8))
+        #expect(String(decoding: te.answer, as: UTF8.self).hasPrefix("HTTP/1.1 400 "))
+        #expect(try request("--http1.1", "GET", server.url("/kv/te")).status == 404)
+
+        // A well-formed request on a raw socket works and the connection stays usable (keep-alive).
+        let good = try rawExchange(port: server.port, Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8), seconds: 1)
+        #expect(String(decoding: good.answer, as: UTF8.self).hasPrefix("HTTP/1.1 200 "))
+        #expect(!good.closedByServer)
+        try server.stop()
+    }
+}
