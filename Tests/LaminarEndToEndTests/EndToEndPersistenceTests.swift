@@ -48,11 +48,11 @@ struct EndToEndPersistenceTests {
         #expect(try request("--http1.1", "GET", server.url("/kv?prefix=key&encoding=base64")).text == scanBefore)
 
         let statsAfter = try #require(try request("--http1.1", "GET", server.url("/streams/s")).json()["stats"] as? [String: Any])
-        for field in ["events_accepted", "events_late", "watermark", "windows_closed", "open_windows"] {
+        for field in ["events", "late_events", "watermark", "windows_closed", "open_windows"] {
             #expect(statsAfter[field] as? NSNumber == statsBefore[field] as? NSNumber, "\(field): \(statsBefore) then \(statsAfter)")
         }
-        #expect(statsAfter["events_accepted"] as? Int == reference.accepted)
-        #expect(statsAfter["events_late"] as? Int == reference.late)
+        #expect(statsAfter["events"] as? Int == reference.accepted)
+        #expect(statsAfter["late_events"] as? Int == reference.late)
         let resultsAfter = try request("--http1.1", "GET", server.url("/streams/s/results")).text
         #expect(try parseResults(resultsAfter) == reference.closed)
 

@@ -163,8 +163,8 @@ struct EndToEndStreamTests {
         #expect(onlyA == reference.closed.filter { $0.key.key == "a" })
 
         var s = try stats(server, "s")
-        #expect(s["events_accepted"] as? Int == reference.accepted, "\(s)")
-        #expect(s["events_late"] as? Int == reference.late, "\(s)")
+        #expect(s["events"] as? Int == reference.accepted, "\(s)")
+        #expect(s["late_events"] as? Int == reference.late, "\(s)")
         // Windows are counted per window start (all keys of one time window together).
         #expect(s["windows_closed"] as? Int == Set(reference.closed.keys.map(\.start)).count, "\(s)")
         #expect(s["open_windows"] as? Int == Set(reference.open.keys.map(\.start)).count, "\(s)")
@@ -177,13 +177,13 @@ struct EndToEndStreamTests {
         #expect(why["error"] as? String != nil)
         #expect((why["detail"] as? String)?.contains("line 2") == true, "\(refused.text)")
         s = try stats(server, "s")
-        #expect(s["events_accepted"] as? Int == reference.accepted, "a refused batch changed the counts: \(s)")
+        #expect(s["events"] as? Int == reference.accepted, "a refused batch changed the counts: \(s)")
         #expect((s["watermark"] as? NSNumber)?.int64Value == reference.watermark)
 
         // Unknown stream.
         let unknown = try post("--http1.1", server, "nope", ndjsonBody(batch1))
         #expect(unknown.status == 404)
-        #expect(try unknown.json()["error"] as? String == "unknown_stream")
+        #expect(try unknown.json()["error"] as? String == "not_found")
         #expect(try request("--http1.1", "GET", server.url("/streams/nope")).status == 404)
         #expect(try post("--http1.1", server, "s", Data("x".utf8), contentType: "text/plain").status == 415)
 
@@ -197,7 +197,7 @@ struct EndToEndStreamTests {
         #expect(try second.json()["duplicate"] as? Bool == true, "\(second.text)")
         _ = reference.ingest(retry)
         s = try stats(server, "s")
-        #expect(s["events_accepted"] as? Int == reference.accepted, "an idempotent retry was counted twice: \(s)")
+        #expect(s["events"] as? Int == reference.accepted, "an idempotent retry was counted twice: \(s)")
 
         try server.stop()
     }
@@ -219,7 +219,7 @@ struct EndToEndStreamTests {
         // A truncated body is refused and nothing applied.
         let truncated = try post("--http1.1", server, "bin", binaryEvents(events).dropLast(3), contentType: "application/vnd.laminar.events")
         #expect(truncated.status == 400)
-        #expect(try stats(server, "bin")["events_accepted"] as? Int == reference.accepted)
+        #expect(try stats(server, "bin")["events"] as? Int == reference.accepted)
         try server.stop()
     }
 
@@ -251,7 +251,7 @@ struct EndToEndStreamTests {
         var lines = try ndjson(out.out)
         let last = lines.popLast()
         // The server sends `unknown_stream`; proto-docs/http-api.md says `stream_deleted`.
-        #expect(last?["error"] as? String == "unknown_stream" || last?["error"] as? String == "stream_deleted", "\(String(describing: last))")
+        #expect(last?["error"] as? String == "not_found" || last?["error"] as? String == "stream_deleted", "\(String(describing: last))")
         let got = try lines.map { WindowKey(key: try #require($0["key"] as? String), start: try #require(($0["start"] as? NSNumber)?.int64Value)) }
         #expect(Set(got) == Set(expectedOrder), "follow saw \(got), expected \(expectedOrder)")
         #expect(got.count == Set(got).count, "a window was sent twice: \(got)")
