@@ -1,5 +1,6 @@
 // laminar-bench-reactor: in-process reactor figures (issue 3). Prints a table, then ONE JSON line
-// last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version.
+// last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
+// `--only ring|events|kv` runs one part (for a profiler; its JSON has that part's fields only).
 //
 //   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
 //                        producer and consumer on two threads, pushes and pops in batches of 64;
@@ -220,13 +221,15 @@ func benchKV(ops: Int, keys: Int) throws -> Double {
 
 var jsonOut: String?
 var quick = false
+var only: String?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--json-out": jsonOut = args.next()
     case "--quick": quick = true
+    case "--only": only = args.next()
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--only ring|events|kv]")
         exit(2)
     }
 }
@@ -243,17 +246,24 @@ let eventCount = quick ? 4_000_000 : 30_000_000
 let kvOps = quick ? 1_000_000 : 5_000_000
 print("laminar-bench-reactor: ring \(ringItems) items x3 (batches of 64); \(eventCount) events (batches of 4096, 10K keys); \(kvOps) KV ops (50/50 put/get, 10K keys); fsync never")
 row("metric", "value", "unit", "goal")
-let ringNs = benchRing(items: ringItems)
-row("ring_handoff_ns", String(format: "%.2f", ringNs), "ns/item", "<= 10")
-row("ring_items_per_s", String(format: "%.0f", 1e9 / ringNs), "items/s", "")
-let events = try benchEvents(events: eventCount, warmUpEvents: 2_000_000, batchEvents: 4096, keys: 10_000)
-row("reactor_events_per_s", String(format: "%.0f", events), "events/s", ">= 10000000")
-let kv = try benchKV(ops: kvOps, keys: 10_000)
-row("kv_ops_per_s", String(format: "%.0f", kv), "ops/s", ">= 5000000")
-
-let json = String(
-    format: "{\"ring_handoff_ns\":%.3f,\"ring_items_per_s\":%.0f,\"reactor_events_per_s\":%.0f,\"kv_ops_per_s\":%.0f,"
-        + "\"ring_batch\":64,\"event_batch\":4096,\"event_keys\":10000,\"kv_keys\":10000,\"fsync\":\"never\"}",
-    ringNs, 1e9 / ringNs, events, kv)
+var fields: [String] = []
+if only == nil || only == "ring" {
+    let ringNs = benchRing(items: ringItems)
+    row("ring_handoff_ns", String(format: "%.2f", ringNs), "ns/item", "<= 10")
+    row("ring_items_per_s", String(format: "%.0f", 1e9 / ringNs), "items/s", "")
+    fields += [String(format: "\"ring_handoff_ns\":%.3f", ringNs), String(format: "\"ring_items_per_s\":%.0f", 1e9 / ringNs)]
+}
+if only == nil || only == "events" {
+    let events = try benchEvents(events: eventCount, warmUpEvents: 2_000_000, batchEvents: 4096, keys: 10_000)
+    row("reactor_events_per_s", String(format: "%.0f", events), "events/s", ">= 10000000")
+    fields.append(String(format: "\"reactor_events_per_s\":%.0f", events))
+}
+if only == nil || only == "kv" {
+    let kv = try benchKV(ops: kvOps, keys: 10_000)
+    row("kv_ops_per_s", String(format: "%.0f", kv), "ops/s", ">= 5000000")
+    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv))
+}
+fields += ["\"ring_batch\":64", "\"event_batch\":4096", "\"event_keys\":10000", "\"kv_keys\":10000", "\"fsync\":\"never\""]
+let json = "{" + fields.joined(separator: ",") + "}"
 if let jsonOut { try (json + "\n").write(toFile: jsonOut, atomically: true, encoding: .utf8) }
 print(json)

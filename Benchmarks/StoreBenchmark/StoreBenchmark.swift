@@ -11,7 +11,8 @@ import Logging
 /// 100-byte values, the same keys and the same random access sequences for both. Prints a table
 /// and, as its last line, one JSON object (also written to `--json-out`).
 ///
-/// Definitions (all medians of `--reps` timed repetitions after one warm-up, unless said):
+/// Definitions (all medians of `--reps` timed repetitions after one warm-up, unless said; puts
+/// are means, so that a compaction in some reps is amortized over all of them):
 /// - get: zero-copy `withValue(rawKey:)` / `mdb_get` in one read txn, uniform random keys, every
 ///   key present; the first and last value byte are summed.
 /// - put: uniform random overwrites of existing keys of the 1M-key store, `commit()` after every
@@ -294,16 +295,29 @@ struct Run {
             let s = try LogStore.open(directory: largeDirectory, options: options)
             var value = initialValue
             var rep = 0
-            let putNs = try harness.nsPerOp(ops: putArrays.count) {
+            let compactionsBefore = s.stats.compactions
+            var repNs: [Double] = []
+            let putNs = try harness.nsPerOp(ops: putArrays.count, mean: true) {
+                let compactions = s.stats.compactions
+                let t0 = monotonicNs()
+                defer { if s.stats.compactions == compactions { repNs.append(Double(monotonicNs() - t0) / Double(putArrays.count)) } }
                 rep += 1
                 value[0] = UInt8(truncatingIfNeeded: rep)
                 try Run.puts(s, putArrays, value)
                 return UInt64(s.revision)
             }
             precondition(s.count == n)
-            record("put_ns_\(label)", putNs, "ns/op", "put([UInt8],[UInt8]): random overwrites over \(n) keys, commit/256")
+            record("put_ns_\(label)", putNs, "ns/op", "put([UInt8],[UInt8]): random overwrites over \(n) keys, commit/256, mean incl. compactions")
             record("put_per_s_\(label)", 1e9 / putNs, "ops/s", "the same as a rate")
-            record("put_compactions", Double(s.stats.compactions), "count", "compactions run by commit() during the put reps")
+            record("put_compactions", Double(s.stats.compactions - compactionsBefore), "count", "compactions run by commit() in the \(config.reps + 1) put reps (1 warm-up)")
+            if !repNs.isEmpty {
+                repNs.sort()
+                record("put_nocompact_ns_\(label)", repNs[repNs.count / 2], "ns/op", "median of the \(repNs.count) reps without a compaction (warm-up included)")
+            }
+            let c0 = monotonicNs()
+            try s.compact()
+            let c1 = monotonicNs()
+            record("compact_ms_\(label)", Double(c1 - c0) / 1e6, "ms", "one compact() of the \(n)-key store (rewrite + fsync + hint)")
             record("data_file_mb_after_puts", Double(s.sizeBytes) / 1e6, "MB", "log size at the end")
         }
         remove(largeDirectory)
@@ -346,12 +360,12 @@ struct Run {
             record("lmdb_scan_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / scanNs, "keys/s", "cursor SET_RANGE + NEXT, zero-copy")
             var value = initialValue
             var rep = 0
-            record("lmdb_put_ns_\(label)", harness.nsPerOp(ops: putStream.count) {
+            record("lmdb_put_ns_\(label)", harness.nsPerOp(ops: putStream.count, mean: true) {
                 rep += 1
                 value[0] = UInt8(truncatingIfNeeded: rep)
                 value.withUnsafeBytes { e.put(putStream, value: $0, perTxn: StoreBenchmark.commitEvery) }
                 return UInt64(rep)
-            }, "ns/op", "same overwrites, 256 puts per txn (= store commit granularity)")
+            }, "ns/op", "same overwrites, 256 puts per txn (= store commit granularity), mean")
             record("lmdb_put_txn1_ns_\(label)", harness.nsPerOp(ops: putStream.count, reps: 3) {
                 rep += 1
                 value[0] = UInt8(truncatingIfNeeded: rep)
