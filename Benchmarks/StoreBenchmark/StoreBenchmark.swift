@@ -45,7 +45,7 @@ struct StoreBenchmark {
         var insertReps = 3
         var reopenReps = 3
         var jsonOut: String?
-        /// `--profile OP`: only LogStore's OP (get10k, contains10k, get, put), looped for a profiler.
+        /// `--profile OP`: only LogStore's OP (get10k, contains10k, get, put, scan), looped for a profiler.
         var profile: String?
     }
 
@@ -81,7 +81,7 @@ struct StoreBenchmark {
     }
 
     static func usage() -> Never {
-        print("usage: laminar-bench-store [--json-out PATH] [--reps N] [--quick] [--profile get10k|contains10k|get|put]")
+        print("usage: laminar-bench-store [--json-out PATH] [--reps N] [--quick] [--profile get10k|contains10k|get|put|scan]")
         exit(2)
     }
 
@@ -188,8 +188,13 @@ struct Run {
             record("get_ns_10k", harness.nsPerOp(ops: smallGetStream.count) { Run.gets(store, smallGetStream) },
                    "ns/op", "withValue(rawKey:), random over 10K")
             record("contains_ns_10k", harness.nsPerOp(ops: smallGetIndices.count) {
+                // Borrowed through unsafe buffers: no retain/release of the key arrays per op.
                 var hits: UInt64 = 0
-                for i in smallGetIndices where store.contains(smallKeysByIndex[i]) { hits &+= 1 }
+                smallKeysByIndex.withUnsafeBufferPointer { keys in
+                    smallGetIndices.withUnsafeBufferPointer { indices in
+                        for i in indices where store.contains(keys[i]) { hits &+= 1 }
+                    }
+                }
                 precondition(hits == UInt64(smallGetIndices.count))
                 return hits
             }, "ns/op", "contains([UInt8]), random over 10K")
@@ -405,8 +410,21 @@ struct Run {
         case "contains10k", "contains":
             ns = harness.nsPerOp(ops: indices.count, reps: config.reps * 4) {
                 var hits: UInt64 = 0
-                for i in indices where store.contains(keysByIndex[i]) { hits &+= 1 }
+                keysByIndex.withUnsafeBufferPointer { keys in
+                    indices.withUnsafeBufferPointer { indices in
+                        for i in indices where store.contains(keys[i]) { hits &+= 1 }
+                    }
+                }
                 return hits
+            }
+        case "scan":
+            let groups = Sequences.uniform(n / Workload.keysPerGroup, count: config.scans, seed: 4).map(Workload.prefix(group:))
+            ns = harness.nsPerOp(ops: groups.count * Workload.keysPerGroup, reps: config.reps * 4) {
+                var sum: UInt64 = 0
+                for prefix in groups {
+                    for e in store.prefixScan(prefix, after: nil, limit: Workload.keysPerGroup) { sum &+= UInt64(e.value.count) }
+                }
+                return sum
             }
         case "put":
             ns = try harness.nsPerOp(ops: arrays.count, reps: config.reps * 2) {
