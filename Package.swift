@@ -10,12 +10,14 @@ let package = Package(
     products: [
         .library(name: "LaminarStore", targets: ["LaminarStore"]),
         .library(name: "LaminarReactor", targets: ["LaminarReactor"]),
+        .library(name: "LaminarHTTP", targets: ["LaminarHTTP"]),
+        .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
-        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
     ],
     targets: [
@@ -36,12 +38,27 @@ let package = Package(
         .target(
             name: "LaminarServer",
             dependencies: [
-                "LaminarStore", "LaminarFormats",
-                .product(name: "Atomics", package: "swift-atomics"),
+                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
         ),
+        // `laminar serve`: the command line.
+        .executableTarget(
+            name: "laminar",
+            dependencies: [
+                "LaminarServer", "LaminarStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
+        // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4.
+        .target(name: "CLinux"),
+        // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.
+        // Knows nothing of the store or the reactor.
+        .target(name: "LaminarHTTP", dependencies: ["CNGHTTP2", "CLinux"]),
+        .testTarget(name: "LaminarHTTPTests", dependencies: ["LaminarHTTP"]),
         // CRC-32C with the SSE4.2 instruction where the CPU has it.
         .target(name: "CCRC32C"),
         // The state store: interface, in-memory and memory-mapped log-structured stores.

@@ -1,0 +1,44 @@
+// CLinux: the Linux system calls and constants Glibc does not export to Swift
+// (epoll, eventfd, accept4, TCP_NODELAY, SO_REUSEPORT). Wrappers are prefixed CLinux_ and do no
+// error handling: errno is read on the Swift side (LaminarHTTP/System.swift).
+#ifndef LAMINAR_CLINUX_H
+#define LAMINAR_CLINUX_H
+
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/// epoll_create1(EPOLL_CLOEXEC).
+int CLinux_epoll_create(void);
+/// Registers, modifies or removes `fd` with `events`, carrying `data` back in epoll_wait.
+int CLinux_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// epoll_wait that returns the ready (events, data) pairs in two plain arrays.
+int CLinux_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms);
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
+int CLinux_eventfd(void);
+/// Adds 1 to an eventfd's counter (EAGAIN at saturation is harmless: it is already signalled).
+void CLinux_eventfd_signal(int fd);
+/// Resets an eventfd's counter.
+void CLinux_eventfd_drain(int fd);
+
+// Constants that import badly (macros of enums) as plain ints.
+static const int CLinux_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int CLinux_SOCK_CLOEXEC = SOCK_CLOEXEC;
+static const uint32_t CLinux_EPOLLIN = EPOLLIN;
+static const uint32_t CLinux_EPOLLOUT = EPOLLOUT;
+static const uint32_t CLinux_EPOLLRDHUP = EPOLLRDHUP;
+static const uint32_t CLinux_EPOLLHUP = EPOLLHUP;
+static const uint32_t CLinux_EPOLLERR = EPOLLERR;
+static const int CLinux_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
+static const int CLinux_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
+static const int CLinux_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
+static const int CLinux_TCP_NODELAY = TCP_NODELAY;
+static const int CLinux_SO_REUSEPORT = SO_REUSEPORT;
+
+#endif

@@ -1,0 +1,220 @@
+import CLinux
+import Glibc
+import Synchronization
+
+/// One epoll loop on one thread: its own SO_REUSEPORT listener, its connections, its handler and
+/// an eventfd that any thread may ring (`HTTPLoopWaker`). Level-triggered; a connection asks for
+/// EPOLLOUT only while it has bytes to write and for EPOLLIN only while it may read.
+///
+/// Thread ownership: everything here belongs to the loop thread, except `wakeFD` (rung from any
+/// thread) and `shared` (the server's stop flag).
+final class EventLoop {
+    let index: Int
+    let limits: HTTPLimits
+    let shared: HTTPServerShared
+    private let epfd: Int32
+    /// Rung by `HTTPLoopWaker`s; it lives as long as any waker does, so a late ring after the
+    /// loop stopped never writes to a reused descriptor.
+    let wakeSignal: LoopWakeSignal
+    var wakeFD: Int32 { wakeSignal.fd }
+    private var listenFD: Int32
+    private(set) var handler: HTTPHandler!
+
+    /// Connections by slot; the epoll data of a connection is slot | generation << 32, so an event
+    /// for a connection closed earlier in the same batch is recognised and dropped.
+    private var slots: [Connection?] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [Int] = []
+    private(set) var connectionCount = 0
+    private var nextConnectionID: UInt64 = 1
+    /// Connections with output to flush or parsing to resume at the end of this iteration.
+    private var dirty: [Connection] = []
+    /// One read buffer for every connection of the loop.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    /// Monotonic milliseconds, refreshed once per iteration.
+    private(set) var nowMs: Int64
+    private var nextSweepMs: Int64
+    private var drainDeadlineMs: Int64?
+
+    private static let listenerToken: UInt64 = .max
+    private static let wakeToken: UInt64 = .max - 1
+    private static let sweepIntervalMs: Int64 = 250
+
+    init(index: Int, listenFD: Int32, limits: HTTPLimits, shared: HTTPServerShared) throws(SystemError) {
+        self.index = index
+        self.limits = limits
+        self.shared = shared
+        self.listenFD = listenFD
+        epfd = try System.checked("epoll_create1") { CLinux_epoll_create() }
+        wakeSignal = LoopWakeSignal(fd: try System.checked("eventfd") { CLinux_eventfd() })
+        readBuffer = .allocate(byteCount: limits.readBufferBytes, alignment: 16)
+        nowMs = System.monotonicMs()
+        nextSweepMs = nowMs + Self.sweepIntervalMs
+        try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, listenFD, events: CLinux_EPOLLIN, data: Self.listenerToken)
+        try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, wakeFD, events: CLinux_EPOLLIN, data: Self.wakeToken)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        System.close(epfd)
+        if listenFD >= 0 { System.close(listenFD) }
+    }
+
+    var context: HTTPLoopContext {
+        let signal = wakeSignal
+        return HTTPLoopContext(loopIndex: index, waker: HTTPLoopWaker { signal.ring() })
+    }
+
+    /// Runs until the server stops and every connection has drained (or the drain deadline passed).
+    func run(makeHandler: (HTTPLoopContext) -> HTTPHandler) {
+        handler = makeHandler(context)
+        shared.loopStarted()
+        var events = [UInt32](repeating: 0, count: 256)
+        var datas = [UInt64](repeating: 0, count: 256)
+        while true {
+            let timeout = Int32(clamping: max(0, nextSweepMs - nowMs))
+            let n = events.withUnsafeMutableBufferPointer { ev in
+                datas.withUnsafeMutableBufferPointer { da in
+                    CLinux_epoll_wait(epfd, ev.baseAddress, da.baseAddress, 256, timeout)
+                }
+            }
+            nowMs = System.monotonicMs()
+            if n < 0 {
+                precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
+            }
+            for i in 0..<max(0, Int(n)) {
+                let data = datas[i]
+                switch data {
+                case Self.listenerToken: acceptAll()
+                case Self.wakeToken:
+                    CLinux_eventfd_drain(wakeFD)
+                    handler.didWake()
+                default:
+                    let slot = Int(data & 0xFFFF_FFFF)
+                    guard slot < slots.count, generations[slot] == UInt32(data >> 32), let connection = slots[slot] else { continue }
+                    connection.handleEvents(events[i])
+                }
+            }
+            flushDirty()
+            if nowMs >= nextSweepMs {
+                nextSweepMs = nowMs + Self.sweepIntervalMs
+                sweep()
+                flushDirty()
+            }
+            if shared.isStopping {
+                if drainDeadlineMs == nil { startDrain() }
+                if connectionCount == 0 { break }
+                if let deadline = drainDeadlineMs, nowMs >= deadline {
+                    for case let connection? in slots { connection.close(reason: "shutdown deadline") }
+                    break
+                }
+                nextSweepMs = min(nextSweepMs, nowMs + 50)
+            }
+        }
+        handler.loopWillStop()
+        handler = nil
+    }
+
+    /// Marks `connection` for a flush (and resumed parsing) at the end of the iteration.
+    func markDirty(_ connection: Connection) {
+        if !connection.isDirty {
+            connection.isDirty = true
+            dirty.append(connection)
+        }
+    }
+
+    private func flushDirty() {
+        var i = 0
+        while i < dirty.count {  // flushing may dirty more connections (handlers answering others)
+            let connection = dirty[i]
+            connection.isDirty = false
+            connection.flush()
+            i += 1
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func acceptAll() {
+        while listenFD >= 0 {
+            let fd: Int32
+            do {
+                switch try System.accept(listenFD) {
+                case .wouldBlock: return
+                case .done(let accepted): fd = accepted
+                }
+            } catch {
+                // EMFILE/ENFILE/ENOBUFS: leave the rest in the backlog until descriptors free up.
+                shared.acceptErrors.add(1, ordering: .relaxed)
+                return
+            }
+            if connectionCount >= limits.connectionsPerLoopMax || shared.isStopping {
+                System.close(fd)
+                shared.connectionsRefused.add(1, ordering: .relaxed)
+                continue
+            }
+            try? System.setIntOption(fd, Int32(IPPROTO_TCP), CLinux_TCP_NODELAY, 1)
+            let slot: Int
+            if let free = freeSlots.popLast() {
+                slot = free
+            } else {
+                slot = slots.count
+                slots.append(nil)
+                generations.append(0)
+            }
+            generations[slot] &+= 1
+            let connection = Connection(loop: self, fd: fd, id: nextConnectionID, slot: slot)
+            nextConnectionID += 1
+            do {
+                try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, fd, events: connection.interest, data: token(slot))
+            } catch {
+                System.close(fd)
+                freeSlots.append(slot)
+                continue
+            }
+            slots[slot] = connection
+            connectionCount += 1
+            shared.connectionsOpen.add(1, ordering: .relaxed)
+            shared.connectionsAccepted.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func token(_ slot: Int) -> UInt64 { UInt64(slot) | UInt64(generations[slot]) << 32 }
+
+    /// Changes what epoll reports for `connection`.
+    func updateInterest(_ connection: Connection, _ events: UInt32) {
+        try? System.epollControl(epfd, CLinux_EPOLL_CTL_MOD, connection.fd, events: events, data: token(connection.slot))
+    }
+
+    /// Forgets a connection whose descriptor is about to be closed.
+    func remove(_ connection: Connection) {
+        _ = CLinux_epoll_ctl(epfd, CLinux_EPOLL_CTL_DEL, connection.fd, 0, 0)
+        slots[connection.slot] = nil
+        generations[connection.slot] &+= 1
+        freeSlots.append(connection.slot)
+        connectionCount -= 1
+        shared.connectionsOpen.subtract(1, ordering: .relaxed)
+    }
+
+    private func sweep() {
+        for case let connection? in slots { connection.checkTimeouts(nowMs: nowMs) }
+    }
+
+    private func startDrain() {
+        drainDeadlineMs = nowMs + shared.drainTimeoutMs
+        if listenFD >= 0 {
+            _ = CLinux_epoll_ctl(epfd, CLinux_EPOLL_CTL_DEL, listenFD, 0, 0)
+            System.close(listenFD)
+            listenFD = -1
+        }
+        handler.drainStarted()
+        for case let connection? in slots { connection.startDrain() }
+    }
+}
+
+/// A loop's eventfd, shared by every waker handed out; closed when the last holder lets go.
+final class LoopWakeSignal: Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    deinit { System.close(fd) }
+    func ring() { CLinux_eventfd_signal(fd) }
+}

@@ -1,0 +1,353 @@
+// A pure, incremental HTTP/1.1 request parser: bytes in, events out. No sockets, no threads,
+// no allocation beyond the head being accumulated; safe to feed arbitrary bytes (fuzzable).
+
+/// The request line and headers of an HTTP/1.x request, with the framing the parser derived.
+public struct HTTP1RequestHead: Sendable, Equatable {
+    public enum BodyFraming: Sendable, Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    public var method: String
+    /// The request target as sent (origin form: path and optional query).
+    public var target: String
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public var minorVersion: Int
+    public var headers: HTTPHeaders
+    public var framing: BodyFraming
+
+    /// Whether the connection stays open after this request (HTTP/1.1 default unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    public var keepAlive: Bool {
+        let tokens = connectionTokens
+        if minorVersion == 0 { return tokens.contains("keep-alive") }
+        return !tokens.contains("close")
+    }
+
+    /// `Expect: 100-continue` was sent.
+    public var expectsContinue: Bool {
+        headers["expect"].map { $0.lowercased() == "100-continue" } ?? false
+    }
+
+    /// Lowercased tokens of every `Connection` header.
+    public var connectionTokens: [String] {
+        headers.values("connection").flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingHTTPSpace().lowercased() }
+    }
+}
+
+/// What the parser produced from the bytes fed so far.
+public enum HTTP1ParserEvent: Sendable, Equatable {
+    case head(HTTP1RequestHead)
+    /// A piece of the body, in order (already de-chunked).
+    case body([UInt8])
+    /// The request is complete; the parser stops consuming until `parse` is called again.
+    case end
+}
+
+/// Why a request was refused; each maps to the status sent before closing the connection.
+public enum HTTP1ParseError: Error, Sendable, Equatable {
+    case malformed(String)
+    case headersTooLarge
+    case bodyTooLarge
+    case unsupportedTransferEncoding
+
+    public var status: Int {
+        switch self {
+        case .malformed: 400
+        case .headersTooLarge: 431
+        case .bodyTooLarge: 413
+        case .unsupportedTransferEncoding: 501
+        }
+    }
+}
+
+/// Incremental HTTP/1.1 request parser. Owned by one connection (not shared across threads).
+/// Invariant: after an error the parser is poisoned and keeps throwing the same error.
+public struct HTTP1RequestParser: Sendable {
+    private enum State: Sendable {
+        case head
+        case lengthBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case failed(HTTP1ParseError)
+    }
+
+    public let headerBytesMax: Int
+    public let bodyBytesMax: Int
+    private var state: State = .head
+    private var buffer: [UInt8] = []  // head, chunk-size line or trailer line being accumulated
+    private var bodyBytes = 0
+    private var trailerBytes = 0
+
+    private static let chunkLineBytesMax = 1024
+
+    public init(headerBytesMax: Int, bodyBytesMax: Int) {
+        self.headerBytesMax = headerBytesMax
+        self.bodyBytesMax = bodyBytesMax
+    }
+
+    /// True between requests with nothing partially received (a safe point to close a keep-alive).
+    public var isIdle: Bool {
+        if case .head = state { return buffer.isEmpty }
+        return false
+    }
+
+    /// Parses `input`, appending events. Returns the number of bytes consumed: all of them, or
+    /// fewer when a request ended (`.end` was appended), so the caller can answer before the next.
+    public mutating func parse(_ input: UnsafeRawBufferPointer, into events: inout [HTTP1ParserEvent]) throws(HTTP1ParseError) -> Int {
+        var index = 0
+        let count = input.count
+        while index < count {
+            switch state {
+            case .failed(let error):
+                throw error
+            case .head:
+                // Skip empty lines before a request line (RFC 9112 §2.2).
+                if buffer.isEmpty, input[index] == 13 || input[index] == 10 {
+                    index += 1
+                    continue
+                }
+                var found = false
+                while index < count {
+                    let byte = input[index]
+                    index += 1
+                    buffer.append(byte)
+                    // CRLF CRLF ends the head; LF LF too, so a head with bare LFs is refused
+                    // (400) at once instead of waiting for a terminator that never comes.
+                    if byte == 10, buffer.count >= 2,
+                       buffer[buffer.count - 2] == 10
+                        || (buffer.count >= 4 && buffer[buffer.count - 2] == 13
+                            && buffer[buffer.count - 3] == 10 && buffer[buffer.count - 4] == 13) {
+                        found = true
+                        break
+                    }
+                }
+                if !found {
+                    if buffer.count > headerBytesMax { return try fail(.headersTooLarge) }
+                    return index
+                }
+                if buffer.count > headerBytesMax { return try fail(.headersTooLarge) }
+                let head: HTTP1RequestHead
+                do { head = try Self.parseHead(buffer) } catch { return try fail(error) }
+                buffer.removeAll(keepingCapacity: true)
+                bodyBytes = 0
+                events.append(.head(head))
+                switch head.framing {
+                case .none, .length(0):
+                    events.append(.end)
+                    return index
+                case .length(let length):
+                    if length > bodyBytesMax { return try fail(.bodyTooLarge) }
+                    state = .lengthBody(remaining: length)
+                case .chunked:
+                    state = .chunkSize
+                }
+            case .lengthBody(let remaining):
+                let take = min(remaining, count - index)
+                events.append(.body(Array(input[index..<index + take])))
+                index += take
+                if take == remaining {
+                    state = .head
+                    events.append(.end)
+                    return index
+                }
+                state = .lengthBody(remaining: remaining - take)
+            case .chunkSize:
+                guard let line = try takeLine(input, &index, limit: Self.chunkLineBytesMax) else { return index }
+                // chunk-size [; extensions]
+                var size = 0
+                var digits = 0
+                for byte in line {
+                    guard let value = Self.hexValue(byte) else {
+                        if byte == 59 || byte == 32 || byte == 9 { break }  // ';' or whitespace before ext
+                        return try fail(.malformed("bad chunk size"))
+                    }
+                    digits += 1
+                    if digits > 15 { return try fail(.bodyTooLarge) }
+                    size = size * 16 + value
+                }
+                if digits == 0 { return try fail(.malformed("bad chunk size")) }
+                if size == 0 {
+                    trailerBytes = 0
+                    state = .trailers
+                } else {
+                    if bodyBytes + size > bodyBytesMax { return try fail(.bodyTooLarge) }
+                    bodyBytes += size
+                    state = .chunkData(remaining: size)
+                }
+            case .chunkData(let remaining):
+                let take = min(remaining, count - index)
+                events.append(.body(Array(input[index..<index + take])))
+                index += take
+                state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            case .chunkDataEnd:
+                guard let line = try takeLine(input, &index, limit: 2) else { return index }
+                if !line.isEmpty { return try fail(.malformed("chunk data longer than its size")) }
+                state = .chunkSize
+            case .trailers:
+                guard let line = try takeLine(input, &index, limit: headerBytesMax) else { return index }
+                trailerBytes += line.count + 2
+                if trailerBytes > headerBytesMax { return try fail(.headersTooLarge) }
+                if line.isEmpty {
+                    state = .head
+                    events.append(.end)
+                    return index
+                }
+            }
+        }
+        if case .failed(let error) = state { throw error }
+        return index
+    }
+
+    /// Convenience for tests and callers holding an array.
+    public mutating func parse(_ input: [UInt8], into events: inout [HTTP1ParserEvent]) throws(HTTP1ParseError) -> Int {
+        var result: Result<Int, HTTP1ParseError> = .success(0)
+        input.withUnsafeBytes { raw in
+            do throws(HTTP1ParseError) { result = .success(try parse(raw, into: &events)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private mutating func fail(_ error: HTTP1ParseError) throws(HTTP1ParseError) -> Int {
+        state = .failed(error)
+        buffer = []
+        throw error
+    }
+
+    /// Accumulates one CRLF-terminated line into `buffer`; returns it without the CRLF when complete.
+    private mutating func takeLine(_ input: UnsafeRawBufferPointer, _ index: inout Int, limit: Int) throws(HTTP1ParseError) -> [UInt8]? {
+        while index < input.count {
+            let byte = input[index]
+            index += 1
+            if byte == 10 {
+                guard buffer.last == 13 else { _ = try fail(.malformed("bare LF")); return nil }
+                let line = Array(buffer.dropLast())
+                buffer.removeAll(keepingCapacity: true)
+                return line
+            }
+            buffer.append(byte)
+            if buffer.count > limit + 1 { _ = try fail(.malformed("line too long")); return nil }
+        }
+        return nil
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case 48...57: Int(byte - 48)
+        case 65...70: Int(byte - 55)
+        case 97...102: Int(byte - 87)
+        default: nil
+        }
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 48...57, 65...90, 97...122: true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    /// Parses a complete head (ending with CRLF CRLF).
+    static func parseHead(_ bytes: [UInt8]) throws(HTTP1ParseError) -> HTTP1RequestHead {
+        // Split into lines; every line must end with CRLF (a bare LF is refused: smuggling vector).
+        var lines: [ArraySlice<UInt8>] = []
+        var lineStart = 0
+        for i in 0..<bytes.count where bytes[i] == 10 {
+            guard i > lineStart, bytes[i - 1] == 13 else { throw .malformed("bare LF") }
+            lines.append(bytes[lineStart..<(i - 1)])
+            lineStart = i + 1
+        }
+        guard lines.count >= 2, lines.last!.isEmpty else { throw .malformed("incomplete head") }
+        lines.removeLast()
+
+        // Request line: method SP target SP HTTP/1.x
+        let requestLine = lines[0]
+        let parts = requestLine.split(separator: 32, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .malformed("bad request line") }
+        let method = parts[0], target = parts[1], version = parts[2]
+        guard !method.isEmpty, method.allSatisfy(isTokenByte) else { throw .malformed("bad method") }
+        guard !target.isEmpty, target.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .malformed("bad target") }
+        let minor: Int
+        if version.elementsEqual("HTTP/1.1".utf8) {
+            minor = 1
+        } else if version.elementsEqual("HTTP/1.0".utf8) {
+            minor = 0
+        } else {
+            throw .malformed("unsupported version")
+        }
+
+        var headers = HTTPHeaders()
+        var contentLength: Int?
+        var chunked = false
+        var sawTransferEncoding = false
+        for line in lines.dropFirst() {
+            guard let first = line.first else { throw .malformed("empty header line") }
+            if first == 32 || first == 9 { throw .malformed("obsolete line folding") }
+            guard let colon = line.firstIndex(of: 58) else { throw .malformed("header without colon") }
+            let name = line[line.startIndex..<colon]
+            guard !name.isEmpty, name.allSatisfy(isTokenByte) else { throw .malformed("bad header name") }
+            var value = line[(colon + 1)...]
+            while let f = value.first, f == 32 || f == 9 { value = value.dropFirst() }
+            while let l = value.last, l == 32 || l == 9 { value = value.dropLast() }
+            guard value.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
+                throw .malformed("control character in header value")
+            }
+            let nameString = String(decoding: name, as: UTF8.self).lowercased()
+            let valueString = String(decoding: value, as: UTF8.self)
+            switch nameString {
+            case "content-length":
+                guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                    throw .malformed("bad content-length")
+                }
+                let length = Int(valueString)!
+                if let previous = contentLength, previous != length { throw .malformed("conflicting content-length") }
+                contentLength = length
+            case "transfer-encoding":
+                sawTransferEncoding = true
+                for token in valueString.split(separator: ",") {
+                    let coding = token.trimmingHTTPSpace().lowercased()
+                    if coding == "chunked" {
+                        if chunked { throw .malformed("chunked twice") }
+                        chunked = true
+                    } else {
+                        throw .unsupportedTransferEncoding
+                    }
+                }
+            default:
+                break
+            }
+            headers.add(name: nameString, value: valueString)
+        }
+        if sawTransferEncoding {
+            if contentLength != nil { throw .malformed("both content-length and transfer-encoding") }
+            if minor == 0 { throw .malformed("transfer-encoding in HTTP/1.0") }
+            if !chunked { throw .malformed("transfer-encoding without chunked") }
+        }
+        let framing: HTTP1RequestHead.BodyFraming =
+            chunked ? .chunked : contentLength.map { .length($0) } ?? HTTP1RequestHead.BodyFraming.none
+        return HTTP1RequestHead(
+            method: String(decoding: method, as: UTF8.self),
+            target: String(decoding: target, as: UTF8.self),
+            minorVersion: minor,
+            headers: headers,
+            framing: framing
+        )
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's OWS).
+    func trimmingHTTPSpace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

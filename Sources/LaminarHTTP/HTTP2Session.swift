@@ -1,0 +1,468 @@
+import CNGHTTP2
+
+// The nghttp2 boundary of the server: session lifetime, the C callback trampolines, return codes.
+// Nothing else in the code base calls nghttp2 for the server side.
+//
+// Rules kept here (see the nghttp2 notes): mem_recv/mem_send are never called from a callback;
+// handlers run after mem_recv returns and only for streams still open; stream close is reported
+// to the handler after the nghttp2 call that closed it returns; the session is deleted in
+// `teardown`, which reports every open request aborted itself (nghttp2_session_del calls nothing).
+
+/// Per-stream state: the request as it arrives, then the response as it leaves.
+final class HTTP2Stream {
+    let id: Int32
+    var method = ""
+    var path = ""
+    var headers = HTTPHeaders()
+    var headerBytes = 0
+    var body: [UInt8] = []
+    /// A limit was hit while receiving: answer this status instead of dispatching.
+    var rejectStatus: Int?
+    var rejectDetail = ""
+    var dispatched = false
+    var responded = false
+    var isHead = false
+    /// Response body bytes (whole, or the unsent part of a streaming response) and the read offset.
+    var response: [UInt8] = []
+    var responseOffset = 0
+    var streaming = false
+    var finished = false
+    var deferred = false
+    /// Stream 1 after an h2c upgrade: hold DATA until the client's SETTINGS arrived (curl 7.88).
+    var holdUntilClientSettings = false
+
+    init(id: Int32) { self.id = id }
+}
+
+final class HTTP2Session {
+    static let clientPreface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    unowned let connection: Connection
+    private var session: OpaquePointer?
+    private var streams: [Int32: HTTP2Stream] = [:]
+    /// Streams whose request completed during the current mem_recv, dispatched after it returns.
+    private var ready: [Int32] = []
+    /// Dispatched streams closed during an nghttp2 call, reported after it returns.
+    private var closed: [(Int32, HTTPCloseReason)] = []
+    private var clientSettingsReceived = false
+    private var goAwaySubmitted = false
+    /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
+    private var serverResets = 0
+
+    init(connection: Connection) {
+        self.connection = connection
+        let limits = connection.limits
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        nghttp2_option_set_no_closed_streams(option, 1)
+        nghttp2_option_set_max_outbound_ack(option, limits.outboundAcksMax)
+        nghttp2_option_set_max_settings(option, limits.settingsEntriesMax)
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, limits.deflateTableBytesMax)
+        nghttp2_option_set_stream_reset_rate_limit(option, limits.receivedResetsBurst, limits.receivedResetsPerSecond)
+        nghttp2_option_set_max_continuations(option, limits.continuationsMax)
+        defer { nghttp2_option_del(option) }
+        let rc = nghttp2_session_server_new2(&session, serverCallbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        precondition(rc == 0, "nghttp2_session_server_new2: \(rc)")
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.concurrentStreamsMax),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: limits.streamWindowBytes),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(limits.headerListBytesMax)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, limits.connectionWindowBytes)
+    }
+
+    var isFinished: Bool {
+        nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+    }
+
+    var hasOpenStreams: Bool { !streams.isEmpty }
+
+    // MARK: - Input
+
+    /// Takes over an HTTP/1.1 request that asked for h2c: stream 1, answered by the handler.
+    func upgrade(settings: [UInt8], request: HTTPRequest) {
+        let isHead = request.method == "HEAD"
+        let rc = settings.withUnsafeBufferPointer {
+            nghttp2_session_upgrade2(session, $0.baseAddress, $0.count, isHead ? 1 : 0, nil)
+        }
+        guard rc == 0 else {
+            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            return
+        }
+        let stream = HTTP2Stream(id: 1)
+        stream.isHead = isHead
+        stream.dispatched = true
+        stream.holdUntilClientSettings = true
+        streams[1] = stream
+        connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
+        connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer) {
+        guard session != nil else { return }
+        let rc = nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if rc < 0 {
+            // Bad preface, flood, or a callback failure: the session is unusable.
+            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+            connection.close(reason: "nghttp2: \(String(cString: nghttp2_strerror(Int32(rc))))")
+            return
+        }
+        dispatchReady()
+        reportClosed()
+        connection.loop.markDirty(connection)
+    }
+
+    private func dispatchReady() {
+        var i = 0
+        while i < ready.count {
+            let id = ready[i]
+            i += 1
+            guard let stream = streams[id], !stream.dispatched else { continue }
+            stream.dispatched = true
+            if let status = stream.rejectStatus {
+                respondError(stream, status: status, detail: stream.rejectDetail)
+                continue
+            }
+            if stream.method.isEmpty || stream.path.isEmpty {
+                respondError(stream, status: 400, detail: "missing :method or :path")
+                continue
+            }
+            stream.isHead = stream.method == "HEAD"
+            let (path, query) = HTTPRequest.split(target: stream.path)
+            let token = connection.token(id)
+            let request = HTTPRequest(
+                method: stream.method, path: path, query: query, headers: stream.headers,
+                body: stream.body, version: .http2, token: token)
+            stream.body = []
+            stream.headers = HTTPHeaders()
+            connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: token))
+        }
+        ready.removeAll(keepingCapacity: true)
+    }
+
+    private func reportClosed() {
+        while !closed.isEmpty {
+            let batch = closed
+            closed.removeAll()
+            for (id, reason) in batch { connection.handler.requestClosed(connection.token(id), reason: reason) }
+        }
+    }
+
+    // MARK: - Output
+
+    /// Moves frames from nghttp2 into the connection's output buffer, up to its bound.
+    func produceOutput() {
+        guard session != nil else { return }
+        while connection.out.count < connection.limits.outputBufferedBytesMax {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 {
+                connection.close(reason: "nghttp2 send: \(String(cString: nghttp2_strerror(Int32(n))))")
+                return
+            }
+            if n == 0 { break }
+            connection.out.append(UnsafeRawBufferPointer(start: data, count: n))
+        }
+        reportClosed()
+    }
+
+    // MARK: - Responses
+
+    func isOpen(_ id: Int32) -> Bool {
+        guard let stream = streams[id] else { return false }
+        return !stream.finished
+    }
+
+    func respond(_ id: Int32, _ response: HTTPResponse) -> Bool {
+        guard let stream = streams[id], stream.dispatched, !stream.responded else { return false }
+        let hasBody = !response.body.isEmpty && !stream.isHead && response.status != 204 && response.status != 304
+        stream.response = hasBody ? response.body : []
+        stream.responseOffset = 0
+        stream.finished = true
+        return submit(stream, status: response.status, headers: response.headers, contentLength: response.body.count, withBody: hasBody)
+    }
+
+    func startStreaming(_ id: Int32, status: Int, headers: HTTPHeaders) -> Bool {
+        guard let stream = streams[id], stream.dispatched, !stream.responded else { return false }
+        stream.streaming = true
+        return submit(stream, status: status, headers: headers, contentLength: nil, withBody: !stream.isHead)
+    }
+
+    func writeStreaming(_ id: Int32, _ bytes: [UInt8]) -> Bool {
+        guard let stream = streams[id], stream.streaming, !stream.finished else { return false }
+        if stream.response.count - stream.responseOffset + bytes.count > connection.limits.streamingBufferedBytesMax {
+            abort(id)
+            return false
+        }
+        if stream.responseOffset > 0 && stream.responseOffset * 2 >= stream.response.count {
+            stream.response.removeFirst(stream.responseOffset)
+            stream.responseOffset = 0
+        }
+        stream.response.append(contentsOf: bytes)
+        resumeIfDeferred(stream)
+        return true
+    }
+
+    func streamingBufferedBytes(_ id: Int32) -> Int {
+        guard let stream = streams[id] else { return 0 }
+        return stream.response.count - stream.responseOffset
+    }
+
+    func finishStreaming(_ id: Int32) -> Bool {
+        guard let stream = streams[id], stream.streaming, !stream.finished else { return false }
+        stream.finished = true
+        resumeIfDeferred(stream)
+        return true
+    }
+
+    func abort(_ id: Int32) {
+        guard session != nil, streams[id] != nil else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_CANCEL.rawValue)
+        connection.loop.markDirty(connection)
+    }
+
+    /// Tells the client no new streams will be processed; open ones finish.
+    func goAway() {
+        guard session != nil, !goAwaySubmitted else { return }
+        goAwaySubmitted = true
+        nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+            NGHTTP2_NO_ERROR.rawValue, nil, 0)
+        connection.loop.markDirty(connection)
+    }
+
+    private func resumeIfDeferred(_ stream: HTTP2Stream) {
+        if stream.deferred {
+            stream.deferred = false
+            nghttp2_session_resume_data(session, stream.id)
+        }
+        connection.loop.markDirty(connection)
+    }
+
+    private func respondError(_ stream: HTTP2Stream, status: Int, detail: String) {
+        let body = Array(#"{"error":"\#(HTTPStatus.errorName(status))","detail":"\#(detail)"}"#.utf8)
+        stream.response = stream.isHead ? [] : body
+        stream.responseOffset = 0
+        stream.finished = true
+        _ = submit(stream, status: status, headers: ["content-type": "application/json"], contentLength: body.count, withBody: !stream.isHead)
+    }
+
+    /// Submits the response headers (and a data provider when there is a body).
+    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentLength: Int?, withBody: Bool) -> Bool {
+        stream.responded = true
+        var fields: [(String, String)] = [(":status", String(status))]
+        for (name, value) in headers where !Self.isConnectionSpecific(name) { fields.append((name, value)) }
+        if let length = contentLength, status != 204, status != 304 { fields.append(("content-length", String(length))) }
+        var packed: [UInt8] = []
+        for (name, value) in fields { packed.append(contentsOf: name.utf8); packed.append(contentsOf: value.utf8) }
+        let rc = packed.withUnsafeMutableBufferPointer { base -> Int32 in
+            var nva: [nghttp2_nv] = []
+            nva.reserveCapacity(fields.count)
+            var offset = 0
+            for (name, value) in fields {
+                let n = name.utf8.count, v = value.utf8.count
+                nva.append(nghttp2_nv(
+                    name: base.baseAddress! + offset, value: base.baseAddress! + offset + n,
+                    namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                offset += n + v
+            }
+            if withBody {
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readResponseBody)
+                return nghttp2_submit_response(session, stream.id, nva, nva.count, &provider)
+            }
+            return nghttp2_submit_response(session, stream.id, nva, nva.count, nil)
+        }
+        connection.loop.markDirty(connection)
+        return rc == 0
+    }
+
+    private static func isConnectionSpecific(_ name: String) -> Bool {
+        switch name {
+        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "content-length": true
+        default: false
+        }
+    }
+
+    // MARK: - Callbacks (called by nghttp2 during mem_recv / mem_send)
+
+    fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+              frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return }
+        streams[frame.pointee.hd.stream_id] = HTTP2Stream(id: frame.pointee.hd.stream_id)
+        connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
+    }
+
+    fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+              frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+              let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil else { return }
+        let limits = connection.limits
+        stream.headerBytes += name.count + value.count + 32
+        if stream.headerBytes > limits.headerListBytesMax {
+            stream.rejectStatus = 431
+            stream.rejectDetail = "header list exceeds \(limits.headerListBytesMax) bytes"
+            stream.headers = HTTPHeaders()
+            return
+        }
+        if name.first == UInt8(ascii: ":") {
+            if name.elementsEqual(":method".utf8) {
+                stream.method = String(decoding: value, as: UTF8.self)
+            } else if name.elementsEqual(":path".utf8) {
+                stream.path = String(decoding: value, as: UTF8.self)
+            } else if name.elementsEqual(":authority".utf8) {
+                stream.headers.add(name: "host", value: String(decoding: value, as: UTF8.self))
+            }
+            return
+        }
+        let valueString = String(decoding: value, as: UTF8.self)
+        if name.elementsEqual("content-length".utf8), let length = Int(valueString), length > limits.bodyBytesMax {
+            stream.rejectStatus = 413
+            stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
+        }
+        stream.headers.add(name: String(decoding: name, as: UTF8.self), value: valueString)
+    }
+
+    fileprivate func dataChunk(_ id: Int32, _ data: UnsafeBufferPointer<UInt8>) {
+        guard let stream = streams[id], stream.rejectStatus == nil else { return }
+        let max = connection.limits.bodyBytesMax
+        if stream.body.count + data.count > max {
+            stream.rejectStatus = 413
+            stream.rejectDetail = "request body exceeds \(max) bytes"
+            stream.body = []
+            return
+        }
+        stream.body.append(contentsOf: data)
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        let type = frame.pointee.hd.type
+        if type == UInt8(NGHTTP2_SETTINGS.rawValue) {
+            if frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 && !clientSettingsReceived {
+                clientSettingsReceived = true
+                if let first = streams[1], first.holdUntilClientSettings {
+                    first.holdUntilClientSettings = false
+                    resumeIfDeferred(first)
+                }
+            }
+            return
+        }
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+              frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+              streams[frame.pointee.hd.stream_id] != nil else { return }
+        ready.append(frame.pointee.hd.stream_id)
+    }
+
+    fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
+        if stream.dispatched && stream.rejectStatus == nil {
+            let complete = errorCode == NGHTTP2_NO_ERROR.rawValue && stream.finished
+                && stream.responseOffset == stream.response.count
+            closed.append((id, complete ? .completed : .aborted))
+        }
+    }
+
+    /// A reset we sent or an invalid frame we received: bounded per connection (MadeYouReset).
+    fileprivate func countServerReset() {
+        serverResets += 1
+        if serverResets == connection.limits.serverResetsPerConnectionMax {
+            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+            nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        }
+    }
+
+    fileprivate func readBody(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[id] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        if stream.holdUntilClientSettings && !clientSettingsReceived {
+            stream.deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        let available = stream.response.count - stream.responseOffset
+        let n = min(length, available)
+        if n > 0 {
+            stream.response.withUnsafeBufferPointer { source in
+                buffer.update(from: source.baseAddress! + stream.responseOffset, count: n)
+            }
+            stream.responseOffset += n
+        }
+        if stream.responseOffset == stream.response.count {
+            if stream.finished {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            } else if n == 0 {
+                stream.deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+            if stream.streaming {
+                stream.response.removeAll(keepingCapacity: true)
+                stream.responseOffset = 0
+            }
+        }
+        return n
+    }
+
+    // MARK: - Teardown
+
+    /// Deletes the session; every dispatched, unfinished request is reported aborted.
+    func teardown() {
+        guard let session else { return }
+        nghttp2_session_del(session)
+        self.session = nil
+        reportClosed()
+        for (id, stream) in streams {
+            connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
+            if stream.dispatched && stream.rejectStatus == nil {
+                connection.handler.requestClosed(connection.token(id), reason: .aborted)
+            }
+        }
+        streams = [:]
+    }
+}
+
+// MARK: - Trampolines
+
+@inline(__always)
+private func server(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
+    Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private let readResponseBody: nghttp2_data_source_read_callback = { _, id, buffer, length, flags, _, userData in
+    server(userData).readBody(id, buffer!, length, flags!)
+}
+
+/// One callback table for every server session (nghttp2 copies it into each session).
+nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
+    var callbacks: OpaquePointer?
+    nghttp2_session_callbacks_new(&callbacks)
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+        server(userData).beginHeaders(frame!)
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+        server(userData).header(frame!, UnsafeBufferPointer(start: name, count: nameLength), UnsafeBufferPointer(start: value, count: valueLength))
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, id, data, length, userData in
+        server(userData).dataChunk(id, UnsafeBufferPointer(start: data, count: length))
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+        server(userData).frameReceived(frame!)
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, id, errorCode, userData in
+        server(userData).streamClosed(id, errorCode: errorCode)
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).countServerReset() }
+        return 0
+    }
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in
+        server(userData).countServerReset()
+        return 0
+    }
+    return callbacks!
+}()

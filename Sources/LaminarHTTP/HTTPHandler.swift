@@ -1,0 +1,163 @@
+// The contract between the HTTP layer and whatever serves requests (the Laminar server).
+//
+// Threading: every loop thread has its own handler instance, made by the server's factory on
+// that thread. All handler methods, and every `HTTPResponder` method, run on that loop thread
+// only. Work done elsewhere (the reactor) comes back through `HTTPLoopWaker.wake()`, after which
+// the loop calls `didWake()` on its handler, which drains its completion ring and answers.
+
+/// Which protocol a request arrived on.
+public enum HTTPVersion: Sendable, Equatable {
+    case http1_0, http1_1, http2
+}
+
+/// Identifies one request (an HTTP/2 stream, or one HTTP/1.1 exchange) across the whole server.
+/// Sendable and hashable, so it can travel to the reactor and back inside a command/completion.
+public struct HTTPRequestToken: Hashable, Sendable, CustomStringConvertible {
+    /// The loop (I/O thread) that owns the connection.
+    public let loopIndex: Int
+    /// Unique per loop, never reused during a loop's life.
+    public let connectionID: UInt64
+    /// The HTTP/2 stream id, or the sequence number of the request on an HTTP/1.1 connection.
+    public let streamID: Int32
+
+    public var description: String { "\(loopIndex)/\(connectionID)/\(streamID)" }
+}
+
+/// A complete request: head and whole body (at most `HTTPLimits.bodyBytesMax`).
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path, percent-encoding preserved (no query).
+    public var path: String
+    /// The raw query after `?`, or nil.
+    public var query: String?
+    /// Request headers, names lowercased; HTTP/2 pseudo-headers are not included
+    /// (`:authority` is exposed as `host`).
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    public var version: HTTPVersion
+    public var token: HTTPRequestToken
+
+    /// Splits a request target into path and query.
+    static func split(target: String) -> (path: String, query: String?) {
+        guard let q = target.firstIndex(of: "?") else { return (target, nil) }
+        return (String(target[..<q]), String(target[target.index(after: q)...]))
+    }
+}
+
+/// A complete response. `content-length` is added by the layer (do not set it);
+/// for HEAD requests the body is not sent but its length is announced.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// Why the layer reports a request finished (`HTTPHandler.requestClosed`).
+public enum HTTPCloseReason: Sendable, Equatable {
+    /// The whole response was handed to the connection (it may still be in flight to the client).
+    case completed
+    /// The client reset the stream or went away, the server reset it (a limit), or the connection
+    /// closed (timeout, shutdown deadline, error). Any later answer is dropped.
+    case aborted
+}
+
+/// A Sendable handle that wakes a loop from any thread. After `wake()`, the loop calls its
+/// handler's `didWake()` on the loop thread (several wakes may be coalesced into one call).
+public struct HTTPLoopWaker: Sendable {
+    let signal: @Sendable () -> Void
+    public func wake() { signal() }
+}
+
+/// What a handler knows of its loop. Owned by the loop thread.
+public struct HTTPLoopContext: Sendable {
+    /// 0 ..< ioThreads.
+    public let loopIndex: Int
+    /// Hand this to producers on other threads (the reactor) to wake this loop.
+    public let waker: HTTPLoopWaker
+}
+
+/// Serves requests on one loop thread. Not Sendable: one instance per loop, used on that thread.
+public protocol HTTPHandler: AnyObject {
+    /// A complete request. Answer now or later (from `didWake`) through `responder`, which may be
+    /// stored. Every request gets exactly one `requestClosed` call afterwards.
+    func handle(_ request: HTTPRequest, responder: HTTPResponder)
+
+    /// The request is finished: answered completely, or aborted. Free anything held for it
+    /// (a watch subscription, a pending completion); the responder is dead from now on.
+    func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason)
+
+    /// The loop was woken by `HTTPLoopWaker.wake()`: drain completions and answer.
+    func didWake()
+
+    /// The server is stopping: new requests are refused from now on. End long-lived responses
+    /// (watches, follows) so their connections can close before the drain deadline.
+    func drainStarted()
+
+    /// The loop's last call, after every connection closed.
+    func loopWillStop()
+}
+
+extension HTTPHandler {
+    public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
+    public func didWake() {}
+    public func drainStarted() {}
+    public func loopWillStop() {}
+}
+
+/// Answers one request. Use it only on the loop thread that handed it out. Every method is safe
+/// to call after the stream went away: it then does nothing and returns false.
+///
+/// Either `respond` once, or `startStreaming` once, then `write` any number of times, then `finish`.
+public struct HTTPResponder {
+    weak var connection: Connection?
+    public let token: HTTPRequestToken
+
+    /// Whether the request is still open for an answer (or for more streamed data).
+    public var isOpen: Bool { connection?.isOpen(token.streamID) ?? false }
+
+    /// Sends a complete response.
+    @discardableResult
+    public func respond(_ response: HTTPResponse) -> Bool {
+        connection?.respond(token.streamID, response) ?? false
+    }
+
+    /// Sends the status and headers of a long-lived response whose body is appended with `write`
+    /// (HTTP/2: DATA frames from a deferred data provider; HTTP/1.1: chunked transfer encoding).
+    @discardableResult
+    public func startStreaming(status: Int, headers: HTTPHeaders = [:]) -> Bool {
+        connection?.startStreaming(token.streamID, status: status, headers: headers) ?? false
+    }
+
+    /// Appends body bytes to a streaming response. False when the stream is gone, or when the
+    /// client is so slow that the unsent bytes passed `HTTPLimits.streamingBufferedBytesMax`
+    /// (the stream is then reset and `requestClosed(.aborted)` follows).
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        connection?.writeStreaming(token.streamID, bytes) ?? false
+    }
+
+    /// Bytes appended to a streaming response but not yet sent (for the producer's own pacing).
+    public var bufferedBytes: Int { connection?.streamingBufferedBytes(token.streamID) ?? 0 }
+
+    /// Ends a streaming response.
+    @discardableResult
+    public func finish() -> Bool {
+        connection?.finishStreaming(token.streamID) ?? false
+    }
+
+    /// Aborts the request (HTTP/2: RST_STREAM(CANCEL); HTTP/1.1: closes the connection).
+    public func abort() {
+        connection?.abort(token.streamID)
+    }
+
+    /// Backpressure: stop reading from this request's connection (e.g. the reactor ring is full),
+    /// until `resumeReading()`. Responses still go out.
+    public func pauseReading() { connection?.setReadingPaused(true) }
+    public func resumeReading() { connection?.setReadingPaused(false) }
+}

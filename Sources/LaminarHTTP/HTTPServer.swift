@@ -1,0 +1,130 @@
+import Glibc
+import Synchronization
+
+/// How the HTTP server listens: address, threads and limits.
+public struct HTTPServerConfiguration: Sendable {
+    /// IPv4 address to bind (loopback by default).
+    public var host: String = "127.0.0.1"
+    /// TCP port; 0 lets the kernel choose (read it back from `HTTPServer.port`).
+    public var port: UInt16 = 7070
+    /// Event loop threads, each with its own SO_REUSEPORT listener.
+    public var ioThreads: Int = 1
+    /// After `stop()`, in-flight requests get this long to finish before connections are cut.
+    public var drainTimeoutMs: Int64 = 5_000
+    public var listenBacklog: Int32 = 1024
+    public var limits = HTTPLimits()
+
+    public init() {}
+}
+
+/// Counters of the HTTP layer, shared by every loop (relaxed atomics: read at scrape time).
+public final class HTTPServerShared: Sendable {
+    let stopping = Atomic<Bool>(false)
+    let startedLoops = Atomic<Int>(0)
+    public let drainTimeoutMs: Int64
+    public let connectionsOpen = Atomic<Int>(0)
+    public let connectionsAccepted = Atomic<Int>(0)
+    public let connectionsRefused = Atomic<Int>(0)
+    public let acceptErrors = Atomic<Int>(0)
+    public let streamsOpen = Atomic<Int>(0)
+    /// Connections ended for abuse: floods, too many server-side resets, bad preface.
+    public let protocolErrors = Atomic<Int>(0)
+    public let timeouts = Atomic<Int>(0)
+
+    init(drainTimeoutMs: Int64) { self.drainTimeoutMs = drainTimeoutMs }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    func loopStarted() { startedLoops.add(1, ordering: .releasing) }
+}
+
+/// The HTTP/1.1 + HTTP/2 (prior knowledge and h2c Upgrade) server: `ioThreads` epoll loops on
+/// one port. `init` binds (so the port is known and wakers exist before any handler does),
+/// `start` runs the loops, `stop` drains and joins them.
+///
+/// Thread ownership: `start` and `stop` are called by the owner's thread, `start` once.
+public final class HTTPServer: @unchecked Sendable {
+    public let configuration: HTTPServerConfiguration
+    /// The bound port (the kernel's choice when the configuration said 0).
+    public let port: UInt16
+    public let shared: HTTPServerShared
+    /// One per loop, in loop order: hand a loop's waker to whoever completes its requests.
+    public let loopContexts: [HTTPLoopContext]
+    private var loops: [EventLoop]
+    private var threads: [pthread_t] = []
+    private let wakeSignals: [LoopWakeSignal]
+
+    /// Binds one listener per I/O thread (all on the same port). Throws if the address cannot be bound.
+    public init(configuration: HTTPServerConfiguration) throws(SystemError) {
+        if let problem = configuration.limits.validate() { preconditionFailure("HTTPLimits: \(problem)") }
+        precondition(configuration.ioThreads >= 1, "ioThreads must be >= 1")
+        self.configuration = configuration
+        shared = HTTPServerShared(drainTimeoutMs: configuration.drainTimeoutMs)
+        signal(SIGPIPE, SIG_IGN)
+        var listeners: [Int32] = []
+        var port = configuration.port
+        do throws(SystemError) {
+            for _ in 0..<configuration.ioThreads {
+                let (fd, bound) = try System.makeListener(host: configuration.host, port: port, backlog: configuration.listenBacklog)
+                listeners.append(fd)
+                port = bound
+            }
+        } catch {
+            listeners.forEach(System.close)
+            throw error
+        }
+        self.port = port
+        var loops: [EventLoop] = []
+        for (index, fd) in listeners.enumerated() {
+            do throws(SystemError) {
+                loops.append(try EventLoop(index: index, listenFD: fd, limits: configuration.limits, shared: shared))
+            } catch {
+                listeners[index...].forEach(System.close)
+                throw error
+            }
+        }
+        self.loops = loops
+        wakeSignals = loops.map(\.wakeSignal)
+        loopContexts = loops.map(\.context)
+    }
+
+    /// Starts the loop threads; `makeHandler` is called once on each loop thread with its context.
+    /// Returns once every loop is running.
+    public func start(makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
+        precondition(threads.isEmpty && !loops.isEmpty, "start is called once")
+        for loop in loops {
+            let box = LoopStart(loop: loop, makeHandler: makeHandler)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let start = Unmanaged<LoopStart>.fromOpaque(raw!).takeRetainedValue()
+                start.loop.run(makeHandler: start.makeHandler)
+                return nil
+            }, Unmanaged.passRetained(box).toOpaque())
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            threads.append(thread)
+        }
+        let count = loops.count
+        loops = []  // the threads own them now
+        while shared.startedLoops.load(ordering: .acquiring) < count { sched_yield() }
+    }
+
+    /// Stops accepting, tells HTTP/2 clients GOAWAY, lets in-flight requests finish within the
+    /// drain timeout, then closes every connection and joins the loop threads. Idempotent.
+    public func stop() {
+        shared.stopping.store(true, ordering: .relaxed)
+        for signal in wakeSignals { signal.ring() }
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
+    }
+}
+
+/// What a new loop thread needs, passed through pthread_create's argument.
+private final class LoopStart: @unchecked Sendable {
+    let loop: EventLoop
+    let makeHandler: @Sendable (HTTPLoopContext) -> HTTPHandler
+    init(loop: EventLoop, makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
+        self.loop = loop
+        self.makeHandler = makeHandler
+    }
+}
+
+import CLinux

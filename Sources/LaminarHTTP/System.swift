@@ -1,0 +1,137 @@
+// System calls, with their errors sorted in one place (as SwiftNIO's System.swift):
+// EINTR is retried here, EAGAIN/EWOULDBLOCK is a value (`.wouldBlock`), a bad file descriptor is
+// a bug (precondition), everything else is a typed `SystemError` for the caller to handle.
+import CLinux
+import Glibc
+
+/// A failed system call: which call and its errno. Thrown for a peer's or the kernel's failure.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let call: StaticString
+    public let errno: Int32
+
+    public var description: String {
+        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+}
+
+/// The result of a non-blocking I/O call that may have nothing to do.
+enum IOResult<T> {
+    case done(T)
+    case wouldBlock
+}
+
+enum System {
+    /// Runs `body` until it does not fail with EINTR. Returns `.wouldBlock` on EAGAIN.
+    @inline(__always)
+    static func retrying<T: BinaryInteger>(
+        _ call: StaticString, _ body: () -> T
+    ) throws(SystemError) -> IOResult<T> {
+        while true {
+            let result = body()
+            if result >= 0 { return .done(result) }
+            let err = Glibc.errno
+            switch err {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EBADF, EFAULT:
+                preconditionFailure("\(call): \(String(cString: strerror(err))): a bug, not a peer failure")
+            default: throw SystemError(call: call, errno: err)
+            }
+        }
+    }
+
+    /// A call that must not return EAGAIN (setup calls): any failure throws.
+    @inline(__always)
+    static func checked<T: BinaryInteger>(_ call: StaticString, _ body: () -> T) throws(SystemError) -> T {
+        switch try retrying(call, body) {
+        case .done(let value): return value
+        case .wouldBlock: throw SystemError(call: call, errno: EAGAIN)
+        }
+    }
+
+    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try retrying("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    static func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try retrying("send") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    static func accept(_ listenFD: Int32) throws(SystemError) -> IOResult<Int32> {
+        while true {
+            let fd = CLinux_accept4(listenFD, nil, nil, CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC)
+            if fd >= 0 { return .done(fd) }
+            let err = Glibc.errno
+            switch err {
+            case EINTR, ECONNABORTED, EPROTO: continue  // the peer left before we accepted: try the next
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EBADF: preconditionFailure("accept4 on a bad descriptor")
+            default: throw SystemError(call: "accept4", errno: err)
+            }
+        }
+    }
+
+    static func close(_ fd: Int32) {
+        // Linux closes the descriptor even when close returns EINTR: never retry.
+        let result = Glibc.close(fd)
+        precondition(result == 0 || Glibc.errno != EBADF, "close of a bad descriptor")
+    }
+
+    static func setIntOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SystemError) {
+        var value = value
+        _ = try checked("setsockopt") {
+            setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// Creates a non-blocking IPv4 listener with SO_REUSEADDR and SO_REUSEPORT, bound and listening.
+    /// Returns the descriptor and the bound port (the kernel's choice when `port` is 0).
+    static func makeListener(host: String, port: UInt16, backlog: Int32) throws(SystemError) -> (fd: Int32, port: UInt16) {
+        let fd = try checked("socket") {
+            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+        }
+        do throws(SystemError) {
+            try setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            try setIntOption(fd, SOL_SOCKET, CLinux_SO_REUSEPORT, 1)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+                throw SystemError(call: "inet_pton", errno: EINVAL)
+            }
+            _ = try checked("bind") {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            _ = try checked("listen") { listen(fd, backlog) }
+            var bound = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = try checked("getsockname") {
+                withUnsafeMutablePointer(to: &bound) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+                }
+            }
+            return (fd, UInt16(bigEndian: bound.sin_port))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Milliseconds of CLOCK_MONOTONIC.
+    static func monotonicMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+extension System {
+    /// Adds, changes or removes `fd` in an epoll set.
+    static func epollControl(_ epfd: Int32, _ op: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
+        _ = try checked("epoll_ctl") { CLinux_epoll_ctl(epfd, op, fd, events, data) }
+    }
+}
