@@ -103,6 +103,8 @@ struct Run {
     let harness: Harness
     let root: String
     var results: [(key: String, value: Double, unit: String, note: String)] = []
+    /// JSON fields that are context, not measurements (e.g. the load average).
+    var extraFields: [String] = []
     var options: LogStoreOptions
 
     init(config: Config) {
@@ -149,6 +151,10 @@ struct Run {
         let m = config.keysSmall
         let label = n == 1_000_000 ? "1m" : "\(n)"
         print("laminar-bench-store: \(n) and \(m) keys, 16-byte keys, 100-byte values, fsync never, data in \(root)")
+        let loadAverage1m = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .flatMap { $0.split(separator: " ").first.flatMap { Double($0) } } ?? -1
+        print(String(format: "  load average (1 min) at start: %.2f on %d cores", loadAverage1m, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        extraFields.append(String(format: "\"loadavg_1m\":%.2f", loadAverage1m))
         print("  reps \(config.reps) (median, after 1 warm-up); get ops/rep \(config.getOps); put ops/rep \(config.putOps); scans/rep \(config.scans)")
         Run.row("metric", "value", "unit", "definition")
 
@@ -469,6 +475,7 @@ struct Run {
             v >= 100 ? String(format: "%.0f", v) : String(format: "%.3g", v)
         }
         for r in results { fields.append("\"\(r.key)\":\(number(r.value))") }
+        fields += extraFields
         fields.append("\"keys\":\(config.keysLarge)")
         fields.append("\"key_bytes\":\(Workload.keyBytes)")
         fields.append("\"value_bytes\":\(Workload.valueBytes)")
