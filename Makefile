@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-client
 
-.PHONY: deps build serve test bench bench-store clean
+.PHONY: deps build serve test bench bench-store bench-reactor clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,12 +30,17 @@ test: deps
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 
-bench: bench-store
+bench: bench-store bench-reactor
 
 bench-store: deps
 	$(SWIFT) build -c release --product laminar-bench-store
 	mkdir -p bench-results
 	.build/release/laminar-bench-store --json-out bench-results/store.json
+
+bench-reactor: deps
+	$(SWIFT) build -c release --product laminar-bench-reactor
+	mkdir -p bench-results
+	.build/release/laminar-bench-reactor --json-out bench-results/reactor.json
 
 clean:
 	rm -rf .build

@@ -71,6 +71,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // LMDB from Debian's liblmdb-dev: the peer of the store benchmark, linked only into it.
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Benchmarks/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // `make bench-store`: LogStore against LMDB on the same keys, values and access sequence.
+        .executableTarget(
+            name: "laminar-bench-store",
+            dependencies: [
+                "LaminarStore",
+                "CLMDB",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/StoreBenchmark"
+        ),
         // Test helper: a process that writes to a store until it is killed (crash tests).
         .executableTarget(
             name: "laminar-store-crash-child",

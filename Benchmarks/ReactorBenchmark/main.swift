@@ -1,1 +1,274 @@
-print("todo")
+// laminar-bench-reactor: in-process reactor figures (issue 3). Prints a table, then ONE JSON line
+// last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
+// `--only ring|events|kv` runs one part (for a profiler; its JSON has that part's fields only).
+//
+//   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
+//                        producer and consumer on two threads, pushes and pops in batches of 64;
+//                        median of 3 timed runs after a warm-up run
+//   ring_items_per_s     the same runs, elements per second (1e9 / ring_handoff_ns)
+//   reactor_events_per_s events through producer ring → reactor (`.appendEvents`: WAL record +
+//                        tumbling 1 s window count+sum over 10K keys) → completion; batches of
+//                        4,096 events built with EventBatch.Builder, up to 8 batches in flight;
+//                        persistent LogStore in a temp dir, fsync never; a warm-up of 2M events
+//                        first; every event must be accepted (none late)
+//   kv_ops_per_s         50/50 put/get (16-byte keys, 100-byte values, 10K keys prefilled) through
+//                        producer ring → reactor → store → completion ring, up to 1,024 commands
+//                        in flight; persistent LogStore in a temp dir, fsync never; warm-up first
+//
+// Allocation in the timed loops: the ring loop allocates nothing. The event loop allocates one
+// buffer per 4,096-event batch (an EventBatch is an immutable byte array handed to the reactor, as
+// the HTTP decoder does). The KV loop submits prebuilt key/value arrays (retains only); the
+// reactor copies each get's value into its completion (`.value([UInt8])`), which is the API.
+import Foundation
+import Glibc
+import LaminarReactor
+import LaminarStore
+
+func nowNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+final class BenchThread: @unchecked Sendable {
+    private var thread: pthread_t = 0
+    private let body: () -> Void
+    init(_ body: @escaping @Sendable () -> Void) {
+        self.body = body
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&thread, nil, { arg in
+            Unmanaged<BenchThread>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+    }
+    func join() { pthread_join(thread, nil) }
+}
+
+/// A fresh directory under $TMPDIR (default /tmp); the caller removes it.
+func makeTempDirectory(_ name: String) -> String {
+    let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array("\(tmp)/\(name)-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { fatalError("mkdtemp in \(tmp) failed: errno \(errno)") }
+    return String(cString: made)
+}
+
+func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+func storeOptions() -> LogStoreOptions {
+    var options = LogStoreOptions()
+    options.fsync = .never
+    options.logger.logLevel = .warning
+    return options
+}
+
+// MARK: ring
+
+/// One run: `items` elements through a fresh ring; nanoseconds per element.
+func ringRun(items: Int) -> Double {
+    let ring = SPSCRing<UInt64>(capacity: 4096)
+    let start = nowNs()
+    let producer = BenchThread {
+        var next = 0
+        while next < items {
+            let base = UInt64(next)
+            next += ring.push(count: min(64, items - next)) { base &+ UInt64($0) }
+        }
+    }
+    var received = 0
+    var checksum: UInt64 = 0
+    while received < items {
+        received += ring.pop(max: 64) { checksum &+= $0 }
+    }
+    let elapsed = nowNs() - start
+    producer.join()
+    precondition(checksum == UInt64(items) * UInt64(items - 1) / 2, "ring lost or duplicated elements")
+    return Double(elapsed) / Double(items)
+}
+
+func benchRing(items: Int) -> Double {
+    _ = ringRun(items: items / 5)  // warm-up
+    return median((0..<3).map { _ in ringRun(items: items) })
+}
+
+// MARK: reactor events
+
+func benchEvents(events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) throws -> Double {
+    let dir = makeTempDirectory("laminar-bench-reactor-events")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let store = try LogStore.open(directory: dir, options: storeOptions())
+    let reactor = try Reactor(store: store)
+    let doorbell = Doorbell()
+    let producer = reactor.makeProducer { doorbell.ring() }
+    reactor.start()
+    defer { reactor.stop() }
+    // The stream: count + sum over 1 s tumbling windows.
+    precondition(producer.submit(ReactorCommand(token: 0, .defineStream(StreamDefinition(
+        name: "bench", windowSizeMs: 1000, allowedLatenessMs: 0, aggregates: [.count, .sum])))))
+    producer.wakeReactorIfParked()
+    var defined = false
+    while !defined {
+        if producer.poll({ c in
+            guard case .ok = c.result else { fatalError("defineStream failed: \(c.result)") }
+        }) > 0 { defined = true } else { doorbell.wait(timeoutMs: 100) }
+    }
+
+    let keyBytes: [[UInt8]] = (0..<keys).map { Array("key-\($0)".utf8) }
+    var builder = EventBatch.Builder(capacity: batchEvents)
+    var eventIndex = 0
+    var token: UInt64 = 0
+
+    /// Sends `count` events (a multiple of `batchEvents`), returns nanoseconds taken.
+    func send(_ count: Int) -> UInt64 {
+        let batches = count / batchEvents
+        var submitted = 0
+        var accepted = 0
+        let start = nowNs()
+        while accepted < batches * batchEvents {
+            // Keep up to 8 batches in flight; build the next while the reactor works.
+            var pushed = false
+            while submitted < batches && producer.inFlight < 8 {
+                builder.removeAll()
+                for _ in 0..<batchEvents {
+                    // Event time advances 1 ms per 1000 events: ~1M events per 1 s window.
+                    keyBytes[eventIndex % keys].withUnsafeBytes {
+                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: 1.0)
+                    }
+                    eventIndex += 1
+                }
+                token += 1
+                precondition(producer.submit(ReactorCommand(token: token,
+                    .appendEvents(stream: "bench", batch: builder.build(), idempotencyKey: nil))))
+                submitted += 1
+                pushed = true
+            }
+            if pushed { producer.wakeReactorIfParked() }
+            let n = producer.poll { c in
+                guard case .eventsAccepted(let ack) = c.result else { fatalError("batch failed: \(c.result)") }
+                precondition(ack.late == 0, "late events: the benchmark must count every event")
+                accepted += ack.accepted
+            }
+            if n == 0 && !pushed { doorbell.wait(timeoutMs: 100) }
+        }
+        return nowNs() - start
+    }
+
+    let w = warmUpEvents / batchEvents * batchEvents
+    _ = send(w)
+    let n = events / batchEvents * batchEvents
+    let elapsed = send(n)
+    return Double(n) / (Double(elapsed) / 1e9)
+}
+
+// MARK: kv
+
+func benchKV(ops: Int, keys: Int) throws -> Double {
+    let dir = makeTempDirectory("laminar-bench-reactor-kv")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let reactor = try Reactor(store: LogStore.open(directory: dir, options: storeOptions()))
+    let doorbell = Doorbell()
+    let producer = reactor.makeProducer { doorbell.ring() }
+    reactor.start()
+    defer { reactor.stop() }
+    // 16-byte keys, 100-byte values, as in the store benchmark.
+    let keyBytes: [[UInt8]] = (0..<keys).map { i in
+        var k = Array("kv-".utf8) + Array(String(i).utf8)
+        k += [UInt8](repeating: UInt8(ascii: "."), count: 16 - k.count)
+        return k
+    }
+    let value = [UInt8](repeating: 7, count: 100)
+    let inFlightMax = reactor.limits.commandsInFlightMax
+    var sink: UInt64 = 0
+
+    /// `ops` commands: even ones put, odd ones get; keys cycle through a fixed stride so
+    /// consecutive commands touch different keys. `putsOnly` for the prefill.
+    func run(_ ops: Int, putsOnly: Bool) -> UInt64 {
+        var submitted = 0
+        var completed = 0
+        let start = nowNs()
+        while completed < ops {
+            var pushed = false
+            while submitted < ops && producer.inFlight < inFlightMax {
+                let key = keyBytes[(submitted &* 7919) % keys]
+                let op: ReactorOperation = putsOnly || submitted & 1 == 0
+                    ? .put(key: key, value: value, condition: .always, ttlMs: nil) : .get(key: key)
+                guard producer.submit(ReactorCommand(token: UInt64(submitted), op)) else { break }
+                submitted += 1
+                pushed = true
+            }
+            if pushed { producer.wakeReactorIfParked() }
+            let n = producer.poll { c in
+                switch c.result {
+                case .written(let version): sink &+= version
+                case .value(let v, _): sink &+= UInt64(v[0])
+                default: fatalError("kv op failed: \(c.result)")
+                }
+            }
+            completed += n
+            if n == 0 && !pushed { doorbell.wait(timeoutMs: 100) }
+        }
+        return nowNs() - start
+    }
+
+    _ = run(keys, putsOnly: true)  // prefill: every get finds its key
+    _ = run(min(ops, 1_000_000), putsOnly: false)  // warm-up
+    let elapsed = run(ops, putsOnly: false)
+    precondition(sink != 0)
+    return Double(ops) / (Double(elapsed) / 1e9)
+}
+
+// MARK: main
+
+var jsonOut: String?
+var quick = false
+var only: String?
+var args = CommandLine.arguments.dropFirst().makeIterator()
+while let a = args.next() {
+    switch a {
+    case "--json-out": jsonOut = args.next()
+    case "--quick": quick = true
+    case "--only": only = args.next()
+    default:
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--only ring|events|kv]")
+        exit(2)
+    }
+}
+
+func row(_ name: String, _ value: String, _ unit: String, _ goal: String) {
+    print("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0)
+        + String(repeating: " ", count: max(0, 16 - value.count)) + value + " "
+        + unit.padding(toLength: 10, withPad: " ", startingAt: 0) + goal)
+    fflush(nil)
+}
+
+let ringItems = quick ? 10_000_000 : 100_000_000
+let eventCount = quick ? 4_000_000 : 30_000_000
+let kvOps = quick ? 1_000_000 : 5_000_000
+/// The 1-minute load average at start: the ring figure needs both threads on a core at once, so
+/// a busy machine (load above the core count) inflates it; the JSON carries it for context.
+let loadAverage1m = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+    .flatMap { $0.split(separator: " ").first.flatMap { Double($0) } } ?? -1
+print(String(format: "load average (1 min) at start: %.2f on %d cores", loadAverage1m, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+print("laminar-bench-reactor: ring \(ringItems) items x3 (batches of 64); \(eventCount) events (batches of 4096, 10K keys); \(kvOps) KV ops (50/50 put/get, 10K keys); fsync never")
+row("metric", "value", "unit", "goal")
+var fields: [String] = []
+if only == nil || only == "ring" {
+    let ringNs = benchRing(items: ringItems)
+    row("ring_handoff_ns", String(format: "%.2f", ringNs), "ns/item", "<= 10")
+    row("ring_items_per_s", String(format: "%.0f", 1e9 / ringNs), "items/s", "")
+    fields += [String(format: "\"ring_handoff_ns\":%.3f", ringNs), String(format: "\"ring_items_per_s\":%.0f", 1e9 / ringNs)]
+}
+if only == nil || only == "events" {
+    let events = try benchEvents(events: eventCount, warmUpEvents: 2_000_000, batchEvents: 4096, keys: 10_000)
+    row("reactor_events_per_s", String(format: "%.0f", events), "events/s", ">= 10000000")
+    fields.append(String(format: "\"reactor_events_per_s\":%.0f", events))
+}
+if only == nil || only == "kv" {
+    let kv = try benchKV(ops: kvOps, keys: 10_000)
+    row("kv_ops_per_s", String(format: "%.0f", kv), "ops/s", ">= 5000000")
+    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv))
+}
+fields += [String(format: "\"loadavg_1m\":%.2f", loadAverage1m), "\"ring_batch\":64", "\"event_batch\":4096", "\"event_keys\":10000", "\"kv_keys\":10000", "\"fsync\":\"never\""]
+let json = "{" + fields.joined(separator: ",") + "}"
+if let jsonOut { try (json + "\n").write(toFile: jsonOut, atomically: true, encoding: .utf8) }
+print(json)
