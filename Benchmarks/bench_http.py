@@ -43,6 +43,14 @@ def grpc_put_body(key, value):
     return b"\x00" + len(msg).to_bytes(4, "big") + msg
 
 
+def h2o_pid(tmp, started):
+    """h2o's serving process: the one its pid file names (the started one unless it forked)."""
+    try:
+        return int(open(os.path.join(tmp, "h2o.pid")).read().strip())
+    except (OSError, ValueError):
+        return started
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="laminar-bench-http-")
     procs = Procs()
@@ -80,7 +88,7 @@ def main():
         with open(get_uris, "w") as f:
             for i in order:
                 f.write(f"{base}/kv/k{i:06d}\n")
-        get = h2load(CLIENT + TIMED + ["-i", get_uris], H2_TIMEOUT, "laminar GET")
+        get = h2load(CLIENT + TIMED + ["-i", get_uris], H2_TIMEOUT, "laminar GET", srv.pid, WARM)
         check_h2load(get, "laminar GET")
         results["get"] = get
 
@@ -90,7 +98,7 @@ def main():
         with open(put_uris, "w") as f:
             for i in range(1000000):
                 f.write(f"{base}/kv/p{i:07d}\n")
-        put = h2load(CLIENT + TIMED + ["-i", put_uris, "-d", vfile, "-H", ":method: PUT"], H2_TIMEOUT, "laminar PUT")
+        put = h2load(CLIENT + TIMED + ["-i", put_uris, "-d", vfile, "-H", ":method: PUT"], H2_TIMEOUT, "laminar PUT", srv.pid, WARM)
         check_h2load(put, "laminar PUT")
         results["put"] = put
         st, body = http_req(port, "GET", "/kv/p0000000")
@@ -106,7 +114,7 @@ def main():
         rps_per_client = max(1, int(half_total / 16))
         glog = os.path.join(tmp, "get-half.log")
         half = h2load(CLIENT + TIMED + ["-i", get_uris, "--rps", str(rps_per_client), "--log-file", glog],
-                      H2_TIMEOUT, "laminar GET half rate")
+                      H2_TIMEOUT, "laminar GET half rate", srv.pid, WARM)
         check_h2load(half, "laminar GET half rate")
         lat = []
         with open(glog) as f:
@@ -134,7 +142,7 @@ def main():
         ng = procs.start(["nghttpd", "--no-tls", "-n", "1", str(nport), "-d", docroot],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(nport)
-        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{nport}/f10"], H2_TIMEOUT, "nghttpd")
+        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{nport}/f10"], H2_TIMEOUT, "nghttpd", ng.pid, WARM)
         check_h2load(r, "nghttpd")
         results["nghttpd"] = r
         procs.stop(ng)
@@ -157,7 +165,7 @@ hosts:
 """)
         h2 = procs.start(["h2o", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(hport)
-        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{hport}/f10"], H2_TIMEOUT, "h2o")
+        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{hport}/f10"], H2_TIMEOUT, "h2o", h2o_pid(tmp, h2.pid), WARM)
         check_h2load(r, "h2o")
         results["h2o"] = r
         procs.stop(h2)
@@ -194,7 +202,7 @@ hosts:
             f.write(grpc_put_body(key, val))
         rev0 = etcd_rev()
         r = h2load(CLIENT + TIMED + ["-d", bfile, "-H", "content-type: application/grpc", "-H", "te: trailers",
-                                     f"{curl_}/etcdserverpb.KV/Put"], H2_TIMEOUT, "etcd KV/Put")
+                                     f"{curl_}/etcdserverpb.KV/Put"], H2_TIMEOUT, "etcd KV/Put", et.pid, WARM)
         check_h2load(r, "etcd KV/Put")
         rev1 = etcd_rev()
         got = subprocess.run(ctl + ["get", "bench-key", "--print-value-only"], capture_output=True, env=env,
@@ -212,14 +220,15 @@ hosts:
 
     g, p, n, h, e = results["get"], results["put"], results["nghttpd"], results["h2o"], results["etcd"]
     rows = []
-    for name, r in [("laminar GET /kv/{key} (100K keys)", g), ("laminar PUT /kv/{key} 100B fsync=always", p),
+    for name, r in [(f"laminar GET /kv/{{key}} ({NKEYS} keys)", g), ("laminar PUT /kv/{key} 100B fsync=always", p),
                     ("laminar GET at half rate (--rps)", results["half"]),
                     ("nghttpd -n 1, 10-byte file", n), ("h2o 1 thread, 10-byte file", h),
                     ("etcd gRPC KV/Put 100B", e)]:
         rows.append([name, f"{r['ok_rps']:.0f}", r["s2xx"], r["done"] - r["s2xx"], r["failed"] + r["errored"],
-                     r.get("req_time", {}).get("mean", "?")])
+                     r.get("req_time", {}).get("mean", "?"), f"{r.get('server_cores', 0):.2f}",
+                     f"{r.get('cpu_us_per_req', 0):.1f}"])
     print(f"bench-http: h2load {' '.join(CLIENT)} -D {DUR} --warm-up-time {WARM}; laminar --io-threads {IO_THREADS} --fsync always; 2 cores shared")
-    print_table("", ["target", "2xx req/s", "2xx", "non-2xx", "failed+errored", "mean latency"], rows)
+    print_table("", ["target", "2xx req/s", "2xx", "non-2xx", "failed+errored", "mean latency", "server cores", "server CPU us/req"], rows)
     print(f"GET at half rate: target {results['half_target_rps']} req/s ({results['half_target_rps']//16}/client), "
           f"{results['half_samples']} samples, p50 {results['half_p50_ms']:.3f} ms, p99 {results['half_p99_ms']:.3f} ms")
     print(f"etcd: revision grew by {results['etcd_revisions']} over warm-up+run ({results['etcd_stored_rps']:.0f}/s), "
@@ -241,6 +250,7 @@ hosts:
         "get_p99_ms_at_half_rate": round(results["half_p99_ms"], 3),
         "get_p50_ms_at_half_rate": round(results["half_p50_ms"], 3),
         "half_rate_target_rps": results["half_target_rps"],
+        "cpu_us_per_req": {k: round(results[k].get("cpu_us_per_req", 0), 2) for k in ["get", "put", "half", "nghttpd", "h2o", "etcd"]},
         "non_2xx": {k: results[k]["done"] - results[k]["s2xx"] for k in ["get", "put", "half", "nghttpd", "h2o", "etcd"]},
     }
     print(write_json(os.path.join(ROOT, "bench-results", "http.json"), out))

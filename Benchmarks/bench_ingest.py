@@ -83,7 +83,8 @@ def run_format(procs, tmp, port, fmt, ctype, body):
         raise RuntimeError(f"{fmt} body rejected: {st} {b[:300]!r}")
     before = stream_stats(port, name)
     r = h2load(CLIENT + TIMED + ["-d", path, "-H", f"content-type: {ctype}",
-                                 f"http://127.0.0.1:{port}/streams/{name}/events"], H2_TIMEOUT, f"ingest {fmt}")
+                                 f"http://127.0.0.1:{port}/streams/{name}/events"], H2_TIMEOUT, f"ingest {fmt}",
+               procs.server_pid, WARM)
     check_h2load(r, f"ingest {fmt}")
     after = stream_stats(port, name)
     r["stats_before"], r["stats_after"] = before, after
@@ -107,7 +108,9 @@ def run_redis(procs, tmp):
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "16", "-P", "32", "-n", str(REDIS_N), "-q",
             "XADD", "mystream", "*", "key", "k", "value", "1.5"]
     log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(rs.pid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=180).stdout
+    cpu_us = (proc_cpu_s(rs.pid) - c0) / REDIS_N * 1e6
     # -q prints progress with \r; the final line holds "requests per second"
     m = re.findall(r"([\d.]+) requests per second", out)
     if not m:
@@ -115,7 +118,7 @@ def run_redis(procs, tmp):
     xlen = subprocess.run(["redis-cli", "-p", str(port), "XLEN", "mystream"], capture_output=True, text=True,
                           timeout=30).stdout.strip()
     procs.stop(rs)
-    return float(m[-1]), int(xlen), [l.strip() for l in re.split(r"[\r\n]", out) if "requests per second" in l][-1]
+    return float(m[-1]), int(xlen), cpu_us, [l.strip() for l in re.split(r"[\r\n]", out) if "requests per second" in l][-1]
 
 
 def main():
@@ -124,6 +127,7 @@ def main():
     res = {}
     try:
         srv, port = start_laminar(procs, tmp, "always", IO_THREADS)
+        procs.server_pid = srv.pid
         ev = make_events(1)
         res["binary"] = run_format(procs, tmp, port, "binary", "application/vnd.laminar.events", binary_body(ev))
         ev = make_events(2)
@@ -132,7 +136,7 @@ def main():
         rc = procs.stop(srv)
         if rc != 0:
             raise RuntimeError(f"laminar exited {rc} after SIGTERM")
-        res["redis"], res["redis_xlen"], res["redis_line"] = run_redis(procs, tmp)
+        res["redis"], res["redis_xlen"], res["redis_cpu_us"], res["redis_line"] = run_redis(procs, tmp)
     finally:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -144,9 +148,12 @@ def main():
     rows = []
     for name, r in [("laminar binary", b), ("laminar NDJSON", n)]:
         rows.append([name, r["body_bytes"], f"{r['ok_rps']:.0f}", f"{r['events_per_s']:.0f}", r["done"] - r["s2xx"],
-                     f"{100 * r['late_fraction']:.2f}%", r.get("req_time", {}).get("mean", "?")])
-    rows.append(["redis XADD -c16 -P32 (no persistence)", "-", f"{rx:.0f}", f"{rx:.0f}", "-", "-", "-"])
-    print_table("", ["target", "body bytes", "req/s (2xx)", "events/s", "non-2xx", "late", "mean latency"], rows)
+                     f"{100 * r['late_fraction']:.2f}%", r.get("req_time", {}).get("mean", "?"),
+                     f"{r.get('server_cores', 0):.2f}", f"{r.get('cpu_us_per_req', 0) / EVENTS:.2f}"])
+    rows.append(["redis XADD -c16 -P32 (no persistence)", "-", f"{rx:.0f}", f"{rx:.0f}", "-", "-", "-", "-",
+                 f"{res['redis_cpu_us']:.2f}"])
+    print_table("", ["target", "body bytes", "req/s (2xx)", "events/s", "non-2xx", "late", "mean latency",
+                     "server cores", "server CPU us/event"], rows)
     for name, r in [("binary", b), ("ndjson", n)]:
         print(f"{name}: stream stats during the run: +{r['events_counted']} events, +{r['late_counted']} late "
               f"(h2load 2xx x {EVENTS} = {r['s2xx'] * EVENTS}; stats also count warm-up posts)")
@@ -162,6 +169,9 @@ def main():
         "ndjson_vs_redis": ratio(n["events_per_s"], rx),
         "binary_late_fraction": round(b["late_fraction"], 4),
         "ndjson_late_fraction": round(n["late_fraction"], 4),
+        "cpu_us_per_event": {"binary": round(b.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "ndjson": round(n.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "redis_xadd": round(res["redis_cpu_us"], 3)},
         "non_2xx": {"binary": b["done"] - b["s2xx"], "ndjson": n["done"] - n["s2xx"]},
     }
     print(write_json(os.path.join(ROOT, "bench-results", "ingest.json"), out))

@@ -121,12 +121,23 @@ H2LOAD_RE = {
 }
 
 
-def h2load(args, timeout=120, label=""):
+def proc_cpu_s(pid):
+    """user+system CPU seconds of a process (all its threads)."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def h2load(args, timeout=120, label="", server_pid=None, warmup_s=0.0):
     argv = ["h2load"] + args
     log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(server_pid) if server_pid else None
     t0 = time.time()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout).stdout
     wall = time.time() - t0
+    c1 = proc_cpu_s(server_pid) if server_pid else None
     res = {"label": label, "raw": out, "wall_s": wall}
     m = H2LOAD_RE["finished"].search(out)
     if not m:
@@ -143,6 +154,13 @@ def h2load(args, timeout=120, label=""):
     # successful (2xx) requests per second = req/s scaled by the 2xx share
     res["ok_rps"] = res["h2load_rps"] * res["s2xx"] / res["done"] if res["done"] else 0.0
     res["main_s"] = res["done"] / res["h2load_rps"] if res["h2load_rps"] else 0.0
+    # server CPU per request: CPU over the whole h2load run (warm-up included) divided by the
+    # requests of the main duration scaled to the whole run (assumes the warm-up ran at that rate)
+    if c0 is not None and c1 is not None and res["done"]:
+        whole = res["done"] * (res["main_s"] + warmup_s) / res["main_s"]
+        res["server_cpu_s"] = c1 - c0
+        res["server_cores"] = (c1 - c0) / wall
+        res["cpu_us_per_req"] = (c1 - c0) / whole * 1e6
     for line in out.splitlines():
         if line.startswith("time for request:"):
             parts = line.split()
