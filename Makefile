@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-client
 
-.PHONY: deps build serve test bench bench-store bench-reactor clean
+.PHONY: deps bench-deps build serve test bench bench-store bench-reactor bench-http bench-ingest clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,7 +30,7 @@ test: deps
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 
-bench: bench-store bench-reactor
+bench: bench-store bench-reactor bench-http bench-ingest
 
 bench-store: deps
 	$(SWIFT) build -c release --product laminar-bench-store
@@ -41,6 +41,29 @@ bench-reactor: deps
 	$(SWIFT) build -c release --product laminar-bench-reactor
 	mkdir -p bench-results
 	.build/release/laminar-bench-reactor --json-out bench-results/reactor.json
+
+# Load generators and the servers compared against; installed only when missing.
+BENCH_APT_PACKAGES := nghttp2-client nghttp2-server h2o etcd-server etcd-client redis-server redis-tools
+
+bench-deps: deps
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# h2load -c16 -m32 -t1: Laminar GET/PUT vs nghttpd, h2o, etcd gRPC KV/Put (bench-results/http.json).
+# Knobs: BENCH_DURATION, BENCH_WARMUP, LAMINAR_IO_THREADS (default 1), BENCH_KEYS.
+bench-http: bench-deps
+	$(SWIFT) build -c release --product laminar
+	python3 Benchmarks/bench_http.py
+
+# Event ingest, binary and NDJSON, vs redis XADD (bench-results/ingest.json).
+# Knobs: BENCH_DURATION, BENCH_WARMUP, LAMINAR_IO_THREADS, INGEST_CLIENT, REDIS_N.
+bench-ingest: bench-deps
+	$(SWIFT) build -c release --product laminar
+	python3 Benchmarks/bench_ingest.py
 
 clean:
 	rm -rf .build

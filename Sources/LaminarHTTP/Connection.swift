@@ -10,7 +10,8 @@ import Glibc
 final class Connection {
     enum Mode { case sniffing, http1, http2 }
 
-    unowned let loop: EventLoop
+    // unowned(unsafe): the loop outlives every connection it holds (no refcount per event).
+    unowned(unsafe) let loop: EventLoop
     let fd: Int32
     let id: UInt64
     let slot: Int

@@ -37,7 +37,9 @@ final class HTTP2Stream {
 final class HTTP2Session {
     static let clientPreface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    unowned let connection: Connection
+    // unowned(unsafe): the connection owns this session and tears it down before it goes away;
+    // no reference counting on the per-request path.
+    unowned(unsafe) let connection: Connection
     private var session: OpaquePointer?
     private var streams: [Int32: HTTP2Stream] = [:]
     /// Streams whose request completed during the current mem_recv, dispatched after it returns.

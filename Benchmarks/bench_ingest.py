@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""make bench-ingest: event ingest into a 1 s tumbling window (count, sum, max) at --fsync always,
+binary (application/vnd.laminar.events) and NDJSON bodies of 1000 events posted with h2load,
+against Redis XADD pipelined with redis-benchmark.
+
+Prints a table, then as its last stdout line one JSON object (also in bench-results/ingest.json).
+Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), LAMINAR_IO_THREADS (default 1),
+INGEST_CLIENT (h2load client flags, default "-c16 -m32 -t1"), REDIS_N (default 2000000).
+"""
+import json
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import *  # noqa
+
+DUR = int(os.environ.get("BENCH_DURATION", "10"))
+WARM = int(os.environ.get("BENCH_WARMUP", "2"))
+IO_THREADS = int(os.environ.get("LAMINAR_IO_THREADS", "1"))
+CLIENT = os.environ.get("INGEST_CLIENT", "-c16 -m32 -t1").split()
+REDIS_N = int(os.environ.get("REDIS_N", "2000000"))
+EVENTS = 1000
+NKEYS = 10000
+TIMED = ["-D", str(DUR), "--warm-up-time", str(WARM)]
+H2_TIMEOUT = DUR + WARM + 60
+STREAM_DEF = b'{"window":"1s","aggregates":["count","sum","max"]}'
+
+
+def make_events(seed):
+    """1000 events: 16-byte keys drawn from 10K keys, increasing ms timestamps, float values.
+
+    The timestamps start at the current second and step 1 ms, so all 1000 fall in one 1 s window
+    that stays open while the same body is posted again and again (the watermark stays below
+    the window's end): the reposted events are accepted, not late."""
+    rnd = random.Random(seed)
+    t0 = (int(time.time() * 1000) // 1000) * 1000
+    out = []
+    for i in range(EVENTS):
+        key = "key-%012d" % rnd.randrange(NKEYS)  # 16 bytes
+        out.append((key, t0 + i, round(rnd.uniform(0, 100), 3)))
+    return out
+
+
+def binary_body(events):
+    parts = [b"LEV1", struct.pack("<I", len(events))]
+    for k, ts, v in events:
+        kb = k.encode()
+        parts.append(struct.pack("<H", len(kb)) + kb + struct.pack("<qd", ts, v))
+    return b"".join(parts)
+
+
+def ndjson_body(events):
+    return "".join(json.dumps({"key": k, "ts": ts, "value": v}, separators=(",", ":")) + "\n"
+                   for k, ts, v in events).encode()
+
+
+def stream_stats(port, name):
+    st, body = http_req(port, "GET", f"/streams/{name}")
+    if st != 200:
+        raise RuntimeError(f"GET /streams/{name}: {st} {body[:200]!r}")
+    return json.loads(body)["stats"]
+
+
+def run_format(procs, tmp, port, fmt, ctype, body):
+    name = f"bench_{fmt}"
+    st, b = http_req(port, "PUT", f"/streams/{name}", STREAM_DEF, {"content-type": "application/json"})
+    if st not in (200, 201):
+        raise RuntimeError(f"PUT /streams/{name}: {st} {b[:200]!r}")
+    path = os.path.join(tmp, f"body.{fmt}")
+    with open(path, "wb") as f:
+        f.write(body)
+    # one checked post first: the body must be accepted whole
+    st, b = http_req(port, "POST", f"/streams/{name}/events", body, {"content-type": ctype})
+    ack = json.loads(b) if st == 202 else None
+    if st != 202 or ack.get("accepted", 0) + ack.get("late", 0) != EVENTS:
+        raise RuntimeError(f"{fmt} body rejected: {st} {b[:300]!r}")
+    before = stream_stats(port, name)
+    r = h2load(CLIENT + TIMED + ["-d", path, "-H", f"content-type: {ctype}",
+                                 f"http://127.0.0.1:{port}/streams/{name}/events"], H2_TIMEOUT, f"ingest {fmt}",
+               procs.server_pid, WARM)
+    check_h2load(r, f"ingest {fmt}")
+    after = stream_stats(port, name)
+    r["stats_before"], r["stats_after"] = before, after
+    r["events_per_s"] = EVENTS * r["ok_rps"]
+    ev = after["events"] - before["events"]
+    late = after["late_events"] - before["late_events"]
+    # stats "events" counts accepted ones; late ones are counted apart
+    r["late_fraction"] = late / (ev + late) if (ev + late) else 0.0
+    r["events_counted"] = ev
+    r["late_counted"] = late
+    r["body_bytes"] = len(body)
+    return r
+
+
+def run_redis(procs, tmp):
+    port = free_port()
+    rs = procs.start(["redis-server", "--save", "", "--appendonly", "no", "--port", str(port),
+                      "--bind", "127.0.0.1", "--dir", tmp, "--daemonize", "no", "--logfile", os.path.join(tmp, "redis.log")],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "16", "-P", "32", "-n", str(REDIS_N), "-q",
+            "XADD", "mystream", "*", "key", "k", "value", "1.5"]
+    log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(rs.pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=180).stdout
+    cpu_us = (proc_cpu_s(rs.pid) - c0) / REDIS_N * 1e6
+    # -q prints progress with \r; the final line holds "requests per second"
+    m = re.findall(r"([\d.]+) requests per second", out)
+    if not m:
+        raise RuntimeError(f"redis-benchmark printed no rate: {out[-500:]!r}")
+    xlen = subprocess.run(["redis-cli", "-p", str(port), "XLEN", "mystream"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+    procs.stop(rs)
+    return float(m[-1]), int(xlen), cpu_us, [l.strip() for l in re.split(r"[\r\n]", out) if "requests per second" in l][-1]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="laminar-bench-ingest-")
+    procs = Procs()
+    res = {}
+    try:
+        srv, port = start_laminar(procs, tmp, "always", IO_THREADS)
+        procs.server_pid = srv.pid
+        ev = make_events(1)
+        res["binary"] = run_format(procs, tmp, port, "binary", "application/vnd.laminar.events", binary_body(ev))
+        ev = make_events(2)
+        res["ndjson"] = run_format(procs, tmp, port, "ndjson", "application/x-ndjson", ndjson_body(ev))
+        res["distinct_keys_per_body"] = len({k for k, _, _ in ev})
+        rc = procs.stop(srv)
+        if rc != 0:
+            raise RuntimeError(f"laminar exited {rc} after SIGTERM")
+        res["redis"], res["redis_xlen"], res["redis_cpu_us"], res["redis_line"] = run_redis(procs, tmp)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    b, n, rx = res["binary"], res["ndjson"], res["redis"]
+    print(f"bench-ingest: stream window 1s count+sum+max, laminar --fsync always --io-threads {IO_THREADS}; "
+          f"h2load {' '.join(CLIENT)} -D {DUR} --warm-up-time {WARM}; bodies of {EVENTS} events, 16-byte keys from "
+          f"{NKEYS} ({res['distinct_keys_per_body']} distinct in one body); 2 cores shared")
+    rows = []
+    for name, r in [("laminar binary", b), ("laminar NDJSON", n)]:
+        rows.append([name, r["body_bytes"], f"{r['ok_rps']:.0f}", f"{r['events_per_s']:.0f}", r["done"] - r["s2xx"],
+                     f"{100 * r['late_fraction']:.2f}%", r.get("req_time", {}).get("mean", "?"),
+                     f"{r.get('server_cores', 0):.2f}", f"{r.get('cpu_us_per_req', 0) / EVENTS:.2f}"])
+    rows.append(["redis XADD -c16 -P32 (no persistence)", "-", f"{rx:.0f}", f"{rx:.0f}", "-", "-", "-", "-",
+                 f"{res['redis_cpu_us']:.2f}"])
+    print_table("", ["target", "body bytes", "req/s (2xx)", "events/s", "non-2xx", "late", "mean latency",
+                     "server cores", "server CPU us/event"], rows)
+    for name, r in [("binary", b), ("ndjson", n)]:
+        print(f"{name}: stream stats during the run: +{r['events_counted']} events, +{r['late_counted']} late "
+              f"(h2load 2xx x {EVENTS} = {r['s2xx'] * EVENTS}; stats also count warm-up posts)")
+    print(f"redis: {res['redis_line']}; XLEN {res['redis_xlen']}")
+    out = {
+        "io_threads": IO_THREADS,
+        "duration_s": DUR,
+        "events_per_request": EVENTS,
+        "binary_events_per_s": r1(b["events_per_s"]),
+        "ndjson_events_per_s": r1(n["events_per_s"]),
+        "redis_xadd_per_s": r1(rx),
+        "binary_vs_redis": ratio(b["events_per_s"], rx),
+        "ndjson_vs_redis": ratio(n["events_per_s"], rx),
+        "binary_late_fraction": round(b["late_fraction"], 4),
+        "ndjson_late_fraction": round(n["late_fraction"], 4),
+        "cpu_us_per_event": {"binary": round(b.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "ndjson": round(n.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "redis_xadd": round(res["redis_cpu_us"], 3)},
+        "non_2xx": {"binary": b["done"] - b["s2xx"], "ndjson": n["done"] - n["s2xx"]},
+    }
+    print(write_json(os.path.join(ROOT, "bench-results", "ingest.json"), out))
+
+
+if __name__ == "__main__":
+    main()

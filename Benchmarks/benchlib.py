@@ -1,0 +1,210 @@
+"""Shared helpers for the h2load-based benchmarks (python3 standard library only).
+
+Every process started here is bounded in time and is ended by its own pid.
+All traffic goes to 127.0.0.1.
+"""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAMINAR = os.path.join(ROOT, ".build", "release", "laminar")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port(preferred=None):
+    ports = [preferred] if preferred else []
+    ports.append(0)
+    for p in ports:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port")
+
+
+def wait_port(port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open within {timeout}s")
+
+
+class Procs:
+    """Processes started by this benchmark; stop() ends each by its own pid."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, **kw):
+        log("$ " + " ".join(argv))
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=15):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        return p.returncode
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            try:
+                self.stop(p)
+            except Exception:
+                pass
+
+
+def start_laminar(procs, tmp, fsync, io_threads, name="laminar"):
+    port = free_port()
+    data = os.path.join(tmp, name + "-data")
+    errf = open(os.path.join(tmp, name + ".err"), "w")
+    argv = [LAMINAR, "serve", "--port", str(port), "--data-dir", data,
+            "--fsync", fsync, "--io-threads", str(io_threads), "--log-level", "warning"]
+    p = procs.start(argv, stdout=subprocess.PIPE, stderr=errf, text=True)
+    deadline = time.time() + 30
+    line = ""
+    while time.time() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], 0.5)
+        if r:
+            line = p.stdout.readline()
+            if "laminar listening on" in line:
+                break
+        if p.poll() is not None:
+            raise RuntimeError(f"laminar exited early: rc={p.returncode}")
+    else:
+        raise RuntimeError("laminar did not print its listening line within 30s")
+    # keep draining stdout so the server never blocks on a full pipe
+    subprocess.Popen(["cat"], stdin=p.stdout, stdout=subprocess.DEVNULL)
+    return p, port
+
+
+def http_req(port, method, path, body=None, headers=None, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+H2LOAD_RE = {
+    "finished": re.compile(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s"),
+    "requests": re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout"),
+    "status": re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx"),
+}
+
+
+def proc_cpu_s(pid):
+    """user+system CPU seconds of a process (all its threads)."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def h2load(args, timeout=120, label="", server_pid=None, warmup_s=0.0):
+    argv = ["h2load"] + args
+    log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(server_pid) if server_pid else None
+    t0 = time.time()
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout).stdout
+    wall = time.time() - t0
+    c1 = proc_cpu_s(server_pid) if server_pid else None
+    res = {"label": label, "raw": out, "wall_s": wall}
+    m = H2LOAD_RE["finished"].search(out)
+    if not m:
+        log(out)
+        raise RuntimeError(f"h2load ({label}) printed no result")
+    dur = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    res["duration_s"] = dur
+    res["h2load_rps"] = float(m.group(3))
+    m = H2LOAD_RE["requests"].search(out)
+    res["total"], res["started"], res["done"], res["succeeded"], res["failed"], res["errored"], res["timeout"] = map(int, m.groups())
+    m = H2LOAD_RE["status"].search(out)
+    res["s2xx"], res["s3xx"], res["s4xx"], res["s5xx"] = map(int, m.groups())
+    # "finished in" includes the warm-up, the counts and h2load's req/s only the main duration:
+    # successful (2xx) requests per second = req/s scaled by the 2xx share
+    res["ok_rps"] = res["h2load_rps"] * res["s2xx"] / res["done"] if res["done"] else 0.0
+    res["main_s"] = res["done"] / res["h2load_rps"] if res["h2load_rps"] else 0.0
+    # server CPU per request: CPU over the whole h2load run (warm-up included) divided by the
+    # requests of the main duration scaled to the whole run (assumes the warm-up ran at that rate)
+    if c0 is not None and c1 is not None and res["done"]:
+        whole = res["done"] * (res["main_s"] + warmup_s) / res["main_s"]
+        res["server_cpu_s"] = c1 - c0
+        res["server_cores"] = (c1 - c0) / wall
+        res["cpu_us_per_req"] = (c1 - c0) / whole * 1e6
+    for line in out.splitlines():
+        if line.startswith("time for request:"):
+            parts = line.split()
+            res["req_time"] = {"min": parts[3], "max": parts[4], "mean": parts[5], "sd": parts[6]}
+    return res
+
+
+def check_h2load(res, name):
+    bad = res["done"] - res["s2xx"]
+    if res["s2xx"] == 0:
+        raise RuntimeError(f"{name}: no 2xx responses\n{res['raw']}")
+    if bad > 0:
+        log(f"WARNING {name}: {bad} of {res['done']} responses were not 2xx")
+
+
+def percentile(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, min(len(sorted_vals) - 1, int(round(q / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def print_table(title, header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = "  ".join("-" * w for w in widths)
+    print(title)
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    print(line)
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print()
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    s = json.dumps(obj, sort_keys=False)
+    with open(path, "w") as f:
+        f.write(s + "\n")
+    return s
+
+
+def r1(x):
+    return round(x, 1)
+
+
+def ratio(a, b):
+    return round(a / b, 3) if b else None
