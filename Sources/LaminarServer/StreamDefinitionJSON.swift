@@ -106,7 +106,8 @@ enum StreamDefinitionJSON {
         append(s.definition, to: &out, open: true)
         out.append(contentsOf: #","stats":{"events":"#.utf8); JSONWriter.appendInteger(s.eventsAccepted, to: &out)
         out.append(contentsOf: #","late_events":"#.utf8); JSONWriter.appendInteger(s.eventsLate, to: &out)
-        out.append(contentsOf: #","watermark":"#.utf8); JSONWriter.appendInteger(s.watermarkMs, to: &out)
+        out.append(contentsOf: #","watermark":"#.utf8)
+        if s.watermarkMs == .min { out.append(contentsOf: "null".utf8) } else { JSONWriter.appendInteger(s.watermarkMs, to: &out) }
         out.append(contentsOf: #","open_windows":"#.utf8); JSONWriter.appendInteger(s.openWindows, to: &out)
         out.append(contentsOf: #","windows_closed":"#.utf8); JSONWriter.appendInteger(s.windowsClosed, to: &out)
         out.append(contentsOf: #","keys":"#.utf8); JSONWriter.appendInteger(s.keys, to: &out)
