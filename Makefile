@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev nghttp2-server nghttp2-client
 
 .PHONY: deps build test bench bench-store clean
 
