@@ -162,7 +162,7 @@ struct LaminarLoad: ParsableCommand {
     static func main() {
         let command: LaminarLoad
         do {
-            command = try parseAsRoot() as! LaminarLoad
+            command = try parse()
         } catch {
             let code = exitCode(for: error)
             if code == .success {

@@ -155,6 +155,7 @@ public final class ClientLoop {
     private let epfd: Int32
     private let readBuffer: UnsafeMutableRawBufferPointer
     private var dirtyList: [ClientConnection] = []
+    private var dirtySpare: [ClientConnection] = []
     private let authority: String
     /// Monotonic ns, refreshed after every wait and every connection's reads.
     public private(set) var nowNs: Int64
@@ -304,29 +305,31 @@ public final class ClientLoop {
 
     private func deliverCompletions(_ c: ClientConnection, _ driver: ClientLoopDriver) {
         guard let session = c.session else { return }
-        while !session.completions.isEmpty {
-            let batch = session.completions
-            session.completions.removeAll(keepingCapacity: true)
-            for completion in batch {
-                let slot = completion.slot
-                guard c.isBusy(slot) else { continue }
-                let status = Int(session.status[slot])
-                let outcome: ClientOutcome =
-                    completion.errorCode == 0 && status != 0 ? .response(status: status) : .reset(errorCode: completion.errorCode)
-                c.release(slot)
-                driver.completed(c, slot: slot, outcome: outcome)
-            }
+        // Drivers only submit here (no nghttp2 I/O call), so nothing is appended while iterating;
+        // indexing instead of copying the array keeps this free of allocation.
+        var i = 0
+        while i < session.completions.count {
+            let completion = session.completions[i]
+            i += 1
+            let slot = completion.slot
+            guard c.isBusy(slot) else { continue }
+            let status = Int(session.status[slot])
+            let outcome: ClientOutcome =
+                completion.errorCode == 0 && status != 0 ? .response(status: status) : .reset(errorCode: completion.errorCode)
+            c.release(slot)
+            driver.completed(c, slot: slot, outcome: outcome)
         }
+        session.completions.removeAll(keepingCapacity: true)
     }
 
     private func flushDirty(_ driver: ClientLoopDriver) {
         while !dirtyList.isEmpty {
-            let batch = dirtyList
-            dirtyList.removeAll(keepingCapacity: true)
-            for c in batch {
+            swap(&dirtyList, &dirtySpare)  // no copy: the spare keeps its capacity
+            for c in dirtySpare {
                 c.dirty = false
                 flush(c, driver)
             }
+            dirtySpare.removeAll(keepingCapacity: true)
         }
     }
 
