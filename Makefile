@@ -1,12 +1,12 @@
 # Laminar: the two commands of the README, plus benchmarks.
 #   make test   installs what a fresh Debian machine lacks, builds, runs every test
-#   make serve  builds in release mode and runs the server (arrives with the server)
+#   make serve  builds in release mode and runs the server on ./laminar-data (127.0.0.1:7070)
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev nghttp2-server nghttp2-client
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps build test bench bench-store clean
+.PHONY: deps build serve test bench bench-store clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,9 +19,16 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Flags after `make serve ARGS="..."` go to `laminar serve` (see `laminar serve --help`).
+serve: deps
+	$(SWIFT) build -c release --product laminar
+	.build/release/laminar serve $(ARGS)
+
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	Tests/openapi/validate.sh
+	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 
 bench: bench-store
 

@@ -11,15 +11,15 @@ let package = Package(
         .library(name: "LaminarStore", targets: ["LaminarStore"]),
         .library(name: "LaminarReactor", targets: ["LaminarReactor"]),
         .library(name: "LaminarHTTP", targets: ["LaminarHTTP"]),
+        .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
         .executable(name: "laminar-load", targets: ["laminar-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
-        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
-        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
@@ -40,9 +40,18 @@ let package = Package(
         .target(
             name: "LaminarServer",
             dependencies: [
-                "LaminarStore", "LaminarFormats",
-                .product(name: "Atomics", package: "swift-atomics"),
+                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]
+        ),
+        // `laminar serve`: the command line.
+        .executableTarget(
+            name: "laminar",
+            dependencies: [
+                "LaminarServer", "LaminarStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),

@@ -111,19 +111,21 @@ public struct HTTP1RequestParser: Sendable {
                     index += 1
                     continue
                 }
-                let start = index
                 var found = false
                 while index < count {
                     let byte = input[index]
                     index += 1
                     buffer.append(byte)
-                    if byte == 10, buffer.count >= 4, buffer[buffer.count - 2] == 13,
-                       buffer[buffer.count - 3] == 10, buffer[buffer.count - 4] == 13 {
+                    // CRLF CRLF ends the head; LF LF too, so a head with bare LFs is refused
+                    // (400) at once instead of waiting for a terminator that never comes.
+                    if byte == 10, buffer.count >= 2,
+                       buffer[buffer.count - 2] == 10
+                        || (buffer.count >= 4 && buffer[buffer.count - 2] == 13
+                            && buffer[buffer.count - 3] == 10 && buffer[buffer.count - 4] == 13) {
                         found = true
                         break
                     }
                 }
-                _ = start
                 if !found {
                     if buffer.count > headerBytesMax { return try fail(.headersTooLarge) }
                     return index

@@ -38,21 +38,23 @@ public final class HTTPServerShared: Sendable {
 }
 
 /// The HTTP/1.1 + HTTP/2 (prior knowledge and h2c Upgrade) server: `ioThreads` epoll loops on
-/// one port. `start` binds and returns once every loop runs; `stop` drains and joins them.
-public final class HTTPServer: Sendable {
+/// one port. `init` binds (so the port is known and wakers exist before any handler does),
+/// `start` runs the loops, `stop` drains and joins them.
+///
+/// Thread ownership: `start` and `stop` are called by the owner's thread, `start` once.
+public final class HTTPServer: @unchecked Sendable {
     public let configuration: HTTPServerConfiguration
     /// The bound port (the kernel's choice when the configuration said 0).
     public let port: UInt16
     public let shared: HTTPServerShared
-    private let threads: Mutex<[pthread_t]>
+    /// One per loop, in loop order: hand a loop's waker to whoever completes its requests.
+    public let loopContexts: [HTTPLoopContext]
+    private var loops: [EventLoop]
+    private var threads: [pthread_t] = []
     private let wakeSignals: [LoopWakeSignal]
 
-    /// Binds one listener per I/O thread (all on the same port) and starts the loops. `makeHandler`
-    /// is called once on each loop thread. Throws if the address cannot be bound.
-    public init(
-        configuration: HTTPServerConfiguration,
-        makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler
-    ) throws(SystemError) {
+    /// Binds one listener per I/O thread (all on the same port). Throws if the address cannot be bound.
+    public init(configuration: HTTPServerConfiguration) throws(SystemError) {
         if let problem = configuration.limits.validate() { preconditionFailure("HTTPLimits: \(problem)") }
         precondition(configuration.ioThreads >= 1, "ioThreads must be >= 1")
         self.configuration = configuration
@@ -80,22 +82,29 @@ public final class HTTPServer: Sendable {
                 throw error
             }
         }
+        self.loops = loops
         wakeSignals = loops.map(\.wakeSignal)
-        var started: [pthread_t] = []
+        loopContexts = loops.map(\.context)
+    }
+
+    /// Starts the loop threads; `makeHandler` is called once on each loop thread with its context.
+    /// Returns once every loop is running.
+    public func start(makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
+        precondition(threads.isEmpty && !loops.isEmpty, "start is called once")
         for loop in loops {
             let box = LoopStart(loop: loop, makeHandler: makeHandler)
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { raw in
                 let start = Unmanaged<LoopStart>.fromOpaque(raw!).takeRetainedValue()
-                let loop = start.loop
-                loop.run(makeHandler: start.makeHandler)
+                start.loop.run(makeHandler: start.makeHandler)
                 return nil
             }, Unmanaged.passRetained(box).toOpaque())
             precondition(rc == 0, "pthread_create failed: \(rc)")
-            started.append(thread)
+            threads.append(thread)
         }
-        threads = Mutex(started)
-        while shared.startedLoops.load(ordering: .acquiring) < loops.count { sched_yield() }
+        let count = loops.count
+        loops = []  // the threads own them now
+        while shared.startedLoops.load(ordering: .acquiring) < count { sched_yield() }
     }
 
     /// Stops accepting, tells HTTP/2 clients GOAWAY, lets in-flight requests finish within the
@@ -103,8 +112,8 @@ public final class HTTPServer: Sendable {
     public func stop() {
         shared.stopping.store(true, ordering: .relaxed)
         for signal in wakeSignals { signal.ring() }
-        let toJoin = threads.withLock { t in defer { t = [] }; return t }
-        for thread in toJoin { pthread_join(thread, nil) }
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
     }
 }
 

@@ -94,6 +94,14 @@ extension Reactor {
         case .listStreams:
             complete(token, .streams(streams.keys.sorted()), producer: p)
 
+        case .storeStats:
+            let log = store as? LogStore
+            complete(token, .storeStats(StoreStatsSnapshot(
+                keys: store.count, bytes: store.sizeBytes, garbageRatio: log?.garbageRatio ?? 0,
+                fsyncCount: log?.stats.fsyncCount ?? 0, fsyncNanosTotal: log?.stats.fsyncNanosTotal ?? 0,
+                compactions: log?.stats.compactions ?? 0, streams: streams.count, subscriptions: subscriptions.count)),
+                producer: p)
+
         case .appendEvents(let name, let batch, let idempotencyKey):
             complete(token, appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey, nowMs: clock.nowMs()),
                 producer: p, mutation: true)

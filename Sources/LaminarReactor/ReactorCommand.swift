@@ -35,6 +35,21 @@ public enum ReactorOperation: Sendable {
     case follow(stream: String)
     /// Ends the subscription started by the command with token `subscription`.
     case unsubscribe(subscription: UInt64)
+    /// Size and durability counters of the store (for `/metrics`).
+    case storeStats
+}
+
+/// The store as `/metrics` shows it, read on the reactor thread.
+public struct StoreStatsSnapshot: Sendable, Hashable {
+    public var keys: Int
+    public var bytes: Int
+    /// Fraction of `bytes` held by overwritten or deleted records (0 for the in-memory store).
+    public var garbageRatio: Double
+    public var fsyncCount: UInt64
+    public var fsyncNanosTotal: UInt64
+    public var compactions: UInt64
+    public var streams: Int
+    public var subscriptions: Int
 }
 
 /// A command's outcome, or a subscription's notification, for the token.
@@ -94,7 +109,7 @@ public enum ReactorResult: Sendable {
     case streamStats(StreamStats)
     case streams([String])
     case eventsAccepted(EventsAck)
-    case results([WindowResult])
+    case storeStats(StoreStatsSnapshot)
     /// The subscription is live; notifications follow with the same token.
     case subscribed
     case failure(ReactorError)

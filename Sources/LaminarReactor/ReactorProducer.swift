@@ -45,6 +45,9 @@ public final class ReactorProducer: @unchecked Sendable {
         return true
     }
 
+    /// Commands waiting in the submission ring (any thread; approximate, for metrics).
+    public var submissionsQueued: Int { submissions.approximateCount }
+
     /// Wakes the reactor if it is parked (the fence pairs with the reactor's: a command pushed
     /// before it is either seen by the reactor's last check or the reactor is seen parked).
     @inline(__always)

@@ -57,6 +57,20 @@ public struct RequestTarget: Sendable, Hashable {
         return try RequestTarget.percentDecode(rawPath[p.count...])
     }
 
+    /// Percent-encodes every byte but the unreserved ones (RFC 3986 §2.3): a key as a query value.
+    public static func percentEncode(_ bytes: [UInt8]) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for b in bytes {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E: out.append(b)
+            default: out.append(contentsOf: [0x25, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func percentDecode(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)

@@ -1,4 +1,4 @@
-import Atomics
+import Synchronization
 
 /// The routes of the HTTP contract, as metric labels.
 public enum Route: Int, CaseIterable, Sendable {
@@ -46,30 +46,29 @@ public final class ThreadMetrics: @unchecked Sendable {
     static let requestsBase = 0
     static let bucketsBase = Route.allCases.count * codeSlots
     static let latencySumSlot = bucketsBase + latencyBucketsNs.count + 1
-    static let connectionsSlot = latencySumSlot + 1
-    static let streamsSlot = connectionsSlot + 1
-    static let slotCount = streamsSlot + 1
+    static let slotCount = latencySumSlot + 1
 
-    private let storage: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    private let storage: UnsafeMutablePointer<Atomic<UInt64>>
 
     public init() {
         storage = .allocate(capacity: ThreadMetrics.slotCount)
-        storage.initialize(repeating: UInt64.AtomicRepresentation(0), count: ThreadMetrics.slotCount)
+        for i in 0..<ThreadMetrics.slotCount { (storage + i).initialize(to: Atomic(0)) }
     }
 
     deinit {
+        storage.deinitialize(count: ThreadMetrics.slotCount)
         storage.deallocate()
     }
 
     @inline(__always)
     private func add(_ slot: Int, _ delta: UInt64) {
-        let a = UnsafeAtomic<UInt64>(at: storage + slot)
-        a.store(a.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+        let a = storage + slot
+        a.pointee.store(a.pointee.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
     }
 
     @inline(__always)
     func load(_ slot: Int) -> UInt64 {
-        UnsafeAtomic<UInt64>(at: storage + slot).load(ordering: .relaxed)
+        (storage + slot).pointee.load(ordering: .relaxed)
     }
 
     @inline(__always)
@@ -86,12 +85,6 @@ public final class ThreadMetrics: @unchecked Sendable {
         add(ThreadMetrics.bucketsBase + bucket, 1)
         add(ThreadMetrics.latencySumSlot, durationNs)
     }
-
-    /// Adjusts the open connections gauge (owner thread only).
-    public func connectionOpened() { add(ThreadMetrics.connectionsSlot, 1) }
-    public func connectionClosed() { add(ThreadMetrics.connectionsSlot, UInt64(bitPattern: -1)) }
-    public func streamOpened() { add(ThreadMetrics.streamsSlot, 1) }
-    public func streamClosed() { add(ThreadMetrics.streamsSlot, UInt64(bitPattern: -1)) }
 }
 
 /// A metric from elsewhere (the reactor, the store) to add to a scrape.
@@ -141,10 +134,6 @@ public enum PrometheusText {
         out += "laminar_http_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
         out += "laminar_http_request_duration_seconds_sum \(Double(sum(ThreadMetrics.latencySumSlot)) / 1e9)\n"
         out += "laminar_http_request_duration_seconds_count \(cumulative)\n"
-        out += "# HELP laminar_http_open_connections Connections open now.\n# TYPE laminar_http_open_connections gauge\n"
-        out += "laminar_http_open_connections \(Int64(bitPattern: sum(ThreadMetrics.connectionsSlot)))\n"
-        out += "# HELP laminar_http_open_streams HTTP/2 streams and HTTP/1.1 requests in flight now.\n# TYPE laminar_http_open_streams gauge\n"
-        out += "laminar_http_open_streams \(Int64(bitPattern: sum(ThreadMetrics.streamsSlot)))\n"
         var described = Set<String>()
         for s in samples {
             if described.insert(s.name).inserted {

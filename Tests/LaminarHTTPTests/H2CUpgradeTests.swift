@@ -3,7 +3,10 @@ import Testing
 
 @Suite struct H2CUpgradeTests {
     private func head(_ lines: String) throws -> HTTP1RequestHead {
-        try HTTP1RequestParser.parseHead(Array((lines + "\r\n").replacingOccurrences(of: "\n", with: "\r\n").utf8))
+        var text = Substring(lines)
+        while text.last == "\n" { text = text.dropLast() }
+        let crlf = text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\r\n") + "\r\n\r\n"
+        return try HTTP1RequestParser.parseHead(Array(crlf.utf8))
     }
 
     @Test func curlUpgradeIsAccepted() throws {

@@ -43,9 +43,9 @@ import Testing
         a.recordRequest(route: .kvGet, status: 200, durationNs: 40_000)
         b.recordRequest(route: .kvGet, status: 200, durationNs: 2_000_000)
         b.recordRequest(route: .kvPut, status: 412, durationNs: 2_000_000_000)
-        a.connectionOpened(); b.connectionOpened(); b.connectionClosed()
         let text = String(decoding: PrometheusText.render(threads: [a, b], samples: [
             MetricSample(name: "laminar_store_keys", help: "Live keys.", kind: .gauge, value: 42),
+            MetricSample(name: "laminar_http_open_connections", help: "Open.", kind: .gauge, value: 1),
         ]), as: UTF8.self)
         #expect(text.contains("laminar_http_requests_total{route=\"kv_get\",code=\"200\"} 2\n"))
         #expect(text.contains("laminar_http_requests_total{route=\"kv_put\",code=\"412\"} 1\n"))

@@ -1,0 +1,38 @@
+import LaminarFormats
+import LaminarReactor
+
+extension HTTPFailure {
+    /// The HTTP answer to a reactor error (`proto-docs/http-api.md`, "Errors").
+    init(_ error: ReactorError) {
+        switch error {
+        case .notFound: self.init(404, "not_found", "no such key")
+        case .conditionFailed(let current):
+            self.init(412, "precondition_failed", "condition failed: " + (current.map { "current version is \($0)" } ?? "the key does not exist"))
+        case .emptyKey: self.init(400, "bad_request", "empty key")
+        case .keyTooLarge(let bytes, let max): self.init(400, "key_too_large", "key of \(bytes) bytes exceeds the limit of \(max) bytes")
+        case .valueTooLarge(let bytes, let max): self.init(413, "value_too_large", "value of \(bytes) bytes exceeds the limit of \(max) bytes")
+        case .reservedKey: self.init(403, "reserved_key", "keys under _streams/, _streamdefs/, _checkpoint/ and _wal/ are written by the server only")
+        case .unknownStream(let name): self.init(404, "not_found", "no such stream: \(name)")
+        case .invalidStream(let why): self.init(400, "invalid_stream", why)
+        case .tooManyStreams: self.init(409, "too_many_streams", "the stream limit is reached")
+        case .invalidEvents(let why): self.init(400, "invalid_events", why)
+        case .batchTooLarge(let events, let max): self.init(413, "batch_too_large", "\(events) events exceed \(max) per batch")
+        case .tooManyKeys: self.init(409, "too_many_keys", "the stream tracks as many keys as it may")
+        case .tooManySubscriptions: self.init(429, "too_many_subscriptions", "too many watches and follows on this I/O thread")
+        case .unknownSubscription: self.init(404, "not_found", "no such subscription")
+        case .slowSubscriber: self.init(503, "slow_consumer", "the subscriber fell too far behind")
+        case .streamDeleted: self.init(404, "stream_deleted", "the stream was deleted")
+        case .stopping: self.init(503, "shutting_down", "the server is stopping")
+        case .store(let why):
+            if why.hasSuffix("errno 28") || why.hasSuffix("errno 122") {  // ENOSPC, EDQUOT
+                self.init(507, "insufficient_storage", why)
+            } else {
+                self.init(500, "internal", why)
+            }
+        }
+    }
+
+    /// `{"error":…,"detail":…}`
+    var body: [UInt8] { JSONWriter.errorBody(code, detail: detail) }
+}
+

@@ -1,0 +1,490 @@
+import Glibc
+import LaminarFormats
+import LaminarHTTP
+import LaminarReactor
+import LaminarStore
+
+/// Serves the Laminar HTTP contract on one I/O thread: routes each request (`Router`), turns it
+/// into reactor commands on this thread's ring, and answers when completions come back
+/// (`didWake`). Decoding and encoding happen here, on the I/O thread; the reactor only applies.
+///
+/// Thread ownership: the loop thread only (one instance per loop). Bounds: commands in flight are
+/// bounded by the producer (`ReactorLimits.commandsInFlightMax`); commands that do not fit wait in
+/// `overflow` while the connections that sent them stop reading (backpressure), so the overflow
+/// holds at most what those connections had already read.
+final class RequestHandler: HTTPHandler {
+    private let runtime: ServerRuntime
+    private let producer: ReactorProducer
+    private let metrics: ThreadMetrics
+    private let loopIndex: Int
+
+    private struct Pending {
+        var responder: HTTPResponder
+        var route: Route
+        var startNs: UInt64
+        var kind: Kind
+    }
+
+    private enum Kind {
+        case kvGet
+        case kvWrite
+        case scan(ValueEncoding, limit: Int)
+        case watch(ValueEncoding)
+        case batch(BatchState, index: Int?)
+        case streamDefine(StreamDefinition)
+        case streamGet
+        case streamList
+        case streamDelete(String)
+        case lookup(String, then: AfterDefinition)
+        case autoCreate(StreamDefinition, then: AfterDefinition)
+        case events(String)
+        case results(limit: Int, fromMs: Int64?, toMs: Int64?)
+        case follow(StreamDefinition)
+        case metrics
+    }
+
+    /// What waits for a stream's definition (field names, aggregates) to be known.
+    private enum AfterDefinition {
+        case events(format: EventFormat, body: [UInt8], idempotencyKey: UInt64?)
+        case results(key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
+        case follow
+    }
+
+    private var pending: [UInt64: Pending] = [:]
+    private var nextToken: UInt64 = 1
+    /// Live watches and follows by request, to unsubscribe when the client leaves.
+    private var subscriptions: [HTTPRequestToken: UInt64] = [:]
+    private var overflow: [ReactorCommand] = []
+    private var overflowHead = 0
+    private var pausedResponders: [HTTPResponder] = []
+    /// Stream definitions seen recently (field names for NDJSON decoding, aggregates for results).
+    private var definitions: [String: (definition: StreamDefinition, fetchedNs: UInt64)] = [:]
+    private static let definitionFreshNs: UInt64 = 1_000_000_000
+    private var draining = false
+
+    init(runtime: ServerRuntime, context: HTTPLoopContext) {
+        self.runtime = runtime
+        loopIndex = context.loopIndex
+        producer = runtime.producers[context.loopIndex]
+        metrics = runtime.threadMetrics[context.loopIndex]
+    }
+
+    // MARK: - Requests
+
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        let start = Self.nowNs()
+        var target = Array(request.path.utf8)
+        if let query = request.query {
+            target.append(UInt8(ascii: "?"))
+            target.append(contentsOf: query.utf8)
+        }
+        let action: RouteAction
+        switch runtime.router.route(method: request.method, target: target, header: { request.headers[$0] }) {
+        case .success(let a): action = a
+        case .failure(let failure):
+            fail(responder, .other, start, failure)
+            return
+        }
+        let route = action.route
+        if draining, action != .health, action != .metrics {
+            fail(responder, route, start, HTTPFailure(503, "unavailable", "the server is stopping"))
+            return
+        }
+        switch action {
+        case .health:
+            let body: [UInt8] = draining ? Array(#"{"status":"stopping"}"#.utf8) + [10] : Array(#"{"status":"ok"}"#.utf8) + [10]
+            respond(responder, route, start, HTTPResponse(status: draining ? 503 : 200, headers: ["content-type": "application/json"], body: body))
+        case .metrics:
+            submit(.storeStats, responder, route, start, .metrics)
+        case .kvGet(let key, _):
+            submit(.get(key: key), responder, route, start, .kvGet)
+        case .kvPut(let key, let condition, let ttlMs):
+            submit(.put(key: key, value: request.body, condition: condition, ttlMs: ttlMs), responder, route, start, .kvWrite)
+        case .kvDelete(let key, let condition):
+            submit(.delete(key: key, condition: condition), responder, route, start, .kvWrite)
+        case .kvScanPrefix(let prefix, let after, let limit, let encoding):
+            submit(.prefixScan(prefix: prefix, after: after, limit: limit), responder, route, start, .scan(encoding, limit: limit))
+        case .kvScanRange(let startKey, let end, let after, let limit, let encoding):
+            submit(.rangeScan(start: startKey, end: end, after: after, limit: limit), responder, route, start, .scan(encoding, limit: limit))
+        case .kvWatch(let prefix, let encoding):
+            submit(.watch(prefix: prefix), responder, route, start, .watch(encoding))
+        case .kvBatch:
+            startBatch(request.body, responder, start)
+        case .streamDefine(let name):
+            switch StreamDefinitionJSON.parse(name: name, body: request.body, limits: runtime.reactorLimits) {
+            case .failure(let failure): fail(responder, route, start, failure)
+            case .success(let definition):
+                definitions[name] = (definition, start)
+                submit(.defineStream(definition), responder, route, start, .streamDefine(definition))
+            }
+        case .streamGet(let name):
+            submit(.streamStats(name: name), responder, route, start, .streamGet)
+        case .streamList:
+            submit(.listStreams, responder, route, start, .streamList)
+        case .streamDelete(let name):
+            definitions[name] = nil
+            submit(.deleteStream(name: name), responder, route, start, .streamDelete(name))
+        case .eventsPost(let name, let format, let idempotencyKey):
+            withDefinition(name, .events(format: format, body: request.body, idempotencyKey: idempotencyKey.map(Self.idempotencyHash)), responder, route, start)
+        case .results(let name, let key, let fromMs, let toMs, let after, let limit):
+            withDefinition(name, .results(key: key, fromMs: fromMs, toMs: toMs, after: after, limit: limit), responder, route, start)
+        case .resultsFollow(let name):
+            withDefinition(name, .follow, responder, route, start)
+        }
+        producer.wakeReactorIfParked()
+    }
+
+    func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {
+        // Commands in flight complete anyway (their answer is then dropped); subscriptions end.
+        if let subscription = subscriptions.removeValue(forKey: token) {
+            pending[subscription] = nil
+            enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription)))
+            producer.wakeReactorIfParked()
+        }
+    }
+
+    func didWake() {
+        while producer.poll(max: 256, complete) > 0 {}
+        drainOverflow()
+    }
+
+    func drainStarted() {
+        draining = true
+        // Long-lived answers end now so their connections can close within the drain deadline.
+        for (token, subscription) in subscriptions {
+            if let p = pending.removeValue(forKey: subscription) {
+                _ = p.responder.write(JSONWriter.errorBody("shutting_down", detail: "the server is stopping"))
+                _ = p.responder.finish()
+            }
+            subscriptions[token] = nil
+            enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription)))
+        }
+        producer.wakeReactorIfParked()
+    }
+
+    // MARK: - Submitting
+
+    private func nextTokenValue() -> UInt64 {
+        defer { nextToken &+= 1 }
+        return nextToken
+    }
+
+    private func submit(_ operation: ReactorOperation, _ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ kind: Kind) {
+        let token = nextTokenValue()
+        pending[token] = Pending(responder: responder, route: route, startNs: start, kind: kind)
+        enqueue(ReactorCommand(token: token, operation))
+        if overflowHead < overflow.count {
+            responder.pauseReading()
+            pausedResponders.append(responder)
+        }
+    }
+
+    private func enqueue(_ command: ReactorCommand) {
+        if overflowHead == overflow.count && producer.submit(command) { return }
+        overflow.append(command)
+    }
+
+    private func drainOverflow() {
+        var moved = false
+        while overflowHead < overflow.count, producer.submit(overflow[overflowHead]) {
+            overflowHead += 1
+            moved = true
+        }
+        if overflowHead == overflow.count {
+            overflow.removeAll(keepingCapacity: overflow.capacity <= 4096)
+            overflowHead = 0
+            for responder in pausedResponders { responder.resumeReading() }
+            pausedResponders.removeAll(keepingCapacity: true)
+        }
+        if moved { producer.wakeReactorIfParked() }
+    }
+
+    // MARK: - Completions
+
+    private func complete(_ completion: ReactorCompletion) {
+        if completion.result.isNotification {
+            notify(completion)
+            return
+        }
+        guard let p = pending.removeValue(forKey: completion.token) else { return }
+        let result = completion.result
+        if case .failure(let error) = result {
+            switch p.kind {
+            case .lookup(let name, let then) where error == .unknownStream(name) && runtime.configuration.autoCreateStreams:
+                let definition = StreamDefinition(name: name, windowSizeMs: StreamDefinitionJSON.windowDefaultMs)
+                definitions[name] = (definition, Self.nowNs())
+                submit(.defineStream(definition), p.responder, p.route, p.startNs, .autoCreate(definition, then: then))
+                producer.wakeReactorIfParked()
+                return
+            case .batch(let state, let index):
+                state.fail(HTTPFailure(error), index: index)
+                finishBatchIfDone(state, p)
+                return
+            case .events(let name) where error == .unknownStream(name):
+                definitions[name] = nil
+            default: break
+            }
+            var failure = HTTPFailure(error)
+            var headers: HTTPHeaders = ["content-type": "application/json"]
+            if case .conditionFailed(let current?) = error { headers.add(name: "etag", value: ETag.format(current)) }
+            if case .unknownSubscription = error { failure = .notFound("no such subscription") }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: failure.status, headers: headers, body: failure.body))
+            return
+        }
+        switch (p.kind, result) {
+        case (.kvGet, .value(let value, let version)):
+            respond(p.responder, p.route, p.startNs, HTTPResponse(
+                status: 200, headers: ["content-type": "application/octet-stream", "etag": ETag.format(version)], body: value))
+        case (.kvWrite, .written(let version)), (.kvWrite, .deleted(let version)):
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 204, headers: ["etag": ETag.format(version)]))
+        case (.scan(let encoding, let limit), .entries(let entries)):
+            var body: [UInt8] = []
+            for entry in entries { KVLines.appendEntry(entry, encoding: encoding, to: &body) }
+            var headers = Self.ndjson
+            if entries.count == limit, let last = entries.last {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
+        case (.watch, .subscribed), (.follow, .subscribed):
+            guard p.responder.startStreaming(status: 200, headers: Self.ndjson) else {
+                enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
+                return
+            }
+            pending[completion.token] = p
+            subscriptions[p.responder.token] = completion.token
+            metrics.recordRequest(route: p.route, status: 200, durationNs: Self.nowNs() &- p.startNs)
+        case (.batch(let state, let index), _):
+            state.record(result, index: index)
+            finishBatchIfDone(state, p)
+        case (.streamDefine(let definition), .ok):
+            var body: [UInt8] = []
+            StreamDefinitionJSON.append(definition, to: &body)
+            body.append(10)
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.json, body: body))
+        case (.streamGet, .streamStats(let stats)):
+            definitions[stats.definition.name] = (stats.definition, Self.nowNs())
+            var body: [UInt8] = []
+            StreamDefinitionJSON.appendStats(stats, to: &body)
+            body.append(10)
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.json, body: body))
+        case (.streamList, .streams(let names)):
+            var body = Array(#"{"streams":["#.utf8)
+            for (i, name) in names.sorted().enumerated() {
+                if i > 0 { body.append(0x2C) }
+                JSONWriter.appendString(name, to: &body)
+            }
+            body.append(contentsOf: "]}\n".utf8)
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.json, body: body))
+        case (.streamDelete, .ok):
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 204))
+        case (.lookup(_, let then), .streamStats(let stats)):
+            definitions[stats.definition.name] = (stats.definition, Self.nowNs())
+            proceed(stats.definition, then, p)
+        case (.autoCreate(let definition, let then), .ok):
+            proceed(definition, then, p)
+        case (.events, .eventsAccepted(let ack)):
+            var body = Array(#"{"accepted":"#.utf8)
+            JSONWriter.appendInteger(ack.accepted, to: &body)
+            body.append(contentsOf: #","late":"#.utf8)
+            JSONWriter.appendInteger(ack.late, to: &body)
+            body.append(contentsOf: #","watermark":"#.utf8)
+            JSONWriter.appendInteger(ack.watermarkMs, to: &body)
+            body.append(contentsOf: ack.duplicate ? #","duplicate":true"#.utf8 : #","duplicate":false"#.utf8)
+            body.append(contentsOf: "}\n".utf8)
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 202, headers: Self.json, body: body))
+        case (.results(let limit, let fromMs, let toMs), .entries(let entries)):
+            // Values are the stored result JSON; the key ends with the window start (16 hex digits).
+            var body: [UInt8] = []
+            for entry in entries {
+                let start = Self.windowStart(entry.key)
+                if let from = fromMs, start < from { continue }
+                if let to = toMs, start >= to { continue }
+                body.append(contentsOf: entry.value)
+                body.append(10)
+            }
+            var headers = Self.ndjson
+            if entries.count == limit, let last = entries.last {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
+        case (.metrics, .storeStats(let stats)):
+            let body = runtime.renderMetrics(store: stats)
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: ["content-type": PrometheusText.contentType], body: body))
+        default:
+            let failure = HTTPFailure(500, "internal_error", "unexpected reactor result \(result)")
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 500, headers: Self.json, body: failure.body))
+        }
+    }
+
+    /// A watch's change or a follow's closed window: one NDJSON line on its long-lived answer.
+    private func notify(_ completion: ReactorCompletion) {
+        guard let p = pending[completion.token] else { return }  // unsubscribed meanwhile
+        var line: [UInt8] = []
+        switch (p.kind, completion.result) {
+        case (.watch(let encoding), .change(let change)):
+            // {"op":"put","key":…,"value":…,"version":n} or {"op":"delete","key":…,"version":n}
+            line.append(contentsOf: (change.value == nil ? #"{"op":"delete","# : #"{"op":"put","#).utf8)
+            change.key.withUnsafeBytes { KVLines.appendField("key", $0, encoding: encoding, to: &line) }
+            if let value = change.value {
+                line.append(0x2C)
+                value.withUnsafeBytes { KVLines.appendField("value", $0, encoding: encoding, to: &line) }
+            }
+            line.append(contentsOf: #","version":"#.utf8)
+            JSONWriter.appendInteger(change.revision, to: &line)
+            line.append(contentsOf: "}\n".utf8)
+        case (.follow(let definition), .windowClosed(let result)):
+            line.append(contentsOf: result.json(aggregates: definition.aggregates).utf8)
+            line.append(10)
+        case (_, .subscriptionEnded(let error)):
+            pending[completion.token] = nil
+            subscriptions[p.responder.token] = nil
+            let failure = HTTPFailure(error)
+            _ = p.responder.write(JSONWriter.errorBody(failure.code, detail: failure.detail))
+            _ = p.responder.finish()
+            return
+        default:
+            return
+        }
+        if !p.responder.write(line) {
+            // The client is gone or too slow: the HTTP layer reset it and requestClosed follows.
+            return
+        }
+    }
+
+    // MARK: - Streams
+
+    private func withDefinition(_ name: String, _ then: AfterDefinition, _ responder: HTTPResponder, _ route: Route, _ start: UInt64) {
+        if let cached = definitions[name], start &- cached.fetchedNs < Self.definitionFreshNs {
+            proceed(cached.definition, then, Pending(responder: responder, route: route, startNs: start, kind: .lookup(name, then: then)))
+            return
+        }
+        submit(.streamStats(name: name), responder, route, start, .lookup(name, then: then))
+    }
+
+    private func proceed(_ definition: StreamDefinition, _ then: AfterDefinition, _ p: Pending) {
+        let name = definition.name
+        switch then {
+        case .events(let format, let body, let idempotencyKey):
+            switch decodeEvents(body, format: format, definition: definition) {
+            case .failure(let failure):
+                fail(p.responder, p.route, p.startNs, failure)
+            case .success(let batch):
+                submit(.appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey), p.responder, p.route, p.startNs, .events(name))
+            }
+        case .results(let key, let fromMs, let toMs, let after, let limit):
+            submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
+                   .results(limit: limit, fromMs: fromMs, toMs: toMs))
+        case .follow:
+            submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
+        }
+        producer.wakeReactorIfParked()
+    }
+
+    /// Decodes a whole body into the reactor's batch; all or nothing (400 names the line).
+    private func decodeEvents(_ body: [UInt8], format: EventFormat, definition: StreamDefinition) -> Result<LaminarReactor.EventBatch, HTTPFailure> {
+        let columns: LaminarFormats.EventBatch
+        do throws(EventDecodeError) {
+            switch format {
+            case .ndjson:
+                var decoder = NDJSONEventDecoder(
+                    fields: EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField),
+                    limits: runtime.eventLimits)
+                try decoder.feed(body)
+                columns = try decoder.finish()
+            case .binary:
+                var decoder = BinaryEventDecoder(limits: runtime.eventLimits)
+                try decoder.feed(body)
+                columns = try decoder.finish()
+            }
+        } catch {
+            return .failure(HTTPFailure(400, "invalid_events", error.description))
+        }
+        if columns.count == 0 { return .failure(HTTPFailure(400, "invalid_events", "the batch has no events")) }
+        let arrivalMs = Self.wallClockMs()
+        var builder = LaminarReactor.EventBatch.Builder(capacity: columns.count)
+        columns.keyBytes.withUnsafeBytes { keys in
+            for i in 0..<columns.count {
+                let ts = columns.timestampsMs[i] == LaminarFormats.EventBatch.arrivalTime ? arrivalMs : columns.timestampsMs[i]
+                let start = columns.keyStart(i)
+                builder.append(key: UnsafeRawBufferPointer(rebasing: keys[start..<Int(columns.keyEnds[i])]), timestamp: ts, value: columns.values[i])
+            }
+        }
+        return .success(builder.build())
+    }
+
+    // MARK: - Batch
+
+    private func startBatch(_ body: [UInt8], _ responder: HTTPResponder, _ start: UInt64) {
+        let request: BatchRequest
+        switch BatchRequest.parse(body) {
+        case .failure(let failure): fail(responder, .kvBatch, start, failure); return
+        case .success(let r): request = r
+        }
+        let state = BatchState(request)
+        var mutations: [StoreMutation] = []
+        for (index, op) in request.operations.enumerated() {
+            switch op {
+            case .get(let key): submit(.get(key: key), responder, .kvBatch, start, .batch(state, index: index))
+            case .mutation(let m): mutations.append(m)
+            }
+        }
+        if !mutations.isEmpty { submit(.batch(mutations), responder, .kvBatch, start, .batch(state, index: nil)) }
+    }
+
+    private func finishBatchIfDone(_ state: BatchState, _ p: Pending) {
+        guard state.remaining == 0 else { return }
+        if let failure = state.failure {
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: failure.status, headers: Self.json, body: failure.body))
+        } else {
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: state.resultLines()))
+        }
+    }
+
+    // MARK: - Answers
+
+    private static let json: HTTPHeaders = ["content-type": "application/json"]
+    private static let ndjson: HTTPHeaders = ["content-type": "application/x-ndjson"]
+
+    private func respond(_ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ response: HTTPResponse) {
+        metrics.recordRequest(route: route, status: response.status, durationNs: Self.nowNs() &- start)
+        responder.respond(response)
+    }
+
+    private func fail(_ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ failure: HTTPFailure) {
+        var headers = Self.json
+        if failure.status == 405, let allowed = failure.detail.split(separator: ":").last {
+            headers.add(name: "allow", value: allowed.trimmingCharacters(in: " "))
+        }
+        respond(responder, route, start, HTTPResponse(status: failure.status, headers: headers, body: failure.body))
+    }
+
+    static func nowNs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func wallClockMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The window start encoded at the end of a result key (`ReservedKeys`).
+    static func windowStart(_ key: [UInt8]) -> Int64 {
+        guard key.count >= 16 else { return .min }
+        var value: UInt64 = 0
+        for byte in key[(key.count - 16)...] {
+            let digit: UInt8 = byte >= 65 ? byte - 55 : byte - 48
+            value = value << 4 | UInt64(digit & 0xF)
+        }
+        return Int64(bitPattern: value ^ (1 << 63))
+    }
+
+    /// FNV-1a of the `Idempotency-Key` header: the reactor remembers 64-bit keys.
+    static func idempotencyHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash == 0 ? 1 : hash
+    }
+}
