@@ -135,9 +135,11 @@ final class LoadDriver: ClientLoopDriver {
     private var timedOut: [Bool]
     private var eventsOf: [Int]
 
-    private let beginNs: Int64
-    private let warmupEndNs: Int64
-    private let endNs: Int64
+    /// The schedule starts at the first connection (connect time is not load).
+    private var beginNs: Int64
+    private var warmupEndNs: Int64
+    private var endNs: Int64
+    private var started = false
     private var quota: Int?
     private var counted = 0
     private var stopping = false
@@ -193,6 +195,7 @@ final class LoadDriver: ClientLoopDriver {
         var method = HTTPClientMethod.get
         var contentType: HTTPClientContentType?
         var hasBody = false
+        var capture = false
         switch op {
         case .get where config.scenario == .get:
             builder.fixedGet()
@@ -220,10 +223,11 @@ final class LoadDriver: ClientLoopDriver {
             method = .post
             contentType = config.format == .binary ? .laminarEvents : .ndjson
             hasBody = true
+            capture = true
         }
         let slot: Int? = builder.path.withUnsafeBytes { path in
             if hasBody {
-                return builder.body.withUnsafeBytes { body in c.submit(method: method, path: path, contentType: contentType, body: body) }
+                return builder.body.withUnsafeBytes { body in c.submit(method: method, path: path, contentType: contentType, body: body, captureBody: capture) }
             }
             return c.submit(method: method, path: path, contentType: contentType)
         }
@@ -274,6 +278,13 @@ final class LoadDriver: ClientLoopDriver {
     // MARK: - ClientLoopDriver
 
     func connected(_ connection: ClientConnection) {
+        if !started {
+            started = true
+            let begin = loop.nowNs
+            beginNs = begin
+            warmupEndNs = begin + config.warmupNs
+            endNs = config.durationNs.map { begin + config.warmupNs + $0 } ?? .max
+        }
         fill(connection)
         sendDue()
     }
@@ -296,7 +307,11 @@ final class LoadDriver: ClientLoopDriver {
                 state.stats.statusCounts[min(status, 599)] += 1
                 state.stats.bytesReceived += c.responseBytes(slot)
                 state.stats.latencyUs.record(UInt64(max(1, (now - startNs[i]) / 1000)))
-                if expected && op == .ingest { state.stats.events += eventsOf[i] }
+                if expected && op == .ingest {
+                    let answer = AckParser(c.responseBody(slot))
+                    state.stats.events += answer.accepted ?? eventsOf[i]
+                    state.stats.lateReported += answer.late ?? 0
+                }
             }
             if config.verify && (op == .put || op == .delete) {
                 if expected {
@@ -370,4 +385,36 @@ final class LoadDriver: ClientLoopDriver {
     }
 
     static let timeoutScanIntervalNs: Int64 = 50_000_000
+}
+
+/// Reads `"accepted":N` and `"late":M` from an events acknowledgement
+/// (`{"accepted":3,"late":0,"watermark":1999,"duplicate":false}`) without a JSON parse.
+struct AckParser {
+    var accepted: Int?
+    var late: Int?
+
+    init(_ body: [UInt8]) {
+        accepted = Self.integer(after: Array(#""accepted":"#.utf8), in: body)
+        late = Self.integer(after: Array(#""late":"#.utf8), in: body)
+    }
+
+    static func integer(after name: [UInt8], in body: [UInt8]) -> Int? {
+        guard body.count > name.count else { return nil }
+        var i = 0
+        while i + name.count < body.count {
+            if body[i] == name[0] && body[i..<(i + name.count)].elementsEqual(name) {
+                var j = i + name.count
+                var value = 0
+                var digits = 0
+                while j < body.count, body[j] >= 48, body[j] <= 57, digits < 18 {
+                    value = value * 10 + Int(body[j] - 48)
+                    j += 1
+                    digits += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            i += 1
+        }
+        return nil
+    }
 }

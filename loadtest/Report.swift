@@ -32,7 +32,8 @@ struct Report {
         if config.scenario != .get && config.scenario != .ingest { lines.append("  mix           \(config.mix.description)") }
         lines.append(String(format: "  requests      %d in %.2f s = %.1f req/s (%d succeeded)", stats.requests, seconds, Double(stats.requests) / seconds, stats.succeeded))
         if stats.events > 0 || config.scenario == .ingest {
-            lines.append(String(format: "  events        %d = %.1f events/s (%d sent late)", stats.events, Double(stats.events) / seconds, stats.lateEvents))
+            lines.append(String(format: "  events        %d accepted = %.1f events/s (%d sent late, %d counted late by the server)",
+                                stats.events, Double(stats.events) / seconds, stats.lateEvents, stats.lateReported))
         }
         lines.append(String(format: "  bytes         %.2f MB/s received, %.2f MB/s sent (bodies)",
                             Double(stats.bytesReceived) / seconds / 1e6, Double(stats.bytesSent) / seconds / 1e6))
@@ -59,7 +60,7 @@ struct Report {
         fields.append(#""seconds":\#(number(seconds))"#)
         fields.append(#""requests":\#(stats.requests),"succeeded":\#(stats.succeeded)"#)
         fields.append(#""requests_per_second":\#(number(Double(stats.requests) / seconds))"#)
-        fields.append(#""events":\#(stats.events),"late_events_sent":\#(stats.lateEvents),"events_per_second":\#(number(Double(stats.events) / seconds))"#)
+        fields.append(#""events":\#(stats.events),"late_events_sent":\#(stats.lateEvents),"late_events_reported":\#(stats.lateReported),"events_per_second":\#(number(Double(stats.events) / seconds))"#)
         fields.append(#""bytes_received":\#(stats.bytesReceived),"bytes_sent":\#(stats.bytesSent)"#)
         fields.append(#""bytes_received_per_second":\#(number(Double(stats.bytesReceived) / seconds))"#)
         fields.append(#""status":{\#(statuses.map { #""\#($0.0)":\#($0.1)"# }.joined(separator: ","))}"#)

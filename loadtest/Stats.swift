@@ -31,6 +31,8 @@ struct ThreadStats: Sendable {
     /// Events in accepted ingest batches; events sent with a late timestamp.
     var events = 0
     var lateEvents = 0
+    /// Late events as the server counted them (`"late"` of its acknowledgements).
+    var lateReported = 0
     var bytesSent = 0
     var bytesReceived = 0
     var verifyChecked = 0
@@ -49,6 +51,7 @@ struct ThreadStats: Sendable {
         succeeded += o.succeeded
         events += o.events
         lateEvents += o.lateEvents
+        lateReported += o.lateReported
         bytesSent += o.bytesSent
         bytesReceived += o.bytesReceived
         verifyChecked += o.verifyChecked

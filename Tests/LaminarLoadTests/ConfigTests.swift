@@ -66,3 +66,12 @@ import Testing
         #expect(ValueCodec.seq(of: Array("k0000000001:".utf8), key: key) == nil)
     }
 }
+
+@Suite struct AckParserTests {
+    @Test func readsAcceptedAndLate() {
+        let a = AckParser(Array(#"{"accepted":97,"late":3,"watermark":1999,"duplicate":false}"#.utf8))
+        #expect(a.accepted == 97 && a.late == 3)
+        let b = AckParser(Array(#"{"error":"bad_event"}"#.utf8))
+        #expect(b.accepted == nil && b.late == nil)
+    }
+}
