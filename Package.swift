@@ -13,12 +13,14 @@ let package = Package(
         .library(name: "LaminarHTTP", targets: ["LaminarHTTP"]),
         .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
+        .executable(name: "laminar-load", targets: ["laminar-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System library: nghttp2 from Debian's libnghttp2-dev.
@@ -118,6 +120,18 @@ let package = Package(
             name: "laminar-reactor-crash-child", dependencies: ["LaminarReactor"], path: "Tests/ReactorCrashChild"),
         .executableTarget(
             name: "laminar-bench-reactor", dependencies: ["LaminarReactor"], path: "Benchmarks/ReactorBenchmark"),
+        // The load-test client (DESIGN.md §7): nghttp2 client sessions on LaminarHTTP's client loop.
+        .executableTarget(
+            name: "laminar-load",
+            dependencies: [
+                "LaminarHTTP", "LaminarFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "loadtest",
+            exclude: ["README.md"]
+        ),
+        .testTarget(name: "LaminarLoadTests", dependencies: ["laminar-load"]),
     ],
     swiftLanguageModes: [.v6]
 )

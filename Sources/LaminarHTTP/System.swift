@@ -135,3 +135,48 @@ extension System {
         _ = try checked("epoll_ctl") { CLinux_epoll_ctl(epfd, op, fd, events, data) }
     }
 }
+
+extension System {
+    /// Starts a non-blocking TCP connect to an IPv4 address. Returns the descriptor; completion is
+    /// reported by EPOLLOUT and read with `socketError`. Refusals detected at once are thrown.
+    static func connectNonBlocking(host: String, port: UInt16) throws(SystemError) -> Int32 {
+        let fd = try checked("socket") {
+            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            close(fd)
+            throw SystemError(call: "inet_pton", errno: EINVAL)
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if rc < 0 {
+            let err = Glibc.errno
+            if err != EINPROGRESS && err != EINTR {
+                close(fd)
+                throw SystemError(call: "connect", errno: err)
+            }
+        }
+        return fd
+    }
+
+    /// The pending error of a socket (SO_ERROR): 0 once a non-blocking connect succeeded.
+    static func socketError(_ fd: Int32) -> Int32 {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) < 0 { return Glibc.errno }
+        return value
+    }
+
+    /// Nanoseconds of CLOCK_MONOTONIC.
+    static func monotonicNs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// Runs the laminar-load executable against nghttpd (h2c prior knowledge) serving a 10-byte file.
+@Suite struct EndToEndTests {
+    static let nghttpd = "/usr/sbin/nghttpd"
+
+    static var loadPath: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        var dir = String(decoding: buffer[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        while !dir.isEmpty && dir != "/" && !FileManager.default.fileExists(atPath: dir + "/laminar-load") {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir + "/laminar-load"
+    }
+
+    /// A port the kernel just handed out (bound and released: a small race, acceptable here).
+    static func freePort() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length); return getsockname(fd, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    static func accepts(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    static func runLoad(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: loadPath)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: EndToEndTests.nghttpd), "nghttpd is not installed (apt-get install nghttp2-server)"))
+    func shortGetRunAgainstNghttpd() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("laminar-load-e2e-\(getpid())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data("0123456789".utf8).write(to: root.appendingPathComponent("file"))
+        let port = Self.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: Self.nghttpd)
+        server.arguments = ["--no-tls", "-d", root.path, "\(port)"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        // Readiness: poll-connect, bounded at 5 s.
+        var ready = false
+        for _ in 0..<500 {
+            if Self.accepts(port) { ready = true; break }
+            usleep(10_000)
+        }
+        try #require(ready, "nghttpd did not listen on \(port)")
+
+        let run = try Self.runLoad(["get", "--url", "http://127.0.0.1:\(port)", "--path", "/file", "-c", "2", "-m", "4", "-D", "1s", "--json"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "stdout: \(run.stdout)")
+        let requests = try #require(report["requests"] as? Int)
+        #expect(requests > 0)
+        let errors = try #require(report["errors"] as? [String: Int])
+        #expect(errors.values.allSatisfy { $0 == 0 }, "errors: \(errors)")
+        #expect((report["status"] as? [String: Int])?["200"] == requests)
+    }
+
+    @Test func unreachableServerExitsThree() throws {
+        let port = Self.freePort()  // released: nothing listens
+        let run = try Self.runLoad(["get", "--url", "http://127.0.0.1:\(port)", "-D", "1s"])
+        #expect(run.status == 3)
+        #expect(run.stderr.contains("cannot connect") && run.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func badFlagsExitTwo() throws {
+        #expect(try Self.runLoad(["kv", "--mix", "get=x"]).status == 2)
+        #expect(try Self.runLoad(["nonsense"]).status == 2)
+        #expect(try Self.runLoad(["--help"]).status == 0)
+    }
+}

@@ -1,0 +1,420 @@
+import Glibc
+import LaminarFormats
+import LaminarHTTP
+
+/// State a load thread keeps across its phases (preload, load, read-back).
+final class ThreadState {
+    let index: Int
+    let count: Int
+    var stats = ThreadStats()
+    var ledger = VerifyLedger()
+    let progress: ThreadProgress
+
+    init(index: Int, count: Int, progress: ThreadProgress) {
+        self.index = index
+        self.count = count
+        self.progress = progress
+    }
+
+    /// Under --verify a thread writes only its own keys (key % threads == index), so that one
+    /// ledger sees every write of a key.
+    func ownKey(_ key: Int, keys: Int) -> Int {
+        guard count > 1 else { return key }
+        var k = key - key % count + index
+        if k >= keys { k -= count }
+        return max(k, 0)
+    }
+}
+
+/// Builds request paths and bodies into reused buffers (no allocation once they have grown).
+struct RequestBuilder {
+    let config: LoadConfig
+    let namer: KeyNamer
+    var path: [UInt8] = []
+    var body: [UInt8] = []
+    var key: [UInt8] = []
+    private var batch = EventBatch()
+    private let eventsPath: [UInt8]
+    private let fixedPath: [UInt8]
+
+    init(config: LoadConfig) {
+        self.config = config
+        namer = KeyNamer(groupSize: config.groupedKeys ? config.scanSize : nil)
+        eventsPath = Array("/streams/\(config.streamName)/events".utf8)
+        fixedPath = Array(config.path.utf8)
+        path.reserveCapacity(256)
+        body.reserveCapacity(max(config.valueBytes, 64) + 64)
+    }
+
+    mutating func fixedGet() {
+        path.removeAll(keepingCapacity: true)
+        path.append(contentsOf: fixedPath)
+    }
+
+    mutating func kv(_ index: Int) {
+        key.removeAll(keepingCapacity: true)
+        namer.appendKey(index, to: &key)
+        path.removeAll(keepingCapacity: true)
+        path.append(contentsOf: "/kv/".utf8)
+        path.append(contentsOf: key)
+    }
+
+    mutating func value(seq: UInt32) {
+        body.removeAll(keepingCapacity: true)
+        key.withUnsafeBytes { ValueCodec.append(key: $0, seq: seq, valueBytes: config.valueBytes, to: &body) }
+    }
+
+    mutating func scan(group: Int) {
+        path.removeAll(keepingCapacity: true)
+        path.append(contentsOf: "/kv?prefix=".utf8)
+        namer.appendGroupPrefix(group, to: &path)
+        path.append(contentsOf: "&limit=".utf8)
+        KeyNamer.appendInteger(Int64(config.scanSize), to: &path)
+    }
+
+    /// A batch of events with keys from the sampler; returns how many carry a late timestamp.
+    mutating func events(rng: inout SplitMix64, sampler: KeySampler) -> Int {
+        path.removeAll(keepingCapacity: true)
+        path.append(contentsOf: eventsPath)
+        body.removeAll(keepingCapacity: true)
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let nowMs = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+        var late = 0
+        batch.removeAll()
+        for _ in 0..<config.batch {
+            key.removeAll(keepingCapacity: true)
+            key.append(UInt8(ascii: "u"))
+            KeyNamer.appendInteger(Int64(sampler.sample(&rng)), to: &key)
+            var t = nowMs
+            if config.skewMs > 0 { t += Int64(rng.below(Int(2 * config.skewMs + 1))) - config.skewMs }
+            if config.lateFraction > 0 && rng.unit() < config.lateFraction {
+                t = nowMs - Self.lateByMs
+                late += 1
+            }
+            let value = Double(rng.below(10_000)) / 100
+            switch config.format {
+            case .binary:
+                key.withUnsafeBytes { batch.append(key: $0, timestampMs: t, value: value) }
+            case .ndjson:
+                body.append(contentsOf: #"{"key":""#.utf8)
+                body.append(contentsOf: key)
+                body.append(contentsOf: #"","ts":"#.utf8)
+                KeyNamer.appendInteger(t, to: &body)
+                body.append(contentsOf: #","value":"#.utf8)
+                JSONWriter.appendNumber(value, to: &body)
+                body.append(contentsOf: "}\n".utf8)
+            }
+        }
+        if config.format == .binary { BinaryEventFormat.encode(batch, into: &body) }
+        return late
+    }
+
+    /// How far behind "now" a late event is stamped: well past any sane window plus lateness.
+    static let lateByMs: Int64 = 3_600_000
+}
+
+/// The measured load of one thread: a closed loop (every free stream slot immediately sends the
+/// next request) or, with a rate, an open loop (requests scheduled at fixed intervals; latency
+/// counted from the scheduled time, so a slow server cannot hide its queueing — no coordinated
+/// omission).
+final class LoadDriver: ClientLoopDriver {
+    let config: LoadConfig
+    let state: ThreadState
+    private var rng: SplitMix64
+    private let sampler: KeySampler
+    private var builder: RequestBuilder
+    private let slotsPerConnection: Int
+    private unowned let loop: ClientLoop
+
+    // Per request slot (connection index × streams + slot).
+    private var startNs: [Int64]
+    private var opOf: [Operation]
+    private var keyOf: [Int]
+    private var seqOf: [UInt32]
+    private var timedOut: [Bool]
+    private var eventsOf: [Int]
+
+    /// The schedule starts at the first connection (connect time is not load).
+    private var beginNs: Int64
+    private var warmupEndNs: Int64
+    private var endNs: Int64
+    private var started = false
+    private var quota: Int?
+    private var counted = 0
+    private var stopping = false
+    private(set) var isFinished = false
+    private var inFlight = 0
+
+    private let intervalNs: Int64?
+    private var scheduled: Int64 = 0
+    private var roundRobin = 0
+    private var nextTimeoutScanNs: Int64 = 0
+
+    init(config: LoadConfig, state: ThreadState, loop: ClientLoop, requestsQuota: Int?) {
+        self.config = config
+        self.state = state
+        self.loop = loop
+        rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(state.index) &* 0x1_0001)
+        sampler = KeySampler(keys: config.keys, distribution: config.distribution)
+        builder = RequestBuilder(config: config)
+        slotsPerConnection = config.streams
+        let slots = loop.connections.count * config.streams
+        startNs = Array(repeating: 0, count: slots)
+        opOf = Array(repeating: .get, count: slots)
+        keyOf = Array(repeating: 0, count: slots)
+        seqOf = Array(repeating: 0, count: slots)
+        timedOut = Array(repeating: false, count: slots)
+        eventsOf = Array(repeating: 0, count: slots)
+        let begin = loop.nowNs
+        beginNs = begin
+        warmupEndNs = begin + config.warmupNs
+        endNs = config.durationNs.map { begin + config.warmupNs + $0 } ?? .max
+        quota = requestsQuota
+        if let rate = config.ratePerSecond {
+            intervalNs = max(1, Int64(1e9 * Double(state.count) / rate))
+        } else {
+            intervalNs = nil
+        }
+    }
+
+    // MARK: - Issuing
+
+    /// Sends one request on `c` (if it has a free slot); `scheduledNs` is the open-loop schedule.
+    @discardableResult
+    private func issue(on c: ClientConnection, scheduledNs: Int64?) -> Bool {
+        guard !stopping, c.freeSlotCount > 0 else { return false }
+        let now = loop.nowNs
+        if let q = quota, now >= warmupEndNs {
+            if counted >= q { stopping = true; return false }
+        }
+        let op: Operation = config.scenario == .get ? .get : config.mix.operation(for: rng.below(config.mix.total))
+        var key = 0
+        var seq: UInt32 = 0
+        var events = 0
+        var method = HTTPClientMethod.get
+        var contentType: HTTPClientContentType?
+        var hasBody = false
+        var capture = false
+        switch op {
+        case .get where config.scenario == .get:
+            builder.fixedGet()
+        case .get:
+            key = sampler.sample(&rng)
+            builder.kv(key)
+        case .put, .delete:
+            key = sampler.sample(&rng)
+            if config.verify { key = state.ownKey(key, keys: config.keys) }
+            builder.kv(key)
+            if config.verify { seq = state.ledger.issue(key: key, isDelete: op == .delete) }
+            if op == .put {
+                builder.value(seq: seq)
+                method = .put
+                contentType = .octetStream
+                hasBody = true
+            } else {
+                method = .delete
+            }
+        case .scan:
+            builder.scan(group: sampler.sample(&rng) / config.scanSize)
+        case .ingest:
+            state.stats.lateEvents += builder.events(rng: &rng, sampler: sampler)
+            events = config.batch
+            method = .post
+            contentType = config.format == .binary ? .laminarEvents : .ndjson
+            hasBody = true
+            capture = true
+        }
+        let slot: Int? = builder.path.withUnsafeBytes { path in
+            if hasBody {
+                return builder.body.withUnsafeBytes { body in c.submit(method: method, path: path, contentType: contentType, body: body, captureBody: capture) }
+            }
+            return c.submit(method: method, path: path, contentType: contentType)
+        }
+        guard let slot else {
+            if config.verify && (op == .put || op == .delete) { state.ledger.rejected(key: key, seq: seq) }
+            return false
+        }
+        let i = c.index * slotsPerConnection + slot
+        startNs[i] = scheduledNs ?? now
+        opOf[i] = op
+        keyOf[i] = key
+        seqOf[i] = seq
+        timedOut[i] = false
+        eventsOf[i] = events
+        if startNs[i] >= warmupEndNs && startNs[i] < endNs {
+            counted += 1
+            if hasBody { state.stats.bytesSent += builder.body.count }
+        }
+        inFlight += 1
+        return true
+    }
+
+    private func fill(_ c: ClientConnection) {
+        guard intervalNs == nil else { return }
+        while c.freeSlotCount > 0 && issue(on: c, scheduledNs: nil) {}
+    }
+
+    /// Open loop: sends every request whose scheduled time has come, while streams are free.
+    private func sendDue() {
+        guard let intervalNs, !stopping else { return }
+        let due = (loop.nowNs - beginNs) / intervalNs + 1
+        let connections = loop.connections
+        var triedWithoutSlot = 0
+        while scheduled < due && triedWithoutSlot < connections.count {
+            let c = connections[roundRobin]
+            roundRobin = (roundRobin + 1) % connections.count
+            if issue(on: c, scheduledNs: beginNs + scheduled * intervalNs) {
+                scheduled += 1
+                triedWithoutSlot = 0
+            } else {
+                triedWithoutSlot += 1
+                if stopping { return }
+            }
+        }
+        state.stats.backlogMax = max(state.stats.backlogMax, Int(due - scheduled))
+    }
+
+    // MARK: - ClientLoopDriver
+
+    func connected(_ connection: ClientConnection) {
+        if !started {
+            started = true
+            let begin = loop.nowNs
+            beginNs = begin
+            warmupEndNs = begin + config.warmupNs
+            endNs = config.durationNs.map { begin + config.warmupNs + $0 } ?? .max
+        }
+        fill(connection)
+        sendDue()
+    }
+
+    func completed(_ c: ClientConnection, slot: Int, outcome: ClientOutcome) {
+        inFlight -= 1
+        let i = c.index * slotsPerConnection + slot
+        let op = opOf[i]
+        let now = loop.nowNs
+        let measured = startNs[i] >= warmupEndNs && startNs[i] < endNs
+        var error: ErrorKind?
+        var ok = false
+        switch outcome {
+        case .response(let status):
+            let expected = (200..<300).contains(status)
+                || (status == 404 && config.scenario != .get && (op == .get || op == .delete))
+            ok = expected
+            if !expected { error = .unexpectedStatus }
+            if measured {
+                state.stats.statusCounts[min(status, 599)] += 1
+                state.stats.bytesReceived += c.responseBytes(slot)
+                state.stats.latencyUs.record(UInt64(max(1, (now - startNs[i]) / 1000)))
+                if expected && op == .ingest {
+                    let answer = AckParser(c.responseBody(slot))
+                    state.stats.events += answer.accepted ?? eventsOf[i]
+                    state.stats.lateReported += answer.late ?? 0
+                }
+            }
+            if config.verify && (op == .put || op == .delete) {
+                if expected {
+                    state.ledger.acknowledge(key: keyOf[i], seq: seqOf[i])
+                } else if status >= 400 && status < 500 {
+                    state.ledger.rejected(key: keyOf[i], seq: seqOf[i])
+                } else {
+                    state.ledger.unknown(key: keyOf[i], seq: seqOf[i])
+                }
+            }
+        case .reset(let code):
+            error = timedOut[i] ? .timeout : code == 7 ? .refusedStream : .streamReset
+            if config.verify && (op == .put || op == .delete) {
+                // REFUSED_STREAM guarantees the server did not process it (RFC 9113 §8.7).
+                if code == 7 && !timedOut[i] { state.ledger.rejected(key: keyOf[i], seq: seqOf[i]) } else { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
+            }
+        case .failed(let failure):
+            switch failure {
+            case .protocolError: error = .protocolError
+            case .cancelled: error = stopping ? nil : .connectionClosed
+            default: error = .connectionClosed
+            }
+            if config.verify && (op == .put || op == .delete) { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
+        }
+        if measured {
+            state.stats.requests += 1
+            state.stats.operations[op.rawValue] += 1
+            if ok { state.stats.succeeded += 1 }
+            if let error { state.stats.errors[error.rawValue] += 1 }
+            state.progress.completed.add(1, ordering: .relaxed)
+            if error != nil { state.progress.errors.add(1, ordering: .relaxed) }
+        }
+        if intervalNs == nil { fill(c) } else { sendDue() }
+        if stopping && inFlight == 0 { isFinished = true }
+    }
+
+    func connectionFailed(_ connection: ClientConnection, failure: ClientFailure) {
+        switch failure {
+        case .connectRefused: state.stats.errors[ErrorKind.connectRefused.rawValue] += 1
+        case .connectFailed: state.stats.errors[ErrorKind.connectFailed.rawValue] += 1
+        default: break  // the requests it carried were counted
+        }
+        state.progress.errors.add(1, ordering: .relaxed)
+    }
+
+    func tick(nowNs now: Int64) -> Int64 {
+        if now >= endNs { stopping = true }
+        if let q = quota, counted >= q { stopping = true }
+        if stopping && (inFlight == 0 || now >= endNs + config.timeoutNs + 1_000_000_000) {
+            isFinished = true
+            return now
+        }
+        sendDue()
+        if now >= nextTimeoutScanNs {
+            nextTimeoutScanNs = now + Self.timeoutScanIntervalNs
+            let limit = now - config.timeoutNs
+            for c in loop.connections where c.inFlight > 0 {
+                for slot in 0..<c.slotCount where c.isBusy(slot) {
+                    let i = c.index * slotsPerConnection + slot
+                    if !timedOut[i] && startNs[i] < limit {
+                        timedOut[i] = true
+                        c.cancel(slot: slot)
+                    }
+                }
+            }
+        }
+        var wake = min(nextTimeoutScanNs, endNs)
+        if let intervalNs, !stopping { wake = min(wake, beginNs + scheduled * intervalNs) }
+        if !stopping && quota == nil && now < warmupEndNs { wake = min(wake, warmupEndNs) }
+        return wake
+    }
+
+    static let timeoutScanIntervalNs: Int64 = 50_000_000
+}
+
+/// Reads `"accepted":N` and `"late":M` from an events acknowledgement
+/// (`{"accepted":3,"late":0,"watermark":1999,"duplicate":false}`) without a JSON parse.
+struct AckParser {
+    var accepted: Int?
+    var late: Int?
+
+    init(_ body: [UInt8]) {
+        accepted = Self.integer(after: Array(#""accepted":"#.utf8), in: body)
+        late = Self.integer(after: Array(#""late":"#.utf8), in: body)
+    }
+
+    static func integer(after name: [UInt8], in body: [UInt8]) -> Int? {
+        guard body.count > name.count else { return nil }
+        var i = 0
+        while i + name.count < body.count {
+            if body[i] == name[0] && body[i..<(i + name.count)].elementsEqual(name) {
+                var j = i + name.count
+                var value = 0
+                var digits = 0
+                while j < body.count, body[j] >= 48, body[j] <= 57, digits < 18 {
+                    value = value * 10 + Int(body[j] - 48)
+                    j += 1
+                    digits += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            i += 1
+        }
+        return nil
+    }
+}
