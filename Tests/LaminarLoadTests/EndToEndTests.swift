@@ -69,7 +69,8 @@ import Testing
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
+        // SIGKILL: nghttpd started from a test process may inherit SIGTERM blocked.
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         // Readiness: poll-connect, bounded at 5 s.
         var ready = false
         for _ in 0..<500 {
