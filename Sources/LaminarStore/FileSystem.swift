@@ -23,8 +23,18 @@ enum FileSystem {
         let path = directory + "/" + lockFileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A lock still held after its owner closed it is usually a child process of ours between
+        // fork and exec (the descriptor is O_CLOEXEC, but exec has not happened yet): retry for up
+        // to a second before calling the directory locked.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK && attempts < 100 {
+                attempts += 1
+                usleep(10_000)
+                continue
+            }
             close(fd)
             if e == EWOULDBLOCK { throw StoreError.locked(path: directory) }
             throw StoreError.io(operation: "flock", path: path, errno: e)
