@@ -63,6 +63,7 @@ public final class HTTPServer: @unchecked Sendable {
         var listeners: [Int32] = []
         var port = configuration.port
         do throws(SystemError) {
+            if port != 0 { try System.checkPortFree(host: configuration.host, port: port) }
             for _ in 0..<configuration.ioThreads {
                 let (fd, bound) = try System.makeListener(host: configuration.host, port: port, backlog: configuration.listenBacklog)
                 listeners.append(fd)

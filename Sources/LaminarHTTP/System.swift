@@ -84,6 +84,26 @@ enum System {
         }
     }
 
+    /// Fails with EADDRINUSE when another socket already listens on `host:port`. Our listeners
+    /// set SO_REUSEPORT (one per I/O thread), which would also let a second server process share
+    /// the port silently and split the connections; a probe bound without SO_REUSEPORT cannot.
+    static func checkPortFree(host: String, port: UInt16) throws(SystemError) {
+        let fd = try checked("socket") {
+            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_CLOEXEC, 0)
+        }
+        defer { close(fd) }
+        try setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)  // TIME_WAIT leftovers are not a server
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw SystemError(call: "inet_pton", errno: EINVAL) }
+        _ = try checked("bind") {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+    }
+
     /// Creates a non-blocking IPv4 listener with SO_REUSEADDR and SO_REUSEPORT, bound and listening.
     /// Returns the descriptor and the bound port (the kernel's choice when `port` is 0).
     static func makeListener(host: String, port: UInt16, backlog: Int32) throws(SystemError) -> (fd: Int32, port: UInt16) {

@@ -3,6 +3,16 @@ import Testing
 
 @Suite("EndToEnd errors")
 struct EndToEndErrorTests {
+    /// Listeners use SO_REUSEPORT; a second server on a taken port must fail, not share it.
+    @Test func aSecondServerOnATakenPortFailsToStart() throws {
+        let server = try Server()
+        let second = try Child(Paths.laminar, ["serve", "--memory", "--port", String(server.port)]).wait(20)
+        #expect(second.status == 1, "\(second)")
+        #expect(second.stdout.isEmpty)
+        #expect(try curl([server.url("/health")]).out.contains("ok"))
+        try server.stop()
+    }
+
     @Test func methodNotAllowedAndUnknownPaths() throws {
         let server = try Server()
         for proto in ["--http1.1", "--http2-prior-knowledge"] {
