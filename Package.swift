@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
         .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar"]),
-        // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4.
+        // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).
         .target(name: "CLinux"),
         // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.
         // Knows nothing of the store or the reactor.
@@ -106,8 +106,7 @@ let package = Package(
             ]
         ),
         // The reactor: SPSC rings, the single-writer loop, streams, windows, timers (issue 3).
-        .target(name: "CReactorSupport"),
-        .target(name: "LaminarReactor", dependencies: ["LaminarStore", "CReactorSupport"]),
+        .target(name: "LaminarReactor", dependencies: ["LaminarStore", "CLinux"]),
         .testTarget(
             name: "LaminarReactorTests",
             dependencies: [

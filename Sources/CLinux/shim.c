@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/epoll.h>
@@ -40,4 +41,23 @@ void CLinux_eventfd_signal(int fd) {
 void CLinux_eventfd_drain(int fd) {
     uint64_t value;
     while (read(fd, &value, sizeof value) < 0 && errno == EINTR) {}
+}
+
+int CLinux_eventfd_wait(int fd, int timeout_ms) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+    for (;;) {
+        int r = poll(&pfd, 1, timeout_ms);
+        if (r < 0 && errno == EINTR) continue;  // a signal; the caller re-checks its work anyway
+        if (r < 0) return -errno;
+        if (r == 0) return 0;
+        break;
+    }
+    uint64_t value;
+    for (;;) {
+        ssize_t n = read(fd, &value, sizeof value);
+        if (n == (ssize_t)sizeof value) return 1;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return 1;  // raced with another reader; still a wake-up
+        return n < 0 ? -errno : -EIO;
+    }
 }

@@ -317,12 +317,6 @@ final class Connection {
         return true
     }
 
-    func streamingBufferedBytes(_ streamID: Int32) -> Int {
-        if isClosed { return 0 }
-        if mode == .http2 { return session!.streamingBufferedBytes(streamID) }
-        return h1Outstanding == streamID ? out.count : 0
-    }
-
     func finishStreaming(_ streamID: Int32) -> Bool {
         if isClosed { return false }
         if mode == .http2 { return session!.finishStreaming(streamID) }

@@ -208,11 +208,6 @@ final class HTTP2Session {
         return true
     }
 
-    func streamingBufferedBytes(_ id: Int32) -> Int {
-        guard let stream = streams[id] else { return 0 }
-        return stream.response.count - stream.responseOffset
-    }
-
     func finishStreaming(_ id: Int32) -> Bool {
         guard let stream = streams[id], stream.streaming, !stream.finished else { return false }
         stream.finished = true

@@ -142,8 +142,6 @@ public struct HTTPResponder {
         connection?.writeStreaming(token.streamID, bytes) ?? false
     }
 
-    /// Bytes appended to a streaming response but not yet sent (for the producer's own pacing).
-    public var bufferedBytes: Int { connection?.streamingBufferedBytes(token.streamID) ?? 0 }
 
     /// Ends a streaming response.
     @discardableResult

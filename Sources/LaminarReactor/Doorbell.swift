@@ -1,4 +1,4 @@
-import CReactorSupport
+import CLinux
 import Glibc
 
 /// An eventfd: one thread waits on it (with a timeout), any thread rings it. Rings that arrive
@@ -9,7 +9,7 @@ public final class Doorbell: @unchecked Sendable {
     public let fd: Int32
 
     public init() {
-        let fd = laminar_reactor_eventfd_create()
+        let fd = CLinux_eventfd()
         precondition(fd >= 0, "eventfd failed: errno \(errno)")
         self.fd = fd
     }
@@ -18,14 +18,13 @@ public final class Doorbell: @unchecked Sendable {
 
     /// Wakes the waiter (or the next wait).
     public func ring() {
-        let rc = laminar_reactor_eventfd_signal(fd)
-        precondition(rc == 0, "eventfd write failed: \(-rc)")
+        CLinux_eventfd_signal(fd)  // EAGAIN only at saturation, when it is signalled anyway
     }
 
     /// Waits until rung or `timeoutMs` passes (`-1`: forever). Returns whether it was rung.
     @discardableResult
     public func wait(timeoutMs: Int32) -> Bool {
-        let rc = laminar_reactor_eventfd_wait(fd, timeoutMs)
+        let rc = CLinux_eventfd_wait(fd, timeoutMs)
         precondition(rc >= 0, "eventfd wait failed: \(-rc)")
         return rc == 1
     }

@@ -74,14 +74,6 @@ public enum RouteAction: Sendable, Hashable {
         case .health: .health
         }
     }
-
-    /// Whether the request carries a body the action reads.
-    public var readsBody: Bool {
-        switch self {
-        case .kvPut, .kvBatch, .streamDefine, .eventsPost: true
-        default: false
-        }
-    }
 }
 
 /// Maps requests to `RouteAction`s (DESIGN.md §6, `proto-docs/http-api.md`).

@@ -1,5 +1,5 @@
 // CLinux: the Linux system calls and constants Glibc does not export to Swift
-// (epoll, eventfd, accept4, TCP_NODELAY, SO_REUSEPORT). Wrappers are prefixed CLinux_ and do no
+// (epoll, eventfd, accept4, TCP_NODELAY, SO_REUSEPORT), for the HTTP loops and the reactor. Wrappers are prefixed CLinux_ and do no
 // error handling: errno is read on the Swift side (LaminarHTTP/System.swift).
 #ifndef LAMINAR_CLINUX_H
 #define LAMINAR_CLINUX_H
@@ -26,6 +26,9 @@ int CLinux_eventfd(void);
 void CLinux_eventfd_signal(int fd);
 /// Resets an eventfd's counter.
 void CLinux_eventfd_drain(int fd);
+/// Waits until the eventfd is signalled or `timeout_ms` passes (-1: forever), then resets it.
+/// Returns 1 if signalled, 0 on timeout, -errno on error. Retries EINTR.
+int CLinux_eventfd_wait(int fd, int timeout_ms);
 
 // Constants that import badly (macros of enums) as plain ints.
 static const int CLinux_SOCK_NONBLOCK = SOCK_NONBLOCK;
