@@ -56,7 +56,7 @@ let package = Package(
         ),
         .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
-        .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar"]),
+        .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar", "laminar-load"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).
         .target(name: "CLinux"),
         // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.

@@ -121,6 +121,8 @@ enum Scenario: String, CaseIterable, Sendable {
     /// GET of one fixed path (`--path`), for comparing with h2load against any h2c server.
     case get
     case kv, scan, ingest, mixed
+    /// No load: reads a `--ledger` file written by an earlier run and checks it against the server.
+    case verify
 }
 
 enum EventWireFormat: String, Sendable {
@@ -153,9 +155,20 @@ struct LoadConfig: Sendable {
     var skewMs: Int64 = 0
     var lateFraction = 0.0
     var verify = false
+    /// `--ledger FILE`: under --verify, write the ledger there after the load instead of reading back.
+    var ledgerPath: String?
+    /// `--key-prefix`: written before every KV key, so that runs on one server use disjoint keys.
+    var keyPrefix = ""
+    /// Names this run's Idempotency-Keys (`<runID>-<thread>-<n>`), unique per run.
+    var runID = ""
     var errorThreshold = 0.0
 
     /// Keys are grouped by a common prefix per `scanSize` keys in the scan scenario (and mixed
     /// runs that scan), so that a prefix scan returns a full group.
     var groupedKeys: Bool { scenario == .scan || mix.weight(.scan) > 0 }
+
+    var keyNamer: KeyNamer { KeyNamer(groupSize: groupedKeys ? scanSize : nil, prefix: Array(keyPrefix.utf8)) }
+
+    /// Under --verify, event batches carry an Idempotency-Key and are recorded in the ledger.
+    var verifiesEvents: Bool { verify && mix.weight(.ingest) > 0 }
 }

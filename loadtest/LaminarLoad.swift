@@ -11,13 +11,16 @@ struct LaminarLoad: ParsableCommand {
         commandName: "laminar-load",
         abstract: "HTTP/2 (h2c prior knowledge) load generator for Laminar.",
         discussion: """
-            Scenarios: get (GET --path, to compare with h2load against any h2c server), kv, scan, ingest, mixed.
+            Scenarios: get (GET --path, to compare with h2load against any h2c server), kv, scan, ingest, mixed;
+            verify (no load: check a --ledger FILE written by an earlier --verify --ledger run, e.g. after the
+            server was killed during that run and restarted).
             Closed loop by default (every free stream sends the next request); --rate makes it open loop
             (requests scheduled at fixed intervals, latency measured from the scheduled time).
 
             Exit codes:
               0  ok
-              1  --verify found a lost or mismatched key (or could not read one back)
+              1  --verify found a lost or mismatched key (or could not read one back), or a stream whose
+                 event count misses acknowledged events or counts some twice
               2  bad flags
               3  server unreachable (one-line message on stderr)
               4  errors above --error-threshold: the fraction of measured requests that failed
@@ -27,7 +30,7 @@ struct LaminarLoad: ParsableCommand {
                  set-up or no request completed at all
             """)
 
-    @Argument(help: "get | kv | scan | ingest | mixed")
+    @Argument(help: "get | kv | scan | ingest | mixed | verify")
     var scenario: Scenario = .kv
 
     @Option(help: "Server URL (h2c prior knowledge).") var url = "http://127.0.0.1:7070"
@@ -53,7 +56,10 @@ struct LaminarLoad: ParsableCommand {
     @Option(help: "Ingest: binary | ndjson.") var format: EventWireFormat = .binary
     @Option(help: "Ingest: event times spread uniformly ± this many ms around now.") var skewMs: Int64 = 0
     @Option(help: "Ingest: fraction of events stamped an hour in the past (late).") var lateFraction = 0.0
-    @Flag(help: "Record acknowledged writes and read them all back at the end.") var verify = false
+    @Flag(help: "Record acknowledged writes (and event batches, sent with Idempotency-Keys) and check them all at the end.") var verify = false
+    @Option(help: "With --verify: write the ledger to FILE after the load instead of checking; `verify --ledger FILE` checks it later.") var ledger: String?
+    @Option(help: "Written before every KV key (A-Z a-z 0-9 . _ -), so that runs on one server use disjoint keys.") var keyPrefix = ""
+
     @Option(help: "Exit 4 when the failed fraction of requests exceeds this.") var errorThreshold = 0.0
     @Flag(help: "Print the final report as one JSON object on stdout.") var json = false
     @Option(help: "Write the HdrHistogram percentile distribution (.hgrm, ms) to this file.") var hgrm: String?
@@ -61,6 +67,16 @@ struct LaminarLoad: ParsableCommand {
     func makeConfig() throws(FlagError) -> LoadConfig {
         var c = LoadConfig(target: try Target(parsing: url))
         c.scenario = scenario
+        c.runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        if scenario == .verify {
+            guard let ledger else { throw FlagError("verify needs --ledger FILE (written by a run with --verify --ledger FILE)") }
+            c.ledgerPath = ledger
+            c.verify = true
+            guard connections >= 1, connections <= 100_000, streams >= 1, streams <= 10_000 else { throw FlagError("--connections 1...100000, --streams 1...10000") }
+            c.connections = connections
+            c.streams = streams
+            return c
+        }
         guard connections >= 1, connections <= 100_000 else { throw FlagError("--connections must be 1...100000") }
         guard streams >= 1, streams <= 10_000 else { throw FlagError("--streams must be 1...10000") }
         guard threads >= 1, threads <= 256 else { throw FlagError("--threads must be 1...256") }
@@ -88,6 +104,7 @@ struct LaminarLoad: ParsableCommand {
         case .scan: c.mix = try mix.map { m throws(FlagError) in try Mix(parsing: m) } ?? Mix(weights: [.scan: 1])
         case .ingest: c.mix = Mix(weights: [.ingest: 1])
         case .mixed: c.mix = try mix.map { m throws(FlagError) in try Mix(parsing: m) } ?? Mix(weights: [.get: 80, .put: 10, .ingest: 10])
+        case .verify: break
         }
         if scenario == .kv && (c.mix.weight(.scan) > 0 || c.mix.weight(.ingest) > 0) {
             throw FlagError("kv mixes take get, put and delete; use the mixed scenario for scan and ingest")
@@ -115,9 +132,15 @@ struct LaminarLoad: ParsableCommand {
         guard lateFraction >= 0, lateFraction <= 1 else { throw FlagError("--late-fraction must be 0...1") }
         c.lateFraction = lateFraction
         c.verify = verify
-        if verify && c.mix.weight(.put) + c.mix.weight(.delete) == 0 && !c.preload {
-            throw FlagError("--verify needs writes: a mix with put or delete, or --preload")
+        if verify && c.mix.weight(.put) + c.mix.weight(.delete) + c.mix.weight(.ingest) == 0 && !c.preload {
+            throw FlagError("--verify needs writes: a mix with put, delete or ingest, or --preload")
         }
+        if ledger != nil && !verify { throw FlagError("--ledger needs --verify") }
+        c.ledgerPath = ledger
+        guard keyPrefix.utf8.allSatisfy({ $0 == 45 || $0 == 46 || $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+            throw FlagError("--key-prefix: only A-Z a-z 0-9 . _ -")
+        }
+        c.keyPrefix = keyPrefix
         guard errorThreshold >= 0, errorThreshold <= 1 else { throw FlagError("--error-threshold must be 0...1") }
         c.errorThreshold = errorThreshold
         return c
@@ -146,6 +169,11 @@ struct LaminarLoad: ParsableCommand {
             FileHandle.standardError.write(Data("laminar-load: verify failed: \(s.verifyLost) lost, \(s.verifyMismatch) mismatched, \(s.verifyErrors) unreadable\n".utf8))
             return .verifyFailed
         }
+        if let check = result.eventCheck, check.failed {
+            FileHandle.standardError.write(Data("laminar-load: verify failed: stream \(check.stream): \(Report.describe(check))\n".utf8))
+            return .verifyFailed
+        }
+        if config.scenario == .verify { return .ok }
         if s.requests == 0 {
             FileHandle.standardError.write(Data("laminar-load: no request completed\n".utf8))
             return .errorsAboveThreshold

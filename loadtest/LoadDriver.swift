@@ -8,6 +8,10 @@ final class ThreadState {
     let count: Int
     var stats = ThreadStats()
     var ledger = VerifyLedger()
+    /// Under --verify with ingest: the event batches' outcomes.
+    var events = EventLedger()
+    /// Event batches sent, numbering their Idempotency-Keys.
+    var batchesSent = 0
     let progress: ThreadProgress
 
     init(index: Int, count: Int, progress: ThreadProgress) {
@@ -39,7 +43,7 @@ struct RequestBuilder {
 
     init(config: LoadConfig) {
         self.config = config
-        namer = KeyNamer(groupSize: config.groupedKeys ? config.scanSize : nil)
+        namer = config.keyNamer
         eventsPath = Array("/streams/\(config.streamName)/events".utf8)
         fixedPath = Array(config.path.utf8)
         path.reserveCapacity(256)
@@ -134,6 +138,10 @@ final class LoadDriver: ClientLoopDriver {
     private var seqOf: [UInt32]
     private var timedOut: [Bool]
     private var eventsOf: [Int]
+    /// Under --verify with ingest: each slot's Idempotency-Key and body (kept for a retry).
+    private var idempotencyKeyOf: [[UInt8]]
+    private var bodyOf: [[UInt8]]
+    private var idempotencyKey: [UInt8] = []
 
     /// The schedule starts at the first connection (connect time is not load).
     private var beginNs: Int64
@@ -166,6 +174,8 @@ final class LoadDriver: ClientLoopDriver {
         seqOf = Array(repeating: 0, count: slots)
         timedOut = Array(repeating: false, count: slots)
         eventsOf = Array(repeating: 0, count: slots)
+        idempotencyKeyOf = Array(repeating: [], count: config.verifiesEvents ? slots : 0)
+        bodyOf = Array(repeating: [], count: config.verifiesEvents ? slots : 0)
         let begin = loop.nowNs
         beginNs = begin
         warmupEndNs = begin + config.warmupNs
@@ -225,9 +235,20 @@ final class LoadDriver: ClientLoopDriver {
             hasBody = true
             capture = true
         }
+        let idempotent = op == .ingest && config.verifiesEvents
+        if idempotent {
+            idempotencyKey.removeAll(keepingCapacity: true)
+            idempotencyKey.append(contentsOf: "\(config.runID)-\(state.index)-\(state.batchesSent)".utf8)
+            state.batchesSent += 1
+        }
         let slot: Int? = builder.path.withUnsafeBytes { path in
             if hasBody {
-                return builder.body.withUnsafeBytes { body in c.submit(method: method, path: path, contentType: contentType, body: body, captureBody: capture) }
+                return builder.body.withUnsafeBytes { body in
+                    idempotencyKey.withUnsafeBytes { key in
+                        c.submit(method: method, path: path, contentType: contentType, body: body, captureBody: capture,
+                                 idempotencyKey: idempotent ? key : nil)
+                    }
+                }
             }
             return c.submit(method: method, path: path, contentType: contentType)
         }
@@ -242,6 +263,10 @@ final class LoadDriver: ClientLoopDriver {
         seqOf[i] = seq
         timedOut[i] = false
         eventsOf[i] = events
+        if idempotent {
+            idempotencyKeyOf[i] = idempotencyKey
+            bodyOf[i] = builder.body
+        }
         if startNs[i] >= warmupEndNs && startNs[i] < endNs {
             counted += 1
             if hasBody { state.stats.bytesSent += builder.body.count }
@@ -322,11 +347,23 @@ final class LoadDriver: ClientLoopDriver {
                     state.ledger.unknown(key: keyOf[i], seq: seqOf[i])
                 }
             }
+            if op == .ingest && config.verifiesEvents {
+                if expected {
+                    state.events.acknowledged(events: eventsOf[i], duplicate: AckParser.isDuplicate(c.responseBody(slot)))
+                } else if status >= 400 && status < 500 {
+                    state.events.rejected()
+                } else {
+                    unknownBatch(i)
+                }
+            }
         case .reset(let code):
             error = timedOut[i] ? .timeout : code == 7 ? .refusedStream : .streamReset
             if config.verify && (op == .put || op == .delete) {
                 // REFUSED_STREAM guarantees the server did not process it (RFC 9113 §8.7).
                 if code == 7 && !timedOut[i] { state.ledger.rejected(key: keyOf[i], seq: seqOf[i]) } else { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
+            }
+            if op == .ingest && config.verifiesEvents {
+                if code == 7 && !timedOut[i] { state.events.rejected() } else { unknownBatch(i) }
             }
         case .failed(let failure):
             switch failure {
@@ -335,6 +372,7 @@ final class LoadDriver: ClientLoopDriver {
             default: error = .connectionClosed
             }
             if config.verify && (op == .put || op == .delete) { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
+            if op == .ingest && config.verifiesEvents { unknownBatch(i) }
         }
         if measured {
             state.stats.requests += 1
@@ -346,6 +384,11 @@ final class LoadDriver: ClientLoopDriver {
         }
         if intervalNs == nil { fill(c) } else { sendDue() }
         if stopping && inFlight == 0 { isFinished = true }
+    }
+
+    private func unknownBatch(_ i: Int) {
+        state.events.unknownOutcome(EventLedger.Batch(
+            idempotencyKey: String(decoding: idempotencyKeyOf[i], as: UTF8.self), format: config.format, events: eventsOf[i], body: bodyOf[i]))
     }
 
     func connectionFailed(_ connection: ClientConnection, failure: ClientFailure) {
@@ -396,6 +439,14 @@ struct AckParser {
     init(_ body: [UInt8]) {
         accepted = Self.integer(after: Array(#""accepted":"#.utf8), in: body)
         late = Self.integer(after: Array(#""late":"#.utf8), in: body)
+    }
+
+    /// `"duplicate":true` in an acknowledgement: the batch's Idempotency-Key was seen before.
+    static func isDuplicate(_ body: [UInt8]) -> Bool {
+        let needle = Array(#""duplicate":true"#.utf8)
+        guard body.count >= needle.count else { return false }
+        for i in 0...(body.count - needle.count) where body[i] == needle[0] && body[i..<(i + needle.count)].elementsEqual(needle) { return true }
+        return false
     }
 
     static func integer(after name: [UInt8], in body: [UInt8]) -> Int? {

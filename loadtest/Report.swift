@@ -26,7 +26,33 @@ struct Report {
         return "\(config.connections) connections × \(config.streams) streams, \(config.threads) thread(s), \(length), \(load)"
     }
 
+    static func describe(_ c: EventCheck) -> String {
+        var text = "\(c.counted) events counted; \(c.ackedEvents) acknowledged in \(c.ackedBatches) batches, \(c.unknownBatches) batches of unknown outcome (\(c.retriedBatches) sent again, \(c.resolvedEvents) events)"
+        if c.duplicateBatches > 0 { text += ", \(c.duplicateBatches) acknowledged as duplicates during the load" }
+        if let error = c.error { return text + ": cannot read the stream: \(error)" }
+        switch c.verdict {
+        case .ok: text += ": ok"
+        case .lost(let n): text += ": \(n) acknowledged events missing"
+        case .duplicated(let n): text += ": \(n) events counted twice"
+        }
+        return text
+    }
+
+    var verifyLines: [String] {
+        var lines: [String] = []
+        if let path = result.ledgerWritten {
+            lines.append("  ledger        written to \(path) (check it with: laminar-load verify --ledger \(path) --url URL)")
+            return lines
+        }
+        lines.append("  verify        \(stats.verifyChecked) keys read back: \(stats.verifyLost) lost, \(stats.verifyMismatch) mismatched, \(stats.verifyErrors) unreadable")
+        if let c = result.eventCheck { lines.append("  verify events stream \(c.stream): \(Self.describe(c))") }
+        return lines
+    }
+
     func table() -> String {
+        if config.scenario == .verify {
+            return "laminar-load verify --ledger \(config.ledgerPath ?? "") against http://\(config.target.host):\(config.target.port)\n" + verifyLines.joined(separator: "\n") + "\n"
+        }
         var lines: [String] = []
         lines.append("laminar-load \(config.scenario.rawValue) against http://\(config.target.host):\(config.target.port): \(modeText)")
         if config.scenario != .get && config.scenario != .ingest { lines.append("  mix           \(config.mix.description)") }
@@ -43,9 +69,7 @@ struct Report {
         lines.append("  latency (ms)  \(latency)  max \(String(format: "%.3f", maxLatencyMs))")
         if config.ratePerSecond != nil { lines.append("  backlog max   \(stats.backlogMax) requests waiting for a stream") }
         if result.preloadErrors > 0 { lines.append("  preload       \(result.preloadErrors) PUTs failed") }
-        if config.verify {
-            lines.append("  verify        \(stats.verifyChecked) keys read back: \(stats.verifyLost) lost, \(stats.verifyMismatch) mismatched, \(stats.verifyErrors) unreadable")
-        }
+        if config.verify { lines += verifyLines }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -70,7 +94,18 @@ struct Report {
         fields.append(#""operations":{\#(Operation.allCases.map { #""\#($0.name)":\#(stats.operations[$0.rawValue])"# }.joined(separator: ","))}"#)
         fields.append(#""backlog_max":\#(stats.backlogMax),"preload_errors":\#(result.preloadErrors)"#)
         if config.verify {
-            fields.append(#""verify":{"checked":\#(stats.verifyChecked),"lost":\#(stats.verifyLost),"mismatch":\#(stats.verifyMismatch),"unreadable":\#(stats.verifyErrors)}"#)
+            var events = ""
+            if let c = result.eventCheck {
+                let verdict: String
+                switch c.verdict {
+                case .ok: verdict = #""ok""#
+                case .lost(let n): verdict = #"{"lost":\#(n)}"#
+                case .duplicated(let n): verdict = #"{"duplicated":\#(n)}"#
+                }
+                events = #","events":{"stream":"\#(c.stream)","counted":\#(c.counted),"acked_events":\#(c.ackedEvents),"acked_batches":\#(c.ackedBatches),"unknown_batches":\#(c.unknownBatches),"retried_batches":\#(c.retriedBatches),"resolved_events":\#(c.resolvedEvents),"duplicate_batches":\#(c.duplicateBatches),"verdict":\#(c.error == nil ? verdict : #""unreadable""#)}"#
+            }
+            let ledger = result.ledgerWritten.map { #","ledger":"\#($0)""# } ?? ""
+            fields.append(#""verify":{"checked":\#(stats.verifyChecked),"lost":\#(stats.verifyLost),"mismatch":\#(stats.verifyMismatch),"unreadable":\#(stats.verifyErrors)\#(events)\#(ledger)}"#)
         }
         return "{" + fields.joined(separator: ",") + "}\n"
     }

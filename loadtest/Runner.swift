@@ -33,11 +33,44 @@ struct RunResult {
     /// Seconds of the measured window.
     var seconds = 0.0
     var preloadErrors = 0
+    /// `--verify --ledger FILE`: where the ledger went (nothing was read back).
+    var ledgerWritten: String?
+    /// `--verify` with ingest, or `verify` of a ledger with events: the events check.
+    var eventCheck: EventCheck?
+}
+
+/// The events part of a verification: the stream's count against the ledger.
+struct EventCheck {
+    var stream: String
+    var ackedBatches = 0
+    var ackedEvents = 0
+    var unknownBatches = 0
+    /// Unknown batches sent again with their Idempotency-Key and acknowledged; their events.
+    var retriedBatches = 0
+    var resolvedEvents = 0
+    var duplicateBatches = 0
+    /// `events + late_events` of the stream minus the count before the run.
+    var counted = 0
+    var verdict = EventLedger.Verdict.ok
+    /// The stream's stats could not be read.
+    var error: String?
+
+    var failed: Bool { verdict != .ok || error != nil || duplicateBatches > 0 }
+}
+
+/// What one load thread hands back.
+struct ThreadResult {
+    var index: Int
+    var stats: ThreadStats
+    var seconds: Double
+    var preloadErrors: Int
+    var ledger: VerifyLedger
+    var events: EventLedger
 }
 
 /// What the load threads hand back to the main thread.
 final class SharedResults: Sendable {
-    let results = Mutex<[(Int, ThreadStats, Double, Int)]>([])
+    let results = Mutex<[ThreadResult]>([])
     let failures = Mutex<[String]>([])
     let finishedThreads = Atomic<Int>(0)
 }
@@ -54,8 +87,13 @@ enum Runner {
     }
 
     static func run(_ config: LoadConfig) throws(LoadAbort) -> RunResult {
+        if config.scenario == .verify { return try verifyLedgerFile(config) }
         try probe(config)
-        if config.scenario == .ingest || config.mix.weight(.ingest) > 0 { try defineStream(config) }
+        var baseline = 0
+        if config.scenario == .ingest || config.mix.weight(.ingest) > 0 {
+            try defineStream(config)
+            if config.verifiesEvents { baseline = try streamCount(config, stream: config.streamName) }
+        }
 
         let threads = config.threads
         let shared = SharedResults()
@@ -64,8 +102,8 @@ enum Runner {
             let threadProgress = progress[t]
             let thread = Thread {
                 do {
-                    let (stats, seconds, preloadErrors) = try runThread(config, index: t, progress: threadProgress)
-                    shared.results.withLock { $0.append((t, stats, seconds, preloadErrors)) }
+                    let result = try runThread(config, index: t, progress: threadProgress)
+                    shared.results.withLock { $0.append(result) }
                 } catch {
                     shared.failures.withLock { $0.append("\(error)") }
                 }
@@ -94,12 +132,156 @@ enum Runner {
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         if let failure = shared.failures.withLock({ $0.first }) { throw LoadAbort(exit: .unreachable, message: failure) }
         var result = RunResult()
-        for (_, stats, seconds, preloadErrors) in shared.results.withLock({ $0 }) {
-            result.stats.add(stats)
-            result.seconds = max(result.seconds, seconds)
-            result.preloadErrors += preloadErrors
+        var file = LedgerFile()
+        file.groupSize = config.groupedKeys ? config.scanSize : nil
+        file.keyPrefix = config.keyPrefix
+        if config.verifiesEvents {
+            file.streamName = config.streamName
+            file.baseline = baseline
         }
+        for r in shared.results.withLock({ $0 }).sorted(by: { $0.index < $1.index }) {
+            result.stats.add(r.stats)
+            result.seconds = max(result.seconds, r.seconds)
+            result.preloadErrors += r.preloadErrors
+            file.kv.merge(r.ledger)
+            file.events.merge(r.events)
+        }
+        guard config.verify else { return result }
+        if let path = config.ledgerPath {
+            do { try file.encoded().write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                throw LoadAbort(exit: .verifyFailed, message: "cannot write the ledger \(path): \(error)")
+            }
+            result.ledgerWritten = path
+            return result
+        }
+        try verify(file, config: config, into: &result)
         return result
+    }
+
+    /// `laminar-load verify --ledger FILE`: the checks of --verify, against the ledger of an earlier run.
+    private static func verifyLedgerFile(_ config: LoadConfig) throws(LoadAbort) -> RunResult {
+        guard let path = config.ledgerPath else { throw LoadAbort(exit: .badFlags, message: "verify needs --ledger FILE") }
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw LoadAbort(exit: .badFlags, message: "cannot read the ledger \(path): \(error)")
+        }
+        let file: LedgerFile
+        do { file = try LedgerFile(parsing: text) } catch { throw LoadAbort(exit: .badFlags, message: "\(path): \(error.message)") }
+        try probe(config)
+        var result = RunResult()
+        try verify(file, config: config, into: &result)
+        return result
+    }
+
+    /// Reads back every key of the ledger; sends unknown event batches again (same
+    /// Idempotency-Key) and compares the stream's count with the ledger.
+    static func verify(_ file: LedgerFile, config: LoadConfig, into result: inout RunResult) throws(LoadAbort) {
+        let namer = KeyNamer(groupSize: file.groupSize, prefix: Array(file.keyPrefix.utf8))
+        let keys = file.kv.keysToCheck
+        var stats = ThreadStats()
+        try script(config, count: keys.count, what: "verify") { i, b in
+            b.path = Array("/kv/".utf8) + namer.key(keys[i])
+            return ScriptRequest(method: .get, captureBody: true)
+        } finish: { i, outcome, body in
+            let key = keys[i]
+            var observed: UInt32?? = nil
+            if case .response(let status) = outcome {
+                if status == 200 {
+                    observed = .some(ValueCodec.seq(of: body, key: namer.key(key)) ?? .max)
+                } else if status == 404 {
+                    observed = .some(nil)
+                }
+            }
+            guard let observed else {
+                stats.verifyErrors += 1
+                return
+            }
+            stats.verifyChecked += 1
+            switch file.kv.check(key: key, observedSeq: observed) {
+            case .ok: break
+            case .lost: stats.verifyLost += 1
+            case .mismatch: stats.verifyMismatch += 1
+            }
+        }
+        result.stats.verifyChecked += stats.verifyChecked
+        result.stats.verifyLost += stats.verifyLost
+        result.stats.verifyMismatch += stats.verifyMismatch
+        result.stats.verifyErrors += stats.verifyErrors
+
+        guard let stream = file.streamName else { return }
+        let ledger = file.events
+        var check = EventCheck(stream: stream, ackedBatches: ledger.ackedBatches, ackedEvents: ledger.ackedEvents,
+                               unknownBatches: ledger.unknown.count, duplicateBatches: ledger.duplicateBatches)
+        let eventsPath = Array("/streams/\(stream)/events".utf8)
+        var retried = 0
+        var resolved = 0
+        try script(config, count: ledger.unknown.count, what: "verify") { i, b in
+            let batch = ledger.unknown[i]
+            b.path = eventsPath
+            b.body = batch.body
+            return ScriptRequest(method: .post, contentType: batch.format == .binary ? .laminarEvents : .ndjson, hasBody: true,
+                                 captureBody: true, idempotencyKey: Array(batch.idempotencyKey.utf8))
+        } finish: { i, outcome, _ in
+            if case .response(let status) = outcome, (200..<300).contains(status) {
+                retried += 1
+                resolved += ledger.unknown[i].events
+            }
+        }
+        check.retriedBatches = retried
+        check.resolvedEvents = resolved
+        do {
+            check.counted = try streamCount(config, stream: stream) - file.baseline
+            check.verdict = ledger.check(counted: check.counted, resolvedEvents: resolved)
+        } catch {
+            check.error = error.message
+        }
+        result.eventCheck = check
+    }
+
+    /// Runs `count` requests on a loop of its own (up to --connections × --streams at once).
+    private static func script(
+        _ config: LoadConfig, count: Int, what: String,
+        build: @escaping (Int, inout RequestBuilder) -> ScriptRequest,
+        finish: @escaping (Int, ClientOutcome, [UInt8]) -> Void
+    ) throws(LoadAbort) {
+        guard count > 0 else { return }
+        let loop: ClientLoop
+        do {
+            loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: min(config.connections, 8), slotsPerConnection: config.streams)
+        } catch {
+            throw LoadAbort(exit: .unreachable, message: "cannot create a socket: \(error)")
+        }
+        let driver = ScriptDriver(loop: loop, config: config, count: count, build: build, finish: finish)
+        loop.run(driver)
+        if let failure = driver.unreachable {
+            throw LoadAbort(exit: .unreachable, message: "\(what): cannot connect to \(config.target.host):\(config.target.port): \(describe(failure))")
+        }
+    }
+
+    /// `events + late_events` of a stream (GET /streams/NAME): every event it was sent once.
+    static func streamCount(_ config: LoadConfig, stream: String) throws(LoadAbort) -> Int {
+        var outcome: ClientOutcome = .failed(.cancelled)
+        var answer: [UInt8] = []
+        let path = Array("/streams/\(stream)".utf8)
+        var single = config
+        single.connections = 1
+        single.streams = 1
+        try script(single, count: 1, what: "stream stats") { _, b in
+            b.path = path
+            return ScriptRequest(method: .get, captureBody: true)
+        } finish: { _, o, body in
+            outcome = o
+            answer = body
+        }
+        guard case .response(200) = outcome,
+              let object = try? JSONSerialization.jsonObject(with: Data(answer)) as? [String: Any],
+              let stats = object["stats"] as? [String: Any],
+              let events = (stats["events"] as? NSNumber)?.intValue, let late = (stats["late_events"] as? NSNumber)?.intValue
+        else {
+            throw LoadAbort(exit: .verifyFailed,
+                            message: "GET /streams/\(stream): \(outcome) \(String(decoding: answer.prefix(300), as: UTF8.self))")
+        }
+        return events + late
     }
 
     private static func probe(_ config: LoadConfig) throws(LoadAbort) {
@@ -146,7 +328,7 @@ enum Runner {
     }
 
     /// One load thread: preload (its share of the keys), the measured load, the read-back.
-    private static func runThread(_ config: LoadConfig, index t: Int, progress: ThreadProgress) throws -> (ThreadStats, Double, Int) {
+    private static func runThread(_ config: LoadConfig, index t: Int, progress: ThreadProgress) throws -> ThreadResult {
         let threads = config.threads
         let connections = config.connections / threads + (t < config.connections % threads ? 1 : 0)
         let loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: connections, slotsPerConnection: config.streams)
@@ -188,42 +370,9 @@ enum Runner {
         let endNs = loop.nowNs
         let seconds = config.durationNs.map { Double($0) / 1e9 } ?? Double(endNs - beginNs - config.warmupNs) / 1e9
 
-        if config.verify {
-            let keys = state.ledger.keysToCheck
-            let namer = KeyNamer(groupSize: config.groupedKeys ? config.scanSize : nil)
-            let script = ScriptDriver(
-                loop: loop, config: config, count: keys.count,
-                build: { i, b in
-                    b.kv(keys[i])
-                    return ScriptRequest(method: .get, captureBody: true)
-                },
-                finish: { i, outcome, body in
-                    let key = keys[i]
-                    var observed: UInt32?? = nil
-                    if case .response(let status) = outcome {
-                        if status == 200 {
-                            observed = .some(ValueCodec.seq(of: body, key: namer.key(key)) ?? .max)
-                        } else if status == 404 {
-                            observed = .some(nil)
-                        }
-                    }
-                    guard let observed else {
-                        state.stats.verifyErrors += 1
-                        return
-                    }
-                    state.stats.verifyChecked += 1
-                    switch state.ledger.check(key: key, observedSeq: observed) {
-                    case .ok: break
-                    case .lost: state.stats.verifyLost += 1
-                    case .mismatch: state.stats.verifyMismatch += 1
-                    }
-                })
-            loop.run(script)
-            if let failure = script.unreachable {
-                throw LoadAbort(exit: .unreachable, message: "verify: cannot connect: \(describe(failure))")
-            }
-        }
-        return (state.stats, max(seconds, 1e-9), preloadErrors)
+        if config.verify { state.ledger.settlePending() }
+        return ThreadResult(index: t, stats: state.stats, seconds: max(seconds, 1e-9), preloadErrors: preloadErrors,
+                            ledger: state.ledger, events: state.events)
     }
 }
 

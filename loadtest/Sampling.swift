@@ -85,17 +85,31 @@ struct KeySampler: Sendable {
 /// grouped for prefix scans (group = index / groupSize; prefix `g000012.`).
 struct KeyNamer: Sendable {
     let groupSize: Int?
+    /// `--key-prefix`, written before every key (and every scan prefix).
+    let prefix: [UInt8]
+
+    init(groupSize: Int?, prefix: [UInt8] = []) {
+        self.groupSize = groupSize
+        self.prefix = prefix
+    }
 
     static let indexDigits = 10
     static let groupDigits = 6
 
     func appendKey(_ index: Int, to out: inout [UInt8]) {
-        if let groupSize { appendGroupPrefix(index / groupSize, to: &out) }
+        out.append(contentsOf: prefix)
+        if let groupSize { appendGroup(index / groupSize, to: &out) }
         out.append(UInt8(ascii: "k"))
         Self.appendDigits(index, Self.indexDigits, to: &out)
     }
 
+    /// The scan prefix of a group: `--key-prefix` then `gNNNNNN.`.
     func appendGroupPrefix(_ group: Int, to out: inout [UInt8]) {
+        out.append(contentsOf: prefix)
+        appendGroup(group, to: &out)
+    }
+
+    private func appendGroup(_ group: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "g"))
         Self.appendDigits(group, Self.groupDigits, to: &out)
         out.append(UInt8(ascii: "."))

@@ -6,6 +6,8 @@ struct ScriptRequest {
     var contentType: HTTPClientContentType? = nil
     var hasBody = false
     var captureBody = false
+    /// An `Idempotency-Key` header (a retried event batch).
+    var idempotencyKey: [UInt8]? = nil
 }
 
 /// Sends `count` numbered requests as fast as the streams allow (preload, stream set-up,
@@ -47,8 +49,11 @@ final class ScriptDriver: ClientLoopDriver {
             let request = build(next, &builder)
             let slot: Int? = builder.path.withUnsafeBytes { path in
                 if request.hasBody {
-                    return builder.body.withUnsafeBytes {
-                        c.submit(method: request.method, path: path, contentType: request.contentType, body: $0, captureBody: request.captureBody)
+                    return builder.body.withUnsafeBytes { body in
+                        (request.idempotencyKey ?? []).withUnsafeBytes { key in
+                            c.submit(method: request.method, path: path, contentType: request.contentType, body: body, captureBody: request.captureBody,
+                                     idempotencyKey: request.idempotencyKey == nil ? nil : key)
+                        }
                     }
                 }
                 return c.submit(method: request.method, path: path, contentType: request.contentType, captureBody: request.captureBody)

@@ -75,6 +75,13 @@ struct VerifyLedger {
         records[key]?.inFlight.removeAll { $0.seq == seq }
     }
 
+    /// A key read from a ledger file (or another thread's ledger): its acceptable writes, at least
+    /// one of them acknowledged.
+    mutating func restore(key: Int, writes: [Write]) {
+        records[key, default: KeyRecord()].acceptable += writes
+        records[key]!.hasAck = true
+    }
+
     /// Keys whose final state is known, to read back.
     var keysToCheck: [Int] { records.filter { $0.value.hasAck }.map(\.key).sorted() }
 

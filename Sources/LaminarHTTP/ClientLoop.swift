@@ -106,10 +106,11 @@ public final class ClientConnection {
     /// open streams now. `path` and `body` are copied before this returns.
     public func submit(
         method: HTTPClientMethod, path: UnsafeRawBufferPointer, contentType: HTTPClientContentType? = nil,
-        body: UnsafeRawBufferPointer? = nil, captureBody: Bool = false
+        body: UnsafeRawBufferPointer? = nil, captureBody: Bool = false, idempotencyKey: UnsafeRawBufferPointer? = nil
     ) -> Int? {
         guard isOpen, let slot = freeSlots.last, let session else { return nil }
-        guard session.submit(slot: slot, method: method, path: path, contentType: contentType, body: body, captureBody: captureBody) != nil else {
+        guard session.submit(slot: slot, method: method, path: path, contentType: contentType, body: body, captureBody: captureBody,
+                             idempotencyKey: idempotencyKey) != nil else {
             return nil
         }
         freeSlots.removeLast()

@@ -113,7 +113,8 @@ final class HTTP2ClientSession {
     /// stream id, or nil when the session can open no more streams (GOAWAY, ids exhausted).
     func submit(
         slot: Int, method: HTTPClientMethod, path: UnsafeRawBufferPointer,
-        contentType: HTTPClientContentType?, body: UnsafeRawBufferPointer?, captureBody: Bool
+        contentType: HTTPClientContentType?, body: UnsafeRawBufferPointer?, captureBody: Bool,
+        idempotencyKey: UnsafeRawBufferPointer? = nil
     ) -> Int32? {
         guard let session, !goAwayReceived else { return nil }
         precondition(slot >= 0 && slot < slotCount, "slot out of range")
@@ -134,6 +135,11 @@ final class HTTP2ClientSession {
             let value = contentTypes[contentType.rawValue]
             nva[4] = nghttp2_nv(name: Names.contentType, value: value.baseAddress, namelen: 12, valuelen: value.count, flags: noCopy)
             count = 5
+        }
+        if let idempotencyKey, let base = idempotencyKey.baseAddress, idempotencyKey.count > 0 {
+            nva[count] = nghttp2_nv(name: Names.idempotencyKey, value: UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self)),
+                                    namelen: 15, valuelen: idempotencyKey.count, flags: noCopy)
+            count += 1
         }
         let userData = UnsafeMutableRawPointer(bitPattern: slot + 1)
         let id: Int32
@@ -260,6 +266,7 @@ private enum Names {
     nonisolated(unsafe) static let authority = make(":authority")
     nonisolated(unsafe) static let path = make(":path")
     nonisolated(unsafe) static let contentType = make("content-type")
+    nonisolated(unsafe) static let idempotencyKey = make("idempotency-key")
     nonisolated(unsafe) static let http = make("http")
 
     private static func make(_ s: String) -> UnsafeMutablePointer<UInt8> {
