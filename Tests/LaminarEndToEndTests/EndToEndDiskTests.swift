@@ -102,10 +102,24 @@ struct EndToEndDiskTests {
         // Other writers get the same answer; readers keep being served.
         let small = try request("--http1.1", "PUT", server!.url("/kv/small-while-full"), ["--data-binary", "@-"], stdin: Self.value(0, 300 * 1024))
         #expect(small.status == 507, "\(small.text)")
-        let events = Data(#"{"key":"a","ts":1000,"value":1}"#.utf8 + [10])
-        let batch = try request("--http2-prior-knowledge", "POST", server!.url("/streams/s/events"),
-                                ["--data-binary", "@-", "-H", "content-type: application/x-ndjson"], stdin: events)
-        #expect(batch.status == 202 || batch.status == 507, "an event batch on a full disk: \(batch.status) \(batch.text)")
+        // Event batches: acknowledged while the log has room, then 507 and not applied.
+        var acknowledgedEvents = 0
+        var batchFull: HTTPAnswer?
+        for b in 0..<50 {
+            let lines = (0..<4000).map { #"{"key":"k\#($0 % 50)","ts":\#(1000 + b * 1000 + $0 % 1000),"value":\#($0)}"# }
+            let body = Data((lines.joined(separator: "\n") + "\n").utf8)
+            let batch = try request("--http2-prior-knowledge", "POST", server!.url("/streams/s/events"),
+                                    ["--data-binary", "@-", "-H", "content-type: application/x-ndjson"], stdin: body)
+            if batch.status == 202 { acknowledgedEvents += 4000; continue }
+            batchFull = batch
+            break
+        }
+        let refusedBatch = try #require(batchFull, "no event batch failed on a full disk")
+        #expect(refusedBatch.status == 507, "an event batch on a full disk: \(refusedBatch.status) \(refusedBatch.text)")
+        #expect(try refusedBatch.json()["error"] as? String == "insufficient_storage")
+        let stats = try #require(try EndToEndCrashTests.streamStats(server!, "s"))
+        #expect((stats["events"] as? Int ?? -1) + (stats["late_events"] as? Int ?? -1) == acknowledgedEvents, "a refused batch was counted: \(stats)")
+        print("[disk] \(acknowledgedEvents) events acknowledged before the batch that got 507")
         for (key, v) in acknowledged.prefix(5) {
             let get = try request("--http2-prior-knowledge", "GET", server!.url("/kv/\(key)"))
             #expect(get.status == 200 && get.body == v, "\(key) unreadable while the disk is full: \(get.status)")
@@ -121,9 +135,11 @@ struct EndToEndDiskTests {
             #expect(put.status == 204, "a write after space was freed: \(put.status) \(put.text)")
             if put.status == 204 { acknowledged["after\(i)"] = v }
         }
+        let events = Data(#"{"key":"a","ts":900000,"value":1}"#.utf8 + [10])
         let batchAfter = try request("--http2-prior-knowledge", "POST", server!.url("/streams/s/events"),
                                      ["--data-binary", "@-", "-H", "content-type: application/x-ndjson"], stdin: events)
         #expect(batchAfter.status == 202, "\(batchAfter.text)")
+        if batchAfter.status == 202 { acknowledgedEvents += 1 }
 
         // A crash now, and a restart: every acknowledged write is there.
         server!.child.signal(SIGKILL)
@@ -134,7 +150,49 @@ struct EndToEndDiskTests {
             let get = try request("--http2-prior-knowledge", "GET", again.url("/kv/\(key)"))
             #expect(get.status == 200 && get.body == v, "\(key) after the restart: \(get.status)")
         }
-        print("[disk] \(acknowledged.count) acknowledged writes checked after the restart")
+        let statsAfter = try #require(try EndToEndCrashTests.streamStats(again, "s"))
+        #expect((statsAfter["events"] as? Int ?? -1) + (statsAfter["late_events"] as? Int ?? -1) == acknowledgedEvents,
+                "events after the restart: \(statsAfter), \(acknowledgedEvents) acknowledged")
+        print("[disk] \(acknowledged.count) acknowledged writes and \(acknowledgedEvents) events checked after the restart")
+        try again.stop(within: 20)
+    }
+
+    /// A stop (SIGTERM) while the disk is full drains and exits 0 (the hint file it cannot write
+    /// is optional), and a restart once space is back has every acknowledged write.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func stopWhileTheDiskIsFullThenRestart() throws {
+        let (made, reason) = try SmallTmpfs.make(megabytes: 8)
+        guard let fs = made else {
+            print("[disk] SKIPPED stopWhileTheDiskIsFullThenRestart: \(reason)")
+            return
+        }
+        defer { fs.unmount() }
+        let dataDir = fs.dir.path + "/data"
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let args = ["--data-dir", dataDir, "--fsync", "interval", "--io-threads", "1"]
+        let server = try Server(args)
+        var acknowledged: [String: Data] = [:]
+        let filler = fs.dir.path + "/filler"
+        #expect(Self.fill(filler) > 0)
+        var sawFull = false
+        for i in 0..<200 {
+            let v = Self.value(i, 100 * 1024)
+            let put = try request("--http1.1", "PUT", server.url("/kv/k\(i)"), ["--data-binary", "@-"], stdin: v)
+            if put.status == 204 { acknowledged["k\(i)"] = v; continue }
+            #expect(put.status == 507, "\(put.status) \(put.text)")
+            sawFull = true
+            break
+        }
+        #expect(sawFull, "no write failed on a full disk")
+        let stopped = try server.stop(within: 20)
+        print("[disk] stop on a full disk: \(stopped.err.split(separator: "\n").filter { $0.contains("warning") || $0.contains("error") }.joined(separator: " | "))")
+        try FileManager.default.removeItem(atPath: filler)
+        let again = try Server(args)
+        for (key, v) in acknowledged.sorted(by: { $0.key < $1.key }) {
+            let get = try request("--http2-prior-knowledge", "GET", again.url("/kv/\(key)"))
+            #expect(get.status == 200 && get.body == v, "\(key) after the restart: \(get.status)")
+        }
+        #expect(try request("--http1.1", "PUT", again.url("/kv/after"), ["-d", "x"]).status == 204)
         try again.stop(within: 20)
     }
 
