@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps bench-deps build serve test bench bench-store bench-reactor bench-http bench-ingest clean
+.PHONY: deps bench-deps build serve test bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -64,6 +64,27 @@ bench-http: bench-deps
 bench-ingest: bench-deps
 	$(SWIFT) build -c release --product laminar
 	python3 Benchmarks/bench_ingest.py
+
+# Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
+torture: torture-crash soak
+
+# The crash-recovery loop at 50 cycles (fsync always) + 10 (fsync interval): SIGKILL during mixed
+# load, restart, laminar-load verify. Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,
+# LAMINAR_CRASH_SEED (printed by every run).
+LAMINAR_CRASH_CYCLES ?= 50
+LAMINAR_CRASH_INTERVAL_CYCLES ?= 10
+torture-crash: deps
+	$(SWIFT) build --build-tests
+	LAMINAR_CRASH_CYCLES=$(LAMINAR_CRASH_CYCLES) LAMINAR_CRASH_INTERVAL_CYCLES=$(LAMINAR_CRASH_INTERVAL_CYCLES) \
+	  timeout 1800 $(SWIFT) test --skip-build --filter EndToEndCrashTests
+
+# 10 minutes of mixed load on the release build, sampling RSS, fds and latency every 10 s
+# (Tests/soak/soak.py states the bounds). Knobs: SOAK_SECONDS, SOAK_INTERVAL, SOAK_KV_RATE, SOAK_INGEST_RATE.
+SOAK_SECONDS ?= 600
+soak: deps
+	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
+	SOAK_SECONDS=$(SOAK_SECONDS) timeout $$(( $(SOAK_SECONDS) + 600 )) python3 Tests/soak/soak.py
 
 clean:
 	rm -rf .build

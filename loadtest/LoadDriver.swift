@@ -403,7 +403,9 @@ final class LoadDriver: ClientLoopDriver {
     func tick(nowNs now: Int64) -> Int64 {
         if now >= endNs { stopping = true }
         if let q = quota, counted >= q { stopping = true }
-        if stopping && (inFlight == 0 || now >= endNs + config.timeoutNs + 1_000_000_000) {
+        // With --requests there is no end time (endNs is .max): only the timeouts end the wait.
+        let giveUpNs = endNs.addingReportingOverflow(config.timeoutNs + 1_000_000_000)
+        if stopping && (inFlight == 0 || (!giveUpNs.overflow && now >= giveUpNs.partialValue)) {
             isFinished = true
             return now
         }

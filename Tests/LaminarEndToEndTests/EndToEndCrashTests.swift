@@ -79,7 +79,7 @@ struct EndToEndCrashTests {
             // Mixed KV writes, deletes, reads and idempotent event batches; keys of this cycle
             // have their own prefix so that every earlier ledger stays checkable.
             let load = try Child(Paths.load, [
-                "mixed", "--url", server.base, "-c", "4", "-m", "8", "-D", "4s", "--timeout", "2s",
+                "mixed", "--url", server.base, "-c", "4", "-m", "8", "-t", "2", "-D", "4s", "--timeout", "2s",
                 "--mix", "get=30,put=40,delete=5,ingest=25", "--keys", "3000", "--batch", "25",
                 "--skew-ms", "400", "--stream", stream, "--key-prefix", "c\(cycle).",
                 "--verify", "--ledger", ledger, "--error-threshold", "1",

@@ -87,6 +87,13 @@ import Testing
         let errors = try #require(report["errors"] as? [String: Int])
         #expect(errors.values.allSatisfy { $0 == 0 }, "errors: \(errors)")
         #expect((report["status"] as? [String: Int])?["200"] == requests)
+
+        // --requests: the run ends at its count with requests still in flight (this overflowed
+        // the end-time arithmetic, a crash, when there is no --duration).
+        let counted = try Self.runLoad(["get", "--url", "http://127.0.0.1:\(port)", "--path", "/file", "-c", "1", "-m", "8", "-n", "403", "--json"])
+        #expect(counted.status == 0, "stderr: \(counted.stderr)")
+        let countedReport = try #require(try JSONSerialization.jsonObject(with: Data(counted.stdout.utf8)) as? [String: Any], "stdout: \(counted.stdout)")
+        #expect(countedReport["requests"] as? Int == 403)
     }
 
     @Test func unreachableServerExitsThree() throws {
