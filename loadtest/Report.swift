@@ -44,7 +44,10 @@ struct Report {
             lines.append("  ledger        written to \(path) (check it with: laminar-load verify --ledger \(path) --url URL)")
             return lines
         }
-        lines.append("  verify        \(stats.verifyChecked) keys read back: \(stats.verifyLost) lost, \(stats.verifyMismatch) mismatched, \(stats.verifyErrors) unreadable")
+        let writesKeys = config.scenario == .verify || config.preload || config.mix.weight(.put) + config.mix.weight(.delete) > 0
+        if writesKeys || result.eventCheck == nil {
+            lines.append("  verify        \(stats.verifyChecked) keys read back: \(stats.verifyLost) lost, \(stats.verifyMismatch) mismatched, \(stats.verifyErrors) unreadable")
+        }
         if let c = result.eventCheck { lines.append("  verify events stream \(c.stream): \(Self.describe(c))") }
         return lines
     }

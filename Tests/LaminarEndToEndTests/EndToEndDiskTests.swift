@@ -215,7 +215,7 @@ struct EndToEndDiskTests {
     /// Garbage after the last record, and then a damaged last record: the server starts, logs
     /// "data file tail truncated" with the offset, reason and bytes dropped, and keeps every record
     /// before the damage.
-    @Test(arguments: ["garbage after the log", "damaged last record"])
+    @Test(arguments: ["garbage after the log", "damaged last record", "garbage after a clean stop"])
     func corruptedTailIsTruncatedAndReportedAtStart(_ damage: String) throws {
         let data = try TempDir()
         let args = ["--data-dir", data.path, "--fsync", "always", "--io-threads", "1"]
@@ -229,16 +229,22 @@ struct EndToEndDiskTests {
         // The last write: the record the second variant damages.
         let lastValue = Self.value(99, 5000)
         #expect(try request("--http1.1", "PUT", server.url("/kv/zlast"), ["--data-binary", "@-"], stdin: lastValue).status == 204)
-        // SIGKILL: no hint file covers the tail, the log is what recovery reads.
-        server.child.signal(SIGKILL)
-        _ = try server.child.wait(10)
+        if damage == "garbage after a clean stop" {
+            // The hint file written at the stop covers the whole log; replay starts at its end.
+            try server.stop(within: 20)
+            #expect(FileManager.default.fileExists(atPath: data.file("index.hint")))
+        } else {
+            // SIGKILL: no hint file covers the tail, the log is what recovery reads.
+            server.child.signal(SIGKILL)
+            _ = try server.child.wait(10)
+        }
 
         let file = data.file("data.lmnr")
         let end = try Self.logEnd(file)
         var g = SeededGenerator(state: 42)
         let garbage = (0..<3000).map { _ in UInt8.random(in: 1...255, using: &g) }
         let damagedAt: Int
-        if damage == "garbage after the log" {
+        if damage != "damaged last record" {
             damagedAt = end
             try Self.patch(file, at: end, garbage)
         } else {
@@ -261,7 +267,7 @@ struct EndToEndDiskTests {
             #expect(get.status == 200 && get.body == v, "\(key) lost to a damaged tail: \(get.status)")
         }
         let last = try request("--http2-prior-knowledge", "GET", again.url("/kv/zlast"))
-        if damage == "garbage after the log" {
+        if damage != "damaged last record" {
             #expect(last.status == 200 && last.body == lastValue, "the last record before the garbage: \(last.status)")
         } else {
             #expect(last.status == 404, "a damaged record must not be served: \(last.status)")
