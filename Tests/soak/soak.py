@@ -16,7 +16,7 @@ Every SOAK_INTERVAL seconds (default 10) it samples the server's RSS (anonymous 
 Pass criteria (any failure exits 1):
   * both loaders exit 0 (no request error at all, verification clean); every probe has 0 errors;
   * the watcher and the follower are still connected at the end, received lines, and never got an
-    error line;
+    error line; the watcher got exactly one line per acknowledged change (the kv loader's 204s);
   * anonymous RSS (heap, indexes): median of the last third of the samples <= 1.2 x median of the
     first third + 16 MiB;
   * file-backed RSS (the mapped data file, which grows with the log until a compaction, plus the
@@ -79,6 +79,7 @@ class LineReader(threading.Thread):
         self.ended = False
         self.status = None
         self.conn = None
+        self.ready = threading.Event()
 
     def run(self):
         try:
@@ -86,6 +87,7 @@ class LineReader(threading.Thread):
             self.conn.request("GET", self.path)
             r = self.conn.getresponse()
             self.status = r.status
+            self.ready.set()  # the server registers the subscription before it answers
             while True:
                 line = r.readline()
                 if not line:
@@ -97,6 +99,7 @@ class LineReader(threading.Thread):
             if not self.ended:
                 self.errors.append(f"{type(e).__name__}: {e}")
         self.ended = True
+        self.ready.set()
 
     def close(self):
         self.ended = True
@@ -170,6 +173,9 @@ def main():
     follower = LineReader(port, "/streams/soak/results?follow=1", "follow")
     watcher.start()
     follower.start()
+    for reader in (watcher, follower):
+        if not reader.ready.wait(10):
+            raise SystemExit(f"soak: the {reader.name} did not start within 10 s")
 
     load = os.path.join(BIN, "laminar-load")
     kv_out = open(os.path.join(work, "kv.out"), "w+")
@@ -228,6 +234,15 @@ def main():
         if reader.status != 200 or reader.lines == 0 or reader.errors:
             failures.append(f"{reader.name}: status {reader.status}, {reader.lines} lines, errors {reader.errors[:3]}")
     log(f"watch: {watcher.lines} lines, follow: {follower.lines} lines")
+    # Every acknowledged change of a soak. key (PUT 204, DELETE 204; a DELETE of an absent key is
+    # 404 and changes nothing) is one watch line, exactly.
+    kv_out.seek(0)
+    changes = re.search(r"\b204: (\d+)", kv_out.read())
+    deadline = time.time() + 10  # the last lines may still be on their way: a bounded wait
+    while changes and watcher.lines < int(changes.group(1)) and time.time() < deadline and not watcher.ended:
+        time.sleep(0.05)
+    if changes and int(changes.group(1)) != watcher.lines:
+        failures.append(f"watch: {watcher.lines} lines for {changes.group(1)} acknowledged changes")
 
     if len(samples) >= 3:
         first, last = thirds(samples)
