@@ -15,10 +15,12 @@ public struct EventFields: Sendable, Hashable {
 /// arrive: one JSON object per line with a string key, a number value and a time that is epoch
 /// milliseconds or an RFC 3339 string (missing: arrival time). Other members are ignored. Blank
 /// lines are skipped. A line is parsed in place in the chunk; only a line split across chunks is
-/// copied (bounded by `lineBytesMax`).
+/// copied (bounded by `lineBytesMax`). Events go straight into the batch builder.
 public struct NDJSONEventDecoder {
-    public private(set) var batch = EventBatch()
+    private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
+    /// The time given to events without one (the request's arrival, ms since the epoch).
+    public let arrivalMs: Int64
     private let keyName: [UInt8]
     private let timeName: [UInt8]
     private let valueName: [UInt8]
@@ -26,8 +28,9 @@ public struct NDJSONEventDecoder {
     private var line = 0
     private var scratch: [UInt8] = []
 
-    public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits()) {
+    public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
+        self.arrivalMs = arrivalMs
         keyName = Array(fields.key.utf8)
         timeName = Array(fields.time.utf8)
         valueName = Array(fields.value.utf8)
@@ -64,6 +67,9 @@ public struct NDJSONEventDecoder {
         try withBytes(bytes) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try feed(b) }
     }
 
+    /// Events decoded so far.
+    public var count: Int { builder.count }
+
     /// Ends the body: decodes a last line without a newline and returns the batch.
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
         if !partial.isEmpty {
@@ -71,7 +77,7 @@ public struct NDJSONEventDecoder {
             partial.removeAll()
             try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
         }
-        return batch
+        return builder.build()
     }
 
     private static func indexOfNewline(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int? {
@@ -87,10 +93,10 @@ public struct NDJSONEventDecoder {
         var reader = JSONReader(content)
         reader.skipWhitespace()
         if reader.atEnd { return }  // blank line
-        if batch.count >= limits.eventsMax {
+        if builder.count >= limits.eventsMax {
             throw EventDecodeError(line: line, reason: "more than \(limits.eventsMax) events in one batch")
         }
-        var timestamp: Int64 = EventBatch.arrivalTime
+        var timestamp = arrivalMs
         var value: Double?
         var haveKey = false
         scratch.removeAll(keepingCapacity: true)
@@ -141,7 +147,7 @@ public struct NDJSONEventDecoder {
             throw EventDecodeError(line: line, reason: "key must be 1 to \(keyBytesMax) bytes")
         }
         guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: valueName, as: UTF8.self))\"") }
-        batch.append(key: scratch, timestampMs: timestamp, value: value)
+        builder.append(key: scratch, timestamp: timestamp, value: value)
     }
 }
 
@@ -163,8 +169,9 @@ public enum BinaryEventFormat {
     /// Bytes of an event besides its key.
     public static let fixedEventBytes = 2 + 8 + 8
 
-    /// Encodes `batch` (the load-test client's side).
-    public static func encode(_ batch: EventBatch, into out: inout [UInt8]) {
+    /// Encodes the events of `batch` (the sending side, e.g. the load-test client);
+    /// `EventBatch.arrivalTime` as a time asks the server for the arrival time.
+    public static func encode(_ batch: EventBatch.Builder, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + headerBytes + batch.keyBytes.count + batch.count * fixedEventBytes)
         out.append(contentsOf: magic)
         withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
@@ -172,23 +179,30 @@ public enum BinaryEventFormat {
             let key = batch.key(i)
             withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
             out.append(contentsOf: key)
-            withUnsafeBytes(of: batch.timestampsMs[i].littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: batch.timestamps[i].littleEndian) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: batch.values[i].bitPattern.littleEndian) { out.append(contentsOf: $0) }
         }
     }
 }
 
 /// Decodes the binary event format incrementally, chunk by chunk. Events are read in place in
-/// the chunk; only an event split across chunks is copied.
+/// the chunk; only an event split across chunks is copied. Events go straight into the batch
+/// builder.
 public struct BinaryEventDecoder {
-    public private(set) var batch = EventBatch()
+    private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
+    /// The time given to events sent with `EventBatch.arrivalTime`.
+    public let arrivalMs: Int64
     private var partial: [UInt8] = []
     private var expected: Int?
 
-    public init(limits: EventDecodeLimits = EventDecodeLimits()) {
+    public init(limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
+        self.arrivalMs = arrivalMs
     }
+
+    /// Events decoded so far.
+    public var count: Int { builder.count }
 
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) throws(EventDecodeError) {
         var chunk = chunk
@@ -224,10 +238,10 @@ public struct BinaryEventDecoder {
 
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
         guard let expected else { throw EventDecodeError(line: 0, reason: "missing the 8-byte header") }
-        if !partial.isEmpty || batch.count != expected {
-            throw EventDecodeError(line: batch.count + 1, reason: "truncated: header says \(expected) events, body has \(batch.count)")
+        if !partial.isEmpty || builder.count != expected {
+            throw EventDecodeError(line: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
         }
-        return batch
+        return builder.build()
     }
 
     /// Size of the unit (header or event) that `bytes` starts, as far as it can tell; at least
@@ -249,26 +263,25 @@ public struct BinaryEventDecoder {
             let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
             guard n <= limits.eventsMax else { throw EventDecodeError(line: 0, reason: "more than \(limits.eventsMax) events in one batch") }
             self.expected = n
-            batch.keyEnds.reserveCapacity(n)
-            batch.timestampsMs.reserveCapacity(n)
-            batch.values.reserveCapacity(n)
+            builder.reserveCapacity(min(n, 1 << 16))  // the header is not trusted with memory
             return BinaryEventFormat.headerBytes
         }
         guard bytes.count >= 2 else { return 0 }
-        let event = batch.count + 1
+        let event = builder.count + 1
         let keyLength = Int(UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self)))
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
             throw EventDecodeError(line: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
         let size = BinaryEventFormat.fixedEventBytes + keyLength
         guard bytes.count >= size else { return 0 }
-        guard batch.count < expected else {
+        guard builder.count < expected else {
             throw EventDecodeError(line: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
         let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength, as: UInt64.self)))
         guard value.isFinite else { throw EventDecodeError(line: event, reason: "value is not a finite number") }
-        batch.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]), timestampMs: time, value: value)
+        builder.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]),
+                       timestamp: time == EventBatch.arrivalTime ? arrivalMs : time, value: value)
         return size
     }
 }

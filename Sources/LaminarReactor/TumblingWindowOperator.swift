@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// Per-key aggregates of one open window: a flat map from key id to a slot of four parallel
 /// arrays (no object per key).
 struct WindowBucket {
