@@ -79,6 +79,7 @@ final class RequestHandler: HTTPHandler {
     /// arrive whole.
     func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? {
         guard !draining, request.method == "POST", request.path.hasPrefix("/streams/"), request.path.hasSuffix("/events"),
+              isAdmitted(request),
               case .success(.eventsPost(let name, let format, let idempotencyKey)) = runtime.router.route(
                   method: request.method, target: Array(request.path.utf8), header: { request.headers[$0] })
         else { return nil }
@@ -91,8 +92,18 @@ final class RequestHandler: HTTPHandler {
                            idempotencyKey: idempotencyKey.map(Self.idempotencyHash), arrivalMs: Self.wallClockMs())
     }
 
+    /// Whether the access policy (if any) lets this request through.
+    private func isAdmitted(_ request: HTTPRequest) -> Bool {
+        guard let access = runtime.configuration.access, access.requiresToken(method: request.method, path: request.path) else { return true }
+        return access.admits(authorization: request.headers["authorization"])
+    }
+
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         let start = Self.nowNs()
+        guard request.bodySink != nil || isAdmitted(request) else {
+            fail(responder, .other, start, .unauthorized)
+            return
+        }
         if let ingest = request.bodySink as? EventIngest {
             // Routed when its head arrived; the body is already decoded.
             if draining {
@@ -467,6 +478,7 @@ final class RequestHandler: HTTPHandler {
         if failure.status == 405, let allowed = failure.detail.split(separator: ":").last {
             headers.add(name: "allow", value: allowed.trimmingCharacters(in: " "))
         }
+        if failure.status == 401 { headers.add(name: "www-authenticate", value: #"Bearer realm="laminar""#) }
         respond(responder, route, start, HTTPResponse(status: failure.status, headers: headers, body: failure.body))
     }
 
