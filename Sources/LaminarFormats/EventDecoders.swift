@@ -26,7 +26,8 @@ public struct NDJSONEventDecoder {
     private let valueName: [UInt8]
     private var partial: [UInt8] = []
     private var line = 0
-    private var scratch: [UInt8] = []
+    private var nameScratch: [UInt8] = []
+    private var keyScratch: [UInt8] = []
 
     public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
@@ -98,57 +99,95 @@ public struct NDJSONEventDecoder {
         }
         var timestamp = arrivalMs
         var value: Double?
-        var haveKey = false
-        scratch.removeAll(keepingCapacity: true)
-        let lineNumber = line
-        let keyName = self.keyName, timeName = self.timeName, valueName = self.valueName
-        let keyBytesMax = limits.keyBytesMax
+        var key: Range<Int>?       // in place in the line, or
+        var keyEscaped = false     // unescaped in `keyScratch`
         do throws(JSONError) {
-            try reader.readObject { (r: inout JSONReader, name: [UInt8]) throws(JSONError) in
-                if name == keyName {
-                    guard r.peekNonWhitespace() == 0x22 else { throw r.error("\"\(String(decoding: keyName, as: UTF8.self))\" must be a string") }
-                    try r.readString(into: &scratch)
-                    haveKey = true
-                } else if name == timeName {
-                    switch r.peekNonWhitespace() {
+            // One flat object; members other than the three are skipped, whatever they hold.
+            try reader.expect(0x7B, "an object")
+            reader.skipWhitespace()
+            var more = reader.peek() != 0x7D
+            if !more { reader.position += 1 }
+            while more {
+                let nameSpan = try reader.readStringSpan(scratch: &nameScratch)
+                try reader.expect(0x3A, "':'")
+                switch member(nameSpan, content) {
+                case .key:
+                    guard reader.peekNonWhitespace() == 0x22 else { throw reader.error("\"\(fieldName(keyName))\" must be a string") }
+                    key = try reader.readStringSpan(scratch: &keyScratch)
+                    keyEscaped = key == nil
+                case .time:
+                    switch reader.peekNonWhitespace() {
                     case 0x22:
-                        var text: [UInt8] = []
-                        try r.readString(into: &text)
-                        guard let ms = RFC3339.parseMilliseconds(text) else {
-                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" is not an RFC 3339 time")
-                        }
+                        let span = try reader.readStringSpan(scratch: &nameScratch)
+                        let ms = span.map { RFC3339.parseMilliseconds(UnsafeRawBufferPointer(rebasing: content[$0])) }
+                            ?? nameScratch.withUnsafeBytes { RFC3339.parseMilliseconds($0) }
+                        guard let ms else { throw reader.error("\"\(fieldName(timeName))\" is not an RFC 3339 time") }
                         timestamp = ms
                     case 0x6E:
-                        try r.skipValue()  // null: arrival time
+                        try reader.skipValue()  // null: arrival time
                     default:
-                        let n = try r.readNumber()
+                        let n = try reader.readNumber()
                         guard n == n.rounded(), abs(n) < 9.2e18 else {
-                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" must be whole milliseconds")
+                            throw reader.error("\"\(fieldName(timeName))\" must be whole milliseconds")
                         }
                         timestamp = Int64(n)
                     }
-                } else if name == valueName {
-                    let c = r.peekNonWhitespace()
+                case .value:
+                    let c = reader.peekNonWhitespace()
                     guard c == 0x2D || (c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false) else {
-                        throw r.error("\"\(String(decoding: valueName, as: UTF8.self))\" must be a number")
+                        throw reader.error("\"\(fieldName(valueName))\" must be a number")
                     }
-                    value = try r.readNumber()
-                } else {
-                    try r.skipValue(depth: 1)
+                    value = try reader.readNumber()
+                case .other:
+                    try reader.skipValue(depth: 1)
                 }
+                reader.skipWhitespace()
+                guard let d = reader.peek() else { throw reader.error("unterminated object") }
+                reader.position += 1
+                if d == 0x7D { break }
+                guard d == 0x2C else { throw reader.error("expected ',' or '}'") }
+                more = true
             }
             reader.skipWhitespace()
             guard reader.atEnd else { throw reader.error("trailing characters after the object") }
         } catch {
-            throw EventDecodeError(line: lineNumber, reason: error.description)
+            throw EventDecodeError(line: line, reason: error.description)
         }
-        guard haveKey else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: keyName, as: UTF8.self))\"") }
-        guard !scratch.isEmpty, scratch.count <= keyBytesMax else {
-            throw EventDecodeError(line: line, reason: "key must be 1 to \(keyBytesMax) bytes")
+        guard key != nil || keyEscaped else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(keyName))\"") }
+        let keyLength = key?.count ?? keyScratch.count
+        guard keyLength >= 1, keyLength <= limits.keyBytesMax else {
+            throw EventDecodeError(line: line, reason: "key must be 1 to \(limits.keyBytesMax) bytes")
         }
-        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: valueName, as: UTF8.self))\"") }
-        builder.append(key: scratch, timestamp: timestamp, value: value)
+        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(valueName))\"") }
+        if let key {
+            builder.append(key: UnsafeRawBufferPointer(rebasing: content[key]), timestamp: timestamp, value: value)
+        } else {
+            builder.append(key: keyScratch, timestamp: timestamp, value: value)
+        }
     }
+
+    private enum Member { case key, time, value, other }
+
+    /// Which of the three fields a member name is (its bytes in place in `line`, or in `nameScratch`).
+    @inline(__always)
+    private func member(_ span: Range<Int>?, _ line: UnsafeRawBufferPointer) -> Member {
+        func equals(_ name: [UInt8]) -> Bool {
+            guard let span else { return nameScratch == name }
+            guard span.count == name.count else { return false }
+            var i = 0
+            while i < name.count {  // names are short: a loop beats a memcmp call
+                if name[i] != line[span.lowerBound + i] { return false }
+                i += 1
+            }
+            return true
+        }
+        if equals(keyName) { return .key }
+        if equals(timeName) { return .time }
+        if equals(valueName) { return .value }
+        return .other
+    }
+
+    private func fieldName(_ name: [UInt8]) -> String { String(decoding: name, as: UTF8.self) }
 }
 
 extension JSONReader {
@@ -289,6 +328,10 @@ public struct BinaryEventDecoder {
 /// RFC 3339 timestamps (`2024-11-24T12:00:00Z`, `2024-11-24T12:00:00.123+01:00`) to epoch ms.
 public enum RFC3339 {
     public static func parseMilliseconds(_ text: [UInt8]) -> Int64? {
+        text.withUnsafeBytes { parseMilliseconds($0) }
+    }
+
+    public static func parseMilliseconds(_ text: UnsafeRawBufferPointer) -> Int64? {
         let n = text.count
         guard n >= 20 else { return nil }
         func digits(_ at: Int, _ count: Int) -> Int? {

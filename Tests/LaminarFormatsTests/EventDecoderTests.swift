@@ -42,6 +42,12 @@ extension EventBatch {
         ])
     }
 
+    @Test func escapedNamesAndKeysAndUnknownMembers() throws {
+        let batch = try decodeNDJSON(#"{"k\u0065y":"a\u00e9\"b","x":{"key":"no"},"value":2.5e1,"ts":"2024-11-23T22:13:20Z"}"# + "\n"
+            + #"{"value":-0.125,"ts":7,"key":"plain","key2":"ignored"}"#)
+        #expect(batch.rows == [Row(key: "a\u{e9}\"b", time: 1_732_400_000_000, value: 25), Row(key: "plain", time: 7, value: -0.125)])
+    }
+
     @Test func customFieldNames() throws {
         let batch = try decodeNDJSON(#"{"user":"a","at":5,"amount":2}"#, fields: EventFields(key: "user", time: "at", value: "amount"))
         #expect(batch.rows == [Row(key: "a", time: 5, value: 2)])
