@@ -124,7 +124,7 @@ public struct EventBatch: Sendable, Hashable {
         }
 
         public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, value: Double) {
-            keyBytes.append(contentsOf: key)
+            keyBytes.appendBytes(key)
             finish(timestamp: timestamp, value: value)
         }
 

@@ -46,7 +46,7 @@ public struct NDJSONEventDecoder {
                 if partial.count + rest > limits.lineBytesMax {
                     throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
                 }
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...]))
+                partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[start...]))
                 return
             }
             if partial.isEmpty {
@@ -55,7 +55,7 @@ public struct NDJSONEventDecoder {
                 if partial.count + (newline - start) > limits.lineBytesMax {
                     throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
                 }
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
+                partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
                 let whole = partial
                 partial.removeAll(keepingCapacity: true)
                 try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
@@ -249,7 +249,7 @@ public struct BinaryEventDecoder {
         while !partial.isEmpty && !chunk.isEmpty {
             let need = try bytesNeeded(partial)
             let take = min(need - partial.count, chunk.count)
-            partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<take]))
+            partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[..<take]))
             chunk = UnsafeRawBufferPointer(rebasing: chunk[take...])
             if partial.count == (try bytesNeeded(partial)) {
                 let whole = partial
@@ -264,7 +264,7 @@ public struct BinaryEventDecoder {
             let rest = UnsafeRawBufferPointer(rebasing: chunk[offset...])
             let used = try consume(rest)
             if used == 0 {
-                partial.append(contentsOf: rest)
+                partial.appendBytes(rest)
                 return
             }
             offset += used

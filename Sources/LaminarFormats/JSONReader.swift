@@ -127,7 +127,7 @@ public struct JSONReader {
             if position > runStart {
                 let run = UnsafeRawBufferPointer(rebasing: bytes[runStart..<position])
                 guard UTF8Validation.isValid(run) else { throw JSONError(offset: runStart, reason: "invalid UTF-8 in a string") }
-                out.append(contentsOf: run)
+                out.appendBytes(run)
             }
             guard position < bytes.count else { throw error("unterminated string") }
             let c = bytes[position]
@@ -432,4 +432,12 @@ public enum UTF8Validation {
 func withBytes<R, E: Error>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
     let result: Result<R, E> = bytes.withUnsafeBytes { b in Result { () throws(E) -> R in try body(b) } }
     return try result.get()
+}
+
+extension Array where Element == UInt8 {
+    /// Appends raw bytes with one memcpy (`append(contentsOf:)` on a raw buffer copies byte by byte).
+    @inline(__always)
+    mutating func appendBytes(_ raw: UnsafeRawBufferPointer) {
+        append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
+    }
 }
