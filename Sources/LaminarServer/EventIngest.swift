@@ -11,6 +11,9 @@ import LaminarReactor
 final class EventIngest: HTTPBodySink {
     let stream: String
     let idempotencyKey: UInt64?
+    /// The field names NDJSON lines are decoded with (nil for binary): checked against the
+    /// stream's definition when the request completes.
+    let fields: EventFields?
     // Two optionals rather than an enum, so the decoder is mutated in place (no copy per chunk).
     private var ndjson: NDJSONEventDecoder?
     private var binary: BinaryEventDecoder?
@@ -19,6 +22,7 @@ final class EventIngest: HTTPBodySink {
     init(stream: String, format: EventFormat, fields: EventFields, limits: EventDecodeLimits, idempotencyKey: UInt64?, arrivalMs: Int64) {
         self.stream = stream
         self.idempotencyKey = idempotencyKey
+        self.fields = format == .ndjson ? fields : nil
         switch format {
         case .ndjson: ndjson = NDJSONEventDecoder(fields: fields, limits: limits, arrivalMs: arrivalMs)
         case .binary: binary = BinaryEventDecoder(limits: limits, arrivalMs: arrivalMs)

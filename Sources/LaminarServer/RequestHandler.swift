@@ -75,8 +75,8 @@ final class RequestHandler: HTTPHandler {
     // MARK: - Requests
 
     /// Event bodies are decoded as they arrive when the decoder can be set up now: binary always,
-    /// NDJSON when the stream's field names are known (a fresh cached definition). Other bodies
-    /// arrive whole.
+    /// NDJSON when this thread has seen the stream's definition (its field names; checked again
+    /// against the current definition when the request completes). Other bodies arrive whole.
     func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? {
         guard !draining, request.method == "POST", request.path.hasPrefix("/streams/"), request.path.hasSuffix("/events"),
               isAdmitted(request),
@@ -85,8 +85,8 @@ final class RequestHandler: HTTPHandler {
         else { return nil }
         var fields = EventFields()
         if format == .ndjson {
-            guard let cached = definitions[name], Self.nowNs() &- cached.fetchedNs < Self.definitionFreshNs else { return nil }
-            fields = EventFields(key: cached.definition.keyField, time: cached.definition.timeField, value: cached.definition.valueField)
+            guard let cached = definitions[name] else { return nil }
+            fields = Self.fields(of: cached.definition)
         }
         return EventIngest(stream: name, format: format, fields: fields, limits: runtime.eventLimits,
                            idempotencyKey: idempotencyKey.map(Self.idempotencyHash), arrivalMs: Self.wallClockMs())
@@ -407,15 +407,19 @@ final class RequestHandler: HTTPHandler {
         switch then {
         case .events(let format, let body, let idempotencyKey):
             let ingest = EventIngest(
-                stream: name, format: format,
-                fields: EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField),
+                stream: name, format: format, fields: Self.fields(of: definition),
                 limits: runtime.eventLimits, idempotencyKey: idempotencyKey, arrivalMs: Self.wallClockMs())
             body.withUnsafeBytes { ingest.consume($0) }
             metrics.recordEventBody(streamed: false)
             submitEvents(ingest, p)
         case .ingest(let ingest):
             metrics.recordEventBody(streamed: true)
-            submitEvents(ingest, p)
+            if let used = ingest.fields, used != Self.fields(of: definition) {
+                fail(p.responder, p.route, p.startNs, HTTPFailure(409, "definition_changed",
+                    "the stream's field names changed while this batch arrived; send it again"))
+            } else {
+                submitEvents(ingest, p)
+            }
         case .results(let key, let fromMs, let toMs, let after, let limit):
             submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
                    .results(limit: limit, fromMs: fromMs, toMs: toMs))
@@ -423,6 +427,10 @@ final class RequestHandler: HTTPHandler {
             submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
         }
         producer.wakeReactorIfParked()
+    }
+
+    private static func fields(of definition: StreamDefinition) -> EventFields {
+        EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField)
     }
 
     private func submitEvents(_ ingest: EventIngest, _ p: Pending) {
