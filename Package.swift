@@ -106,19 +106,20 @@ let package = Package(
             ]
         ),
         // The reactor: SPSC rings, the single-writer loop, streams, windows, timers (issue 3).
-        .target(name: "LaminarReactor", dependencies: ["LaminarStore", "CLinux"]),
+        .target(name: "LaminarReactor", dependencies: ["LaminarStore", "LaminarFormats", "CLinux"]),
         .testTarget(
             name: "LaminarReactorTests",
             dependencies: [
                 "LaminarReactor",
+                "LaminarFormats",
                 "laminar-reactor-crash-child",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .executableTarget(
-            name: "laminar-reactor-crash-child", dependencies: ["LaminarReactor"], path: "Tests/ReactorCrashChild"),
+            name: "laminar-reactor-crash-child", dependencies: ["LaminarReactor", "LaminarFormats"], path: "Tests/ReactorCrashChild"),
         .executableTarget(
-            name: "laminar-bench-reactor", dependencies: ["LaminarReactor"], path: "Benchmarks/ReactorBenchmark"),
+            name: "laminar-bench-reactor", dependencies: ["LaminarReactor", "LaminarFormats"], path: "Benchmarks/ReactorBenchmark"),
         // The load-test client (DESIGN.md §7): nghttp2 client sessions on LaminarHTTP's client loop.
         .executableTarget(
             name: "laminar-load",

@@ -37,7 +37,7 @@ struct RequestBuilder {
     var path: [UInt8] = []
     var body: [UInt8] = []
     var key: [UInt8] = []
-    private var batch = EventBatch()
+    private var batch = EventBatch.Builder()
     private let eventsPath: [UInt8]
     private let fixedPath: [UInt8]
 
@@ -99,7 +99,7 @@ struct RequestBuilder {
             let value = Double(rng.below(10_000)) / 100
             switch config.format {
             case .binary:
-                key.withUnsafeBytes { batch.append(key: $0, timestampMs: t, value: value) }
+                batch.append(key: key, timestamp: t, value: value)
             case .ndjson:
                 body.append(contentsOf: #"{"key":""#.utf8)
                 body.append(contentsOf: key)

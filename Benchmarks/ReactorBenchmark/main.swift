@@ -19,6 +19,7 @@
 // buffer per 4,096-event batch (an EventBatch is an immutable byte array handed to the reactor, as
 // the HTTP decoder does). The KV loop submits prebuilt key/value arrays (retains only); the
 // reactor copies each get's value into its completion (`.value([UInt8])`), which is the API.
+import LaminarFormats
 import Foundation
 import Glibc
 import LaminarReactor

@@ -1,46 +1,170 @@
-/// A batch of decoded events in columns, ready for the reactor in one ring slot: keys are
-/// concatenated in `keyBytes` (event i's key is `keyBytes[keyStart(i)..<keyEnds[i]]`), times and
-/// values are parallel arrays. Invariant: all columns have `count` entries and `keyEnds` is
-/// non-decreasing and ends at `keyBytes.count`.
+/// A batch of events as ONE flat byte buffer (struct of arrays), so a whole batch travels in one
+/// ring slot and is written to the write-ahead log as it is, with no per-event object.
+///
+/// Layout (little-endian, `n` events, `k` key bytes in all):
+/// ```
+/// 0        u32 n            4  u32 k
+/// 8        i64 timestamp[n]   (event time, ms since the epoch)
+/// 8+8n     f64 value[n]
+/// 8+16n    u32 keyEnd[n]      (end offset of event i's key in the key bytes; start = keyEnd[i-1])
+/// 8+20n    u8  keyBytes[k]
+/// ```
+/// Invariant (checked by `init(bytes:)`): the lengths agree and `keyEnd` is non-decreasing.
+///
+/// The decoders fill a `Builder` as a body streams in; the reactor logs `bytes` as they are and
+/// reads events in place through `withEvents`.
 public struct EventBatch: Sendable, Hashable {
-    public var keyBytes: [UInt8] = []
-    public var keyEnds: [UInt32] = []
-    /// Event time in ms since the epoch; `EventBatch.arrivalTime` when the event had none (the
-    /// reactor stamps it with the arrival time).
-    public var timestampsMs: [Int64] = []
-    public var values: [Double] = []
+    public let bytes: [UInt8]
+    public let count: Int
 
-    /// Marks an event without a time of its own.
+    /// On the wire (binary format), marks an event without a time of its own: the decoder stamps
+    /// it with the request's arrival time, so a built batch never holds this value.
     public static let arrivalTime = Int64.min
 
-    public init() {}
+    static let headerBytes = 8
 
-    public var count: Int { timestampsMs.count }
-
-    @inline(__always)
-    public func keyStart(_ i: Int) -> Int { i == 0 ? 0 : Int(keyEnds[i - 1]) }
-
-    public func key(_ i: Int) -> ArraySlice<UInt8> { keyBytes[keyStart(i)..<Int(keyEnds[i])] }
-
-    public mutating func append(key: UnsafeRawBufferPointer, timestampMs: Int64, value: Double) {
-        keyBytes.append(contentsOf: key)
-        keyEnds.append(UInt32(keyBytes.count))
-        timestampsMs.append(timestampMs)
-        values.append(value)
+    /// Validates `bytes` as a batch; `nil` if malformed.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count >= EventBatch.headerBytes else { return nil }
+        let ok: Int? = bytes.withUnsafeBytes { raw in
+            let n = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian)
+            let k = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
+            guard EventBatch.headerBytes + 20 * n + k == raw.count else { return nil }
+            var previous = 0
+            for i in 0..<n {
+                let end = Int(raw.loadUnaligned(fromByteOffset: 8 + 16 * n + 4 * i, as: UInt32.self).littleEndian)
+                guard end >= previous, end <= k else { return nil }
+                previous = end
+            }
+            guard previous == k else { return nil }
+            return n
+        }
+        guard let n = ok else { return nil }
+        self.bytes = bytes
+        self.count = n
     }
 
-    public mutating func append(key: [UInt8], timestampMs: Int64, value: Double) {
-        key.withUnsafeBytes { append(key: $0, timestampMs: timestampMs, value: value) }
+    /// Builds a batch from parallel arrays (tests, benchmarks, decoders).
+    public init(keys: [String], timestamps: [Int64], values: [Double]) {
+        precondition(keys.count == timestamps.count && keys.count == values.count)
+        var builder = Builder(capacity: keys.count)
+        for i in 0..<keys.count { builder.append(key: keys[i], timestamp: timestamps[i], value: values[i]) }
+        self = builder.build()
     }
 
-    public mutating func removeAll() {
-        keyBytes.removeAll(keepingCapacity: true)
-        keyEnds.removeAll(keepingCapacity: true)
-        timestampsMs.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
+    init(validated bytes: [UInt8], count: Int) {
+        self.bytes = bytes
+        self.count = count
+    }
+
+    /// Calls `body` with a view that reads events in place.
+    @inlinable
+    public func withEvents<R>(_ body: (EventView) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { try body(EventView(raw: $0, count: count)) }
+    }
+
+    /// Read access to a batch's events, valid inside `withEvents`.
+    public struct EventView {
+        @usableFromInline let raw: UnsafeRawBufferPointer
+        public let count: Int
+
+        @usableFromInline init(raw: UnsafeRawBufferPointer, count: Int) {
+            self.raw = raw
+            self.count = count
+        }
+
+        @inlinable @inline(__always)
+        public func timestamp(_ i: Int) -> Int64 {
+            Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * i, as: Int64.self))
+        }
+
+        @inlinable @inline(__always)
+        public func value(_ i: Int) -> Double {
+            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * count + 8 * i, as: UInt64.self)))
+        }
+
+        @inlinable @inline(__always)
+        public func key(_ i: Int) -> UnsafeRawBufferPointer {
+            let ends = 8 + 16 * count
+            let start = i == 0 ? 0 : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * (i - 1), as: UInt32.self)))
+            let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * i, as: UInt32.self)))
+            let keys = ends + 4 * count
+            return UnsafeRawBufferPointer(rebasing: raw[(keys + start)..<(keys + end)])
+        }
+    }
+
+    /// Appends events in columns, then lays them out in one buffer (`build`). Reusable after
+    /// `removeAll`, keeping its capacity.
+    public struct Builder {
+        public private(set) var timestamps: [Int64] = []
+        public private(set) var values: [Double] = []
+        var keyEnds: [UInt32] = []
+        public private(set) var keyBytes: [UInt8] = []
+
+        public init(capacity: Int = 0) {
+            reserveCapacity(capacity)
+        }
+
+        public var count: Int { timestamps.count }
+
+        /// Event `i`'s key bytes.
+        public func key(_ i: Int) -> ArraySlice<UInt8> {
+            keyBytes[(i == 0 ? 0 : Int(keyEnds[i - 1]))..<Int(keyEnds[i])]
+        }
+
+        public mutating func reserveCapacity(_ n: Int) {
+            timestamps.reserveCapacity(n)
+            values.reserveCapacity(n)
+            keyEnds.reserveCapacity(n)
+        }
+
+        public mutating func append(key: String, timestamp: Int64, value: Double) {
+            keyBytes.append(contentsOf: key.utf8)
+            finish(timestamp: timestamp, value: value)
+        }
+
+        public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, value: Double) {
+            keyBytes.appendBytes(key)
+            finish(timestamp: timestamp, value: value)
+        }
+
+        public mutating func append(key: [UInt8], timestamp: Int64, value: Double) {
+            keyBytes.append(contentsOf: key)
+            finish(timestamp: timestamp, value: value)
+        }
+
+        private mutating func finish(timestamp: Int64, value: Double) {
+            timestamps.append(timestamp)
+            values.append(value)
+            keyEnds.append(UInt32(keyBytes.count))
+        }
+
+        public mutating func removeAll() {
+            timestamps.removeAll(keepingCapacity: true)
+            values.removeAll(keepingCapacity: true)
+            keyEnds.removeAll(keepingCapacity: true)
+            keyBytes.removeAll(keepingCapacity: true)
+        }
+
+        public func build() -> EventBatch {
+            let n = timestamps.count
+            let total = EventBatch.headerBytes + 20 * n + keyBytes.count
+            let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 0, as: UInt32.self)
+                raw.storeBytes(of: UInt32(keyBytes.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+                timestamps.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                values.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 16 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                keyBytes.withUnsafeBytes {
+                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + 20 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                }
+                initialized = total
+            }
+            return EventBatch(validated: bytes, count: n)
+        }
     }
 }
-
 /// Why an event batch was rejected: the 1-based line (NDJSON) or event index (binary), and why.
 /// The whole batch is rejected; nothing of it is applied.
 public struct EventDecodeError: Error, Sendable, Hashable, CustomStringConvertible {

@@ -15,19 +15,23 @@ public struct EventFields: Sendable, Hashable {
 /// arrive: one JSON object per line with a string key, a number value and a time that is epoch
 /// milliseconds or an RFC 3339 string (missing: arrival time). Other members are ignored. Blank
 /// lines are skipped. A line is parsed in place in the chunk; only a line split across chunks is
-/// copied (bounded by `lineBytesMax`).
+/// copied (bounded by `lineBytesMax`). Events go straight into the batch builder.
 public struct NDJSONEventDecoder {
-    public private(set) var batch = EventBatch()
+    private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
+    /// The time given to events without one (the request's arrival, ms since the epoch).
+    public let arrivalMs: Int64
     private let keyName: [UInt8]
     private let timeName: [UInt8]
     private let valueName: [UInt8]
     private var partial: [UInt8] = []
     private var line = 0
-    private var scratch: [UInt8] = []
+    private var nameScratch: [UInt8] = []
+    private var keyScratch: [UInt8] = []
 
-    public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits()) {
+    public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
+        self.arrivalMs = arrivalMs
         keyName = Array(fields.key.utf8)
         timeName = Array(fields.time.utf8)
         valueName = Array(fields.value.utf8)
@@ -42,7 +46,7 @@ public struct NDJSONEventDecoder {
                 if partial.count + rest > limits.lineBytesMax {
                     throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
                 }
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...]))
+                partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[start...]))
                 return
             }
             if partial.isEmpty {
@@ -51,7 +55,7 @@ public struct NDJSONEventDecoder {
                 if partial.count + (newline - start) > limits.lineBytesMax {
                     throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
                 }
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
+                partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
                 let whole = partial
                 partial.removeAll(keepingCapacity: true)
                 try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
@@ -64,6 +68,9 @@ public struct NDJSONEventDecoder {
         try withBytes(bytes) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try feed(b) }
     }
 
+    /// Events decoded so far.
+    public var count: Int { builder.count }
+
     /// Ends the body: decodes a last line without a newline and returns the batch.
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
         if !partial.isEmpty {
@@ -71,7 +78,7 @@ public struct NDJSONEventDecoder {
             partial.removeAll()
             try withBytes(whole) { (b: UnsafeRawBufferPointer) throws(EventDecodeError) in try decodeLine(b) }
         }
-        return batch
+        return builder.build()
     }
 
     private static func indexOfNewline(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int? {
@@ -87,62 +94,100 @@ public struct NDJSONEventDecoder {
         var reader = JSONReader(content)
         reader.skipWhitespace()
         if reader.atEnd { return }  // blank line
-        if batch.count >= limits.eventsMax {
+        if builder.count >= limits.eventsMax {
             throw EventDecodeError(line: line, reason: "more than \(limits.eventsMax) events in one batch")
         }
-        var timestamp: Int64 = EventBatch.arrivalTime
+        var timestamp = arrivalMs
         var value: Double?
-        var haveKey = false
-        scratch.removeAll(keepingCapacity: true)
-        let lineNumber = line
-        let keyName = self.keyName, timeName = self.timeName, valueName = self.valueName
-        let keyBytesMax = limits.keyBytesMax
+        var key: Range<Int>?       // in place in the line, or
+        var keyEscaped = false     // unescaped in `keyScratch`
         do throws(JSONError) {
-            try reader.readObject { (r: inout JSONReader, name: [UInt8]) throws(JSONError) in
-                if name == keyName {
-                    guard r.peekNonWhitespace() == 0x22 else { throw r.error("\"\(String(decoding: keyName, as: UTF8.self))\" must be a string") }
-                    try r.readString(into: &scratch)
-                    haveKey = true
-                } else if name == timeName {
-                    switch r.peekNonWhitespace() {
+            // One flat object; members other than the three are skipped, whatever they hold.
+            try reader.expect(0x7B, "an object")
+            reader.skipWhitespace()
+            var more = reader.peek() != 0x7D
+            if !more { reader.position += 1 }
+            while more {
+                let nameSpan = try reader.readStringSpan(scratch: &nameScratch)
+                try reader.expect(0x3A, "':'")
+                switch member(nameSpan, content) {
+                case .key:
+                    guard reader.peekNonWhitespace() == 0x22 else { throw reader.error("\"\(fieldName(keyName))\" must be a string") }
+                    key = try reader.readStringSpan(scratch: &keyScratch)
+                    keyEscaped = key == nil
+                case .time:
+                    switch reader.peekNonWhitespace() {
                     case 0x22:
-                        var text: [UInt8] = []
-                        try r.readString(into: &text)
-                        guard let ms = RFC3339.parseMilliseconds(text) else {
-                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" is not an RFC 3339 time")
-                        }
+                        let span = try reader.readStringSpan(scratch: &nameScratch)
+                        let ms = span.map { RFC3339.parseMilliseconds(UnsafeRawBufferPointer(rebasing: content[$0])) }
+                            ?? nameScratch.withUnsafeBytes { RFC3339.parseMilliseconds($0) }
+                        guard let ms else { throw reader.error("\"\(fieldName(timeName))\" is not an RFC 3339 time") }
                         timestamp = ms
                     case 0x6E:
-                        try r.skipValue()  // null: arrival time
+                        try reader.skipValue()  // null: arrival time
                     default:
-                        let n = try r.readNumber()
+                        let n = try reader.readNumber()
                         guard n == n.rounded(), abs(n) < 9.2e18 else {
-                            throw r.error("\"\(String(decoding: timeName, as: UTF8.self))\" must be whole milliseconds")
+                            throw reader.error("\"\(fieldName(timeName))\" must be whole milliseconds")
                         }
                         timestamp = Int64(n)
                     }
-                } else if name == valueName {
-                    let c = r.peekNonWhitespace()
+                case .value:
+                    let c = reader.peekNonWhitespace()
                     guard c == 0x2D || (c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false) else {
-                        throw r.error("\"\(String(decoding: valueName, as: UTF8.self))\" must be a number")
+                        throw reader.error("\"\(fieldName(valueName))\" must be a number")
                     }
-                    value = try r.readNumber()
-                } else {
-                    try r.skipValue(depth: 1)
+                    value = try reader.readNumber()
+                case .other:
+                    try reader.skipValue(depth: 1)
                 }
+                reader.skipWhitespace()
+                guard let d = reader.peek() else { throw reader.error("unterminated object") }
+                reader.position += 1
+                if d == 0x7D { break }
+                guard d == 0x2C else { throw reader.error("expected ',' or '}'") }
+                more = true
             }
             reader.skipWhitespace()
             guard reader.atEnd else { throw reader.error("trailing characters after the object") }
         } catch {
-            throw EventDecodeError(line: lineNumber, reason: error.description)
+            throw EventDecodeError(line: line, reason: error.description)
         }
-        guard haveKey else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: keyName, as: UTF8.self))\"") }
-        guard !scratch.isEmpty, scratch.count <= keyBytesMax else {
-            throw EventDecodeError(line: line, reason: "key must be 1 to \(keyBytesMax) bytes")
+        guard key != nil || keyEscaped else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(keyName))\"") }
+        let keyLength = key?.count ?? keyScratch.count
+        guard keyLength >= 1, keyLength <= limits.keyBytesMax else {
+            throw EventDecodeError(line: line, reason: "key must be 1 to \(limits.keyBytesMax) bytes")
         }
-        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(String(decoding: valueName, as: UTF8.self))\"") }
-        batch.append(key: scratch, timestampMs: timestamp, value: value)
+        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(valueName))\"") }
+        if let key {
+            builder.append(key: UnsafeRawBufferPointer(rebasing: content[key]), timestamp: timestamp, value: value)
+        } else {
+            builder.append(key: keyScratch, timestamp: timestamp, value: value)
+        }
     }
+
+    private enum Member { case key, time, value, other }
+
+    /// Which of the three fields a member name is (its bytes in place in `line`, or in `nameScratch`).
+    @inline(__always)
+    private func member(_ span: Range<Int>?, _ line: UnsafeRawBufferPointer) -> Member {
+        func equals(_ name: [UInt8]) -> Bool {
+            guard let span else { return nameScratch == name }
+            guard span.count == name.count else { return false }
+            var i = 0
+            while i < name.count {  // names are short: a loop beats a memcmp call
+                if name[i] != line[span.lowerBound + i] { return false }
+                i += 1
+            }
+            return true
+        }
+        if equals(keyName) { return .key }
+        if equals(timeName) { return .time }
+        if equals(valueName) { return .value }
+        return .other
+    }
+
+    private func fieldName(_ name: [UInt8]) -> String { String(decoding: name, as: UTF8.self) }
 }
 
 extension JSONReader {
@@ -163,8 +208,9 @@ public enum BinaryEventFormat {
     /// Bytes of an event besides its key.
     public static let fixedEventBytes = 2 + 8 + 8
 
-    /// Encodes `batch` (the load-test client's side).
-    public static func encode(_ batch: EventBatch, into out: inout [UInt8]) {
+    /// Encodes the events of `batch` (the sending side, e.g. the load-test client);
+    /// `EventBatch.arrivalTime` as a time asks the server for the arrival time.
+    public static func encode(_ batch: EventBatch.Builder, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + headerBytes + batch.keyBytes.count + batch.count * fixedEventBytes)
         out.append(contentsOf: magic)
         withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
@@ -172,23 +218,30 @@ public enum BinaryEventFormat {
             let key = batch.key(i)
             withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
             out.append(contentsOf: key)
-            withUnsafeBytes(of: batch.timestampsMs[i].littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: batch.timestamps[i].littleEndian) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: batch.values[i].bitPattern.littleEndian) { out.append(contentsOf: $0) }
         }
     }
 }
 
 /// Decodes the binary event format incrementally, chunk by chunk. Events are read in place in
-/// the chunk; only an event split across chunks is copied.
+/// the chunk; only an event split across chunks is copied. Events go straight into the batch
+/// builder.
 public struct BinaryEventDecoder {
-    public private(set) var batch = EventBatch()
+    private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
+    /// The time given to events sent with `EventBatch.arrivalTime`.
+    public let arrivalMs: Int64
     private var partial: [UInt8] = []
     private var expected: Int?
 
-    public init(limits: EventDecodeLimits = EventDecodeLimits()) {
+    public init(limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
+        self.arrivalMs = arrivalMs
     }
+
+    /// Events decoded so far.
+    public var count: Int { builder.count }
 
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) throws(EventDecodeError) {
         var chunk = chunk
@@ -196,7 +249,7 @@ public struct BinaryEventDecoder {
         while !partial.isEmpty && !chunk.isEmpty {
             let need = try bytesNeeded(partial)
             let take = min(need - partial.count, chunk.count)
-            partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<take]))
+            partial.appendBytes(UnsafeRawBufferPointer(rebasing: chunk[..<take]))
             chunk = UnsafeRawBufferPointer(rebasing: chunk[take...])
             if partial.count == (try bytesNeeded(partial)) {
                 let whole = partial
@@ -211,7 +264,7 @@ public struct BinaryEventDecoder {
             let rest = UnsafeRawBufferPointer(rebasing: chunk[offset...])
             let used = try consume(rest)
             if used == 0 {
-                partial.append(contentsOf: rest)
+                partial.appendBytes(rest)
                 return
             }
             offset += used
@@ -224,10 +277,10 @@ public struct BinaryEventDecoder {
 
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
         guard let expected else { throw EventDecodeError(line: 0, reason: "missing the 8-byte header") }
-        if !partial.isEmpty || batch.count != expected {
-            throw EventDecodeError(line: batch.count + 1, reason: "truncated: header says \(expected) events, body has \(batch.count)")
+        if !partial.isEmpty || builder.count != expected {
+            throw EventDecodeError(line: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
         }
-        return batch
+        return builder.build()
     }
 
     /// Size of the unit (header or event) that `bytes` starts, as far as it can tell; at least
@@ -249,26 +302,25 @@ public struct BinaryEventDecoder {
             let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
             guard n <= limits.eventsMax else { throw EventDecodeError(line: 0, reason: "more than \(limits.eventsMax) events in one batch") }
             self.expected = n
-            batch.keyEnds.reserveCapacity(n)
-            batch.timestampsMs.reserveCapacity(n)
-            batch.values.reserveCapacity(n)
+            builder.reserveCapacity(min(n, 1 << 16))  // the header is not trusted with memory
             return BinaryEventFormat.headerBytes
         }
         guard bytes.count >= 2 else { return 0 }
-        let event = batch.count + 1
+        let event = builder.count + 1
         let keyLength = Int(UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self)))
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
             throw EventDecodeError(line: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
         let size = BinaryEventFormat.fixedEventBytes + keyLength
         guard bytes.count >= size else { return 0 }
-        guard batch.count < expected else {
+        guard builder.count < expected else {
             throw EventDecodeError(line: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
         let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength, as: UInt64.self)))
         guard value.isFinite else { throw EventDecodeError(line: event, reason: "value is not a finite number") }
-        batch.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]), timestampMs: time, value: value)
+        builder.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]),
+                       timestamp: time == EventBatch.arrivalTime ? arrivalMs : time, value: value)
         return size
     }
 }
@@ -276,6 +328,10 @@ public struct BinaryEventDecoder {
 /// RFC 3339 timestamps (`2024-11-24T12:00:00Z`, `2024-11-24T12:00:00.123+01:00`) to epoch ms.
 public enum RFC3339 {
     public static func parseMilliseconds(_ text: [UInt8]) -> Int64? {
+        text.withUnsafeBytes { parseMilliseconds($0) }
+    }
+
+    public static func parseMilliseconds(_ text: UnsafeRawBufferPointer) -> Int64? {
         let n = text.count
         guard n >= 20 else { return nil }
         func digits(_ at: Int, _ count: Int) -> Int? {

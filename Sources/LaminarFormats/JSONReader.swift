@@ -86,6 +86,33 @@ public struct JSONReader {
         position += 1
     }
 
+    /// Reads a string (the opening quote is next). Without escapes, its bytes are returned as a
+    /// range of `bytes` (validated UTF-8, no copy); with escapes, it is unescaped into `scratch`
+    /// (replacing its content) and the result is nil.
+    public mutating func readStringSpan(scratch: inout [UInt8]) throws(JSONError) -> Range<Int>? {
+        skipWhitespace()
+        guard peek() == 0x22 else { throw error("expected a string") }
+        let start = position + 1
+        var i = start
+        let n = bytes.count
+        var high: UInt8 = 0  // OR of the bytes: ASCII needs no UTF-8 check
+        while i < n {
+            let c = bytes[i]
+            if c == 0x22 || c == 0x5C || c < 0x20 { break }
+            high |= c
+            i += 1
+        }
+        if i < n && bytes[i] == 0x22 {
+            let run = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+            guard high < 0x80 || UTF8Validation.isValid(run) else { throw JSONError(offset: start, reason: "invalid UTF-8 in a string") }
+            position = i + 1
+            return start..<i
+        }
+        scratch.removeAll(keepingCapacity: true)
+        try readString(into: &scratch)
+        return nil
+    }
+
     /// Reads a string (the opening quote is next), unescaped, appending its UTF-8 to `out`.
     public mutating func readString(into out: inout [UInt8]) throws(JSONError) {
         try expect(0x22, "a string")
@@ -100,7 +127,7 @@ public struct JSONReader {
             if position > runStart {
                 let run = UnsafeRawBufferPointer(rebasing: bytes[runStart..<position])
                 guard UTF8Validation.isValid(run) else { throw JSONError(offset: runStart, reason: "invalid UTF-8 in a string") }
-                out.append(contentsOf: run)
+                out.appendBytes(run)
             }
             guard position < bytes.count else { throw error("unterminated string") }
             let c = bytes[position]
@@ -161,44 +188,95 @@ public struct JSONReader {
         return v
     }
 
-    /// Reads a number per the JSON grammar.
+    /// Reads a number per the JSON grammar, in one pass. Integers of up to 18 digits, and decimals
+    /// whose significant digits fit in 2^53 with a decimal exponent within ±22, are converted
+    /// exactly here (Clinger's fast path: one correctly rounded multiply or divide of exact
+    /// operands, so the result equals strtod's); anything else goes to strtod.
     public mutating func readNumber() throws(JSONError) -> Double {
         skipWhitespace()
         let start = position
-        if peek() == 0x2D { position += 1 }
-        guard let first = peek(), first >= 0x30 && first <= 0x39 else { throw error("expected a number") }
-        // Fast path: a plain integer of up to 18 digits.
-        var integer: Int64 = 0
-        var digits = 0
-        if first == 0x30 {
-            position += 1
+        let n = bytes.count
+        var i = position
+        let negative = i < n && bytes[i] == 0x2D
+        if negative { i += 1 }
+        guard i < n, bytes[i] &- 0x30 < 10 else { throw error("expected a number") }
+        var mantissa: UInt64 = 0
+        var significant = 0  // digits in `mantissa`, leading zeros not counted
+        var dropped = 0      // integer digits past 19 (too many for `mantissa`)
+        var exponent = 0
+        var plainInteger = true
+        if bytes[i] == 0x30 {
+            i += 1
         } else {
-            while let c = peek(), c >= 0x30 && c <= 0x39 {
-                if digits < 18 { integer = integer * 10 + Int64(c - 0x30) }
-                digits += 1
-                position += 1
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
+                if significant < 19 {
+                    mantissa = mantissa &* 10 &+ UInt64(d)
+                    significant += 1
+                } else {
+                    dropped += 1
+                }
+                i += 1
             }
         }
-        var isInteger = digits <= 18
-        if peek() == 0x2E {
-            isInteger = false
-            position += 1
-            guard let c = peek(), c >= 0x30 && c <= 0x39 else { throw error("expected a digit after '.'") }
-            while let c = peek(), c >= 0x30 && c <= 0x39 { position += 1 }
+        if i < n && bytes[i] == 0x2E {
+            plainInteger = false
+            i += 1
+            guard i < n, bytes[i] &- 0x30 < 10 else {
+                position = i
+                throw error("expected a digit after '.'")
+            }
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
+                if significant < 19 {
+                    if mantissa != 0 || d != 0 { significant += 1 }
+                    mantissa = mantissa &* 10 &+ UInt64(d)
+                    exponent -= 1
+                } else {
+                    dropped += 1  // only matters as "not exact"
+                }
+                i += 1
+            }
         }
-        if peek() == 0x65 || peek() == 0x45 {
-            isInteger = false
-            position += 1
-            if peek() == 0x2B || peek() == 0x2D { position += 1 }
-            guard let c = peek(), c >= 0x30 && c <= 0x39 else { throw error("expected an exponent") }
-            while let c = peek(), c >= 0x30 && c <= 0x39 { position += 1 }
+        if i < n && (bytes[i] == 0x65 || bytes[i] == 0x45) {
+            plainInteger = false
+            i += 1
+            var sign = 1
+            if i < n && (bytes[i] == 0x2B || bytes[i] == 0x2D) {
+                if bytes[i] == 0x2D { sign = -1 }
+                i += 1
+            }
+            guard i < n, bytes[i] &- 0x30 < 10 else {
+                position = i
+                throw error("expected an exponent")
+            }
+            var e = 0
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
+                if e < 100_000 { e = e * 10 + Int(d) }
+                i += 1
+            }
+            exponent += sign * e
         }
-        if isInteger {
-            return Double(bytes[start] == 0x2D ? -integer : integer)
+        position = i
+        if dropped == 0 {
+            if plainInteger && significant <= 18 {
+                return negative ? -Double(mantissa) : Double(mantissa)
+            }
+            if mantissa == 0 { return negative ? -0.0 : 0.0 }
+            if significant <= 15 && exponent >= -22 && exponent <= 22 {
+                var value = Double(mantissa)
+                value = exponent < 0 ? value / Self.exactPowersOfTen[-exponent] : value * Self.exactPowersOfTen[exponent]
+                return negative ? -value : value
+            }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw JSONError(offset: start, reason: "number out of range") }
         return value
+    }
+
+    /// Powers of ten that a Double holds exactly (10^0 … 10^22).
+    private static let exactPowersOfTen: [Double] = (0...22).map { (e: Int) -> Double in
+        var p = 1.0
+        for _ in 0..<e { p *= 10 }
+        return p
     }
 
     /// Reads `true`, `false` or `null` literally.
@@ -354,4 +432,12 @@ public enum UTF8Validation {
 func withBytes<R, E: Error>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
     let result: Result<R, E> = bytes.withUnsafeBytes { b in Result { () throws(E) -> R in try body(b) } }
     return try result.get()
+}
+
+extension Array where Element == UInt8 {
+    /// Appends raw bytes with one memcpy (`append(contentsOf:)` on a raw buffer copies byte by byte).
+    @inline(__always)
+    mutating func appendBytes(_ raw: UnsafeRawBufferPointer) {
+        append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
+    }
 }

@@ -10,7 +10,7 @@ public enum JSONWriter {
         for i in 0..<bytes.count {
             let c = bytes[i]
             if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-            if i > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
+            if i > runStart { out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
             runStart = i + 1
             switch c {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])
@@ -21,7 +21,7 @@ public enum JSONWriter {
             default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
             }
         }
-        if bytes.count > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...])) }
+        if bytes.count > runStart { out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart...])) }
         out.append(0x22)
     }
 

@@ -36,6 +36,7 @@ final class Connection {
     private var parserEvents: [HTTP1ParserEvent] = []
     private var h1Head: HTTP1RequestHead?
     private var h1Body: [UInt8] = []
+    private var h1BodySink: (any HTTPBodySink)?
     private var h1Sequence: Int32 = 0
     /// The request handed to the handler and not yet answered completely (at most one: pipelined
     /// requests wait in `h1Pending`, unparsed, so answers go out in order).
@@ -180,12 +181,23 @@ final class Connection {
                 case .head(let head):
                     h1Head = head
                     h1Body = []
+                    h1BodySink = nil
+                    if head.framing != .none && head.framing != .length(0) {
+                        let (path, query) = HTTPRequest.split(target: head.target)
+                        h1BodySink = handler.bodySink(for: HTTPRequest(
+                            method: head.method, path: path, query: query, headers: head.headers, body: [],
+                            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence &+ 1)))
+                    }
                     if head.expectsContinue && head.minorVersion == 1 && head.framing != .none
                         && head.framing != .length(0) {
                         out.append("HTTP/1.1 100 Continue\r\n\r\n")
                     }
                 case .body(let chunk):
-                    h1Body.append(contentsOf: chunk)
+                    if let sink = h1BodySink {
+                        chunk.withUnsafeBytes { sink.consume($0) }
+                    } else {
+                        h1Body.append(contentsOf: chunk)
+                    }
                 case .end:
                     requestStartedMs = nil
                     completeHTTP1Request()
@@ -212,7 +224,8 @@ final class Connection {
         let (path, query) = HTTPRequest.split(target: head.target)
         var request = HTTPRequest(
             method: head.method, path: path, query: query, headers: head.headers, body: body,
-            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence))
+            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence), bodySink: h1BodySink)
+        h1BodySink = nil
         if let settings = H2CUpgrade.settingsPayload(head) {
             // RFC 7540 §3.2: 101, then the server preface, then the answer on stream 1.
             out.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")

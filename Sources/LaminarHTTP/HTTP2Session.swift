@@ -16,6 +16,9 @@ final class HTTP2Stream {
     var headers = HTTPHeaders()
     var headerBytes = 0
     var body: [UInt8] = []
+    /// Takes the body instead of `body` when the handler asked for it (`HTTPHandler.bodySink`).
+    var bodySink: (any HTTPBodySink)?
+    var bodyBytes = 0
     /// A limit was hit while receiving: answer this status instead of dispatching.
     var rejectStatus: Int?
     var rejectDetail = ""
@@ -133,16 +136,21 @@ final class HTTP2Session {
                 continue
             }
             stream.isHead = stream.method == "HEAD"
-            let (path, query) = HTTPRequest.split(target: stream.path)
-            let token = connection.token(id)
-            let request = HTTPRequest(
-                method: stream.method, path: path, query: query, headers: stream.headers,
-                body: stream.body, version: .http2, token: token)
+            var request = head(of: stream)
+            request.body = stream.body
+            request.bodySink = stream.bodySink
             stream.body = []
+            stream.bodySink = nil
             stream.headers = HTTPHeaders()
-            connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: token))
+            connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
         }
         ready.removeAll(keepingCapacity: true)
+    }
+
+    private func head(of stream: HTTP2Stream) -> HTTPRequest {
+        let (path, query) = HTTPRequest.split(target: stream.path)
+        return HTTPRequest(method: stream.method, path: path, query: query, headers: stream.headers,
+                           body: [], version: .http2, token: connection.token(stream.id))
     }
 
     private func reportClosed() {
@@ -325,13 +333,19 @@ final class HTTP2Session {
     fileprivate func dataChunk(_ id: Int32, _ data: UnsafeBufferPointer<UInt8>) {
         guard let stream = streams[id], stream.rejectStatus == nil else { return }
         let max = connection.limits.bodyBytesMax
-        if stream.body.count + data.count > max {
+        stream.bodyBytes += data.count
+        if stream.bodyBytes > max {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(max) bytes"
             stream.body = []
+            stream.bodySink = nil
             return
         }
-        stream.body.append(contentsOf: data)
+        if let sink = stream.bodySink {
+            sink.consume(UnsafeRawBufferPointer(data))
+        } else {
+            stream.body.append(contentsOf: data)
+        }
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
@@ -346,8 +360,14 @@ final class HTTP2Session {
             }
             return
         }
-        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+        let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+           let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil,
+           !stream.method.isEmpty, !stream.path.isEmpty {
+            // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
+            stream.bodySink = connection.handler.bodySink(for: head(of: stream))
+        }
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue), endStream,
               streams[frame.pointee.hd.stream_id] != nil else { return }
         ready.append(frame.pointee.hd.stream_id)
     }

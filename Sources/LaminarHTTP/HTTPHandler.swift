@@ -23,8 +23,9 @@ public struct HTTPRequestToken: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(loopIndex)/\(connectionID)/\(streamID)" }
 }
 
-/// A complete request: head and whole body (at most `HTTPLimits.bodyBytesMax`).
-public struct HTTPRequest: Sendable {
+/// A complete request: head and whole body (at most `HTTPLimits.bodyBytesMax`), or head and
+/// the `bodySink` that took the body as it arrived (`body` is then empty).
+public struct HTTPRequest {
     public var method: String
     /// The path, percent-encoding preserved (no query).
     public var path: String
@@ -36,6 +37,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     public var version: HTTPVersion
     public var token: HTTPRequestToken
+    /// The sink `HTTPHandler.bodySink(for:)` returned for this request, if any.
+    public var bodySink: (any HTTPBodySink)?
 
     /// Splits a request target into path and query.
     static func split(target: String) -> (path: String, query: String?) {
@@ -82,8 +85,21 @@ public struct HTTPLoopContext: Sendable {
     public let waker: HTTPLoopWaker
 }
 
+/// Takes a request body chunk by chunk as it arrives (HTTP/2 DATA frames, HTTP/1.1 reads),
+/// instead of the layer buffering it whole. Called on the loop thread while input is being read:
+/// it must not answer or touch responders. The layer still enforces `HTTPLimits.bodyBytesMax`;
+/// a rejected or aborted request just drops its sink.
+public protocol HTTPBodySink: AnyObject {
+    func consume(_ chunk: UnsafeRawBufferPointer)
+}
+
 /// Serves requests on one loop thread. Not Sendable: one instance per loop, used on that thread.
 public protocol HTTPHandler: AnyObject {
+    /// A request's head is complete and a body follows: return a sink to take the body as it
+    /// arrives (the request then reaches `handle` with it in `bodySink`), or nil to receive the
+    /// body whole in `HTTPRequest.body`. `request.body` is empty here.
+    func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)?
+
     /// A complete request. Answer now or later (from `didWake`) through `responder`, which may be
     /// stored. Every request gets exactly one `requestClosed` call afterwards.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
@@ -104,6 +120,7 @@ public protocol HTTPHandler: AnyObject {
 }
 
 extension HTTPHandler {
+    public func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? { nil }
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
     public func drainStarted() {}

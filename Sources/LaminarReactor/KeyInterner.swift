@@ -49,7 +49,7 @@ struct KeyInterner {
         guard count < limit else { return nil }
         let id = count
         hashes.append(h)
-        arena.append(contentsOf: key)
+        arena.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
         starts.append(UInt32(arena.count))
         slots[i] = UInt32(id + 1)
         if count * 2 > slots.count { grow() }

@@ -1,3 +1,4 @@
+import LaminarFormats
 import LaminarStore
 
 extension Reactor {
@@ -130,15 +131,17 @@ extension Reactor {
     }
 
     /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
-    func checkpointIfDue(_ stream: StreamRuntime, force: Bool = false) {
+    func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
-        guard logged > 0, force || logged >= UInt64(limits.walEntriesPerCheckpointMax) else { return }
+        guard logged >= UInt64(limits.walEntriesPerCheckpointMax) else { return }
         let name = stream.definition.name
-        var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint())]
+        let atMs = clock.nowMs()
+        var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
         batch.reserveCapacity(Int(logged) + 1)
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
         if (try? store.apply(batch)) != nil {
             stream.firstUncheckpointed = stream.nextSequence
+            stream.lastCheckpointAtMs = atMs
             mutatedThisRound = true
         }
     }

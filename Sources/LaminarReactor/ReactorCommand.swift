@@ -1,3 +1,4 @@
+import LaminarFormats
 import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
@@ -79,6 +80,10 @@ public struct StreamStats: Sendable, Hashable {
     public var openWindows: Int
     public var windowsClosed: UInt64
     public var keys: Int
+    /// When the stream's state was last checkpointed (wall clock, ms); `nil` if never.
+    public var lastCheckpointAtMs: Int64?
+    /// Write-ahead entries (batches, idle advances) logged since that checkpoint: what recovery replays.
+    public var walEntries: UInt64
 }
 
 /// The reply to an event batch.

@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// A defined stream's live state (reactor thread only): its window operator, write-ahead
 /// sequence numbers, idempotency memory, followers and idle timer.
 final class StreamRuntime {
@@ -8,6 +10,8 @@ final class StreamRuntime {
     var nextSequence: UInt64 = 1
     /// First write-ahead entry not covered by the checkpoint (`nextSequence` when none).
     var firstUncheckpointed: UInt64 = 1
+    /// When the last checkpoint was written (wall clock, ms), `nil` if none yet.
+    var lastCheckpointAtMs: Int64?
     var recentIdempotencyKeys: Set<UInt64> = []
     var idempotencyOrder: [UInt64] = []
     var followers: [UInt64] = []
@@ -23,7 +27,8 @@ final class StreamRuntime {
 
     var stats: StreamStats {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
-            watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount)
+            watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
+            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed)
     }
 
     func remember(idempotencyKey: UInt64, max: Int) {
@@ -36,10 +41,12 @@ final class StreamRuntime {
         }
     }
 
-    /// Checkpoint value: version, sequence numbers, idempotency keys (oldest first), operator.
-    func encodeCheckpoint() -> [UInt8] {
+    /// Checkpoint value: version (2), when it was written (ms), the next sequence number,
+    /// idempotency keys (oldest first), operator. Version 1 lacks the time.
+    func encodeCheckpoint(atMs: Int64) -> [UInt8] {
         var w = ByteWriter()
-        w.u8(1)
+        w.u8(2)
+        w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
         w.u32(UInt32(idempotencyOrder.count))
         for k in idempotencyOrder { w.u64(k) }
@@ -49,7 +56,9 @@ final class StreamRuntime {
 
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
-        guard try r.u8() == 1 else { throw ByteReader.DecodeError() }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw ByteReader.DecodeError() }
+        if version == 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())

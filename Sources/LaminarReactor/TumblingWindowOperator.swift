@@ -1,14 +1,29 @@
-/// Per-key aggregates of one open window: a flat map from key id to a slot of four parallel
-/// arrays (no object per key).
+import LaminarFormats
+
+/// One key's aggregates in one window.
+struct KeyAggregate {
+    var count: Int64
+    var sum: Double
+    var min: Double
+    var max: Double
+
+    @inline(__always)
+    mutating func add(_ value: Double) {
+        count += 1
+        sum += value
+        if value < min { min = value }
+        if value > max { max = value }
+    }
+}
+
+/// Per-key aggregates of one open window: a flat map from key id to a slot of `aggregates`
+/// (no object per key; one array written per event).
 struct WindowBucket {
     var startMs: Int64
     private var slotOfKey: [Int32]      // slot + 1 by open addressing on key id; 0 = empty
     private var mask: Int
     var keyIds: [UInt32] = []
-    var counts: [Int64] = []
-    var sums: [Double] = []
-    var mins: [Double] = []
-    var maxs: [Double] = []
+    var aggregates: [KeyAggregate] = []
 
     init(startMs: Int64) {
         self.startMs = startMs
@@ -23,8 +38,8 @@ struct WindowBucket {
         self.startMs = startMs
         if !keyIds.isEmpty {
             for i in 0..<slotOfKey.count { slotOfKey[i] = 0 }
-            keyIds.removeAll(keepingCapacity: true); counts.removeAll(keepingCapacity: true)
-            sums.removeAll(keepingCapacity: true); mins.removeAll(keepingCapacity: true); maxs.removeAll(keepingCapacity: true)
+            keyIds.removeAll(keepingCapacity: true)
+            aggregates.removeAll(keepingCapacity: true)
         }
     }
 
@@ -35,24 +50,22 @@ struct WindowBucket {
             let s = Int(slotOfKey[i])
             if s == 0 { break }
             if keyIds[s - 1] == keyId {
-                counts[s - 1] += 1
-                sums[s - 1] += value
-                if value < mins[s - 1] { mins[s - 1] = value }
-                if value > maxs[s - 1] { maxs[s - 1] = value }
+                aggregates[s - 1].add(value)
                 return
             }
             i = (i + 1) & mask
         }
-        insert(keyId: keyId, at: i, count: 1, sum: value, min: value, max: value)
+        insert(keyId: keyId, at: i, KeyAggregate(count: 1, sum: value, min: value, max: value))
     }
 
-    mutating func insert(keyId: UInt32, at probe: Int? = nil, count: Int64, sum: Double, min: Double, max: Double) {
+    mutating func insert(keyId: UInt32, at probe: Int? = nil, _ aggregate: KeyAggregate) {
         var i: Int
         if let probe { i = probe } else {
             i = Int(truncatingIfNeeded: UInt64(keyId) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
             while slotOfKey[i] != 0 { i = (i + 1) & mask }
         }
-        keyIds.append(keyId); counts.append(count); sums.append(sum); mins.append(min); maxs.append(max)
+        keyIds.append(keyId)
+        aggregates.append(aggregate)
         slotOfKey[i] = Int32(keyIds.count)
         if keyIds.count * 2 > slotOfKey.count { grow() }
     }
@@ -152,7 +165,7 @@ public struct TumblingWindowOperator {
             for s in 0..<b.count {
                 let key = String(decoding: keys.key(Int(b.keyIds[s])), as: UTF8.self)
                 emit(WindowResult(key: key, startMs: b.startMs, endMs: b.startMs + windowSizeMs,
-                    count: b.counts[s], sum: b.sums[s], min: b.mins[s], max: b.maxs[s]))
+                    count: b.aggregates[s].count, sum: b.aggregates[s].sum, min: b.aggregates[s].min, max: b.aggregates[s].max))
             }
             windowsClosed += 1
             spare.append(b)
@@ -184,7 +197,8 @@ public struct TumblingWindowOperator {
             w.u32(UInt32(b.count))
             for s in 0..<b.count {
                 w.blob(keys.key(Int(b.keyIds[s])))
-                w.i64(b.counts[s]); w.f64(b.sums[s]); w.f64(b.mins[s]); w.f64(b.maxs[s])
+                let a = b.aggregates[s]
+                w.i64(a.count); w.f64(a.sum); w.f64(a.min); w.f64(a.max)
             }
         }
     }
@@ -200,7 +214,7 @@ public struct TumblingWindowOperator {
             for _ in 0..<m {
                 let key = try r.blob()
                 guard let id = key.withUnsafeBytes({ keys.intern($0, limit: keysMax) }) else { throw ByteReader.DecodeError() }
-                b.insert(keyId: id, count: try r.i64(), sum: try r.f64(), min: try r.f64(), max: try r.f64())
+                b.insert(keyId: id, KeyAggregate(count: try r.i64(), sum: try r.f64(), min: try r.f64(), max: try r.f64()))
             }
             buckets.append(b)
         }

@@ -45,7 +45,10 @@ final class RequestHandler: HTTPHandler {
 
     /// What waits for a stream's definition (field names, aggregates) to be known.
     private enum AfterDefinition {
+        /// A body that arrived whole (the definition's field names were not known in time).
         case events(format: EventFormat, body: [UInt8], idempotencyKey: UInt64?)
+        /// A body decoded as it arrived.
+        case ingest(EventIngest)
         case results(key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
         case follow
     }
@@ -71,8 +74,46 @@ final class RequestHandler: HTTPHandler {
 
     // MARK: - Requests
 
+    /// Event bodies are decoded as they arrive when the decoder can be set up now: binary always,
+    /// NDJSON when this thread has seen the stream's definition (its field names; checked again
+    /// against the current definition when the request completes). Other bodies arrive whole.
+    func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? {
+        guard !draining, request.method == "POST", request.path.hasPrefix("/streams/"), request.path.hasSuffix("/events"),
+              isAdmitted(request),
+              case .success(.eventsPost(let name, let format, let idempotencyKey)) = runtime.router.route(
+                  method: request.method, target: Array(request.path.utf8), header: { request.headers[$0] })
+        else { return nil }
+        var fields = EventFields()
+        if format == .ndjson {
+            guard let cached = definitions[name] else { return nil }
+            fields = Self.fields(of: cached.definition)
+        }
+        return EventIngest(stream: name, format: format, fields: fields, limits: runtime.eventLimits,
+                           idempotencyKey: idempotencyKey.map(Self.idempotencyHash), arrivalMs: Self.wallClockMs())
+    }
+
+    /// Whether the access policy (if any) lets this request through.
+    private func isAdmitted(_ request: HTTPRequest) -> Bool {
+        guard let access = runtime.configuration.access, access.requiresToken(method: request.method, path: request.path) else { return true }
+        return access.admits(authorization: request.headers["authorization"])
+    }
+
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         let start = Self.nowNs()
+        guard request.bodySink != nil || isAdmitted(request) else {
+            fail(responder, .other, start, .unauthorized)
+            return
+        }
+        if let ingest = request.bodySink as? EventIngest {
+            // Routed when its head arrived; the body is already decoded.
+            if draining {
+                fail(responder, .eventsPost, start, HTTPFailure(503, "unavailable", "the server is stopping"))
+            } else {
+                withDefinition(ingest.stream, .ingest(ingest), responder, .eventsPost, start)
+                producer.wakeReactorIfParked()
+            }
+            return
+        }
         var target = Array(request.path.utf8)
         if let query = request.query {
             target.append(UInt8(ascii: "?"))
@@ -365,11 +406,19 @@ final class RequestHandler: HTTPHandler {
         let name = definition.name
         switch then {
         case .events(let format, let body, let idempotencyKey):
-            switch decodeEvents(body, format: format, definition: definition) {
-            case .failure(let failure):
-                fail(p.responder, p.route, p.startNs, failure)
-            case .success(let batch):
-                submit(.appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey), p.responder, p.route, p.startNs, .events(name))
+            let ingest = EventIngest(
+                stream: name, format: format, fields: Self.fields(of: definition),
+                limits: runtime.eventLimits, idempotencyKey: idempotencyKey, arrivalMs: Self.wallClockMs())
+            body.withUnsafeBytes { ingest.consume($0) }
+            metrics.recordEventBody(streamed: false)
+            submitEvents(ingest, p)
+        case .ingest(let ingest):
+            metrics.recordEventBody(streamed: true)
+            if let used = ingest.fields, used != Self.fields(of: definition) {
+                fail(p.responder, p.route, p.startNs, HTTPFailure(409, "definition_changed",
+                    "the stream's field names changed while this batch arrived; send it again"))
+            } else {
+                submitEvents(ingest, p)
             }
         case .results(let key, let fromMs, let toMs, let after, let limit):
             submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
@@ -380,36 +429,18 @@ final class RequestHandler: HTTPHandler {
         producer.wakeReactorIfParked()
     }
 
-    /// Decodes a whole body into the reactor's batch; all or nothing (400 names the line).
-    private func decodeEvents(_ body: [UInt8], format: EventFormat, definition: StreamDefinition) -> Result<LaminarReactor.EventBatch, HTTPFailure> {
-        let columns: LaminarFormats.EventBatch
-        do throws(EventDecodeError) {
-            switch format {
-            case .ndjson:
-                var decoder = NDJSONEventDecoder(
-                    fields: EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField),
-                    limits: runtime.eventLimits)
-                try decoder.feed(body)
-                columns = try decoder.finish()
-            case .binary:
-                var decoder = BinaryEventDecoder(limits: runtime.eventLimits)
-                try decoder.feed(body)
-                columns = try decoder.finish()
-            }
-        } catch {
-            return .failure(HTTPFailure(400, "invalid_events", error.description))
+    private static func fields(of definition: StreamDefinition) -> EventFields {
+        EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField)
+    }
+
+    private func submitEvents(_ ingest: EventIngest, _ p: Pending) {
+        switch ingest.finish() {
+        case .failure(let failure):
+            fail(p.responder, p.route, p.startNs, failure)
+        case .success(let batch):
+            submit(.appendEvents(stream: ingest.stream, batch: batch, idempotencyKey: ingest.idempotencyKey),
+                   p.responder, p.route, p.startNs, .events(ingest.stream))
         }
-        if columns.count == 0 { return .failure(HTTPFailure(400, "invalid_events", "the batch has no events")) }
-        let arrivalMs = Self.wallClockMs()
-        var builder = LaminarReactor.EventBatch.Builder(capacity: columns.count)
-        columns.keyBytes.withUnsafeBytes { keys in
-            for i in 0..<columns.count {
-                let ts = columns.timestampsMs[i] == LaminarFormats.EventBatch.arrivalTime ? arrivalMs : columns.timestampsMs[i]
-                let start = columns.keyStart(i)
-                builder.append(key: UnsafeRawBufferPointer(rebasing: keys[start..<Int(columns.keyEnds[i])]), timestamp: ts, value: columns.values[i])
-            }
-        }
-        return .success(builder.build())
     }
 
     // MARK: - Batch
@@ -455,6 +486,7 @@ final class RequestHandler: HTTPHandler {
         if failure.status == 405, let allowed = failure.detail.split(separator: ":").last {
             headers.add(name: "allow", value: allowed.trimmingCharacters(in: " "))
         }
+        if failure.status == 401 { headers.add(name: "www-authenticate", value: #"Bearer realm="laminar""#) }
         respond(responder, route, start, HTTPResponse(status: failure.status, headers: headers, body: failure.body))
     }
 

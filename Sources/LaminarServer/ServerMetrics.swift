@@ -46,7 +46,10 @@ public final class ThreadMetrics: @unchecked Sendable {
     static let requestsBase = 0
     static let bucketsBase = Route.allCases.count * codeSlots
     static let latencySumSlot = bucketsBase + latencyBucketsNs.count + 1
-    static let slotCount = latencySumSlot + 1
+    /// Event bodies decoded as they arrived, then those that arrived whole first.
+    static let eventBodiesStreamedSlot = latencySumSlot + 1
+    static let eventBodiesBufferedSlot = latencySumSlot + 2
+    static let slotCount = latencySumSlot + 3
 
     private let storage: UnsafeMutablePointer<Atomic<UInt64>>
 
@@ -84,6 +87,11 @@ public final class ThreadMetrics: @unchecked Sendable {
         while bucket < ThreadMetrics.latencyBucketsNs.count && durationNs > ThreadMetrics.latencyBucketsNs[bucket] { bucket += 1 }
         add(ThreadMetrics.bucketsBase + bucket, 1)
         add(ThreadMetrics.latencySumSlot, durationNs)
+    }
+
+    /// Counts one event body by how it was decoded (owner thread only).
+    public func recordEventBody(streamed: Bool) {
+        add(streamed ? ThreadMetrics.eventBodiesStreamedSlot : ThreadMetrics.eventBodiesBufferedSlot, 1)
     }
 }
 
@@ -134,6 +142,10 @@ public enum PrometheusText {
         out += "laminar_http_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
         out += "laminar_http_request_duration_seconds_sum \(Double(sum(ThreadMetrics.latencySumSlot)) / 1e9)\n"
         out += "laminar_http_request_duration_seconds_count \(cumulative)\n"
+        out += "# HELP laminar_event_bodies_total Event batch bodies, by whether they were decoded as they arrived or buffered first.\n"
+        out += "# TYPE laminar_event_bodies_total counter\n"
+        out += "laminar_event_bodies_total{decoding=\"streamed\"} \(sum(ThreadMetrics.eventBodiesStreamedSlot))\n"
+        out += "laminar_event_bodies_total{decoding=\"buffered\"} \(sum(ThreadMetrics.eventBodiesBufferedSlot))\n"
         var described = Set<String>()
         for s in samples {
             if described.insert(s.name).inserted {

@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     /// Posting events to an unknown stream creates it with the default definition.
     public var autoCreateStreams = false
     public var drainTimeoutMs: Int64 = 5_000
+    /// Bearer-token access control; nil: everything is open.
+    public var access: AccessPolicy?
 
     public init() {}
 }

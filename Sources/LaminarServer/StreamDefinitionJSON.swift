@@ -111,6 +111,9 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","open_windows":"#.utf8); JSONWriter.appendInteger(s.openWindows, to: &out)
         out.append(contentsOf: #","windows_closed":"#.utf8); JSONWriter.appendInteger(s.windowsClosed, to: &out)
         out.append(contentsOf: #","keys":"#.utf8); JSONWriter.appendInteger(s.keys, to: &out)
+        out.append(contentsOf: #","last_checkpoint":"#.utf8)
+        if let at = s.lastCheckpointAtMs { JSONWriter.appendInteger(at, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","wal_entries":"#.utf8); JSONWriter.appendInteger(s.walEntries, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
 }

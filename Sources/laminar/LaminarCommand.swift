@@ -4,6 +4,8 @@ import LaminarServer
 import LaminarStore
 import Logging
 
+extension AccessPolicy.Scope: ExpressibleByArgument {}
+
 /// `laminar`: the state-store server's command line.
 struct LaminarCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,6 +50,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM/SIGINT, how long in-flight requests may take to finish.")
     var drainTimeoutMs: Int64 = 5_000
 
+    @Option(name: .customLong("auth-token-file"), help: "File holding a bearer token; requests must then send 'Authorization: Bearer <token>' (see --auth). /health stays open.")
+    var authTokenFile: String?
+
+    @Option(help: "With --auth-token-file: which requests need the token: read (every request, the default) or write (all but GET and HEAD).")
+    var auth: AccessPolicy.Scope?
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -57,6 +65,7 @@ struct Serve: ParsableCommand {
         if maxBody < 0 { throw ValidationError("--max-body must be >= 0") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         if drainTimeoutMs < 0 { throw ValidationError("--drain-timeout-ms must be >= 0") }
+        if auth != nil && authTokenFile == nil { throw ValidationError("--auth needs --auth-token-file") }
     }
 
     func run() throws {
@@ -82,6 +91,14 @@ struct Serve: ParsableCommand {
         configuration.bodyBytesMax = maxBody
         configuration.autoCreateStreams = autoCreateStreams
         configuration.drainTimeoutMs = drainTimeoutMs
+        if let authTokenFile {
+            do {
+                configuration.access = try AccessPolicy.load(tokenFile: authTokenFile, scope: auth ?? .everything)
+            } catch {
+                logger.critical("cannot start", metadata: ["error": "--auth-token-file \(error.description)"])
+                throw ExitCode(1)
+            }
+        }
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.
         var signals = sigset_t()

@@ -223,6 +223,52 @@ struct EndToEndStreamTests {
         try server.stop()
     }
 
+    /// Large bodies are decoded as their DATA frames (HTTP/1.1: chunks) arrive, not buffered:
+    /// the metric says so, the counts match, and a bad last line or an oversized body still
+    /// refuses the whole batch.
+    @Test func largeBodiesAreDecodedAsTheyArrive() throws {
+        let server = try Server(["--memory", "--max-body", "3000000"])
+        #expect(try request("--http2", "PUT", server.url("/streams/big"), ["-d", Self.definition]).status == 200)
+        let streamed = #"laminar_event_bodies_total{decoding="streamed"}"#
+        var expected = 0
+        // ~40K events, ~2 MB of NDJSON: many DATA frames, lines split across them.
+        let events = (0..<40_000).map { TestEvent(key: "key-\($0 % 997)", ts: base + Int64($0 % 5000), value: Double($0 % 100)) }
+        for proto in ["--http2-prior-knowledge", "--http2", "--http1.1"] {
+            let before = try server.metric(streamed) ?? -1
+            let ack = try post(proto, server, "big", ndjsonBody(events), proto == "--http1.1" ? ["-H", "transfer-encoding: chunked"] : [])
+            #expect(ack.status == 202, "\(proto): \(ack.text)")
+            let a = try ack.json()
+            let accepted = try #require(a["accepted"] as? Int), late = try #require(a["late"] as? Int)
+            #expect(accepted + late == events.count, "\(proto): \(ack.text)")
+            expected += accepted
+            #expect(try server.metric(streamed) == before + 1, "\(proto): the body was not decoded as it arrived")
+        }
+        // Binary, streamed too.
+        let before = try server.metric(streamed) ?? -1
+        let bin = try post("--http2-prior-knowledge", server, "big", binaryEvents(events), contentType: "application/vnd.laminar.events")
+        #expect(bin.status == 202, "\(bin.text)")
+        let b = try bin.json()
+        #expect((b["accepted"] as? Int ?? -1) + (b["late"] as? Int ?? -1) == events.count, "\(bin.text)")
+        expected += b["accepted"] as? Int ?? 0
+        #expect(try server.metric(streamed) == before + 1)
+
+        // A bad last line after 40K good ones: 400 naming it, nothing applied.
+        var bad = ndjsonBody(events)
+        bad.append(Data(#"{"key":"x","value":true}"#.utf8))
+        let refused = try post("--http2-prior-knowledge", server, "big", bad)
+        #expect(refused.status == 400)
+        #expect((try refused.json()["detail"] as? String)?.contains("line \(events.count + 1)") == true, "\(refused.text)")
+        // Over --max-body: 413, nothing applied.
+        let huge = ndjsonBody(events + events)
+        #expect(huge.count > 3_000_000)
+        for proto in ["--http2-prior-knowledge", "--http1.1"] {
+            let tooBig = try post(proto, server, "big", huge, proto == "--http1.1" ? ["-H", "transfer-encoding: chunked"] : [])
+            #expect(tooBig.status == 413, "\(proto): \(tooBig.text)")
+        }
+        #expect(try stats(server, "big")["events"] as? Int == expected)
+        try server.stop()
+    }
+
     @Test(arguments: ["--http2", "--http2-prior-knowledge"])
     func followSeesEachClosedWindowOnceInOrder(proto: String) throws {
         let server = try Server()

@@ -2,9 +2,25 @@ import LaminarFormats
 import PropertyBased
 import Testing
 
+/// An event as a test reads it back from a built batch.
+struct Row: Equatable {
+    var key: String
+    var time: Int64
+    var value: Double
+}
+
+extension EventBatch {
+    var rows: [Row] {
+        withEvents { e in (0..<e.count).map { Row(key: String(decoding: e.key($0), as: UTF8.self), time: e.timestamp($0), value: e.value($0)) } }
+    }
+}
+
 @Suite struct EventDecoderTests {
+    /// The arrival time the decoders are given in these tests.
+    static let arrival: Int64 = 777
+
     func decodeNDJSON(_ text: String, fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits()) throws -> EventBatch {
-        var d = NDJSONEventDecoder(fields: fields, limits: limits)
+        var d = NDJSONEventDecoder(fields: fields, limits: limits, arrivalMs: Self.arrival)
         try d.feed(Array(text.utf8))
         return try d.finish()
     }
@@ -18,16 +34,23 @@ import Testing
             {"key":"u3","value":3}\r
             {"key":"u\\n4","ts":null,"value":4e0}
             """)
-        #expect(batch.count == 4)
-        #expect(Array(batch.key(0)) == Array("u1".utf8) && batch.timestampsMs[0] == 1_732_400_000_000 && batch.values[0] == 1.5)
-        #expect(batch.timestampsMs[1] == 1_732_400_000_250 && batch.values[1] == -2)
-        #expect(batch.timestampsMs[2] == EventBatch.arrivalTime)
-        #expect(Array(batch.key(3)) == Array("u\n4".utf8))
+        #expect(batch.rows == [
+            Row(key: "u1", time: 1_732_400_000_000, value: 1.5),
+            Row(key: "u2", time: 1_732_400_000_250, value: -2),
+            Row(key: "u3", time: Self.arrival, value: 3),
+            Row(key: "u\n4", time: Self.arrival, value: 4),
+        ])
+    }
+
+    @Test func escapedNamesAndKeysAndUnknownMembers() throws {
+        let batch = try decodeNDJSON(#"{"k\u0065y":"a\u00e9\"b","x":{"key":"no"},"value":2.5e1,"ts":"2024-11-23T22:13:20Z"}"# + "\n"
+            + #"{"value":-0.125,"ts":7,"key":"plain","key2":"ignored"}"#)
+        #expect(batch.rows == [Row(key: "a\u{e9}\"b", time: 1_732_400_000_000, value: 25), Row(key: "plain", time: 7, value: -0.125)])
     }
 
     @Test func customFieldNames() throws {
         let batch = try decodeNDJSON(#"{"user":"a","at":5,"amount":2}"#, fields: EventFields(key: "user", time: "at", value: "amount"))
-        #expect(batch.count == 1 && batch.timestampsMs[0] == 5 && batch.values[0] == 2)
+        #expect(batch.rows == [Row(key: "a", time: 5, value: 2)])
     }
 
     @Test(arguments: [
@@ -55,33 +78,35 @@ import Testing
     }
 
     @Test func rejectsInvalidUTF8AndHugeLines() {
-        var d = NDJSONEventDecoder()
+        var d = NDJSONEventDecoder(arrivalMs: Self.arrival)
         #expect(throws: EventDecodeError.self) { try d.feed(Array(#"{"key":""#.utf8) + [0xFF] + Array(#"","value":1}"#.utf8) + [0x0A]) }
         var limits = EventDecodeLimits()
         limits.lineBytesMax = 100
-        var small = NDJSONEventDecoder(limits: limits)
+        var small = NDJSONEventDecoder(limits: limits, arrivalMs: Self.arrival)
         #expect(throws: EventDecodeError(line: 1, reason: "line longer than 100 bytes")) {
             try small.feed(Array(repeating: 0x20, count: 60))
             try small.feed(Array(repeating: 0x20, count: 60))
         }
     }
 
-    static func sampleBatch(_ n: Int) -> EventBatch {
-        var batch = EventBatch()
+    /// Events as a client sends them (every fifth without a time), or as the server stamps them.
+    static func sampleBatch(_ n: Int, stamped: Bool = false) -> EventBatch.Builder {
+        var batch = EventBatch.Builder()
         for i in 0..<n {
-            batch.append(key: Array("key-\(i % 13)\"é".utf8), timestampMs: i % 5 == 0 ? EventBatch.arrivalTime : Int64(i * 977 - 3000), value: Double(i) * 0.25 - 7)
+            let time = i % 5 == 0 ? (stamped ? arrival : EventBatch.arrivalTime) : Int64(i * 977 - 3000)
+            batch.append(key: Array("key-\(i % 13)\"é".utf8), timestamp: time, value: Double(i) * 0.25 - 7)
         }
         return batch
     }
 
-    static func ndjson(_ batch: EventBatch) -> [UInt8] {
+    static func ndjson(_ batch: EventBatch.Builder) -> [UInt8] {
         var out: [UInt8] = []
         for i in 0..<batch.count {
             out.append(contentsOf: #"{"key":"#.utf8)
             JSONWriter.appendString(Array(batch.key(i)), to: &out)
-            if batch.timestampsMs[i] != EventBatch.arrivalTime {
+            if batch.timestamps[i] != EventBatch.arrivalTime {
                 out.append(contentsOf: #","ts":"#.utf8)
-                JSONWriter.appendInteger(batch.timestampsMs[i], to: &out)
+                JSONWriter.appendInteger(batch.timestamps[i], to: &out)
             }
             out.append(contentsOf: #","value":"#.utf8)
             JSONWriter.appendNumber(batch.values[i], to: &out)
@@ -92,10 +117,10 @@ import Testing
 
     /// Splitting a body into chunks anywhere gives the same batch as feeding it whole.
     @Test func ndjsonChunkingDoesNotMatter() async {
-        let batch = Self.sampleBatch(40)
-        let body = Self.ndjson(batch)
+        let body = Self.ndjson(Self.sampleBatch(40))
+        let batch = Self.sampleBatch(40, stamped: true).build()
         await propertyCheck(input: Gen.int(in: 0...body.count).array(of: 0...8)) { cuts in
-            var d = NDJSONEventDecoder()
+            var d = NDJSONEventDecoder(arrivalMs: Self.arrival)
             var start = 0
             for cut in cuts.sorted() {
                 try! d.feed(Array(body[start..<cut]))
@@ -107,12 +132,12 @@ import Testing
     }
 
     @Test func binaryRoundTripsAndChunkingDoesNotMatter() async {
-        let batch = Self.sampleBatch(50)
         var body: [UInt8] = []
-        BinaryEventFormat.encode(batch, into: &body)
+        BinaryEventFormat.encode(Self.sampleBatch(50), into: &body)
+        let batch = Self.sampleBatch(50, stamped: true).build()
         #expect(Array(body[0..<4]) == Array("LEV1".utf8))
         await propertyCheck(input: Gen.int(in: 0...body.count).array(of: 0...8)) { cuts in
-            var d = BinaryEventDecoder()
+            var d = BinaryEventDecoder(arrivalMs: Self.arrival)
             var start = 0
             for cut in cuts.sorted() {
                 try! d.feed(Array(body[start..<cut]))
@@ -127,23 +152,23 @@ import Testing
         var body: [UInt8] = []
         BinaryEventFormat.encode(Self.sampleBatch(3), into: &body)
         for cut in 0..<body.count {
-            var d = BinaryEventDecoder()
+            var d = BinaryEventDecoder(arrivalMs: Self.arrival)
             let result = Result { () throws(EventDecodeError) -> EventBatch in
                 try d.feed(Array(body[0..<cut]))
                 return try d.finish()
             }
             #expect(throws: EventDecodeError.self, "cut at \(cut) accepted") { try result.get() }
         }
-        var d = BinaryEventDecoder()
+        var d = BinaryEventDecoder(arrivalMs: Self.arrival)
         #expect(throws: EventDecodeError.self) { try d.feed(Array("XXXX\u{0}\u{0}\u{0}\u{0}".utf8)) }
         var extra = body
         extra.append(contentsOf: body[8...])  // more events than the header says
-        var e = BinaryEventDecoder()
+        var e = BinaryEventDecoder(arrivalMs: Self.arrival)
         #expect(throws: EventDecodeError.self) { try e.feed(extra) }
         var zeroKey = Array(body[0..<8])
         zeroKey[4] = 1
         zeroKey.append(contentsOf: [0, 0] + [UInt8](repeating: 0, count: 16))
-        var z = BinaryEventDecoder()
+        var z = BinaryEventDecoder(arrivalMs: Self.arrival)
         #expect(throws: EventDecodeError.self) { try z.feed(zeroKey) }
     }
 

@@ -52,4 +52,30 @@ import Testing
         let v = try JSONReader.parse(Array(body.dropLast()))
         #expect(v["error"] == .string("bad_request") && v["detail"] == .string("line 3: \"x\""))
     }
+
+    /// The decimal fast path agrees bit for bit with strtod on numbers of every shape.
+    @Test func numbersMatchStrtod() async {
+        await propertyCheck(input: Gen.int(in: 0...Int(Int32.max)).array(of: 5...5)) { r in
+            let whole = [r[0] % 10, r[0] % 1000, r[0]][r[1] % 3], fraction = r[1], fractionDigits = r[2] % 9
+            let exponent = r[3] % 61 - 30, shape = r[4] % 4
+            var text = "\(whole)"
+            if shape & 1 == 1 { text += "." + String(String(fraction).prefix(max(1, fractionDigits))) }
+            if shape & 2 == 2 { text += "e\(exponent)" }
+            for candidate in [text, "-" + text] {
+                let bytes = Array(candidate.utf8)
+                let parsed = bytes.withUnsafeBytes { raw -> Double? in
+                    var reader = JSONReader(raw)
+                    return try? reader.readNumber()
+                }
+                #expect(parsed?.bitPattern == Double(candidate)?.bitPattern, "\(candidate)")
+            }
+        }
+        for text in ["0.1", "0.30000000000000004", "1.7976931348623157e308", "5e-324", "123456789012345678", "9007199254740993", "0.000", "-0.0", "1E22", "1e23", "12.345"] {
+            let parsed = Array(text.utf8).withUnsafeBytes { raw -> Double? in
+                var reader = JSONReader(raw)
+                return try? reader.readNumber()
+            }
+            #expect(parsed?.bitPattern == Double(text)?.bitPattern, "\(text)")
+        }
+    }
 }

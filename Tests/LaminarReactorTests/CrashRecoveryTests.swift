@@ -1,3 +1,4 @@
+import LaminarFormats
 import Foundation
 import LaminarReactor
 import LaminarStore

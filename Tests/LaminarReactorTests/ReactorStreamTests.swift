@@ -1,3 +1,4 @@
+import LaminarFormats
 import LaminarReactor
 import LaminarStore
 import Testing
@@ -90,6 +91,11 @@ import Testing
             idempotencyKey: 9))?.ack?.duplicate == true)
         let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
         #expect(stats.eventsAccepted == 200)
+        // 10 batches logged: a checkpoint every N entries, its time survives the restart, and
+        // the entries after it are what was replayed.
+        #expect(stats.walEntries == UInt64(10 % walEntriesPerCheckpoint))
+        #expect((stats.lastCheckpointAtMs != nil) == (walEntriesPerCheckpoint <= 10))
+        if let at = stats.lastCheckpointAtMs { #expect(at > 1_700_000_000_000) }
         // Close everything and sum counts per key from the stored results.
         _ = c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: ["end"], timestamps: [1_000_000], values: [0]), idempotencyKey: nil))
         let results = try #require(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 10_000))?.entries)

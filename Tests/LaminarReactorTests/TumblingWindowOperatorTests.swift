@@ -1,3 +1,4 @@
+import LaminarFormats
 import PropertyBased
 import Testing
 @testable import LaminarReactor

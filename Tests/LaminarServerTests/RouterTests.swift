@@ -52,3 +52,26 @@ import Testing
         #expect(f.status == status, "\(f)")
     }
 }
+
+@Suite struct AccessPolicyTests {
+    @Test func admitsOnlyTheExactBearerValue() throws {
+        let policy = try AccessPolicy(token: "abc123", scope: .writes)
+        #expect(policy.admits(authorization: "Bearer abc123"))
+        for wrong in [nil, "", "Bearer ", "Bearer abc12", "Bearer abc1234", "bearer abc123", "Bearer abc124", "Basic abc123", "Bearer abc123 "] {
+            #expect(!policy.admits(authorization: wrong), "\(String(describing: wrong))")
+        }
+    }
+
+    @Test func scopes() throws {
+        let writes = try AccessPolicy(token: "t", scope: .writes)
+        #expect(!writes.requiresToken(method: "GET", path: "/kv/a"))
+        #expect(!writes.requiresToken(method: "HEAD", path: "/kv/a"))
+        #expect(writes.requiresToken(method: "PUT", path: "/kv/a"))
+        #expect(writes.requiresToken(method: "POST", path: "/kv/_batch"))
+        let everything = try AccessPolicy(token: "t", scope: .everything)
+        #expect(everything.requiresToken(method: "GET", path: "/metrics"))
+        #expect(!everything.requiresToken(method: "GET", path: "/health"))
+        #expect(throws: AccessPolicy.InvalidToken.self) { try AccessPolicy(token: "", scope: .writes) }
+        #expect(throws: AccessPolicy.InvalidToken.self) { try AccessPolicy(token: "a b", scope: .writes) }
+    }
+}

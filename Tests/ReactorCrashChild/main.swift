@@ -1,6 +1,7 @@
 // Child process of the kill -9 test: ingests batches into a stream at fsync `always` and prints
 // "ACK <batch>" for each acknowledged one, until killed. Batch b holds 10 events of key "b<b>",
 // so the parent can tell every batch's count apart in the results.
+import LaminarFormats
 import Glibc
 import LaminarReactor
 import LaminarStore
