@@ -76,12 +76,13 @@ struct EndToEndCrashTests {
             let server = try Server(args)
             let stream = "crash\(cycle)"
             let ledger = ledgers.file("cycle\(cycle).ledger")
-            // Mixed KV writes, deletes, reads and idempotent event batches; keys of this cycle
-            // have their own prefix so that every earlier ledger stays checkable.
+            // Mixed KV writes, deletes, reads and idempotent event batches (binary and NDJSON in
+            // turn); keys of this cycle have their own prefix so that every earlier ledger stays
+            // checkable.
             let load = try Child(Paths.load, [
                 "mixed", "--url", server.base, "-c", "4", "-m", "8", "-t", "2", "-D", "4s", "--timeout", "2s",
                 "--mix", "get=30,put=40,delete=5,ingest=25", "--keys", "3000", "--batch", "25",
-                "--skew-ms", "400", "--stream", stream, "--key-prefix", "c\(cycle).",
+                "--skew-ms", "400", "--stream", stream, "--key-prefix", "c\(cycle).", "--format", cycle % 2 == 0 ? "binary" : "ndjson",
                 "--verify", "--ledger", ledger, "--error-threshold", "1",
             ])
             // The load is under way once the stream counts events (its baseline was read before).
