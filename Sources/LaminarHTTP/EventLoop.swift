@@ -95,7 +95,9 @@ final class EventLoop {
                     connection.handleEvents(events[i])
                 }
             }
-            flushDirty()
+            handler.roundDidEnd()
+            flushDirty()  // may resume parsing paused connections: more requests
+            handler.roundDidEnd()
             if nowMs >= nextSweepMs {
                 nextSweepMs = nowMs + Self.sweepIntervalMs
                 sweep()

@@ -111,6 +111,10 @@ public protocol HTTPHandler: AnyObject {
     /// The loop was woken by `HTTPLoopWaker.wake()`: drain completions and answer.
     func didWake()
 
+    /// The loop handled one round of input: every request it could dispatch reached `handle`.
+    /// The place to hand batched work to other threads once per round instead of per request.
+    func roundDidEnd()
+
     /// The server is stopping: new requests are refused from now on. End long-lived responses
     /// (watches, follows) so their connections can close before the drain deadline.
     func drainStarted()
@@ -123,6 +127,7 @@ extension HTTPHandler {
     public func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? { nil }
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
+    public func roundDidEnd() {}
     public func drainStarted() {}
     public func loopWillStop() {}
 }

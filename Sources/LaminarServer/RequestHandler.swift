@@ -64,6 +64,8 @@ final class RequestHandler: HTTPHandler {
     private var definitions: [String: (definition: StreamDefinition, fetchedNs: UInt64)] = [:]
     private static let definitionFreshNs: UInt64 = 1_000_000_000
     private var draining = false
+    /// Commands went to the ring since the reactor was last rung (`roundDidEnd`).
+    private var reactorHasWork = false
 
     init(runtime: ServerRuntime, context: HTTPLoopContext) {
         self.runtime = runtime
@@ -110,7 +112,6 @@ final class RequestHandler: HTTPHandler {
                 fail(responder, .eventsPost, start, HTTPFailure(503, "unavailable", "the server is stopping"))
             } else {
                 withDefinition(ingest.stream, .ingest(ingest), responder, .eventsPost, start)
-                producer.wakeReactorIfParked()
             }
             return
         }
@@ -172,7 +173,6 @@ final class RequestHandler: HTTPHandler {
         case .resultsFollow(let name):
             withDefinition(name, .follow, responder, route, start)
         }
-        producer.wakeReactorIfParked()
     }
 
     func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {
@@ -221,15 +221,25 @@ final class RequestHandler: HTTPHandler {
     }
 
     private func enqueue(_ command: ReactorCommand) {
-        if overflowHead == overflow.count && producer.submit(command) { return }
+        if overflowHead == overflow.count && producer.submit(command) {
+            reactorHasWork = true
+            return
+        }
         overflow.append(command)
     }
 
+    /// Rings the reactor once per loop round for everything submitted in it (a fence and, if it
+    /// is parked, an eventfd write), rather than once per request.
+    func roundDidEnd() {
+        guard reactorHasWork else { return }
+        reactorHasWork = false
+        producer.wakeReactorIfParked()
+    }
+
     private func drainOverflow() {
-        var moved = false
         while overflowHead < overflow.count, producer.submit(overflow[overflowHead]) {
             overflowHead += 1
-            moved = true
+            reactorHasWork = true
         }
         if overflowHead == overflow.count {
             overflow.removeAll(keepingCapacity: overflow.capacity <= 4096)
@@ -237,7 +247,6 @@ final class RequestHandler: HTTPHandler {
             for responder in pausedResponders { responder.resumeReading() }
             pausedResponders.removeAll(keepingCapacity: true)
         }
-        if moved { producer.wakeReactorIfParked() }
     }
 
     // MARK: - Completions
@@ -255,7 +264,6 @@ final class RequestHandler: HTTPHandler {
                 let definition = StreamDefinition(name: name, windowSizeMs: StreamDefinitionJSON.windowDefaultMs)
                 definitions[name] = (definition, Self.nowNs())
                 submit(.defineStream(definition), p.responder, p.route, p.startNs, .autoCreate(definition, then: then))
-                producer.wakeReactorIfParked()
                 return
             case .batch(let state, let index):
                 state.fail(HTTPFailure(error), index: index)
@@ -426,7 +434,6 @@ final class RequestHandler: HTTPHandler {
         case .follow:
             submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
         }
-        producer.wakeReactorIfParked()
     }
 
     private static func fields(of definition: StreamDefinition) -> EventFields {
