@@ -509,6 +509,21 @@ final class HTTP2Session {
         }
     }
 
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
+        let type = frame.pointee.hd.type
+        if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+            countServerReset()
+            return
+        }
+        // A complete answer to a request still arriving (413, 431): ask the client to stop
+        // sending it (RFC 9113 8.1: RST_STREAM(NO_ERROR) after a complete response).
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+              frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+              let stream = streams[frame.pointee.hd.stream_id], !stream.complete, !stream.aborted else { return }
+        stream.aborted = true
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_NO_ERROR.rawValue)
+    }
+
     /// A reset we sent or an invalid frame we received: bounded per connection (MadeYouReset).
     fileprivate func countServerReset() {
         serverResets += 1
@@ -605,7 +620,7 @@ nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
         return 0
     }
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).countServerReset() }
+        server(userData).frameSent(frame!)
         return 0
     }
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in

@@ -151,7 +151,7 @@ def case(name, rss_bound_mib=64, args=()):
     return register
 
 
-@case("rapid_reset")
+@case("rapid_reset", rss_bound_mib=32)
 def rapid_reset(srv):
     """CVE-2023-44487: HEADERS + RST_STREAM pairs as fast as possible, never reading."""
     c = H2Conn(srv.port)
@@ -166,7 +166,7 @@ def rapid_reset(srv):
     return f"{pairs} pairs, {sent // 1024} KiB accepted, {how}"
 
 
-@case("server_reset_flood")
+@case("server_reset_flood", rss_bound_mib=32)
 def server_reset_flood(srv):
     """MadeYouReset: requests the server must reset itself (an uppercase field name, a
     connection-specific header, a body shorter than its content-length): each a stream error."""
@@ -188,7 +188,7 @@ def server_reset_flood(srv):
     return f"{n} invalid streams, {how}"
 
 
-@case("ping_flood")
+@case("ping_flood", rss_bound_mib=32)
 def ping_flood(srv):
     c = H2Conn(srv.port, rcvbuf=4096)
     n = 200000 * SCALE
@@ -199,7 +199,7 @@ def ping_flood(srv):
     return f"{sent // 17} of {n} PINGs accepted, {how}"
 
 
-@case("settings_flood")
+@case("settings_flood", rss_bound_mib=32)
 def settings_flood(srv):
     c = H2Conn(srv.port, rcvbuf=4096)
     n = 100000 * SCALE
@@ -210,7 +210,7 @@ def settings_flood(srv):
     return f"{sent // 21} of {n} SETTINGS accepted, {how}"
 
 
-@case("settings_too_many_entries")
+@case("settings_too_many_entries", rss_bound_mib=32)
 def settings_too_many_entries(srv):
     c = H2Conn(srv.port)
     c.send(settings([(3, 100)] * 1000))
@@ -219,7 +219,7 @@ def settings_too_many_entries(srv):
     return f"one SETTINGS of 1000 entries, {how}"
 
 
-@case("continuation_flood")
+@case("continuation_flood", rss_bound_mib=32)
 def continuation_flood(srv):
     """CVE-2024-28182: one header block in endless CONTINUATION frames. 1000 frames in one write
     (the server reads them all before closing): GOAWAY(ENHANCE_YOUR_CALM) must arrive; then a
@@ -245,7 +245,7 @@ def continuation_flood(srv):
     return "; ".join(notes)
 
 
-@case("oversized_headers")
+@case("oversized_headers", rss_bound_mib=32)
 def oversized_headers(srv):
     """A header list over 64 KiB: HTTP/2 431 on the stream (connection kept), HTTP/1.1 431 then close,
     and a header block bigger than CONTINUATION allows: GOAWAY."""
@@ -277,8 +277,10 @@ def oversized_headers(srv):
         last = END_HEADERS if i == len(chunks) - 1 else 0
         out += frame(HEADERS if i == 0 else CONTINUATION, last | (END_STREAM if i == 0 else 0), sid, chunk)
     c.try_send(bytes(out), 5)
-    c.read_frames(5, until=lambda: c.eof or c.responses.get(sid, {}).get("done") or sid in c.resets)
-    notes.append(f"h2 160 KiB block in {len(chunks)} frames: goaway {c.goaway}, resets {c.resets.get(sid)}")
+    c.read_frames(5, until=lambda: c.eof)
+    assert c.goaway is not None and c.goaway[1] == 11 and c.eof, \
+        f"160 KiB header block in {len(chunks)} frames: goaway {c.goaway}, closed {c.eof}"
+    notes.append(f"h2 160 KiB block in {len(chunks)} frames: GOAWAY(ENHANCE_YOUR_CALM)")
     c.close()
     # HTTP/1.1
     req = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 4000) for i in range(20)) + b"\r\n"
@@ -288,7 +290,7 @@ def oversized_headers(srv):
     return ", ".join(notes)
 
 
-@case("hpack_abuse")
+@case("hpack_abuse", rss_bound_mib=32)
 def hpack_abuse(srv):
     notes = []
     # 1. HPACK bomb: one 4000-byte header in the dynamic table referenced 2000 times (8 MB decoded
@@ -335,7 +337,7 @@ def hpack_abuse(srv):
     return ", ".join(notes)
 
 
-@case("max_concurrent_streams")
+@case("max_concurrent_streams", rss_bound_mib=32)
 def max_concurrent_streams(srv):
     """1000 streams left open (request bodies never sent) on one connection: at most 256 (the
     advertised SETTINGS_MAX_CONCURRENT_STREAMS) are kept, the rest refused or the connection ended."""
@@ -365,10 +367,26 @@ def max_concurrent_streams(srv):
         assert c.responses.get(sid, {}).get("done"), "an accepted stream was not answered"
         how = f"{len(refused)} REFUSED_STREAM"
     c.close()
-    return f"{n} open streams: {how}"
+    # Before the client acknowledged the server's SETTINGS: the 50 extra streams are refused
+    # (each refusal counts twice towards the server-resets limit of 200, as an invalid HEADERS and
+    # as a RST_STREAM sent: past 100 the connection ends with GOAWAY(ENHANCE_YOUR_CALM)).
+    c = H2Conn(srv.port, handshake=False)
+    out = bytearray(h2raw.PREFACE + settings())
+    ids = []
+    for _ in range(306):
+        sid = c.new_stream()
+        ids.append(sid)
+        out += c.headers_frame(sid, request_headers("PUT", f"/kv/open-{sid}"), end_stream=False)
+    c.sock.sendall(bytes(out))
+    c.read_frames(3, until=lambda: c.eof or len(c.resets) >= 50)
+    refused = [s for s in ids if c.resets.get(s) == 7]
+    assert c.goaway is None and refused == ids[256:], \
+        f"before SETTINGS ACK: {len(refused)} refused (first {refused[:1]}), goaway {c.goaway}"
+    c.close()
+    return f"{n} open streams: {how}; before the SETTINGS ACK: {len(refused)} REFUSED_STREAM"
 
 
-@case("slowloris", args=["--request-timeout-ms", "2000", "--idle-timeout-ms", "3000"])
+@case("slowloris", rss_bound_mib=32, args=["--request-timeout-ms", "2000", "--idle-timeout-ms", "3000"])
 def slowloris(srv):
     """Connections dribbling a request a byte at a time (HTTP/1.1 headers, HTTP/1.1 body, HTTP/2
     body): each is cut within the request timeout (2 s here) while others are served."""
@@ -463,7 +481,7 @@ def never_reads_h2(srv):
     return f"4 connections x {n} GETs of 256 KiB, {accepted // 1024} KiB of requests accepted"
 
 
-@case("never_reads_h1_pipelined", rss_bound_mib=96)
+@case("never_reads_h1_pipelined", rss_bound_mib=32)
 def never_reads_h1(srv):
     """HTTP/1.1 pipelining: 20 000 GETs of a 256 KiB value written at once, nothing read."""
     c = H2Conn(srv.port)
@@ -488,7 +506,7 @@ def never_reads_h1(srv):
     return f"4 connections x {n} pipelined GETs of 256 KiB"
 
 
-@case("idle_10k", rss_bound_mib=768, args=["--idle-timeout-ms", "3000", "--request-timeout-ms", "3000", "--io-threads", "2"])
+@case("idle_10k", rss_bound_mib=192, args=["--idle-timeout-ms", "3000", "--request-timeout-ms", "3000", "--io-threads", "2"])
 def idle_10k(srv):
     """10 000 idle connections (half silent, half HTTP/2 after the preface): others are served
     meanwhile, and the server closes all of them by its timeouts."""
@@ -513,6 +531,8 @@ def idle_10k(srv):
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
     remaining = n
+    received = {}
+    goaways = 0
     deadline = time.monotonic() + 20
     while remaining and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=1):
@@ -522,18 +542,26 @@ def idle_10k(srv):
                 continue
             except OSError:
                 data = b""
-            if data == b"":
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-                remaining -= 1
+            if data:
+                received[key.fileobj] = received.get(key.fileobj, b"") + data
+                continue
+            got = received.pop(key.fileobj, b"")
+            # An idle HTTP/2 connection ends with GOAWAY(NO_ERROR): frame type 7, code 0, last in the stream.
+            if len(got) >= 17 and got[-17 + 3] == 7 and got[-4:] == b"\0\0\0\0":
+                goaways += 1
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            remaining -= 1
     closed_after = time.monotonic() - start
     for key in list(sel.get_map().values()):
         key.fileobj.close()
     assert remaining == 0, f"{remaining} of {n} idle connections still open after {closed_after:.1f} s"
-    return f"{n} connections opened in {opened:.1f} s, all closed by the server {closed_after - opened:.1f} s later"
+    assert goaways == n // 2, f"{goaways} of {n // 2} idle HTTP/2 connections ended with GOAWAY(NO_ERROR)"
+    return (f"{n} connections opened in {opened:.1f} s, all closed by the server {closed_after - opened:.1f} s later "
+            f"(the HTTP/2 ones after GOAWAY(NO_ERROR))")
 
 
-@case("body_over_limit", args=["--max-body", str(1 * MiB)])
+@case("body_over_limit", rss_bound_mib=32, args=["--max-body", str(1 * MiB)])
 def body_over_limit(srv):
     notes = []
     # HTTP/1.1 Content-Length over the limit: 413 at once, then close.
@@ -578,6 +606,8 @@ def body_over_limit(srv):
     r = c.responses.get(sid)
     st = dict(r["headers"]).get(":status") if r else None
     assert st == "413", f"h2 body over the limit: {st}, resets {c.resets}"
+    c.read_frames(3, until=lambda: sid in c.resets)
+    assert c.resets.get(sid) == 0, f"after the 413 the stream was not reset with NO_ERROR: {c.resets.get(sid)}"
     status, _ = c.request("GET", "/health")
     assert status == 200, "connection unusable after 413"
     c.close()
@@ -666,6 +696,15 @@ def follow_never_reads(srv):
         f.read_frames(3, until=lambda: f.responses.get(sid, {}).get("headers"))
         assert f.responses.get(sid, {}).get("headers"), "follow not started"
         followers.append((f, sid))
+    h1f = []
+    for _ in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(5)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /streams/ab/results?follow=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(12).startswith(b"HTTP/1.1 200"), "h1 follow not started"
+        h1f.append(s)
     c = H2Conn(srv.port)
     ts = 1
     batches = 40 * SCALE
@@ -689,7 +728,21 @@ def follow_never_reads(srv):
         if sid in f.resets or f.eof or b"slow_consumer" in bytes(r["data"][-300:]):
             cut += 1
         f.close()
-    assert cut == len(followers), f"only {cut} of {len(followers)} stuck followers were cut"
+    for s in h1f:
+        data = b""
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        if time.monotonic() < deadline or b"slow_consumer" in data[-300:]:
+            cut += 1
+        s.close()
+    assert cut == len(followers) + len(h1f), f"only {cut} of {len(followers) + len(h1f)} stuck followers were cut"
     return f"{batches} batches of 5000 events (worst {worst * 1000:.0f} ms), {cut} stuck followers cut"
 
 
