@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps bench-deps build serve test bench bench-store bench-reactor bench-http bench-ingest clean
+.PHONY: deps bench-deps build serve test test-abuse test-abuse-long torture bench bench-store bench-reactor bench-http bench-ingest clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,6 +29,19 @@ test: deps
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+
+# HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
+# connections) against the debug server; about a minute. `make torture` runs it 5x longer.
+test-abuse: deps
+	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+
+test-abuse-long: deps
+	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --long
+
+torture: test-abuse-long
 
 bench: bench-store bench-reactor bench-http bench-ingest
 
