@@ -190,10 +190,11 @@ final class HTTP2Session {
     }
 
     /// When the oldest unfinished piece of request input started: a frame received only in part,
-    /// or a request whose headers arrived and whose END_STREAM has not. Nil when none.
+    /// or a request whose headers arrived and whose END_STREAM has not (answered early or not).
+    /// Nil when none.
     var slowRequestStartedMs: Int64? {
         var oldest = partialFrameSinceMs
-        for stream in streams.values where !stream.complete && !stream.dispatched && stream.rejectStatus == nil {
+        for stream in streams.values where !stream.complete {
             if oldest == nil || stream.startedMs < oldest! { oldest = stream.startedMs }
         }
         return oldest
@@ -490,9 +491,10 @@ final class HTTP2Session {
         }
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
               let stream = streams[frame.pointee.hd.stream_id], !stream.dispatched else { return }
-        // A complete request, or one already refused (413, 431): answered now, not after a body
-        // the client would otherwise send in full for nothing (`frameSent` then asks the client
-        // to stop with RST_STREAM(NO_ERROR)).
+        // A complete request, or one already refused (413, 431): answered now rather than after
+        // the whole body. The rest of the body is read and dropped; no RST_STREAM(NO_ERROR) asks
+        // the client to stop (RFC 9113 8.1 allows it, but curl 7.88 then fails the transfer),
+        // and the slow request timeout still bounds a client that never finishes.
         if endStream { stream.complete = true }
         if endStream || stream.rejectStatus != nil { ready.append(stream.id) }
     }
@@ -507,21 +509,6 @@ final class HTTP2Session {
                 && stream.responseOffset == stream.response.count
             closed.append((id, complete ? .completed : .aborted))
         }
-    }
-
-    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
-        let type = frame.pointee.hd.type
-        if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
-            countServerReset()
-            return
-        }
-        // A complete answer to a request still arriving (413, 431): ask the client to stop
-        // sending it (RFC 9113 8.1: RST_STREAM(NO_ERROR) after a complete response).
-        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-              let stream = streams[frame.pointee.hd.stream_id], !stream.complete, !stream.aborted else { return }
-        stream.aborted = true
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_NO_ERROR.rawValue)
     }
 
     /// A reset we sent or an invalid frame we received: bounded per connection (MadeYouReset).
@@ -620,7 +607,7 @@ nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
         return 0
     }
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-        server(userData).frameSent(frame!)
+        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).countServerReset() }
         return 0
     }
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in

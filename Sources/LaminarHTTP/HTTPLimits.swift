@@ -8,7 +8,7 @@ public struct HTTPLimits: Sendable, Equatable {
     /// SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1: the request line and headers). Over it: 431 or RST.
     public var headerListBytesMax: Int = 64 * 1024
     /// A request body larger than this gets 413 (HTTP/1.1: then the connection closes;
-    /// HTTP/2: the stream is finished with RST_STREAM(NO_ERROR) after the 413).
+    /// HTTP/2: answered as soon as the limit is passed; the rest of the body is dropped).
     public var bodyBytesMax: Int = 64 * 1024 * 1024
     /// A connection with no request in progress and no bytes moving is closed after this.
     public var idleTimeoutMs: Int64 = 60_000
