@@ -456,7 +456,7 @@ def slowloris(srv):
     start = time.monotonic()
     closed = {}
     served = 0
-    while time.monotonic() - start < 8 and len(closed) < len(socks):
+    while time.monotonic() - start < 10 and len(closed) < len(socks):
         for i, (kind, s) in enumerate(socks):
             if i in closed:
                 continue
@@ -494,9 +494,9 @@ def slowloris(srv):
         if i not in closed:
             open_kinds[kind] = open_kinds.get(kind, 0) + 1
         s.close()
-    assert not open_kinds, f"still open after 8 s: {open_kinds}"
+    assert not open_kinds, f"still open after 10 s: {open_kinds}"
     latest = max(closed.values())
-    assert latest < 5, f"the last slow connection closed after {latest:.1f} s"
+    assert latest < 6, f"the last slow connection closed after {latest:.1f} s"
     return f"{len(socks)} slow connections ({per_kind} each of {len(kinds)} kinds) closed by {latest:.1f} s"
 
 
@@ -702,7 +702,7 @@ def watch_never_reads(srv):
         assert s.recv(12).startswith(b"HTTP/1.1 200"), "h1 watch not started"
         h1w.append(s)
     total, worst = _put_many(srv.port, 3000, 8192, "w/")
-    assert worst < 2.0, f"a PUT took {worst:.2f} s while watchers were stuck"
+    assert worst < 3.0, f"a PUT took {worst:.2f} s while watchers were stuck"
     left = srv.wait_fds(fds_before, 10)
     assert left <= fds_before, f"the server still holds {left - fds_before} stuck watch connections 10 s later"
     # Now read: every watch must have been cut by the server.
@@ -842,7 +842,7 @@ def main():
                     print(f"  round {r + 1}: anonymous RSS {srv.anon() / MiB:.0f} MiB", flush=True)
             assert srv.alive(), f"the server died (exit {srv.proc.returncode}): {srv.stderr_tail()}"
             latency = check_normal_client(srv)
-            assert latency < 3, f"a fresh client took {latency:.1f} s"
+            assert latency < 5, f"a fresh client took {latency:.1f} s"
             peak, anon = srv.stop_sampling(), srv.anon()
             grown = (peak - baseline) / MiB
             assert grown < bound_mib, (f"peak anonymous RSS {peak / MiB:.0f} MiB is {grown:.0f} MiB over the baseline "
