@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps bench-deps build serve test bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
+.PHONY: deps bench-deps build serve test test-abuse test-abuse-long bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,6 +29,18 @@ test: deps
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+
+# HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
+# connections) against the debug server; about a minute. `make torture` runs the long form
+# (each case 3 rounds on one server, twice the iterations).
+test-abuse: deps
+	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+
+test-abuse-long: deps
+	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --long
 
 bench: bench-store bench-reactor bench-http bench-ingest
 
@@ -66,7 +78,7 @@ bench-ingest: bench-deps
 	python3 Benchmarks/bench_ingest.py
 
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
-torture: torture-crash soak
+torture: torture-crash test-abuse-long soak
 
 # The crash-recovery loop at 50 cycles (fsync always) + 10 (fsync interval): SIGKILL during mixed
 # load, restart, laminar-load verify. Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,

@@ -360,7 +360,10 @@ final class Connection {
     /// close when done.
     func flush() {
         if isClosed { return }
-        if mode == .http1, h1Outstanding == nil, !h1Pending.isEmpty, !closeWhenFlushed {
+        // Pipelined requests wait while the client is not reading earlier answers: each answer
+        // goes to `out`, so parsing on would let it grow by one answer per request read.
+        if mode == .http1, h1Outstanding == nil, !h1Pending.isEmpty, !closeWhenFlushed,
+           out.count < limits.outputBufferedBytesMax {
             let pending = h1Pending
             h1Pending = []
             pending.withUnsafeBytes { processHTTP1($0) }
@@ -412,7 +415,7 @@ final class Connection {
 
     func checkTimeouts(nowMs: Int64) {
         if isClosed { return }
-        if let started = requestStartedMs, nowMs - started > limits.slowRequestTimeoutMs {
+        if let started = requestStartedMs ?? session?.slowRequestStartedMs, nowMs - started > limits.slowRequestTimeoutMs {
             loop.shared.timeouts.add(1, ordering: .relaxed)
             if mode == .http1 && h1Outstanding == nil {
                 replyHTTP1Error(status: 408, detail: "the request did not arrive within \(limits.slowRequestTimeoutMs) ms")
@@ -421,15 +424,17 @@ final class Connection {
             }
             return
         }
-        let busy = mode == .http2 ? session!.hasOpenStreams : (h1Outstanding != nil || !out.isEmpty)
+        // Busy: the server owes an answer or a long-lived response is open. Answers the client
+        // does not read do not count: no bytes moving for the idle timeout closes the connection.
+        let busy = mode == .http2 ? session!.isBusy : h1Outstanding != nil
         if !busy && nowMs - lastActivityMs > limits.idleTimeoutMs {
             loop.shared.timeouts.add(1, ordering: .relaxed)
-            if let session {
+            if let session, out.isEmpty, !closeWhenFlushed {
                 session.goAway()
                 closeWhenFlushed = true
                 loop.markDirty(self)
             } else {
-                close(reason: nil)
+                close(reason: out.isEmpty ? nil : "output stalled")
             }
         }
     }
@@ -443,6 +448,19 @@ final class Connection {
             if h1Outstanding == nil { closeWhenFlushed = true }
         }
         loop.markDirty(self)
+    }
+
+    /// Appends `bytes` (whole frames) after what is buffered, writes as much as the socket takes
+    /// now without waiting, then closes: a last word (a GOAWAY) for a connection being cut.
+    func close(sendingFirst bytes: [UInt8], reason: String?) {
+        if isClosed { return }
+        out.append(contentsOf: bytes)
+        while !out.isEmpty {
+            guard let result = try? out.withUnsentBytes({ bytes throws(SystemError) in try System.send(fd, bytes) }),
+                  case .done(let n) = result, n > 0 else { break }
+            out.consume(n)
+        }
+        close(reason: reason)
     }
 
     /// Closes at once: every open request is reported aborted to the handler.

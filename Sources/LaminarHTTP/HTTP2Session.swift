@@ -15,6 +15,8 @@ final class HTTP2Stream {
     var path = ""
     var headers = HTTPHeaders()
     var headerBytes = 0
+    /// When its HEADERS arrived: the request must be complete within `slowRequestTimeoutMs`.
+    var startedMs: Int64 = 0
     var body: [UInt8] = []
     /// Takes the body instead of `body` when the handler asked for it (`HTTPHandler.bodySink`).
     var bodySink: (any HTTPBodySink)?
@@ -22,8 +24,15 @@ final class HTTP2Stream {
     /// A limit was hit while receiving: answer this status instead of dispatching.
     var rejectStatus: Int?
     var rejectDetail = ""
+    /// END_STREAM arrived: the request is complete.
+    var complete = false
     var dispatched = false
+    /// Handed to the handler (not answered by the session itself), which owes an answer.
+    var handed = false
     var responded = false
+    /// Reset by the server (a streaming consumer too slow, or the handler's abort): RST_STREAM is
+    /// queued, nothing more is sent or buffered.
+    var aborted = false
     var isHead = false
     /// Response body bytes (whole, or the unsent part of a streaming response) and the read offset.
     var response: [UInt8] = []
@@ -47,12 +56,25 @@ final class HTTP2Session {
     private var streams: [Int32: HTTP2Stream] = [:]
     /// Streams whose request completed during the current mem_recv, dispatched after it returns.
     private var ready: [Int32] = []
+    /// Complete requests waiting (in order) for `dispatchedRequestsMax`/`responseBacklogBytesMax`.
+    private var waiting: [Int32] = []
+    /// Requests handed to the handler and not answered yet.
+    private var unanswered = 0
+    /// Bytes of non-streaming response bodies not yet handed to nghttp2.
+    private var unsentResponseBytes = 0
     /// Dispatched streams closed during an nghttp2 call, reported after it returns.
     private var closed: [(Int32, HTTPCloseReason)] = []
     private var clientSettingsReceived = false
     private var goAwaySubmitted = false
     /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
     private var serverResets = 0
+    /// Frame boundaries of the input, tracked beside nghttp2 (which does not tell): bytes left of
+    /// the preface, of the current frame header (9) and of the current frame's payload.
+    private var prefaceBytesLeft = HTTP2Session.clientPreface.count
+    private var frameHeader: [UInt8] = []
+    private var payloadBytesLeft = 0
+    /// Since when the input has stopped in the middle of a frame (a slowloris dribbling bytes).
+    private var partialFrameSinceMs: Int64?
 
     init(connection: Connection) {
         self.connection = connection
@@ -84,6 +106,14 @@ final class HTTP2Session {
 
     var hasOpenStreams: Bool { !streams.isEmpty }
 
+    /// Whether the server owes the client something: an answer not given yet, a request waiting
+    /// to be dispatched, or a long-lived response (watch, follow) still open. A connection that
+    /// is not busy and moves no bytes is idle (an answer the client does not take counts as idle).
+    var isBusy: Bool {
+        if !waiting.isEmpty { return true }
+        return streams.values.contains { $0.handed && !$0.aborted && (!$0.responded || ($0.streaming && !$0.finished)) }
+    }
+
     // MARK: - Input
 
     /// Takes over an HTTP/1.1 request that asked for h2c: stream 1, answered by the handler.
@@ -100,6 +130,9 @@ final class HTTP2Session {
         let stream = HTTP2Stream(id: 1)
         stream.isHead = isHead
         stream.dispatched = true
+        stream.complete = true
+        stream.handed = true
+        unanswered += 1
         stream.holdUntilClientSettings = true
         streams[1] = stream
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
@@ -110,22 +143,92 @@ final class HTTP2Session {
         guard session != nil else { return }
         let rc = nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
         if rc < 0 {
-            // Bad preface, flood, or a callback failure: the session is unusable.
+            // Bad preface, flood, too many CONTINUATION frames, or a callback failure: the session
+            // is unusable and nghttp2 queued no GOAWAY. Write one ourselves (best effort: a flooder
+            // that does not read will not see it), then close.
             connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
-            connection.close(reason: "nghttp2: \(String(cString: nghttp2_strerror(Int32(rc))))")
+            let calm = rc == Int(NGHTTP2_ERR_FLOODED.rawValue) || rc == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
+            let code = calm ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_PROTOCOL_ERROR.rawValue
+            connection.close(
+                sendingFirst: Self.goAwayFrame(lastStreamID: nghttp2_session_get_last_proc_stream_id(session), errorCode: code),
+                reason: "nghttp2: \(String(cString: nghttp2_strerror(Int32(rc))))")
             return
         }
+        trackFrames(bytes)
         dispatchReady()
         reportClosed()
         connection.loop.markDirty(connection)
     }
 
-    private func dispatchReady() {
+    /// Follows frame boundaries so `slowRequestStartedMs` can tell a frame left half sent.
+    private func trackFrames(_ bytes: UnsafeRawBufferPointer) {
         var i = 0
-        while i < ready.count {
-            let id = ready[i]
+        let n = bytes.count
+        while i < n {
+            if prefaceBytesLeft > 0 {
+                let k = min(prefaceBytesLeft, n - i)
+                prefaceBytesLeft -= k
+                i += k
+            } else if payloadBytesLeft > 0 {
+                let k = min(payloadBytesLeft, n - i)
+                payloadBytesLeft -= k
+                i += k
+            } else {
+                frameHeader.append(bytes[i])
+                i += 1
+                if frameHeader.count == 9 {
+                    payloadBytesLeft = Int(frameHeader[0]) << 16 | Int(frameHeader[1]) << 8 | Int(frameHeader[2])
+                    frameHeader.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if prefaceBytesLeft > 0 || payloadBytesLeft > 0 || !frameHeader.isEmpty {
+            if partialFrameSinceMs == nil { partialFrameSinceMs = connection.loop.nowMs }
+        } else {
+            partialFrameSinceMs = nil
+        }
+    }
+
+    /// When the oldest unfinished piece of request input started: a frame received only in part,
+    /// or a request whose headers arrived and whose END_STREAM has not (answered early or not).
+    /// Nil when none.
+    var slowRequestStartedMs: Int64? {
+        var oldest = partialFrameSinceMs
+        for stream in streams.values where !stream.complete {
+            if oldest == nil || stream.startedMs < oldest! { oldest = stream.startedMs }
+        }
+        return oldest
+    }
+
+    /// A GOAWAY frame (RFC 9113 6.8) without debug data.
+    static func goAwayFrame(lastStreamID: Int32, errorCode: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = [0, 0, 8, UInt8(NGHTTP2_GOAWAY.rawValue), 0, 0, 0, 0, 0]
+        for word in [UInt32(bitPattern: lastStreamID) & 0x7FFF_FFFF, errorCode] {
+            bytes += [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)]
+        }
+        return bytes
+    }
+
+    private func dispatchReady() {
+        waiting.append(contentsOf: ready)
+        ready.removeAll(keepingCapacity: true)
+        dispatchWaiting()
+    }
+
+    /// Hands complete requests to the handler in order, while the connection is within
+    /// `dispatchedRequestsMax` and `responseBacklogBytesMax` (requests the session answers itself,
+    /// 4xx for a limit hit while receiving, go at once).
+    private func dispatchWaiting() {
+        let limits = connection.limits
+        var i = 0
+        while i < waiting.count {
+            let id = waiting[i]
+            guard let stream = streams[id], !stream.dispatched else { i += 1; continue }
+            let answeredHere = stream.rejectStatus != nil || stream.method.isEmpty || stream.path.isEmpty
+            if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
+                break
+            }
             i += 1
-            guard let stream = streams[id], !stream.dispatched else { continue }
             stream.dispatched = true
             if let status = stream.rejectStatus {
                 respondError(stream, status: status, detail: stream.rejectDetail)
@@ -136,6 +239,8 @@ final class HTTP2Session {
                 continue
             }
             stream.isHead = stream.method == "HEAD"
+            stream.handed = true
+            unanswered += 1
             var request = head(of: stream)
             request.body = stream.body
             request.bodySink = stream.bodySink
@@ -144,7 +249,7 @@ final class HTTP2Session {
             stream.headers = HTTPHeaders()
             connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
         }
-        ready.removeAll(keepingCapacity: true)
+        waiting.removeFirst(i)
     }
 
     private func head(of stream: HTTP2Stream) -> HTTPRequest {
@@ -166,6 +271,7 @@ final class HTTP2Session {
     /// Moves frames from nghttp2 into the connection's output buffer, up to its bound.
     func produceOutput() {
         guard session != nil else { return }
+        if !waiting.isEmpty { dispatchWaiting() }
         while connection.out.count < connection.limits.outputBufferedBytesMax {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
@@ -183,28 +289,38 @@ final class HTTP2Session {
 
     func isOpen(_ id: Int32) -> Bool {
         guard let stream = streams[id] else { return false }
-        return !stream.finished
+        return !stream.finished && !stream.aborted
+    }
+
+    /// The handler answered a request it was handed (once per request).
+    private func answered(_ stream: HTTP2Stream) {
+        if stream.handed && !stream.responded { unanswered -= 1 }
     }
 
     func respond(_ id: Int32, _ response: HTTPResponse) -> Bool {
-        guard let stream = streams[id], stream.dispatched, !stream.responded else { return false }
+        guard let stream = streams[id], stream.dispatched, !stream.responded, !stream.aborted else { return false }
+        answered(stream)
         let hasBody = !response.body.isEmpty && !stream.isHead && response.status != 204 && response.status != 304
         stream.response = hasBody ? response.body : []
+        unsentResponseBytes += stream.response.count
         stream.responseOffset = 0
         stream.finished = true
         return submit(stream, status: response.status, headers: response.headers, contentLength: response.body.count, withBody: hasBody)
     }
 
     func startStreaming(_ id: Int32, status: Int, headers: HTTPHeaders) -> Bool {
-        guard let stream = streams[id], stream.dispatched, !stream.responded else { return false }
+        guard let stream = streams[id], stream.dispatched, !stream.responded, !stream.aborted else { return false }
+        answered(stream)
         stream.streaming = true
         return submit(stream, status: status, headers: headers, contentLength: nil, withBody: !stream.isHead)
     }
 
     func writeStreaming(_ id: Int32, _ bytes: [UInt8]) -> Bool {
-        guard let stream = streams[id], stream.streaming, !stream.finished else { return false }
+        guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
         if stream.response.count - stream.responseOffset + bytes.count > connection.limits.streamingBufferedBytesMax {
             abort(id)
+            stream.response = []
+            stream.responseOffset = 0
             return false
         }
         if stream.responseOffset > 0 && stream.responseOffset * 2 >= stream.response.count {
@@ -217,14 +333,17 @@ final class HTTP2Session {
     }
 
     func finishStreaming(_ id: Int32) -> Bool {
-        guard let stream = streams[id], stream.streaming, !stream.finished else { return false }
+        guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
         stream.finished = true
         resumeIfDeferred(stream)
         return true
     }
 
+    /// Resets the stream (once: a client that reads nothing would otherwise queue one RST_STREAM
+    /// per later write).
     func abort(_ id: Int32) {
-        guard session != nil, streams[id] != nil else { return }
+        guard session != nil, let stream = streams[id], !stream.aborted else { return }
+        stream.aborted = true
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_CANCEL.rawValue)
         connection.loop.markDirty(connection)
     }
@@ -252,6 +371,7 @@ final class HTTP2Session {
         stream.response = stream.isHead ? [] : body
         stream.responseOffset = 0
         stream.finished = true
+        unsentResponseBytes += stream.response.count
         _ = submit(stream, status: status, headers: ["content-type": "application/json"], contentLength: body.count, withBody: !stream.isHead)
     }
 
@@ -296,7 +416,9 @@ final class HTTP2Session {
     fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return }
-        streams[frame.pointee.hd.stream_id] = HTTP2Stream(id: frame.pointee.hd.stream_id)
+        let stream = HTTP2Stream(id: frame.pointee.hd.stream_id)
+        stream.startedMs = connection.loop.nowMs
+        streams[stream.id] = stream
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
     }
 
@@ -367,14 +489,21 @@ final class HTTP2Session {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
             stream.bodySink = connection.handler.bodySink(for: head(of: stream))
         }
-        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue), endStream,
-              streams[frame.pointee.hd.stream_id] != nil else { return }
-        ready.append(frame.pointee.hd.stream_id)
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+              let stream = streams[frame.pointee.hd.stream_id], !stream.dispatched else { return }
+        // A complete request, or one already refused (413, 431): answered now rather than after
+        // the whole body. The rest of the body is read and dropped; no RST_STREAM(NO_ERROR) asks
+        // the client to stop (RFC 9113 8.1 allows it, but curl 7.88 then fails the transfer),
+        // and the slow request timeout still bounds a client that never finishes.
+        if endStream { stream.complete = true }
+        if endStream || stream.rejectStatus != nil { ready.append(stream.id) }
     }
 
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: id) else { return }
         connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
+        answered(stream)
+        if !stream.streaming { unsentResponseBytes -= stream.response.count - stream.responseOffset }
         if stream.dispatched && stream.rejectStatus == nil {
             let complete = errorCode == NGHTTP2_NO_ERROR.rawValue && stream.finished
                 && stream.responseOffset == stream.response.count
@@ -393,7 +522,7 @@ final class HTTP2Session {
 
     fileprivate func readBody(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[id] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        if stream.holdUntilClientSettings && !clientSettingsReceived {
+        if stream.aborted || (stream.holdUntilClientSettings && !clientSettingsReceived) {
             stream.deferred = true
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
@@ -404,6 +533,7 @@ final class HTTP2Session {
                 buffer.update(from: source.baseAddress! + stream.responseOffset, count: n)
             }
             stream.responseOffset += n
+            if !stream.streaming { unsentResponseBytes -= n }
         }
         if stream.responseOffset == stream.response.count {
             if stream.finished {
@@ -435,6 +565,9 @@ final class HTTP2Session {
             }
         }
         streams = [:]
+        waiting = []
+        unanswered = 0
+        unsentResponseBytes = 0
     }
 }
 

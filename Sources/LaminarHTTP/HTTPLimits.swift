@@ -8,7 +8,7 @@ public struct HTTPLimits: Sendable, Equatable {
     /// SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1: the request line and headers). Over it: 431 or RST.
     public var headerListBytesMax: Int = 64 * 1024
     /// A request body larger than this gets 413 (HTTP/1.1: then the connection closes;
-    /// HTTP/2: the stream is finished with RST_STREAM(NO_ERROR) after the 413).
+    /// HTTP/2: answered as soon as the limit is passed; the rest of the body is dropped).
     public var bodyBytesMax: Int = 64 * 1024 * 1024
     /// A connection with no request in progress and no bytes moving is closed after this.
     public var idleTimeoutMs: Int64 = 60_000
@@ -21,6 +21,13 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Bytes a streaming response may have appended but not yet sent; above it the stream is reset
     /// (a consumer too slow for its producer) and the handler told it closed.
     public var streamingBufferedBytesMax: Int = 4 * 1024 * 1024
+    /// HTTP/2: requests handed to the handler and not answered yet, per connection. Further
+    /// requests (already received) wait in order until answers are given.
+    public var dispatchedRequestsMax: Int = 64
+    /// HTTP/2: bytes of (non-streaming) response bodies not yet sent, per connection, above which
+    /// further requests wait until the client reads. With `dispatchedRequestsMax`, this bounds what
+    /// a client that sends requests and never reads the answers makes the server hold.
+    public var responseBacklogBytesMax: Int = 4 * 1024 * 1024
     /// HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE we advertise (per stream receive window).
     public var streamWindowBytes: UInt32 = 1024 * 1024
     /// HTTP/2 connection receive window.
@@ -64,6 +71,7 @@ public struct HTTPLimits: Sendable, Equatable {
         if readBufferBytes < 4096 { return "readBufferBytes must be >= 4 KiB" }
         if serverResetsPerConnectionMax <= 0 { return "serverResetsPerConnectionMax must be > 0" }
         if connectionsPerLoopMax <= 0 { return "connectionsPerLoopMax must be > 0" }
+        if dispatchedRequestsMax <= 0 || responseBacklogBytesMax <= 0 { return "dispatchedRequestsMax and responseBacklogBytesMax must be > 0" }
         return nil
     }
 }

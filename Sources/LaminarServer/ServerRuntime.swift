@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeoutMs: Int64 = 5_000
     /// Bearer-token access control; nil: everything is open.
     public var access: AccessPolicy?
+    /// `HTTPLimits.idleTimeoutMs` and `HTTPLimits.slowRequestTimeoutMs`.
+    public var idleTimeoutMs: Int64 = 60_000
+    public var requestTimeoutMs: Int64 = 10_000
 
     public init() {}
 }
@@ -60,6 +63,8 @@ public final class ServerRuntime: @unchecked Sendable {
         httpConfiguration.ioThreads = configuration.ioThreads
         httpConfiguration.drainTimeoutMs = configuration.drainTimeoutMs
         httpConfiguration.limits.bodyBytesMax = configuration.bodyBytesMax
+        httpConfiguration.limits.idleTimeoutMs = configuration.idleTimeoutMs
+        httpConfiguration.limits.slowRequestTimeoutMs = configuration.requestTimeoutMs
         var eventLimits = EventDecodeLimits()
         eventLimits.eventsMax = reactorLimits.batchEventsMax
         self.eventLimits = eventLimits

@@ -56,6 +56,12 @@ struct Serve: ParsableCommand {
     @Option(help: "With --auth-token-file: which requests need the token: read (every request, the default) or write (all but GET and HEAD).")
     var auth: AccessPolicy.Scope?
 
+    @Option(name: .customLong("idle-timeout-ms"), help: "Close a connection with no request in progress and no bytes moving after this long.")
+    var idleTimeoutMs: Int64 = 60_000
+
+    @Option(name: .customLong("request-timeout-ms"), help: "A request's headers and body (and an HTTP/2 client's preface) must arrive within this long of its first byte.")
+    var requestTimeoutMs: Int64 = 10_000
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -66,6 +72,8 @@ struct Serve: ParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         if drainTimeoutMs < 0 { throw ValidationError("--drain-timeout-ms must be >= 0") }
         if auth != nil && authTokenFile == nil { throw ValidationError("--auth needs --auth-token-file") }
+        if idleTimeoutMs < 1 { throw ValidationError("--idle-timeout-ms must be >= 1") }
+        if requestTimeoutMs < 1 { throw ValidationError("--request-timeout-ms must be >= 1") }
     }
 
     func run() throws {
@@ -99,6 +107,9 @@ struct Serve: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        configuration.idleTimeoutMs = idleTimeoutMs
+        configuration.requestTimeoutMs = requestTimeoutMs
+        raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.
         var signals = sigset_t()
@@ -122,5 +133,17 @@ struct Serve: ParsableCommand {
         sigwait(&signals, &received)
         logger.info("stopping", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
         server.stop()
+    }
+}
+
+/// Each connection is a descriptor: raise the soft RLIMIT_NOFILE to the hard limit (often 1024
+/// soft against far more hard), so the server can hold the connections `HTTPLimits` allows.
+private func raiseDescriptorLimit(_ logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    let previous = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+        logger.warning("cannot raise the descriptor limit", metadata: ["soft": "\(previous)", "errno": "\(errno)"])
     }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the abuse suite (Tests/abuse/run_abuse.py) with the pinned h2/hpack/hyperframe from PyPI,
+# installed into the private venv .build/venv (shared with Tests/openapi/validate.sh).
+# Usage: Tests/abuse/run.sh path/to/laminar [--long] [--only CASE[,CASE...]]
+set -euo pipefail
+
+H2_PACKAGES=("h2==4.1.0" "hpack==4.0.0" "hyperframe==6.0.1")
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+venv="$root/.build/venv"
+
+if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p "$root/.build"
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" - "${H2_PACKAGES[@]}" <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${H2_PACKAGES[@]}"
+fi
+exec "$venv/bin/python" "$root/Tests/abuse/run_abuse.py" "$@"
