@@ -15,6 +15,8 @@ final class Connection {
     let fd: Int32
     let id: UInt64
     let slot: Int
+    /// The slot's generation while this connection holds it (`EventLoop.connection(slot:generation:)`).
+    let generation: UInt32
     private(set) var mode: Mode = .sniffing
     var out = OutputBuffer()
     /// The epoll events currently registered.
@@ -50,11 +52,12 @@ final class Connection {
 
     private var session: HTTP2Session?
 
-    init(loop: EventLoop, fd: Int32, id: UInt64, slot: Int) {
+    init(loop: EventLoop, fd: Int32, id: UInt64, slot: Int, generation: UInt32) {
         self.loop = loop
         self.fd = fd
         self.id = id
         self.slot = slot
+        self.generation = generation
         lastActivityMs = loop.nowMs
         requestStartedMs = loop.nowMs
         parser = HTTP1RequestParser(headerBytesMax: loop.limits.headerListBytesMax, bodyBytesMax: loop.limits.bodyBytesMax)

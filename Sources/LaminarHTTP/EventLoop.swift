@@ -164,7 +164,7 @@ final class EventLoop {
                 generations.append(0)
             }
             generations[slot] &+= 1
-            let connection = Connection(loop: self, fd: fd, id: nextConnectionID, slot: slot)
+            let connection = Connection(loop: self, fd: fd, id: nextConnectionID, slot: slot, generation: generations[slot])
             nextConnectionID += 1
             do {
                 try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, fd, events: connection.interest, data: token(slot))
@@ -178,6 +178,13 @@ final class EventLoop {
             shared.connectionsOpen.add(1, ordering: .relaxed)
             shared.connectionsAccepted.add(1, ordering: .relaxed)
         }
+    }
+
+    /// The connection in `slot` if it is still the one that held it at `generation`.
+    @inline(__always)
+    func connection(slot: Int, generation: UInt32) -> Connection? {
+        guard slot < slots.count, generations[slot] == generation else { return nil }
+        return slots[slot]
     }
 
     private func token(_ slot: Int) -> UInt64 { UInt64(slot) | UInt64(generations[slot]) << 32 }

@@ -137,8 +137,22 @@ extension HTTPHandler {
 ///
 /// Either `respond` once, or `startStreaming` once, then `write` any number of times, then `finish`.
 public struct HTTPResponder {
-    weak var connection: Connection?
+    // The connection is found again by slot and generation in its loop's table: no reference
+    // counting per request, and a closed connection (its slot freed or reused) is simply gone.
+    // unowned(unsafe): responders live in the loop's handler, which the loop outlives.
+    unowned(unsafe) let loop: EventLoop
+    let slot: Int32
+    let generation: UInt32
     public let token: HTTPRequestToken
+
+    init(connection: Connection, token: HTTPRequestToken) {
+        loop = connection.loop
+        slot = Int32(truncatingIfNeeded: connection.slot)
+        generation = connection.generation
+        self.token = token
+    }
+
+    private var connection: Connection? { loop.connection(slot: Int(slot), generation: generation) }
 
     /// Whether the request is still open for an answer (or for more streamed data).
     public var isOpen: Bool { connection?.isOpen(token.streamID) ?? false }
