@@ -68,6 +68,10 @@ final class HTTP2Session {
     private var goAwaySubmitted = false
     /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
     private var serverResets = 0
+    /// Scratch for `submit` (response header fields), reused across responses.
+    private var packed: [UInt8] = []
+    private var fieldLengths: [(Int, Int)] = []
+    private var nva: [nghttp2_nv] = []
     /// Frame boundaries of the input, tracked beside nghttp2 (which does not tell): bytes left of
     /// the preface, of the current frame header (9) and of the current frame's payload.
     private var prefaceBytesLeft = HTTP2Session.clientPreface.count
@@ -378,17 +382,30 @@ final class HTTP2Session {
     /// Submits the response headers (and a data provider when there is a body).
     private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentLength: Int?, withBody: Bool) -> Bool {
         stream.responded = true
-        var fields: [(String, String)] = [(":status", String(status))]
-        for (name, value) in headers where !Self.isConnectionSpecific(name) { fields.append((name, value)) }
-        if let length = contentLength, status != 204, status != 304 { fields.append(("content-length", String(length))) }
-        var packed: [UInt8] = []
-        for (name, value) in fields { packed.append(contentsOf: name.utf8); packed.append(contentsOf: value.utf8) }
+        // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
+        packed.removeAll(keepingCapacity: true)
+        fieldLengths.removeAll(keepingCapacity: true)
+        packed.append(contentsOf: Self.statusName)
+        Self.appendDecimal(status, to: &packed)
+        fieldLengths.append((Self.statusName.count, packed.count - Self.statusName.count))
+        for (name, value) in headers where !Self.isConnectionSpecific(name) {
+            let start = packed.count
+            packed.append(contentsOf: name.utf8)
+            let n = packed.count - start
+            packed.append(contentsOf: value.utf8)
+            fieldLengths.append((n, packed.count - start - n))
+        }
+        if let length = contentLength, status != 204, status != 304 {
+            let start = packed.count
+            packed.append(contentsOf: Self.contentLengthName)
+            Self.appendDecimal(length, to: &packed)
+            fieldLengths.append((Self.contentLengthName.count, packed.count - start - Self.contentLengthName.count))
+        }
+        let fieldLengths = self.fieldLengths
         let rc = packed.withUnsafeMutableBufferPointer { base -> Int32 in
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(fields.count)
+            nva.removeAll(keepingCapacity: true)
             var offset = 0
-            for (name, value) in fields {
-                let n = name.utf8.count, v = value.utf8.count
+            for (n, v) in fieldLengths {
                 nva.append(nghttp2_nv(
                     name: base.baseAddress! + offset, value: base.baseAddress! + offset + n,
                     namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
@@ -402,6 +419,26 @@ final class HTTP2Session {
         }
         connection.loop.markDirty(connection)
         return rc == 0
+    }
+
+    private static let statusName: [UInt8] = Array(":status".utf8)
+    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
+
+    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        precondition(value >= 0)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[19 - count] = UInt8(truncatingIfNeeded: n % 10) &+ 0x30
+                n /= 10
+                count += 1
+            } while n > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]).assumingMemoryBound(to: UInt8.self))
+        }
     }
 
     private static func isConnectionSpecific(_ name: String) -> Bool {

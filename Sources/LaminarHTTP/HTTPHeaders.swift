@@ -14,18 +14,24 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     }
 
     public mutating func add(name: String, value: String) {
-        fields.append((name.lowercased(), value))
+        fields.append((Self.lowercased(name), value))
     }
 
     /// The first value of `name` (case-insensitive).
     public subscript(name: String) -> String? {
-        let lower = name.lowercased()
+        let lower = Self.lowercased(name)
         return fields.first { $0.name == lower }?.value
+    }
+
+    /// `name` lowercased; the name itself (no new string) when it already is, as HTTP/2 names are.
+    @inline(__always)
+    static func lowercased(_ name: String) -> String {
+        name.utf8.contains { $0 &- 0x41 < 26 } ? name.lowercased() : name
     }
 
     /// Every value of `name` (case-insensitive), in order.
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
+        let lower = Self.lowercased(name)
         return fields.filter { $0.name == lower }.map(\.value)
     }
 
