@@ -1,4 +1,5 @@
 import CNGHTTP2
+import Glibc
 
 // The nghttp2 boundary of the server: session lifetime, the C callback trampolines, return codes.
 // Nothing else in the code base calls nghttp2 for the server side.
@@ -423,6 +424,15 @@ final class HTTP2Session {
 
     private static let statusName: [UInt8] = Array(":status".utf8)
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
+    private static let methodName: [UInt8] = Array(":method".utf8)
+    private static let pathName: [UInt8] = Array(":path".utf8)
+    private static let authorityName: [UInt8] = Array(":authority".utf8)
+
+    /// Byte equality of a header name with a known one (a length check, then memcmp).
+    @inline(__always)
+    private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: [UInt8]) -> Bool {
+        name.count == known.count && known.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, known.count) == 0 }
+    }
 
     private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         precondition(value >= 0)
@@ -472,17 +482,17 @@ final class HTTP2Session {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(":method".utf8) {
+            if Self.equals(name, Self.methodName) {
                 stream.method = String(decoding: value, as: UTF8.self)
-            } else if name.elementsEqual(":path".utf8) {
+            } else if Self.equals(name, Self.pathName) {
                 stream.path = String(decoding: value, as: UTF8.self)
-            } else if name.elementsEqual(":authority".utf8) {
+            } else if Self.equals(name, Self.authorityName) {
                 stream.headers.add(name: "host", value: String(decoding: value, as: UTF8.self))
             }
             return
         }
         let valueString = String(decoding: value, as: UTF8.self)
-        if name.elementsEqual("content-length".utf8), let length = Int(valueString), length > limits.bodyBytesMax {
+        if Self.equals(name, Self.contentLengthName), let length = Int(valueString), length > limits.bodyBytesMax {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }

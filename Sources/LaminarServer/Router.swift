@@ -106,19 +106,19 @@ public struct Router: Sendable {
                 throw HTTPFailure(405, "method_not_allowed", "\(method) is not allowed here; allowed: \(methods.joined(separator: ", "))")
             }
         }
-        if path == Array("/health".utf8) {
+        if path == Paths.health {
             try allow(["GET", "HEAD"])
             return .health
         }
-        if path == Array("/metrics".utf8) {
+        if path == Paths.metrics {
             try allow(["GET", "HEAD"])
             return .metrics
         }
-        if path == Array("/kv".utf8) || path == Array("/kv/".utf8) {
+        if path == Paths.kv || path == Paths.kvSlash {
             try allow(["GET"])
             return try scanOrWatch(t)
         }
-        if path == Array("/kv/_batch".utf8) {
+        if path == Paths.kvBatch {
             try allow(["POST"])
             return .kvBatch
         }
@@ -140,7 +140,7 @@ public struct Router: Sendable {
             default: try allow(["GET", "HEAD", "PUT", "DELETE"])
             }
         }
-        if path == Array("/streams".utf8) || path == Array("/streams/".utf8) {
+        if path == Paths.streams || path == Paths.streamsSlash {
             try allow(["GET"])
             return .streamList
         }
@@ -256,4 +256,15 @@ extension StringProtocol {
         while let c = s.last, set.contains(c) { s = s.dropLast() }
         return String(s)
     }
+}
+
+/// Fixed paths as bytes, made once (not per request).
+private enum Paths {
+    static let health: [UInt8] = Array("/health".utf8)
+    static let kv: [UInt8] = Array("/kv".utf8)
+    static let kvSlash: [UInt8] = Array("/kv/".utf8)
+    static let kvBatch: [UInt8] = Array("/kv/_batch".utf8)
+    static let metrics: [UInt8] = Array("/metrics".utf8)
+    static let streams: [UInt8] = Array("/streams".utf8)
+    static let streamsSlash: [UInt8] = Array("/streams/".utf8)
 }
