@@ -464,6 +464,7 @@ final class HTTP2Session {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return }
         let stream = HTTP2Stream(id: frame.pointee.hd.stream_id)
+        stream.headers.reserveCapacity(8)  // one allocation, not one per doubling
         stream.startedMs = connection.loop.nowMs
         streams[stream.id] = stream
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)

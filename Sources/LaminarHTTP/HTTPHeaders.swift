@@ -6,8 +6,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     public init() {}
 
     public init(_ fields: [(String, String)]) {
+        self.fields.reserveCapacity(fields.count)
         for (name, value) in fields { add(name: name, value: value) }
     }
+
+    public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
 
     public init(dictionaryLiteral elements: (String, String)...) {
         self.init(elements)

@@ -52,8 +52,8 @@ public struct RequestTarget: Sendable, Hashable {
     /// The decoded rest of the path after `prefix` (e.g. the key after `/kv/`), or `nil` if the
     /// path does not start with `prefix`.
     public func pathRemainder(after prefix: String) throws(ParseError) -> [UInt8]? {
-        let p = Array(prefix.utf8)
-        guard rawPath.count >= p.count, Array(rawPath[0..<p.count]) == p else { return nil }
+        let p = prefix.utf8
+        guard rawPath.starts(with: p) else { return nil }
         return try RequestTarget.percentDecode(rawPath[p.count...])
     }
 
