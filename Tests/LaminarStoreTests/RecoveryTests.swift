@@ -121,6 +121,50 @@ import Testing
         #expect(again.get(bytes("key3")) == nil)
     }
 
+    /// Found by the store fuzzer (Tests/Fuzz, fuzz-store-recovery): pages can reach the disk out of
+    /// order, so a crash can lose a record (zeros) and keep the one after it. The log ends at the
+    /// zero header, but the later record must not stay behind it: a write of the same size would
+    /// end exactly where it starts, and the next open would replay a write never acknowledged.
+    @Test func aRecordBehindALostOneIsWipedAndNeverComesBack() throws {
+        let base = TempDirectory()
+        let (file, starts) = try RecoveryTests.writeLog(in: base.path, count: 5)
+        let dir = TempDirectory()
+        var copy = file
+        // Record 3 never reached the disk; record 4, after it, did.
+        for i in starts[3]..<starts[4] { copy[i] = 0 }
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        RecoveryTests.expectKeys(store, 3)
+        #expect(store.sizeBytes == starts[3])
+        #expect(store.stats.recoveryTruncatedBytes > 0)
+        #expect(FileManagerShim.read(dir.path + "/data.lmnr")[starts[3]...].allSatisfy { $0 == 0 })
+        // A write of record 3's size ends where record 4 started: record 4 must not come back.
+        try store.put(bytes("key9"), bytes("value9"))
+        #expect(store.sizeBytes == starts[4])
+        try store.close()
+        unlink(dir.path + "/index.hint")
+        let again = try LogStore.open(directory: dir.path)
+        #expect(again.count == 4)
+        #expect(again.get(bytes("key4")) == nil)
+        #expect(again.get(bytes("key9"))?.value == bytes("value9"))
+        #expect(again.stats.recoveryTruncatedBytes == 0)
+    }
+
+    /// The fuzzer's crashing input (`@Arr`): a file header, 48 zero bytes, then one byte `r`.
+    @Test func bytesAfterAZeroHeaderAreTruncated() throws {
+        let base = TempDirectory()
+        let (file, starts) = try RecoveryTests.writeLog(in: base.path, count: 0)
+        #expect(starts == [RecordFormat.fileHeaderBytes])
+        let dir = TempDirectory()
+        var copy = Array(file[0..<RecordFormat.fileHeaderBytes]) + [UInt8](repeating: 0, count: 48)
+        copy += Array("r".utf8)
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        #expect(store.count == 0)
+        #expect(store.stats.recoveryTruncatedBytes == 48 + 1)
+        #expect(FileManagerShim.read(dir.path + "/data.lmnr")[RecordFormat.fileHeaderBytes...].allSatisfy { $0 == 0 })
+    }
+
     @Test func aDamagedHintIsIgnored() throws {
         let dir = TempDirectory()
         do {
