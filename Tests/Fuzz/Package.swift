@@ -10,6 +10,8 @@ let fuzzers: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-http1", [.product(name: "LaminarHTTP", package: "Laminar")]),
     ("fuzz-request-target", [.product(name: "LaminarServer", package: "Laminar")]),
     ("fuzz-json", [.product(name: "LaminarFormats", package: "Laminar")]),
+    ("fuzz-ndjson-events", [.product(name: "LaminarFormats", package: "Laminar")]),
+    ("fuzz-binary-events", [.product(name: "LaminarFormats", package: "Laminar")]),
     ("fuzz-store-recovery", [
         .product(name: "LaminarStore", package: "Laminar"),
         .product(name: "Logging", package: "swift-log"),
@@ -24,7 +26,7 @@ let package = Package(
     ],
     targets: [
         // The libFuzzer driver call and helpers shared by every fuzzer.
-        .target(name: "FuzzSupport"),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "LaminarFormats", package: "Laminar")]),
     ] + fuzzers.map { fuzzer in
         .executableTarget(name: fuzzer.name, dependencies: ["FuzzSupport"] + fuzzer.dependencies)
     },

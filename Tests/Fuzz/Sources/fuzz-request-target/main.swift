@@ -1,13 +1,16 @@
 // Fuzzes the key and query parsing of LaminarServer: RequestTarget (percent-decoding, query
-// parameters), Router.route (every endpoint's decision), DurationText, ETag.
+// parameters), Router.route (every endpoint's decision), DurationText, ETag, and the bearer token
+// check of AccessPolicy.
 // Input: byte 0 picks the method, the bytes up to the first 0x00 are header values
-// (content-type, if-match, if-none-match, idempotency-key, separated by 0x01), the rest the target.
+// (content-type, if-match, if-none-match, idempotency-key, authorization, separated by 0x01),
+// the rest the target.
 // Invariants:
 // - never crashes; a failure is a 4xx with a code and a detail, never a 5xx;
 // - percent-encoding round trips: decode(encode(x)) == x for any bytes, and a decoded key or
 //   parameter re-encoded and parsed again gives the same key or parameter;
 // - a routed key is the percent-decoded path after /kv/; limits are within the router's bounds;
-// - DurationText and ETag agree with their definitions (positive, at most 100 years; "N").
+// - DurationText and ETag agree with their definitions (positive, at most 100 years; "N");
+// - AccessPolicy admits exactly `Bearer <token>`, for a fixed token and for the target as token.
 import FuzzSupport
 import LaminarServer
 import LaminarStore
@@ -22,7 +25,7 @@ func check(_ raw: UnsafeRawBufferPointer) {
     let headerPart = split >= 0 ? Array(all[..<split]) : []
     let target = split >= 0 ? Array(all[(split + 1)...]) : all
     let values = headerPart.split(separator: 1, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-    let names = ["content-type", "if-match", "if-none-match", "idempotency-key"]
+    let names = ["content-type", "if-match", "if-none-match", "idempotency-key", "authorization"]
     var headers: [String: String] = [:]
     for (name, value) in zip(names, values) where !value.isEmpty { headers[name] = value }
 
@@ -99,6 +102,19 @@ func check(_ raw: UnsafeRawBufferPointer) {
         precondition(ETag.parse(ETag.format(version)) == version)
     }
     if let version = UInt64(text) { precondition(ETag.parse(ETag.format(version)) == version) }
+
+    // Bearer tokens: exactly the expected header value is admitted.
+    let authorization = headers["authorization"]
+    precondition(policy.admits(authorization: authorization) == (authorization == "Bearer s3cr3t"),
+                 "admits(\(String(describing: authorization))) is wrong")
+    if let other = try? AccessPolicy(token: text, scope: .writes) {
+        precondition(other.admits(authorization: "Bearer " + text))
+        precondition(!other.admits(authorization: "Bearer " + text + "x"))
+        precondition(other.admits(authorization: authorization) == (authorization == "Bearer " + text))
+        precondition(!other.requiresToken(method: "GET", path: text) && other.requiresToken(method: "PUT", path: "/kv/a"))
+    }
 }
+
+let policy = try! AccessPolicy(token: "s3cr3t", scope: .everything)
 
 runFuzzer(check)
