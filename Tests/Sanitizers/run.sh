@@ -20,19 +20,27 @@ reports="$PWD/$scratch/sanitizer-reports"
 rm -rf "$reports"
 mkdir -p "$reports"
 common="exitcode=66:log_path=$reports/$kind"
-# AddressSanitizer stops at the first error (it cannot go on); leaks are checked at exit.
+# AddressSanitizer stops at the first error (it cannot go on); leaks are checked at exit, except
+# the toolchain's own listed in lsan.supp (all in the test runner process).
 export ASAN_OPTIONS="$common:halt_on_error=1:detect_leaks=1"
+export LSAN_OPTIONS="suppressions=$PWD/Tests/Sanitizers/lsan.supp:print_suppressions=0"
 # ThreadSanitizer reports every race and goes on (exit status 66 at the end), so one run shows all.
 export TSAN_OPTIONS="$common:halt_on_error=0:second_deadlock_stack=1:history_size=4"
 # libFuzzer-style: keep Swift's backtracer from racing the sanitizer's own crash report.
 export SWIFT_BACKTRACE=enable=no
+
+# Left out, with the reason:
+# - largeBodiesAreDecodedAsTheyArrive: asserts that NDJSON bodies were decoded as they arrived,
+#   which needs the stream definition cached less than 1 s before the request head; under a
+#   sanitizer the previous 2 MB post takes longer, so the body is (correctly) buffered instead.
+skip=(--skip largeBodiesAreDecodedAsTheyArrive)
 
 start=$(date +%s)
 "$SWIFT" build --build-tests --scratch-path "$scratch" --sanitize="$kind"
 built=$(date +%s)
 echo "sanitize=$kind: build took $(( built - start )) s"
 status=0
-"$SWIFT" test --skip-build --scratch-path "$scratch" --sanitize="$kind" "$@" || status=$?
+"$SWIFT" test --skip-build --scratch-path "$scratch" --sanitize="$kind" "${skip[@]}" "$@" || status=$?
 echo "sanitize=$kind: tests took $(( $(date +%s) - built )) s (status $status)"
 if compgen -G "$reports/*" >/dev/null; then
   echo "sanitize=$kind: REPORTS in $reports:" >&2
