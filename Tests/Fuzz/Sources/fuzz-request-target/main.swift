@@ -103,8 +103,10 @@ func check(_ raw: UnsafeRawBufferPointer) {
     }
     if let version = UInt64(text) { precondition(ETag.parse(ETag.format(version)) == version) }
 
-    // Bearer tokens: exactly the expected header value is admitted.
-    let authorization = headers["authorization"]
+    // Bearer tokens: exactly the expected header value is admitted. With an authorization value
+    // starting with 0x02, the rest is appended to the right one (near misses: prefix extensions).
+    var authorization = headers["authorization"]
+    if let a = authorization, a.utf8.first == 2 { authorization = "Bearer s3cr3t" + String(a.dropFirst()) }
     precondition(policy.admits(authorization: authorization) == (authorization == "Bearer s3cr3t"),
                  "admits(\(String(describing: authorization))) is wrong")
     if let other = try? AccessPolicy(token: text, scope: .writes) {
