@@ -165,6 +165,35 @@ import Testing
         #expect(FileManagerShim.read(dir.path + "/data.lmnr")[RecordFormat.fileHeaderBytes...].allSatisfy { $0 == 0 })
     }
 
+    /// Found by fuzz-store-recovery: a record whose revision is the largest UInt64 (a damaged or
+    /// forged file whose CRC still matches) made the next write trap on overflow, so the server
+    /// crashed on every write. Now writes throw `revisionsExhausted`; reads still work.
+    @Test func aRecordWithTheLastRevisionRefusesWritesWithoutCrashing() throws {
+        let base = TempDirectory()
+        let (file, _) = try RecoveryTests.writeLog(in: base.path, count: 0)
+        var copy = Array(file[0..<RecordFormat.fileHeaderBytes])
+        var record = [UInt8](repeating: 0, count: RecordFormat.paddedSize(keyBytes: 1, valueBytes: 1))
+        let key: [UInt8] = [0x6B], value: [UInt8] = [0x76]
+        record.withUnsafeMutableBytes { r in
+            key.withUnsafeBytes { k in
+                value.withUnsafeBytes { v in
+                    _ = RecordFormat.write(to: r.baseAddress!, key: k, value: v, revision: Revision.max, expiresAtMs: 0, flags: 0)
+                }
+            }
+        }
+        copy += record
+        let dir = TempDirectory()
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        #expect(store.revision == Revision.max)
+        #expect(store.get(key)?.value == value)
+        #expect(throws: StoreError.revisionsExhausted) { try store.put(bytes("x"), bytes("y")) }
+        #expect(throws: StoreError.revisionsExhausted) { try store.delete(key) }
+        #expect(throws: StoreError.revisionsExhausted) { try store.apply([.put(key: bytes("x"), value: bytes("y"))]) }
+        store.checkInvariants()
+        #expect(store.count == 1)
+    }
+
     @Test func aDamagedHintIsIgnored() throws {
         let dir = TempDirectory()
         do {
