@@ -1,12 +1,15 @@
-# Laminar: the two commands of the README, plus benchmarks.
-#   make test   installs what a fresh Debian machine lacks, builds, runs every test
-#   make serve  builds in release mode and runs the server on ./laminar-data (127.0.0.1:7070)
+# Laminar: the two commands of the README, plus benchmarks, fuzzers and sanitizer runs.
+#   make test           installs what a fresh Debian machine lacks, builds, runs every test
+#   make serve          builds in release mode and runs the server on ./laminar-data (127.0.0.1:7070)
+#   make fuzz           libFuzzer fuzzers (Tests/Fuzz), FUZZ_SECONDS each (default 60)
+#   make torture        the long-running checks (fuzzers, ...)
+#   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps bench-deps build serve test test-abuse test-abuse-long bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
+.PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,6 +33,7 @@ test: deps
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 # HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
 # connections) against the debug server; about a minute. `make torture` runs the long form
@@ -41,6 +45,19 @@ test-abuse: deps
 test-abuse-long: deps
 	$(SWIFT) build --product laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --long
+
+# Fuzzers (Tests/Fuzz/README.md): built into .build-fuzz, each run for FUZZ_SECONDS from its seed
+# corpus; `make test` runs them FUZZ_TEST_SECONDS each. A crash fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 5
+fuzz: deps
+	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_SECONDS)
+
+# The Swift test suites built with --sanitize=address (.build-asan), then --sanitize=thread
+# (.build-tsan); every sanitizer report, from the tests or from a server they start, fails it.
+test-sanitize: deps
+	SWIFT=$(SWIFT) Tests/Sanitizers/run.sh address
+	SWIFT=$(SWIFT) Tests/Sanitizers/run.sh thread
 
 bench: bench-store bench-reactor bench-http bench-ingest
 
@@ -78,7 +95,7 @@ bench-ingest: bench-deps
 	python3 Benchmarks/bench_ingest.py
 
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
-torture: torture-crash test-abuse-long soak
+torture: torture-crash test-abuse-long soak fuzz
 
 # The crash-recovery loop at 50 cycles (fsync always) + 10 (fsync interval): SIGKILL during mixed
 # load, restart, laminar-load verify. Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,
@@ -99,4 +116,4 @@ soak: deps
 	SOAK_SECONDS=$(SOAK_SECONDS) timeout $$(( $(SOAK_SECONDS) + 600 )) python3 Tests/soak/soak.py
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-asan .build-tsan

@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "LaminarStore", targets: ["LaminarStore"]),
         .library(name: "LaminarReactor", targets: ["LaminarReactor"]),
         .library(name: "LaminarHTTP", targets: ["LaminarHTTP"]),
+        // For the fuzzers (Tests/Fuzz, a separate package that depends on this one by path).
+        .library(name: "LaminarFormats", targets: ["LaminarFormats"]),
+        .library(name: "LaminarServer", targets: ["LaminarServer"]),
         .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
         .executable(name: "laminar-load", targets: ["laminar-load"]),

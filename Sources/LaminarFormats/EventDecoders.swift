@@ -50,6 +50,11 @@ public struct NDJSONEventDecoder {
                 return
             }
             if partial.isEmpty {
+                // The limit holds for a line within one chunk too, so that the verdict on a body
+                // does not depend on how it was cut into chunks.
+                if newline - start > limits.lineBytesMax {
+                    throw EventDecodeError(line: line + 1, reason: "line longer than \(limits.lineBytesMax) bytes")
+                }
                 try decodeLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
             } else {
                 if partial.count + (newline - start) > limits.lineBytesMax {
@@ -284,11 +289,15 @@ public struct BinaryEventDecoder {
     }
 
     /// Size of the unit (header or event) that `bytes` starts, as far as it can tell; at least
-    /// `bytes.count + 1` while the size field itself is incomplete.
+    /// `bytes.count + 1` while the size field itself is incomplete. A bad key length throws at
+    /// once, as `consume` does, so the error does not depend on where the body was cut.
     private func bytesNeeded(_ bytes: [UInt8]) throws(EventDecodeError) -> Int {
         if expected == nil { return BinaryEventFormat.headerBytes }
         if bytes.count < 2 { return 2 }
         let keyLength = Int(bytes[0]) | Int(bytes[1]) << 8
+        guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
+            throw EventDecodeError(line: builder.count + 1, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
+        }
         return BinaryEventFormat.fixedEventBytes + keyLength
     }
 

@@ -67,7 +67,9 @@ public struct AccessPolicy: Sendable {
     /// header's content: every byte of the expected value is compared whatever differs first.
     public func admits(authorization: String?) -> Bool {
         guard let authorization else { return false }
-        var difference = UInt8(truncatingIfNeeded: authorization.utf8.count ^ expected.count)
+        // Lengths compared whole: truncated to a byte, lengths 256 apart would compare equal and
+        // the token followed by 256 (512, ...) more bytes would be admitted.
+        var difference: UInt8 = authorization.utf8.count == expected.count ? 0 : 1
         var given = authorization.utf8.makeIterator()
         for byte in expected {
             difference |= byte ^ (given.next() ?? 0)

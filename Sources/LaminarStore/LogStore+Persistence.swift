@@ -97,6 +97,13 @@ extension LogStore {
                 }
                 offset += size
             case .end:
+                // The log ends at a zero header only if everything after it is zero too: pages of
+                // the last writes can reach the disk out of order, so a crash can leave a lost
+                // (zero) record with later records behind it, which a write that happens to end
+                // there would bring back. Such bytes are a damaged tail like any other.
+                if let garbage = firstNonZeroByte(from: offset) {
+                    damage = "non-zero bytes at offset \(garbage) after the end of the log"
+                }
                 break scanning
             case .damaged(let reason):
                 damage = reason
@@ -132,9 +139,30 @@ extension LogStore {
     /// One past the last non-zero byte at or after `offset` (or `offset` if all are zero).
     private func lastNonZeroByte(from offset: Int) -> Int {
         var end = region.capacity
+        // Whole zero pages first (memcmp), then byte by byte.
+        while end - offset >= Self.zeroPage.count,
+              Self.zeroPage.withUnsafeBytes({ memcmp(region.base + end - $0.count, $0.baseAddress!, $0.count) }) == 0 {
+            end -= Self.zeroPage.count
+        }
         while end > offset && region.base.load(fromByteOffset: end - 1, as: UInt8.self) == 0 { end -= 1 }
         return end
     }
+
+    /// The first non-zero byte at or after `offset`, or nil when the rest of the file is zero.
+    /// Reads the preallocated tail once per open (memcmp against a zero page).
+    private func firstNonZeroByte(from offset: Int) -> Int? {
+        var at = offset
+        while at < region.capacity {
+            let n = min(Self.zeroPage.count, region.capacity - at)
+            if Self.zeroPage.withUnsafeBytes({ memcmp(region.base + at, $0.baseAddress!, n) }) != 0 {
+                for i in at..<(at + n) where region.base.load(fromByteOffset: i, as: UInt8.self) != 0 { return i }
+            }
+            at += n
+        }
+        return nil
+    }
+
+    private static let zeroPage = [UInt8](repeating: 0, count: 1 << 16)
 
     /// Builds the ordered index from the hash table by sorting (bulk recovery).
     private func rebuildOrderedIndexFromTable() {

@@ -174,6 +174,7 @@ public final class LogStore: StateStore {
                 try check(condition, current: current, key: key)
                 let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: v.count)
                 try region.ensureCapacity(logicalEnd + size)
+                if revision == Revision.max { throw StoreError.revisionsExhausted }
                 revision += 1
                 let offset = logicalEnd
                 _ = RecordFormat.write(
@@ -204,6 +205,7 @@ public final class LogStore: StateStore {
             guard current != nil else { return nil }
             let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: 0)
             try region.ensureCapacity(logicalEnd + size)
+            if revision == Revision.max { throw StoreError.revisionsExhausted }
             revision += 1
             let offset = logicalEnd
             _ = RecordFormat.write(
@@ -247,6 +249,7 @@ public final class LogStore: StateStore {
         try region.ensureCapacity(logicalEnd + bytes)
         // One revision for the whole batch; every record but the last says "batch continues",
         // so recovery applies the batch whole or not at all.
+        if revision == Revision.max { throw StoreError.revisionsExhausted }
         revision += 1
         for (i, mutation) in effective.enumerated() {
             let continues = i + 1 < effective.count ? RecordFormat.flagBatchContinues : 0

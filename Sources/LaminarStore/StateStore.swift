@@ -100,6 +100,9 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case locked(path: String)
     /// The store was closed.
     case closed
+    /// The revision is already the largest there is (only a damaged or forged data file whose
+    /// records still pass their CRC gets there): writes are refused instead of overflowing.
+    case revisionsExhausted
 
     public var description: String {
         switch self {
@@ -112,6 +115,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
         case .locked(let path): return "\(path) is locked by another process"
         case .closed: return "store is closed"
+        case .revisionsExhausted: return "no revision left: the store revision is already \(Revision.max)"
         }
     }
 }

@@ -187,4 +187,58 @@ extension EventBatch {
     func rfc3339Rejects(text: String) {
         #expect(RFC3339.parseMilliseconds(Array(text.utf8)) == nil)
     }
+
+    /// Feeds `body` whole, then in `pieces`-byte chunks, and returns both verdicts.
+    private func verdicts<D>(_ body: [UInt8], pieces: Int, _ make: () -> D, feed: (inout D, [UInt8]) throws(EventDecodeError) -> Void,
+                             finish: (inout D) throws(EventDecodeError) -> EventBatch) -> [Result<EventBatch, EventDecodeError>] {
+        [body.count, pieces].map { size in
+            var d = make()
+            return Result { () throws(EventDecodeError) -> EventBatch in
+                var start = 0
+                while start < body.count {
+                    try feed(&d, Array(body[start..<min(body.count, start + size)]))
+                    start += size
+                }
+                return try finish(&d)
+            }
+        }
+    }
+
+    /// Found by fuzz-ndjson-events: a line over `lineBytesMax` was refused only when it reached
+    /// the decoder in more than one chunk; within one chunk it was decoded (and failed, if at all,
+    /// for another reason). The limit now holds however the body is cut.
+    @Test func ndjsonLineLimitHoldsWithinOneChunk() {
+        var limits = EventDecodeLimits()
+        limits.lineBytesMax = 64
+        limits.keyBytesMax = 8
+        let long = #"{"key":"abcde"# + String(repeating: "5", count: 50) + #"fghij","value":1}"#
+        let body = Array((long + "\n" + #"{"key":"a","value":1}"#).utf8)
+        let results = verdicts(body, pieces: 7, { NDJSONEventDecoder(limits: limits, arrivalMs: Self.arrival) },
+                               feed: { (d, b) throws(EventDecodeError) in try d.feed(b) }, finish: { (d) throws(EventDecodeError) in try d.finish() })
+        for r in results {
+            #expect(throws: EventDecodeError(line: 1, reason: "line longer than 64 bytes")) { try r.get() }
+        }
+        // A line of exactly the limit is fine either way.
+        let fits = Array((#"{"key":"a","value":1}"# + String(repeating: " ", count: 64 - 21)).utf8)
+        #expect(fits.count == 64)
+        for r in verdicts(fits, pieces: 5, { NDJSONEventDecoder(limits: limits, arrivalMs: Self.arrival) },
+                          feed: { (d, b) throws(EventDecodeError) in try d.feed(b) }, finish: { (d) throws(EventDecodeError) in try d.finish() }) {
+            #expect((try? r.get())?.count == 1)
+        }
+    }
+
+    /// Found by fuzz-binary-events: after a complete batch, trailing bytes starting with a key
+    /// length of 0 were refused as "key must be 1 to 1024 bytes" when they arrived with the rest,
+    /// but as "truncated" when they arrived in small pieces. Now the key length is checked as soon
+    /// as its two bytes are in, whatever the chunking.
+    @Test func binaryBadKeyLengthIsTheErrorHoweverTheBodyIsCut() {
+        var body = Array("LEV1".utf8) + [1, 0, 0, 0]
+        body += [1, 0] + Array("a".utf8) + [UInt8](repeating: 0, count: 8) + [0, 0, 0, 0, 0, 0, 0xF0, 0x3F]
+        body += [0, 0, 0, 0, 0, 0, 0, 0, 0xF8, 0x7F]  // key length 0, then too few bytes for an event
+        let results = verdicts(body, pieces: 1, { BinaryEventDecoder(arrivalMs: Self.arrival) },
+                               feed: { (d, b) throws(EventDecodeError) in try d.feed(b) }, finish: { (d) throws(EventDecodeError) in try d.finish() })
+        for r in results {
+            #expect(throws: EventDecodeError(line: 2, reason: "key must be 1 to 1024 bytes, got 0")) { try r.get() }
+        }
+    }
 }

@@ -62,6 +62,16 @@ import Testing
         }
     }
 
+    /// Found while writing the token check of the fuzz-request-target fuzzer: the lengths were
+    /// compared as one byte, so the token followed by 256 (or 512, ...) more characters passed.
+    @Test func aTokenFollowedByAMultipleOf256BytesIsRefused() throws {
+        let policy = try AccessPolicy(token: "abc123", scope: .everything)
+        for extra in [1, 255, 256, 512, 1024] {
+            #expect(!policy.admits(authorization: "Bearer abc123" + String(repeating: "x", count: extra)), "\(extra) more bytes")
+        }
+        #expect(policy.admits(authorization: "Bearer abc123"))
+    }
+
     @Test func scopes() throws {
         let writes = try AccessPolicy(token: "t", scope: .writes)
         #expect(!writes.requiresToken(method: "GET", path: "/kv/a"))

@@ -121,6 +121,79 @@ import Testing
         #expect(again.get(bytes("key3")) == nil)
     }
 
+    /// Found by the store fuzzer (Tests/Fuzz, fuzz-store-recovery): pages can reach the disk out of
+    /// order, so a crash can lose a record (zeros) and keep the one after it. The log ends at the
+    /// zero header, but the later record must not stay behind it: a write of the same size would
+    /// end exactly where it starts, and the next open would replay a write never acknowledged.
+    @Test func aRecordBehindALostOneIsWipedAndNeverComesBack() throws {
+        let base = TempDirectory()
+        let (file, starts) = try RecoveryTests.writeLog(in: base.path, count: 5)
+        let dir = TempDirectory()
+        var copy = file
+        // Record 3 never reached the disk; record 4, after it, did.
+        for i in starts[3]..<starts[4] { copy[i] = 0 }
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        RecoveryTests.expectKeys(store, 3)
+        #expect(store.sizeBytes == starts[3])
+        #expect(store.stats.recoveryTruncatedBytes > 0)
+        #expect(FileManagerShim.read(dir.path + "/data.lmnr")[starts[3]...].allSatisfy { $0 == 0 })
+        // A write of record 3's size ends where record 4 started: record 4 must not come back.
+        try store.put(bytes("key9"), bytes("value9"))
+        #expect(store.sizeBytes == starts[4])
+        try store.close()
+        unlink(dir.path + "/index.hint")
+        let again = try LogStore.open(directory: dir.path)
+        #expect(again.count == 4)
+        #expect(again.get(bytes("key4")) == nil)
+        #expect(again.get(bytes("key9"))?.value == bytes("value9"))
+        #expect(again.stats.recoveryTruncatedBytes == 0)
+    }
+
+    /// The fuzzer's crashing input (`@Arr`): a file header, 48 zero bytes, then one byte `r`.
+    @Test func bytesAfterAZeroHeaderAreTruncated() throws {
+        let base = TempDirectory()
+        let (file, starts) = try RecoveryTests.writeLog(in: base.path, count: 0)
+        #expect(starts == [RecordFormat.fileHeaderBytes])
+        let dir = TempDirectory()
+        var copy = Array(file[0..<RecordFormat.fileHeaderBytes]) + [UInt8](repeating: 0, count: 48)
+        copy += Array("r".utf8)
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        #expect(store.count == 0)
+        #expect(store.stats.recoveryTruncatedBytes == 48 + 1)
+        #expect(FileManagerShim.read(dir.path + "/data.lmnr")[RecordFormat.fileHeaderBytes...].allSatisfy { $0 == 0 })
+    }
+
+    /// Found by fuzz-store-recovery: a record whose revision is the largest UInt64 (a damaged or
+    /// forged file whose CRC still matches) made the next write trap on overflow, so the server
+    /// crashed on every write. Now writes throw `revisionsExhausted`; reads still work.
+    @Test func aRecordWithTheLastRevisionRefusesWritesWithoutCrashing() throws {
+        let base = TempDirectory()
+        let (file, _) = try RecoveryTests.writeLog(in: base.path, count: 0)
+        var copy = Array(file[0..<RecordFormat.fileHeaderBytes])
+        var record = [UInt8](repeating: 0, count: RecordFormat.paddedSize(keyBytes: 1, valueBytes: 1))
+        let key: [UInt8] = [0x6B], value: [UInt8] = [0x76]
+        record.withUnsafeMutableBytes { r in
+            key.withUnsafeBytes { k in
+                value.withUnsafeBytes { v in
+                    _ = RecordFormat.write(to: r.baseAddress!, key: k, value: v, revision: Revision.max, expiresAtMs: 0, flags: 0)
+                }
+            }
+        }
+        copy += record
+        let dir = TempDirectory()
+        RecoveryTests.replaceDataFile(dir.path, with: copy)
+        let store = try LogStore.open(directory: dir.path)
+        #expect(store.revision == Revision.max)
+        #expect(store.get(key)?.value == value)
+        #expect(throws: StoreError.revisionsExhausted) { try store.put(bytes("x"), bytes("y")) }
+        #expect(throws: StoreError.revisionsExhausted) { try store.delete(key) }
+        #expect(throws: StoreError.revisionsExhausted) { try store.apply([.put(key: bytes("x"), value: bytes("y"))]) }
+        store.checkInvariants()
+        #expect(store.count == 1)
+    }
+
     @Test func aDamagedHintIsIgnored() throws {
         let dir = TempDirectory()
         do {
