@@ -677,6 +677,35 @@ def _put_many(port, count, size, prefix):
     return time.monotonic() - t0, worst
 
 
+def _count_cut(h2_subscribers, h1_sockets):
+    """Reads what stuck watch/follow subscribers were sent and counts those the server ended:
+    HTTP/2 by a reset, the connection's end or a final slow_consumer line; HTTP/1.1 by the
+    connection's end within 10 s or a final slow_consumer line. Closes them all."""
+    cut = 0
+    for c, sid in h2_subscribers:
+        c.sock.settimeout(5)
+        c.read_frames(10, until=lambda: sid in c.resets or c.eof or c.responses[sid]["done"])
+        r = c.responses[sid]
+        if sid in c.resets or c.eof or b"slow_consumer" in bytes(r["data"][-300:]):
+            cut += 1
+        c.close()
+    for s in h1_sockets:
+        data = b""
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        if time.monotonic() < deadline or b"slow_consumer" in data[-300:]:
+            cut += 1
+        s.close()
+    return cut
+
+
 @case("watch_never_reads", rss_bound_mib=96, args=["--idle-timeout-ms", "2000"])
 def watch_never_reads(srv):
     """Watchers (HTTP/2 and HTTP/1.1) that never read while 24 MiB of changes are written: the
@@ -706,28 +735,7 @@ def watch_never_reads(srv):
     left = srv.wait_fds(fds_before, 10)
     assert left <= fds_before, f"the server still holds {left - fds_before} stuck watch connections 10 s later"
     # Now read: every watch must have been cut by the server.
-    cut = 0
-    for c, sid in h2w:
-        c.sock.settimeout(5)
-        c.read_frames(10, until=lambda: sid in c.resets or c.eof or c.responses[sid]["done"])
-        r = c.responses[sid]
-        if sid in c.resets or c.eof or b"slow_consumer" in bytes(r["data"][-300:]):
-            cut += 1
-        c.close()
-    for s in h1w:
-        data = b""
-        deadline = time.monotonic() + 10
-        try:
-            while time.monotonic() < deadline:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                data += d
-        except OSError:
-            pass
-        if time.monotonic() < deadline or b"slow_consumer" in data[-300:]:
-            cut += 1
-        s.close()
+    cut = _count_cut(h2w, h1w)
     assert cut == 8, f"only {cut} of 8 stuck watchers were cut"
     return f"3000 PUTs of 8 KiB in {total:.1f} s (worst {worst * 1000:.0f} ms), 8 stuck watchers cut"
 
@@ -775,28 +783,7 @@ def follow_never_reads(srv):
     c.close()
     left = srv.wait_fds(fds_before, 10)
     assert left <= fds_before, f"the server still holds {left - fds_before} stuck follow connections 10 s later"
-    cut = 0
-    for f, sid in followers:
-        f.sock.settimeout(5)
-        f.read_frames(10, until=lambda: sid in f.resets or f.eof or f.responses[sid]["done"])
-        r = f.responses[sid]
-        if sid in f.resets or f.eof or b"slow_consumer" in bytes(r["data"][-300:]):
-            cut += 1
-        f.close()
-    for s in h1f:
-        data = b""
-        deadline = time.monotonic() + 10
-        try:
-            while time.monotonic() < deadline:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                data += d
-        except OSError:
-            pass
-        if time.monotonic() < deadline or b"slow_consumer" in data[-300:]:
-            cut += 1
-        s.close()
+    cut = _count_cut(followers, h1f)
     assert cut == len(followers) + len(h1f), f"only {cut} of {len(followers) + len(h1f)} stuck followers were cut"
     c = H2Conn(srv.port)
     status, _ = c.request("DELETE", f"/streams/{name}")
