@@ -11,6 +11,13 @@ import Synchronization
 /// and call each producer's wake closure once if it got any. Completions wait for the commit so
 /// an acknowledged write is durable; nothing is released early.
 ///
+/// Pipelined commit (the reactor thread at `fsync always`): the fdatasync runs on a
+/// `CommitSyncer` thread while the reactor goes on with the next rounds. A sync covers every
+/// write made before it started; the completions and notifications produced before it started
+/// are released when it returns, the later ones wait for the next sync (which starts as soon as
+/// the previous one returned, covering all the rounds in between). Reads wait like writes once a
+/// write is pending, so nothing not yet durable is ever answered.
+///
 /// When a round finds no work, the reactor parks: it sets `parked`, fences, re-checks every ring,
 /// and only then waits on its eventfd (until the next timer). Producers fence after pushing and
 /// ring only when they see `parked` (`ReactorProducer.wakeReactorIfParked`), so no wake-up is lost.
@@ -30,6 +37,9 @@ public final class Reactor: @unchecked Sendable {
     var nextStreamId: UInt64 = 1
     var ttlTimersPending = 0
     var mutatedThisRound = false
+    /// Pipelined commit: writes made since the sync in flight (or the last one) started.
+    var unsyncedMutations = false
+    var syncer: CommitSyncer?
     var currentProducer: ReactorProducer!
     let intervalFsync: Bool
     // Shared:
@@ -81,6 +91,7 @@ public final class Reactor: @unchecked Sendable {
         precondition(!started)
         started = true
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
+        if let log = store as? LogStore, log.options.fsync == .always { syncer = CommitSyncer(wakeReactor: parking.doorbell) }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
@@ -96,6 +107,8 @@ public final class Reactor: @unchecked Sendable {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
         parking.doorbell.ring()
         pthread_join(thread, nil)
+        syncer?.stop()
+        syncer = nil
         started = false
     }
 
@@ -111,12 +124,17 @@ public final class Reactor: @unchecked Sendable {
             if worked { continue }
             park()
         }
+        if let syncer {
+            syncer.waitUntilDone()
+            settlePipelinedCommit(syncer, startNext: false)
+        }
         for (id, sub) in subscriptions {
             enqueueNotification(subscription: 0, producer: sub.producer, ReactorCompletion(token: sub.token, .subscriptionEnded(.stopping)))
             subscriptions[id] = nil
         }
-        deliver()
         try? store.commit()
+        releaseAll()
+        deliver()
     }
 
     private func park() {
@@ -135,9 +153,10 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func hasWork() -> Bool {
+        if syncer?.isDone == true { return true }
         for p in producers {
             if !p.submissions.isEmpty { return true }
-            if p.pendingHead < p.pending.count && notificationSpace(p) > 0 { return true }
+            if p.pendingHead < p.releasedPending && notificationSpace(p) > 0 { return true }
         }
         return false
     }
@@ -159,18 +178,71 @@ public final class Reactor: @unchecked Sendable {
             }
             if n > 0 { worked = true }
         }
-        if mutatedThisRound {
+        if let syncer {
+            if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false
-            do {
-                try store.commit()
-            } catch {
-                // Not durable: no mutation of this round may be acknowledged as a success.
-                let failure = ReactorResult.failure(.store("commit failed: \(error)"))
-                for p in producers { for i in p.outboxMutations { p.outbox[i].result = failure } }
+            if settlePipelinedCommit(syncer, startNext: true) { worked = true }
+        } else {
+            if mutatedThisRound {
+                mutatedThisRound = false
+                do {
+                    try store.commit()
+                } catch {
+                    // Not durable: no mutation of this round may be acknowledged as a success.
+                    let failure = ReactorResult.failure(.store("commit failed: \(error)"))
+                    for p in producers { for i in p.outboxMutations { p.outbox[i].result = failure } }
+                }
             }
+            releaseAll()
         }
         if deliver() { worked = true }
         return worked
+    }
+
+    /// Pipelined commit: takes a sync that returned (releasing what it covers), then starts the
+    /// next one if writes are pending, or releases everything if none are. Returns whether a sync
+    /// was taken.
+    @discardableResult
+    private func settlePipelinedCommit(_ syncer: CommitSyncer, startNext: Bool) -> Bool {
+        let log = store as! LogStore
+        var took = false
+        if syncer.isDone {
+            took = true
+            let (error, nanoseconds) = syncer.take()
+            var failure: ReactorResult?
+            do {
+                try log.endSync(nanoseconds: nanoseconds, errno: error)
+            } catch {
+                failure = .failure(.store("commit failed: \(error)"))  // not durable: not a success
+            }
+            for p in producers {
+                if let failure { for i in p.outboxMutations where i < p.snapshotOutbox { p.outbox[i].result = failure } }
+                p.releasedOutbox = p.snapshotOutbox
+                p.releasedPending = p.snapshotPending
+            }
+        }
+        guard startNext, !syncer.inFlight else { return took }
+        if unsyncedMutations {
+            unsyncedMutations = false
+            if let fd = log.beginSync() {
+                for p in producers {
+                    p.snapshotOutbox = p.outbox.count
+                    p.snapshotPending = p.pending.count
+                }
+                syncer.start(fd: fd)
+                return took
+            }
+        }
+        releaseAll()  // nothing written since the last sync returned: all of it is durable
+        return took
+    }
+
+    /// Everything produced so far may be delivered.
+    private func releaseAll() {
+        for p in producers {
+            p.releasedOutbox = p.outbox.count
+            p.releasedPending = p.pending.count
+        }
     }
 
     /// Pushes the round's completions, then the notifications that fit; wakes producers.
@@ -179,15 +251,24 @@ public final class Reactor: @unchecked Sendable {
         var any = false
         for p in producers {
             var pushed = 0
-            for c in p.outbox {
+            let released = p.releasedOutbox
+            for c in p.outbox[..<released] {
                 // Cannot fail: in-flight commands never exceed the ring's non-notification share.
                 precondition(p.completions.push(c), "completion ring overflow: in-flight accounting broken")
                 pushed += 1
             }
-            p.outbox.removeAll(keepingCapacity: true)
-            p.outboxMutations.removeAll(keepingCapacity: true)
+            if released == p.outbox.count {
+                p.outbox.removeAll(keepingCapacity: true)
+                p.outboxMutations.removeAll(keepingCapacity: true)
+            } else if released > 0 {
+                p.outbox.removeFirst(released)
+                p.outboxMutations.removeAll { $0 < released }
+                for i in p.outboxMutations.indices { p.outboxMutations[i] -= released }
+            }
+            p.snapshotOutbox = max(0, p.snapshotOutbox - released)
+            p.releasedOutbox = 0
             var space = notificationSpace(p)
-            while space > 0 && p.pendingHead < p.pending.count {
+            while space > 0 && p.pendingHead < p.releasedPending {
                 let (subId, c) = p.pending[p.pendingHead]
                 p.pendingHead += 1
                 if subId != 0 {
@@ -201,9 +282,13 @@ public final class Reactor: @unchecked Sendable {
             }
             if p.pendingHead == p.pending.count {
                 p.pending.removeAll(keepingCapacity: true)
+                p.releasedPending = 0
+                p.snapshotPending = 0
                 p.pendingHead = 0
             } else if p.pendingHead > 4096 && p.pendingHead * 2 > p.pending.count {
                 p.pending.removeFirst(p.pendingHead)
+                p.releasedPending -= p.pendingHead
+                p.snapshotPending = max(0, p.snapshotPending - p.pendingHead)
                 p.pendingHead = 0
             }
             if pushed > 0 {

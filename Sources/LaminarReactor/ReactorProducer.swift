@@ -24,6 +24,13 @@ public final class ReactorProducer: @unchecked Sendable {
     var outboxMutations: [Int] = []
     var pending: [(subscription: UInt64, completion: ReactorCompletion)] = []
     var pendingHead = 0
+    /// `outbox[..<releasedOutbox]` and `pending[..<releasedPending]` may be delivered: what the
+    /// last completed commit covers (everything, without a pipelined commit).
+    var releasedOutbox = 0
+    var releasedPending = 0
+    /// The same bounds at the start of the commit in flight (pipelined commit).
+    var snapshotOutbox = 0
+    var snapshotPending = 0
     var notificationsPushed = 0
     var subscriptionCount = 0
 

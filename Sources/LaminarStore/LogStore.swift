@@ -404,6 +404,32 @@ public final class LogStore: StateStore {
         }
     }
 
+    // MARK: - Pipelined commit (a syncer thread makes one batch of writes durable while the owner
+    // goes on writing the next; see `Reactor`)
+
+    /// First half, on the owner's thread: the data file's descriptor, whose `fdatasync` makes
+    /// every write so far durable, or nil when nothing needs syncing (no write since the last
+    /// sync, fsync policy other than `always`, or in memory). Until `endSync`, the owner must not
+    /// compact, flush or close the store; writes go on as usual.
+    public func beginSync() -> Int32? {
+        guard !closed, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
+        dirty = false
+        return region.fd
+    }
+
+    /// Second half, on the owner's thread, once `fdatasync` of `beginSync`'s descriptor returned
+    /// (`errno` 0 on success): counts it, then compacts if worth it (nothing is in flight now).
+    public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
+        lastSyncNs = monotonicNanos()
+        stats.fsyncCount += 1
+        stats.fsyncNanosTotal += nanoseconds
+        if error != 0 {
+            dirty = true
+            throw StoreError.io(operation: "fdatasync", path: region.path, errno: error)
+        }
+        compactIfWorthIt()
+    }
+
     /// Compacts when the garbage ratio and size thresholds say so; a failure (a full disk) is
     /// logged, the store keeps working on the old file.
     func compactIfWorthIt() {

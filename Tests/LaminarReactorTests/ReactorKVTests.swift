@@ -1,6 +1,9 @@
-import LaminarReactor
+@testable import LaminarReactor
 import LaminarStore
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.serialized) struct ReactorKVTests {
     @Test func putGetDeleteConditionsAndScans() throws {
@@ -69,7 +72,19 @@ import Testing
         for i in 0..<3000 where a.call(.get(key: bytes("k\(i)")))?.failure == .notFound { ok += 1 }
         other.join()
         #expect(ok == 3000)
-        #expect(reactor.parkCount.load(ordering: .relaxed) > 100, "the reactor should have parked between calls")
+        // Then every call finds the reactor parked, so each one gets through only by its wake-up.
+        let parksBefore = reactor.parkCount.load(ordering: .relaxed)
+        for i in 0..<200 {
+            var waitedUs = 0
+            while !reactor.parking.parked.load(ordering: .acquiring) {
+                usleep(50)
+                waitedUs += 50
+                if waitedUs > 5_000_000 { Issue.record("the reactor did not park while idle"); return }
+            }
+            #expect(a.call(.get(key: bytes("p\(i)")))?.failure == .notFound, "call \(i) after a park")
+        }
+        // Parked before call 0 (counted already), again before each of calls 1…199.
+        #expect(reactor.parkCount.load(ordering: .relaxed) - parksBefore >= 199, "the reactor parks between calls")
     }
 
     /// A subscriber that never polls is ended with a final error; the reactor keeps serving.

@@ -1,0 +1,79 @@
+import Glibc
+import Synchronization
+
+/// The reactor's second thread at `fsync always`: it runs `fdatasync` on the data file while the
+/// reactor goes on applying the next round's commands (pipelined group commit). One sync at a
+/// time: `start` only when `isIdle`; when the sync returns, `isDone` turns true and the reactor's
+/// doorbell rings. The reactor thread alone calls `start`, `take` and `stop`.
+final class CommitSyncer: @unchecked Sendable {
+    private let request = Doorbell()
+    private let wakeReactor: Doorbell
+    private let fd = Atomic<Int32>(-1)
+    private let finished = Atomic<Bool>(false)
+    private let resultErrno = Atomic<Int32>(0)
+    private let resultNanos = Atomic<UInt64>(0)
+    private let stopping = Atomic<Bool>(false)
+    private var thread: pthread_t = 0
+    /// Reactor thread: a sync was started and not yet taken.
+    private(set) var inFlight = false
+
+    init(wakeReactor: Doorbell) {
+        self.wakeReactor = wakeReactor
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&thread, nil, { arg in
+            let me = Unmanaged<CommitSyncer>.fromOpaque(arg!).takeRetainedValue()
+            me.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+    }
+
+    /// Starts `fdatasync(fd)` on the syncer thread.
+    func start(fd: Int32) {
+        precondition(!inFlight)
+        inFlight = true
+        finished.store(false, ordering: .relaxed)
+        self.fd.store(fd, ordering: .releasing)
+        request.ring()
+    }
+
+    /// Whether the sync in flight has returned (then `take` it).
+    var isDone: Bool { inFlight && finished.load(ordering: .acquiring) }
+
+    /// The finished sync's outcome: `errno` (0 on success) and its duration.
+    func take() -> (errno: Int32, nanoseconds: UInt64) {
+        precondition(isDone)
+        inFlight = false
+        return (resultErrno.load(ordering: .relaxed), resultNanos.load(ordering: .relaxed))
+    }
+
+    /// Waits for the sync in flight, if any, to return.
+    func waitUntilDone() {
+        while inFlight && !finished.load(ordering: .acquiring) { _ = wakeReactor.wait(timeoutMs: 10) }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        request.ring()
+        pthread_join(thread, nil)
+    }
+
+    private func run() {
+        while true {
+            request.wait(timeoutMs: -1)
+            if stopping.load(ordering: .acquiring) { return }
+            let fd = self.fd.exchange(-1, ordering: .acquiring)
+            guard fd >= 0 else { continue }
+            var start = timespec(), end = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &start)
+            let rc = fdatasync(fd)
+            let error = rc == 0 ? 0 : errno
+            clock_gettime(CLOCK_MONOTONIC, &end)
+            let nanos = UInt64(max(0, (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)))
+            resultErrno.store(error, ordering: .relaxed)
+            resultNanos.store(nanos, ordering: .relaxed)
+            finished.store(true, ordering: .releasing)
+            wakeReactor.ring()
+        }
+    }
+}
