@@ -67,7 +67,9 @@ public final class LogStore: StateStore {
     /// The data file's generation (from its header).
     var generation: UInt64
     var dirty = false
-    var lastSyncNs: UInt64 = 0
+    /// When the last fsync ended (monotonic); nil before the first, so the first `.interval`
+    /// commit syncs however long the machine has been up.
+    var lastSyncNs: UInt64? = nil
     var lockFD: Int32 = -1
     var closed = false
     var logger: Logger { options.logger }
@@ -384,7 +386,8 @@ public final class LogStore: StateStore {
         switch options.fsync {
         case .always: try flush()
         case .interval:
-            if monotonicNanos() &- lastSyncNs >= UInt64(options.fsyncIntervalMs) * 1_000_000 { try flush() }
+            if let last = lastSyncNs, monotonicNanos() &- last < UInt64(options.fsyncIntervalMs) * 1_000_000 { break }
+            try flush()
         case .never: break
         }
         compactIfWorthIt()
