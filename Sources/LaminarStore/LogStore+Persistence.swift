@@ -53,7 +53,10 @@ extension LogStore {
         // A header of zeros: the file was created but never got its header (a crash right after
         // creation). No record can follow an unwritten header, so start it afresh.
         if isNew || (0..<RecordFormat.fileHeaderBytes).allSatisfy({ region.base.load(fromByteOffset: $0, as: UInt8.self) == 0 }) {
-            RecordFormat.writeFileHeader(to: region.base, generation: UInt64.random(in: 1...UInt64.max), baseRevision: 0)
+            let generation = UInt64.random(in: 1...UInt64.max)
+            try region.write(at: 0, count: RecordFormat.fileHeaderBytes) {
+                RecordFormat.writeFileHeader(to: $0, generation: generation, baseRevision: 0)
+            }
             try region.sync()
             try FileSystem.syncDirectory(directory)
         }
@@ -317,15 +320,42 @@ extension LogStore {
         defer { if !committed, let tempPath { FileSystem.removeIfPresent(tempPath) } }
 
         let newGeneration = UInt64.random(in: 1...UInt64.max)
-        RecordFormat.writeFileHeader(to: newRegion.base, generation: newGeneration, baseRevision: baseRevision)
+        // Records are laid out in a chunk and written a chunk at a time (a record larger than
+        // the chunk goes alone).
+        let chunkBytes = MappedRegion.stagingBytesKept
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
+        defer { chunk.deallocate() }
+        var chunkStart = 0
+        var chunkUsed = RecordFormat.fileHeaderBytes
+        RecordFormat.writeFileHeader(to: chunk, generation: newGeneration, baseRevision: baseRevision)
         var end = RecordFormat.fileHeaderBytes
         var entries: [OrderedKeyIndex.Entry] = []
         entries.reserveCapacity(count)
+        var failure: (any Error)?
         try produce { key, value, revision, expiry in
-            precondition(end + RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count) <= fileBytes)
+            guard failure == nil else { return }
+            let size = RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
+            precondition(end + size <= fileBytes)
             entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: key), offset: UInt64(end)))
-            end += RecordFormat.write(to: newRegion.base + end, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0)
+            do {
+                if chunkUsed + size > chunkBytes {
+                    try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
+                    chunkStart = end
+                    chunkUsed = 0
+                }
+                if size > chunkBytes {
+                    try newRegion.write(at: end, count: size) { _ = RecordFormat.write(to: $0, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0) }
+                    chunkStart = end + size
+                } else {
+                    chunkUsed += RecordFormat.write(to: chunk + chunkUsed, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0)
+                }
+                end += size
+            } catch {
+                failure = error
+            }
         }
+        if let failure { throw failure }
+        try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
         if let directory, let tempPath {
             try newRegion.sync()
             if rename(tempPath, directory + "/" + LogStore.dataFileName) != 0 {

@@ -97,7 +97,9 @@ public final class LogStore: StateStore {
     public static func inMemory(options: LogStoreOptions = LogStoreOptions()) throws -> LogStore {
         let region = try MappedRegion(fd: -1, path: "(memory)", fileBytes: MappedRegion.growthBytesMin, reservedBytes: options.dataBytesMax)
         let generation = UInt64.random(in: 1...UInt64.max)
-        RecordFormat.writeFileHeader(to: region.base, generation: generation, baseRevision: 0)
+        try region.write(at: 0, count: RecordFormat.fileHeaderBytes) {
+            RecordFormat.writeFileHeader(to: $0, generation: generation, baseRevision: 0)
+        }
         return LogStore(
             options: options, directory: nil, region: region, table: KeyHashTable(),
             hasher: KeyHasher(seed: UInt64.random(in: 0...UInt64.max)), generation: generation,
@@ -177,11 +179,12 @@ public final class LogStore: StateStore {
                 let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: v.count)
                 try region.ensureCapacity(logicalEnd + size)
                 if revision == Revision.max { throw StoreError.revisionsExhausted }
-                revision += 1
                 let offset = logicalEnd
-                _ = RecordFormat.write(
-                    to: region.base + offset, key: k, value: v, revision: revision,
-                    expiresAtMs: storedExpiry(expiresAtMs), flags: 0)
+                let expiry = storedExpiry(expiresAtMs)
+                try region.write(at: offset, count: size) { p in
+                    _ = RecordFormat.write(to: p, key: k, value: v, revision: revision + 1, expiresAtMs: expiry, flags: 0)
+                }
+                revision += 1
                 logicalEnd += size
                 dirty = true
                 if found {
@@ -208,11 +211,13 @@ public final class LogStore: StateStore {
             let size = RecordFormat.paddedSize(keyBytes: k.count, valueBytes: 0)
             try region.ensureCapacity(logicalEnd + size)
             if revision == Revision.max { throw StoreError.revisionsExhausted }
-            revision += 1
             let offset = logicalEnd
-            _ = RecordFormat.write(
-                to: region.base + offset, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0),
-                revision: revision, expiresAtMs: 0, flags: RecordFormat.flagTombstone)
+            try region.write(at: offset, count: size) { p in
+                _ = RecordFormat.write(
+                    to: p, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0),
+                    revision: revision + 1, expiresAtMs: 0, flags: RecordFormat.flagTombstone)
+            }
+            revision += 1
             logicalEnd += size
             dirty = true
             applyRecord(at: offset, maintainOrder: true)
@@ -250,29 +255,37 @@ public final class LogStore: StateStore {
         if effective.isEmpty { return revision }
         try region.ensureCapacity(logicalEnd + bytes)
         // One revision for the whole batch; every record but the last says "batch continues",
-        // so recovery applies the batch whole or not at all.
+        // so recovery applies the batch whole or not at all. The records go in one write.
         if revision == Revision.max { throw StoreError.revisionsExhausted }
-        revision += 1
-        for (i, mutation) in effective.enumerated() {
-            let continues = i + 1 < effective.count ? RecordFormat.flagBatchContinues : 0
-            let offset = logicalEnd
-            switch mutation {
-            case .put(let key, let value, _, let expiry):
-                logicalEnd += appendRecord(key: key, value: value, revision: revision, expiresAtMs: storedExpiry(expiry), flags: continues)
-            case .delete(let key, _):
-                logicalEnd += appendRecord(key: key, value: [], revision: revision, expiresAtMs: 0, flags: continues | RecordFormat.flagTombstone)
+        let batchRevision = revision + 1
+        try region.write(at: logicalEnd, count: bytes) { p in
+            var at = 0
+            for (i, mutation) in effective.enumerated() {
+                let continues = i + 1 < effective.count ? RecordFormat.flagBatchContinues : 0
+                switch mutation {
+                case .put(let key, let value, _, let expiry):
+                    at += Self.writeRecord(to: p + at, key: key, value: value, revision: batchRevision, expiresAtMs: storedExpiry(expiry), flags: continues)
+                case .delete(let key, _):
+                    at += Self.writeRecord(to: p + at, key: key, value: [], revision: batchRevision, expiresAtMs: 0, flags: continues | RecordFormat.flagTombstone)
+                }
             }
+            precondition(at == bytes)
+        }
+        revision = batchRevision
+        for _ in effective {
+            let offset = logicalEnd
+            logicalEnd += RecordFormat.paddedSize(record(at: offset))
             applyRecord(at: offset, maintainOrder: true)
         }
         dirty = true
         return revision
     }
 
-    /// Writes a record at the logical end (capacity already ensured); returns its size.
-    func appendRecord(key: [UInt8], value: [UInt8], revision: Revision, expiresAtMs: Int64, flags: UInt8) -> Int {
+    /// Lays out one record at `p`; returns its size.
+    static func writeRecord(to p: UnsafeMutableRawPointer, key: [UInt8], value: [UInt8], revision: Revision, expiresAtMs: Int64, flags: UInt8) -> Int {
         key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in
-                RecordFormat.write(to: region.base + logicalEnd, key: k, value: v, revision: revision, expiresAtMs: expiresAtMs, flags: flags)
+                RecordFormat.write(to: p, key: k, value: v, revision: revision, expiresAtMs: expiresAtMs, flags: flags)
             }
         }
     }
