@@ -12,12 +12,14 @@ import Darwin
 /// region is closed. Growth of a file uses `posix_fallocate`, so a full disk is a typed error at
 /// growth time and never a SIGBUS on a later store into a hole.
 ///
-/// A file is mapped read-only and written with `pwrite` (`write(at:count:_:)`), as LMDB does
-/// without `MDB_WRITEMAP`: the page cache is one, so a write is visible through the mapping at
-/// once, and pages the mapping never dirtied need no write-protect and TLB shootdown on every
-/// CPU of the process when `fdatasync` writes them back (with stores through a writable mapping
-/// that cost, and the page fault on the next store into each cleaned page, was a fifth of the
-/// server's CPU under event ingest at `--fsync always`). Anonymous memory is written in place.
+/// Writes (`write(at:count:_:)`): a span of a page or more goes to a file with `pwrite`, a
+/// smaller one is stored through the (shared, writable) mapping. The page cache is one, so
+/// either is visible through the mapping at once. A page dirtied through the mapping costs, at
+/// each `fdatasync`, a write-protect with a TLB shootdown on every core running the process and
+/// a page fault on the next store into it: small records share that cost per page, while big
+/// ones (event batches) paid it for every page they cover, a fifth of the server's CPU under
+/// ingest at `--fsync always`; a `pwrite`, whose pages the mapping only reads, avoids it.
+/// Anonymous memory is always written in place.
 ///
 /// Owned by one thread (the store's writer); not thread-safe.
 final class MappedRegion {
@@ -38,6 +40,8 @@ final class MappedRegion {
     static let pageBytes = Int(sysconf(Int32(_SC_PAGESIZE)))
     /// A staging buffer larger than this (a big value) is freed after its write.
     static let stagingBytesKept = 1 << 20
+    /// Writes of at least this many bytes to a file use `pwrite` instead of the mapping.
+    static let pwriteBytesMin = pageBytes
     /// Growth step bounds: double, but by at least 1 MiB and at most 1 GiB at a time.
     static let growthBytesMin = 1 << 20
     static let growthBytesMax = 1 << 30
@@ -68,10 +72,11 @@ final class MappedRegion {
     }
 
     /// Lays out `count` bytes at `offset` (inside `capacity`) with `fill`, which gets a pointer
-    /// to `count` writable bytes. A file gets them with one `pwrite`; memory in place.
+    /// to `count` writable bytes: in place, or staged and written with one `pwrite` when the
+    /// region is a file and `count` is at least `pwriteBytesMin`.
     func write(at offset: Int, count: Int, _ fill: (UnsafeMutableRawPointer) -> Void) throws {
         precondition(offset >= 0 && count >= 0 && offset + count <= capacity, "write outside the region")
-        guard fd >= 0 else {
+        guard fd >= 0, count >= MappedRegion.pwriteBytesMin else {
             fill(base + offset)
             return
         }
@@ -163,7 +168,7 @@ final class MappedRegion {
         guard end > start else { return }
         let address = base + start
         if fd >= 0 {
-            let p = mmap(address, end - start, PROT_READ, MAP_SHARED | MAP_FIXED, fd, off_t(start))
+            let p = mmap(address, end - start, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off_t(start))
             if p == nil || p == MAP_FAILED {
                 throw StoreError.io(operation: "mmap", path: path, errno: errno)
             }
