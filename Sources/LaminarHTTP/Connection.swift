@@ -317,6 +317,13 @@ final class Connection {
         return true
     }
 
+    /// Bytes of a streaming response written and not yet sent (HTTP/1.1: the output buffer).
+    func streamingUnsentBytes(_ streamID: Int32) -> Int {
+        if isClosed { return 0 }
+        if mode == .http2 { return session!.streamingUnsentBytes(streamID) }
+        return h1Outstanding == streamID && h1Streaming ? out.count : 0
+    }
+
     func writeStreaming(_ streamID: Int32, _ bytes: [UInt8]) -> Bool {
         if isClosed { return false }
         if mode == .http2 { return session!.writeStreaming(streamID, bytes) }

@@ -320,6 +320,12 @@ final class HTTP2Session {
         return submit(stream, status: status, headers: headers, contentLength: nil, withBody: !stream.isHead)
     }
 
+    /// Bytes appended to a streaming response and not yet taken by nghttp2 (0 if none or gone).
+    func streamingUnsentBytes(_ id: Int32) -> Int {
+        guard let stream = streams[id], stream.streaming else { return 0 }
+        return stream.response.count - stream.responseOffset
+    }
+
     func writeStreaming(_ id: Int32, _ bytes: [UInt8]) -> Bool {
         guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
         if stream.response.count - stream.responseOffset + bytes.count > connection.limits.streamingBufferedBytesMax {

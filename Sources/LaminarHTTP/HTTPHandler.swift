@@ -179,6 +179,10 @@ public struct HTTPResponder {
     }
 
 
+    /// Bytes of a streaming response appended with `write` that the client has not taken yet
+    /// (held by the server, kernel buffers aside): how far behind a long-lived reader is.
+    public var unsentBytes: Int { connection?.streamingUnsentBytes(token.streamID) ?? 0 }
+
     /// Ends a streaming response.
     @discardableResult
     public func finish() -> Bool {

@@ -84,16 +84,19 @@ extension Reactor {
     func publishClosedWindows(_ stream: StreamRuntime) {
         let name = stream.definition.name
         let aggregates = stream.definition.aggregates
+        var closed: [WindowResult] = []
         stream.op.closeReady { result in
             let key = ReservedKeys.result(stream: name, key: result.key, startMs: result.startMs)
             let value = Array(result.json(aggregates: aggregates).utf8)
             guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { return }
             mutatedThisRound = true
             notifyWatchers(key: key, value: value, revision: rev)
-            for id in stream.followers {
-                guard let sub = subscriptions[id] else { continue }
-                enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowClosed(result)))
-            }
+            if !stream.followers.isEmpty { closed.append(result) }
+        }
+        guard !closed.isEmpty else { return }
+        for id in stream.followers {
+            guard let sub = subscriptions[id] else { continue }
+            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(closed)))
         }
     }
 

@@ -120,13 +120,15 @@ public enum ReactorResult: Sendable {
     case failure(ReactorError)
     // Notifications:
     case change(KeyChange)
-    case windowClosed(WindowResult)
+    /// The results of the windows one command (or timer) closed, oldest window first: one
+    /// notification per follower however many keys the windows had (the array is shared).
+    case windowsClosed([WindowResult])
     /// The subscription ended (slow subscriber, stream deleted, reactor stopping); no more follow.
     case subscriptionEnded(ReactorError)
 
     public var isNotification: Bool {
         switch self {
-        case .change, .windowClosed, .subscriptionEnded: return true
+        case .change, .windowsClosed, .subscriptionEnded: return true
         default: return false
         }
     }

@@ -12,8 +12,10 @@ public struct ReactorLimits: Sendable, Hashable {
     /// Completion-ring slots reserved for subscription notifications (and their final errors).
     public var notificationSlotsPerProducer: Int = 1024
     /// Notifications a subscription may have queued in the reactor, beyond the ring, before it is
-    /// ended as a slow subscriber.
-    public var subscriptionBacklogMax: Int = 4096
+    /// ended as a slow subscriber. Above the changes of the largest atomic batch (10 000
+    /// operations), which arrive at once, so one batch never cuts a watcher that keeps up (a
+    /// follower gets one notification per round of closed windows, whatever their keys).
+    public var subscriptionBacklogMax: Int = 16_384
     /// Live subscriptions per producer.
     public var subscriptionsPerProducerMax: Int = 256
     /// Commands the reactor takes from one ring in one round (fairness between producers).

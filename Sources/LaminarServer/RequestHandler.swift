@@ -381,9 +381,11 @@ final class RequestHandler: HTTPHandler {
             line.append(contentsOf: #","version":"#.utf8)
             JSONWriter.appendInteger(change.revision, to: &line)
             line.append(contentsOf: "}\n".utf8)
-        case (.follow(let definition), .windowClosed(let result)):
-            line.append(contentsOf: result.json(aggregates: definition.aggregates).utf8)
-            line.append(10)
+        case (.follow(let definition), .windowsClosed(let results)):
+            for result in results {
+                line.append(contentsOf: result.json(aggregates: definition.aggregates).utf8)
+                line.append(10)
+            }
         case (_, .subscriptionEnded(let error)):
             pending[completion.token] = nil
             subscriptions[p.responder.token] = nil
@@ -392,6 +394,17 @@ final class RequestHandler: HTTPHandler {
             _ = p.responder.finish()
             return
         default:
+            return
+        }
+        let unsent = p.responder.unsentBytes
+        if unsent > 0 && unsent + line.count > runtime.configuration.subscriberBacklogBytesMax {
+            pending[completion.token] = nil
+            subscriptions[p.responder.token] = nil
+            enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
+            producer.wakeReactorIfParked()
+            _ = p.responder.write(JSONWriter.errorBody(
+                "slow_consumer", detail: "the client left more than \(runtime.configuration.subscriberBacklogBytesMax) bytes unread"))
+            _ = p.responder.finish()
             return
         }
         if !p.responder.write(line) {

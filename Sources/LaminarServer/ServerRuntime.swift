@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     /// `HTTPLimits.idleTimeoutMs` and `HTTPLimits.slowRequestTimeoutMs`.
     public var idleTimeoutMs: Int64 = 60_000
     public var requestTimeoutMs: Int64 = 10_000
+    /// A watch or follow whose client leaves this many bytes unread gets a final `slow_consumer`
+    /// line and its response ends (the reactor never waits for a reader).
+    public var subscriberBacklogBytesMax = 1 << 20
+    /// Smallest `subscriberBacklogBytesMax` accepted.
+    public static let subscriberBacklogBytesMin = 4096
 
     public init() {}
 }
@@ -65,6 +70,9 @@ public final class ServerRuntime: @unchecked Sendable {
         httpConfiguration.limits.bodyBytesMax = configuration.bodyBytesMax
         httpConfiguration.limits.idleTimeoutMs = configuration.idleTimeoutMs
         httpConfiguration.limits.slowRequestTimeoutMs = configuration.requestTimeoutMs
+        // Room above the subscriber backlog for the final line, so that line is never refused.
+        httpConfiguration.limits.streamingBufferedBytesMax = max(
+            httpConfiguration.limits.streamingBufferedBytesMax, configuration.subscriberBacklogBytesMax + 64 * 1024)
         var eventLimits = EventDecodeLimits()
         eventLimits.eventsMax = reactorLimits.batchEventsMax
         self.eventLimits = eventLimits

@@ -62,6 +62,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("request-timeout-ms"), help: "A request's headers and body (and an HTTP/2 client's preface) must arrive within this long of its first byte.")
     var requestTimeoutMs: Int64 = 10_000
 
+    @Option(name: .customLong("subscriber-backlog-bytes"), help: "A watch or follow whose client leaves this many bytes unread gets a final slow_consumer line and its response ends.")
+    var subscriberBacklogBytes = 1 << 20
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -74,6 +77,9 @@ struct Serve: ParsableCommand {
         if auth != nil && authTokenFile == nil { throw ValidationError("--auth needs --auth-token-file") }
         if idleTimeoutMs < 1 { throw ValidationError("--idle-timeout-ms must be >= 1") }
         if requestTimeoutMs < 1 { throw ValidationError("--request-timeout-ms must be >= 1") }
+        if subscriberBacklogBytes < ServerConfiguration.subscriberBacklogBytesMin || subscriberBacklogBytes > 1 << 30 {
+            throw ValidationError("--subscriber-backlog-bytes must be \(ServerConfiguration.subscriberBacklogBytesMin)...\(1 << 30)")
+        }
     }
 
     func run() throws {
@@ -109,6 +115,7 @@ struct Serve: ParsableCommand {
         }
         configuration.idleTimeoutMs = idleTimeoutMs
         configuration.requestTimeoutMs = requestTimeoutMs
+        configuration.subscriberBacklogBytesMax = subscriberBacklogBytes
         raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.

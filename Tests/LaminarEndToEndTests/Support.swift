@@ -292,11 +292,12 @@ func ndjson(_ text: String) throws -> [[String: Any]] {
     }
 }
 
-/// Sends raw bytes over a fresh TCP connection and reads until the server closes or `seconds` pass.
-func rawExchange(port: Int, _ bytes: [UInt8], seconds: Int = 5) throws -> (answer: Data, closedByServer: Bool) {
+/// A TCP connection to 127.0.0.1:`port` whose reads time out after `seconds`; `receiveBufferBytes`
+/// (set before connecting) keeps the kernel from absorbing much of what a client does not read.
+func connectLoopback(port: Int, seconds: Int, receiveBufferBytes: Int32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TimedOut(description: "socket: \(errno)") }
-    defer { close(fd) }
+    if var bytes = receiveBufferBytes { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size)) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -304,15 +305,17 @@ func rawExchange(port: Int, _ bytes: [UInt8], seconds: Int = 5) throws -> (answe
     let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard rc == 0 else { throw TimedOut(description: "connect: \(errno)") }
+    guard rc == 0 else {
+        close(fd)
+        throw TimedOut(description: "connect: \(errno)")
+    }
     var tv = timeval(tv_sec: seconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var sent = 0
-    while sent < bytes.count {
-        let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n <= 0 { break }  // the server may close before reading everything
-        sent += n
-    }
+    return fd
+}
+
+/// Reads until the server closes or a read times out.
+func readAll(_ fd: Int32) -> (answer: Data, closedByServer: Bool) {
     var answer = Data()
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -322,4 +325,17 @@ func rawExchange(port: Int, _ bytes: [UInt8], seconds: Int = 5) throws -> (answe
         if errno == ECONNRESET { return (answer, true) }
         return (answer, false)  // timeout: the connection stayed open
     }
+}
+
+/// Sends raw bytes over a fresh TCP connection and reads until the server closes or `seconds` pass.
+func rawExchange(port: Int, _ bytes: [UInt8], seconds: Int = 5) throws -> (answer: Data, closedByServer: Bool) {
+    let fd = try connectLoopback(port: port, seconds: seconds)
+    defer { close(fd) }
+    var sent = 0
+    while sent < bytes.count {
+        let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { break }  // the server may close before reading everything
+        sent += n
+    }
+    return readAll(fd)
 }
