@@ -49,6 +49,9 @@ final class RequestHandler: HTTPHandler {
         case events(format: EventFormat, body: [UInt8], idempotencyKey: UInt64?)
         /// A body decoded as it arrived.
         case ingest(EventIngest)
+        /// A batch decoded with the default definition's field names before its stream is
+        /// auto-created (so a refused batch creates nothing).
+        case decoded(EventBatch, idempotencyKey: UInt64?)
         case results(key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
         case follow
     }
@@ -262,8 +265,18 @@ final class RequestHandler: HTTPHandler {
             switch p.kind {
             case .lookup(let name, let then) where error == .unknownStream(name) && runtime.configuration.autoCreateStreams:
                 let definition = StreamDefinition(name: name, windowSizeMs: StreamDefinitionJSON.windowDefaultMs)
+                var after = then
+                if let decoder = eventIngest(then, definition) {
+                    switch decoder.flatMap({ ingest in ingest.finish().map { (ingest, $0) } }) {
+                    case .failure(let failure):
+                        fail(p.responder, p.route, p.startNs, failure)
+                        return
+                    case .success(let (ingest, batch)):
+                        after = .decoded(batch, idempotencyKey: ingest.idempotencyKey)
+                    }
+                }
                 definitions[name] = (definition, Self.nowNs())
-                submit(.defineStream(definition), p.responder, p.route, p.startNs, .autoCreate(definition, then: then))
+                submit(.defineStream(definition), p.responder, p.route, p.startNs, .autoCreate(definition, then: after))
                 return
             case .batch(let state, let index):
                 state.fail(HTTPFailure(error), index: index)
@@ -426,26 +439,42 @@ final class RequestHandler: HTTPHandler {
     private func proceed(_ definition: StreamDefinition, _ then: AfterDefinition, _ p: Pending) {
         let name = definition.name
         switch then {
-        case .events(let format, let body, let idempotencyKey):
-            let ingest = EventIngest(
-                stream: name, format: format, fields: Self.fields(of: definition),
-                limits: runtime.eventLimits, idempotencyKey: idempotencyKey, arrivalMs: Self.wallClockMs())
-            body.withUnsafeBytes { ingest.consume($0) }
-            metrics.recordEventBody(streamed: false)
-            submitEvents(ingest, p)
-        case .ingest(let ingest):
-            metrics.recordEventBody(streamed: true)
-            if let used = ingest.fields, used != Self.fields(of: definition) {
-                fail(p.responder, p.route, p.startNs, HTTPFailure(409, "definition_changed",
-                    "the stream's field names changed while this batch arrived; send it again"))
-            } else {
-                submitEvents(ingest, p)
+        case .events, .ingest:
+            switch eventIngest(then, definition)! {
+            case .failure(let failure): fail(p.responder, p.route, p.startNs, failure)
+            case .success(let ingest): submitEvents(ingest, p)
             }
+        case .decoded(let batch, let idempotencyKey):
+            submit(.appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey), p.responder, p.route, p.startNs, .events(name))
         case .results(let key, let fromMs, let toMs, let after, let limit):
             submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
                    .results(limit: limit, fromMs: fromMs, toMs: toMs))
         case .follow:
             submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
+        }
+    }
+
+    /// The decoder holding a batch that waited for `definition` (nil when `then` is no batch):
+    /// a body that arrived whole is decoded now; one decoded as it arrived must have used the
+    /// definition's field names (409 otherwise).
+    private func eventIngest(_ then: AfterDefinition, _ definition: StreamDefinition) -> Result<EventIngest, HTTPFailure>? {
+        switch then {
+        case .events(let format, let body, let idempotencyKey):
+            let ingest = EventIngest(
+                stream: definition.name, format: format, fields: Self.fields(of: definition),
+                limits: runtime.eventLimits, idempotencyKey: idempotencyKey, arrivalMs: Self.wallClockMs())
+            body.withUnsafeBytes { ingest.consume($0) }
+            metrics.recordEventBody(streamed: false)
+            return .success(ingest)
+        case .ingest(let ingest):
+            metrics.recordEventBody(streamed: true)
+            if let used = ingest.fields, used != Self.fields(of: definition) {
+                return .failure(HTTPFailure(409, "definition_changed",
+                    "the stream's field names changed while this batch arrived; send it again"))
+            }
+            return .success(ingest)
+        case .decoded, .results, .follow:
+            return nil
         }
     }
 
