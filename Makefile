@@ -97,11 +97,11 @@ bench-ingest: bench-deps
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
 torture: torture-crash test-abuse-long soak fuzz
 
-# The crash-recovery loop at 50 cycles (fsync always) + 10 (fsync interval): SIGKILL during mixed
+# The crash-recovery loop at 50 cycles (fsync always) + 50 (fsync interval): SIGKILL during mixed
 # load, restart, laminar-load verify. Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,
 # LAMINAR_CRASH_SEED (printed by every run).
 LAMINAR_CRASH_CYCLES ?= 50
-LAMINAR_CRASH_INTERVAL_CYCLES ?= 10
+LAMINAR_CRASH_INTERVAL_CYCLES ?= 50
 torture-crash: deps
 	$(SWIFT) build --build-tests
 	LAMINAR_CRASH_CYCLES=$(LAMINAR_CRASH_CYCLES) LAMINAR_CRASH_INTERVAL_CYCLES=$(LAMINAR_CRASH_INTERVAL_CYCLES) \

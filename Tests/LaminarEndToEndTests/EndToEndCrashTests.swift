@@ -29,10 +29,10 @@ struct SeededGenerator: RandomNumberGenerator {
 /// counted exactly once (unknown batches are sent again with their Idempotency-Key, after which
 /// the stream's `events + late_events` must equal the ledger exactly). Under `--fsync interval`
 /// the documented window of loss for a process crash is nothing (proto-docs/limits.md: the kernel
-/// still holds the mapped pages), so the same checks apply.
+/// still holds the written pages), so the same checks apply.
 ///
 /// `LAMINAR_CRASH_CYCLES` (default 5) cycles at `--fsync always`, `LAMINAR_CRASH_INTERVAL_CYCLES`
-/// (default 2) at `interval`; `LAMINAR_CRASH_SEED` replays a run (the seed is printed).
+/// (default 5) at `interval`; `LAMINAR_CRASH_SEED` replays a run (the seed is printed).
 @Suite("EndToEnd crash recovery", .serialized)
 struct EndToEndCrashTests {
     static func environment(_ name: String, default value: Int) -> Int {
@@ -47,7 +47,7 @@ struct EndToEndCrashTests {
     }
 
     @Test func sigkillDuringMixedLoadLosesNothingAcknowledgedFsyncInterval() throws {
-        try crashLoop(fsync: "interval", cycles: Self.environment("LAMINAR_CRASH_INTERVAL_CYCLES", default: 2), seed: Self.seed &+ 1)
+        try crashLoop(fsync: "interval", cycles: Self.environment("LAMINAR_CRASH_INTERVAL_CYCLES", default: 5), seed: Self.seed &+ 1)
     }
 
     /// Stats of a stream (`GET /streams/NAME`), nil while it does not exist.
