@@ -228,6 +228,70 @@ def server_reset_flood(srv):
     return f"{n} invalid streams, {how}"
 
 
+# HTTPLimits.serverResetsPerConnectionMax: the server counts every invalid frame it receives and
+# every RST_STREAM it sends, and ends the connection with GOAWAY(ENHANCE_YOUR_CALM) at this many.
+SERVER_RESETS_MAX = 200
+
+
+@case("invalid_frame_reset_flood", rss_bound_mib=32)
+def invalid_frame_reset_flood(srv):
+    """MadeYouReset with invalid frames on open streams, each a stream error in nghttp2 1.52:
+    a WINDOW_UPDATE that takes the stream's send window past 2^31-1 (RST_STREAM(FLOW_CONTROL_ERROR))
+    and a second HEADERS (trailers) without END_STREAM (RST_STREAM(PROTOCOL_ERROR)).
+    Left out because nghttp2 does not reset the stream: WINDOW_UPDATE with increment 0 and DATA or
+    HEADERS after END_STREAM are connection errors (GOAWAY(PROTOCOL_ERROR) / GOAWAY(STREAM_CLOSED)
+    on the first one), and a PRIORITY frame depending on its own stream is ignored.
+    Per kind, (1) lockstep: batches of 10 streams, each batch's resets awaited before the next:
+    every stream costs 2 of the budget (the invalid frame, then our RST_STREAM), so exactly
+    SERVER_RESETS_MAX / 2 resets arrive, then GOAWAY(ENHANCE_YOUR_CALM) naming the last of them;
+    (2) burst: every stream in one write: the budget runs out on invalid frames alone, before the
+    queued resets are written (GOAWAY goes first and ends the session), so few or no resets are seen."""
+    kinds = (
+        ("WINDOW_UPDATE past 2^31-1", "FLOW_CONTROL_ERROR",
+         lambda c, sid: c.headers_frame(sid, request_headers("GET", "/health")) + window_update(sid, 0x7FFFFFFF)),
+        ("trailers without END_STREAM", "PROTOCOL_ERROR",
+         lambda c, sid: c.headers_frame(sid, request_headers("PUT", "/kv/x"), end_stream=False)
+         + c.headers_frame(sid, [("x-trailer", "1")], end_stream=False)),
+    )
+    n, batch = 1000 * SCALE, 10
+    per_stream = SERVER_RESETS_MAX // 2
+    notes = []
+    for label, code, build in kinds:
+        # (1) lockstep
+        c = H2Conn(srv.port)
+        sent = 0
+        while sent < n and c.goaway is None and not c.eof:
+            sids = [c.new_stream() for _ in range(batch)]
+            c.try_send(b"".join(build(c, sid) for sid in sids), 5)
+            sent += batch
+            c.read_frames(5, until=lambda: all(s in c.resets for s in sids) or c.goaway is not None or c.eof)
+            assert c.goaway is not None or c.eof or all(s in c.resets for s in sids), \
+                f"{label}: streams {sids} not reset within 5 s (resets so far {len(c.resets)})"
+        how = expect_bounded_close(c, 10, codes=("ENHANCE_YOUR_CALM",))
+        assert c.goaway is not None, f"{label}: closed without GOAWAY after {sent} streams"
+        codes = {h2raw.ERROR_NAMES.get(v, v) for v in c.resets.values()}
+        assert codes == {code}, f"{label}: reset codes {codes}, expected {code}"
+        assert len(c.resets) == per_stream and c.goaway[0] == 2 * per_stream - 1, \
+            f"{label}: {len(c.resets)} resets, GOAWAY last stream {c.goaway[0]}; expected {per_stream}, {2 * per_stream - 1}"
+        c.close()
+        lockstep = f"{len(c.resets)} RST_STREAM({code}) of {sent} sent, {how} last {c.goaway[0]}"
+        # (2) burst
+        c = H2Conn(srv.port)
+        c.try_send(b"".join(build(c, c.new_stream()) for _ in range(n)), 10)
+        how = expect_bounded_close(c, 10, codes=("ENHANCE_YOUR_CALM",))
+        assert c.goaway is not None, f"{label} burst: closed without GOAWAY"
+        codes = {h2raw.ERROR_NAMES.get(v, v) for v in c.resets.values()}
+        assert codes <= {code}, f"{label} burst: reset codes {codes}, expected {code}"
+        # At least SERVER_RESETS_MAX / 2 streams processed (each at most 2 of the budget), at most
+        # SERVER_RESETS_MAX (each at least 1), then the server stops reading.
+        assert 2 * per_stream - 1 <= c.goaway[0] <= 2 * SERVER_RESETS_MAX - 1, \
+            f"{label} burst: GOAWAY last stream {c.goaway[0]} outside [{2 * per_stream - 1}, {2 * SERVER_RESETS_MAX - 1}]"
+        c.close()
+        check_normal_client(srv)
+        notes.append(f"{label}: lockstep {lockstep}; burst of {n}: {len(c.resets)} RST_STREAM, {how} last {c.goaway[0]}")
+    return "; ".join(notes)
+
+
 @case("ping_flood", rss_bound_mib=32)
 def ping_flood(srv):
     c = H2Conn(srv.port, rcvbuf=4096)
