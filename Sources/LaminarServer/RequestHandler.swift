@@ -65,6 +65,9 @@ final class RequestHandler: HTTPHandler {
     private var pausedResponders: [HTTPResponder] = []
     /// Stream definitions seen recently (field names for NDJSON decoding, aggregates for results).
     private var definitions: [String: (definition: StreamDefinition, fetchedNs: UInt64)] = [:]
+    /// Bytes written to each subscription's response during the current `didWake`: the client
+    /// has had no chance to read them yet, so they do not count towards its backlog.
+    private var writtenThisWake: [UInt64: Int] = [:]
     private static let definitionFreshNs: UInt64 = 1_000_000_000
     private var draining = false
     /// Commands went to the ring since the reactor was last rung (`roundDidEnd`).
@@ -188,6 +191,7 @@ final class RequestHandler: HTTPHandler {
     }
 
     func didWake() {
+        writtenThisWake.removeAll(keepingCapacity: true)
         while producer.poll(max: 256, complete) > 0 {}
         drainOverflow()
     }
@@ -195,15 +199,20 @@ final class RequestHandler: HTTPHandler {
     func drainStarted() {
         draining = true
         // Long-lived answers end now so their connections can close within the drain deadline.
-        for (token, subscription) in subscriptions {
-            if let p = pending.removeValue(forKey: subscription) {
-                _ = p.responder.write(JSONWriter.errorBody("shutting_down", detail: "the server is stopping"))
-                _ = p.responder.finish()
-            }
-            subscriptions[token] = nil
-            enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription)))
+        for subscription in Array(subscriptions.values) {
+            endSubscription(subscription, "shutting_down", detail: "the server is stopping", unsubscribe: true)
         }
         producer.wakeReactorIfParked()
+    }
+
+    /// Ends a watch or follow with a last error line and the end of its response; with
+    /// `unsubscribe`, tells the reactor too (not needed when the reactor ended it).
+    private func endSubscription(_ subscription: UInt64, _ code: String, detail: String, unsubscribe: Bool) {
+        guard let p = pending.removeValue(forKey: subscription) else { return }
+        subscriptions[p.responder.token] = nil
+        if unsubscribe { enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription))) }
+        _ = p.responder.write(JSONWriter.errorBody(code, detail: detail))
+        _ = p.responder.finish()
     }
 
     // MARK: - Submitting
@@ -269,6 +278,7 @@ final class RequestHandler: HTTPHandler {
                 if let decoder = eventIngest(then, definition) {
                     switch decoder.flatMap({ ingest in ingest.finish().map { (ingest, $0) } }) {
                     case .failure(let failure):
+                        definitions[name] = nil  // a stale definition (409) is not used again
                         fail(p.responder, p.route, p.startNs, failure)
                         return
                     case .success(let (ingest, batch)):
@@ -400,26 +410,26 @@ final class RequestHandler: HTTPHandler {
                 line.append(10)
             }
         case (_, .subscriptionEnded(let error)):
-            pending[completion.token] = nil
-            subscriptions[p.responder.token] = nil
             let failure = HTTPFailure(error)
-            _ = p.responder.write(JSONWriter.errorBody(failure.code, detail: failure.detail))
-            _ = p.responder.finish()
+            endSubscription(completion.token, failure.code, detail: failure.detail, unsubscribe: false)
             return
         default:
             return
         }
+        // Unread: what was written before this wake and is still unsent. Lines of this wake may
+        // pile up to the hard cap, which keeps room for the last line.
         let unsent = p.responder.unsentBytes
-        if unsent > 0 && unsent + line.count > runtime.configuration.subscriberBacklogBytesMax {
-            pending[completion.token] = nil
-            subscriptions[p.responder.token] = nil
-            enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
+        let written = writtenThisWake[completion.token, default: 0]
+        let backlogMax = runtime.configuration.subscriberBacklogBytesMax
+        if unsent - written > backlogMax || unsent + line.count > runtime.streamingBytesMax {
+            endSubscription(completion.token, "slow_consumer", detail: unsent - written > backlogMax
+                ? "the client left more than \(backlogMax) bytes unread"
+                : "\(unsent + line.count) bytes to send at once pass the \(runtime.streamingBytesMax)-byte limit; raise --subscriber-backlog-bytes",
+                unsubscribe: true)
             producer.wakeReactorIfParked()
-            _ = p.responder.write(JSONWriter.errorBody(
-                "slow_consumer", detail: "the client left more than \(runtime.configuration.subscriberBacklogBytesMax) bytes unread"))
-            _ = p.responder.finish()
             return
         }
+        writtenThisWake[completion.token] = written + line.count
         if !p.responder.write(line) {
             // The client is gone or too slow: the HTTP layer reset it and requestClosed follows.
             return

@@ -23,10 +23,11 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeoutMs: Int64 = 60_000
     public var requestTimeoutMs: Int64 = 10_000
     /// A watch or follow whose client leaves this many bytes unread gets a final `slow_consumer`
-    /// line and its response ends (the reactor never waits for a reader).
+    /// line and its response ends (the reactor never waits for a reader). Lines written at once
+    /// (one wake of the I/O thread) may reach `ServerRuntime.streamingBytesMax`, four times this.
     public var subscriberBacklogBytesMax = 1 << 20
-    /// Smallest `subscriberBacklogBytesMax` accepted.
-    public static let subscriberBacklogBytesMin = 4096
+    /// Bounds of `subscriberBacklogBytesMax`.
+    public static let subscriberBacklogBytesRange = 4096...(1 << 28)
 
     public init() {}
 }
@@ -39,6 +40,9 @@ public final class ServerRuntime: @unchecked Sendable {
     let router = Router()
     let reactorLimits = ReactorLimits.default
     let eventLimits: EventDecodeLimits
+    /// Unsent bytes a watch or follow response may hold (`subscriberBacklogBytesMax` unread plus
+    /// the lines of one wake); the HTTP layer's cap is 64 KiB above it, for the last line.
+    let streamingBytesMax: Int
     let producers: [ReactorProducer]
     let threadMetrics: [ThreadMetrics]
     private let reactor: Reactor
@@ -70,9 +74,10 @@ public final class ServerRuntime: @unchecked Sendable {
         httpConfiguration.limits.bodyBytesMax = configuration.bodyBytesMax
         httpConfiguration.limits.idleTimeoutMs = configuration.idleTimeoutMs
         httpConfiguration.limits.slowRequestTimeoutMs = configuration.requestTimeoutMs
-        // Room above the subscriber backlog for the final line, so that line is never refused.
-        httpConfiguration.limits.streamingBufferedBytesMax = max(
-            httpConfiguration.limits.streamingBufferedBytesMax, configuration.subscriberBacklogBytesMax + 64 * 1024)
+        precondition(ServerConfiguration.subscriberBacklogBytesRange.contains(configuration.subscriberBacklogBytesMax))
+        streamingBytesMax = max(4 << 20, 4 * configuration.subscriberBacklogBytesMax)
+        // 64 KiB above what handlers write before they end a subscription: its last line fits.
+        httpConfiguration.limits.streamingBufferedBytesMax = streamingBytesMax + 64 * 1024
         var eventLimits = EventDecodeLimits()
         eventLimits.eventsMax = reactorLimits.batchEventsMax
         self.eventLimits = eventLimits

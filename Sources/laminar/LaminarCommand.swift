@@ -77,8 +77,9 @@ struct Serve: ParsableCommand {
         if auth != nil && authTokenFile == nil { throw ValidationError("--auth needs --auth-token-file") }
         if idleTimeoutMs < 1 { throw ValidationError("--idle-timeout-ms must be >= 1") }
         if requestTimeoutMs < 1 { throw ValidationError("--request-timeout-ms must be >= 1") }
-        if subscriberBacklogBytes < ServerConfiguration.subscriberBacklogBytesMin || subscriberBacklogBytes > 1 << 30 {
-            throw ValidationError("--subscriber-backlog-bytes must be \(ServerConfiguration.subscriberBacklogBytesMin)...\(1 << 30)")
+        let backlog = ServerConfiguration.subscriberBacklogBytesRange
+        if !backlog.contains(subscriberBacklogBytes) {
+            throw ValidationError("--subscriber-backlog-bytes must be \(backlog.lowerBound)...\(backlog.upperBound)")
         }
     }
 

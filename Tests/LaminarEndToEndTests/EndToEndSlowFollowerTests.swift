@@ -56,4 +56,41 @@ struct EndToEndSlowFollowerTests {
         #expect((try stats.json()["stats"] as? [String: Any])?["events"] as? Int == 200_000)
         try server.stop()
     }
+
+    /// A follower that reads keeps up however far a round of windows exceeds the backlog (what
+    /// one wake writes is not its backlog), up to the burst limit (4 x the backlog, at least 4 MiB),
+    /// where it gets a slow_consumer line that says to raise the flag.
+    @Test(arguments: ["--http2-prior-knowledge", "--http1.1"])
+    func followerThatReadsKeepsUpUntilABurstPassesTheLimit(proto: String) throws {
+        let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096"])
+        #expect(try request(proto, "PUT", server.url("/streams/b"), ["-d", #"{"window_ms":1000,"allowed_lateness_ms":0}"#]).status == 200)
+        let follow = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "60", proto, server.url("/streams/b/results?follow=1")])
+        try waitUntil(10, "the follow to be established") { try server.metric("laminar_subscriptions") == 1 }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        /// One event for each of `keys` keys in window `w` (its first event closes window w - 1).
+        func post(window w: Int, keys: Int) throws {
+            var body = ""
+            for k in 0..<keys { body += #"{"key":"key-\#(k)","ts":\#(base + Int64(w) * 1000 + Int64(k % 1000)),"value":1}"# + "\n" }
+            let file = try dir.write("w\(w).ndjson", Data(body.utf8))
+            let answer = try request(proto, "POST", server.url("/streams/b/events"),
+                                     ["--data-binary", "@\(file)", "-H", "content-type: application/x-ndjson"])
+            #expect(answer.status == 202, "window \(w): \(answer.text)")
+        }
+        // Rounds of 2000 windows (~150 KB of lines, 37 times the backlog) are all delivered.
+        for w in 0..<5 { try post(window: w, keys: 2000) }
+        try post(window: 5, keys: 1)
+        try waitUntil(20, "5 rounds of 2000 lines") { follow.stdoutText.filter { $0 == "\n" }.count >= 10_000 }
+        #expect(try server.metric("laminar_subscriptions") == 1, "a follower that reads was cut")
+        // A round of 60 000 windows (~4.5 MB at once) passes the 4 MiB burst limit.
+        try post(window: 6, keys: 60_000)
+        try post(window: 7, keys: 1)
+        let out = try follow.wait(20)
+        let lines = out.out.split(separator: "\n")
+        #expect(lines.count == 10_002, "\(lines.count) lines")
+        #expect(lines.last?.contains(#""error":"slow_consumer""#) == true, "\(lines.last ?? "")")
+        #expect(lines.last?.contains("raise --subscriber-backlog-bytes") == true, "\(lines.last ?? "")")
+        try waitUntil(10, "the follow to be dropped") { try server.metric("laminar_subscriptions") == 0 }
+        try server.stop()
+    }
 }
