@@ -105,8 +105,11 @@ def run_redis(procs, tmp):
                       "--bind", "127.0.0.1", "--dir", tmp, "--daemonize", "no", "--logfile", os.path.join(tmp, "redis.log")],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
+    # The same shape of event: a 16-byte key over 10K keys (redis-benchmark writes __rand_int__
+    # as 12 digits drawn from -r), a millisecond time and a float value.
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "16", "-P", "32", "-n", str(REDIS_N), "-q",
-            "XADD", "mystream", "*", "key", "k", "value", "1.5"]
+            "-r", str(NKEYS), "XADD", "mystream", "*", "key", "key-__rand_int__", "ts", str(int(time.time() * 1000)),
+            "value", "42.125"]
     log("$ " + " ".join(argv))
     c0 = proc_cpu_s(rs.pid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=180).stdout

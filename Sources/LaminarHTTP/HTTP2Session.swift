@@ -328,7 +328,7 @@ final class HTTP2Session {
 
     func writeStreaming(_ id: Int32, _ bytes: [UInt8]) -> Bool {
         guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
-        if stream.response.count - stream.responseOffset + bytes.count > connection.limits.streamingBufferedBytesMax {
+        if streamingUnsentBytes(id) + bytes.count > connection.limits.streamingBufferedBytesMax {
             abort(id)
             stream.response = []
             stream.responseOffset = 0

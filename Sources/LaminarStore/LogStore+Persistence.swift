@@ -17,6 +17,8 @@ extension LogStore {
     static let hintFileName = "index.hint"
     static let lockFileName = "LOCK"
     static let compactFileName = "data.lmnr.compact"
+    /// Bytes compaction lays out before each write to the new file.
+    static let compactionChunkBytes = 1 << 20
 
     /// Opens (creating if needed) the store in `directory` and recovers it: reads the hint file if
     /// it matches the data file, replays the records after it, verifying each CRC, and truncates a
@@ -322,7 +324,7 @@ extension LogStore {
         let newGeneration = UInt64.random(in: 1...UInt64.max)
         // Records are laid out in a chunk and written a chunk at a time (a record larger than
         // the chunk goes alone).
-        let chunkBytes = MappedRegion.stagingBytesKept
+        let chunkBytes = LogStore.compactionChunkBytes
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
         defer { chunk.deallocate() }
         var chunkStart = 0
