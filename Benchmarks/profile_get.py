@@ -24,6 +24,15 @@ def report(data, *args):
     return [l[:180] for l in dem.splitlines()]
 
 
+def save(name, lines):
+    """Prints the report and writes it to bench-results/NAME."""
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench-results", name), "w") as f:
+        f.write(text + "\n")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="laminar-profile-")
     procs = Procs()
@@ -61,11 +70,7 @@ def main():
         lines += ["", "top symbols (inclusive, Laminar code):"] + [
             l for l in report(data, "--children", "--sort", "sym")
             if any(w in l for w in ("EventLoop", "Connection", "HTTP2", "Router", "Request", "Reactor", "Store", "nghttp2", "Header"))][:40]
-        text = "\n".join(lines)
-        print(text)
-        os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
-        with open(os.path.join(ROOT, "bench-results", "profile-get.txt"), "w") as f:
-            f.write(text + "\n")
+        save("profile-get.txt", lines)
     finally:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,7 @@ import os, subprocess, sys, tempfile, time, shutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import *  # noqa
 import bench_ingest
-from profile_get import cpu, report
+from profile_get import cpu, report, save
 
 IOT = int(os.environ.get("LAMINAR_IO_THREADS", "1"))
 
@@ -39,11 +39,7 @@ def main():
                  f"{rps[0] if rps else '?'}", f"server CPU: {cores:.2f} cores"]
         lines += ["", "by shared object:"] + report(data, "--no-children", "--sort", "dso")
         lines += ["", "top symbols (self):"] + report(data, "--no-children", "--sort", "sym")[:40]
-        text = "\n".join(lines)
-        print(text)
-        os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
-        with open(os.path.join(ROOT, "bench-results", "profile-ingest.txt"), "w") as f:
-            f.write(text + "\n")
+        save("profile-ingest.txt", lines)
     finally:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
