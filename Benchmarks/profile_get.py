@@ -24,6 +24,25 @@ def report(data, *args):
     return [l[:180] for l in dem.splitlines()]
 
 
+def profile_under(pid, h2load_args, data, stat=False):
+    """Runs h2load (-c16 -m32 -t1 for 9 s plus 1 s warm-up) with `h2load_args`, records perf of
+    `pid` for 7 s from 1.5 s in (with `stat`, also perf stat of context switches and CPU).
+    Returns (server cores used, h2load's "finished in" line, perf stat text)."""
+    h2 = subprocess.Popen(["h2load", "-c16", "-m32", "-t1", "-D", "9", "--warm-up-time", "1"] + h2load_args,
+                          stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    c0, t0 = cpu(pid), time.time()
+    rec = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(pid), "-o", data, "--", "sleep", "7"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st = subprocess.run(["perf", "stat", "-e", "context-switches,task-clock", "-p", str(pid), "--", "sleep", "7"],
+                        capture_output=True, text=True, timeout=60).stderr if stat else ""
+    rec.wait(60)
+    cores = (cpu(pid) - c0) / (time.time() - t0)
+    out = h2.communicate(timeout=60)[0]
+    rps = [l for l in out.splitlines() if l.startswith("finished in")]
+    return cores, rps[0] if rps else "?", st
+
+
 def save(name, lines):
     """Prints the report and writes it to bench-results/NAME."""
     text = "\n".join(lines)
@@ -49,19 +68,8 @@ def main():
             for i in order:
                 f.write(f"http://127.0.0.1:{port}/kv/k{i:06d}\n")
         data = os.path.join(tmp, "perf.data")
-        h2 = subprocess.Popen(["h2load", "-c16", "-m32", "-t1", "-D", "9", "--warm-up-time", "1", "-i", uris],
-                              stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        c0, t0 = cpu(srv.pid), time.time()
-        rec = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(srv.pid), "-o", data, "--", "sleep", "7"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        st = subprocess.run(["perf", "stat", "-e", "context-switches,task-clock", "-p", str(srv.pid), "--", "sleep", "7"],
-                            capture_output=True, text=True, timeout=60).stderr
-        rec.wait(60)
-        cores = (cpu(srv.pid) - c0) / (time.time() - t0)
-        out = h2.communicate(timeout=60)[0]
-        rps = [l for l in out.splitlines() if l.startswith("finished in")]
-        lines = [f"profile of laminar --io-threads {IOT} during h2load GET -c16 -m32 -t1: {rps[0] if rps else '?'}",
+        cores, rps, st = profile_under(srv.pid, ["-i", uris], data, stat=True)
+        lines = [f"profile of laminar --io-threads {IOT} during h2load GET -c16 -m32 -t1: {rps}",
                  f"server CPU: {cores:.2f} cores", "perf stat:"]
         lines += ["  " + l.strip() for l in st.splitlines() if "context" in l or "task-clock" in l]
         lines += ["", "samples per thread (pid:tid):"] + report(data, "--no-children", "--sort", "pid")

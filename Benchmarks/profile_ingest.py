@@ -4,11 +4,11 @@
 (the kernel's among them) and the top symbols. Needs perf (Debian: linux-perf).
 Environment: LAMINAR_IO_THREADS (default 1). Output: bench-results/profile-ingest.txt
 """
-import os, subprocess, sys, tempfile, time, shutil
+import os, sys, tempfile, shutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import *  # noqa
 import bench_ingest
-from profile_get import cpu, report, save
+from profile_get import profile_under, report, save
 
 IOT = int(os.environ.get("LAMINAR_IO_THREADS", "1"))
 
@@ -24,19 +24,10 @@ def main():
         with open(path, "wb") as f:
             f.write(bench_ingest.binary_body(bench_ingest.make_events(1)))
         data = os.path.join(tmp, "perf.data")
-        h2 = subprocess.Popen(["h2load", "-c16", "-m32", "-t1", "-D", "9", "--warm-up-time", "1", "-d", path,
-                               "-H", "content-type: application/vnd.laminar.events",
-                               f"http://127.0.0.1:{port}/streams/p/events"], stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        c0, t0 = cpu(srv.pid), time.time()
-        rec = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(srv.pid), "-o", data, "--", "sleep", "7"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rec.wait(60)
-        cores = (cpu(srv.pid) - c0) / (time.time() - t0)
-        out = h2.communicate(timeout=60)[0]
-        rps = [l for l in out.splitlines() if l.startswith("finished in")]
+        cores, rps, _ = profile_under(srv.pid, ["-d", path, "-H", "content-type: application/vnd.laminar.events",
+                                                f"http://127.0.0.1:{port}/streams/p/events"], data)
         lines = [f"profile of laminar --io-threads {IOT} during h2load binary ingest (1000 events per POST) -c16 -m32 -t1: "
-                 f"{rps[0] if rps else '?'}", f"server CPU: {cores:.2f} cores"]
+                 f"{rps}", f"server CPU: {cores:.2f} cores"]
         lines += ["", "by shared object:"] + report(data, "--no-children", "--sort", "dso")
         lines += ["", "top symbols (self):"] + report(data, "--no-children", "--sort", "sym")[:40]
         save("profile-ingest.txt", lines)
