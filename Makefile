@@ -9,7 +9,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
 
-.PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
+.PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -59,7 +59,8 @@ test-sanitize: deps
 	SWIFT=$(SWIFT) Tests/Sanitizers/run.sh address
 	SWIFT=$(SWIFT) Tests/Sanitizers/run.sh thread
 
-bench: bench-store bench-reactor bench-http bench-ingest
+bench: bench-store bench-reactor bench-http bench-ingest bench-stall
+	Benchmarks/plot.sh
 
 bench-store: deps
 	$(SWIFT) build -c release --product laminar-bench-store
@@ -93,6 +94,18 @@ bench-http: bench-deps
 bench-ingest: bench-deps
 	$(SWIFT) build -c release --product laminar
 	python3 Benchmarks/bench_ingest.py
+
+# An open-loop reader of one key, alone and beside put-only load over STALL_KEYS keys (issue 14's
+# experiment; bench-results/stall.json and stall-*.hgrm). Knobs: STALL_KEYS ("1000000 10000000" for
+# both), BENCH_DURATION, STALL_RATE, STALL_PUT_CLIENT.
+bench-stall: deps
+	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
+	python3 Benchmarks/bench_stall.py
+
+# bench-results/throughput.png and stall-latency.png from the JSON results (matplotlib in a venv).
+bench-plots:
+	Benchmarks/plot.sh
 
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
 torture: torture-crash test-abuse-long soak fuzz
