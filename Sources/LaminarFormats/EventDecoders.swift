@@ -15,8 +15,9 @@ public struct EventFields: Sendable, Hashable {
 /// arrive: one JSON object per line with a string key, a number value and a time that is epoch
 /// milliseconds (read exactly, never through a Double) or an RFC 3339 string (missing: arrival
 /// time), within `±EventDecodeLimits.eventTimeAbsMaxMs`. Other members are ignored. A member name
-/// given twice rejects the line. Blank lines are skipped. A line is parsed in place in the chunk; only a line split across chunks is
-/// copied (bounded by `lineBytesMax`). Events go straight into the batch builder.
+/// given twice rejects the line. Blank lines are skipped. A line is parsed in place in the chunk;
+/// only a line split across chunks is copied (bounded by `lineBytesMax`). Events go straight into
+/// the batch builder.
 public struct NDJSONEventDecoder {
     private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
