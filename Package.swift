@@ -34,7 +34,10 @@ let package = Package(
         ),
         // Wire formats shared by the server and the load-test client: JSON reading and writing,
         // NDJSON and binary event batches. Pure: bytes in, values out.
-        .target(name: "LaminarFormats"),
+        .target(
+            name: "LaminarFormats",
+            dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")]
+        ),
         .testTarget(
             name: "LaminarFormatsTests",
             dependencies: ["LaminarFormats", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -165,18 +165,43 @@ public struct EventBatch: Sendable, Hashable {
         }
     }
 }
-/// Why an event batch was rejected: the 1-based line (NDJSON) or event index (binary), and why.
-/// The whole batch is rejected; nothing of it is applied.
+/// Why an event batch was rejected, and where: NDJSON errors name the 1-based line
+/// (`line 3: …`, blank lines counted), binary errors the 1-based event (`event 2: …`) or the
+/// header (`header: …`). The whole batch is rejected; nothing of it is applied.
 public struct EventDecodeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What `line` counts.
+    public enum Unit: Sendable, Hashable {
+        /// NDJSON lines, from 1.
+        case line
+        /// Binary events, from 1; 0 is the 8-byte header.
+        case event
+    }
+
+    public var unit: Unit
+    /// The 1-based line or event (0: the binary header).
     public var line: Int
     public var reason: String
 
+    /// An NDJSON line's error.
     public init(line: Int, reason: String) {
+        self.unit = .line
         self.line = line
         self.reason = reason
     }
 
-    public var description: String { "line \(line): \(reason)" }
+    /// A binary event's error (`event` 0: the header).
+    public init(event: Int, reason: String) {
+        self.unit = .event
+        self.line = event
+        self.reason = reason
+    }
+
+    public var description: String {
+        switch unit {
+        case .line: "line \(line): \(reason)"
+        case .event: line == 0 ? "header: \(reason)" : "event \(line): \(reason)"
+        }
+    }
 }
 
 /// Limits an event decoder enforces.
@@ -187,6 +212,11 @@ public struct EventDecodeLimits: Sendable, Hashable {
     public var lineBytesMax = 64 << 10
     /// Most events in one batch.
     public var eventsMax = 1_000_000
+    /// Event times lie in `-eventTimeAbsMaxMs ... eventTimeAbsMaxMs` (ms since the epoch), so
+    /// window ends and watermarks never overflow (`ReactorLimits.eventTimeAbsMaxMs` is this).
+    public static let eventTimeAbsMaxMs: Int64 = 1 << 61
+    /// The reason both decoders give for a time outside that range.
+    static let timeOutOfRange = "time out of range (-2^61 to 2^61 ms)"
 
     public init() {}
 }

@@ -13,9 +13,11 @@ public struct EventFields: Sendable, Hashable {
 
 /// Decodes `application/x-ndjson` event batches incrementally, chunk by chunk as DATA frames
 /// arrive: one JSON object per line with a string key, a number value and a time that is epoch
-/// milliseconds or an RFC 3339 string (missing: arrival time). Other members are ignored. Blank
-/// lines are skipped. A line is parsed in place in the chunk; only a line split across chunks is
-/// copied (bounded by `lineBytesMax`). Events go straight into the batch builder.
+/// milliseconds (read exactly, never through a Double) or an RFC 3339 string (missing: arrival
+/// time), within `±EventDecodeLimits.eventTimeAbsMaxMs`. Other members are ignored. A member name
+/// given twice rejects the line. Blank lines are skipped. A line is parsed in place in the chunk;
+/// only a line split across chunks is copied (bounded by `lineBytesMax`). Events go straight into
+/// the batch builder.
 public struct NDJSONEventDecoder {
     private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
@@ -28,6 +30,11 @@ public struct NDJSONEventDecoder {
     private var line = 0
     private var nameScratch: [UInt8] = []
     private var keyScratch: [UInt8] = []
+    /// Names of the ignored members of the current line (bytes back to back, `otherNameEnds`) and
+    /// their hashes (`Hasher`, seeded per process), to find a name given twice.
+    private var otherNames: [UInt8] = []
+    private var otherNameEnds: [Int] = []
+    private var otherNameHashes: Set<Int> = []
 
     public init(fields: EventFields = EventFields(), limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
@@ -103,6 +110,13 @@ public struct NDJSONEventDecoder {
             throw EventDecodeError(line: line, reason: "more than \(limits.eventsMax) events in one batch")
         }
         var timestamp = arrivalMs
+        var timeInRange = true
+        var seen: UInt8 = 0        // bit 0 key, 1 time, 2 value
+        if !otherNameEnds.isEmpty {
+            otherNames.removeAll(keepingCapacity: true)
+            otherNameEnds.removeAll(keepingCapacity: true)
+            otherNameHashes.removeAll(keepingCapacity: true)
+        }
         var value: Double?
         var key: Range<Int>?       // in place in the line, or
         var keyEscaped = false     // unescaped in `keyScratch`
@@ -113,9 +127,16 @@ public struct NDJSONEventDecoder {
             var more = reader.peek() != 0x7D
             if !more { reader.position += 1 }
             while more {
+                let nameOffset = reader.position
                 let nameSpan = try reader.readStringSpan(scratch: &nameScratch)
+                let which = member(nameSpan, content)
+                let bit: UInt8 = switch which { case .key: 1; case .time: 2; case .value: 4; case .other: 0 }
+                if bit != 0 ? seen & bit != 0 : !rememberOtherName(nameSpan, content) {
+                    throw JSONError(offset: nameOffset, reason: "duplicate member \"\(memberName(nameSpan, content))\"")
+                }
+                seen |= bit
                 try reader.expect(0x3A, "':'")
-                switch member(nameSpan, content) {
+                switch which {
                 case .key:
                     guard reader.peekNonWhitespace() == 0x22 else { throw reader.error("\"\(fieldName(keyName))\" must be a string") }
                     key = try reader.readStringSpan(scratch: &keyScratch)
@@ -131,11 +152,11 @@ public struct NDJSONEventDecoder {
                     case 0x6E:
                         try reader.skipValue()  // null: arrival time
                     default:
-                        let n = try reader.readNumber()
-                        guard n == n.rounded(), abs(n) < 9.2e18 else {
-                            throw reader.error("\"\(fieldName(timeName))\" must be whole milliseconds")
+                        switch try reader.readInteger() {
+                        case .exact(let ms): timestamp = ms
+                        case .outOfRange: timeInRange = false
+                        case .notWhole: throw reader.error("\"\(fieldName(timeName))\" must be whole milliseconds")
                         }
-                        timestamp = Int64(n)
                     }
                 case .value:
                     let c = reader.peekNonWhitespace()
@@ -164,6 +185,9 @@ public struct NDJSONEventDecoder {
             throw EventDecodeError(line: line, reason: "key must be 1 to \(limits.keyBytesMax) bytes")
         }
         guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(valueName))\"") }
+        guard timeInRange, timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
+            throw EventDecodeError(line: line, reason: EventDecodeLimits.timeOutOfRange)
+        }
         if let key {
             builder.append(key: UnsafeRawBufferPointer(rebasing: content[key]), timestamp: timestamp, value: value)
         } else {
@@ -193,6 +217,31 @@ public struct NDJSONEventDecoder {
     }
 
     private func fieldName(_ name: [UInt8]) -> String { String(decoding: name, as: UTF8.self) }
+
+    /// A member name as text, for an error (in place in `line`, or in `nameScratch`).
+    private func memberName(_ span: Range<Int>?, _ line: UnsafeRawBufferPointer) -> String {
+        span.map { String(decoding: UnsafeRawBufferPointer(rebasing: line[$0]), as: UTF8.self) } ?? fieldName(nameScratch)
+    }
+
+    /// Records the name of an ignored member; false if the line had it already.
+    private mutating func rememberOtherName(_ span: Range<Int>?, _ line: UnsafeRawBufferPointer) -> Bool {
+        let name = span.map { UnsafeRawBufferPointer(rebasing: line[$0]) }
+        var hasher = Hasher()
+        if let name { hasher.combine(bytes: name) } else { nameScratch.withUnsafeBytes { hasher.combine(bytes: $0) } }
+        if !otherNameHashes.insert(hasher.finalize()).inserted {
+            // Same hash: a duplicate, unless two names collide (then both are kept).
+            var start = 0
+            for end in otherNameEnds {
+                let earlier = otherNames[start..<end]
+                let same = name.map { earlier.elementsEqual($0) } ?? earlier.elementsEqual(nameScratch)
+                if same { return false }
+                start = end
+            }
+        }
+        if let name { otherNames.appendBytes(name) } else { otherNames.append(contentsOf: nameScratch) }
+        otherNameEnds.append(otherNames.count)
+        return true
+    }
 }
 
 extension JSONReader {
@@ -229,7 +278,9 @@ public enum BinaryEventFormat {
     }
 }
 
-/// Decodes the binary event format incrementally, chunk by chunk. Events are read in place in
+/// Decodes the binary event format incrementally, chunk by chunk. Errors name the 1-based event
+/// (`event 3: …`) or the header (`header: …`); times must lie within
+/// `±EventDecodeLimits.eventTimeAbsMaxMs`. Events are read in place in
 /// the chunk; only an event split across chunks is copied. Events go straight into the batch
 /// builder.
 public struct BinaryEventDecoder {
@@ -281,9 +332,9 @@ public struct BinaryEventDecoder {
     }
 
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
-        guard let expected else { throw EventDecodeError(line: 0, reason: "missing the 8-byte header") }
+        guard let expected else { throw EventDecodeError(event: 0, reason: "missing the 8-byte header") }
         if !partial.isEmpty || builder.count != expected {
-            throw EventDecodeError(line: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
+            throw EventDecodeError(event: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
         }
         return builder.build()
     }
@@ -296,7 +347,7 @@ public struct BinaryEventDecoder {
         if bytes.count < 2 { return 2 }
         let keyLength = Int(bytes[0]) | Int(bytes[1]) << 8
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
-            throw EventDecodeError(line: builder.count + 1, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
+            throw EventDecodeError(event: builder.count + 1, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
         return BinaryEventFormat.fixedEventBytes + keyLength
     }
@@ -306,10 +357,10 @@ public struct BinaryEventDecoder {
         guard let expected else {
             guard bytes.count >= BinaryEventFormat.headerBytes else { return 0 }
             for i in 0..<4 where bytes[i] != BinaryEventFormat.magic[i] {
-                throw EventDecodeError(line: 0, reason: "bad magic: expected \"LEV1\"")
+                throw EventDecodeError(event: 0, reason: "bad magic: expected \"LEV1\"")
             }
             let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
-            guard n <= limits.eventsMax else { throw EventDecodeError(line: 0, reason: "more than \(limits.eventsMax) events in one batch") }
+            guard n <= limits.eventsMax else { throw EventDecodeError(event: 0, reason: "more than \(limits.eventsMax) events in one batch") }
             self.expected = n
             builder.reserveCapacity(min(n, 1 << 16))  // the header is not trusted with memory
             return BinaryEventFormat.headerBytes
@@ -318,18 +369,21 @@ public struct BinaryEventDecoder {
         let event = builder.count + 1
         let keyLength = Int(UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self)))
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
-            throw EventDecodeError(line: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
+            throw EventDecodeError(event: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
         let size = BinaryEventFormat.fixedEventBytes + keyLength
         guard bytes.count >= size else { return 0 }
         guard builder.count < expected else {
-            throw EventDecodeError(line: event, reason: "more events than the header's \(expected)")
+            throw EventDecodeError(event: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
         let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength, as: UInt64.self)))
-        guard value.isFinite else { throw EventDecodeError(line: event, reason: "value is not a finite number") }
-        builder.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]),
-                       timestamp: time == EventBatch.arrivalTime ? arrivalMs : time, value: value)
+        guard value.isFinite else { throw EventDecodeError(event: event, reason: "value is not a finite number") }
+        let timestamp = time == EventBatch.arrivalTime ? arrivalMs : time
+        guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
+            throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
+        }
+        builder.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]), timestamp: timestamp, value: value)
         return size
     }
 }

@@ -272,6 +272,97 @@ public struct JSONReader {
         return value
     }
 
+    /// A JSON number read as an integer (`readInteger`).
+    public enum Integer: Sendable, Hashable {
+        /// Its exact value: `1000`, `1000.0` and `1e3` are all 1000.
+        case exact(Int64)
+        /// It has a fraction (`1.5`).
+        case notWhole
+        /// It is whole but outside `Int64`.
+        case outOfRange
+    }
+
+    /// Reads a number per the JSON grammar as an exact integer, without going through a Double
+    /// (which rounds above 2^53). Throws only for text that is not a JSON number.
+    public mutating func readInteger() throws(JSONError) -> Integer {
+        skipWhitespace()
+        let n = bytes.count
+        var i = position
+        let negative = i < n && bytes[i] == 0x2D
+        if negative { i += 1 }
+        guard i < n, bytes[i] &- 0x30 < 10 else { throw error("expected a number") }
+        // The significant digits: the first 19 in `significand` (they fit a UInt64), zeros after
+        // the last non-zero digit held back in `pendingZeros` (they only scale the value).
+        var significand: UInt64 = 0
+        var significantDigits = 0
+        var pendingZeros = 0
+        var tooManyDigits = false
+        var fractionDigits = 0
+        func digit(_ d: UInt8) {
+            if d == 0 {
+                if significantDigits > 0 { pendingZeros += 1 }
+                return
+            }
+            significantDigits += pendingZeros + 1
+            if significantDigits > 19 {
+                tooManyDigits = true
+            } else {
+                for _ in 0..<pendingZeros { significand *= 10 }
+                significand = significand * 10 + UInt64(d)
+            }
+            pendingZeros = 0
+        }
+        if bytes[i] == 0x30 {
+            i += 1
+        } else {
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 { digit(d); i += 1 }
+        }
+        if i < n && bytes[i] == 0x2E {
+            i += 1
+            guard i < n, bytes[i] &- 0x30 < 10 else {
+                position = i
+                throw error("expected a digit after '.'")
+            }
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 { digit(d); fractionDigits += 1; i += 1 }
+        }
+        var exponent = 0
+        if i < n && (bytes[i] == 0x65 || bytes[i] == 0x45) {
+            i += 1
+            var sign = 1
+            if i < n && (bytes[i] == 0x2B || bytes[i] == 0x2D) {
+                if bytes[i] == 0x2D { sign = -1 }
+                i += 1
+            }
+            guard i < n, bytes[i] &- 0x30 < 10 else {
+                position = i
+                throw error("expected an exponent")
+            }
+            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
+                if exponent < 100_000 { exponent = exponent * 10 + Int(d) }
+                i += 1
+            }
+            exponent *= sign
+        }
+        position = i
+        if significantDigits == 0 { return .exact(0) }
+        // value = significand (with its held-back zeros) × 10^scale; its last digit is not zero.
+        let scale = exponent - fractionDigits + pendingZeros
+        if scale < 0 { return .notWhole }
+        if tooManyDigits || significantDigits + scale > 19 { return .outOfRange }
+        var magnitude = significand
+        for _ in 0..<scale {
+            let (m, overflow) = magnitude.multipliedReportingOverflow(by: 10)
+            if overflow { return .outOfRange }
+            magnitude = m
+        }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return .outOfRange }
+            return .exact(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude))
+        }
+        guard magnitude <= UInt64(Int64.max) else { return .outOfRange }
+        return .exact(Int64(magnitude))
+    }
+
     /// Powers of ten that a Double holds exactly (10^0 … 10^22).
     private static let exactPowersOfTen: [Double] = (0...22).map { (e: Int) -> Double in
         var p = 1.0

@@ -1,3 +1,5 @@
+import ExtrasBase64
+
 /// Appends JSON text to a byte buffer without building a tree: the NDJSON responses (scan lines,
 /// window results, errors) are written with it straight into the response body.
 public enum JSONWriter {
@@ -32,6 +34,22 @@ public enum JSONWriter {
 
     public static func appendString(_ bytes: [UInt8], to out: inout [UInt8]) {
         bytes.withUnsafeBytes { appendString($0, to: &out) }
+    }
+
+    /// Appends `"name":"…"` when `bytes` is valid UTF-8 and `base64` is false, otherwise
+    /// `"name_base64":"…"` (standard alphabet, padded): the lossless form of keys and values that
+    /// are bytes (KV scans, watches and batch results; window results and follow lines).
+    public static func appendBytesField(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, base64: Bool = false, to out: inout [UInt8]) {
+        if !base64 && UTF8Validation.isValid(bytes) {
+            appendName(name, to: &out)
+            appendString(bytes, to: &out)
+        } else {
+            out.append(0x22)
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: "_base64\":\"".utf8)
+            out.append(contentsOf: Base64.encodeToBytes(bytes: bytes))
+            out.append(0x22)
+        }
     }
 
     /// Appends `"name":` (the name is plain ASCII chosen by the caller).

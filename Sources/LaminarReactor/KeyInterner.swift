@@ -1,35 +1,27 @@
+import LaminarStore
+
 /// Maps key bytes to dense ids `0..<count` with a flat open-addressing table (no per-key object).
 /// Keys are never removed (bounded by `ReactorLimits.streamKeysMax`).
+///
+/// Event keys come from clients, so the hash is the store's seeded one (`KeyHasher`) with a
+/// random seed per interner: nobody can choose keys that all land in one probe run and turn
+/// each event of the single writer into a scan of the table.
 struct KeyInterner {
     private var slots: [UInt32]            // keyId + 1; 0 = empty
     private var mask: Int
     private(set) var hashes: [UInt64] = []
     private var starts: [UInt32] = []
     private var arena: [UInt8] = []
+    let hasher: KeyHasher
     var count: Int { hashes.count }
 
-    init(capacity: Int = 1024) {
+    init(capacity: Int = 1024, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         var c = 16
         while c < capacity * 2 { c <<= 1 }
         slots = Array(repeating: 0, count: c)
         mask = c - 1
         starts = [0]
-    }
-
-    @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(key.count)
-        var i = 0
-        while i + 8 <= key.count {
-            h = (h ^ key.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 32
-            i += 8
-        }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < key.count { tail |= UInt64(key[i]) << shift; shift += 8; i += 1 }
-        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
-        return h ^ (h >> 29)
+        hasher = KeyHasher(seed: seed)
     }
 
     func key(_ id: Int) -> ArraySlice<UInt8> { arena[Int(starts[id])..<Int(starts[id + 1])] }
@@ -37,7 +29,7 @@ struct KeyInterner {
     /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.
     @inline(__always)
     mutating func intern(_ key: UnsafeRawBufferPointer, limit: Int) -> UInt32? {
-        let h = KeyInterner.hash(key)
+        let h = hasher.hash(key)
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let s = slots[i]

@@ -46,9 +46,10 @@ extension Reactor {
             let bound = ReactorLimits.eventTimeAbsMaxMs
             for i in 0..<events.count {
                 let ts = events.timestamp(i)
-                if ts < -bound || ts > bound { return "event \(i): time out of range" }
-                if !events.value(i).isFinite { return "event \(i): value is not finite" }
-                if events.key(i).isEmpty { return "event \(i): empty key" }
+                // The decoders refuse these first; a batch from elsewhere is held to the same rules.
+                if ts < -bound || ts > bound { return "event \(i + 1): time out of range" }
+                if !events.value(i).isFinite { return "event \(i + 1): value is not finite" }
+                if events.key(i).isEmpty { return "event \(i + 1): empty key" }
             }
             return nil
         }
@@ -87,7 +88,7 @@ extension Reactor {
         var closed: [WindowResult] = []
         stream.op.closeReady { result in
             let key = ReservedKeys.result(stream: name, key: result.key, startMs: result.startMs)
-            let value = Array(result.json(aggregates: aggregates).utf8)
+            let value = result.json(aggregates: aggregates)
             guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { return }
             mutatedThisRound = true
             notifyWatchers(key: key, value: value, revision: rev)
@@ -175,10 +176,23 @@ extension Reactor {
             after = page.last!.key
         }
         // TTLs: every key with an expiry gets its timer back (a full scan, at start-up only).
+        // The same scan moves window results stored by earlier versions to the current key
+        // layout (`ReservedKeys.resultKeyFromEarlierLayout`), one atomic batch per page.
         after = nil
         while true {
             let page = store.rangeScan(start: [0], end: nil, after: after, limit: 4096)
-            for entry in page { if let at = entry.expiresAtMs { scheduleExpiry(key: entry.key, atMs: at) } }
+            var moves: [StoreMutation] = []
+            for entry in page {
+                if let at = entry.expiresAtMs { scheduleExpiry(key: entry.key, atMs: at) }
+                if let current = ReservedKeys.resultKeyFromEarlierLayout(entry.key) {
+                    moves.append(.put(key: current, value: entry.value))
+                    moves.append(.delete(key: entry.key))
+                }
+            }
+            if !moves.isEmpty {
+                _ = try store.apply(moves)
+                mutatedThisRound = true
+            }
             guard page.count == 4096 else { break }
             after = page.last!.key
         }

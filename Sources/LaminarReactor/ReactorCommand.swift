@@ -29,7 +29,7 @@ public enum ReactorOperation: Sendable {
     /// `idempotencyKey`: a retried batch with a key seen recently counts once.
     case appendEvents(stream: String, batch: EventBatch, idempotencyKey: UInt64?)
     /// Closed-window results of a stream (optionally one key), in key then start order.
-    case queryResults(stream: String, key: String?, after: [UInt8]?, limit: Int)
+    case queryResults(stream: String, key: [UInt8]?, after: [UInt8]?, limit: Int)
     /// Subscribes to changes of keys under `prefix`; notifications carry this command's token.
     case watch(prefix: [UInt8])
     /// Subscribes to a stream's window results as windows close.

@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// An aggregate a stream computes per key and window.
 public enum Aggregate: String, Sendable, Hashable, CaseIterable {
     case count, sum, min, max, avg
@@ -62,6 +64,6 @@ public struct StreamDefinition: Sendable, Hashable {
 
 extension ReactorLimits {
     /// Event times must lie in `-eventTimeAbsMaxMs...eventTimeAbsMaxMs` so window ends and
-    /// watermarks never overflow.
-    public static let eventTimeAbsMaxMs: Int64 = 1 << 61
+    /// watermarks never overflow; the decoders refuse times beyond it (one bound, defined there).
+    public static let eventTimeAbsMaxMs: Int64 = EventDecodeLimits.eventTimeAbsMaxMs
 }

@@ -163,8 +163,7 @@ public struct TumblingWindowOperator {
         while let first = buckets.first, first.startMs + windowSizeMs <= watermarkMs {
             let b = buckets.removeFirst()
             for s in 0..<b.count {
-                let key = String(decoding: keys.key(Int(b.keyIds[s])), as: UTF8.self)
-                emit(WindowResult(key: key, startMs: b.startMs, endMs: b.startMs + windowSizeMs,
+                emit(WindowResult(key: Array(keys.key(Int(b.keyIds[s]))), startMs: b.startMs, endMs: b.startMs + windowSizeMs,
                     count: b.aggregates[s].count, sum: b.aggregates[s].sum, min: b.aggregates[s].min, max: b.aggregates[s].max))
             }
             windowsClosed += 1

@@ -47,7 +47,13 @@ struct BatchRequest {
         var key: [UInt8]?
         var payload: [UInt8]?
         var condition = WriteCondition.always
+        // A member given twice never gets here (the reader refuses it); `key` with `key_base64`
+        // (or `value` with `value_base64`) is the same key twice, refused alike.
         for (name, member) in members {
+            if (name == "key" || name == "key_base64") && key != nil { return .failure(.badRequest("give \"key\" or \"key_base64\", not both")) }
+            if (name == "value" || name == "value_base64") && payload != nil {
+                return .failure(.badRequest("give \"value\" or \"value_base64\", not both"))
+            }
             switch (name, member) {
             case ("op", .string(let s)): op = s
             case ("key", .string(let s)): key = Array(s.utf8)

@@ -1,4 +1,3 @@
-import ExtrasBase64
 import LaminarFormats
 import LaminarStore
 
@@ -29,17 +28,8 @@ public enum KVLines {
         entry.value.withUnsafeBytes { appendEntry(key: entry.key, value: $0, version: entry.version, encoding: encoding, to: &out) }
     }
 
-    /// `"name":"…"` or `"name_base64":"…"`.
+    /// `"name":"…"` or `"name_base64":"…"` (`JSONWriter.appendBytesField`).
     public static func appendField(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, encoding: ValueEncoding, to out: inout [UInt8]) {
-        if encoding == .utf8 && UTF8Validation.isValid(bytes) {
-            JSONWriter.appendName(name, to: &out)
-            JSONWriter.appendString(bytes, to: &out)
-        } else {
-            out.append(0x22)
-            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            out.append(contentsOf: "_base64\":\"".utf8)
-            out.append(contentsOf: Base64.encodeToBytes(bytes: bytes))
-            out.append(0x22)
-        }
+        JSONWriter.appendBytesField(name, bytes, base64: encoding == .base64, to: &out)
     }
 }

@@ -52,7 +52,7 @@ final class RequestHandler: HTTPHandler {
         /// A batch decoded with the default definition's field names before its stream is
         /// auto-created (so a refused batch creates nothing).
         case decoded(EventBatch, idempotencyKey: UInt64?)
-        case results(key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
+        case results(key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
         case follow
     }
 
@@ -406,7 +406,7 @@ final class RequestHandler: HTTPHandler {
             line.append(contentsOf: "}\n".utf8)
         case (.follow(let definition), .windowsClosed(let results)):
             for result in results {
-                line.append(contentsOf: result.json(aggregates: definition.aggregates).utf8)
+                line.append(contentsOf: result.json(aggregates: definition.aggregates))
                 line.append(10)
             }
         case (_, .subscriptionEnded(let error)):

@@ -50,7 +50,7 @@ public enum RouteAction: Sendable, Hashable {
     case streamList
     case streamDelete(name: String)
     case eventsPost(name: String, format: EventFormat, idempotencyKey: String?)
-    case results(name: String, key: String?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
+    case results(name: String, key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
     case resultsFollow(name: String)
     case metrics
     case health
@@ -166,7 +166,7 @@ public struct Router: Sendable {
                 try allow(["GET"])
                 if flag(t, "follow") { return .resultsFollow(name: name) }
                 return .results(
-                    name: name, key: t.parameterString("key"), fromMs: try integer(t, "from"), toMs: try integer(t, "to"),
+                    name: name, key: t.parameter("key"), fromMs: try integer(t, "from"), toMs: try integer(t, "to"),
                     after: t.parameter("after"), limit: try limit(t))
             }
         }

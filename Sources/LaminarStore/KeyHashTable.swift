@@ -1,21 +1,24 @@
 /// A seeded 64-bit hash of byte strings in the style of wyhash: two 64×64→128-bit multiplies
 /// per 16 bytes. The seed is random per store, so clients cannot choose keys that collide
-/// (hash flooding); it is kept in the hint file so a reopened store reuses its hashes.
-struct KeyHasher {
-    let seed: UInt64
+/// (hash flooding); it is kept in the hint file so a reopened store reuses its hashes. The
+/// reactor's key interner uses it too, with a seed of its own.
+public struct KeyHasher: Sendable {
+    public let seed: UInt64
 
-    private static let k0: UInt64 = 0xa076_1d64_78bd_642f
-    private static let k1: UInt64 = 0xe703_7ed1_a0b4_28db
-    private static let k2: UInt64 = 0x8ebc_6af0_9c88_c6e3
+    public init(seed: UInt64) { self.seed = seed }
 
-    @inline(__always)
-    private static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    @usableFromInline static let k0: UInt64 = 0xa076_1d64_78bd_642f
+    @usableFromInline static let k1: UInt64 = 0xe703_7ed1_a0b4_28db
+    @usableFromInline static let k2: UInt64 = 0x8ebc_6af0_9c88_c6e3
+
+    @inlinable @inline(__always)
+    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let r = a.multipliedFullWidth(by: b)
         return r.high ^ r.low
     }
 
-    @inline(__always)
-    func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    @inlinable @inline(__always)
+    public func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let n = bytes.count
         guard let p = bytes.baseAddress, n > 0 else { return KeyHasher.mix(seed ^ KeyHasher.k0, KeyHasher.k1) }
         var state = seed ^ KeyHasher.k0

@@ -64,6 +64,17 @@ extension EventBatch {
         (#"["key","value"]"#, 1, "expected an object"),
         (#"{"value":1}"#, 1, "missing \"key\""),
         (#"{"key":"a","value":1} x"#, 1, "trailing"),
+        // A member given twice rejects the line (RFC 8259 leaves it open; we do not guess).
+        (#"{"key":"u1","ts":1000,"value":1,"value":2}"#, 1, #"duplicate member "value" at byte 32"#),
+        ("\n" + #"{"key":"u1","k\u0065y":"u2","value":1}"#, 2, #"duplicate member "key""#),
+        (#"{"key":"a","ts":1,"ts":null,"value":1}"#, 1, #"duplicate member "ts""#),
+        (#"{"key":"a","x":1,"value":1,"x":[2]}"#, 1, #"duplicate member "x""#),
+        (#"{"key":"a","\u0078":1,"value":1,"x":[2]}"#, 1, #"duplicate member "x""#),
+        // Times are exact integers within ±2^61 ms, as in the binary format.
+        (#"{"key":"a","value":1,"ts":2305843009213693953}"#, 1, "time out of range (-2^61 to 2^61 ms)"),
+        (#"{"key":"a","value":1,"ts":-2305843009213693953}"#, 1, "time out of range (-2^61 to 2^61 ms)"),
+        (#"{"key":"a","value":1,"ts":1e30}"#, 1, "time out of range"),
+        (#"{"key":"a","value":1,"ts":99999999999999999999999}"#, 1, "time out of range"),
     ])
     func rejectsBadLinesNamingTheLine(text: String, line: Int, reason: String) {
         do {
@@ -74,6 +85,56 @@ extension EventBatch {
             #expect(error.reason.contains(reason), "\(error.reason)")
         } catch {
             Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func errorsNameTheLineOrTheEvent() {
+        #expect(EventDecodeError(line: 3, reason: "x").description == "line 3: x")
+        #expect(EventDecodeError(event: 3, reason: "x").description == "event 3: x")
+        #expect(EventDecodeError(event: 0, reason: "x").description == "header: x")
+    }
+
+    /// Integer times never pass through a Double: 2^53 + 1 stays itself; whole numbers written
+    /// with a fraction or an exponent are taken; the bounds ±2^61 are in range.
+    @Test func integerTimesAreExact() throws {
+        let batch = try decodeNDJSON(
+            """
+            {"key":"a","ts":9007199254740993,"value":1}
+            {"key":"a","ts":2305843009213693952,"value":1}
+            {"key":"a","ts":-2305843009213693952,"value":1}
+            {"key":"a","ts":1000.0,"value":1}
+            {"key":"a","ts":1e3,"value":1}
+            {"key":"a","ts":-0,"value":1}
+            {"key":"a","ts":12345678901234567000e-3,"value":1}
+            """)
+        #expect(batch.rows.map(\.time) == [9_007_199_254_740_993, 1 << 61, -(1 << 61), 1000, 1000, 0, 12_345_678_901_234_567])
+    }
+
+    /// Many ignored members, all different, are fine; the same name twice among them is not.
+    @Test func duplicateAmongManyMembers() throws {
+        let members = (0..<300).map { #""m\#($0)":\#($0)"# }.joined(separator: ",")
+        let batch = try decodeNDJSON(#"{"key":"a",\#(members),"value":1}"#)
+        #expect(batch.count == 1)
+        #expect(throws: EventDecodeError.self) { try decodeNDJSON(#"{"key":"a",\#(members),"value":1,"m150":0}"#) }
+    }
+
+    @Test func binaryTimesOutOfRangeAreRefused() {
+        for (time, ok) in [(Int64(1) << 61, true), ((Int64(1) << 61) + 1, false), (-(Int64(1) << 61) - 1, false), (Int64.max, false)] {
+            var batch = EventBatch.Builder()
+            batch.append(key: Array("a".utf8), timestamp: 0, value: 1)
+            batch.append(key: Array("b".utf8), timestamp: time, value: 1)
+            var body: [UInt8] = []
+            BinaryEventFormat.encode(batch, into: &body)
+            var d = BinaryEventDecoder(arrivalMs: Self.arrival)
+            let result = Result { () throws(EventDecodeError) -> EventBatch in
+                try d.feed(body)
+                return try d.finish()
+            }
+            if ok {
+                #expect((try? result.get())?.count == 2)
+            } else {
+                #expect(throws: EventDecodeError(event: 2, reason: "time out of range (-2^61 to 2^61 ms)")) { try result.get() }
+            }
         }
     }
 
@@ -238,7 +299,7 @@ extension EventBatch {
         let results = verdicts(body, pieces: 1, { BinaryEventDecoder(arrivalMs: Self.arrival) },
                                feed: { (d, b) throws(EventDecodeError) in try d.feed(b) }, finish: { (d) throws(EventDecodeError) in try d.finish() })
         for r in results {
-            #expect(throws: EventDecodeError(line: 2, reason: "key must be 1 to 1024 bytes, got 0")) { try r.get() }
+            #expect(throws: EventDecodeError(event: 2, reason: "key must be 1 to 1024 bytes, got 0")) { try r.get() }
         }
     }
 }

@@ -46,6 +46,26 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self) == "3 -0.1 1e+20")
     }
 
+    /// `readInteger` is exact over all of Int64 and says which numbers are not whole or too big.
+    @Test(arguments: [
+        ("0", JSONReader.Integer.exact(0)), ("-0", .exact(0)), ("9007199254740993", .exact(9_007_199_254_740_993)),
+        ("9223372036854775807", .exact(.max)), ("-9223372036854775808", .exact(.min)),
+        ("9223372036854775808", .outOfRange), ("-9223372036854775809", .outOfRange), ("1e19", .outOfRange),
+        ("1.50e1", .exact(15)), ("0.0001e4", .exact(1)), ("100000000000000000000e-2", .exact(1_000_000_000_000_000_000)),
+        ("1.5", .notWhole), ("1e-1", .notWhole), ("123.000", .exact(123)), ("0.5e1", .exact(5)), ("5e-0", .exact(5)),
+        ("12345678901234567891e-1", .notWhole), ("1e100000000", .outOfRange), ("0e999999", .exact(0)),
+    ])
+    func readIntegerIsExact(text: String, expected: JSONReader.Integer) throws {
+        let bytes = Array(text.utf8)
+        let got = try bytes.withUnsafeBytes { raw in
+            var reader = JSONReader(raw)
+            let value = try reader.readInteger()
+            #expect(reader.atEnd)
+            return value
+        }
+        #expect(got == expected)
+    }
+
     @Test func errorBodyIsJSONWithNewline() throws {
         let body = JSONWriter.errorBody("bad_request", detail: "line 3: \"x\"")
         #expect(body.last == 0x0A)

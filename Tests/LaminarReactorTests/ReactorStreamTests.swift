@@ -24,18 +24,58 @@ import Testing
             == EventsAck(accepted: 1, late: 1, watermarkMs: 1100, duplicate: false))
         let notes = c.awaitNotifications(1)
         #expect(notes.count == 1, "one notification for the window's two keys")
-        let closed = notes.flatMap { (n: ReactorCompletion) -> [WindowResult] in if case .windowsClosed(let r) = n.result { r } else { [] } }.sorted { $0.key < $1.key }
+        let closed = notes.flatMap { (n: ReactorCompletion) -> [WindowResult] in if case .windowsClosed(let r) = n.result { r } else { [] } }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
         #expect(closed == [
-            WindowResult(key: "u1", startMs: 0, endMs: 1000, count: 2, sum: 4, min: 1, max: 3),
-            WindowResult(key: "u2", startMs: 0, endMs: 1000, count: 1, sum: 2, min: 2, max: 2),
+            WindowResult(key: Array("u1".utf8), startMs: 0, endMs: 1000, count: 2, sum: 4, min: 1, max: 3),
+            WindowResult(key: Array("u2".utf8), startMs: 0, endMs: 1000, count: 1, sum: 2, min: 2, max: 2),
         ])
-        let stored = try #require(c.call(.queryResults(stream: "clicks", key: "u1", after: nil, limit: 10))?.entries)
+        let stored = try #require(c.call(.queryResults(stream: "clicks", key: Array("u1".utf8), after: nil, limit: 10))?.entries)
         #expect(stored.count == 1)
         #expect(String(decoding: stored[0].value, as: UTF8.self)
             == #"{"key":"u1","start":0,"end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
         let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
         #expect(stats.eventsAccepted == 4 && stats.eventsLate == 1 && stats.openWindows == 1)
         #expect(c.call(.appendEvents(stream: "nope", batch: first, idempotencyKey: nil))?.failure == .unknownStream("nope"))
+    }
+
+    /// Results come back in key byte order (`a`, `a b`, `a.`, `a/b`), not in the order of an
+    /// escaped text; a result stored under the earlier key layout is moved to the current one
+    /// when the reactor opens the store, and is found by its key.
+    @Test func resultsInKeyByteOrderAndEarlierLayoutMoved() throws {
+        let dir = TempDir()
+        let old = Array("_streams/clicks/old%2Fkey/8000000000000000".utf8)
+        let oldValue = Array(#"{"key":"old/key","start":0,"end":1000,"count":1}"#.utf8)
+        do {
+            let store = try LogStore.open(directory: dir.path)
+            _ = try store.put(old, oldValue, condition: .always, expiresAtMs: nil)
+            try store.close()
+        }
+        let reactor = try Reactor(store: try LogStore.open(directory: dir.path))
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.get(key: old))?.failure == .notFound)
+        #expect(c.call(.defineStream(definition))?.isOK == true)
+        let keys = ["a/b", "a.", "a", "a b"]
+        _ = c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: keys + ["z"], timestamps: [1, 2, 3, 4, 5000], values: [1, 2, 3, 4, 5]),
+            idempotencyKey: nil))
+        func keysOf(_ entries: [StoreEntry]) -> [String] {
+            entries.map { String(String(decoding: $0.value, as: UTF8.self).split(separator: "\"")[3]) }
+        }
+        let all = try #require(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 100))?.entries)
+        #expect(keysOf(all) == ["a", "a b", "a.", "a/b", "old/key"])
+        // Paged two at a time, with the last key as the cursor: the same order.
+        var paged: [StoreEntry] = []
+        var after: [UInt8]? = nil
+        while let page = c.call(.queryResults(stream: "clicks", key: nil, after: after, limit: 2))?.entries, !page.isEmpty {
+            paged += page
+            after = page.last!.key
+        }
+        #expect(keysOf(paged) == keysOf(all))
+        let moved = try #require(c.call(.queryResults(stream: "clicks", key: Array("old/key".utf8), after: nil, limit: 10))?.entries)
+        #expect(moved.map(\.value) == [oldValue])
+        #expect(c.call(.queryResults(stream: "clicks", key: Array("a".utf8), after: nil, limit: 10))?.entries?.count == 1)
     }
 
     @Test func idleStreamAdvancesWatermarkByProcessingTime() throws {

@@ -17,7 +17,7 @@ struct ReferenceWindows {
         watermark = max(watermark, ts - lateness)
         for (k, windows) in open {
             for (s, values) in windows where s + size <= watermark {
-                results.append(WindowResult(key: k, startMs: s, endMs: s + size, count: Int64(values.count),
+                results.append(WindowResult(key: Array(k.utf8), startMs: s, endMs: s + size, count: Int64(values.count),
                     sum: values.reduce(0, +), min: values.min()!, max: values.max()!))
                 open[k]![s] = nil
             }
@@ -26,7 +26,7 @@ struct ReferenceWindows {
 }
 
 func sorted(_ r: [WindowResult]) -> [WindowResult] {
-    r.sorted { ($0.startMs, $0.key) < ($1.startMs, $1.key) }
+    r.sorted { $0.startMs != $1.startMs ? $0.startMs < $1.startMs : $0.key.lexicographicallyPrecedes($1.key) }
 }
 
 @Suite struct TumblingWindowOperatorTests {
@@ -42,7 +42,72 @@ func sorted(_ r: [WindowResult]) -> [WindowResult] {
         let starts: [Int64] = [-1 << 60, -1000, -1, 0, 1, 999, 1 << 60]
         let encoded = starts.map(ReservedKeys.orderedStart)
         #expect(encoded == encoded.sorted())
-        #expect(ReservedKeys.escapeKey("a/b%") == "a%2Fb%25")
+    }
+
+    /// Result keys sort by event key bytes first (a key before every longer key it begins,
+    /// whatever bytes follow, `00` included), then by window start; one key's prefix never
+    /// holds another key's results.
+    @Test func resultKeysSortByKeyBytesThenStart() {
+        let keys: [[UInt8]] = [Array("a".utf8), Array("a b".utf8), Array("a.".utf8), Array("a/b".utf8), Array("a%".utf8),
+                               [0x61, 0x00], [0x61, 0x00, 0x00], [0x61, 0x00, 0x01], [0x00], [0x00, 0xFF], [0xFE], [0xFE, 0xFF], [0xFF]]
+        let byBytes = keys.sorted { $0.lexicographicallyPrecedes($1) }
+        var stored: [([UInt8], Int64, [UInt8])] = []
+        for key in keys {
+            for start: Int64 in [-1000, 0, 1000] { stored.append((key, start, ReservedKeys.result(stream: "s", key: key, startMs: start))) }
+        }
+        let order = stored.sorted { $0.2.lexicographicallyPrecedes($1.2) }
+        let expected = byBytes.flatMap { key in [-1000, 0, 1000].map { (key, Int64($0)) } }
+        #expect(order.map(\.0) == expected.map(\.0))
+        #expect(order.map(\.1) == expected.map(\.1))
+        for a in keys {
+            let prefix = ReservedKeys.resultPrefix(stream: "s", key: a)
+            for b in keys where b != a {
+                #expect(!ReservedKeys.result(stream: "s", key: b, startMs: 0).starts(with: prefix), "\(a) \(b)")
+            }
+        }
+    }
+
+    /// Results stored under the earlier layout (`{key}` with `%25`/`%2F`, `/` before the start)
+    /// map to the current key; current keys and other keys do not.
+    @Test func earlierResultLayoutMapsToTheCurrentOne() {
+        let old = Array("_streams/clicks/a%2Fb%25c/80000000000003E8".utf8)
+        #expect(ReservedKeys.resultKeyFromEarlierLayout(old) == ReservedKeys.result(stream: "clicks", key: Array("a/b%c".utf8), startMs: 1000))
+        #expect(ReservedKeys.resultKeyFromEarlierLayout(ReservedKeys.result(stream: "clicks", key: Array("u/1".utf8), startMs: 1000)) == nil)
+        #expect(ReservedKeys.resultKeyFromEarlierLayout(Array("_streams/clicks/80000000000003E8".utf8)) == nil)
+        #expect(ReservedKeys.resultKeyFromEarlierLayout(Array("_wal/clicks/00000000000003E8".utf8)) == nil)
+        #expect(ReservedKeys.resultKeyFromEarlierLayout(Array("_streams/clicks/u1/80000000000003e8".utf8)) == nil)
+    }
+
+    /// Keys are bytes: `ff`, `fe`, `fe ff` (not UTF-8) and `café` in one window give four
+    /// results, each with its own key (decoding them as UTF-8 once merged the first three).
+    @Test func keysThatAreNotUTF8StayDistinct() {
+        let keys: [[UInt8]] = [[0xFF], [0xFE], [0xFE, 0xFF], [0x63, 0x61, 0x66, 0xC3, 0xA9]]
+        var builder = EventBatch.Builder()
+        for (i, key) in keys.enumerated() { builder.append(key: key, timestamp: 10 + Int64(i), value: Double(i + 1)) }
+        builder.append(key: [0xFE], timestamp: 20, value: 10)
+        var op = TumblingWindowOperator(windowSizeMs: 1000, allowedLatenessMs: 0)
+        _ = builder.build().withEvents { op.ingest($0, keysMax: 100) }
+        op.advanceWatermark(toMs: 1000)
+        var out: [WindowResult] = []
+        op.closeReady { out.append($0) }
+        #expect(out.count == 4)
+        #expect(Set(out.map(\.key)) == Set(keys))
+        #expect(out.first { $0.key == [0xFE] }?.count == 2)
+        #expect(out.first { $0.key == [0xFE] }?.sum == 12)
+        #expect(out.first { $0.key == [0xFE, 0xFF] }?.sum == 3)
+        let stored = Set(out.map { ReservedKeys.result(stream: "bin", key: $0.key, startMs: $0.startMs) })
+        #expect(stored.count == 4)
+    }
+
+    /// Result JSON: aggregates in the documented order whatever the definition's order; a key
+    /// that is not UTF-8 as `key_base64`.
+    @Test func resultJSON() {
+        let r = WindowResult(key: Array("u\"1".utf8), startMs: -1000, endMs: 0, count: 2, sum: 3, min: 1, max: 2)
+        #expect(String(decoding: r.json(aggregates: [.avg, .max, .count]), as: UTF8.self)
+            == #"{"key":"u\"1","start":-1000,"end":0,"count":2,"max":2,"avg":1.5}"#)
+        let bytes = WindowResult(key: [0xFE, 0xFF], startMs: 0, endMs: 10, count: 1, sum: 0.25, min: 0.25, max: 0.25)
+        #expect(String(decoding: bytes.json(aggregates: Aggregate.allCases), as: UTF8.self)
+            == #"{"key_base64":"/v8=","start":0,"end":10,"count":1,"sum":0.25,"min":0.25,"max":0.25,"avg":0.25}"#)
     }
 
     @Test func lateEventIsCountedAndDropped() {
@@ -52,7 +117,7 @@ func sorted(_ r: [WindowResult]) -> [WindowResult] {
         #expect(r.accepted == 2 && r.late == 1)
         var out: [WindowResult] = []
         op.closeReady { out.append($0) }
-        #expect(out == [WindowResult(key: "a", startMs: 0, endMs: 10, count: 1, sum: 1, min: 1, max: 1)])
+        #expect(out == [WindowResult(key: Array("a".utf8), startMs: 0, endMs: 10, count: 1, sum: 1, min: 1, max: 1)])
         #expect(op.watermarkMs == 25)
     }
 

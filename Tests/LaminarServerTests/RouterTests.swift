@@ -33,7 +33,10 @@ import Testing
             == .success(.eventsPost(name: "clicks", format: .binary, idempotencyKey: "abc")))
         #expect(route("POST", "/streams/clicks/events") == .success(.eventsPost(name: "clicks", format: .ndjson, idempotencyKey: nil)))
         #expect(route("GET", "/streams/clicks/results?key=u1&from=0&to=5000&limit=5")
-            == .success(.results(name: "clicks", key: "u1", fromMs: 0, toMs: 5000, after: nil, limit: 5)))
+            == .success(.results(name: "clicks", key: Array("u1".utf8), fromMs: 0, toMs: 5000, after: nil, limit: 5)))
+        // A key that is not UTF-8 is addressed by its percent-encoded bytes.
+        #expect(route("GET", "/streams/clicks/results?key=%FE%FF")
+            == .success(.results(name: "clicks", key: [0xFE, 0xFF], fromMs: nil, toMs: nil, after: nil, limit: 1000)))
         #expect(route("GET", "/streams/clicks/results?follow=1") == .success(.resultsFollow(name: "clicks")))
     }
 

@@ -33,7 +33,9 @@ func reference(_ body: [UInt8], limits: EventDecodeLimits) -> [DecodedEvent]? {
         let t = Int64(bitPattern: le(body, at + 2 + k, UInt64.self))
         let v = Double(bitPattern: le(body, at + 10 + k, UInt64.self))
         guard v.isFinite else { return nil }
-        events.append(DecodedEvent(key: Array(body[(at + 2)..<(at + 2 + k)]), timestamp: t == Int64.min ? arrival : t, value: v))
+        let time = t == Int64.min ? arrival : t
+        guard time >= -(1 << 61) && time <= 1 << 61 else { return nil }  // event times: ±2^61 ms
+        events.append(DecodedEvent(key: Array(body[(at + 2)..<(at + 2 + k)]), timestamp: time, value: v))
         at += 18 + k
     }
     return at == body.count ? events : nil

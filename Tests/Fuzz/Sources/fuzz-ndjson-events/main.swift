@@ -8,7 +8,8 @@
 // - an accepted batch respects the limits (events, key bytes, line length);
 // - differential: every line that JSONReader.parse reads as an object with a valid key, value and
 //   time (a reference written here from proto-docs/event-formats.md) is accepted, giving that
-//   event; a body of such lines is accepted whole with exactly those events;
+//   event; a body of such lines is accepted whole with exactly those events (times are read from
+//   the literal, exactly, within ±2^61 ms);
 // - RFC 3339: a time the parser accepts, formatted back as UTC, parses to the same milliseconds.
 import FuzzSupport
 import LaminarFormats
@@ -62,9 +63,10 @@ func referenceLine(_ line: [UInt8], fields: EventFields, limits: EventDecodeLimi
     var ts = arrival
     switch value[fields.time] {
     case nil, .null?: break
-    case .number(let n)?:
-        guard n == n.rounded(), abs(n) < 9.2e18 else { return .failure(RefusedLine()) }
-        ts = Int64(n)
+    case .number?:
+        // The literal, not the Double: times are exact (9007199254740993 is itself).
+        guard let literal = rawMember(content, fields.time), let ms = referenceTime(literal) else { return .failure(RefusedLine()) }
+        ts = ms
     case .string(let s)?:
         guard let ms = RFC3339.parseMilliseconds(Array(s.utf8)) else { return .failure(RefusedLine()) }
         ts = ms
@@ -74,6 +76,56 @@ func referenceLine(_ line: [UInt8], fields: EventFields, limits: EventDecodeLimi
 }
 
 struct RefusedLine: Error {}
+
+/// The text of member `name`'s value in a JSON object (which has it once).
+func rawMember(_ line: [UInt8], _ name: String) -> [UInt8]? {
+    line.withUnsafeBytes { raw -> [UInt8]? in
+        var reader = JSONReader(raw)
+        var found: [UInt8]?
+        let wanted = Array(name.utf8)
+        try? reader.readObject { (r: inout JSONReader, member: [UInt8]) throws(JSONError) in
+            r.skipWhitespace()
+            let start = r.position
+            try r.skipValue(depth: 1)
+            if member == wanted { found = Array(raw[start..<r.position]) }
+        }
+        return found
+    }
+}
+
+/// A JSON number literal as event time, per event-formats.md: a whole number within ±2^61, else
+/// nil. Written on digit strings, independently of JSONReader.readInteger.
+func referenceTime(_ literal: [UInt8]) -> Int64? {
+    var s = literal[...]
+    let negative = s.first == UInt8(ascii: "-")
+    if negative { s = s.dropFirst() }
+    func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+    var digits = Array(s.prefix(while: isDigit))
+    s = s.dropFirst(digits.count)
+    var exponent = 0
+    if s.first == UInt8(ascii: ".") {
+        let fraction = s.dropFirst().prefix(while: isDigit)
+        digits += fraction
+        exponent -= fraction.count
+        s = s.dropFirst(1 + fraction.count)
+    }
+    if let e = s.first, e | 0x20 == UInt8(ascii: "e") {
+        s = s.dropFirst()
+        let sign = s.first == UInt8(ascii: "-") ? -1 : 1
+        if s.first == UInt8(ascii: "-") || s.first == UInt8(ascii: "+") { s = s.dropFirst() }
+        var e = 0
+        for d in s.prefix(while: isDigit) where e < 1_000_000 { e = e * 10 + Int(d - 0x30) }
+        exponent += sign * e
+    }
+    let significant = Array(digits.drop { $0 == 0x30 })
+    guard let lastNonZero = significant.lastIndex(where: { $0 != 0x30 }) else { return 0 }
+    exponent += significant.count - 1 - lastNonZero
+    let kept = significant[...lastNonZero]
+    guard exponent >= 0, kept.count + exponent <= 19 else { return nil }
+    guard let magnitude = UInt64(String(decoding: kept, as: UTF8.self) + String(repeating: "0", count: exponent)),
+          magnitude <= 1 << 61 else { return nil }
+    return negative ? -Int64(magnitude) : Int64(magnitude)
+}
 
 func check(_ raw: UnsafeRawBufferPointer) {
     var input = FuzzInput(raw)
