@@ -4,12 +4,13 @@
 #   make fuzz           libFuzzer fuzzers (Tests/Fuzz), FUZZ_SECONDS each (default 60)
 #   make torture        the long-running checks (fuzzers, ...)
 #   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
+#   make test-cluster   three --cluster nodes behind HAProxy, scraped by Prometheus (Tests/cluster)
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus
 
-.PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
+.PHONY: deps bench-deps build serve test test-cluster bench-cluster test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,7 +34,16 @@ test: deps
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+# Three `laminar serve --cluster` nodes on loopback behind HAProxy (from `laminar cluster
+# haproxy-config`), scraped by Prometheus: loads, placement by tag, refusals, kill -9 of a node,
+# PromQL against the client's count, promtool (Tests/cluster/run_cluster.py). `make test` runs --short.
+test-cluster: deps
+	$(SWIFT) build --product laminar
+	$(SWIFT) build --product laminar-load
+	timeout 900 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug
 
 # HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
 # connections) against the debug server; about a minute. `make torture` runs the long form

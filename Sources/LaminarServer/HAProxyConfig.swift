@@ -77,6 +77,9 @@ public enum HAProxyConfig {
         # 3. The node itself, health-checked: down means a JSON 503 at once, never another node.
         frontend route
             bind \#(hop) proto h2
+            # A body read before the answer: a 503 sent while the body still comes in makes the
+            # client's side close its (keep-alive) connection, failing requests for other tags.
+            option http-buffer-request
             http-request set-var(txn.node) req.hdr(laminar-node)
             http-after-response set-header laminar-node %[var(txn.node)]
             use_backend node_%[var(txn.node)]
