@@ -104,6 +104,14 @@ bench-ingest: bench-deps
 	$(SWIFT) build -c release --product laminar
 	python3 Benchmarks/bench_ingest.py
 
+# GET and PUT with laminar-load through HAProxy (the generated config) to one and to three
+# --cluster nodes, beside straight to one node: proxy_overhead, CPU per request of HAProxy and of
+# the nodes (bench-results/cluster.json). Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_STREAMS, BENCH_KEYS.
+bench-cluster: deps
+	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
+	python3 Benchmarks/bench_cluster.py
+
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
 torture: torture-crash test-abuse-long soak fuzz
 

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 
@@ -182,14 +183,20 @@ class Cluster:
         status, headers, _ = request(self.port, "HEAD", f"/kv/{urllib.parse.quote(tag, safe='')}/probe")
         return headers.get("laminar-node")
 
-    def promql(self, query):
+    def promql_raw(self, query):
+        """Prometheus's answer to an instant query, as parsed JSON ({} when unreachable)."""
         url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
-                data = json.load(r)
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            return json.load(e)
         except OSError:
-            return None
-        result = data.get("data", {}).get("result", [])
+            return {}
+
+    def promql(self, query):
+        """The first value of an instant query, or None."""
+        result = self.promql_raw(query).get("data", {}).get("result", [])
         return float(result[0]["value"][1]) if result else None
 
     def run_load(self, *args, port=None, check=True, timeout=300):

@@ -15,11 +15,14 @@
 5. kill -9 of one node under load: its tags get 503 within 2 s while every other tag keeps
    succeeding (counted per tag); after its restart every acknowledged write is there (the load
    client's ledger and this script's own writes).
-6. promtool check metrics passes on every node's /metrics.
+6. promtool check metrics passes on every node's /metrics; every query of the Grafana dashboard
+   (deploy/grafana-dashboard.json) is valid PromQL over metrics the nodes export.
 
 Usage: run_cluster.py BIN_DIR [--short]"""
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -30,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, request, stop_process, wait_until  # noqa: E402
 
 SHORT = "--short" in sys.argv
+DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy", "grafana-dashboard.json")
 TAGS = 24
 LOAD_S = "1s" if SHORT else "5s"
 KEYS = 600 if SHORT else 3000
@@ -225,13 +229,28 @@ def phase_kill(c, owners, work):
     log(f"restart: {len(acked)} acknowledged writes read back through HAProxy; laminar-load verify of the kill-time ledger: ok")
 
 
-def phase_promtool(c):
+def phase_metrics(c):
+    exposed = ""
     for n in c.nodes:
         status, _, body = request(n.port, "GET", "/metrics")
         check(status == 200, f"/metrics of {n.name}: {status}")
+        exposed += body.decode()
         p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
         check(p.returncode == 0, f"promtool check metrics on {n.name}:\n{p.stdout.decode()}{p.stderr.decode()}")
-    log("promtool check metrics: ok on every node")
+    # The Grafana dashboard: every query is valid PromQL, names metrics that exist, and has data.
+    with open(DASHBOARD) as f:
+        panels = json.load(f)["panels"]
+    queries = 0
+    for panel in panels:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$node", ".*").replace("$__rate_interval", "1m")
+            for name in re.findall(r"\b(laminar_[a-z_]+)", expr):
+                check(re.search(rf"^{name}[{{ ]", exposed, re.M), f"dashboard panel '{panel['title']}' uses {name}, which no node exports")
+            data = c.promql_raw(expr)
+            check(data.get("status") == "success", f"dashboard panel '{panel['title']}': {expr}: {data}")
+            queries += 1
+    check(c.promql('sum(haproxy_backend_active_servers{proxy=~"node_.*"})') == len(c.nodes), "HAProxy's exporter does not show every node up")
+    log(f"promtool check metrics: ok on every node; {queries} dashboard queries valid against Prometheus")
 
 
 def main():
@@ -249,7 +268,7 @@ def main():
         owners = phase_placement(c)
         phase_refusals(c, c.work)
         phase_kill(c, owners, c.work)
-        phase_promtool(c)
+        phase_metrics(c)
         ok = True
     finally:
         c.stop()
