@@ -52,7 +52,7 @@ public enum HAProxyConfig {
         # 1. The partition tag, from the request alone.
         frontend laminar
             bind \#(listen)
-            http-request set-var(txn.tag) path,url_dec,field(3,/) if { path_beg /kv/ /streams/ } !{ path /kv/_batch }
+            http-request set-var(txn.tag) path,url_dec,field(3,/) if { path_beg /kv/ /streams/ } !{ path /kv/ /kv/_batch /streams/ }
             http-request set-var(txn.tag) urlp(prefix),url_dec,field(1,/) if { path /kv /kv/ } { urlp(prefix) -m found }
             http-request set-var(txn.tag) urlp(start),url_dec,field(1,/) if { path /kv /kv/ } { urlp(start) -m found }
             http-request return status 400 content-type application/json string "{\"error\":\"cross_partition\",\"detail\":\"a _batch through HAProxy needs a laminar-partition header naming the tag of its keys\"}\n" if { path /kv/_batch } !{ req.hdr(laminar-partition) -m found }
