@@ -62,7 +62,8 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(host):\(port)" }
 }
 
-/// A bad `laminar cluster …` argument; the command prints it and exits 2.
+/// A bad `laminar cluster …` argument; the command prints it with its usage and exits 64, as for
+/// any other argument ArgumentParser refuses.
 public struct ClusterConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String
 

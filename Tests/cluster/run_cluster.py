@@ -3,6 +3,9 @@
 --cluster` nodes on loopback, HAProxy from `laminar cluster haproxy-config`, Prometheus from
 `laminar cluster prometheus-config` (proto-docs/cluster.md).
 
+0. The ring: from HAProxy started on the generated file for other node lists, reordering the
+   --node flags moves no tag, removing a node moves only its tags, adding a fourth moves about a
+   quarter of the tags, all to it.
 1. Prometheus: a kv load of a known number of requests through HAProxy; the PromQL sum of
    laminar_http_requests_total over the KV routes, polled with a bound, equals the client's count.
 2. laminar-load kv --verify, scan and ingest --verify through HAProxy (HTTP/2 both sides).
@@ -20,6 +23,7 @@
 
 Usage: run_cluster.py BIN_DIR [--short]"""
 
+import http.client
 import json
 import os
 import re
@@ -30,7 +34,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, request, stop_process, wait_until  # noqa: E402
+from cluster import Cluster, free_port, request, stop_process, wait_until  # noqa: E402
 
 SHORT = "--short" in sys.argv
 DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy", "grafana-dashboard.json")
@@ -162,7 +166,6 @@ class TagWriter(threading.Thread):
         self.port, self.index, self.stop_event, self.records = port, index, stop, []
 
     def run(self):
-        import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         seq = 0
         while not self.stop_event.is_set():
@@ -231,6 +234,57 @@ def phase_kill(c, owners, work):
     log(f"restart: {len(acked)} acknowledged writes read back through HAProxy; laminar-load verify of the kill-time ledger: ok")
 
 
+def ring_mapping(c, nodes, tags):
+    """Tag -> node as an HAProxy started from the generated file for `nodes` routes it (the nodes
+    need not run: the laminar-node header names the chosen node on its 503 too)."""
+    port = free_port()
+    args = [c.laminar, "cluster", "haproxy-config", "--listen", f"127.0.0.1:{port}"]
+    for n in nodes:
+        args += ["--node", n]
+    cfg = os.path.join(c.work, "ring.cfg")
+    with open(cfg, "w") as f:
+        f.write(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    proxy = subprocess.Popen(["haproxy", "-f", cfg, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until("the ring's HAProxy", lambda: _answers(port), 10)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mapping = {}
+        for tag in tags:
+            conn.request("HEAD", f"/kv/{tag}/x")
+            r = conn.getresponse()
+            r.read()
+            mapping[tag] = r.getheader("laminar-node")
+        conn.close()
+        return mapping
+    finally:
+        stop_process(proxy)
+
+
+def _answers(port):
+    try:
+        return request(port, "HEAD", "/kv/x/y", timeout=1)[0] > 0
+    except OSError:
+        return False
+
+
+def phase_ring(c):
+    tags = [f"tag{i}" for i in range(300 if SHORT else 2000)]
+    base = ["n1=127.0.0.1:1", "n2=127.0.0.1:2", "n3=127.0.0.1:3"]
+    a = ring_mapping(c, base, tags)
+    check(set(a.values()) == {"n1", "n2", "n3"}, f"tags do not reach every node: {set(a.values())}")
+    reordered = ring_mapping(c, [base[2], base[0], base[1]], tags)
+    check(reordered == a, f"reordering --node moved {sum(a[t] != reordered[t] for t in tags)} tags")
+    removed = ring_mapping(c, [base[0], base[2]], tags)
+    moved = [t for t in tags if a[t] != "n2" and removed[t] != a[t]]
+    check(not moved, f"removing n2 moved {len(moved)} tags of other nodes")
+    added = ring_mapping(c, base + ["n4=127.0.0.1:4"], tags)
+    moved = [t for t in tags if added[t] != a[t]]
+    check(all(added[t] == "n4" for t in moved), "adding n4 moved tags between old nodes")
+    check(0.15 * len(tags) < len(moved) < 0.35 * len(tags), f"adding a 4th node moved {len(moved)} of {len(tags)} tags")
+    log(f"ring: reordering --node moves no tag; removing a node moves only its tags; adding a 4th moves "
+        f"{len(moved)} of {len(tags)} tags, all to it")
+
+
 def phase_metrics(c):
     exposed = ""
     for n in c.nodes:
@@ -265,6 +319,7 @@ def main():
     try:
         c.start()
         log(f"3 nodes, HAProxy on {c.port} (stats {c.stats_port}), Prometheus on {c.prometheus_port}")
+        phase_ring(c)
         phase_prometheus(c)
         phase_loads(c)
         owners = phase_placement(c)
