@@ -11,7 +11,8 @@
 2. laminar-load kv --verify, scan and ingest --verify through HAProxy (HTTP/2 both sides).
 3. Placement: for every tag, only the node HAProxy routes it to holds keys of it (asked of each
    node directly); a prefix scan within the tag through HAProxy returns exactly those keys; GETs
-   through HAProxy find them; HTTP/1.1 and h2c clients both get through.
+   through HAProxy find them; HTTP/1.1 and h2c clients both get through; the ingested stream
+   exists only on its name's node; a watch through HAProxy sees a write through HAProxy.
 4. Refusals: with --cluster, cross-tag _batch, tagless scans and watches, open or cross-tag ranges,
    GET /streams: 400 cross_partition, nothing applied; HAProxy refuses a _batch with no
    laminar-partition header; a node without --cluster accepts the same requests.
@@ -82,6 +83,15 @@ def phase_loads(c):
     log(f"laminar-load kv --verify, scan and ingest --verify through HAProxy: ok ({LOAD_S} each)")
 
 
+def _watching(c):
+    """Whether some node has a live subscription (the watch reached its node)."""
+    for n in c.nodes:
+        _, _, body = request(n.port, "GET", "/metrics")
+        if re.search(rb"^laminar_subscriptions [1-9]", body, re.M):
+            return True
+    return False
+
+
 def scan_keys(port, prefix):
     status, headers, body = request(port, "GET", "/kv?limit=10000&prefix=" + urllib.parse.quote(prefix, safe=""))
     check(status == 200, f"scan {prefix} on {port}: {status} {body[:200]!r}")
@@ -110,12 +120,29 @@ def phase_placement(c):
             status, headers, _ = request(c.port, "GET", "/kv/" + urllib.parse.quote(k, safe="/"))
             check(status == 200 and headers.get("laminar-node") == owner, f"GET {k} through HAProxy: {status} {headers}")
     check(all(held.values()), f"a node holds no tag: {held}")
+    # A stream lives on the node of its name.
+    stream_node = c.node_of_tag("clicks")
+    for n in c.nodes:
+        status = request(n.port, "GET", "/streams/clicks")[0]
+        check(status == (200 if n.name == stream_node else 404), f"GET /streams/clicks on {n.name}: {status} (its node: {stream_node})")
+    # A watch through HAProxy (two HTTP/2 hops) sees a write through HAProxy.
+    watch = subprocess.Popen(["curl", "-sN", "--http2-prior-knowledge", "-m", "5", f"http://127.0.0.1:{c.port}/kv?prefix=t0/w&watch=1"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until("the watch to be registered", lambda: _watching(c), 5, 0.1)
+        check(request(c.port, "PUT", "/kv/t0/w1", b"seen")[0] == 204, "PUT t0/w1")
+        line = watch.stdout.readline()
+        check('"key":"t0/w1","value":"seen"' in line, f"the watch through HAProxy got {line!r}")
+    finally:
+        watch.kill()
+        watch.wait()
     # HTTP/1.1 and h2c with prior knowledge on the one port.
     for flag, version in (("--http1.1", "1.1"), ("--http2-prior-knowledge", "2")):
         out = subprocess.run(["curl", "-s", flag, "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                               f"http://127.0.0.1:{c.port}/kv?prefix=t0/&limit=1"], capture_output=True, text=True).stdout
         check(out == f"{version} 200", f"curl {flag} through HAProxy: {out}")
-    log(f"placement: {TAGS} tags, keys per node {held}; each tag only on its node; scans and GETs through HAProxy agree")
+    log(f"placement: {TAGS} tags, keys per node {held}; each tag only on its node; scans and GETs through HAProxy agree; "
+        f"stream clicks only on {stream_node}; a watch through HAProxy saw a write")
     return owners
 
 
