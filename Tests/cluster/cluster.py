@@ -18,6 +18,10 @@ import urllib.error
 import urllib.request
 
 
+# Debian puts haproxy in /usr/sbin, which a non-root PATH often lacks.
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
 def free_port():
     """A port the kernel just handed out on 127.0.0.1 (HAProxy and Prometheus need one up front)."""
     with socket.socket() as s:
@@ -121,10 +125,10 @@ class Cluster:
         self.haproxy_cfg = os.path.join(self.work, "haproxy.cfg")
         with open(self.haproxy_cfg, "w") as f:
             f.write(text)
-        check = subprocess.run(["haproxy", "-c", "-f", self.haproxy_cfg], capture_output=True, text=True)
+        check = subprocess.run([HAPROXY, "-c", "-f", self.haproxy_cfg], capture_output=True, text=True)
         if check.returncode != 0:
             raise AssertionError(f"haproxy -c -f rejects the generated file:\n{check.stdout}{check.stderr}")
-        self.haproxy = subprocess.Popen(["haproxy", "-f", self.haproxy_cfg, "-db"],
+        self.haproxy = subprocess.Popen([HAPROXY, "-f", self.haproxy_cfg, "-db"],
                                         stdout=open(os.path.join(self.work, "haproxy.log"), "ab"), stderr=subprocess.STDOUT)
         wait_until("HAProxy to see every node up", lambda: all(self.node_states().get(n.name) == "UP" for n in self.nodes), 20)
 

@@ -35,7 +35,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, free_port, request, stop_process, wait_until  # noqa: E402
+from cluster import HAPROXY, Cluster, free_port, request, stop_process, wait_until  # noqa: E402
 
 SHORT = "--short" in sys.argv
 DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy", "grafana-dashboard.json")
@@ -271,7 +271,7 @@ def ring_mapping(c, nodes, tags):
     cfg = os.path.join(c.work, "ring.cfg")
     with open(cfg, "w") as f:
         f.write(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
-    proxy = subprocess.Popen(["haproxy", "-f", cfg, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = subprocess.Popen([HAPROXY, "-f", cfg, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until("the ring's HAProxy", lambda: _answers(port), 10)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
