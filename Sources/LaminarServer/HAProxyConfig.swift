@@ -89,6 +89,7 @@ public enum HAProxyConfig {
             out += #"""
 
             backend node_\#(node.name)
+                # The check speaks the server's HTTP/2; its host header becomes :authority.
                 option httpchk
                 http-check send meth GET uri /health ver HTTP/1.1 hdr host laminar
                 http-reuse always
