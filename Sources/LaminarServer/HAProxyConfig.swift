@@ -89,7 +89,7 @@ public enum HAProxyConfig {
             out += #"""
 
             backend node_\#(node.name)
-                # The check speaks the server's HTTP/2; its host header becomes :authority.
+                # The check speaks the server's HTTP/2: it needs a host (sent as :authority) or it fails.
                 option httpchk
                 http-check send meth GET uri /health ver HTTP/1.1 hdr host laminar
                 http-reuse always
