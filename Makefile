@@ -4,19 +4,20 @@
 #   make fuzz           libFuzzer fuzzers (Tests/Fuzz), FUZZ_SECONDS each (default 60)
 #   make torture        the long-running checks (fuzzers, ...)
 #   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
+#   make test-cluster   three --cluster nodes behind HAProxy, scraped by Prometheus (Tests/cluster)
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus
 
-.PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
+.PHONY: deps bench-deps build serve test test-cluster bench-cluster test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 build: deps
@@ -33,7 +34,16 @@ test: deps
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+# Three `laminar serve --cluster` nodes on loopback behind HAProxy (from `laminar cluster
+# haproxy-config`), scraped by Prometheus: loads, placement by tag, refusals, kill -9 of a node,
+# PromQL against the client's count, promtool (Tests/cluster/run_cluster.py). `make test` runs --short.
+test-cluster: deps
+	$(SWIFT) build --product laminar
+	$(SWIFT) build --product laminar-load
+	timeout 900 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug
 
 # HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
 # connections) against the debug server; about a minute. `make torture` runs the long form
@@ -80,7 +90,7 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # h2load -c16 -m32 -t1: Laminar GET/PUT vs nghttpd, h2o, etcd gRPC KV/Put (bench-results/http.json).
@@ -106,6 +116,14 @@ bench-stall: deps
 # bench-results/throughput.png and stall-latency.png from the JSON results (matplotlib in a venv).
 bench-plots:
 	Benchmarks/plot.sh
+
+# GET and PUT with laminar-load through HAProxy (the generated config) to one and to three
+# --cluster nodes, beside straight to one node: proxy_overhead, CPU per request of HAProxy and of
+# the nodes (bench-results/cluster.json). Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_STREAMS, BENCH_KEYS.
+bench-cluster: deps
+	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
+	python3 Benchmarks/bench_cluster.py
 
 # Long forms of the robustness tests, each bounded in time (`make test` runs the short forms).
 torture: torture-crash test-abuse-long soak fuzz

@@ -159,6 +159,8 @@ struct LoadConfig: Sendable {
     var ledgerPath: String?
     /// `--key-prefix`: written before every KV key, so that runs on one server use disjoint keys.
     var keyPrefix = ""
+    /// `--tags N`: keys start with a partition tag `t0/` … `t{N-1}/` (for a cluster behind HAProxy).
+    var tags: Int?
     /// Names this run's Idempotency-Keys (`<runID>-<thread>-<n>`), unique per run.
     var runID = ""
     var errorThreshold = 0.0
@@ -167,7 +169,7 @@ struct LoadConfig: Sendable {
     /// runs that scan), so that a prefix scan returns a full group.
     var groupedKeys: Bool { scenario == .scan || mix.weight(.scan) > 0 }
 
-    var keyNamer: KeyNamer { KeyNamer(groupSize: groupedKeys ? scanSize : nil, prefix: Array(keyPrefix.utf8)) }
+    var keyNamer: KeyNamer { KeyNamer(groupSize: groupedKeys ? scanSize : nil, prefix: Array(keyPrefix.utf8), tags: tags) }
 
     /// Under --verify, event batches carry an Idempotency-Key and are recorded in the ledger.
     var verifiesEvents: Bool { verify && mix.weight(.ingest) > 0 }

@@ -59,6 +59,7 @@ struct LaminarLoad: ParsableCommand {
     @Flag(help: "Record acknowledged writes (and event batches, sent with Idempotency-Keys) and check them all at the end.") var verify = false
     @Option(help: "With --verify: write the ledger to FILE after the load instead of checking; `verify --ledger FILE` checks it later.") var ledger: String?
     @Option(help: "Written before every KV key (A-Z a-z 0-9 . _ -), so that runs on one server use disjoint keys.") var keyPrefix = ""
+    @Option(help: "Spread KV keys over N partition tags: keys t0/… to t{N-1}/… (a scan group stays within a tag), for a cluster behind HAProxy.") var tags: Int?
 
     @Option(help: "Exit 4 when the failed fraction of requests exceeds this.") var errorThreshold = 0.0
     @Flag(help: "Print the final report as one JSON object on stdout.") var json = false
@@ -141,6 +142,10 @@ struct LaminarLoad: ParsableCommand {
             throw FlagError("--key-prefix: only A-Z a-z 0-9 . _ -")
         }
         c.keyPrefix = keyPrefix
+        if let tags {
+            guard tags >= 1, tags <= 1_000_000 else { throw FlagError("--tags must be 1...1000000") }
+            c.tags = tags
+        }
         guard errorThreshold >= 0, errorThreshold <= 1 else { throw FlagError("--error-threshold must be 0...1") }
         c.errorThreshold = errorThreshold
         return c

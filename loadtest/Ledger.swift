@@ -87,7 +87,7 @@ extension VerifyLedger {
 /// Text, one record a line:
 ///
 ///     laminar-load-ledger 1
-///     keys <group size, 0 for none> <key prefix or ->
+///     keys <group size, 0 for none> <key prefix or -> [<partition tags>]
 ///     stream <name or -> <count before the run>
 ///     kv <key index> <seq><p|d>,<seq><p|d>,...      acceptable writes of a key with an acknowledged one
 ///     events <acked batches> <acked events> <duplicates> <rejected>
@@ -95,6 +95,7 @@ extension VerifyLedger {
 struct LedgerFile: Equatable {
     var groupSize: Int?
     var keyPrefix = ""
+    var tags: Int?
     var streamName: String?
     var baseline = 0
     var kv = VerifyLedger()
@@ -103,7 +104,7 @@ struct LedgerFile: Equatable {
     static let magic = "laminar-load-ledger 1"
 
     static func == (a: LedgerFile, b: LedgerFile) -> Bool {
-        a.groupSize == b.groupSize && a.keyPrefix == b.keyPrefix && a.streamName == b.streamName && a.baseline == b.baseline
+        a.groupSize == b.groupSize && a.keyPrefix == b.keyPrefix && a.tags == b.tags && a.streamName == b.streamName && a.baseline == b.baseline
             && a.events == b.events
             && a.kv.checkable.elementsEqual(b.kv.checkable) { x, y in
                 // What a file keeps of a write: its sequence number and kind (not its logical time).
@@ -113,7 +114,7 @@ struct LedgerFile: Equatable {
 
     func encoded() -> String {
         var out = Self.magic + "\n"
-        out += "keys \(groupSize ?? 0) \(keyPrefix.isEmpty ? "-" : keyPrefix)\n"
+        out += "keys \(groupSize ?? 0) \(keyPrefix.isEmpty ? "-" : keyPrefix)" + (tags.map { " \($0)" } ?? "") + "\n"
         out += "stream \(streamName ?? "-") \(baseline)\n"
         for (key, writes) in kv.checkable {
             out += "kv \(key) " + writes.map { "\($0.seq)\($0.isDelete ? "d" : "p")" }.joined(separator: ",") + "\n"
@@ -135,9 +136,13 @@ struct LedgerFile: Equatable {
             func bad() -> FlagError { FlagError("ledger line \(number + 1): cannot read '\(line.prefix(80))'") }
             switch f.first {
             case "keys":
-                guard f.count == 3, let g = Int(f[1]), g >= 0 else { throw bad() }
+                guard f.count == 3 || f.count == 4, let g = Int(f[1]), g >= 0 else { throw bad() }
                 groupSize = g == 0 ? nil : g
                 keyPrefix = f[2] == "-" ? "" : f[2]
+                if f.count == 4 {
+                    guard let t = Int(f[3]), t >= 1 else { throw bad() }
+                    tags = t
+                }
             case "stream":
                 guard f.count == 3, let b = Int(f[2]) else { throw bad() }
                 streamName = f[1] == "-" ? nil : f[1]

@@ -151,6 +151,7 @@ enum Runner {
         var file = LedgerFile()
         file.groupSize = config.groupedKeys ? config.scanSize : nil
         file.keyPrefix = config.keyPrefix
+        file.tags = config.tags
         if config.verifiesEvents {
             file.streamName = config.streamName
             file.baseline = baseline
@@ -192,7 +193,7 @@ enum Runner {
     /// Reads back every key of the ledger; sends unknown event batches again (same
     /// Idempotency-Key) and compares the stream's count with the ledger.
     static func verify(_ file: LedgerFile, config: LoadConfig, into result: inout RunResult) throws(LoadAbort) {
-        let namer = KeyNamer(groupSize: file.groupSize, prefix: Array(file.keyPrefix.utf8))
+        let namer = KeyNamer(groupSize: file.groupSize, prefix: Array(file.keyPrefix.utf8), tags: file.tags)
         let keys = file.kv.keysToCheck
         var stats = ThreadStats()
         try script(config, count: keys.count, what: "verify") { i, b in

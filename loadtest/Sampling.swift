@@ -82,21 +82,32 @@ struct KeySampler: Sendable {
 }
 
 /// Key names, written into reused buffers: `k0000001234`, or `g000012.k0000001234` when keys are
-/// grouped for prefix scans (group = index / groupSize; prefix `g000012.`).
+/// grouped for prefix scans (group = index / groupSize; prefix `g000012.`). With `tags`, every key
+/// starts with a partition tag, `t7/k0000001234` (`proto-docs/cluster.md`): tag = index % tags, or
+/// group % tags when keys are grouped, so that a scan group lies within one tag.
 struct KeyNamer: Sendable {
     let groupSize: Int?
-    /// `--key-prefix`, written before every key (and every scan prefix).
+    /// `--key-prefix`, written before every key (and every scan prefix), after the tag.
     let prefix: [UInt8]
+    /// `--tags`: how many partition tags `t0/` … keys are spread over (nil: keys have no tag).
+    let tags: Int?
 
-    init(groupSize: Int?, prefix: [UInt8] = []) {
+    init(groupSize: Int?, prefix: [UInt8] = [], tags: Int? = nil) {
         self.groupSize = groupSize
         self.prefix = prefix
+        self.tags = tags
+    }
+
+    /// The partition tag number of key `index`, nil without `--tags`.
+    func tag(ofKey index: Int) -> Int? {
+        tags.map { (groupSize.map { index / $0 } ?? index) % $0 }
     }
 
     static let indexDigits = 10
     static let groupDigits = 6
 
     func appendKey(_ index: Int, to out: inout [UInt8]) {
+        appendTag(tag(ofKey: index), to: &out)
         out.append(contentsOf: prefix)
         if let groupSize { appendGroup(index / groupSize, to: &out) }
         out.append(UInt8(ascii: "k"))
@@ -105,8 +116,16 @@ struct KeyNamer: Sendable {
 
     /// The scan prefix of a group: `--key-prefix` then `gNNNNNN.`.
     func appendGroupPrefix(_ group: Int, to out: inout [UInt8]) {
+        appendTag(tags.map { group % $0 }, to: &out)
         out.append(contentsOf: prefix)
         appendGroup(group, to: &out)
+    }
+
+    private func appendTag(_ tag: Int?, to out: inout [UInt8]) {
+        guard let tag else { return }
+        out.append(UInt8(ascii: "t"))
+        Self.appendInteger(Int64(tag), to: &out)
+        out.append(UInt8(ascii: "/"))
     }
 
     private func appendGroup(_ group: Int, to out: inout [UInt8]) {

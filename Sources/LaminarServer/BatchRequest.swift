@@ -16,6 +16,16 @@ struct BatchRequest {
     var operations: [Operation] = []
     static let operationsMax = 10_000
 
+    /// The key of every operation, in order.
+    var keys: some Sequence<[UInt8]> {
+        operations.lazy.map { op in
+            switch op {
+            case .get(let key): key
+            case .mutation(let m): m.key
+            }
+        }
+    }
+
     static func parse(_ body: [UInt8]) -> Result<BatchRequest, HTTPFailure> {
         var request = BatchRequest()
         var lineNumber = 0

@@ -157,7 +157,7 @@ final class RequestHandler: HTTPHandler {
         case .kvWatch(let prefix, let encoding):
             submit(.watch(prefix: prefix), responder, route, start, .watch(encoding))
         case .kvBatch:
-            startBatch(request.body, responder, start)
+            startBatch(request.body, partitionHeader: request.headers["laminar-partition"], responder, start)
         case .streamDefine(let name):
             switch StreamDefinitionJSON.parse(name: name, body: request.body, limits: runtime.reactorLimits) {
             case .failure(let failure): fail(responder, route, start, failure)
@@ -504,11 +504,15 @@ final class RequestHandler: HTTPHandler {
 
     // MARK: - Batch
 
-    private func startBatch(_ body: [UInt8], _ responder: HTTPResponder, _ start: UInt64) {
+    private func startBatch(_ body: [UInt8], partitionHeader: String?, _ responder: HTTPResponder, _ start: UInt64) {
         let request: BatchRequest
         switch BatchRequest.parse(body) {
         case .failure(let failure): fail(responder, .kvBatch, start, failure); return
         case .success(let r): request = r
+        }
+        if runtime.router.cluster, let refusal = Partition.refusal(ofBatchKeys: request.keys, header: partitionHeader) {
+            fail(responder, .kvBatch, start, refusal)
+            return
         }
         let state = BatchState(request)
         var mutations: [StoreMutation] = []

@@ -83,13 +83,17 @@ public struct Router: Sendable {
     public var scanLimitMax = 10_000
     /// Longest stream name, in bytes.
     public var streamNameBytesMax = 128
+    /// `laminar serve --cluster`: refuse what would span partition tags (`Partition`).
+    public var cluster = false
 
     public init() {}
 
     /// `header(name)` returns a request header's value (names in lower case).
     public func route(method: String, target: [UInt8], header: (String) -> String?) -> Result<RouteAction, HTTPFailure> {
         do {
-            return .success(try decide(method: method, target: target, header: header))
+            let action = try decide(method: method, target: target, header: header)
+            if cluster, let refusal = Partition.refusal(of: action) { return .failure(refusal) }
+            return .success(action)
         } catch let failure as HTTPFailure {
             return .failure(failure)
         } catch {

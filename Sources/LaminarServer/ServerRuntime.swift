@@ -28,6 +28,9 @@ public struct ServerConfiguration: Sendable {
     public var subscriberBacklogBytesMax = 1 << 20
     /// Bounds of `subscriberBacklogBytesMax`.
     public static let subscriberBacklogBytesRange = 4096...(1 << 28)
+    /// `--cluster`: this node is one partition of several behind HAProxy; requests that would
+    /// span partition tags are refused (`Partition`, `proto-docs/cluster.md`).
+    public var cluster = false
 
     public init() {}
 }
@@ -37,7 +40,7 @@ public struct ServerConfiguration: Sendable {
 /// HTTP side, then stops the reactor (which flushes) and closes the store.
 public final class ServerRuntime: @unchecked Sendable {
     public let configuration: ServerConfiguration
-    let router = Router()
+    let router: Router
     let reactorLimits = ReactorLimits.default
     let eventLimits: EventDecodeLimits
     /// Unsent bytes a watch or follow response may hold (`subscriberBacklogBytesMax` unread plus
@@ -58,6 +61,9 @@ public final class ServerRuntime: @unchecked Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        var router = Router()
+        router.cluster = configuration.cluster
+        self.router = router
         var options = LogStoreOptions()
         options.fsync = configuration.fsync
         options.logger = logger

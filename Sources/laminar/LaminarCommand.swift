@@ -11,7 +11,7 @@ struct LaminarCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "laminar",
         abstract: "Laminar: a state store and stream processor over HTTP/2.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Cluster.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -65,6 +65,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("subscriber-backlog-bytes"), help: "A watch or follow whose client leaves this many bytes unread gets a final slow_consumer line and its response ends.")
     var subscriberBacklogBytes = 1 << 20
 
+    @Flag(help: "This node is one partition of a cluster behind HAProxy (see 'laminar cluster'): refuse, with 400 cross_partition, what would span partition tags.")
+    var cluster = false
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -117,6 +120,7 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutMs = idleTimeoutMs
         configuration.requestTimeoutMs = requestTimeoutMs
         configuration.subscriberBacklogBytesMax = subscriberBacklogBytes
+        configuration.cluster = cluster
         raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.

@@ -62,6 +62,7 @@ import Testing
         var file = LedgerFile()
         file.groupSize = 100
         file.keyPrefix = "c3."
+        file.tags = 7
         file.streamName = "crash3"
         file.baseline = 42
         let s1 = file.kv.issue(key: 5, isDelete: false)
@@ -108,6 +109,14 @@ import Testing
         KeyNamer(groupSize: 100, prefix: Array("p-".utf8)).appendGroupPrefix(12, to: &scan)
         #expect(String(decoding: scan, as: UTF8.self) == "p-g000012.")
         #expect(String(decoding: KeyNamer(groupSize: 100, prefix: Array("p-".utf8)).key(1234), as: UTF8.self) == "p-g000012.k0000001234")
+        // Partition tags: t{index % tags}/, or t{group % tags}/ when keys are grouped.
+        #expect(String(decoding: KeyNamer(groupSize: nil, prefix: Array("c1.".utf8), tags: 5).key(42), as: UTF8.self) == "t2/c1.k0000000042")
+        #expect(String(decoding: KeyNamer(groupSize: 100, tags: 5).key(1234), as: UTF8.self) == "t2/g000012.k0000001234")
+        var tagged: [UInt8] = []
+        KeyNamer(groupSize: 100, tags: 5).appendGroupPrefix(12, to: &tagged)
+        #expect(String(decoding: tagged, as: UTF8.self) == "t2/g000012.")
+        #expect(try LaminarLoad.parse(["kv", "--tags", "8"]).makeConfig().keyNamer.tags == 8)
+        #expect(throws: FlagError.self) { try LaminarLoad.parse(["kv", "--tags", "0"]).makeConfig() }
 
         let config = try LaminarLoad.parse(["mixed", "--verify", "--ledger", "/tmp/x", "--key-prefix", "c1."]).makeConfig()
         #expect(config.verifiesEvents && config.ledgerPath == "/tmp/x" && config.keyPrefix == "c1.")
