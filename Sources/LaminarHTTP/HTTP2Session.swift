@@ -132,6 +132,11 @@ final class HTTP2Session {
             nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
             return
         }
+        // nghttp2_session_upgrade2 reports the HTTP2-Settings payload to on_frame_recv as a SETTINGS
+        // frame: that is not the client's connection preface, which comes only after it has read
+        // the 101. Stream 1's DATA waits for the preface (curl 7.88 fails when more than 32 KiB
+        // follow the 101 in its first read).
+        clientSettingsReceived = false
         let stream = HTTP2Stream(id: 1)
         stream.isHead = isHead
         stream.dispatched = true

@@ -481,7 +481,7 @@ def max_concurrent_streams(srv):
         sid = c.new_stream()
         ids.append(sid)
         out += c.headers_frame(sid, request_headers("PUT", f"/kv/open-{sid}"), end_stream=False)
-    c.sock.sendall(bytes(out))
+    c.send(bytes(out))
     c.read_frames(3, until=lambda: c.eof or len(c.resets) >= 50)
     refused = [s for s in ids if c.resets.get(s) == 7]
     assert c.goaway is None and refused == ids[256:], \
