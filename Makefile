@@ -32,6 +32,7 @@ test: deps
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
@@ -40,6 +41,7 @@ test: deps
 # (each case 3 rounds on one server, twice the iterations).
 test-abuse: deps
 	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 
 test-abuse-long: deps

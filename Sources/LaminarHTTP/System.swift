@@ -77,6 +77,13 @@ enum System {
         precondition(result == 0 || Glibc.errno != EBADF, "close of a bad descriptor")
     }
 
+    /// Shuts down the sending side (FIN after what is queued). A peer already gone (ENOTCONN) is
+    /// not an error here: the caller closes anyway.
+    static func shutdownWriting(_ fd: Int32) {
+        let result = Glibc.shutdown(fd, Int32(SHUT_WR))
+        precondition(result == 0 || Glibc.errno != EBADF, "shutdown of a bad descriptor")
+    }
+
     static func setIntOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SystemError) {
         var value = value
         _ = try checked("setsockopt") {

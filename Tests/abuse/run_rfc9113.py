@@ -29,8 +29,8 @@ class Target:
     """Where the cases connect and which resources they use (a GET answered 200 and a path that
     takes a request body)."""
 
-    def __init__(self, host, port, get_path, post_method, post_path):
-        self.host, self.port = host, port
+    def __init__(self, host, port, get_path, post_method, post_path, upgrades=False):
+        self.host, self.port, self.upgrades = host, port, upgrades
         self.get_path, self.post_method, self.post_path = get_path, post_method, post_path
 
     def connect(self, handshake=True):
@@ -204,10 +204,11 @@ def priority_on_stream_zero(t):
 
 @case
 def priority_depends_on_itself(t):
-    """5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR (on an idle stream)."""
+    """5.3.1: a stream cannot depend on itself, a stream error; on an idle stream no RST_STREAM may
+    be sent (6.4), so it ends the connection: GOAWAY(PROTOCOL_ERROR)."""
     c = t.connect()
     c.send(priority_frame(1, 1))
-    how = expect_stream_error(t, c, 1, PROTOCOL_ERROR)
+    how = expect_connection_error(c, PROTOCOL_ERROR)
     c.close()
     return how
 
@@ -228,12 +229,49 @@ def priority_on_open_stream_depends_on_itself(t):
 
 @case
 def priority_frame_size(t):
-    """6.3: a PRIORITY frame whose length is not 5 is a stream error FRAME_SIZE_ERROR."""
+    """6.3: a PRIORITY frame whose length is not 5 is a stream error FRAME_SIZE_ERROR, which nghttp2
+    treats as a connection error (5.4.1 allows it): GOAWAY(FRAME_SIZE_ERROR)."""
     c = t.connect()
     c.send(frame(PRIORITY, 0, 1, b"\0\0\0\0\x0f\0"))
-    how = expect_stream_error(t, c, 1, 6)
+    how = expect_connection_error(c, 6)
     c.close()
     return how
+
+
+@case
+def headers_on_upgraded_stream(t):
+    """5.1: after an h2c Upgrade, stream 1 is half-closed (remote) for the client, then closed:
+    a HEADERS on it is STREAM_CLOSED (laminar only: nghttpd does not upgrade)."""
+    if not t.upgrades:
+        return "skipped (the server does not do h2c Upgrade)"
+    c = t.connect(handshake=False)
+    c.send(b"GET " + t.get_path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+    deadline = time.monotonic() + WAIT_S
+    while b"\r\n\r\n" not in c.buf and time.monotonic() < deadline and not c.eof:
+        c._recv_some(deadline - time.monotonic())
+    head, _, c.buf = c.buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), f"no 101: {head[:80]!r}"
+    c.send(h2raw.PREFACE + settings() + c.headers_frame(1, request_headers("GET", t.get_path)))
+    how = expect_connection_error(c, STREAM_CLOSED)
+    c.close()
+    return how
+
+
+@case
+def data_after_server_reset(t):
+    """5.1: frames on a stream the server reset are ignored, not an error: an uppercase field name
+    gets RST_STREAM(PROTOCOL_ERROR) (8.2.1); the DATA the client sent on after it changes nothing."""
+    c = t.connect()
+    c.send(c.headers_frame(1, request_headers(t.post_method, t.post_path, [("X-Bad", "1")]), end_stream=False))
+    c.read_frames(WAIT_S, until=lambda: 1 in c.resets or c.eof)
+    assert c.resets.get(1) == PROTOCOL_ERROR, f"expected RST_STREAM(1, PROTOCOL_ERROR): {c.resets}, goaway {c.goaway}"
+    c.send(frame(DATA, 0, 1, b"late") + frame(DATA, END_STREAM, 1, b"r"))
+    c.next_id = 3
+    status, _ = c.request("GET", t.get_path, seconds=WAIT_S)
+    assert status == 200 and c.goaway is None, f"after DATA on a reset stream: {status}, goaway {c.goaway}"
+    c.close()
+    return "RST_STREAM(1, PROTOCOL_ERROR), later DATA ignored, connection kept"
 
 
 @case
@@ -299,7 +337,7 @@ def main():
     from run_abuse import Server  # the abuse suite's server wrapper: --port 0, readiness line
     srv = Server(os.path.abspath(args[0]), ["--memory"])
     try:
-        rc = run(Target("127.0.0.1", srv.port, "/health", "PUT", "/kv/rfc9113"), only)
+        rc = run(Target("127.0.0.1", srv.port, "/health", "PUT", "/kv/rfc9113", upgrades=True), only)
         assert srv.alive(), f"the server died: {srv.stderr_tail()}"
     finally:
         code = srv.stop()
