@@ -85,6 +85,7 @@ public final class HTTPServer: @unchecked Sendable {
                     let (fd, boundPort) = try System.makeListener(address, backlog: configuration.listenBacklog)
                     fds.append(fd)
                     port = boundPort
+                    address.port = boundPort  // the next threads' listeners share the port chosen
                 }
             } catch {
                 fds.forEach(System.close)

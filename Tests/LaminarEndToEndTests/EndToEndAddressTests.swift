@@ -72,6 +72,27 @@ struct EndToEndAddressTests {
         try server.stop()
     }
 
+    /// Sockets listening on `port` in /proc/net/tcp (or tcp6): state 0A, local port in hex.
+    static func listeners(port: Int, file: String) throws -> Int {
+        let hexPort = String(format: ":%04X", port)
+        return try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[1].hasSuffix(hexPort) && fields[3] == "0A"
+        }.count
+    }
+
+    /// Every I/O thread's listener is on the port the first one got (port 0 asks the kernel once).
+    @Test func everyThreadListensOnThePort() throws {
+        let server = try Server(["--memory", "--io-threads", "3"])
+        #expect(try Self.listeners(port: server.port, file: "/proc/net/tcp") == 3)
+        try server.stop()
+        if Self.noIPv6Loopback == nil {
+            let v6 = try Server(["--memory", "--io-threads", "2", "--host", "::1"])
+            #expect(try Self.listeners(port: v6.port, file: "/proc/net/tcp6") == 2)
+            try v6.stop()
+        }
+    }
+
     /// The start fails (exit 1) with a message saying what is wrong, not an errno name.
     @Test func unusableAddressesSayWhy() throws {
         func start(_ arguments: [String]) throws -> CommandResult {
