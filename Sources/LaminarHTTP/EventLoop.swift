@@ -41,7 +41,8 @@ final class EventLoop {
     /// Listener i has token `listenerTokenBase - i` (connection tokens are slot | generation << 32
     /// with slots far below 2^32 - 16, so they never reach these).
     private static let listenerTokenBase: UInt64 = .max - 1
-    private static let listenersMax = 16
+    /// Addresses one loop listens on at most (`HTTPServer` binds no more of a name's addresses).
+    static let listenersMax = 16
     private static let sweepIntervalMs: Int64 = 250
 
     init(index: Int, listenFDs: [Int32], limits: HTTPLimits, shared: HTTPServerShared) throws(SystemError) {

@@ -76,7 +76,7 @@ public final class HTTPServer: @unchecked Sendable {
         var bound: [SocketAddress] = []
         var port = configuration.port
         var firstFailure: ListenError?
-        for var address in resolved {
+        for var address in resolved.prefix(EventLoop.listenersMax) {
             address.port = port
             var fds: [Int32] = []
             do throws(SystemError) {
