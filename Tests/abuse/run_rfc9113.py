@@ -27,10 +27,10 @@ WAIT_S = 5.0
 
 class Target:
     """Where the cases connect and which resources they use (a GET answered 200 and a path that
-    takes a request body)."""
+    takes a request body); `laminar` enables the cases that need its h2c Upgrade or its watches."""
 
-    def __init__(self, host, port, get_path, post_method, post_path, upgrades=False):
-        self.host, self.port, self.upgrades = host, port, upgrades
+    def __init__(self, host, port, get_path, post_method, post_path, laminar=False):
+        self.host, self.port, self.laminar = host, port, laminar
         self.get_path, self.post_method, self.post_path = get_path, post_method, post_path
 
     def connect(self, handshake=True):
@@ -112,6 +112,22 @@ def headers_on_half_closed_remote(t):
     again = c.header_block(request_headers("GET", t.get_path))
     c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block) + frame(HEADERS, END_HEADERS | END_STREAM, 1, again))
     how = expect_connection_error(c, STREAM_CLOSED, unanswered=(1,))
+    c.close()
+    return how
+
+
+@case
+def headers_on_half_closed_remote_streaming(t):
+    """5.1: the same on a stream whose answer is a long-lived response already under way (a watch):
+    HEADERS on it is STREAM_CLOSED (laminar only)."""
+    if not t.laminar:
+        return "skipped (no long-lived response on this server)"
+    c = t.connect()
+    c.send(c.headers_frame(1, request_headers("GET", "/kv?watch=1&prefix=rfc9113-watch%2F")))
+    c.read_frames(WAIT_S, until=lambda: c.responses.get(1, {}).get("headers"))
+    assert c.responses.get(1, {}).get("headers"), "the watch did not start"
+    c.send(c.headers_frame(1, request_headers("GET", t.get_path)))
+    how = expect_connection_error(c, STREAM_CLOSED)
     c.close()
     return how
 
@@ -242,7 +258,7 @@ def priority_frame_size(t):
 def headers_on_upgraded_stream(t):
     """5.1: after an h2c Upgrade, stream 1 is half-closed (remote) for the client, then closed:
     a HEADERS on it is STREAM_CLOSED (laminar only: nghttpd does not upgrade)."""
-    if not t.upgrades:
+    if not t.laminar:
         return "skipped (the server does not do h2c Upgrade)"
     c = t.connect(handshake=False)
     c.send(b"GET " + t.get_path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -337,7 +353,7 @@ def main():
     from run_abuse import Server  # the abuse suite's server wrapper: --port 0, readiness line
     srv = Server(os.path.abspath(args[0]), ["--memory"])
     try:
-        rc = run(Target("127.0.0.1", srv.port, "/health", "PUT", "/kv/rfc9113", upgrades=True), only)
+        rc = run(Target("127.0.0.1", srv.port, "/health", "PUT", "/kv/rfc9113", laminar=True), only)
         assert srv.alive(), f"the server died: {srv.stderr_tail()}"
     finally:
         code = srv.stop()
