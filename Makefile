@@ -33,6 +33,7 @@ test: deps
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
@@ -50,6 +51,7 @@ test-cluster: deps
 # (each case 3 rounds on one server, twice the iterations).
 test-abuse: deps
 	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 
 test-abuse-long: deps

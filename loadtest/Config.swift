@@ -1,4 +1,5 @@
 import Foundation
+import LaminarHTTP
 
 // The pure parts of the command line: durations, mixes, key distributions, the target URL, and
 // the whole run's configuration as one Sendable value handed to every load thread.
@@ -91,10 +92,15 @@ enum KeyDistribution: Equatable, Sendable {
     }
 }
 
-/// `http://host:port[/]`: h2c with prior knowledge. Names other than localhost need an IPv4 literal.
+/// `http://host:port[/]`: h2c with prior knowledge. The host is an IPv4 literal, an IPv6 literal
+/// in brackets (`[::1]`) or a name (`localhost`), resolved when the run starts (`Runner`).
 struct Target: Equatable, Sendable {
+    /// Without brackets (`::1`).
     var host: String
     var port: UInt16
+
+    /// `host:port` as in a URL (`[::1]:7070`).
+    var authority: String { "\(SocketAddress.urlHost(host)):\(port)" }
 
     init(parsing url: String) throws(FlagError) {
         guard url.hasPrefix("http://") else {
@@ -102,14 +108,22 @@ struct Target: Equatable, Sendable {
         }
         var rest = url.dropFirst(7)
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let hostPart = parts.first, !hostPart.isEmpty else { throw FlagError("bad --url '\(url)': no host") }
-        host = hostPart == "localhost" ? "127.0.0.1" : String(hostPart)
-        let isIPv4 = host.split(separator: ".", omittingEmptySubsequences: false).count == 4
-            && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-        guard isIPv4 else { throw FlagError("bad --url '\(url)': the host must be an IPv4 address or localhost") }
-        if parts.count == 2 {
-            guard let p = UInt16(parts[1]), p > 0 else { throw FlagError("bad --url '\(url)': bad port") }
+        let portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw FlagError("bad --url '\(url)': no ']' after the IPv6 address") }
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            guard after.isEmpty || after.hasPrefix(":") else { throw FlagError("bad --url '\(url)': bad port") }
+            portText = after.isEmpty ? nil : after.dropFirst()
+        } else {
+            let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2 else { throw FlagError("bad --url '\(url)': an IPv6 address goes in brackets (http://[::1]:7070)") }
+            host = String(parts[0])
+            portText = parts.count == 2 ? parts[1] : nil
+        }
+        guard !host.isEmpty else { throw FlagError("bad --url '\(url)': no host") }
+        if let portText {
+            guard let p = UInt16(portText), p > 0 else { throw FlagError("bad --url '\(url)': bad port") }
             port = p
         } else {
             port = 80

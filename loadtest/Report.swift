@@ -54,10 +54,10 @@ struct Report {
 
     func table() -> String {
         if config.scenario == .verify {
-            return "laminar-load verify --ledger \(config.ledgerPath ?? "") against http://\(config.target.host):\(config.target.port)\n" + verifyLines.joined(separator: "\n") + "\n"
+            return "laminar-load verify --ledger \(config.ledgerPath ?? "") against http://\(config.target.authority)\n" + verifyLines.joined(separator: "\n") + "\n"
         }
         var lines: [String] = []
-        lines.append("laminar-load \(config.scenario.rawValue) against http://\(config.target.host):\(config.target.port): \(modeText)")
+        lines.append("laminar-load \(config.scenario.rawValue) against http://\(config.target.authority): \(modeText)")
         if config.scenario != .get && config.scenario != .ingest { lines.append("  mix           \(config.mix.description)") }
         lines.append(String(format: "  requests      %d in %.2f s = %.1f req/s (%d succeeded)", stats.requests, seconds, Double(stats.requests) / seconds, stats.succeeded))
         if stats.events > 0 || config.scenario == .ingest {
@@ -80,7 +80,7 @@ struct Report {
         func number(_ v: Double) -> String { v.isFinite ? String(format: "%.3f", v) : "null" }
         var fields: [String] = []
         fields.append(#""scenario":"\#(config.scenario.rawValue)""#)
-        fields.append(#""url":"http://\#(config.target.host):\#(config.target.port)""#)
+        fields.append(#""url":"http://\#(config.target.authority)""#)
         fields.append(#""connections":\#(config.connections),"streams":\#(config.streams),"threads":\#(config.threads)"#)
         fields.append(#""rate":\#(config.ratePerSecond.map { number($0) } ?? "null")"#)
         fields.append(#""mix":"\#(config.mix.description)""#)

@@ -263,15 +263,16 @@ enum Runner {
     ) throws(LoadAbort) {
         guard count > 0 else { return }
         let loop: ClientLoop
+        let target = try address(config)
         do {
-            loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: min(config.connections, 8), slotsPerConnection: config.streams)
+            loop = try ClientLoop(address: target, connections: min(config.connections, 8), slotsPerConnection: config.streams)
         } catch {
             throw LoadAbort(exit: .unreachable, message: "cannot create a socket: \(error)")
         }
         let driver = ScriptDriver(loop: loop, config: config, count: count, build: build, finish: finish)
         loop.run(driver)
         if let failure = driver.unreachable {
-            throw LoadAbort(exit: .unreachable, message: "\(what): cannot connect to \(config.target.host):\(config.target.port): \(describe(failure))")
+            throw LoadAbort(exit: .unreachable, message: "\(what): cannot connect to \(config.target.authority): \(describe(failure))")
         }
     }
 
@@ -301,22 +302,34 @@ enum Runner {
         return events + late
     }
 
+    /// The address of `--url`'s host: a literal as is; of a name's addresses the first that
+    /// accepts a connection (`localhost`: `::1` or `127.0.0.1`, whichever the server listens on).
+    private static func address(_ config: LoadConfig) throws(LoadAbort) -> SocketAddress {
+        do {
+            return SocketAddress.preferred(try SocketAddress.resolve(config.target.host, port: config.target.port))
+        } catch {
+            throw LoadAbort(exit: .unreachable, message: "cannot connect to \(config.target.authority): \(error)")
+        }
+    }
+
     private static func probe(_ config: LoadConfig) throws(LoadAbort) {
         let loop: ClientLoop
-        do { loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: 1, slotsPerConnection: 1) } catch {
+        let target = try address(config)
+        do { loop = try ClientLoop(address: target, connections: 1, slotsPerConnection: 1) } catch {
             throw LoadAbort(exit: .unreachable, message: "cannot create a socket: \(error)")
         }
         let driver = ProbeDriver()
         loop.run(driver)
         if let failure = driver.failure {
-            throw LoadAbort(exit: .unreachable, message: "cannot connect to \(config.target.host):\(config.target.port): \(describe(failure))")
+            throw LoadAbort(exit: .unreachable, message: "cannot connect to \(config.target.authority): \(describe(failure))")
         }
     }
 
     /// PUT /streams/NAME with the definition; anything but 2xx aborts the run.
     private static func defineStream(_ config: LoadConfig) throws(LoadAbort) {
         let loop: ClientLoop
-        do { loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: 1, slotsPerConnection: 1) } catch {
+        let target = try address(config)
+        do { loop = try ClientLoop(address: target, connections: 1, slotsPerConnection: 1) } catch {
             throw LoadAbort(exit: .unreachable, message: "cannot create a socket: \(error)")
         }
         var single = config
@@ -335,7 +348,7 @@ enum Runner {
             finish: { _, o, body in outcome = o; answer = body })
         loop.run(driver)
         if let failure = driver.unreachable {
-            throw LoadAbort(exit: .unreachable, message: "cannot connect to \(config.target.host):\(config.target.port): \(describe(failure))")
+            throw LoadAbort(exit: .unreachable, message: "cannot connect to \(config.target.authority): \(describe(failure))")
         }
         guard case .response(let status) = outcome, (200..<300).contains(status) else {
             throw LoadAbort(
@@ -348,7 +361,7 @@ enum Runner {
     private static func runThread(_ config: LoadConfig, index t: Int, progress: ThreadProgress) throws -> ThreadResult {
         let threads = config.threads
         let connections = config.connections / threads + (t < config.connections % threads ? 1 : 0)
-        let loop = try ClientLoop(host: config.target.host, port: config.target.port, connections: connections, slotsPerConnection: config.streams)
+        let loop = try ClientLoop(address: try address(config), connections: connections, slotsPerConnection: config.streams)
         let state = ThreadState(index: t, count: threads, progress: progress)
         var preloadErrors = 0
 

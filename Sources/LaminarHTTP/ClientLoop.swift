@@ -149,8 +149,8 @@ public final class ClientConnection {
 }
 
 public final class ClientLoop {
-    public let host: String
-    public let port: UInt16
+    /// The server's address (resolved by the caller: `SocketAddress.resolve`, `preferred`).
+    public let address: SocketAddress
     public let limits: ClientLimits
     public private(set) var connections: [ClientConnection] = []
     private let epfd: Int32
@@ -161,12 +161,11 @@ public final class ClientLoop {
     /// Monotonic ns, refreshed after every wait and every connection's reads.
     public private(set) var nowNs: Int64
 
-    public init(host: String, port: UInt16, connections count: Int, slotsPerConnection: Int, limits: ClientLimits = ClientLimits()) throws(SystemError) {
+    public init(address: SocketAddress, connections count: Int, slotsPerConnection: Int, limits: ClientLimits = ClientLimits()) throws(SystemError) {
         precondition(count > 0 && slotsPerConnection > 0, "a loop needs connections and slots")
-        self.host = host
-        self.port = port
+        self.address = address
         self.limits = limits
-        authority = "\(host):\(port)"
+        authority = address.description
         epfd = try System.checked("epoll_create1") { CLinux_epoll_create() }
         readBuffer = .allocate(byteCount: limits.readBufferBytes, alignment: 16)
         nowNs = System.monotonicNs()
@@ -228,7 +227,7 @@ public final class ClientLoop {
 
     private func dial(_ c: ClientConnection, _ driver: ClientLoopDriver) {
         do throws(SystemError) {
-            c.fd = try System.connectNonBlocking(host: host, port: port)
+            c.fd = try System.connectNonBlocking(address)
         } catch {
             c.reconnectAtNs = nowNs + limits.reconnectDelayMs * 1_000_000
             driver.connectionFailed(c, failure: error.errno == ECONNREFUSED ? .connectRefused : .connectFailed(error.errno))

@@ -29,6 +29,11 @@ final class Connection {
     private var closeWhenFlushed = false
     /// The peer shut down its sending side; nothing more will be read.
     private var peerClosed = false
+    /// Lingering close (`linger()`): until when, how many more input bytes are dropped, and
+    /// whether our sending side is shut down yet. Nil while the connection is in use.
+    private var lingerDeadlineMs: Int64?
+    private var lingerBytesLeft = 0
+    private var writingShutDown = false
     private var lastActivityMs: Int64
     /// When the request being received started (HTTP/1.1 and the preface), for the slow-request timeout.
     private var requestStartedMs: Int64?
@@ -77,6 +82,12 @@ final class Connection {
             close(reason: "socket error or hang-up")
             return
         }
+        if lingerDeadlineMs != nil {
+            if events & (CLinux_EPOLLIN | CLinux_EPOLLRDHUP) != 0 { discardInput() }
+            if !isClosed && events & CLinux_EPOLLOUT != 0 { writeBuffered() }
+            if !isClosed { loop.markDirty(self) }
+            return
+        }
         if events & CLinux_EPOLLIN != 0 {
             readAvailable()
         } else if events & CLinux_EPOLLRDHUP != 0 {
@@ -91,7 +102,7 @@ final class Connection {
     }
 
     private var mayRead: Bool {
-        !isClosed && !peerClosed && !closeWhenFlushed && !handlerPausedReading
+        !isClosed && !peerClosed && !closeWhenFlushed && !handlerPausedReading && lingerDeadlineMs == nil
             && h1Outstanding == nil && out.count < limits.outputBufferedBytesMax
     }
 
@@ -128,12 +139,15 @@ final class Connection {
     }
 
     /// Decides the protocol from the first bytes: the 24-byte HTTP/2 client preface, or HTTP/1.x.
+    /// Input that starts with the preface's request line (`PRI * HTTP/2.0`) and then departs from
+    /// it is an invalid HTTP/2 preface: nghttp2 answers it with GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4).
     private func sniff(_ bytes: UnsafeRawBufferPointer) {
         h1Pending.append(contentsOf: bytes)
         let preface = HTTP2Session.clientPreface
         let compared = min(h1Pending.count, preface.count)
-        if h1Pending[..<compared].elementsEqual(preface[..<compared]) {
-            if compared < preface.count { return }  // a prefix of the preface: wait for the rest
+        let matching = zip(h1Pending[..<compared], preface[..<compared]).prefix { $0 == $1 }.count
+        if matching == compared || matching >= Self.prefaceRequestLineBytes {
+            if matching == compared && compared < preface.count { return }  // a prefix of the preface: wait for the rest
             let pending = h1Pending
             h1Pending = []
             startHTTP2(upgradeSettings: nil, upgradeRequest: nil)
@@ -146,6 +160,9 @@ final class Connection {
         h1Pending = []
         pending.withUnsafeBytes { processHTTP1($0) }
     }
+
+    /// `PRI * HTTP/2.0\r\n`: the part of the preface that no HTTP/1.x request starts with.
+    private static let prefaceRequestLineBytes = 16
 
     private func startHTTP2(upgradeSettings: [UInt8]?, upgradeRequest: HTTPRequest?) {
         mode = .http2
@@ -370,6 +387,7 @@ final class Connection {
     /// close when done.
     func flush() {
         if isClosed { return }
+        if lingerDeadlineMs != nil { flushLingering(); return }
         // Pipelined requests wait while the client is not reading earlier answers: each answer
         // goes to `out`, so parsing on would let it grow by one answer per request read.
         if mode == .http1, h1Outstanding == nil, !h1Pending.isEmpty, !closeWhenFlushed,
@@ -386,8 +404,8 @@ final class Connection {
         writeBuffered()
         if isClosed { return }
         if out.isEmpty {
-            if closeWhenFlushed { close(reason: nil); return }
-            if let session, session.isFinished { close(reason: nil); return }
+            if closeWhenFlushed { linger(); return }
+            if let session, session.isFinished { linger(); return }
             if mode != .http2 && peerClosed && h1Outstanding == nil { close(reason: nil); return }
         }
         // A session may have more frames than fit in the buffer: ask to be flushed again when
@@ -414,7 +432,7 @@ final class Connection {
             guard case .done(let n) = result else { return }
             out.consume(n)
             lastActivityMs = loop.nowMs
-            if mode == .http2 && out.count < limits.outputBufferedBytesMax / 2 {
+            if mode == .http2 && lingerDeadlineMs == nil && out.count < limits.outputBufferedBytesMax / 2 {
                 session?.produceOutput()
                 if isClosed { return }
             }
@@ -425,6 +443,10 @@ final class Connection {
 
     func checkTimeouts(nowMs: Int64) {
         if isClosed { return }
+        if let deadline = lingerDeadlineMs {
+            if nowMs >= deadline { close(reason: "linger timeout") }
+            return
+        }
         if let started = requestStartedMs ?? session?.slowRequestStartedMs, nowMs - started > limits.slowRequestTimeoutMs {
             loop.shared.timeouts.add(1, ordering: .relaxed)
             if mode == .http1 && h1Outstanding == nil {
@@ -450,6 +472,7 @@ final class Connection {
     }
 
     func startDrain() {
+        if lingerDeadlineMs != nil { return }
         switch mode {
         case .http2: session!.goAway()
         case .sniffing: closeWhenFlushed = true
@@ -460,17 +483,59 @@ final class Connection {
         loop.markDirty(self)
     }
 
-    /// Appends `bytes` (whole frames) after what is buffered, writes as much as the socket takes
-    /// now without waiting, then closes: a last word (a GOAWAY) for a connection being cut.
+    /// Appends `bytes` (whole frames) after what is buffered and closes by lingering: a last word
+    /// (a GOAWAY) for a connection being cut.
     func close(sendingFirst bytes: [UInt8], reason: String?) {
         if isClosed { return }
         out.append(contentsOf: bytes)
-        while !out.isEmpty {
-            guard let result = try? out.withUnsentBytes({ bytes throws(SystemError) in try System.send(fd, bytes) }),
-                  case .done(let n) = result, n > 0 else { break }
-            out.consume(n)
+        linger()
+    }
+
+    /// Starts the lingering close: nothing more is read as requests or produced; what is buffered
+    /// is written, then our sending side is shut down (FIN) and the client's input is read and
+    /// dropped until it closes, for at most `lingerTimeoutMs` and `lingerBytesMax`. Closing with
+    /// input unread would make the kernel send a reset, which can destroy our last frames (the
+    /// GOAWAY) before the client reads them (RFC 9113 6.8; Apache and nginx linger the same way).
+    private func linger() {
+        if isClosed || lingerDeadlineMs != nil { return }
+        if peerClosed && out.isEmpty { close(reason: nil); return }
+        lingerDeadlineMs = loop.nowMs + limits.lingerTimeoutMs
+        lingerBytesLeft = limits.lingerBytesMax
+        h1Pending = []
+        loop.markDirty(self)
+    }
+
+    private func flushLingering() {
+        writeBuffered()
+        if isClosed { return }
+        if out.isEmpty {
+            if peerClosed { close(reason: nil); return }
+            if !writingShutDown {
+                writingShutDown = true
+                System.shutdownWriting(fd)
+            }
         }
-        close(reason: reason)
+        var wanted: UInt32 = peerClosed ? 0 : CLinux_EPOLLIN | CLinux_EPOLLRDHUP
+        if !out.isEmpty { wanted |= CLinux_EPOLLOUT }
+        if wanted != interest {
+            interest = wanted
+            loop.updateInterest(self, wanted)
+        }
+    }
+
+    /// Reads and drops input while lingering; the client's close (or too much input) ends it.
+    private func discardInput() {
+        for _ in 0..<16 {
+            guard let result = try? System.read(fd, loop.readBuffer) else { close(reason: "read while lingering"); return }
+            guard case .done(let n) = result else { return }
+            if n == 0 {
+                peerClosed = true
+                if out.isEmpty { close(reason: nil) }
+                return
+            }
+            lingerBytesLeft -= n
+            if lingerBytesLeft <= 0 { close(reason: "input while lingering"); return }
+        }
     }
 
     /// Closes at once: every open request is reported aborted to the handler.

@@ -17,7 +17,8 @@ final class EventLoop {
     /// loop stopped never writes to a reused descriptor.
     let wakeSignal: LoopWakeSignal
     var wakeFD: Int32 { wakeSignal.fd }
-    private var listenFD: Int32
+    /// One SO_REUSEPORT listener per address listened on; emptied when draining starts.
+    private var listenFDs: [Int32]
     private(set) var handler: HTTPHandler!
 
     /// Connections by slot; the epoll data of a connection is slot | generation << 32, so an event
@@ -36,28 +37,35 @@ final class EventLoop {
     private var nextSweepMs: Int64
     private var drainDeadlineMs: Int64?
 
-    private static let listenerToken: UInt64 = .max
-    private static let wakeToken: UInt64 = .max - 1
+    private static let wakeToken: UInt64 = .max
+    /// Listener i has token `listenerTokenBase - i` (connection tokens are slot | generation << 32
+    /// with slots far below 2^32 - 16, so they never reach these).
+    private static let listenerTokenBase: UInt64 = .max - 1
+    /// Addresses one loop listens on at most (`HTTPServer` binds no more of a name's addresses).
+    static let listenersMax = 16
     private static let sweepIntervalMs: Int64 = 250
 
-    init(index: Int, listenFD: Int32, limits: HTTPLimits, shared: HTTPServerShared) throws(SystemError) {
+    init(index: Int, listenFDs: [Int32], limits: HTTPLimits, shared: HTTPServerShared) throws(SystemError) {
+        precondition(!listenFDs.isEmpty && listenFDs.count <= Self.listenersMax, "1 to \(Self.listenersMax) listeners per loop")
         self.index = index
         self.limits = limits
         self.shared = shared
-        self.listenFD = listenFD
+        self.listenFDs = listenFDs
         epfd = try System.checked("epoll_create1") { CLinux_epoll_create() }
         wakeSignal = LoopWakeSignal(fd: try System.checked("eventfd") { CLinux_eventfd() })
         readBuffer = .allocate(byteCount: limits.readBufferBytes, alignment: 16)
         nowMs = System.monotonicMs()
         nextSweepMs = nowMs + Self.sweepIntervalMs
-        try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, listenFD, events: CLinux_EPOLLIN, data: Self.listenerToken)
+        for (i, fd) in listenFDs.enumerated() {
+            try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, fd, events: CLinux_EPOLLIN, data: Self.listenerTokenBase - UInt64(i))
+        }
         try System.epollControl(epfd, CLinux_EPOLL_CTL_ADD, wakeFD, events: CLinux_EPOLLIN, data: Self.wakeToken)
     }
 
     deinit {
         readBuffer.deallocate()
         System.close(epfd)
-        if listenFD >= 0 { System.close(listenFD) }
+        listenFDs.forEach(System.close)
     }
 
     var context: HTTPLoopContext {
@@ -85,7 +93,9 @@ final class EventLoop {
             for i in 0..<max(0, Int(n)) {
                 let data = datas[i]
                 switch data {
-                case Self.listenerToken: acceptAll()
+                case (Self.listenerTokenBase - UInt64(Self.listenersMax - 1))...Self.listenerTokenBase:
+                    let i = Int(Self.listenerTokenBase - data)
+                    if i < listenFDs.count { acceptAll(listenFDs[i]) }
                 case Self.wakeToken:
                     CLinux_eventfd_drain(wakeFD)
                     handler.didWake()
@@ -136,8 +146,8 @@ final class EventLoop {
         dirty.removeAll(keepingCapacity: true)
     }
 
-    private func acceptAll() {
-        while listenFD >= 0 {
+    private func acceptAll(_ listenFD: Int32) {
+        while true {
             let fd: Int32
             do {
                 switch try System.accept(listenFD) {
@@ -210,11 +220,11 @@ final class EventLoop {
 
     private func startDrain() {
         drainDeadlineMs = nowMs + shared.drainTimeoutMs
-        if listenFD >= 0 {
-            _ = CLinux_epoll_ctl(epfd, CLinux_EPOLL_CTL_DEL, listenFD, 0, 0)
-            System.close(listenFD)
-            listenFD = -1
+        for fd in listenFDs {
+            _ = CLinux_epoll_ctl(epfd, CLinux_EPOLL_CTL_DEL, fd, 0, 0)
+            System.close(fd)
         }
+        listenFDs = []
         handler.drainStarted()
         for case let connection? in slots { connection.startDrain() }
     }

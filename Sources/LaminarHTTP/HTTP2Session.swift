@@ -73,13 +73,29 @@ final class HTTP2Session {
     private var packed: [UInt8] = []
     private var fieldLengths: [(Int, Int)] = []
     private var nva: [nghttp2_nv] = []
-    /// Frame boundaries of the input, tracked beside nghttp2 (which does not tell): bytes left of
-    /// the preface, of the current frame header (9) and of the current frame's payload.
-    private var prefaceBytesLeft = HTTP2Session.clientPreface.count
-    private var frameHeader: [UInt8] = []
-    private var payloadBytesLeft = 0
+    /// Frame boundaries of the input, tracked beside nghttp2 (which does not tell them).
+    private var scanner = HTTP2FrameScanner(prefaceBytes: HTTP2Session.clientPreface.count)
     /// Since when the input has stopped in the middle of a frame (a slowloris dribbling bytes).
     private var partialFrameSinceMs: Int64?
+    /// A connection error (ours or nghttp2's) ended the session: no more input is read, and no
+    /// request read with it or after it is handed to the handler.
+    private var connectionFailed = false
+    /// The highest stream id the client opened (HEADERS), and the ids it skipped below it: a
+    /// HEADERS on a skipped id is a new stream out of order (RFC 9113 5.1.1, PROTOCOL_ERROR), on
+    /// any other id not open a closed stream (5.1, STREAM_CLOSED). Clients open ids in order; at
+    /// most `skippedStreamRangesMax` gaps are kept (older gaps then count as closed streams).
+    private var highestClientStreamID: Int32 = 0
+    private var skippedStreamIDs: [ClosedRange<Int32>] = []
+    private static let skippedStreamRangesMax = 16
+    /// Streams we reset (RST_STREAM sent or queued by nghttp2): frames on them after they closed
+    /// are ignored, not an error (RFC 9113 5.1). Bounded: every insertion is counted by
+    /// `countServerReset`, which ends the connection at `serverResetsPerConnectionMax`.
+    private var serverResetStreams: Set<Int32> = []
+    /// Last stream id of our graceful GOAWAY: frames on streams above it are ignored (6.8).
+    private var goAwayLastStreamID: Int32?
+    /// The highest stream handed to the handler (or answered by the session): the last stream id
+    /// of the GOAWAY for a connection error we find.
+    private var lastDispatchedStreamID: Int32 = 0
 
     init(connection: Connection) {
         self.connection = connection
@@ -132,6 +148,13 @@ final class HTTP2Session {
             nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
             return
         }
+        // nghttp2_session_upgrade2 reports the HTTP2-Settings payload to on_frame_recv as a SETTINGS
+        // frame: that is not the client's connection preface, which comes only after it has read
+        // the 101. Stream 1's DATA waits for the preface (curl 7.88 fails when more than 32 KiB
+        // follow the 101 in its first read).
+        clientSettingsReceived = false
+        highestClientStreamID = 1
+        lastDispatchedStreamID = 1
         let stream = HTTP2Stream(id: 1)
         stream.isHead = isHead
         stream.dispatched = true
@@ -144,54 +167,141 @@ final class HTTP2Session {
         connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
     }
 
+    /// Feeds the client's bytes to nghttp2, checking on the way what nghttp2 1.52 leaves
+    /// unchecked once SETTINGS_NO_RFC7540_PRIORITIES is on (it then skips PRIORITY frames whole and
+    /// forgets closed streams at once): DATA or HEADERS on a closed stream, HEADERS on a stream id
+    /// below one already used, PRIORITY on stream 0 or depending on its own stream. A frame that
+    /// needs a look at the stream states is fed up to its header first, so nghttp2's states are
+    /// those of every frame before it. Requests read with a connection error are not handed over.
     func receive(_ bytes: UnsafeRawBufferPointer) {
-        guard session != nil else { return }
-        let rc = nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
-        if rc < 0 {
-            // Bad preface, flood, too many CONTINUATION frames, or a callback failure: the session
-            // is unusable and nghttp2 queued no GOAWAY. Write one ourselves (best effort: a flooder
-            // that does not read will not see it), then close.
-            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
-            let calm = rc == Int(NGHTTP2_ERR_FLOODED.rawValue) || rc == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
-            let code = calm ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_PROTOCOL_ERROR.rawValue
-            connection.close(
-                sendingFirst: Self.goAwayFrame(lastStreamID: nghttp2_session_get_last_proc_stream_id(session), errorCode: code),
-                reason: "nghttp2: \(String(cString: nghttp2_strerror(Int32(rc))))")
-            return
+        guard session != nil, !connectionFailed else { return }
+        var fed = 0
+        var offset = 0
+        scan: while offset < bytes.count {
+            let (event, end) = scanner.next(bytes, from: offset)
+            offset = end
+            switch event {
+            case nil:
+                break scan
+            case .header(let frame):
+                guard needsStateCheck(frame) else { continue }
+                guard feed(bytes, from: &fed, to: end) else { return }
+                if connectionFailed { break scan }
+                if let code = closedStreamError(frame) {
+                    failConnection(code)
+                    break scan
+                }
+            case .priority(let id, let dependency):
+                guard id == dependency else { continue }
+                guard feed(bytes, from: &fed, to: end) else { return }
+                if connectionFailed { break scan }
+                countServerReset()
+                if nghttp2_session_find_stream(session, id) != nil {
+                    // RFC 9113 5.3.1: a stream error. An idle or closed stream cannot be reset
+                    // (6.4, 5.1): there it ends the connection.
+                    serverResetStreams.insert(id)
+                    nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_PROTOCOL_ERROR.rawValue)
+                } else {
+                    failConnection(NGHTTP2_PROTOCOL_ERROR.rawValue)
+                    break scan
+                }
+            }
         }
-        trackFrames(bytes)
+        if !connectionFailed {
+            guard feed(bytes, from: &fed, to: bytes.count) else { return }
+        }
+        if scanner.isMidFrame {
+            if partialFrameSinceMs == nil { partialFrameSinceMs = connection.loop.nowMs }
+        } else {
+            partialFrameSinceMs = nil
+        }
+        if !ready.isEmpty && !connectionFailed {
+            // A connection error nghttp2 found in this input shows only once its GOAWAY is
+            // written (want_read turns 0): write first, then hand over only if there was none.
+            produceOutput()
+            guard session != nil else { return }
+            if nghttp2_session_want_read(session) == 0 { connectionFailed = true }
+        }
+        if connectionFailed { ready.removeAll() }
         dispatchReady()
         reportClosed()
         connection.loop.markDirty(connection)
     }
 
-    /// Follows frame boundaries so `slowRequestStartedMs` can tell a frame left half sent.
-    private func trackFrames(_ bytes: UnsafeRawBufferPointer) {
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            if prefaceBytesLeft > 0 {
-                let k = min(prefaceBytesLeft, n - i)
-                prefaceBytesLeft -= k
-                i += k
-            } else if payloadBytesLeft > 0 {
-                let k = min(payloadBytesLeft, n - i)
-                payloadBytesLeft -= k
-                i += k
-            } else {
-                frameHeader.append(bytes[i])
-                i += 1
-                if frameHeader.count == 9 {
-                    payloadBytesLeft = Int(frameHeader[0]) << 16 | Int(frameHeader[1]) << 8 | Int(frameHeader[2])
-                    frameHeader.removeAll(keepingCapacity: true)
-                }
-            }
+    /// Gives nghttp2 `bytes[fed..<end]`. False when the session failed and the connection is
+    /// being closed (nothing more may be done with this input).
+    private func feed(_ bytes: UnsafeRawBufferPointer, from fed: inout Int, to end: Int) -> Bool {
+        guard end > fed else { return true }
+        let rc = nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + fed, end - fed)
+        fed = end
+        if rc >= 0 { return true }
+        connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+        if rc == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) {
+            // RFC 9113 3.4: an invalid preface is a connection error PROTOCOL_ERROR. The session is
+            // sound: our SETTINGS, then the GOAWAY, go out the usual way.
+            connectionFailed = true
+            nghttp2_session_terminate_session2(session, 0, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            return true
         }
-        if prefaceBytesLeft > 0 || payloadBytesLeft > 0 || !frameHeader.isEmpty {
-            if partialFrameSinceMs == nil { partialFrameSinceMs = connection.loop.nowMs }
-        } else {
-            partialFrameSinceMs = nil
+        // A flood, too many CONTINUATION frames, or a callback failure: the session is unusable
+        // and nghttp2 queued no GOAWAY. Write one ourselves after what is buffered, then close.
+        let calm = rc == Int(NGHTTP2_ERR_FLOODED.rawValue) || rc == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
+        let code = calm ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_PROTOCOL_ERROR.rawValue
+        connection.close(
+            sendingFirst: Self.goAwayFrame(lastStreamID: nghttp2_session_get_last_proc_stream_id(session), errorCode: code),
+            reason: "nghttp2: \(String(cString: nghttp2_strerror(Int32(rc))))")
+        return false
+    }
+
+    /// Whether `frame` must be checked against the stream states before nghttp2 sees it: PRIORITY
+    /// on stream 0, DATA or HEADERS on a client stream id already used. A HEADERS opening a new
+    /// stream is noted here (nghttp2 checks everything else about it).
+    private func needsStateCheck(_ frame: HTTP2FrameScanner.FrameHeader) -> Bool {
+        let id = frame.streamID
+        switch UInt32(frame.type) {
+        case NGHTTP2_PRIORITY.rawValue:
+            return id == 0
+        case NGHTTP2_HEADERS.rawValue where id & 1 == 1 && id > highestClientStreamID:
+            noteNewStream(id)
+            return false
+        case NGHTTP2_HEADERS.rawValue, NGHTTP2_DATA.rawValue:
+            return id & 1 == 1 && id <= highestClientStreamID
+        default:
+            return false
         }
+    }
+
+    private func noteNewStream(_ id: Int32) {
+        if id > highestClientStreamID + 2 {
+            skippedStreamIDs.append((highestClientStreamID + 2)...(id - 2))
+            if skippedStreamIDs.count > Self.skippedStreamRangesMax { skippedStreamIDs.removeFirst() }
+        }
+        highestClientStreamID = id
+    }
+
+    /// The connection error `frame` (checked by `needsStateCheck`, nghttp2 fed up to its header)
+    /// is, if any: PRIORITY on stream 0 (RFC 9113 6.3), HEADERS on a skipped stream id (5.1.1),
+    /// DATA or HEADERS on a closed stream (5.1; after the client's RST_STREAM a stream error,
+    /// which 5.4.1 lets us treat as a connection error, as nghttp2 does for retained streams).
+    private func closedStreamError(_ frame: HTTP2FrameScanner.FrameHeader) -> UInt32? {
+        let id = frame.streamID
+        if id == 0 { return NGHTTP2_PROTOCOL_ERROR.rawValue }
+        // Open or half-closed: nghttp2 knows the stream and checks the frame itself.
+        if nghttp2_session_find_stream(session, id) != nil { return nil }
+        if serverResetStreams.contains(id) { return nil }
+        if let last = goAwayLastStreamID, id > last { return nil }
+        if frame.type == UInt8(NGHTTP2_HEADERS.rawValue) && skippedStreamIDs.contains(where: { $0.contains(id) }) {
+            return NGHTTP2_PROTOCOL_ERROR.rawValue
+        }
+        return NGHTTP2_STREAM_CLOSED.rawValue
+    }
+
+    /// Ends the session with GOAWAY(`code`) naming the last stream handed to the handler; the
+    /// rest of the input is not read.
+    private func failConnection(_ code: UInt32) {
+        connectionFailed = true
+        connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+        nghttp2_session_terminate_session2(session, lastDispatchedStreamID, code)
     }
 
     /// When the oldest unfinished piece of request input started: a frame received only in part,
@@ -235,6 +345,7 @@ final class HTTP2Session {
             }
             i += 1
             stream.dispatched = true
+            lastDispatchedStreamID = max(lastDispatchedStreamID, id)
             if let status = stream.rejectStatus {
                 respondError(stream, status: status, detail: stream.rejectDetail)
                 continue
@@ -276,7 +387,7 @@ final class HTTP2Session {
     /// Moves frames from nghttp2 into the connection's output buffer, up to its bound.
     func produceOutput() {
         guard session != nil else { return }
-        if !waiting.isEmpty { dispatchWaiting() }
+        if !waiting.isEmpty && !connectionFailed { dispatchWaiting() }
         while connection.out.count < connection.limits.outputBufferedBytesMax {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
@@ -363,9 +474,9 @@ final class HTTP2Session {
     func goAway() {
         guard session != nil, !goAwaySubmitted else { return }
         goAwaySubmitted = true
-        nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
-            NGHTTP2_NO_ERROR.rawValue, nil, 0)
+        let last = nghttp2_session_get_last_proc_stream_id(session)
+        goAwayLastStreamID = last
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, NGHTTP2_NO_ERROR.rawValue, nil, 0)
         connection.loop.markDirty(connection)
     }
 
@@ -566,7 +677,13 @@ final class HTTP2Session {
     }
 
     /// A reset we sent or an invalid frame we received: bounded per connection (MadeYouReset).
-    fileprivate func countServerReset() {
+    /// A RST_STREAM we sent, or an invalid frame (nghttp2 resets its stream, or ends the connection).
+    fileprivate func resetOrInvalidFrame(streamID: Int32) {
+        if streamID != 0 { serverResetStreams.insert(streamID) }
+        countServerReset()
+    }
+
+    private func countServerReset() {
         serverResets += 1
         if serverResets == connection.limits.serverResetsPerConnectionMax {
             connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
@@ -661,11 +778,11 @@ nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
         return 0
     }
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).countServerReset() }
+        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id) }
         return 0
     }
-    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in
-        server(userData).countServerReset()
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, userData in
+        server(userData).resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id)
         return 0
     }
     return callbacks!

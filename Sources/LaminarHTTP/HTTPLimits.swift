@@ -46,6 +46,13 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Streams the server itself had to reset (or invalid frames received) on one connection before
     /// it sends GOAWAY(ENHANCE_YOUR_CALM): nghttp2 1.52 does not count these (MadeYouReset).
     public var serverResetsPerConnectionMax: Int = 200
+    /// Lingering close: after a connection error, a GOAWAY or an HTTP/1.1 answer that ends the
+    /// connection, the server writes what it has, shuts down its sending side and reads and drops
+    /// the client's input until the client closes, for at most this long (a close with input
+    /// unread sends a reset, which can destroy the last answer before the client reads it).
+    public var lingerTimeoutMs: Int64 = 2_000
+    /// Bytes of input dropped while lingering before the connection is closed anyway.
+    public var lingerBytesMax: Int = 1024 * 1024
     /// Bytes read from a socket per read call (one buffer per loop).
     public var readBufferBytes: Int = 64 * 1024
     /// Accepted connections per loop; above it new connections are closed at once.
@@ -69,6 +76,7 @@ public struct HTTPLimits: Sendable, Equatable {
             return "connectionWindowBytes must be >= streamWindowBytes"
         }
         if readBufferBytes < 4096 { return "readBufferBytes must be >= 4 KiB" }
+        if lingerTimeoutMs < 0 || lingerBytesMax < 0 { return "lingerTimeoutMs and lingerBytesMax must be >= 0" }
         if serverResetsPerConnectionMax <= 0 { return "serverResetsPerConnectionMax must be > 0" }
         if connectionsPerLoopMax <= 0 { return "connectionsPerLoopMax must be > 0" }
         if dispatchedRequestsMax <= 0 || responseBacklogBytesMax <= 0 { return "dispatchedRequestsMax and responseBacklogBytesMax must be > 0" }

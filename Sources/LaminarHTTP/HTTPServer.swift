@@ -3,7 +3,9 @@ import Synchronization
 
 /// How the HTTP server listens: address, threads and limits.
 public struct HTTPServerConfiguration: Sendable {
-    /// IPv4 address to bind (loopback by default).
+    /// Where to listen: an IPv4 or IPv6 literal (brackets optional), `0.0.0.0` or `::` (every
+    /// address; `::` dual-stack where the system allows), or a name resolved at start, whose every
+    /// address is bound (`localhost`: `::1` and `127.0.0.1`; one the machine lacks is skipped).
     public var host: String = "127.0.0.1"
     /// TCP port; 0 lets the kernel choose (read it back from `HTTPServer.port`).
     public var port: UInt16 = 7070
@@ -46,6 +48,8 @@ public final class HTTPServer: @unchecked Sendable {
     public let configuration: HTTPServerConfiguration
     /// The bound port (the kernel's choice when the configuration said 0).
     public let port: UInt16
+    /// The addresses listened on (with `port`).
+    public let addresses: [SocketAddress]
     public let shared: HTTPServerShared
     /// One per loop, in loop order: hand a loop's waker to whoever completes its requests.
     public let loopContexts: [HTTPLoopContext]
@@ -53,34 +57,64 @@ public final class HTTPServer: @unchecked Sendable {
     private var threads: [pthread_t] = []
     private let wakeSignals: [LoopWakeSignal]
 
-    /// Binds one listener per I/O thread (all on the same port). Throws if the address cannot be bound.
-    public init(configuration: HTTPServerConfiguration) throws(SystemError) {
+    /// Binds one listener per I/O thread and address (all on the same port). Throws, saying why in
+    /// plain words, if the host is unknown or an address cannot be listened on.
+    public init(configuration: HTTPServerConfiguration) throws(ListenError) {
         if let problem = configuration.limits.validate() { preconditionFailure("HTTPLimits: \(problem)") }
         precondition(configuration.ioThreads >= 1, "ioThreads must be >= 1")
         self.configuration = configuration
         shared = HTTPServerShared(drainTimeoutMs: configuration.drainTimeoutMs)
         signal(SIGPIPE, SIG_IGN)
-        var listeners: [Int32] = []
-        var port = configuration.port
-        do throws(SystemError) {
-            if port != 0 { try System.checkPortFree(host: configuration.host, port: port) }
-            for _ in 0..<configuration.ioThreads {
-                let (fd, bound) = try System.makeListener(host: configuration.host, port: port, backlog: configuration.listenBacklog)
-                listeners.append(fd)
-                port = bound
-            }
+        let resolved: [SocketAddress]
+        do throws(AddressError) {
+            resolved = try SocketAddress.resolve(configuration.host, port: configuration.port)
         } catch {
-            listeners.forEach(System.close)
-            throw error
+            throw .unknownHost(error)
+        }
+        // listeners[thread] holds that thread's socket for each address bound.
+        var listeners = [[Int32]](repeating: [], count: configuration.ioThreads)
+        var bound: [SocketAddress] = []
+        var port = configuration.port
+        var firstFailure: ListenError?
+        for var address in resolved.prefix(EventLoop.listenersMax) {
+            address.port = port
+            var fds: [Int32] = []
+            do throws(SystemError) {
+                if port != 0 { try System.checkPortFree(address) }
+                for _ in 0..<configuration.ioThreads {
+                    let (fd, boundPort) = try System.makeListener(address, backlog: configuration.listenBacklog)
+                    fds.append(fd)
+                    port = boundPort
+                    address.port = boundPort  // the next threads' listeners share the port chosen
+                }
+            } catch {
+                fds.forEach(System.close)
+                let failure = ListenError.cannotListen(address: address, error)
+                // A name's address the machine lacks (`localhost` → `::1` without IPv6) is skipped;
+                // anything else (in use, permission) fails the start.
+                if resolved.count > 1 && [EADDRNOTAVAIL, EAFNOSUPPORT].contains(error.errno) {
+                    firstFailure = firstFailure ?? failure
+                    continue
+                }
+                listeners.joined().forEach(System.close)
+                throw failure
+            }
+            address.port = port
+            bound.append(address)
+            for t in fds.indices { listeners[t].append(fds[t]) }
+        }
+        guard !bound.isEmpty, let first = listeners.first, !first.isEmpty else {
+            throw firstFailure ?? .unknownHost(.unknownHost(host: configuration.host, reason: "no address"))
         }
         self.port = port
+        addresses = bound
         var loops: [EventLoop] = []
-        for (index, fd) in listeners.enumerated() {
+        for (index, fds) in listeners.enumerated() {
             do throws(SystemError) {
-                loops.append(try EventLoop(index: index, listenFD: fd, limits: configuration.limits, shared: shared))
+                loops.append(try EventLoop(index: index, listenFDs: fds, limits: configuration.limits, shared: shared))
             } catch {
-                listeners[index...].forEach(System.close)
-                throw error
+                listeners[index...].joined().forEach(System.close)
+                throw .system(error)
             }
         }
         self.loops = loops
@@ -115,6 +149,32 @@ public final class HTTPServer: @unchecked Sendable {
         for signal in wakeSignals { signal.ring() }
         for thread in threads { pthread_join(thread, nil) }
         threads = []
+    }
+}
+
+/// Why the server cannot listen, in plain words.
+public enum ListenError: Error, CustomStringConvertible, Sendable {
+    /// `--host` names no address.
+    case unknownHost(AddressError)
+    /// Binding or listening on `address` failed.
+    case cannotListen(address: SocketAddress, SystemError)
+    /// A system call of the loops' setup failed (epoll, eventfd).
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .unknownHost(let error): return "cannot listen: \(error)"
+        case .cannotListen(let address, let error):
+            let why = switch error.errno {
+            case EADDRINUSE: "the address is already in use (another process listens on this port)"
+            case EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            case EADDRNOTAVAIL: "no network interface of this machine has this address"
+            case EAFNOSUPPORT: "this machine has no IPv6"
+            default: "\(error)"
+            }
+            return "cannot listen on \(address): \(why)"
+        case .system(let error): return "cannot start the I/O loops: \(error)"
+        }
     }
 }
 

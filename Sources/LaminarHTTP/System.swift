@@ -77,6 +77,13 @@ enum System {
         precondition(result == 0 || Glibc.errno != EBADF, "close of a bad descriptor")
     }
 
+    /// Shuts down the sending side (FIN after what is queued). A peer already gone (ENOTCONN) is
+    /// not an error here: the caller closes anyway.
+    static func shutdownWriting(_ fd: Int32) {
+        let result = Glibc.shutdown(fd, Int32(SHUT_WR))
+        precondition(result == 0 || Glibc.errno != EBADF, "shutdown of a bad descriptor")
+    }
+
     static func setIntOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SystemError) {
         var value = value
         _ = try checked("setsockopt") {
@@ -84,57 +91,43 @@ enum System {
         }
     }
 
-    /// Fails with EADDRINUSE when another socket already listens on `host:port`. Our listeners
-    /// set SO_REUSEPORT (one per I/O thread), which would also let a second server process share
-    /// the port silently and split the connections; a probe bound without SO_REUSEPORT cannot.
-    static func checkPortFree(host: String, port: UInt16) throws(SystemError) {
+    /// Fails with EADDRINUSE when another socket already listens on `address`. Our listeners set
+    /// SO_REUSEPORT (one per I/O thread), which would also let a second server process share the
+    /// port silently and split the connections; a probe bound without SO_REUSEPORT cannot.
+    static func checkPortFree(_ address: SocketAddress) throws(SystemError) {
         let fd = try checked("socket") {
-            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_CLOEXEC, 0)
+            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_CLOEXEC, 0)
         }
         defer { close(fd) }
         try setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)  // TIME_WAIT leftovers are not a server
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw SystemError(call: "inet_pton", errno: EINVAL) }
-        _ = try checked("bind") {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
+        if address.isIPv6Unspecified { try? setIntOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0) }
+        _ = try checked("bind") { address.withSockaddr { bind(fd, $0, $1) } }
     }
 
-    /// Creates a non-blocking IPv4 listener with SO_REUSEADDR and SO_REUSEPORT, bound and listening.
-    /// Returns the descriptor and the bound port (the kernel's choice when `port` is 0).
-    static func makeListener(host: String, port: UInt16, backlog: Int32) throws(SystemError) -> (fd: Int32, port: UInt16) {
+    /// Creates a non-blocking listener with SO_REUSEADDR and SO_REUSEPORT, bound and listening;
+    /// on `::` dual-stack (IPV6_V6ONLY off) where the system allows it. Returns the descriptor and
+    /// the bound port (the kernel's choice when the address's port is 0).
+    static func makeListener(_ address: SocketAddress, backlog: Int32) throws(SystemError) -> (fd: Int32, port: UInt16) {
         let fd = try checked("socket") {
-            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
         }
         do throws(SystemError) {
             try setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             try setIntOption(fd, SOL_SOCKET, CLinux_SO_REUSEPORT, 1)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-                throw SystemError(call: "inet_pton", errno: EINVAL)
-            }
-            _ = try checked("bind") {
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-            }
+            if address.isIPv6Unspecified { try? setIntOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0) }
+            _ = try checked("bind") { address.withSockaddr { bind(fd, $0, $1) } }
             _ = try checked("listen") { listen(fd, backlog) }
-            var bound = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            var bound = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             _ = try checked("getsockname") {
                 withUnsafeMutablePointer(to: &bound) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
                 }
             }
-            return (fd, UInt16(bigEndian: bound.sin_port))
+            let port = withUnsafePointer(to: &bound) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0, length: length).port }
+            }
+            return (fd, port)
         } catch {
             close(fd)
             throw error
@@ -157,24 +150,13 @@ extension System {
 }
 
 extension System {
-    /// Starts a non-blocking TCP connect to an IPv4 address. Returns the descriptor; completion is
+    /// Starts a non-blocking TCP connect to `address`. Returns the descriptor; completion is
     /// reported by EPOLLOUT and read with `socketError`. Refusals detected at once are thrown.
-    static func connectNonBlocking(host: String, port: UInt16) throws(SystemError) -> Int32 {
+    static func connectNonBlocking(_ address: SocketAddress) throws(SystemError) -> Int32 {
         let fd = try checked("socket") {
-            socket(AF_INET, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            close(fd)
-            throw SystemError(call: "inet_pton", errno: EINVAL)
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         if rc < 0 {
             let err = Glibc.errno
             if err != EINPROGRESS && err != EINTR {
@@ -183,6 +165,19 @@ extension System {
             }
         }
         return fd
+    }
+
+    /// Of `addresses`, the first that accepts a TCP connection within `timeoutMs` (a blocking probe,
+    /// closed at once); nil when none does. For a name with several addresses (`localhost`: `::1`
+    /// and `127.0.0.1`) of which the server may listen on one.
+    static func firstAccepting(_ addresses: [SocketAddress], timeoutMs: Int32) -> SocketAddress? {
+        for address in addresses {
+            guard let fd = try? connectNonBlocking(address) else { continue }
+            defer { close(fd) }
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            if poll(&poller, 1, timeoutMs) == 1 && socketError(fd) == 0 { return address }
+        }
+        return nil
     }
 
     /// The pending error of a socket (SO_ERROR): 0 once a non-blocking connect succeeded.

@@ -57,6 +57,9 @@ public final class ServerRuntime: @unchecked Sendable {
     /// The port the server listens on (the kernel's choice when configured as 0).
     public var port: UInt16 { http.port }
 
+    /// `http://HOST:PORT` with the host as configured (`[::1]` for an IPv6 literal).
+    public var url: String { "http://\(SocketAddress.urlHost(configuration.host)):\(http.port)" }
+
     /// Opens (and recovers) the store, binds the port, starts the reactor and the I/O loops.
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -107,7 +110,7 @@ public final class ServerRuntime: @unchecked Sendable {
         let http = self.http
         http.start { [unowned self] context in RequestHandler(runtime: self, context: context) }
         logger.info("laminar listening", metadata: [
-            "address": "\(configuration.host):\(http.port)", "io_threads": "\(configuration.ioThreads)",
+            "address": "\(http.addresses.map(\.description).joined(separator: " "))", "io_threads": "\(configuration.ioThreads)",
             "fsync": "\(configuration.fsync)", "data": "\(configuration.inMemory ? "memory" : configuration.dataDirectory)",
             "keys": "\(store.count)",
         ])

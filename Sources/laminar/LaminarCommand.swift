@@ -20,7 +20,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the server (HTTP/2 with prior knowledge, h2c Upgrade and HTTP/1.1 on one port).")
 
-    @Option(help: "IPv4 address to listen on.")
+    @Option(help: "Where to listen: an IPv4 or IPv6 address (:: or 0.0.0.0 for every address; :: is dual-stack where the system allows), or a host name resolved at start (every address it names is bound: localhost is ::1 and 127.0.0.1).")
     var host = "127.0.0.1"
 
     @Option(help: "TCP port to listen on (0: any free port; the chosen one is logged).")
@@ -138,7 +138,7 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         // The readiness line tests and scripts wait for (stdout, flushed).
-        print("laminar listening on http://\(host):\(server.port)")
+        print("laminar listening on \(server.url)")
         fflush(nil)  // all streams: stdout is a C global Swift 6 will not touch
 
         var received: Int32 = 0

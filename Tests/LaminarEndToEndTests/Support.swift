@@ -217,7 +217,8 @@ final class Server {
     let child: Child
     let port: Int
     let arguments: [String]
-    var base: String { "http://127.0.0.1:\(port)" }
+    /// `http://HOST:PORT` from the readiness line (`127.0.0.1` unless `--host` said otherwise).
+    let base: String
     private var stopped = false
 
     /// Starts the server and waits for its readiness line on stdout.
@@ -226,15 +227,15 @@ final class Server {
         self.arguments = arguments
         let child = try Child(Paths.laminar, arguments)
         self.child = child
-        var found: Int?
+        var found: (String, Int)?
         try waitUntil(20, "the readiness line of laminar \(arguments)") {
             let text = child.stdoutText
             if let line = text.split(separator: "\n").first, text.contains("\n") {
-                let prefix = "laminar listening on http://127.0.0.1:"
-                guard line.hasPrefix(prefix), let p = Int(line.dropFirst(prefix.count)) else {
+                let prefix = "laminar listening on "
+                guard line.hasPrefix(prefix), let colon = line.lastIndex(of: ":"), let p = Int(line[line.index(after: colon)...]) else {
                     throw TimedOut(description: "unexpected first stdout line: \(line)")
                 }
-                found = p
+                found = (String(line.dropFirst(prefix.count)), p)
                 return true
             }
             if !child.process.isRunning {
@@ -242,7 +243,7 @@ final class Server {
             }
             return false
         }
-        port = found!
+        (base, port) = found!
     }
 
     func url(_ path: String) -> String { base + path }

@@ -34,10 +34,16 @@ import Testing
         #expect(throws: FlagError.self) { try KeyDistribution(parsing: "normal") }
         let t = try Target(parsing: "http://127.0.0.1:7070")
         #expect(t.host == "127.0.0.1" && t.port == 7070)
-        #expect(try Target(parsing: "http://localhost:9/").host == "127.0.0.1")
+        #expect(try Target(parsing: "http://localhost:9/").host == "localhost")
+        let v6 = try Target(parsing: "http://[::1]:7070/")
+        #expect(v6.host == "::1" && v6.port == 7070 && v6.authority == "[::1]:7070")
+        #expect(try Target(parsing: "http://[::1]").port == 80)
+        #expect(try Target(parsing: "http://example.com:80").host == "example.com")  // resolved when the run starts
         #expect(throws: FlagError.self) { try Target(parsing: "https://127.0.0.1:7070") }
-        #expect(throws: FlagError.self) { try Target(parsing: "http://example.com:80") }
         #expect(throws: FlagError.self) { try Target(parsing: "http://127.0.0.1:99999") }
+        #expect(throws: FlagError.self) { try Target(parsing: "http://::1:7070") }
+        #expect(throws: FlagError.self) { try Target(parsing: "http://[::1:7070") }
+        #expect(throws: FlagError.self) { try Target(parsing: "http://[::1]x") }
     }
 
     @Test func commandLineFlags() throws {

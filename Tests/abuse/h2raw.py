@@ -1,7 +1,9 @@
 """A raw HTTP/2 (and HTTP/1.1) client for the abuse suite: frames are built by hand so they can be
 malformed on purpose; header blocks use the `hpack` package (installed with `h2`).
 
-Everything here talks to 127.0.0.1 only and every wait has a deadline."""
+Everything here talks to loopback only (127.0.0.1 unless told) and every wait has a deadline.
+Every client write treats a reset or a broken pipe as the end of the connection (`H2Conn.eof`):
+a server may close with input unread, after its GOAWAY, and what it said is still to be read."""
 
 import select
 import socket
@@ -64,12 +66,12 @@ class H2Conn:
     """One HTTP/2 connection with prior knowledge. `send` writes raw bytes; `read_frames` parses
     whatever arrives; `request` is a well-behaved exchange for the health checks."""
 
-    def __init__(self, port, handshake=True, timeout=5.0, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, port, handshake=True, timeout=5.0, rcvbuf=None, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
+        self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
@@ -91,7 +93,15 @@ class H2Conn:
             pass
 
     def send(self, data):
-        self.sock.sendall(data)
+        """Writes `data`; a reset or broken pipe means the server has closed the connection (it may
+        close with our input unread, after a GOAWAY): recorded as EOF, not raised, so a case goes on
+        to read what the server said before closing."""
+        if self.eof:
+            return
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.eof = True
 
     def try_send(self, data, seconds):
         """Sends what the peer accepts within `seconds` (non-blocking); returns bytes sent."""
@@ -151,7 +161,7 @@ class H2Conn:
 
     def _on_frame(self, ftype, flags, sid, payload):
         if ftype == SETTINGS and not flags & ACK:
-            self.sock.sendall(settings(ack=True))
+            self.send(settings(ack=True))
             self.server_settings = True
         elif ftype == GOAWAY:
             last, code = struct.unpack(">II", payload[:8])
@@ -180,7 +190,7 @@ class H2Conn:
                 r["done"] = True
             if len(payload):
                 # Keep the windows open (the health checks read large answers).
-                self.sock.sendall(window_update(sid, len(payload)) + window_update(0, len(payload)))
+                self.send(window_update(sid, len(payload)) + window_update(0, len(payload)))
 
     def read_frames(self, seconds, until=None):
         """Reads and handles frames for up to `seconds`, or until `until()` is true or EOF."""
@@ -224,7 +234,10 @@ def http1(port, raw_request, seconds=5.0):
     """Sends raw bytes, returns (status, response bytes) of the first response (reads to close or
     to the end of a content-length body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=seconds) as s:
-        s.sendall(raw_request)
+        try:
+            s.sendall(raw_request)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass  # the server answered and closed before taking it all: read what it said
         data = b""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

@@ -481,7 +481,7 @@ def max_concurrent_streams(srv):
         sid = c.new_stream()
         ids.append(sid)
         out += c.headers_frame(sid, request_headers("PUT", f"/kv/open-{sid}"), end_stream=False)
-    c.sock.sendall(bytes(out))
+    c.send(bytes(out))
     c.read_frames(3, until=lambda: c.eof or len(c.resets) >= 50)
     refused = [s for s in ids if c.resets.get(s) == 7]
     assert c.goaway is None and refused == ids[256:], \
@@ -725,6 +725,12 @@ def body_over_limit(srv):
     return ", ".join(notes)
 
 
+# A request made while subscribers are stuck must not wait for them. Generous, so machine load does
+# not fail it (0.6 s seen on a loaded 2-core machine): a writer that waited for stuck subscribers
+# would wait for them to be cut, or for the 10 s request timeout of the test client.
+STALL_BOUND_S = 8.0
+
+
 def _put_many(port, count, size, prefix):
     c = H2Conn(port)
     value = b"w" * size
@@ -795,7 +801,7 @@ def watch_never_reads(srv):
         assert s.recv(12).startswith(b"HTTP/1.1 200"), "h1 watch not started"
         h1w.append(s)
     total, worst = _put_many(srv.port, 3000, 8192, "w/")
-    assert worst < 3.0, f"a PUT took {worst:.2f} s while watchers were stuck"
+    assert worst < STALL_BOUND_S, f"a PUT took {worst:.2f} s while watchers were stuck"
     left = srv.wait_fds(fds_before, 10)
     assert left <= fds_before, f"the server still holds {left - fds_before} stuck watch connections 10 s later"
     # Now read: every watch must have been cut by the server.
@@ -846,7 +852,7 @@ def follow_never_reads(srv):
         assert status == 202, f"batch {b}: {status} {body[:200]!r}"
     c.close()
     # The reactor never waits for a follower: a batch is acknowledged as fast as without them.
-    assert worst < 3.0, f"an event batch took {worst:.2f} s while followers were stuck"
+    assert worst < STALL_BOUND_S, f"an event batch took {worst:.2f} s while followers were stuck"
 
     left = srv.wait_fds(fds_before, 10)
     assert left <= fds_before, f"the server still holds {left - fds_before} stuck follow connections 10 s later"
