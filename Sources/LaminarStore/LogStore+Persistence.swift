@@ -346,9 +346,9 @@ extension LogStore {
         var end = RecordFormat.fileHeaderBytes
         var entries: [OrderedKeyIndex.Entry] = []
         entries.reserveCapacity(count)
-        var failure: (any Error)?
+        var writeError: (any Error)?
         try produce { key, value, revision, expiry in
-            guard failure == nil else { return }
+            guard writeError == nil else { return }
             let size = RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
             precondition(end + size <= fileBytes)
             entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: key), offset: UInt64(end)))
@@ -366,10 +366,10 @@ extension LogStore {
                 }
                 end += size
             } catch {
-                failure = error
+                writeError = error
             }
         }
-        if let failure { throw failure }
+        if let writeError { throw writeError }
         try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
         if let directory, let tempPath {
             try newRegion.sync()
@@ -397,7 +397,7 @@ extension LogStore {
             // file, without the writes made to the new one. A failure is fail-stop.
             try FileSystem.syncDirectory(directory, io: options.fileIO)
             do { try checkpoint() } catch {
-                if failure == nil {
+                if self.failure == nil {
                     logger.warning("could not write the hint file after compaction", metadata: ["error": "\(error)"])
                 }
             }
