@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client gcc
 
 .PHONY: deps bench-deps build serve test test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest clean torture torture-crash soak
 
