@@ -50,7 +50,8 @@ public final class Reactor: @unchecked Sendable {
     var syncer: CommitSyncer?
     var currentProducer: ReactorProducer!
     let intervalFsync: Bool
-    /// Set (once) when the store has failed; every mutation completion from then on.
+    /// Set once, when the reactor first sees that the store has failed: the answer to every
+    /// mutation not covered by an earlier successful sync, and to new watches and follows.
     var storageFailure: ReactorError?
     // Shared:
     let parking = ReactorParking()
