@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import LaminarFormats
-import LaminarReactor
+@testable import LaminarReactor
 import LaminarStore
 import Testing
 
@@ -234,6 +234,33 @@ import Testing
         #expect(again.get(bytes("first"))?.value == Self.value(0))
         #expect(again.get(bytes("large")) == nil)
         try again.close()
+    }
+}
+
+/// Store errors as reactor errors: out of space is `insufficientStorage` (507), a storage failure
+/// `storageFailed` (503), any other I/O error `store` (500).
+@Suite struct ReactorStoreErrorTests {
+    @Test func classification() {
+        let p = "/d/data.lmnr"
+        for e in [ENOSPC, EDQUOT, EFBIG] {
+            guard case .insufficientStorage = ReactorError(StoreError.io(operation: "posix_fallocate", path: p, errno: e)) else {
+                Issue.record("errno \(e) is not insufficientStorage")
+                continue
+            }
+        }
+        guard case .storageFailed(let detail) = ReactorError(StoreError.storageFailed(operation: "fdatasync", path: p, errno: ENOSPC)) else {
+            Issue.record("storageFailed")
+            return
+        }
+        #expect(detail.contains("fdatasync /d/data.lmnr failed: errno 28"))
+        guard case .store = ReactorError(StoreError.io(operation: "mmap", path: p, errno: ENOMEM)) else {
+            Issue.record("ENOMEM is not store")
+            return
+        }
+        guard case .storageFailed = ReactorError(StoreError.storageFailed(operation: "rename", path: p, errno: EIO) as any Error) else {
+            Issue.record("any Error")
+            return
+        }
     }
 }
 
