@@ -237,6 +237,44 @@ import Testing
     }
 }
 
+/// `--fsync interval`: the commit runs in the round (no syncer thread). The first commit syncs and
+/// fails: the round's write is answered storageFailed, `storageFailureDetail` is set, later writes
+/// are refused, reads answer.
+@Suite struct ReactorIntervalFailStopTests {
+    @Test func failedIntervalSyncStopsWrites() throws {
+        let dir = TempDir()
+        var options = LogStoreOptions()
+        options.fsync = .interval
+        // Syncs #1 and #2 belong to opening a new store (header, directory); #3 is the first commit's.
+        options.fileIO = FaultInjectingFileIO(fault: .init(.sync, occurrence: 3, errno: EIO))
+        let store = try LogStore.open(directory: dir.path, options: options)
+        let reactor = try Reactor(store: store, clock: ManualClock())
+        let producer = reactor.makeProducer {}
+        var token: UInt64 = 0
+        func run(_ op: ReactorOperation) -> ReactorResult? {
+            token += 1
+            #expect(producer.submit(ReactorCommand(token: token, op)))
+            reactor.runRound()
+            var result: ReactorResult?
+            _ = producer.poll { c in if c.token == token { result = c.result } }
+            return result
+        }
+        let first = run(.put(key: bytes("a"), value: [1], condition: .always, ttlMs: nil))
+        guard case .failure(.storageFailed(let detail))? = first else {
+            Issue.record("first put: \(String(describing: first))")
+            return
+        }
+        #expect(detail.contains("fdatasync") && detail.contains("errno 5"))
+        #expect(reactor.storageFailureDetail == detail)
+        guard case .failure(.storageFailed)? = run(.put(key: bytes("b"), value: [2], condition: .always, ttlMs: nil)) else {
+            Issue.record("a write after the failure was not refused")
+            return
+        }
+        #expect(run(.get(key: bytes("b")))?.failure == .notFound)
+        #expect(throws: StoreError.self) { try store.close() }
+    }
+}
+
 /// Store errors as reactor errors: out of space is `insufficientStorage` (507), a storage failure
 /// `storageFailed` (503), any other I/O error `store` (500).
 @Suite struct ReactorStoreErrorTests {
