@@ -53,7 +53,12 @@ struct EndToEndFailStopTests {
         let data = try TempDir()
         let args = ["--data-dir", data.path, "--fsync", "always", "--io-threads", "1"]
         // fdatasync #1 writes the new data file's header; each PUT then syncs once: #9 is the 8th PUT's.
-        let server = try Server(args, environment: ["LD_PRELOAD": shim, "LAMINAR_TEST_FAIL_FDATASYNC_AT": "9"])
+        var environment = ["LD_PRELOAD": shim, "LAMINAR_TEST_FAIL_FDATASYNC_AT": "9"]
+        // Under `make test-sanitize` with a shared ASan runtime, the shim would come before it.
+        if let asan = ProcessInfo.processInfo.environment["ASAN_OPTIONS"] {
+            environment["ASAN_OPTIONS"] = asan + ":verify_asan_link_order=0"
+        }
+        let server = try Server(args, environment: environment)
         var acknowledged: [String: String] = [:]
         var firstFailure: Int?
         for i in 0..<20 {
