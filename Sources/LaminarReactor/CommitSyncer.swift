@@ -1,13 +1,17 @@
 import Glibc
+import LaminarStore
 import Synchronization
 
 /// The reactor's second thread at `fsync always`: it runs `fdatasync` on the data file while the
 /// reactor goes on applying the next round's commands (pipelined group commit). One sync at a
 /// time: `start` only when `isIdle`; when the sync returns, `isDone` turns true and the reactor's
-/// doorbell rings. The reactor thread alone calls `start`, `take` and `stop`.
+/// doorbell rings. The reactor thread alone calls `start`, `take` and `stop`. The sync goes
+/// through the store's `FileIO` (so tests can make it fail); its outcome is handed back as is:
+/// deciding what a failure means is the store's job (`LogStore.endSync`).
 final class CommitSyncer: @unchecked Sendable {
     private let request = Doorbell()
     private let wakeReactor: Doorbell
+    private let io: any FileIO
     private let fd = Atomic<Int32>(-1)
     private let finished = Atomic<Bool>(false)
     private let resultErrno = Atomic<Int32>(0)
@@ -17,8 +21,9 @@ final class CommitSyncer: @unchecked Sendable {
     /// Reactor thread: a sync was started and not yet taken.
     private(set) var inFlight = false
 
-    init(wakeReactor: Doorbell) {
+    init(wakeReactor: Doorbell, io: any FileIO) {
         self.wakeReactor = wakeReactor
+        self.io = io
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<CommitSyncer>.fromOpaque(arg!).takeRetainedValue()
@@ -66,8 +71,7 @@ final class CommitSyncer: @unchecked Sendable {
             guard fd >= 0 else { continue }
             var start = timespec(), end = timespec()
             clock_gettime(CLOCK_MONOTONIC, &start)
-            let rc = fdatasync(fd)
-            let error = rc == 0 ? 0 : errno
+            let error = io.fdatasync(fd)
             clock_gettime(CLOCK_MONOTONIC, &end)
             let nanos = UInt64(max(0, (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)))
             resultErrno.store(error, ordering: .relaxed)

@@ -28,10 +28,8 @@ extension Reactor {
                 if let expiresAt { scheduleExpiry(key: key, atMs: expiresAt) }
                 notifyWatchers(key: key, value: value, revision: rev)
                 complete(token, .written(version: rev), producer: p, mutation: true)
-            } catch let e as StoreError {
-                complete(token, .failure(ReactorError(e)), producer: p)
             } catch {
-                complete(token, .failure(.store("\(error)")), producer: p)
+                complete(token, .failure(ReactorError(error)), producer: p)
             }
 
         case .delete(let key, let condition):
@@ -43,10 +41,8 @@ extension Reactor {
                 mutatedThisRound = true
                 notifyWatchers(key: key, value: nil, revision: rev)
                 complete(token, .deleted(version: rev), producer: p, mutation: true)
-            } catch let e as StoreError {
-                complete(token, .failure(ReactorError(e)), producer: p)
             } catch {
-                complete(token, .failure(.store("\(error)")), producer: p)
+                complete(token, .failure(ReactorError(error)), producer: p)
             }
 
         case .prefixScan(let prefix, let after, let limit):
@@ -73,10 +69,8 @@ extension Reactor {
                     }
                 }
                 complete(token, .batchApplied(revision: rev), producer: p, mutation: true)
-            } catch let e as StoreError {
-                complete(token, .failure(ReactorError(e)), producer: p)
             } catch {
-                complete(token, .failure(.store("\(error)")), producer: p)
+                complete(token, .failure(ReactorError(error)), producer: p)
             }
 
         case .defineStream(let definition):
@@ -84,8 +78,12 @@ extension Reactor {
 
         case .deleteStream(let name):
             guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
-            deleteStream(name)
-            complete(token, .ok, producer: p, mutation: true)
+            do {
+                try deleteStream(name)
+                complete(token, .ok, producer: p, mutation: true)
+            } catch {
+                complete(token, .failure(ReactorError(error)), producer: p)
+            }
 
         case .streamStats(let name):
             guard let s = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
@@ -112,6 +110,8 @@ extension Reactor {
             complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .watch(let prefix):
+            // After a storage failure nothing changes any more: a new watch or follow would wait forever.
+            if let failure = storageFailure { return complete(token, .failure(failure), producer: p) }
             guard p.subscriptionCount < limits.subscriptionsPerProducerMax else {
                 return complete(token, .failure(.tooManySubscriptions), producer: p)
             }
@@ -121,6 +121,7 @@ extension Reactor {
 
         case .follow(let name):
             guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            if let failure = storageFailure { return complete(token, .failure(failure), producer: p) }
             guard p.subscriptionCount < limits.subscriptionsPerProducerMax else {
                 return complete(token, .failure(.tooManySubscriptions), producer: p)
             }

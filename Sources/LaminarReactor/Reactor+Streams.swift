@@ -6,14 +6,14 @@ extension Reactor {
         if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
         if let existing = streams[definition.name] {
             if existing.definition == definition { return .ok }
-            deleteStream(definition.name)
+            do { try deleteStream(definition.name) } catch { return .failure(ReactorError(error)) }
         } else if streams.count >= limits.streamsMax {
             return .failure(.tooManyStreams)
         }
         do {
             try store.put(ReservedKeys.definition(definition.name), definition.encoded(), condition: .always, expiresAtMs: nil)
         } catch {
-            return .failure(.store("\(error)"))
+            return .failure(ReactorError(error))
         }
         mutatedThisRound = true
         streams[definition.name] = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
@@ -26,12 +26,14 @@ extension Reactor {
     }
 
     /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
-    /// (its results stay readable under `_streams/`); followers get a final notification.
-    func deleteStream(_ name: String) {
-        guard let stream = streams.removeValue(forKey: name) else { return }
+    /// (its results stay readable under `_streams/`); followers get a final notification. If the
+    /// store refuses the batch (a full disk, a storage failure), the stream stays as it was.
+    func deleteStream(_ name: String) throws {
+        guard let stream = streams[name] else { return }
         var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name))]
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
-        _ = try? store.apply(batch)
+        try store.apply(batch)
+        streams[name] = nil
         mutatedThisRound = true
         for id in stream.followers { endSubscription(id, reason: .streamDeleted) }
     }
@@ -60,7 +62,7 @@ extension Reactor {
             try store.put(ReservedKeys.wal(name, sequence: stream.nextSequence),
                 WALEntry.batch(batch, idempotencyKey: idempotencyKey).encoded(), condition: .always, expiresAtMs: nil)
         } catch {
-            return .failure(.store("\(error)"))
+            return .failure(ReactorError(error))
         }
         stream.nextSequence += 1
         mutatedThisRound = true

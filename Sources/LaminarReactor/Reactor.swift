@@ -22,12 +22,20 @@ import Synchronization
 /// and only then waits on its eventfd (until the next timer). Producers fence after pushing and
 /// ring only when they see `parked` (`ReactorProducer.wakeReactorIfParked`), so no wake-up is lost.
 ///
+/// Fail-stop: once the store has failed (`LogStore.failure`: a failed sync, rename or write that
+/// may have lost data), no mutation that a successful sync did not cover is acknowledged — its
+/// completion becomes `storageFailed` — and every later write is refused by the store; watches
+/// and follows end with `storageFailed`, new ones are refused; reads go on from memory.
+/// `storageFailureDetail` says why, for `/health`.
+///
 /// Lifecycle: `init` recovers streams from the store; `makeProducer` before `start`; `stop` joins
 /// the thread, after which the caller owns the store again.
 public final class Reactor: @unchecked Sendable {
     public let limits: ReactorLimits
     // Reactor thread (the caller's before `start` and after `stop`):
     let store: any StateStore
+    /// The same store when it is a `LogStore` (the only one that can fail).
+    let logStore: LogStore?
     let clock: any ReactorClock
     var timers = TimerHeap<TimerKind>()
     var streams: [String: StreamRuntime] = [:]
@@ -42,12 +50,17 @@ public final class Reactor: @unchecked Sendable {
     var syncer: CommitSyncer?
     var currentProducer: ReactorProducer!
     let intervalFsync: Bool
+    /// Set once, when the reactor first sees that the store has failed: the answer to every
+    /// mutation not covered by an earlier successful sync, and to new watches and follows.
+    var storageFailure: ReactorError?
     // Shared:
     let parking = ReactorParking()
     let stopRequested = Atomic<Bool>(false)
     /// Times the reactor parked (tests check the wake-up protocol was exercised).
     public let parkCount = Atomic<Int>(0)
     public let roundCount = Atomic<Int>(0)
+    /// Why the store failed (`StoreError.storageFailed`'s description), nil while it works.
+    private let failureReport = Mutex<String?>(nil)
     public private(set) var producers: [ReactorProducer] = []
     private var thread: pthread_t = 0
     private var started = false
@@ -71,9 +84,10 @@ public final class Reactor: @unchecked Sendable {
     public init(store: any StateStore, clock: any ReactorClock = SystemClock(), limits: ReactorLimits = .default) throws {
         if let problem = limits.checkConsistency() { preconditionFailure("ReactorLimits: \(problem)") }
         self.store = store
+        self.logStore = store as? LogStore
         self.clock = clock
         self.limits = limits
-        self.intervalFsync = (store as? LogStore)?.options.fsync == .interval
+        self.intervalFsync = logStore?.options.fsync == .interval
         try recover()
         if intervalFsync { timers.schedule(atMs: clock.nowMs() + limits.fsyncIntervalMs, .fsync) }
     }
@@ -91,7 +105,9 @@ public final class Reactor: @unchecked Sendable {
         precondition(!started)
         started = true
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
-        if let log = store as? LogStore, log.options.fsync == .always { syncer = CommitSyncer(wakeReactor: parking.doorbell) }
+        if let log = logStore, log.options.fsync == .always {
+            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: log.options.fileIO)
+        }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
@@ -132,10 +148,14 @@ public final class Reactor: @unchecked Sendable {
             enqueueNotification(subscription: 0, producer: sub.producer, ReactorCompletion(token: sub.token, .subscriptionEnded(.stopping)))
             subscriptions[id] = nil
         }
-        try? store.commit()
+        do { try store.commit() } catch { failUnreleasedMutations(.failure(ReactorError(error))) }
+        refuseUndurableMutationsIfFailed()
         releaseAll()
         deliver()
     }
+
+    /// Why the store failed, or nil while it works (any thread: `/health`).
+    public var storageFailureDetail: String? { failureReport.withLock { $0 } }
 
     private func park() {
         parking.parked.store(true, ordering: .sequentiallyConsistent)
@@ -189,10 +209,10 @@ public final class Reactor: @unchecked Sendable {
                     try store.commit()
                 } catch {
                     // Not durable: no mutation of this round may be acknowledged as a success.
-                    let failure = ReactorResult.failure(.store("commit failed: \(error)"))
-                    for p in producers { for i in p.outboxMutations { p.outbox[i].result = failure } }
+                    failUnreleasedMutations(.failure(ReactorError(error)))
                 }
             }
+            refuseUndurableMutationsIfFailed()
             releaseAll()
         }
         if deliver() { worked = true }
@@ -204,19 +224,18 @@ public final class Reactor: @unchecked Sendable {
     /// was taken.
     @discardableResult
     private func settlePipelinedCommit(_ syncer: CommitSyncer, startNext: Bool) -> Bool {
-        let log = store as! LogStore
+        let log = logStore!
         var took = false
         if syncer.isDone {
             took = true
             let (error, nanoseconds) = syncer.take()
-            var failure: ReactorResult?
             do {
                 try log.endSync(nanoseconds: nanoseconds, errno: error)
             } catch {
-                failure = .failure(.store("commit failed: \(error)"))  // not durable: not a success
+                // Not durable: neither what the sync covered nor anything after it is a success.
+                failUnreleasedMutations(.failure(ReactorError(error)))
             }
             for p in producers {
-                if let failure { for i in p.outboxMutations where i < p.snapshotOutbox { p.outbox[i].result = failure } }
                 p.releasedOutbox = p.snapshotOutbox
                 p.releasedPending = p.snapshotPending
             }
@@ -233,8 +252,31 @@ public final class Reactor: @unchecked Sendable {
                 return took
             }
         }
-        releaseAll()  // nothing written since the last sync returned: all of it is durable
+        // Nothing written since the last sync returned: all of it is durable, unless the store
+        // failed since (then no sync will come).
+        refuseUndurableMutationsIfFailed()
+        releaseAll()
         return took
+    }
+
+    /// Turns every mutation completion not yet released into `result`: it is not durable.
+    private func failUnreleasedMutations(_ result: ReactorResult) {
+        for p in producers {
+            for i in p.outboxMutations where i >= p.releasedOutbox { p.outbox[i].result = result }
+        }
+    }
+
+    /// Before completions are released: if the store has failed, no mutation completion still
+    /// waiting is a success (the first time: report it, end every watch and follow).
+    private func refuseUndurableMutationsIfFailed() {
+        if storageFailure == nil {
+            guard let failure = logStore?.failure else { return }
+            let error = ReactorError(failure)
+            storageFailure = error
+            failureReport.withLock { $0 = failure.description }
+            for id in Array(subscriptions.keys) { endSubscription(id, reason: error) }
+        }
+        failUnreleasedMutations(.failure(storageFailure!))
     }
 
     /// Everything produced so far may be delivered.

@@ -1,3 +1,4 @@
+import Glibc
 import LaminarFormats
 import LaminarStore
 
@@ -155,6 +156,13 @@ public enum ReactorError: Error, Sendable, Hashable {
     case slowSubscriber
     case streamDeleted
     case stopping
+    /// The disk is full (or the data file at its size limit): this write was not applied; the
+    /// store stays writable.
+    case insufficientStorage(String)
+    /// The store failed (fail-stop, `StoreError.storageFailed`): nothing more is acknowledged
+    /// until a restart. The detail names the operation, the path and the errno.
+    case storageFailed(String)
+    /// Any other store error.
     case store(String)
 
     init(_ e: StoreError) {
@@ -163,7 +171,15 @@ public enum ReactorError: Error, Sendable, Hashable {
         case .keyTooLarge(let b, let m): self = .keyTooLarge(bytes: b, max: m)
         case .valueTooLarge(let b, let m): self = .valueTooLarge(bytes: b, max: m)
         case .conditionFailed(_, let current): self = .conditionFailed(current: current)
+        case .storageFailed: self = .storageFailed(e.description)
+        case .io(_, _, let errno) where StoreError.isOutOfSpace(errno) || errno == EFBIG:
+            self = .insufficientStorage(e.description)
         default: self = .store(e.description)
         }
+    }
+
+    /// A store error as a reactor error (anything else thrown is `.store`).
+    init(_ error: any Error) {
+        if let e = error as? StoreError { self.init(e) } else { self = .store("\(error)") }
     }
 }

@@ -23,12 +23,9 @@ extension HTTPFailure {
         case .slowSubscriber: self.init(503, "slow_consumer", "the subscriber fell too far behind")
         case .streamDeleted: self.init(404, "stream_deleted", "the stream was deleted")
         case .stopping: self.init(503, "shutting_down", "the server is stopping")
-        case .store(let why):
-            if why.hasSuffix("errno 28") || why.hasSuffix("errno 122") {  // ENOSPC, EDQUOT
-                self.init(507, "insufficient_storage", why)
-            } else {
-                self.init(500, "internal", why)
-            }
+        case .insufficientStorage(let why): self.init(507, "insufficient_storage", why)
+        case .storageFailed(let why): self.init(503, "storage_failed", why)
+        case .store(let why): self.init(500, "internal", why)
         }
     }
 

@@ -140,8 +140,7 @@ final class RequestHandler: HTTPHandler {
         }
         switch action {
         case .health:
-            let body: [UInt8] = draining ? Array(#"{"status":"stopping"}"#.utf8) + [10] : Array(#"{"status":"ok"}"#.utf8) + [10]
-            respond(responder, route, start, HTTPResponse(status: draining ? 503 : 200, headers: ["content-type": "application/json"], body: body))
+            respond(responder, route, start, Health.response(draining: draining, storageFailure: runtime.storageFailureDetail))
         case .metrics:
             submit(.storeStats, responder, route, start, .metrics)
         case .kvGet(let key, _):

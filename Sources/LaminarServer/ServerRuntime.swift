@@ -116,15 +116,25 @@ public final class ServerRuntime: @unchecked Sendable {
         ])
     }
 
+    /// Why the store failed (fail-stop), or nil while it takes writes; any thread.
+    public var storageFailureDetail: String? { reactor.storageFailureDetail }
+
     /// Graceful stop: GOAWAY and drain (bounded by `drainTimeoutMs`), then the reactor finishes
-    /// its last round and flushes, then the store closes. Idempotent.
-    public func stop() {
-        guard !stopped else { return }
+    /// its last round and flushes, then the store closes. Idempotent. Returns false when the
+    /// store had failed (fail-stop) while the server ran: the caller exits non-zero.
+    @discardableResult
+    public func stop() -> Bool {
+        guard !stopped else { return storageFailureDetail == nil }
         stopped = true
         http.stop()
         reactor.stop()
         do { try store.close() } catch { logger.error("closing the store failed", metadata: ["error": "\(error)"]) }
+        if let failure = storageFailureDetail {
+            logger.error("laminar stopped after a storage failure; the next start recovers what was acknowledged", metadata: ["error": "\(failure)"])
+            return false
+        }
         logger.info("laminar stopped")
+        return true
     }
 
     /// `/metrics`: the HTTP loops' counters summed, plus the shared gauges and the store's figures.
@@ -152,6 +162,8 @@ public final class ServerRuntime: @unchecked Sendable {
             MetricSample(name: "laminar_store_garbage_ratio", help: "Fraction of the data file held by dead records.", kind: .gauge, value: s.garbageRatio),
             MetricSample(name: "laminar_store_fsyncs_total", help: "fsync calls.", kind: .counter, value: Double(s.fsyncCount)),
             MetricSample(name: "laminar_store_fsync_seconds_total", help: "Time spent in fsync.", kind: .counter, value: Double(s.fsyncNanosTotal) / 1e9),
+            MetricSample(name: "laminar_store_failed", help: "1 once the store has failed (fail-stop: writes refused until a restart), else 0.",
+                         kind: .gauge, value: storageFailureDetail == nil ? 0 : 1),
             MetricSample(name: "laminar_store_compactions_total", help: "Compactions done.", kind: .counter, value: Double(s.compactions)),
             MetricSample(name: "laminar_streams", help: "Streams defined.", kind: .gauge, value: Double(s.streams)),
             MetricSample(name: "laminar_subscriptions", help: "Live watches and follows.", kind: .gauge, value: Double(s.subscriptions)),

@@ -4,8 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// The few file-system steps the store needs, with errors as `StoreError.io`: making
-/// directories, locking one, atomic replacement of a small file, directory fsync.
+/// The few file-system steps the store needs: making directories, locking one, atomic
+/// replacement of a small file, directory fsync. Errors are `StoreError.io` where nothing can
+/// have been lost, `StoreError.storageFailed` (fail-stop) otherwise; every write, sync and
+/// rename goes through `io`.
 enum FileSystem {
     static func makeDirectories(_ path: String) throws {
         var prefix = path.hasPrefix("/") ? "/" : ""
@@ -42,16 +44,21 @@ enum FileSystem {
         return fd
     }
 
-    static func syncDirectory(_ path: String) throws {
+    /// fsyncs the directory (after a file was created or renamed in it). A failure is fail-stop:
+    /// the rename or creation it was to make durable may be lost.
+    static func syncDirectory(_ path: String, io: any FileIO) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
+        if fd < 0 { throw StoreError.storageFailed(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
-        if fsync(fd) != 0 { throw StoreError.io(operation: "fsync", path: path, errno: errno) }
+        let e = io.fsync(fd)
+        if e != 0 { throw StoreError.storageFailed(operation: "fsync", path: path, errno: e) }
     }
 
     /// Replaces `directory/name` with `bytes` atomically: write a temporary file, fsync it,
-    /// rename it over the old one, fsync the directory.
-    static func writeAtomically(directory: String, name: String, bytes: [UInt8]) throws {
+    /// rename it over the old one, fsync the directory. A full disk while writing the temporary
+    /// file is recoverable (the file is removed, the old one stays); a failed sync or rename is
+    /// fail-stop.
+    static func writeAtomically(directory: String, name: String, bytes: [UInt8], io: any FileIO) throws {
         let temp = directory + "/" + name + ".tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw StoreError.io(operation: "open", path: temp, errno: errno) }
@@ -62,26 +69,18 @@ enum FileSystem {
                 removeIfPresent(temp)
             }
         }
-        try bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw StoreError.io(operation: "write", path: temp, errno: errno)
-                }
-                done += n
-            }
-        }
-        if fsync(fd) != 0 { throw StoreError.io(operation: "fsync", path: temp, errno: errno) }
+        let (written, e) = bytes.withUnsafeBytes { io.pwrite(fd, $0, at: 0) }
+        if e != 0 { throw StoreError.writeFailed("write", path: temp, errno: e, written: written, fileInUse: false) }
+        let s = io.fsync(fd)
+        if s != 0 { throw StoreError.storageFailed(operation: "fsync", path: temp, errno: s) }
         ok = true
         close(fd)
-        if rename(temp, directory + "/" + name) != 0 {
-            let e = errno
+        let r = io.rename(temp, directory + "/" + name)
+        if r != 0 {
             removeIfPresent(temp)
-            throw StoreError.io(operation: "rename", path: temp, errno: e)
+            throw StoreError.storageFailed(operation: "rename", path: temp, errno: r)
         }
-        try syncDirectory(directory)
+        try syncDirectory(directory, io: io)
     }
 
     /// The whole file, or `nil` if it cannot be read.

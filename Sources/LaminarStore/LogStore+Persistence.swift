@@ -44,14 +44,15 @@ extension LogStore {
         let isNew = fileBytes < RecordFormat.fileHeaderBytes
         let wanted = isNew ? MappedRegion.growthBytesMin : (fileBytes + MappedRegion.pageBytes - 1) / MappedRegion.pageBytes * MappedRegion.pageBytes
         if wanted != fileBytes {
-            let rc = posix_fallocate(fd, 0, off_t(wanted))
+            let rc = options.fileIO.allocate(fd, offset: 0, length: wanted)
             if rc != 0 {
                 Glibc.close(fd)
-                throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc)
+                throw StoreError.allocateFailed(path: path, errno: rc)
             }
             fileBytes = wanted
         }
-        let region = try MappedRegion(fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes))
+        let region = try MappedRegion(
+            fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes), io: options.fileIO)
         // A header of zeros: the file was created but never got its header (a crash right after
         // creation). No record can follow an unwritten header, so start it afresh.
         if isNew || (0..<RecordFormat.fileHeaderBytes).allSatisfy({ region.base.load(fromByteOffset: $0, as: UInt8.self) == 0 }) {
@@ -60,7 +61,7 @@ extension LogStore {
                 RecordFormat.writeFileHeader(to: $0, generation: generation, baseRevision: 0)
             }
             try region.sync()
-            try FileSystem.syncDirectory(directory)
+            try FileSystem.syncDirectory(directory, io: options.fileIO)
         }
         let header: (generation: UInt64, baseRevision: Revision)
         switch RecordFormat.readFileHeader(region.base) {
@@ -132,6 +133,7 @@ extension LogStore {
             try region.zeroTail(from: offset)
             try region.sync()
         }
+        durableEnd = logicalEnd
         if bulk { rebuildOrderedIndexFromTable() }
         logger.info(
             "store opened",
@@ -191,7 +193,7 @@ extension LogStore {
     /// open replays only what comes after. No-op for an in-memory store.
     public func checkpoint() throws {
         guard let directory else { return }
-        if closed { throw StoreError.closed }
+        try checkWritable()
         dirty = true  // a hint must never cover data that is not on disk
         try flush()
         var bytes = [UInt8]()
@@ -210,7 +212,11 @@ extension LogStore {
             HintFile.append(entry.prefix, to: &bytes)
         }
         HintFile.appendCRC(to: &bytes)
-        try FileSystem.writeAtomically(directory: directory, name: LogStore.hintFileName, bytes: bytes)
+        do {
+            try FileSystem.writeAtomically(directory: directory, name: LogStore.hintFileName, bytes: bytes, io: options.fileIO)
+        } catch {
+            throw noteFailure(error)
+        }
     }
 
     /// Loads the hint file if it is intact and belongs to this data file; returns the log offset
@@ -250,7 +256,7 @@ extension LogStore {
     /// (write, fsync, rename, fsync the directory), then writes a hint for it. For an in-memory
     /// store, the same into fresh memory. On failure the store is unchanged.
     public func compact() throws {
-        if closed { throw StoreError.closed }
+        try checkWritable()
         var damaged: String?
         try rewrite(baseRevision: revision, recordBytes: liveBytes) { emit in
             ordered.forEach { entry in
@@ -271,7 +277,7 @@ extension LogStore {
     }
 
     public func restore(_ snapshot: StoreSnapshot) throws {
-        if closed { throw StoreError.closed }
+        try checkWritable()
         for entry in snapshot.entries { try validate(key: entry.key, valueBytes: entry.value.count) }
         // Key order, one entry per key (the last wins).
         var byKey: [[UInt8]: StoreEntry] = [:]
@@ -292,8 +298,13 @@ extension LogStore {
     typealias EmitRecord = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Revision, Int64) -> Void
 
     /// Writes a new data file (or memory) holding the records `produce` emits, in key order, and
-    /// makes it the store's. `recordBytes` is their total padded size.
+    /// makes it the store's. `recordBytes` is their total padded size. A storage failure puts the
+    /// store in the failed state.
     private func rewrite(baseRevision: Revision, recordBytes: Int, produce: (EmitRecord) throws -> Void) throws {
+        do { try rewriteUnchecked(baseRevision: baseRevision, recordBytes: recordBytes, produce: produce) } catch { throw noteFailure(error) }
+    }
+
+    private func rewriteUnchecked(baseRevision: Revision, recordBytes: Int, produce: (EmitRecord) throws -> Void) throws {
         let step = MappedRegion.growthBytesMin
         let fileBytes = (RecordFormat.fileHeaderBytes + recordBytes + step - 1) / step * step
         let newRegion: MappedRegion
@@ -303,18 +314,20 @@ extension LogStore {
             let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
             tempPath = path
-            let rc = posix_fallocate(fd, 0, off_t(fileBytes))
+            let rc = options.fileIO.allocate(fd, offset: 0, length: fileBytes)
             if rc != 0 {
                 Glibc.close(fd)
                 FileSystem.removeIfPresent(path)
-                throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc)
+                throw StoreError.allocateFailed(path: path, errno: rc)
             }
             do {
-                newRegion = try MappedRegion(fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes))
+                newRegion = try MappedRegion(
+                    fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes), io: options.fileIO)
             } catch {
                 FileSystem.removeIfPresent(path)
                 throw error
             }
+            newRegion.inUse = false
         } else {
             newRegion = try MappedRegion(fd: -1, path: "(memory)", fileBytes: fileBytes, reservedBytes: options.dataBytesMax)
         }
@@ -333,9 +346,9 @@ extension LogStore {
         var end = RecordFormat.fileHeaderBytes
         var entries: [OrderedKeyIndex.Entry] = []
         entries.reserveCapacity(count)
-        var failure: (any Error)?
+        var writeError: (any Error)?
         try produce { key, value, revision, expiry in
-            guard failure == nil else { return }
+            guard writeError == nil else { return }
             let size = RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
             precondition(end + size <= fileBytes)
             entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: key), offset: UInt64(end)))
@@ -353,18 +366,18 @@ extension LogStore {
                 }
                 end += size
             } catch {
-                failure = error
+                writeError = error
             }
         }
-        if let failure { throw failure }
+        if let writeError { throw writeError }
         try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
         if let directory, let tempPath {
             try newRegion.sync()
-            if rename(tempPath, directory + "/" + LogStore.dataFileName) != 0 {
-                throw StoreError.io(operation: "rename", path: tempPath, errno: errno)
-            }
+            let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)
+            if e != 0 { throw StoreError.storageFailed(operation: "rename", path: tempPath, errno: e) }
         }
         committed = true
+        newRegion.inUse = true
         // The new file is the data file now: switch the indexes over to it.
         region = newRegion
         generation = newGeneration
@@ -372,6 +385,7 @@ extension LogStore {
         liveBytes = end - RecordFormat.fileHeaderBytes
         revision = max(revision, baseRevision)
         dirty = false
+        durableEnd = end
         table.deallocate()
         table = KeyHashTable(minimumCapacity: entries.count)
         for entry in entries {
@@ -379,9 +393,13 @@ extension LogStore {
         }
         ordered.load(sorted: entries)
         if let directory {
-            try FileSystem.syncDirectory(directory)
+            // Until this returns the rename may not be durable: a crash could bring back the old
+            // file, without the writes made to the new one. A failure is fail-stop.
+            try FileSystem.syncDirectory(directory, io: options.fileIO)
             do { try checkpoint() } catch {
-                logger.warning("could not write the hint file after compaction", metadata: ["error": "\(error)"])
+                if self.failure == nil {
+                    logger.warning("could not write the hint file after compaction", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
@@ -399,15 +417,19 @@ extension LogStore {
     }
 
     /// Makes everything durable, writes the hint file and releases the directory lock. Later
-    /// writes throw `StoreError.closed`.
+    /// writes throw `StoreError.closed`. The lock is released even when the checkpoint fails
+    /// (a full disk, or the store's `failure`, which it throws): the next open recovers from the
+    /// log.
     public func close() throws {
         if closed { return }
-        if directory != nil { try checkpoint() }
-        closed = true
-        if lockFD >= 0 {
-            Glibc.close(lockFD)
-            lockFD = -1
+        defer {
+            closed = true
+            if lockFD >= 0 {
+                Glibc.close(lockFD)
+                lockFD = -1
+            }
         }
+        if directory != nil { try checkpoint() }
     }
 }
 

@@ -18,6 +18,8 @@ public struct LogStoreOptions: Sendable {
     /// Address space reserved for the data: the largest the data file may grow.
     public var dataBytesMax: Int = 64 << 30
     public var logger: Logger = Logger(label: "laminar.store")
+    /// The system calls on the store's files (tests inject faults here).
+    public var fileIO: any FileIO = SystemFileIO.shared
 
     public init() {}
 }
@@ -43,6 +45,11 @@ public struct LogStoreStats: Sendable, Hashable {
 /// - `LogStore.open(directory:)`: a memory-mapped data file that is also the write-ahead log,
 ///   recovered on open (CRC-checked records, torn tail truncated), with a hint file for fast
 ///   reopening and compaction by atomic file swap.
+///
+/// Fail-stop: the first `StoreError.storageFailed` (a failed sync, rename or truncation, a torn
+/// or failed write that may have lost data) is kept in `failure`; from then on every write,
+/// commit, checkpoint, compaction and close throws it, so nothing more is acknowledged. Reads go
+/// on from memory. Reopening (a restart) recovers what was durable.
 ///
 /// Not thread-safe, by design: one writer thread owns it; nothing in it takes a lock. The data
 /// directory is locked against other processes (`flock` on `LOCK`).
@@ -72,6 +79,12 @@ public final class LogStore: StateStore {
     var lastSyncNs: UInt64? = nil
     var lockFD: Int32 = -1
     var closed = false
+    /// The storage failure that stopped writes, or nil while the store is healthy.
+    public internal(set) var failure: StoreError?
+    /// The log's length as of the last successful sync (or open): what a crash now keeps.
+    public internal(set) var durableEnd = 0
+    /// The log's length when the sync in flight (`beginSync`) started.
+    var syncingEnd = 0
     var logger: Logger { options.logger }
 
     init(
@@ -86,6 +99,7 @@ public final class LogStore: StateStore {
         self.hasher = hasher
         self.generation = generation
         self.logicalEnd = logicalEnd
+        self.durableEnd = logicalEnd
     }
 
     deinit {
@@ -169,8 +183,12 @@ public final class LogStore: StateStore {
     @discardableResult
     public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
         try validate(key: key, valueBytes: value.count)
-        if closed { throw StoreError.closed }
-        return try key.withUnsafeBytes { k in
+        try checkWritable()
+        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs) } catch { throw noteFailure(error) }
+    }
+
+    private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+        try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
                 let hash = hasher.hash(k)
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
@@ -203,8 +221,12 @@ public final class LogStore: StateStore {
     @discardableResult
     public func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision? {
         try validate(key: key)
-        if closed { throw StoreError.closed }
-        return try key.withUnsafeBytes { k in
+        try checkWritable()
+        do { return try appendTombstone(key, condition: condition) } catch { throw noteFailure(error) }
+    }
+
+    private func appendTombstone(_ key: [UInt8], condition: WriteCondition) throws -> Revision? {
+        try key.withUnsafeBytes { k in
             let current = locate(k).map { RecordFormat.revision(record(at: $0)) }
             try check(condition, current: current, key: key)
             guard current != nil else { return nil }
@@ -227,7 +249,11 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func apply(_ batch: [StoreMutation]) throws -> Revision {
-        if closed { throw StoreError.closed }
+        try checkWritable()
+        do { return try appendBatch(batch) } catch { throw noteFailure(error) }
+    }
+
+    private func appendBatch(_ batch: [StoreMutation]) throws -> Revision {
         // Validate everything and check every condition against the state before the batch.
         var putKeys = Set<[UInt8]>()
         var effective: [StoreMutation] = []
@@ -392,9 +418,34 @@ public final class LogStore: StateStore {
         return StoreSnapshot(revision: revision, entries: entries)
     }
 
+    // MARK: - Fail-stop
+
+    /// Throws if the store takes no writes: closed, or failed.
+    @inline(__always)
+    func checkWritable() throws {
+        if closed { throw StoreError.closed }
+        if let failure { throw failure }
+    }
+
+    /// Passes `error` on; a `storageFailed` one (the first) puts the store in the failed state
+    /// and is logged.
+    func noteFailure(_ error: any Error) -> any Error {
+        guard case .storageFailed = error as? StoreError, failure == nil else { return error }
+        let e = error as! StoreError
+        failure = e
+        logger.error(
+            "storage failed: the store refuses every write until it is restarted",
+            metadata: [
+                "error": "\(e)", "durable_bytes": "\(durableEnd)", "log_bytes": "\(logicalEnd)",
+                "revision": "\(revision)",
+            ])
+        return e
+    }
+
     // MARK: - Durability
 
     public func commit() throws {
+        try checkWritable()
         guard dirty else { return }
         switch options.fsync {
         case .always: try flush()
@@ -407,12 +458,14 @@ public final class LogStore: StateStore {
     }
 
     public func flush() throws {
-        if closed { throw StoreError.closed }
+        try checkWritable()
         guard dirty else { return }
         let start = monotonicNanos()
-        try region.sync()
+        let covered = logicalEnd
+        do { try region.sync() } catch { throw noteFailure(error) }
         let end = monotonicNanos()
         dirty = false
+        durableEnd = covered
         lastSyncNs = end
         if region.fd >= 0 {
             stats.fsyncCount += 1
@@ -427,33 +480,41 @@ public final class LogStore: StateStore {
     /// every write so far durable, or nil when nothing needs syncing (no write since the last
     /// sync, fsync policy other than `always`, or in memory). Until `endSync`, the owner must not
     /// compact, flush or close the store; writes go on as usual.
+    /// Once the store has failed, it returns nil: nothing is synced or acknowledged any more.
     public func beginSync() -> Int32? {
-        guard !closed, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
+        guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
+        syncingEnd = logicalEnd
         return region.fd
     }
 
-    /// Second half, on the owner's thread, once `fdatasync` of `beginSync`'s descriptor returned
-    /// (`errno` 0 on success): counts it, then compacts if worth it (nothing is in flight now).
+    /// Second half, on the owner's thread, once `options.fileIO.fdatasync` of `beginSync`'s
+    /// descriptor returned (`errno` 0 on success): counts it, then compacts if worth it (nothing
+    /// is in flight now). A failed sync is fail-stop (`StoreError.storageFailed`, thrown now and
+    /// by every later write): after a failed writeback the kernel may have marked the pages
+    /// clean or dropped them, so syncing again would prove nothing.
     public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
         lastSyncNs = monotonicNanos()
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds
         if error != 0 {
-            dirty = true
-            throw StoreError.io(operation: "fdatasync", path: region.path, errno: error)
+            throw noteFailure(StoreError.storageFailed(operation: "fdatasync", path: region.path, errno: error))
         }
+        durableEnd = max(durableEnd, syncingEnd)
         compactIfWorthIt()
     }
 
-    /// Compacts when the garbage ratio and size thresholds say so; a failure (a full disk) is
-    /// logged, the store keeps working on the old file.
+    /// Compacts when the garbage ratio and size thresholds say so; a recoverable failure (a full
+    /// disk) is logged and the store keeps working on the old file; a storage failure has put the
+    /// store in the failed state (`compact` logged it).
     func compactIfWorthIt() {
         guard logicalEnd >= options.compactionBytesMin, garbageRatio >= options.compactionGarbageRatio else { return }
         do {
             try compact()
         } catch {
-            logger.error("compaction failed, keeping the current data file", metadata: ["error": "\(error)"])
+            if failure == nil {
+                logger.error("compaction failed, keeping the current data file", metadata: ["error": "\(error)"])
+            }
         }
     }
 

@@ -21,6 +21,10 @@ import Darwin
 /// ingest at `--fsync always`; a `pwrite`, whose pages the mapping only reads, avoids it.
 /// Anonymous memory is always written in place.
 ///
+/// File errors (through `io`): a full disk at growth, or at a write that changed nothing, is a
+/// recoverable `StoreError.io`; a failed sync, a torn write into a file in use or any other
+/// write error is `StoreError.storageFailed` (see `StoreError.writeFailed`).
+///
 /// Owned by one thread (the store's writer); not thread-safe.
 final class MappedRegion {
     /// Start of the region; stable for the region's life.
@@ -32,6 +36,11 @@ final class MappedRegion {
     /// The backing file, or -1 for anonymous memory; the region owns it and closes it.
     let fd: Int32
     let path: String
+    /// The store's file operations.
+    let io: any FileIO
+    /// Whether a reader relies on the file (the data file; not compaction output before its
+    /// rename): then even a torn write of a full disk is fail-stop.
+    var inUse = true
 
     /// Where `write(at:count:_:)` lays bytes out before one `pwrite` (files only); reused.
     private var staging: UnsafeMutableRawPointer?
@@ -48,7 +57,7 @@ final class MappedRegion {
 
     /// Maps `fd` (whose size is `fileBytes`, a multiple of the page size) or, with `fd == -1`,
     /// `fileBytes` of zeroed anonymous memory. Takes ownership of `fd`, even when it throws.
-    init(fd: Int32, path: String, fileBytes: Int, reservedBytes: Int) throws {
+    init(fd: Int32, path: String, fileBytes: Int, reservedBytes: Int, io: any FileIO = SystemFileIO.shared) throws {
         precondition(fileBytes % MappedRegion.pageBytes == 0 && fileBytes <= reservedBytes)
         let reservation = mmap(nil, reservedBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let reservation, reservation != MAP_FAILED else {
@@ -59,6 +68,7 @@ final class MappedRegion {
         self.reservedBytes = reservedBytes
         self.fd = fd
         self.path = path
+        self.io = io
         self.capacity = 0
         // Fully initialized from here: on a throw, deinit unmaps and closes `fd`.
         try mapRange(from: 0, to: fileBytes)
@@ -104,17 +114,8 @@ final class MappedRegion {
             (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return
         }
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            if n > 0 {
-                done += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
-                throw StoreError.io(operation: "pwrite", path: path, errno: n < 0 ? errno : EIO)
-            }
-        }
+        let (written, e) = io.pwrite(fd, bytes, at: offset)
+        if e != 0 { throw StoreError.writeFailed("pwrite", path: path, errno: e, written: written, fileInUse: inUse) }
     }
 
     /// Makes at least `bytes` usable, growing the file (or memory) geometrically.
@@ -128,8 +129,8 @@ final class MappedRegion {
         target = (target + MappedRegion.growthBytesMin - 1) / MappedRegion.growthBytesMin * MappedRegion.growthBytesMin
         target = min(target, reservedBytes)
         if fd >= 0 {
-            let rc = posix_fallocate(fd, off_t(capacity), off_t(target - capacity))
-            if rc != 0 { throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc) }
+            let rc = io.allocate(fd, offset: capacity, length: target - capacity)
+            if rc != 0 { throw StoreError.allocateFailed(path: path, errno: rc) }
         }
         try mapRange(from: capacity, to: target)
         capacity = target
@@ -148,20 +149,21 @@ final class MappedRegion {
         let partial = min(pageStart, capacity) - bytes
         try write(at: bytes, count: partial) { memset($0, 0, partial) }
         if pageStart < capacity {
-            if ftruncate(fd, off_t(pageStart)) != 0 {
-                throw StoreError.io(operation: "ftruncate", path: path, errno: errno)
-            }
-            let rc = posix_fallocate(fd, off_t(pageStart), off_t(capacity - pageStart))
-            if rc != 0 { throw StoreError.io(operation: "posix_fallocate", path: path, errno: rc) }
+            // A file cut short but not grown back would SIGBUS on the next store into its tail:
+            // both steps failing are fail-stop.
+            let t = io.truncate(fd, length: pageStart)
+            if t != 0 { throw StoreError.storageFailed(operation: "ftruncate", path: path, errno: t) }
+            let rc = io.allocate(fd, offset: pageStart, length: capacity - pageStart)
+            if rc != 0 { throw StoreError.storageFailed(operation: "posix_fallocate", path: path, errno: rc) }
         }
     }
 
-    /// Writes dirty pages of the file to disk (`fdatasync`); a no-op for anonymous memory.
+    /// Writes dirty pages of the file to disk (`fdatasync`); a no-op for anonymous memory. A
+    /// failure is always fail-stop: the kernel may have dropped the pages it could not write.
     func sync() throws {
         guard fd >= 0 else { return }
-        if fdatasync(fd) != 0 {
-            throw StoreError.io(operation: "fdatasync", path: path, errno: errno)
-        }
+        let e = io.fdatasync(fd)
+        if e != 0 { throw StoreError.storageFailed(operation: "fdatasync", path: path, errno: e) }
     }
 
     private func mapRange(from start: Int, to end: Int) throws {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A store-wide revision: it grows by one with every mutation (or atomic batch) and never goes
 /// back, across restarts and compactions. A key's version is the revision of its last write, as in
 /// etcd. `0` never names a write.
@@ -85,15 +91,25 @@ public struct StoreLimits: Sendable, Hashable {
     }
 }
 
-/// Why a store operation failed. Nothing is changed by an operation that throws.
+/// Why a store operation failed. Nothing is changed by an operation that throws, except that a
+/// `storageFailed` error leaves the store refusing every later write (fail-stop).
 public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case emptyKey
     case keyTooLarge(bytes: Int, max: Int)
     case valueTooLarge(bytes: Int, max: Int)
     /// A write condition did not hold; `current` is the key's version (`nil`: the key is absent).
     case conditionFailed(key: [UInt8], current: Revision?)
-    /// A system call on the data directory failed (`errno`), e.g. ENOSPC on a full disk.
+    /// A system call on the data directory failed (`errno`) without putting anything
+    /// acknowledged at risk: ENOSPC or EDQUOT from an allocation or from a write that changed
+    /// no byte of a file in use, the data file's size limit (EFBIG), or a failure to open the
+    /// store. The store stays writable; the same write may succeed once space is freed.
     case io(operation: String, path: String, errno: Int32)
+    /// A sync, rename, truncation or write of the store's files failed in a way that may have
+    /// lost data (a failed `fdatasync`/`fsync` may have dropped the dirty pages it was writing:
+    /// a later successful sync proves nothing). The store is now failed for good: it refuses
+    /// every write with this same error until it is reopened, and reopening recovers exactly
+    /// what was durable. Reads go on from memory.
+    case storageFailed(operation: String, path: String, errno: Int32)
     /// The directory holds something this version cannot read (bad magic or format version).
     case unreadable(path: String, reason: String)
     /// Another process holds the data directory's lock.
@@ -111,12 +127,39 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .valueTooLarge(let n, let max): return "value of \(n) bytes exceeds the limit of \(max) bytes"
         case .conditionFailed(_, let current):
             return "condition failed: current version is \(current.map(String.init) ?? "absent")"
-        case .io(let op, let path, let e): return "\(op) \(path) failed: errno \(e)"
+        case .io(let op, let path, let e): return "\(op) \(path) failed: \(Self.describe(errno: e))"
+        case .storageFailed(let op, let path, let e):
+            return "\(op) \(path) failed: \(Self.describe(errno: e)); the store refuses writes until it is restarted"
         case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
         case .locked(let path): return "\(path) is locked by another process"
         case .closed: return "store is closed"
         case .revisionsExhausted: return "no revision left: the store revision is already \(Revision.max)"
         }
+    }
+
+    /// `errno 5 (Input/output error)`.
+    static func describe(errno e: Int32) -> String {
+        "errno \(e) (\(String(cString: strerror(e))))"
+    }
+
+    /// Whether `errno` says the disk (or the user's quota) is full.
+    public static func isOutOfSpace(_ errno: Int32) -> Bool { errno == ENOSPC || errno == EDQUOT }
+
+    /// The error for a failed write (`pwrite`/`write`) of `written` bytes out of more: a full
+    /// disk that changed nothing a reader relies on is recoverable (`io`); anything else, or a
+    /// torn write into a file in use, is fail-stop. `fileInUse` is false for a file nothing
+    /// refers to yet (a temporary hint file, compaction output before its rename), which is
+    /// discarded on failure.
+    static func writeFailed(_ operation: String, path: String, errno e: Int32, written: Int, fileInUse: Bool) -> StoreError {
+        if isOutOfSpace(e) && (written == 0 || !fileInUse) { return .io(operation: operation, path: path, errno: e) }
+        return .storageFailed(operation: operation, path: path, errno: e)
+    }
+
+    /// The error for a failed `posix_fallocate`: out of space (or past the largest file the file
+    /// system allows) is recoverable, since nothing was written; anything else is fail-stop.
+    static func allocateFailed(path: String, errno e: Int32) -> StoreError {
+        if isOutOfSpace(e) || e == EFBIG { return .io(operation: "posix_fallocate", path: path, errno: e) }
+        return .storageFailed(operation: "posix_fallocate", path: path, errno: e)
     }
 }
 

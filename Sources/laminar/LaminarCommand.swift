@@ -15,7 +15,8 @@ struct LaminarCommand: ParsableCommand {
         defaultSubcommand: Serve.self)
 }
 
-/// `laminar serve`: runs the server until SIGTERM or SIGINT, then drains and exits 0.
+/// `laminar serve`: runs the server until SIGTERM or SIGINT, then drains and exits 0 (1 if the
+/// store failed while it ran).
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the server (HTTP/2 with prior knowledge, h2c Upgrade and HTTP/1.1 on one port).")
@@ -144,7 +145,9 @@ struct Serve: ParsableCommand {
         var received: Int32 = 0
         sigwait(&signals, &received)
         logger.info("stopping", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
-        server.stop()
+        // After a storage failure (fail-stop) the server stayed up for reads; it exits 1 so a
+        // supervisor sees the failure.
+        if !server.stop() { throw ExitCode(1) }
     }
 }
 

@@ -96,7 +96,8 @@ final class Child {
     let errPath: String
     let started = Date()
 
-    init(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws {
+    /// `environment`: variables added to this process's environment for the child.
+    init(_ executable: String, _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws {
         dir = try TempDir()
         outPath = dir.file("stdout")
         errPath = dir.file("stderr")
@@ -104,6 +105,9 @@ final class Child {
         FileManager.default.createFile(atPath: errPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         if let stdin {
@@ -221,11 +225,12 @@ final class Server {
     let base: String
     private var stopped = false
 
-    /// Starts the server and waits for its readiness line on stdout.
-    init(_ extra: [String] = ["--memory"]) throws {
+    /// Starts the server and waits for its readiness line on stdout. `environment` is added to
+    /// the server's (e.g. an `LD_PRELOAD` fault shim).
+    init(_ extra: [String] = ["--memory"], environment: [String: String] = [:]) throws {
         let arguments = ["serve", "--port", "0"] + extra
         self.arguments = arguments
-        let child = try Child(Paths.laminar, arguments)
+        let child = try Child(Paths.laminar, arguments, environment: environment)
         self.child = child
         var found: (String, Int)?
         try waitUntil(20, "the readiness line of laminar \(arguments)") {
