@@ -14,9 +14,9 @@ struct BatchRequest {
     }
 
     var operations: [Operation] = []
-    static let operationsMax = 10_000
 
-    static func parse(_ body: [UInt8]) -> Result<BatchRequest, HTTPFailure> {
+    /// `operationsMax`: `ServerLimits.batchOperationsMax` (413 beyond).
+    static func parse(_ body: [UInt8], operationsMax: Int) -> Result<BatchRequest, HTTPFailure> {
         var request = BatchRequest()
         var lineNumber = 0
         var start = 0
