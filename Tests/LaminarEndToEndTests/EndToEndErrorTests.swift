@@ -38,6 +38,20 @@ struct EndToEndErrorTests {
         try server.stop()
     }
 
+    /// A detail that repeats what the client sent (quotes, backslash, control characters) is
+    /// escaped: the error body is JSON on every protocol.
+    @Test func errorDetailsWithClientTextAreValidJSON() throws {
+        let server = try Server()
+        for proto in ["--http1.1", "--http2-prior-knowledge"] {
+            let r = try request(proto, "GET", server.url("/kv?encoding=x%22y%5Cz%01%0A"))
+            #expect(r.status == 400)
+            let body = try r.json()
+            #expect(body["error"] as? String == "bad_request")
+            #expect(body["detail"] as? String == "encoding must be utf8 or base64, not x\"y\\z\u{1}\n", "\(r.text)")
+        }
+        try server.stop()
+    }
+
     @Test func bodyOverMaxBodyIs413OnBothProtocols() throws {
         let server = try Server(["--memory", "--max-body", "1024"])
         let tmp = try TempDir()
