@@ -91,6 +91,7 @@ public final class Reactor: @unchecked Sendable {
         precondition(!started)
         started = true
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
+        store.releaseOwnership()  // the reactor thread takes it
         if let log = store as? LogStore, log.options.fsync == .always { syncer = CommitSyncer(wakeReactor: parking.doorbell) }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
@@ -109,6 +110,7 @@ public final class Reactor: @unchecked Sendable {
         pthread_join(thread, nil)
         syncer?.stop()
         syncer = nil
+        store.releaseOwnership()  // back to the caller (to close it)
         started = false
     }
 

@@ -190,6 +190,7 @@ extension LogStore {
     /// Writes the index as of now to the hint file (after making the data durable), so the next
     /// open replays only what comes after. No-op for an in-memory store.
     public func checkpoint() throws {
+        assert(checkOwnerThread())
         guard let directory else { return }
         if closed { throw StoreError.closed }
         dirty = true  // a hint must never cover data that is not on disk
@@ -250,6 +251,7 @@ extension LogStore {
     /// (write, fsync, rename, fsync the directory), then writes a hint for it. For an in-memory
     /// store, the same into fresh memory. On failure the store is unchanged.
     public func compact() throws {
+        assert(checkOwnerThread())
         if closed { throw StoreError.closed }
         var damaged: String?
         try rewrite(baseRevision: revision, recordBytes: liveBytes) { emit in
@@ -271,6 +273,7 @@ extension LogStore {
     }
 
     public func restore(_ snapshot: StoreSnapshot) throws {
+        assert(checkOwnerThread())
         if closed { throw StoreError.closed }
         for entry in snapshot.entries { try validate(key: entry.key, valueBytes: entry.value.count) }
         // Key order, one entry per key (the last wins).
@@ -401,6 +404,7 @@ extension LogStore {
     /// Makes everything durable, writes the hint file and releases the directory lock. Later
     /// writes throw `StoreError.closed`.
     public func close() throws {
+        assert(checkOwnerThread())
         if closed { return }
         if directory != nil { try checkpoint() }
         closed = true

@@ -49,7 +49,10 @@ public struct LogStoreStats: Sendable, Hashable {
 public final class LogStore: StateStore {
     public let limits: StoreLimits
     public internal(set) var revision: Revision = 0
-    public var count: Int { table.count }
+    public var count: Int {
+        assert(checkOwnerThread())
+        return table.count
+    }
     public var sizeBytes: Int { logicalEnd }
     /// Bytes of the records that hold live keys (the rest of `sizeBytes` is garbage).
     public internal(set) var liveBytes: Int = 0
@@ -72,6 +75,9 @@ public final class LogStore: StateStore {
     var lastSyncNs: UInt64? = nil
     var lockFD: Int32 = -1
     var closed = false
+    /// The one thread that uses the store (debug builds assert it): the first caller, until
+    /// `releaseOwnership()` hands the store on.
+    var ownerThread: pthread_t = 0
     var logger: Logger { options.logger }
 
     init(
@@ -117,6 +123,7 @@ public final class LogStore: StateStore {
     /// The offset of `key`'s current record, or `nil`.
     @inline(__always)
     func locate(_ key: UnsafeRawBufferPointer) -> Int? {
+        assert(checkOwnerThread())
         let hash = hasher.hash(key)
         guard let slot = table.find(hash: hash, key: key, base: region.base) else { return nil }
         return table.offset(at: slot)
@@ -168,6 +175,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+        assert(checkOwnerThread())
         try validate(key: key, valueBytes: value.count)
         if closed { throw StoreError.closed }
         return try key.withUnsafeBytes { k in
@@ -202,6 +210,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision? {
+        assert(checkOwnerThread())
         try validate(key: key)
         if closed { throw StoreError.closed }
         return try key.withUnsafeBytes { k in
@@ -227,6 +236,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func apply(_ batch: [StoreMutation]) throws -> Revision {
+        assert(checkOwnerThread())
         if closed { throw StoreError.closed }
         // Validate everything and check every condition against the state before the batch.
         var putKeys = Set<[UInt8]>()
@@ -333,6 +343,7 @@ public final class LogStore: StateStore {
     // MARK: - Scans
 
     public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        assert(checkOwnerThread())
         var result: [StoreEntry] = []
         prefix.withUnsafeBytes { prefixBytes in
             let position: OrderedKeyIndex.Position
@@ -350,6 +361,7 @@ public final class LogStore: StateStore {
     }
 
     public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        assert(checkOwnerThread())
         var result: [StoreEntry] = []
         let position: OrderedKeyIndex.Position
         if let after, !after.lexicographicallyPrecedes(start) {
@@ -383,6 +395,7 @@ public final class LogStore: StateStore {
     }
 
     public func snapshot() -> StoreSnapshot {
+        assert(checkOwnerThread())
         var entries: [StoreEntry] = []
         entries.reserveCapacity(count)
         ordered.forEach { entry in
@@ -395,6 +408,7 @@ public final class LogStore: StateStore {
     // MARK: - Durability
 
     public func commit() throws {
+        assert(checkOwnerThread())
         guard dirty else { return }
         switch options.fsync {
         case .always: try flush()
@@ -407,6 +421,7 @@ public final class LogStore: StateStore {
     }
 
     public func flush() throws {
+        assert(checkOwnerThread())
         if closed { throw StoreError.closed }
         guard dirty else { return }
         let start = monotonicNanos()
@@ -428,6 +443,7 @@ public final class LogStore: StateStore {
     /// sync, fsync policy other than `always`, or in memory). Until `endSync`, the owner must not
     /// compact, flush or close the store; writes go on as usual.
     public func beginSync() -> Int32? {
+        assert(checkOwnerThread())
         guard !closed, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         return region.fd
@@ -436,6 +452,7 @@ public final class LogStore: StateStore {
     /// Second half, on the owner's thread, once `fdatasync` of `beginSync`'s descriptor returned
     /// (`errno` 0 on success): counts it, then compacts if worth it (nothing is in flight now).
     public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
+        assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds

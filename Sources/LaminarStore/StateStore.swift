@@ -173,6 +173,9 @@ public protocol StateStore: AnyObject {
     func commit() throws
     /// Makes everything written so far durable now, whatever the policy.
     func flush() throws
+    /// Hands the store to another thread: debug builds assert that one thread at a time uses a
+    /// store (the first caller after this one owns it).
+    func releaseOwnership()
 }
 
 extension StateStore {
