@@ -86,10 +86,14 @@ struct EndToEndLimitsTests {
         #expect(r.status == 200 || r.status == 201, "\(r.text)")
     }
 
+    /// The server's request timeout is raised: the debug build decodes 64 MiB of NDJSON more
+    /// slowly than the default 10 s allow on a loaded machine (this test is about sizes).
+    static let serverArguments = ["--io-threads", "1", "--request-timeout-ms", "300000"]
+
     @Test(arguments: ["binary", "ndjson"])
     func theLargestEventBatchIsAcceptedAndOnePastAnyLimitIsRefused(format: String) throws {
         let dir = try TempDir()
-        let server = try Server(["--data-dir", dir.file("data"), "--io-threads", "1"])
+        let server = try Server(["--data-dir", dir.file("data")] + Self.serverArguments)
         try define(server, "big")
         let binary = format == "binary"
         let contentType = binary ? "application/vnd.laminar.events" : "application/x-ndjson"
@@ -138,7 +142,7 @@ struct EndToEndLimitsTests {
         let stats = try request("--http2-prior-knowledge", "GET", server.url("/streams/big")).json()
         #expect((stats["stats"] as? [String: Any])?["events"] as? Int == Self.batchEventsMax, "\(stats)")
         try server.stop(within: 60)
-        let again = try Server(["--data-dir", dir.file("data"), "--io-threads", "1"])
+        let again = try Server(["--data-dir", dir.file("data")] + Self.serverArguments)
         let recovered = try request("--http2-prior-knowledge", "GET", again.url("/streams/big")).json()
         #expect((recovered["stats"] as? [String: Any])?["events"] as? Int == Self.batchEventsMax, "\(recovered)")
         try again.stop(within: 60)
