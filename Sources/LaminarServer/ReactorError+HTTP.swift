@@ -26,7 +26,8 @@ extension HTTPFailure {
         case .streamDeleted: self.init(404, "stream_deleted", "the stream was deleted")
         case .stopping: self.init(503, "shutting_down", "the server is stopping")
         case .store(let why):
-            if why.hasSuffix("errno 28") || why.hasSuffix("errno 122") {  // ENOSPC, EDQUOT
+            // ENOSPC, EDQUOT, EFBIG (the data file's reserved size, limits.md)
+            if why.hasSuffix("errno 28") || why.hasSuffix("errno 122") || why.hasSuffix("errno 27") {
                 self.init(507, "insufficient_storage", why)
             } else {
                 self.init(500, "internal", why)

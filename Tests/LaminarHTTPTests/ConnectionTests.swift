@@ -110,7 +110,7 @@ import Testing
             if pieceBytes < 24 { usleep(2000) }  // separate reads on the server (not synchronisation: any split must work)
         }
         try sendAll(fd, Array(bytes[offset...]))
-        let r = readUntil(fd) { H2Frame.parse($0).count >= 2 }
+        let r = readUntil(fd) { H2Frame.parse($0).contains { $0.type == H2Frame.settings && $0.flags == 1 } }
         let frames = H2Frame.parse(r.bytes)
         #expect(frames.first?.type == H2Frame.settings && frames.first?.flags == 0, "\(frames)")
         #expect(frames.contains { $0.type == H2Frame.settings && $0.flags == 1 }, "our SETTINGS acknowledged: \(frames)")

@@ -1,7 +1,8 @@
+import Glibc
 import LaminarFormats
 import LaminarHTTP
 import LaminarReactor
-import LaminarServer
+@testable import LaminarServer
 import LaminarStore
 import Testing
 
@@ -85,4 +86,13 @@ import Testing
 private enum WALBytes {
     /// 10 bytes of entry header, 8 of batch header, 20 + 1 per event.
     static let ofIssue15 = 10 + 8 + 21 * (1 << 20)
+}
+
+/// A full data file (its reserved size) is the documented 507, like a full disk, not a 500.
+@Suite struct StoreLimitAnswerTests {
+    @Test func aFullDataFileIs507() {
+        let grow = StoreError.io(operation: "grow beyond the 68719476736-byte data file limit", path: "data.lmnr", errno: EFBIG)
+        #expect(HTTPFailure(ReactorError.store(grow.description)).status == 507)
+        #expect(HTTPFailure(ReactorError.store(StoreError.io(operation: "pwrite", path: "d", errno: ENOSPC).description)).code == "insufficient_storage")
+    }
 }
