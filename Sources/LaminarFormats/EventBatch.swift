@@ -182,7 +182,7 @@ public struct EventDecodeError: Error, Sendable, Hashable, CustomStringConvertib
     public var description: String { "line \(line): \(reason)" }
 }
 
-/// Limits an event decoder enforces.
+/// Limits an event decoder enforces (the server derives them from `ServerLimits`).
 public struct EventDecodeLimits: Sendable, Hashable {
     /// Longest key in bytes.
     public var keyBytesMax = 1024

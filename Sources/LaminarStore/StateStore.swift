@@ -64,7 +64,9 @@ public enum FsyncPolicy: String, Sendable, CaseIterable {
     case never
 }
 
-/// Size bounds the store enforces; violations are `StoreError`s, never truncation.
+/// Size bounds the store enforces; violations are `StoreError`s, never truncation. The server
+/// sets the value bound to the record format's ceiling (its own records, a logged event batch
+/// or a checkpoint, may be large); the client's value bound is enforced above the store.
 public struct StoreLimits: Sendable, Hashable {
     /// Longest key in bytes (keys are never empty).
     public var keyBytesMax: Int
