@@ -66,9 +66,9 @@ let package = Package(
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).
         .target(name: "CLinux"),
         // The HTTP layer: epoll event loops, HTTP/1.1 parser, h2c upgrade, the nghttp2 boundary.
-        // Knows nothing of the store or the reactor.
-        .target(name: "LaminarHTTP", dependencies: ["CNGHTTP2", "CLinux"]),
-        .testTarget(name: "LaminarHTTPTests", dependencies: ["LaminarHTTP"]),
+        // Knows nothing of the store or the reactor; writes its error bodies with LaminarFormats' JSON writer.
+        .target(name: "LaminarHTTP", dependencies: ["CNGHTTP2", "CLinux", "LaminarFormats"]),
+        .testTarget(name: "LaminarHTTPTests", dependencies: ["LaminarHTTP", "LaminarFormats"]),
         // CRC-32C with the SSE4.2 instruction where the CPU has it.
         .target(name: "CCRC32C"),
         // The state store: interface, in-memory and memory-mapped log-structured stores.

@@ -23,6 +23,9 @@ public struct EventBatch: Sendable, Hashable {
 
     static let headerBytes = 8
 
+    /// Bytes of a batch of `events` events whose keys take `keyBytes` bytes in all.
+    public static func encodedBytes(events: Int, keyBytes: Int) -> Int { headerBytes + 20 * events + keyBytes }
+
     /// Validates `bytes` as a batch; `nil` if malformed.
     public init?(bytes: [UInt8]) {
         guard bytes.count >= EventBatch.headerBytes else { return nil }
@@ -204,14 +207,14 @@ public struct EventDecodeError: Error, Sendable, Hashable, CustomStringConvertib
     }
 }
 
-/// Limits an event decoder enforces.
+/// Limits an event decoder enforces (the server derives them from `ServerLimits`).
 public struct EventDecodeLimits: Sendable, Hashable {
     /// Longest key in bytes.
     public var keyBytesMax = 1024
     /// Longest NDJSON line in bytes (without the newline).
     public var lineBytesMax = 64 << 10
-    /// Most events in one batch.
-    public var eventsMax = 1_000_000
+    /// Most events in one batch (`ReactorLimits.batchEventsMax`; the server sets both from `ServerLimits`).
+    public var eventsMax = 1 << 20
     /// Event times lie in `-eventTimeAbsMaxMs ... eventTimeAbsMaxMs` (ms since the epoch), so
     /// window ends and watermarks never overflow (`ReactorLimits.eventTimeAbsMaxMs` is this).
     public static let eventTimeAbsMaxMs: Int64 = 1 << 61

@@ -263,7 +263,7 @@ final class Connection {
 
     /// Answers a request the parser refused, then closes (the stream position is lost).
     private func replyHTTP1Error(status: Int, detail: String) {
-        let body = Array(#"{"error":"\#(HTTPStatus.errorName(status))","detail":"\#(detail)"}"#.utf8)
+        let body = HTTPStatus.errorBody(status, detail: detail)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         h1KeepAlive = false

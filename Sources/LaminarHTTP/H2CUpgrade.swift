@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// The h2c Upgrade decision (RFC 7540 §3.2): pure, so it is tested without sockets.
 enum H2CUpgrade {
     /// The decoded `HTTP2-Settings` payload when `head` asks to upgrade to h2c correctly: an
@@ -77,6 +79,12 @@ public enum HTTPStatus {
         case 507: "Insufficient Storage"
         default: "Status \(status)"
         }
+    }
+
+    /// The JSON body of an error the HTTP layer answers itself: `{"error":…,"detail":…}` written
+    /// by the one JSON writer (every server error body is), so any detail is escaped.
+    public static func errorBody(_ status: Int, detail: String) -> [UInt8] {
+        JSONWriter.errorBody(errorName(status), detail: detail)
     }
 
     /// The `error` field of the JSON body for errors raised by the HTTP layer itself.

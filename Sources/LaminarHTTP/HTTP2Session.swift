@@ -489,7 +489,7 @@ final class HTTP2Session {
     }
 
     private func respondError(_ stream: HTTP2Stream, status: Int, detail: String) {
-        let body = Array(#"{"error":"\#(HTTPStatus.errorName(status))","detail":"\#(detail)"}"#.utf8)
+        let body = HTTPStatus.errorBody(status, detail: detail)
         stream.response = stream.isHead ? [] : body
         stream.responseOffset = 0
         stream.finished = true

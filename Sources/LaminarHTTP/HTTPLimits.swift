@@ -1,5 +1,7 @@
 /// Every bound of the HTTP layer, with its unit in its name and its default, in one place.
-/// Owned by the server configuration; copied (immutable) into each event loop.
+/// Owned by the server configuration; copied (immutable) into each event loop. The Laminar
+/// server derives the bounds a client can meet (body, header list, timeouts, streaming buffer)
+/// from its one source of limits, `ServerLimits`; the rest keep these defaults.
 /// `validate()` checks that the limits agree with each other.
 public struct HTTPLimits: Sendable, Equatable {
     /// SETTINGS_MAX_CONCURRENT_STREAMS sent to HTTP/2 clients (the library default is unlimited).

@@ -21,6 +21,9 @@ extension Reactor {
 
         case .put(let key, let value, let condition, let ttlMs):
             if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }
+            if value.count > limits.valueBytesMax {
+                return complete(token, .failure(.valueTooLarge(bytes: value.count, max: limits.valueBytesMax)), producer: p)
+            }
             let expiresAt = ttlMs.map { clock.nowMs() + max($0, 0) }
             do {
                 let rev = try store.put(key, value, condition: condition, expiresAtMs: expiresAt)
@@ -54,6 +57,9 @@ extension Reactor {
         case .batch(let mutations):
             if mutations.contains(where: { ReservedKeys.isReserved($0.key) }) {
                 return complete(token, .failure(.reservedKey), producer: p)
+            }
+            for case .put(_, let value, _, _) in mutations where value.count > limits.valueBytesMax {
+                return complete(token, .failure(.valueTooLarge(bytes: value.count, max: limits.valueBytesMax)), producer: p)
             }
             do {
                 let rev = try store.apply(mutations)

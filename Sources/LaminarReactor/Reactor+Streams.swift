@@ -57,10 +57,15 @@ extension Reactor {
         }
         if let bad { return .failure(.invalidEvents(bad)) }
         if !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) { return .failure(.tooManyKeys) }
-        // Log before applying; the completion waits for this round's commit.
+        // Log before applying; the completion waits for this round's commit. The entry is one
+        // store value (`ReactorLimits.walEntryBytesMax`); a store configured with a smaller value
+        // bound refuses the batch by its size, never with an internal error.
+        let entry = WALEntry.batch(batch, idempotencyKey: idempotencyKey).encoded()
+        if entry.count > store.limits.valueBytesMax {
+            return .failure(.batchBytesTooLarge(bytes: entry.count, max: store.limits.valueBytesMax))
+        }
         do {
-            try store.put(ReservedKeys.wal(name, sequence: stream.nextSequence),
-                WALEntry.batch(batch, idempotencyKey: idempotencyKey).encoded(), condition: .always, expiresAtMs: nil)
+            try store.put(ReservedKeys.wal(name, sequence: stream.nextSequence), entry, condition: .always, expiresAtMs: nil)
         } catch {
             return .failure(ReactorError(error))
         }

@@ -105,6 +105,7 @@ public final class Reactor: @unchecked Sendable {
         precondition(!started)
         started = true
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
+        store.releaseOwnership()  // the reactor thread takes it
         if let log = logStore, log.options.fsync == .always {
             syncer = CommitSyncer(wakeReactor: parking.doorbell, io: log.options.fileIO)
         }
@@ -125,6 +126,7 @@ public final class Reactor: @unchecked Sendable {
         pthread_join(thread, nil)
         syncer?.stop()
         syncer = nil
+        store.releaseOwnership()  // back to the caller (to close it)
         started = false
     }
 

@@ -150,6 +150,8 @@ public enum ReactorError: Error, Sendable, Hashable {
     case tooManyStreams
     case invalidEvents(String)
     case batchTooLarge(events: Int, max: Int)
+    /// The batch's write-ahead entry would pass the store's value bound (`ReactorLimits.walEntryBytesMax`).
+    case batchBytesTooLarge(bytes: Int, max: Int)
     case tooManyKeys
     case tooManySubscriptions
     case unknownSubscription

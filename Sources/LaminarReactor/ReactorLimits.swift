@@ -1,5 +1,9 @@
+import LaminarFormats
+import LaminarStore
+
 /// Every bound of the reactor, in one place, with its unit last in the name. Chosen at start-up;
 /// nothing grows beyond them. `checkConsistency()` says whether they agree with each other.
+/// The server derives the bounds a client can meet from `ServerLimits`; the rest keep these defaults.
 public struct ReactorLimits: Sendable, Hashable {
     /// Slots of each producer's submission ring (a power of two).
     public var submissionRingCapacity: Int = 1024
@@ -24,6 +28,11 @@ public struct ReactorLimits: Sendable, Hashable {
     public var scanEntriesMax: Int = 10_000
     /// Events in one batch.
     public var batchEventsMax: Int = 1 << 20
+    /// Longest event key in bytes (the decoders refuse longer ones; bounds `walEntryBytesMax`).
+    public var eventKeyBytesMax: Int = 1024
+    /// Longest value a client may write (KV put and atomic batch): `valueTooLarge` beyond. The
+    /// store's own bound must be larger: it also holds write-ahead entries (`walEntryBytesMax`).
+    public var valueBytesMax: Int = 16 << 20
     /// Distinct keys one stream tracks (interned key ids never exceed this).
     public var streamKeysMax: Int = 1 << 22
     /// Streams defined at once.
@@ -41,6 +50,13 @@ public struct ReactorLimits: Sendable, Hashable {
 
     public init() {}
 
+    /// The largest write-ahead entry an accepted batch makes: `batchEventsMax` events whose keys
+    /// all take `eventKeyBytesMax` bytes. A batch is logged as one store value, so the store's
+    /// value bound must hold this (one record: atomic and crash-safe without reassembly).
+    public var walEntryBytesMax: Int {
+        WALEntry.headerBytes + EventBatch.encodedBytes(events: batchEventsMax, keyBytes: batchEventsMax * eventKeyBytesMax)
+    }
+
     /// `nil` if the limits agree; otherwise what is wrong.
     public func checkConsistency() -> String? {
         func isPowerOfTwo(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
@@ -55,6 +71,13 @@ public struct ReactorLimits: Sendable, Hashable {
         if commandsPerRoundMax < 1 { return "commandsPerRoundMax must be positive" }
         if scanEntriesMax < 1 || batchEventsMax < 1 || streamKeysMax < 1 || streamsMax < 1 { return "limits must be positive" }
         if streamKeysMax > Int(UInt32.max) { return "streamKeysMax must fit key ids in 32 bits" }
+        if eventKeyBytesMax < 1 || valueBytesMax < 0 { return "eventKeyBytesMax must be positive, valueBytesMax not negative" }
+        // An event batch counts its key bytes in 32 bits.
+        if batchEventsMax > Int(UInt32.max) / eventKeyBytesMax {
+            return "batchEventsMax × eventKeyBytesMax must fit in 32 bits"
+        }
+        if walEntryBytesMax > StoreLimits.formatValueBytesMax { return "walEntryBytesMax exceeds the largest value a store record holds" }
+        if valueBytesMax > StoreLimits.formatValueBytesMax { return "valueBytesMax exceeds the largest value a store record holds" }
         if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
         return nil

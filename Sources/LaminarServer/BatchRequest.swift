@@ -14,7 +14,6 @@ struct BatchRequest {
     }
 
     var operations: [Operation] = []
-    static let operationsMax = 10_000
 
     /// The key of every operation, in order.
     var keys: some Sequence<[UInt8]> {
@@ -26,7 +25,8 @@ struct BatchRequest {
         }
     }
 
-    static func parse(_ body: [UInt8]) -> Result<BatchRequest, HTTPFailure> {
+    /// `operationsMax`: `ServerLimits.batchOperationsMax` (413 beyond).
+    static func parse(_ body: [UInt8], operationsMax: Int) -> Result<BatchRequest, HTTPFailure> {
         var request = BatchRequest()
         var lineNumber = 0
         var start = 0

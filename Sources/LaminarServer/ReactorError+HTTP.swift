@@ -17,6 +17,8 @@ extension HTTPFailure {
         case .tooManyStreams: self.init(409, "too_many_streams", "the stream limit is reached")
         case .invalidEvents(let why): self.init(400, "invalid_events", why)
         case .batchTooLarge(let events, let max): self.init(413, "batch_too_large", "\(events) events exceed \(max) per batch")
+        case .batchBytesTooLarge(let bytes, let max):
+            self.init(413, "batch_too_large", "the batch takes \(bytes) bytes in the log, more than the limit of \(max) bytes")
         case .tooManyKeys: self.init(409, "too_many_keys", "the stream tracks as many keys as it may")
         case .tooManySubscriptions: self.init(429, "too_many_subscriptions", "too many watches and follows on this I/O thread")
         case .unknownSubscription: self.init(404, "not_found", "no such subscription")

@@ -419,11 +419,12 @@ final class RequestHandler: HTTPHandler {
         // pile up to the hard cap, which keeps room for the last line.
         let unsent = p.responder.unsentBytes
         let written = writtenThisWake[completion.token, default: 0]
-        let backlogMax = runtime.configuration.subscriberBacklogBytesMax
-        if unsent - written > backlogMax || unsent + line.count > runtime.streamingBytesMax {
+        let backlogMax = runtime.limits.subscriberBacklogBytesMax
+        let streamingBytesMax = runtime.limits.streamingBytesMax
+        if unsent - written > backlogMax || unsent + line.count > streamingBytesMax {
             endSubscription(completion.token, "slow_consumer", detail: unsent - written > backlogMax
                 ? "the client left more than \(backlogMax) bytes unread"
-                : "\(unsent + line.count) bytes to send at once pass the \(runtime.streamingBytesMax)-byte limit; raise --subscriber-backlog-bytes",
+                : "\(unsent + line.count) bytes to send at once pass the \(streamingBytesMax)-byte limit; raise --subscriber-backlog-bytes",
                 unsubscribe: true)
             producer.wakeReactorIfParked()
             return
@@ -505,7 +506,7 @@ final class RequestHandler: HTTPHandler {
 
     private func startBatch(_ body: [UInt8], partitionHeader: String?, _ responder: HTTPResponder, _ start: UInt64) {
         let request: BatchRequest
-        switch BatchRequest.parse(body) {
+        switch BatchRequest.parse(body, operationsMax: runtime.limits.batchOperationsMax) {
         case .failure(let failure): fail(responder, .kvBatch, start, failure); return
         case .success(let r): request = r
         }

@@ -85,6 +85,8 @@ public struct Router: Sendable {
     public var streamNameBytesMax = 128
     /// `laminar serve --cluster`: refuse what would span partition tags (`Partition`).
     public var cluster = false
+    /// Longest `Idempotency-Key`, in visible ASCII characters.
+    public var idempotencyKeyBytesMax = 255
 
     public init() {}
 
@@ -164,7 +166,7 @@ public struct Router: Sendable {
                 guard let format = EventFormat(contentType: header("content-type")) else {
                     throw HTTPFailure(415, "unsupported_media_type", "events must be \(EventFormat.ndjsonContentType) or \(EventFormat.binaryContentType)")
                 }
-                return .eventsPost(name: name, format: format, idempotencyKey: header("idempotency-key"))
+                return .eventsPost(name: name, format: format, idempotencyKey: try idempotencyKey(header("idempotency-key")))
             }
             if parts.count == 2 && parts[1].elementsEqual("results".utf8) {
                 try allow(["GET"])
@@ -226,6 +228,16 @@ public struct Router: Sendable {
             && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
         guard ok else { throw HTTPFailure.badRequest("stream names are 1 to \(streamNameBytesMax) of A-Z a-z 0-9 . _ -") }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// 1 to `idempotencyKeyBytesMax` visible ASCII characters.
+    private func idempotencyKey(_ value: String?) throws -> String? {
+        guard let value else { return nil }
+        let utf8 = value.utf8
+        guard !utf8.isEmpty, utf8.count <= idempotencyKeyBytesMax, utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw HTTPFailure.badRequest("Idempotency-Key must be 1 to \(idempotencyKeyBytesMax) visible ASCII characters")
+        }
+        return value
     }
 
     /// `If-Match: "7"` → `.ifVersion(7)`; `If-None-Match: *` → `.absent`.

@@ -13,21 +13,14 @@ public struct ServerConfiguration: Sendable {
     public var inMemory = false
     public var fsync: FsyncPolicy = .always
     public var ioThreads = 1
-    public var bodyBytesMax = 64 * 1024 * 1024
+    /// Every bound a client can meet (`--max-body`, the timeouts and `--subscriber-backlog-bytes`
+    /// among them); the layers' limits are derived from it.
+    public var limits = ServerLimits()
     /// Posting events to an unknown stream creates it with the default definition.
     public var autoCreateStreams = false
     public var drainTimeoutMs: Int64 = 5_000
     /// Bearer-token access control; nil: everything is open.
     public var access: AccessPolicy?
-    /// `HTTPLimits.idleTimeoutMs` and `HTTPLimits.slowRequestTimeoutMs`.
-    public var idleTimeoutMs: Int64 = 60_000
-    public var requestTimeoutMs: Int64 = 10_000
-    /// A watch or follow whose client leaves this many bytes unread gets a final `slow_consumer`
-    /// line and its response ends (the reactor never waits for a reader). Lines written at once
-    /// (one wake of the I/O thread) may reach `ServerRuntime.streamingBytesMax`, four times this.
-    public var subscriberBacklogBytesMax = 1 << 20
-    /// Bounds of `subscriberBacklogBytesMax`.
-    public static let subscriberBacklogBytesRange = 4096...(1 << 28)
     /// `--cluster`: this node is one partition of several behind HAProxy; requests that would
     /// span partition tags are refused (`Partition`, `proto-docs/cluster.md`).
     public var cluster = false
@@ -40,12 +33,11 @@ public struct ServerConfiguration: Sendable {
 /// HTTP side, then stops the reactor (which flushes) and closes the store.
 public final class ServerRuntime: @unchecked Sendable {
     public let configuration: ServerConfiguration
+    /// `configuration.limits` and the parts of it the handlers use, derived once.
+    let limits: ServerLimits
     let router: Router
-    let reactorLimits = ReactorLimits.default
+    let reactorLimits: ReactorLimits
     let eventLimits: EventDecodeLimits
-    /// Unsent bytes a watch or follow response may hold (`subscriberBacklogBytesMax` unread plus
-    /// the lines of one wake); the HTTP layer's cap is 64 KiB above it, for the last line.
-    let streamingBytesMax: Int
     let producers: [ReactorProducer]
     let threadMetrics: [ThreadMetrics]
     private let reactor: Reactor
@@ -64,12 +56,17 @@ public final class ServerRuntime: @unchecked Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        var router = Router()
+        limits = configuration.limits
+        if let problem = limits.validate() { preconditionFailure("ServerLimits: \(problem)") }
+        var router = limits.router
         router.cluster = configuration.cluster
         self.router = router
+        reactorLimits = limits.reactor
+        eventLimits = limits.eventDecode
         var options = LogStoreOptions()
         options.fsync = configuration.fsync
         options.logger = logger
+        options.limits = limits.store
         if configuration.inMemory {
             store = try LogStore.inMemory(options: options)
         } else {
@@ -80,16 +77,7 @@ public final class ServerRuntime: @unchecked Sendable {
         httpConfiguration.port = configuration.port
         httpConfiguration.ioThreads = configuration.ioThreads
         httpConfiguration.drainTimeoutMs = configuration.drainTimeoutMs
-        httpConfiguration.limits.bodyBytesMax = configuration.bodyBytesMax
-        httpConfiguration.limits.idleTimeoutMs = configuration.idleTimeoutMs
-        httpConfiguration.limits.slowRequestTimeoutMs = configuration.requestTimeoutMs
-        precondition(ServerConfiguration.subscriberBacklogBytesRange.contains(configuration.subscriberBacklogBytesMax))
-        streamingBytesMax = max(4 << 20, 4 * configuration.subscriberBacklogBytesMax)
-        // 64 KiB above what handlers write before they end a subscription: its last line fits.
-        httpConfiguration.limits.streamingBufferedBytesMax = streamingBytesMax + 64 * 1024
-        var eventLimits = EventDecodeLimits()
-        eventLimits.eventsMax = reactorLimits.batchEventsMax
-        self.eventLimits = eventLimits
+        httpConfiguration.limits = limits.http
         do {
             http = try HTTPServer(configuration: httpConfiguration)
         } catch {
@@ -106,13 +94,15 @@ public final class ServerRuntime: @unchecked Sendable {
         self.reactor = reactor
         producers = http.loopContexts.map { context in reactor.makeProducer(wake: context.waker.wake) }
         threadMetrics = http.loopContexts.map { _ in ThreadMetrics() }
+        // Read before the reactor starts: from then on only its thread touches the store.
+        let keys = store.count
         reactor.start()
         let http = self.http
         http.start { [unowned self] context in RequestHandler(runtime: self, context: context) }
         logger.info("laminar listening", metadata: [
             "address": "\(http.addresses.map(\.description).joined(separator: " "))", "io_threads": "\(configuration.ioThreads)",
             "fsync": "\(configuration.fsync)", "data": "\(configuration.inMemory ? "memory" : configuration.dataDirectory)",
-            "keys": "\(store.count)",
+            "keys": "\(keys)",
         ])
     }
 

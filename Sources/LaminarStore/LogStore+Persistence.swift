@@ -192,6 +192,7 @@ extension LogStore {
     /// Writes the index as of now to the hint file (after making the data durable), so the next
     /// open replays only what comes after. No-op for an in-memory store.
     public func checkpoint() throws {
+        assert(checkOwnerThread())
         guard let directory else { return }
         try checkWritable()
         dirty = true  // a hint must never cover data that is not on disk
@@ -256,6 +257,7 @@ extension LogStore {
     /// (write, fsync, rename, fsync the directory), then writes a hint for it. For an in-memory
     /// store, the same into fresh memory. On failure the store is unchanged.
     public func compact() throws {
+        assert(checkOwnerThread())
         try checkWritable()
         var damaged: String?
         try rewrite(baseRevision: revision, recordBytes: liveBytes) { emit in
@@ -277,6 +279,7 @@ extension LogStore {
     }
 
     public func restore(_ snapshot: StoreSnapshot) throws {
+        assert(checkOwnerThread())
         try checkWritable()
         for entry in snapshot.entries { try validate(key: entry.key, valueBytes: entry.value.count) }
         // Key order, one entry per key (the last wins).
@@ -421,6 +424,7 @@ extension LogStore {
     /// (a full disk, or the store's `failure`, which it throws): the next open recovers from the
     /// log.
     public func close() throws {
+        assert(checkOwnerThread())
         if closed { return }
         defer {
             closed = true

@@ -56,7 +56,10 @@ public struct LogStoreStats: Sendable, Hashable {
 public final class LogStore: StateStore {
     public let limits: StoreLimits
     public internal(set) var revision: Revision = 0
-    public var count: Int { table.count }
+    public var count: Int {
+        assert(checkOwnerThread())
+        return table.count
+    }
     public var sizeBytes: Int { logicalEnd }
     /// Bytes of the records that hold live keys (the rest of `sizeBytes` is garbage).
     public internal(set) var liveBytes: Int = 0
@@ -85,6 +88,9 @@ public final class LogStore: StateStore {
     public internal(set) var durableEnd = 0
     /// The log's length when the sync in flight (`beginSync`) started.
     var syncingEnd = 0
+    /// The one thread that uses the store (debug builds assert it): the first caller, until
+    /// `releaseOwnership()` hands the store on.
+    var ownerThread: pthread_t = 0
     var logger: Logger { options.logger }
 
     init(
@@ -131,6 +137,7 @@ public final class LogStore: StateStore {
     /// The offset of `key`'s current record, or `nil`.
     @inline(__always)
     func locate(_ key: UnsafeRawBufferPointer) -> Int? {
+        assert(checkOwnerThread())
         let hash = hasher.hash(key)
         guard let slot = table.find(hash: hash, key: key, base: region.base) else { return nil }
         return table.offset(at: slot)
@@ -182,6 +189,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+        assert(checkOwnerThread())
         try validate(key: key, valueBytes: value.count)
         try checkWritable()
         do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs) } catch { throw noteFailure(error) }
@@ -220,6 +228,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision? {
+        assert(checkOwnerThread())
         try validate(key: key)
         try checkWritable()
         do { return try appendTombstone(key, condition: condition) } catch { throw noteFailure(error) }
@@ -249,6 +258,7 @@ public final class LogStore: StateStore {
 
     @discardableResult
     public func apply(_ batch: [StoreMutation]) throws -> Revision {
+        assert(checkOwnerThread())
         try checkWritable()
         do { return try appendBatch(batch) } catch { throw noteFailure(error) }
     }
@@ -359,6 +369,7 @@ public final class LogStore: StateStore {
     // MARK: - Scans
 
     public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        assert(checkOwnerThread())
         var result: [StoreEntry] = []
         prefix.withUnsafeBytes { prefixBytes in
             let position: OrderedKeyIndex.Position
@@ -376,6 +387,7 @@ public final class LogStore: StateStore {
     }
 
     public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        assert(checkOwnerThread())
         var result: [StoreEntry] = []
         let position: OrderedKeyIndex.Position
         if let after, !after.lexicographicallyPrecedes(start) {
@@ -409,6 +421,7 @@ public final class LogStore: StateStore {
     }
 
     public func snapshot() -> StoreSnapshot {
+        assert(checkOwnerThread())
         var entries: [StoreEntry] = []
         entries.reserveCapacity(count)
         ordered.forEach { entry in
@@ -445,6 +458,7 @@ public final class LogStore: StateStore {
     // MARK: - Durability
 
     public func commit() throws {
+        assert(checkOwnerThread())
         try checkWritable()
         guard dirty else { return }
         switch options.fsync {
@@ -458,6 +472,7 @@ public final class LogStore: StateStore {
     }
 
     public func flush() throws {
+        assert(checkOwnerThread())
         try checkWritable()
         guard dirty else { return }
         let start = monotonicNanos()
@@ -482,6 +497,7 @@ public final class LogStore: StateStore {
     /// compact, flush or close the store; writes go on as usual.
     /// Once the store has failed, it returns nil: nothing is synced or acknowledged any more.
     public func beginSync() -> Int32? {
+        assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         syncingEnd = logicalEnd
@@ -494,6 +510,7 @@ public final class LogStore: StateStore {
     /// by every later write): after a failed writeback the kernel may have marked the pages
     /// clean or dropped them, so syncing again would prove nothing.
     public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
+        assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds

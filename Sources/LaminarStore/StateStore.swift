@@ -70,7 +70,9 @@ public enum FsyncPolicy: String, Sendable, CaseIterable {
     case never
 }
 
-/// Size bounds the store enforces; violations are `StoreError`s, never truncation.
+/// Size bounds the store enforces; violations are `StoreError`s, never truncation. The server
+/// sets the value bound to the record format's ceiling (its own records, a logged event batch
+/// or a checkpoint, may be large); the client's value bound is enforced above the store.
 public struct StoreLimits: Sendable, Hashable {
     /// Longest key in bytes (keys are never empty).
     public var keyBytesMax: Int
@@ -216,6 +218,9 @@ public protocol StateStore: AnyObject {
     func commit() throws
     /// Makes everything written so far durable now, whatever the policy.
     func flush() throws
+    /// Hands the store to another thread: debug builds assert that one thread at a time uses a
+    /// store (the first caller after this one owns it).
+    func releaseOwnership()
 }
 
 extension StateStore {

@@ -40,7 +40,7 @@ struct Serve: ParsableCommand {
     var ioThreads: Int?
 
     @Option(name: .customLong("max-body"), help: "Largest request body in bytes (413 above).")
-    var maxBody = 64 * 1024 * 1024
+    var maxBody = ServerLimits.default.bodyBytesMax
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
@@ -58,13 +58,13 @@ struct Serve: ParsableCommand {
     var auth: AccessPolicy.Scope?
 
     @Option(name: .customLong("idle-timeout-ms"), help: "Close a connection with no request in progress and no bytes moving after this long.")
-    var idleTimeoutMs: Int64 = 60_000
+    var idleTimeoutMs = ServerLimits.default.idleTimeoutMs
 
     @Option(name: .customLong("request-timeout-ms"), help: "A request's headers and body (and an HTTP/2 client's preface) must arrive within this long of its first byte.")
-    var requestTimeoutMs: Int64 = 10_000
+    var requestTimeoutMs = ServerLimits.default.requestTimeoutMs
 
     @Option(name: .customLong("subscriber-backlog-bytes"), help: "A watch or follow whose client leaves this many bytes unread gets a final slow_consumer line and its response ends.")
-    var subscriberBacklogBytes = 1 << 20
+    var subscriberBacklogBytes = ServerLimits.default.subscriberBacklogBytesMax
 
     @Flag(help: "This node is one partition of a cluster behind HAProxy (see 'laminar cluster'): refuse, with 400 cross_partition, what would span partition tags.")
     var cluster = false
@@ -81,7 +81,7 @@ struct Serve: ParsableCommand {
         if auth != nil && authTokenFile == nil { throw ValidationError("--auth needs --auth-token-file") }
         if idleTimeoutMs < 1 { throw ValidationError("--idle-timeout-ms must be >= 1") }
         if requestTimeoutMs < 1 { throw ValidationError("--request-timeout-ms must be >= 1") }
-        let backlog = ServerConfiguration.subscriberBacklogBytesRange
+        let backlog = ServerLimits.subscriberBacklogBytesRange
         if !backlog.contains(subscriberBacklogBytes) {
             throw ValidationError("--subscriber-backlog-bytes must be \(backlog.lowerBound)...\(backlog.upperBound)")
         }
@@ -107,7 +107,7 @@ struct Serve: ParsableCommand {
         case .never: .never
         }
         configuration.ioThreads = ioThreads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
-        configuration.bodyBytesMax = maxBody
+        configuration.limits.bodyBytesMax = maxBody
         configuration.autoCreateStreams = autoCreateStreams
         configuration.drainTimeoutMs = drainTimeoutMs
         if let authTokenFile {
@@ -118,9 +118,9 @@ struct Serve: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        configuration.idleTimeoutMs = idleTimeoutMs
-        configuration.requestTimeoutMs = requestTimeoutMs
-        configuration.subscriberBacklogBytesMax = subscriberBacklogBytes
+        configuration.limits.idleTimeoutMs = idleTimeoutMs
+        configuration.limits.requestTimeoutMs = requestTimeoutMs
+        configuration.limits.subscriberBacklogBytesMax = subscriberBacklogBytes
         configuration.cluster = cluster
         raiseDescriptorLimit(logger)
 

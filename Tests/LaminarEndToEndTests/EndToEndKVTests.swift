@@ -324,18 +324,19 @@ struct EndToEndKVTests {
     }
 
     /// SIGTERM with a watch open: the watch ends with an `unavailable` line, its client sees a
-    /// complete answer, and the server exits 0 within the drain timeout.
+    /// complete answer, and the server exits 0 without waiting for the drain timeout (20 s: a
+    /// watch that held the drain would be cut only then; 10 s is a bound no load reaches).
     @Test(arguments: protocols)
     func sigtermEndsOpenWatches(proto: String) throws {
-        let server = try Server(["--memory", "--drain-timeout-ms", "3000"])
+        let server = try Server(["--memory", "--drain-timeout-ms", "20000"])
         let watch = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "20", proto, server.url("/kv?prefix=w&watch=1")])
         try waitUntil(10, "the watch to be established") { try server.metric("laminar_subscriptions") == 1 }
         #expect(try request(proto, "PUT", server.url("/kv/w"), ["-d", "before"]).status == 204)
         try waitUntil(10, "the watch line") { watch.stdoutText.contains("\n") }
         let started = Date()
-        try server.stop(within: 8)
+        try server.stop(within: 30)
         let seconds = Date().timeIntervalSince(started)
-        #expect(seconds < 3 + 1.5, "exit took \(seconds) s with --drain-timeout-ms 3000")
+        #expect(seconds < 10, "exit took \(seconds) s: the open watch held the drain (--drain-timeout-ms 20000)")
         let client = try watch.wait(5)
         #expect(client.status == 0, "the watch's answer should end cleanly: \(client)")
         let lines = try ndjson(client.out)

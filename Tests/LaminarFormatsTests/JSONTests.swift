@@ -73,6 +73,17 @@ import Testing
         #expect(v["error"] == .string("bad_request") && v["detail"] == .string("line 3: \"x\""))
     }
 
+    /// Quotes, backslashes and every control character in a detail are escaped.
+    @Test func errorBodyEscapesEveryDetail() throws {
+        let detail = "a \"quoted\" \\path\\ \u{0}\u{1}\u{8}\t\n\r\u{1B}\u{1F}\u{7F} é 😀 </script>"
+        let body = JSONWriter.errorBody("bad_\"request\\", detail: detail)
+        let text = String(decoding: body, as: UTF8.self)
+        #expect(text.hasPrefix(#"{"error":"bad_\"request\\","detail":"a \"quoted\" \\path\\ \u0000\u0001\u0008\t\n\r\u001b\u001f"#), "\(text)")
+        #expect(!body.dropLast().contains { $0 < 0x20 }, "raw control bytes in \(text)")
+        let v = try JSONReader.parse(Array(body.dropLast()))
+        #expect(v["error"] == .string("bad_\"request\\") && v["detail"] == .string(detail))
+    }
+
     /// The decimal fast path agrees bit for bit with strtod on numbers of every shape.
     @Test func numbersMatchStrtod() async {
         await propertyCheck(input: Gen.int(in: 0...Int(Int32.max)).array(of: 5...5)) { r in

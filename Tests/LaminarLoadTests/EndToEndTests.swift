@@ -71,9 +71,9 @@ import Testing
         try server.run()
         // SIGKILL: nghttpd started from a test process may inherit SIGTERM blocked.
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        // Readiness: poll-connect, bounded at 5 s.
+        // Readiness: poll-connect, bounded at 20 s (generous for a loaded machine).
         var ready = false
-        for _ in 0..<500 {
+        for _ in 0..<2000 {
             if Self.accepts(port) { ready = true; break }
             usleep(10_000)
         }

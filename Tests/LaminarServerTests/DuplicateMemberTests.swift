@@ -6,7 +6,7 @@ import Testing
 /// definition and a `_batch` line, at any level; a batch line also refuses `key` with `key_base64`.
 @Suite struct DuplicateMemberTests {
     func batch(_ text: String) -> HTTPFailure? {
-        if case .failure(let f) = BatchRequest.parse(Array(text.utf8)) { return f }
+        if case .failure(let f) = BatchRequest.parse(Array(text.utf8), operationsMax: ServerLimits.default.batchOperationsMax) { return f }
         return nil
     }
 
