@@ -1,11 +1,12 @@
 import ExtrasBase64
 import LaminarFormats
+import LaminarReactor
 import LaminarStore
 
 /// `POST /kv/_batch`: NDJSON operations, one per line —
 /// `{"op":"put","key":"a","value":"1"}`, `{"op":"get","key":"a"}`, `{"op":"delete","key":"a"}`;
 /// binary keys and values as `key_base64` / `value_base64`; conditions `"if_version":7` or
-/// `"if_absent":true` on puts and deletes. Writes apply atomically at one revision; gets read the
+/// `"if_absent":true` on puts and deletes, `"ttl":"30s"` on puts. Writes apply atomically at one revision; gets read the
 /// state before the batch's writes. Pure parsing; the handler runs it.
 struct BatchRequest {
     enum Operation: Equatable {
@@ -57,6 +58,7 @@ struct BatchRequest {
         var key: [UInt8]?
         var payload: [UInt8]?
         var condition = WriteCondition.always
+        var ttlMs: Int64?
         // A member given twice never gets here (the reader refuses it); `key` with `key_base64`
         // (or `value` with `value_base64`) is the same key twice, refused alike.
         for (name, member) in members {
@@ -79,17 +81,25 @@ struct BatchRequest {
                 condition = .ifVersion(Revision(n))
             case ("if_absent", .bool(let b)):
                 if b { condition = .absent }
+            case ("ttl", .string(let s)):
+                guard let ms = DurationText.milliseconds(s) else {
+                    return .failure(.badRequest("ttl: must be a positive duration such as 30s, 500ms, 5m, 2h or 1d"))
+                }
+                ttlMs = ms
             default:
                 return .failure(.badRequest("\(name): unknown field or wrong type"))
             }
         }
         guard let key, !key.isEmpty else { return .failure(.badRequest("key: required")) }
+        if ttlMs != nil && op != "put" { return .failure(.badRequest("ttl: only a put takes a ttl")) }
         switch op {
         case "get":
             return .success(.get(key: key))
         case "put":
             guard let payload else { return .failure(.badRequest("a put needs \"value\" or \"value_base64\"")) }
-            return .success(.mutation(.put(key: key, value: payload, condition: condition, expiresAtMs: nil)))
+            // The expiry is wall-clock time, as the reactor's clock reads it (`SystemClock`).
+            let expiresAtMs = ttlMs.map { SystemClock().nowMs() + $0 }
+            return .success(.mutation(.put(key: key, value: payload, condition: condition, expiresAtMs: expiresAtMs)))
         case "delete":
             return .success(.mutation(.delete(key: key, condition: condition)))
         default:
