@@ -233,7 +233,7 @@ final class Server {
         let child = try Child(Paths.laminar, arguments, environment: environment)
         self.child = child
         var found: (String, Int)?
-        try waitUntil(20, "the readiness line of laminar \(arguments)") {
+        try waitUntil(60, "the readiness line of laminar \(arguments)") {
             let text = child.stdoutText
             if let line = text.split(separator: "\n").first, text.contains("\n") {
                 let prefix = "laminar listening on "
