@@ -6,18 +6,19 @@ extension Reactor {
         let token = command.token
         switch command.operation {
         case .get(let key):
+            let result: ReactorResult
             if ttlTimersPending > 0 {
                 // Some key may have expired without its timer having fired yet.
-                guard let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) else {
-                    return complete(token, .failure(.notFound), producer: p)
+                if let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) {
+                    result = .value(e.value, version: e.version)
+                } else {
+                    result = .failure(.notFound)
                 }
-                return complete(token, .value(e.value, version: e.version), producer: p)
-            }
-            if let r = store.withValue(key, { bytes, version in ReactorResult.value(Array(bytes), version: version) }) {
-                complete(token, r, producer: p)
             } else {
-                complete(token, .failure(.notFound), producer: p)
+                result = store.withValue(key) { bytes, version in ReactorResult.value(Array(bytes), version: version) }
+                    ?? .failure(.notFound)
             }
+            completeRead(token, result, key: key, producer: p)
 
         case .put(let key, let value, let condition, let ttlMs):
             if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }

@@ -88,6 +88,17 @@ public final class LogStore: StateStore {
     public internal(set) var durableEnd = 0
     /// The log's length when the sync in flight (`beginSync`) started.
     var syncingEnd = 0
+    /// The revision of the last write a successful sync (or the open) covers: every write at or
+    /// below it survives a crash.
+    public internal(set) var durableRevision: Revision = 0
+    /// The store's revision when the sync in flight (`beginSync`) started.
+    var syncingRevision: Revision = 0
+    /// Per-key write revisions, folded: slot `writeSlot(hash)` holds the highest revision of any
+    /// write to a key hashing there (put, delete, batch, restore, recovery alike, since all of
+    /// them go through `append` or `applyRecord`). Fixed size, no allocation per write; keys that
+    /// share a slot only make `isDurable` answer false more often, never true wrongly.
+    let writeSlots: UnsafeMutablePointer<Revision>
+    static let writeSlotBits = 14
     /// The one thread that uses the store (debug builds assert it): the first caller, until
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
@@ -106,9 +117,12 @@ public final class LogStore: StateStore {
         self.generation = generation
         self.logicalEnd = logicalEnd
         self.durableEnd = logicalEnd
+        self.writeSlots = .allocate(capacity: 1 << Self.writeSlotBits)
+        self.writeSlots.initialize(repeating: 0, count: 1 << Self.writeSlotBits)
     }
 
     deinit {
+        writeSlots.deallocate()
         table.deallocate()
         if lockFD >= 0 { Glibc.close(lockFD) }
     }
@@ -162,6 +176,26 @@ public final class LogStore: StateStore {
         return try body(RecordFormat.value(p), RecordFormat.revision(p))
     }
 
+    /// Whether every write to `key` so far is durable (covered by a successful sync or present
+    /// at open), so that answering a read of it now can never show a value a crash would take
+    /// back. False means "maybe not": another key sharing its slot may have been written since.
+    /// O(1): one hash, one load.
+    @inline(__always)
+    public func isDurable(_ key: UnsafeRawBufferPointer) -> Bool {
+        assert(checkOwnerThread())
+        return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
+    }
+
+    @inline(__always)
+    static func writeSlot(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> UInt64(64 - writeSlotBits)) }
+
+    /// Records a write of revision `rev` to the key with `hash` (for `isDurable`).
+    @inline(__always)
+    func noteWrite(hash: UInt64, revision rev: Revision) {
+        let slot = Self.writeSlot(hash)
+        if writeSlots[slot] < rev { writeSlots[slot] = rev }
+    }
+
     public func get(_ key: [UInt8]) -> StoreEntry? {
         guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
         return entry(at: offset)
@@ -213,6 +247,7 @@ public final class LogStore: StateStore {
                 revision += 1
                 logicalEnd += size
                 dirty = true
+                noteWrite(hash: hash, revision: revision)
                 if found {
                     liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
                     table.update(slot, offset: offset)
@@ -332,6 +367,7 @@ public final class LogStore: StateStore {
         let p = record(at: offset)
         let key = RecordFormat.key(p)
         let hash = hasher.hash(key)
+        noteWrite(hash: hash, revision: RecordFormat.revision(p))
         if RecordFormat.flags(p) & RecordFormat.flagTombstone != 0 {
             guard let slot = table.find(hash: hash, key: key, base: region.base) else { return }
             liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
@@ -481,6 +517,7 @@ public final class LogStore: StateStore {
         let end = monotonicNanos()
         dirty = false
         durableEnd = covered
+        durableRevision = revision
         lastSyncNs = end
         if region.fd >= 0 {
             stats.fsyncCount += 1
@@ -501,6 +538,7 @@ public final class LogStore: StateStore {
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         syncingEnd = logicalEnd
+        syncingRevision = revision
         return region.fd
     }
 
@@ -518,6 +556,7 @@ public final class LogStore: StateStore {
             throw noteFailure(StoreError.storageFailed(operation: "fdatasync", path: region.path, errno: error))
         }
         durableEnd = max(durableEnd, syncingEnd)
+        durableRevision = max(durableRevision, syncingRevision)
         compactIfWorthIt()
     }
 
