@@ -50,10 +50,10 @@ extension Reactor {
             }
 
         case .prefixScan(let prefix, let after, let limit):
-            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .rangeScan(let start, let end, let after, let limit):
-            complete(token, .entries(store.rangeScan(start: start, end: end, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.rangePage(start: start, end: end, after: after, limit: clampLimit(limit))), producer: p)
 
         case .batch(let mutations):
             if mutations.contains(where: { ReservedKeys.isReserved($0.key) }) {
@@ -114,7 +114,7 @@ extension Reactor {
         case .queryResults(let name, let key, let after, let limit):
             guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
             let prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
-            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .watch(let prefix):
             // After a storage failure nothing changes any more: a new watch or follow would wait forever.

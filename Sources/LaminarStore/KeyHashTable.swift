@@ -95,6 +95,13 @@ struct KeyHashTable {
         }
     }
 
+    /// Reads the home slot of `hash` (a scan loads the slots of a batch of keys together, so
+    /// that their cache misses overlap, before it probes them); the value means nothing.
+    @inline(__always)
+    func touch(hash: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: slots[Int(truncatingIfNeeded: hash) & mask].offset)
+    }
+
     /// The slot index of `key` and whether it was there; if not, the slot returned is empty
     /// and the caller must fill it with `set(_:offset:hash:)` before anything else changes the table.
     @inline(__always)

@@ -99,6 +99,8 @@ public final class LogStore: StateStore {
     /// share a slot only make `isDurable` answer false more often, never true wrongly.
     let writeSlots: UnsafeMutablePointer<Revision>
     static let writeSlotBits = 14
+    /// Where a scan stores what its early loads read, so the compiler keeps them (`visit`).
+    var scanTouchSink: UInt32 = 0
     /// The one thread that uses the store (debug builds assert it): the first caller, until
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
@@ -404,55 +406,96 @@ public final class LogStore: StateStore {
 
     // MARK: - Scans
 
-    public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+    @discardableResult
+    public func visitPrefix(_ prefix: [UInt8], after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int {
         assert(checkOwnerThread())
-        var result: [StoreEntry] = []
-        prefix.withUnsafeBytes { prefixBytes in
+        return prefix.withUnsafeBytes { prefixBytes in
             let position: OrderedKeyIndex.Position
             if let after, !after.lexicographicallyPrecedes(prefix) {
                 position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
             } else {
                 position = ordered.lowerBound(prefixBytes, base: region.base)
             }
-            scan(from: position, limit: limit, into: &result) { key in
+            return visit(from: position, limit: limit, body) { key in
                 key.count >= prefixBytes.count
                     && (prefixBytes.isEmpty || memcmp(key.baseAddress!, prefixBytes.baseAddress!, prefixBytes.count) == 0)
             }
         }
-        return result
     }
 
-    public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+    @discardableResult
+    public func visitRange(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int {
         assert(checkOwnerThread())
-        var result: [StoreEntry] = []
         let position: OrderedKeyIndex.Position
         if let after, !after.lexicographicallyPrecedes(start) {
             position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
         } else {
             position = start.withUnsafeBytes { ordered.lowerBound($0, base: region.base) }
         }
-        if let end {
-            end.withUnsafeBytes { endBytes in
-                scan(from: position, limit: limit, into: &result) { OrderedKeyIndex.compareBytes($0, endBytes) < 0 }
-            }
-        } else {
-            scan(from: position, limit: limit, into: &result) { _ in true }
+        guard let end else { return visit(from: position, limit: limit, body) { _ in true } }
+        return end.withUnsafeBytes { endBytes in
+            visit(from: position, limit: limit, body) { OrderedKeyIndex.compareBytes($0, endBytes) < 0 }
         }
-        return result
     }
 
-    /// Appends entries from `position` on while `inRange(key)` holds, at most `limit` in all.
-    private func scan(
-        from position: OrderedKeyIndex.Position, limit: Int, into result: inout [StoreEntry],
+    /// Entries a scan resolves together (see `visit`).
+    static let scanBatch = 16
+
+    /// Visits entries from `position` on while `inRange(key)` holds, at most `limit`; returns how
+    /// many. The ordered index may name an older record of a key, so each key is resolved through
+    /// the hash table. To keep the memory misses of that (the ordered entry's record, the table
+    /// slot, the current record: three random reads per key in a large store) from running one
+    /// after another, it goes in batches of `scanBatch`, one pass per kind of read, each pass's
+    /// reads independent of each other, so the processor overlaps them. No allocation.
+    private func visit(
+        from position: OrderedKeyIndex.Position, limit: Int, _ body: (StoreEntryView) -> Void,
         while inRange: (UnsafeRawBufferPointer) -> Bool
-    ) {
+    ) -> Int {
         var position = position
-        while result.count < limit, let entry = ordered.entry(at: position) {
-            let key = RecordFormat.key(record(at: Int(entry.offset)))
-            guard inRange(key) else { break }
-            guard let current = locate(key) else { preconditionFailure("ordered index names a key the hash table lacks") }
-            result.append(self.entry(at: current))
-            position = ordered.position(after: position)
+        var visited = 0
+        let base = region.base
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * Self.scanBatch) { scratch in
+            let offsets = scratch.baseAddress!
+            let hashes = offsets + Self.scanBatch
+            while visited < limit {
+                // Pass 1: the batch's ordered entries, and the length word of each record they name.
+                var n = 0
+                var touch: UInt32 = 0
+                while n < min(Self.scanBatch, limit - visited), let entry = ordered.entry(at: position) {
+                    offsets[n] = Int(entry.offset)
+                    touch &+= UInt32(truncatingIfNeeded: RecordFormat.keyLength(base + offsets[n]))
+                    n += 1
+                    position = ordered.position(after: position)
+                }
+                if n == 0 { break }
+                // Pass 2: range check and hash of each key; the hash table slot it lands on.
+                var inBatch = n
+                for i in 0..<n {
+                    let key = RecordFormat.key(record(at: offsets[i]))
+                    guard inRange(key) else { inBatch = i; break }
+                    hashes[i] = Int(bitPattern: UInt(hasher.hash(key)))
+                    touch &+= table.touch(hash: UInt64(UInt(bitPattern: hashes[i])))
+                }
+                // Pass 3: the current record of each key.
+                for i in 0..<inBatch {
+                    let key = RecordFormat.key(record(at: offsets[i]))
+                    guard let slot = table.find(hash: UInt64(UInt(bitPattern: hashes[i])), key: key, base: base) else {
+                        preconditionFailure("ordered index names a key the hash table lacks")
+                    }
+                    offsets[i] = table.offset(at: slot)
+                }
+                // Pass 4: hand them over.
+                for i in 0..<inBatch {
+                    let p = record(at: offsets[i])
+                    body(StoreEntryView(
+                        key: RecordFormat.key(p), value: RecordFormat.value(p), version: RecordFormat.revision(p),
+                        expiresAtMs: RecordFormat.expiresAtMs(p)))
+                }
+                visited += inBatch
+                scanTouchSink = touch  // keeps the touching loads
+                if inBatch < n { break }
+            }
+            return visited
         }
     }
 
