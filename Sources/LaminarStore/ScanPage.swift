@@ -28,6 +28,13 @@ public struct ScanPage: Sendable, RandomAccessCollection {
 
     public init() {}
 
+    /// An empty page for a scan of at most `limit` entries: it reserves room for `limit` (at most
+    /// 1024) entries and 16 KiB of keys and values, so that filling it reallocates rarely.
+    public init(limit: Int) {
+        items.reserveCapacity(Swift.min(Swift.max(limit, 0), 1024))
+        bytes.reserveCapacity(16 << 10)
+    }
+
     /// Appends an entry, copying its key and value.
     @inline(__always)
     public mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, version: Revision, expiresAtMs: Int64) {

@@ -239,7 +239,7 @@ extension StateStore {
     /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
     /// at most `limit`, copied into one page.
     public func prefixPage(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> ScanPage {
-        var page = ScanPage()
+        var page = ScanPage(limit: limit)
         visitPrefix(prefix, after: after, limit: limit) { page.append(key: $0.key, value: $0.value, version: $0.version, expiresAtMs: $0.expiresAtMs) }
         return page
     }
@@ -247,7 +247,7 @@ extension StateStore {
     /// Live entries with `start <= key < end` (`end == nil`: unbounded), in key order, strictly
     /// after `after` if given, at most `limit`, copied into one page.
     public func rangePage(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> ScanPage {
-        var page = ScanPage()
+        var page = ScanPage(limit: limit)
         visitRange(start: start, end: end, after: after, limit: limit) { page.append(key: $0.key, value: $0.value, version: $0.version, expiresAtMs: $0.expiresAtMs) }
         return page
     }
