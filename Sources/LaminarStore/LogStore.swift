@@ -454,7 +454,7 @@ public final class LogStore: StateStore {
         var position = position
         var visited = 0
         let base = region.base
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * Self.scanBatch) { scratch in
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * Self.scanBatch) { scratch in
             let offsets = scratch.baseAddress!
             let hashes = offsets + Self.scanBatch
             while visited < limit {
@@ -462,8 +462,8 @@ public final class LogStore: StateStore {
                 var n = 0
                 var touch: UInt32 = 0
                 while n < min(Self.scanBatch, limit - visited), let entry = ordered.entry(at: position) {
-                    offsets[n] = Int(entry.offset)
-                    touch &+= UInt32(truncatingIfNeeded: RecordFormat.keyLength(base + offsets[n]))
+                    offsets[n] = entry.offset
+                    touch &+= UInt32(truncatingIfNeeded: RecordFormat.keyLength(base + Int(entry.offset)))
                     n += 1
                     position = ordered.position(after: position)
                 }
@@ -471,22 +471,22 @@ public final class LogStore: StateStore {
                 // Pass 2: range check and hash of each key; the hash table slot it lands on.
                 var inBatch = n
                 for i in 0..<n {
-                    let key = RecordFormat.key(record(at: offsets[i]))
+                    let key = RecordFormat.key(record(at: Int(offsets[i])))
                     guard inRange(key) else { inBatch = i; break }
-                    hashes[i] = Int(bitPattern: UInt(hasher.hash(key)))
-                    touch &+= table.touch(hash: UInt64(UInt(bitPattern: hashes[i])))
+                    hashes[i] = hasher.hash(key)
+                    touch &+= table.touch(hash: hashes[i])
                 }
                 // Pass 3: the current record of each key.
                 for i in 0..<inBatch {
-                    let key = RecordFormat.key(record(at: offsets[i]))
-                    guard let slot = table.find(hash: UInt64(UInt(bitPattern: hashes[i])), key: key, base: base) else {
+                    let key = RecordFormat.key(record(at: Int(offsets[i])))
+                    guard let slot = table.find(hash: hashes[i], key: key, base: base) else {
                         preconditionFailure("ordered index names a key the hash table lacks")
                     }
-                    offsets[i] = table.offset(at: slot)
+                    offsets[i] = UInt64(table.offset(at: slot))
                 }
                 // Pass 4: hand them over.
                 for i in 0..<inBatch {
-                    let p = record(at: offsets[i])
+                    let p = record(at: Int(offsets[i]))
                     body(StoreEntryView(
                         key: RecordFormat.key(p), value: RecordFormat.value(p), version: RecordFormat.revision(p),
                         expiresAtMs: RecordFormat.expiresAtMs(p)))
