@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CLMDB
+import LaminarStore
 
 /// LMDB as the benchmark's peer: one environment, its main database, the same operations as the
 /// LogStore side. Every LMDB return code is checked; a failure is a bug of the benchmark.
@@ -81,8 +82,10 @@ final class LMDBPeer {
     }
 
     /// Prefix scans (8-byte prefixes) of at most `limit` keys with a cursor, zero-copy; returns
-    /// the keys seen in `keysSeen` and a checksum.
-    func scans(_ prefixes: [UInt64], limit: Int, keysSeen: inout Int) -> UInt64 {
+    /// the keys seen in `keysSeen` and a checksum. With `page`, each scan copies its keys,
+    /// values and versions (0) into a fresh `ScanPage`, as the store's `prefixPage` does, and the
+    /// checksum reads the page.
+    func scans(_ prefixes: [UInt64], limit: Int, page: Bool = false, keysSeen: inout Int) -> UInt64 {
         var seen = 0
         let sum: UInt64 = read { txn in
             var cursor: OpaquePointer?
@@ -96,14 +99,22 @@ final class LMDBPeer {
                     var v = MDB_val()
                     var rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
                     var n = 0
+                    var copied = ScanPage(limit: page ? limit : 0)
                     while rc == 0 && n < limit && k.mv_size >= 8
                         && memcmp(k.mv_data!, prefixBytes.baseAddress!, 8) == 0
                     {
-                        let p = v.mv_data!
-                        sum &+= UInt64(p.load(as: UInt8.self)) &+ UInt64(p.load(fromByteOffset: v.mv_size - 1, as: UInt8.self))
+                        if page {
+                            copied.append(
+                                key: UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                                value: UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size), version: 0, expiresAtMs: 0)
+                        } else {
+                            let p = v.mv_data!
+                            sum &+= UInt64(p.load(as: UInt8.self)) &+ UInt64(p.load(fromByteOffset: v.mv_size - 1, as: UInt8.self))
+                        }
                         n += 1
                         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
                     }
+                    for e in copied { sum &+= UInt64(e.value.first!) &+ UInt64(e.value.last!) }
                     seen += n
                 }
             }

@@ -24,7 +24,13 @@ import Logging
 ///   `store.commit()` once per round, so 256 puts is the store's commit granularity under load.
 /// - insert: 1M fresh keys in random order into an empty store, committed every 256 (median of
 ///   `insertReps` fresh stores); LMDB: the same keys and order, 256 per txn.
-/// - scan: `prefixScan` of a random 8-byte group prefix, limit 100 (each returns 100 entries).
+/// - scan: a prefix scan of a random 8-byte group prefix, limit 100 (each returns 100 entries),
+///   two ways on each side, reading the first and last byte of every value. "page" is what a
+///   client gets: the store's `prefixPage` (the ordered index walk, each key resolved through the
+///   hash table, keys and values copied into one fresh `ScanPage`: what the reactor hands to the
+///   HTTP loop) against an LMDB cursor (SET_RANGE + NEXT in one read txn) copying into the same
+///   kind of fresh `ScanPage`. "in place": the store's `visitPrefix` (no copy) against the
+///   LMDB cursor reading its pages in place.
 /// - reopen: `LogStore.open` of the 1M-key store after `checkpoint()` + `close()` (hint file), and
 ///   after deleting `index.hint` (full log replay); page cache warm.
 ///
@@ -256,16 +262,29 @@ struct Run {
                 var sum: UInt64 = 0
                 var seen = 0
                 for prefix in scanPrefixes {
-                    let entries = s.prefixScan(prefix, after: nil, limit: Workload.keysPerGroup)
-                    seen += entries.count
-                    for e in entries { sum &+= UInt64(e.value[0]) &+ UInt64(e.value[e.value.count - 1]) }
+                    let page = s.prefixPage(prefix, after: nil, limit: Workload.keysPerGroup)
+                    seen += page.count
+                    for e in page { sum &+= UInt64(e.value.first!) &+ UInt64(e.value.last!) }
                 }
                 keysSeen = seen
                 return sum
             }
             precondition(keysSeen == scanPrefixes.count * Workload.keysPerGroup, "scan returned \(keysSeen) keys")
-            record("scan_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / scanNs, "keys/s", "prefixScan(8-byte prefix, limit 100) -> [StoreEntry]")
-            record("scan_ns_per_scan", scanNs, "ns/scan", "one scan of 100 keys")
+            record("scan_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / scanNs, "keys/s", "prefixPage(8-byte prefix, limit 100) -> ScanPage (one copy)")
+            record("scan_ns_per_scan", scanNs, "ns/scan", "one scan of 100 keys into a page")
+            let visitNs = harness.nsPerOp(ops: scanPrefixes.count) {
+                var sum: UInt64 = 0
+                var seen = 0
+                for prefix in scanPrefixes {
+                    seen += s.visitPrefix(prefix, after: nil, limit: Workload.keysPerGroup) { e in
+                        sum &+= UInt64(e.value.load(as: UInt8.self)) &+ UInt64(e.value.load(fromByteOffset: e.value.count - 1, as: UInt8.self))
+                    }
+                }
+                keysSeen = seen
+                return sum
+            }
+            precondition(keysSeen == scanPrefixes.count * Workload.keysPerGroup, "visit returned \(keysSeen) keys")
+            record("scan_visit_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / visitNs, "keys/s", "visitPrefix(8-byte prefix, limit 100), in place")
         }
 
         // MARK: LogStore, 1M keys: close and reopen
@@ -369,6 +388,9 @@ struct Run {
             let scanNs = harness.nsPerOp(ops: scanPrefixWords.count) { e.scans(scanPrefixWords, limit: Workload.keysPerGroup, keysSeen: &keysSeen) }
             precondition(keysSeen == scanPrefixWords.count * Workload.keysPerGroup, "lmdb scan returned \(keysSeen) keys")
             record("lmdb_scan_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / scanNs, "keys/s", "cursor SET_RANGE + NEXT, zero-copy")
+            let pageNs = harness.nsPerOp(ops: scanPrefixWords.count) { e.scans(scanPrefixWords, limit: Workload.keysPerGroup, page: true, keysSeen: &keysSeen) }
+            precondition(keysSeen == scanPrefixWords.count * Workload.keysPerGroup, "lmdb page scan returned \(keysSeen) keys")
+            record("lmdb_scan_page_keys_per_s", 1e9 * Double(Workload.keysPerGroup) / pageNs, "keys/s", "cursor SET_RANGE + NEXT, copied into a ScanPage")
             var value = initialValue
             var rep = 0
             record("lmdb_put_ns_\(label)", harness.nsPerOp(ops: putStream.count, mean: true) {
@@ -386,6 +408,8 @@ struct Run {
         }
         remove(root + "/lmdb-\(label)")
 
+        record("scan_vs_lmdb", value("scan_keys_per_s") / value("lmdb_scan_page_keys_per_s"), "ratio", "both copying into a ScanPage (goal >= 0.5)")
+        record("scan_visit_vs_lmdb", value("scan_visit_keys_per_s") / value("lmdb_scan_keys_per_s"), "ratio", "both in place")
         record("get_vs_lmdb", value("get_ns_\(label)") / value("lmdb_get_ns_\(label)"), "ratio", "get_ns / lmdb_get_ns (goal <= 1.0)")
         record("put_vs_lmdb", value("put_ns_\(label)") / value("lmdb_put_ns_\(label)"), "ratio", "both 256 puts per commit/txn (goal <= 0.5)")
         record("put_vs_lmdb_txn1", value("put_ns_\(label)") / value("lmdb_put_txn1_ns_\(label)"), "ratio", "vs LMDB one txn per put")
@@ -428,7 +452,7 @@ struct Run {
             ns = harness.nsPerOp(ops: groups.count * Workload.keysPerGroup, reps: config.reps * 4) {
                 var sum: UInt64 = 0
                 for prefix in groups {
-                    for e in store.prefixScan(prefix, after: nil, limit: Workload.keysPerGroup) { sum &+= UInt64(e.value.count) }
+                    for e in store.prefixPage(prefix, after: nil, limit: Workload.keysPerGroup) { sum &+= UInt64(e.value.count) }
                 }
                 return sum
             }

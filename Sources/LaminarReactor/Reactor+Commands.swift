@@ -6,18 +6,19 @@ extension Reactor {
         let token = command.token
         switch command.operation {
         case .get(let key):
+            let result: ReactorResult
             if ttlTimersPending > 0 {
                 // Some key may have expired without its timer having fired yet.
-                guard let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) else {
-                    return complete(token, .failure(.notFound), producer: p)
+                if let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) {
+                    result = .value(e.value, version: e.version)
+                } else {
+                    result = .failure(.notFound)
                 }
-                return complete(token, .value(e.value, version: e.version), producer: p)
-            }
-            if let r = store.withValue(key, { bytes, version in ReactorResult.value(Array(bytes), version: version) }) {
-                complete(token, r, producer: p)
             } else {
-                complete(token, .failure(.notFound), producer: p)
+                result = store.withValue(key) { bytes, version in ReactorResult.value(Array(bytes), version: version) }
+                    ?? .failure(.notFound)
             }
+            completeRead(token, result, key: key, producer: p)
 
         case .put(let key, let value, let condition, let ttlMs):
             if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }
@@ -49,10 +50,10 @@ extension Reactor {
             }
 
         case .prefixScan(let prefix, let after, let limit):
-            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .rangeScan(let start, let end, let after, let limit):
-            complete(token, .entries(store.rangeScan(start: start, end: end, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.rangePage(start: start, end: end, after: after, limit: clampLimit(limit))), producer: p)
 
         case .batch(let mutations):
             if mutations.contains(where: { ReservedKeys.isReserved($0.key) }) {
@@ -113,7 +114,7 @@ extension Reactor {
         case .queryResults(let name, let key, let after, let limit):
             guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
             let prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
-            complete(token, .entries(store.prefixScan(prefix, after: after, limit: clampLimit(limit))), producer: p)
+            complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .watch(let prefix):
             // After a storage failure nothing changes any more: a new watch or follow would wait forever.

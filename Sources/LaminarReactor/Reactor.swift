@@ -15,8 +15,10 @@ import Synchronization
 /// `CommitSyncer` thread while the reactor goes on with the next rounds. A sync covers every
 /// write made before it started; the completions and notifications produced before it started
 /// are released when it returns, the later ones wait for the next sync (which starts as soon as
-/// the previous one returned, covering all the rounds in between). Reads wait like writes once a
-/// write is pending, so nothing not yet durable is ever answered.
+/// the previous one returned, covering all the rounds in between). A read of one key whose writes
+/// are all durable (`LogStore.isDurable`) is answered in the round it is applied
+/// (`completeRead`); every other read waits like a write, so nothing not yet durable is ever
+/// answered.
 ///
 /// When a round finds no work, the reactor parks: it sets `parked`, fences, re-checks every ring,
 /// and only then waits on its eventfd (until the next timer). Producers fence after pushing and
@@ -25,7 +27,9 @@ import Synchronization
 /// Fail-stop: once the store has failed (`LogStore.failure`: a failed sync, rename or write that
 /// may have lost data), no mutation that a successful sync did not cover is acknowledged — its
 /// completion becomes `storageFailed` — and every later write is refused by the store; watches
-/// and follows end with `storageFailed`, new ones are refused; reads go on from memory.
+/// and follows end with `storageFailed`, new ones are refused. Reads of durable keys go on; at
+/// `fsync always` a read of a key with a write no successful sync covered is answered
+/// `storageFailed` like that write (scans and other reads go on from memory).
 /// `storageFailureDetail` says why, for `/health`.
 ///
 /// Lifecycle: `init` recovers streams from the store; `makeProducer` before `start`; `stop` joins
@@ -289,12 +293,18 @@ public final class Reactor: @unchecked Sendable {
         }
     }
 
-    /// Pushes the round's completions, then the notifications that fit; wakes producers.
+    /// Pushes the round's immediate completions and the released ones, then the notifications
+    /// that fit; wakes producers.
     @discardableResult
     func deliver() -> Bool {
         var any = false
         for p in producers {
             var pushed = 0
+            for c in p.immediate {
+                precondition(p.completions.push(c), "completion ring overflow: in-flight accounting broken")
+                pushed += 1
+            }
+            p.immediate.removeAll(keepingCapacity: true)
             let released = p.releasedOutbox
             for c in p.outbox[..<released] {
                 // Cannot fail: in-flight commands never exceed the ring's non-notification share.
@@ -354,6 +364,20 @@ public final class Reactor: @unchecked Sendable {
     func complete(_ token: UInt64, _ result: ReactorResult, producer p: ReactorProducer, mutation: Bool = false) {
         if mutation { p.outboxMutations.append(p.outbox.count) }
         p.outbox.append(ReactorCompletion(token: token, result))
+    }
+
+    /// Completes a read of the single key `key`: at once (this round, whatever sync is pending)
+    /// when every write to that key is durable — the answer is then one a crash cannot take
+    /// back — else in order with the other completions, after the sync that covers them.
+    @inline(__always)
+    func completeRead(_ token: UInt64, _ result: ReactorResult, key: [UInt8], producer p: ReactorProducer) {
+        guard syncer != nil, let log = logStore else { return complete(token, result, producer: p) }
+        if key.withUnsafeBytes({ log.isDurable($0) }) {
+            p.immediate.append(ReactorCompletion(token: token, result))
+        } else {
+            // It may show a write in doubt: if the sync fails, it is refused like that write.
+            complete(token, result, producer: p, mutation: true)
+        }
     }
 
     /// Queues a notification for subscription `subscription` (0: a final one, always queued).

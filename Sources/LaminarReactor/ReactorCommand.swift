@@ -109,7 +109,7 @@ public enum ReactorResult: Sendable {
     case value([UInt8], version: Revision)
     case written(version: Revision)
     case deleted(version: Revision)
-    case entries([StoreEntry])
+    case entries(ScanPage)
     case batchApplied(revision: Revision)
     case ok
     case streamStats(StreamStats)

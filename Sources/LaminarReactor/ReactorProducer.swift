@@ -20,7 +20,11 @@ public final class ReactorProducer: @unchecked Sendable {
     let notificationsConsumed = Atomic<Int>(0)
 
     // Reactor thread:
+    /// Completions that need no sync (reads of durable keys), delivered at the end of the round.
+    var immediate: [ReactorCompletion] = []
     var outbox: [ReactorCompletion] = []
+    /// Indices into `outbox` of the completions a failed commit turns into `storageFailed`:
+    /// mutations, and reads that may show one not yet durable.
     var outboxMutations: [Int] = []
     var pending: [(subscription: UInt64, completion: ReactorCompletion)] = []
     var pendingHead = 0

@@ -13,9 +13,9 @@ public enum ValueEncoding: String, Sendable {
 /// NDJSON lines of the key-value endpoint: scan results, watch events, batch results.
 public enum KVLines {
     /// `{"key":…,"value":…,"version":n}\n`
-    public static func appendEntry(key: [UInt8], value: UnsafeRawBufferPointer, version: Revision, encoding: ValueEncoding, to out: inout [UInt8]) {
+    public static func appendEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, version: Revision, encoding: ValueEncoding, to out: inout [UInt8]) {
         out.append(0x7B)
-        key.withUnsafeBytes { appendField("key", $0, encoding: encoding, to: &out) }
+        appendField("key", key, encoding: encoding, to: &out)
         out.append(0x2C)
         appendField("value", value, encoding: encoding, to: &out)
         out.append(0x2C)
@@ -24,9 +24,6 @@ public enum KVLines {
         out.append(contentsOf: [0x7D, 0x0A])
     }
 
-    public static func appendEntry(_ entry: StoreEntry, encoding: ValueEncoding, to out: inout [UInt8]) {
-        entry.value.withUnsafeBytes { appendEntry(key: entry.key, value: $0, version: entry.version, encoding: encoding, to: &out) }
-    }
 
     /// `"name":"…"` or `"name_base64":"…"` (`JSONWriter.appendBytesField`).
     public static func appendField(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, encoding: ValueEncoding, to out: inout [UInt8]) {

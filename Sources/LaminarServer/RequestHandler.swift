@@ -310,10 +310,11 @@ final class RequestHandler: HTTPHandler {
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 204, headers: ["etag": ETag.format(version)]))
         case (.scan(let encoding, let limit), .entries(let entries)):
             var body: [UInt8] = []
-            for entry in entries { KVLines.appendEntry(entry, encoding: encoding, to: &body) }
+            body.reserveCapacity(entries.bytes.count + entries.count * 40)
+            entries.forEach { key, value, version in KVLines.appendEntry(key: key, value: value, version: version, encoding: encoding, to: &body) }
             var headers = Self.ndjson
-            if entries.count == limit, let last = entries.last {
-                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            if entries.count == limit, let last = entries.lastKey {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last))
             }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
         case (.watch, .subscribed), (.follow, .subscribed):
@@ -366,16 +367,17 @@ final class RequestHandler: HTTPHandler {
         case (.results(let limit, let fromMs, let toMs), .entries(let entries)):
             // Values are the stored result JSON; the key ends with the window start (16 hex digits).
             var body: [UInt8] = []
-            for entry in entries {
-                let start = Self.windowStart(entry.key)
-                if let from = fromMs, start < from { continue }
-                if let to = toMs, start >= to { continue }
-                body.append(contentsOf: entry.value)
+            body.reserveCapacity(entries.bytes.count)
+            entries.forEach { key, value, _ in
+                let start = Self.windowStart(key)
+                if let from = fromMs, start < from { return }
+                if let to = toMs, start >= to { return }
+                body.append(contentsOf: value)
                 body.append(10)
             }
             var headers = Self.ndjson
-            if entries.count == limit, let last = entries.last {
-                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
+            if entries.count == limit, let last = entries.lastKey {
+                headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last))
             }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
         case (.metrics, .storeStats(let stats)):
@@ -566,7 +568,7 @@ final class RequestHandler: HTTPHandler {
     }
 
     /// The window start encoded at the end of a result key (`ReservedKeys`).
-    static func windowStart(_ key: [UInt8]) -> Int64 {
+    static func windowStart(_ key: UnsafeRawBufferPointer) -> Int64 {
         guard key.count >= 16 else { return .min }
         var value: UInt64 = 0
         for byte in key[(key.count - 16)...] {

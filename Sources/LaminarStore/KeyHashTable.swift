@@ -74,13 +74,27 @@ struct KeyHashTable {
     init(minimumCapacity: Int = 16) {
         var capacity = 16
         while capacity * 3 / 4 < minimumCapacity { capacity <<= 1 }
-        slots = .allocate(capacity: capacity)
+        slots = KeyHashTable.allocateSlots(capacity)
         slots.initialize(repeating: Slot(hash: 0, offset: 0), count: capacity)
         mask = capacity - 1
     }
 
     func deallocate() {
-        slots.deallocate()
+        free(slots)
+    }
+
+    static let hugePageBytes = 2 << 20
+
+    /// Slot memory: from 2 MiB up, aligned to and advised for transparent huge pages (the table
+    /// of a million keys is 32 MiB; with 4 KiB pages nearly every probe also misses the TLB),
+    /// else cache-line aligned. Freed with `free`.
+    static func allocateSlots(_ capacity: Int) -> UnsafeMutablePointer<Slot> {
+        let bytes = capacity * MemoryLayout<Slot>.stride
+        let huge = bytes >= hugePageBytes
+        var memory: UnsafeMutableRawPointer?
+        precondition(posix_memalign(&memory, huge ? hugePageBytes : 64, bytes) == 0, "hash table: out of memory")
+        if huge { _ = madvise(memory, bytes, MADV_HUGEPAGE) }  // advice only: fine if refused
+        return memory!.bindMemory(to: Slot.self, capacity: capacity)
     }
 
     /// The slot index holding `key`, or `nil`.
@@ -93,6 +107,13 @@ struct KeyHashTable {
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return i }
             i = (i + 1) & mask
         }
+    }
+
+    /// Reads the home slot of `hash` (a scan loads the slots of a batch of keys together, so
+    /// that their cache misses overlap, before it probes them); the value means nothing.
+    @inline(__always)
+    func touch(hash: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: slots[Int(truncatingIfNeeded: hash) & mask].offset)
     }
 
     /// The slot index of `key` and whether it was there; if not, the slot returned is empty
@@ -158,7 +179,7 @@ struct KeyHashTable {
         let oldSlots = slots
         let oldCapacity = capacity
         let newCapacity = oldCapacity * 2
-        slots = .allocate(capacity: newCapacity)
+        slots = KeyHashTable.allocateSlots(newCapacity)
         slots.initialize(repeating: Slot(hash: 0, offset: 0), count: newCapacity)
         mask = newCapacity - 1
         for j in 0..<oldCapacity where oldSlots[j].offset != 0 {
@@ -166,7 +187,7 @@ struct KeyHashTable {
             while slots[i].offset != 0 { i = (i + 1) & mask }
             slots[i] = oldSlots[j]
         }
-        oldSlots.deallocate()
+        free(oldSlots)
     }
 
     @inline(__always)

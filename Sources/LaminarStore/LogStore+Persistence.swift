@@ -134,6 +134,7 @@ extension LogStore {
             try region.sync()
         }
         durableEnd = logicalEnd
+        durableRevision = revision
         if bulk { rebuildOrderedIndexFromTable() }
         logger.info(
             "store opened",
@@ -389,6 +390,7 @@ extension LogStore {
         revision = max(revision, baseRevision)
         dirty = false
         durableEnd = end
+        durableRevision = revision
         table.deallocate()
         table = KeyHashTable(minimumCapacity: entries.count)
         for entry in entries {

@@ -88,6 +88,19 @@ public final class LogStore: StateStore {
     public internal(set) var durableEnd = 0
     /// The log's length when the sync in flight (`beginSync`) started.
     var syncingEnd = 0
+    /// The revision of the last write a successful sync (or the open) covers: every write at or
+    /// below it survives a crash.
+    public internal(set) var durableRevision: Revision = 0
+    /// The store's revision when the sync in flight (`beginSync`) started.
+    var syncingRevision: Revision = 0
+    /// Per-key write revisions, folded: slot `writeSlot(hash)` holds the highest revision of any
+    /// write to a key hashing there (put, delete, batch, restore, recovery alike, since all of
+    /// them go through `append` or `applyRecord`). Fixed size, no allocation per write; keys that
+    /// share a slot only make `isDurable` answer false more often, never true wrongly.
+    let writeSlots: UnsafeMutablePointer<Revision>
+    static let writeSlotBits = 14
+    /// Where a scan stores what its early loads read, so the compiler keeps them (`visit`).
+    var scanTouchSink: UInt32 = 0
     /// The one thread that uses the store (debug builds assert it): the first caller, until
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
@@ -106,9 +119,12 @@ public final class LogStore: StateStore {
         self.generation = generation
         self.logicalEnd = logicalEnd
         self.durableEnd = logicalEnd
+        self.writeSlots = .allocate(capacity: 1 << Self.writeSlotBits)
+        self.writeSlots.initialize(repeating: 0, count: 1 << Self.writeSlotBits)
     }
 
     deinit {
+        writeSlots.deallocate()
         table.deallocate()
         if lockFD >= 0 { Glibc.close(lockFD) }
     }
@@ -162,6 +178,26 @@ public final class LogStore: StateStore {
         return try body(RecordFormat.value(p), RecordFormat.revision(p))
     }
 
+    /// Whether every write to `key` so far is durable (covered by a successful sync or present
+    /// at open), so that answering a read of it now can never show a value a crash would take
+    /// back. False means "maybe not": another key sharing its slot may have been written since.
+    /// O(1): one hash, one load.
+    @inline(__always)
+    public func isDurable(_ key: UnsafeRawBufferPointer) -> Bool {
+        assert(checkOwnerThread())
+        return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
+    }
+
+    @inline(__always)
+    static func writeSlot(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> UInt64(64 - writeSlotBits)) }
+
+    /// Records a write of revision `rev` to the key with `hash` (for `isDurable`).
+    @inline(__always)
+    func noteWrite(hash: UInt64, revision rev: Revision) {
+        let slot = Self.writeSlot(hash)
+        if writeSlots[slot] < rev { writeSlots[slot] = rev }
+    }
+
     public func get(_ key: [UInt8]) -> StoreEntry? {
         guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
         return entry(at: offset)
@@ -213,6 +249,7 @@ public final class LogStore: StateStore {
                 revision += 1
                 logicalEnd += size
                 dirty = true
+                noteWrite(hash: hash, revision: revision)
                 if found {
                     liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
                     table.update(slot, offset: offset)
@@ -332,6 +369,7 @@ public final class LogStore: StateStore {
         let p = record(at: offset)
         let key = RecordFormat.key(p)
         let hash = hasher.hash(key)
+        noteWrite(hash: hash, revision: RecordFormat.revision(p))
         if RecordFormat.flags(p) & RecordFormat.flagTombstone != 0 {
             guard let slot = table.find(hash: hash, key: key, base: region.base) else { return }
             liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
@@ -368,55 +406,96 @@ public final class LogStore: StateStore {
 
     // MARK: - Scans
 
-    public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+    @discardableResult
+    public func visitPrefix(_ prefix: [UInt8], after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int {
         assert(checkOwnerThread())
-        var result: [StoreEntry] = []
-        prefix.withUnsafeBytes { prefixBytes in
+        return prefix.withUnsafeBytes { prefixBytes in
             let position: OrderedKeyIndex.Position
             if let after, !after.lexicographicallyPrecedes(prefix) {
                 position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
             } else {
                 position = ordered.lowerBound(prefixBytes, base: region.base)
             }
-            scan(from: position, limit: limit, into: &result) { key in
+            return visit(from: position, limit: limit, body) { key in
                 key.count >= prefixBytes.count
                     && (prefixBytes.isEmpty || memcmp(key.baseAddress!, prefixBytes.baseAddress!, prefixBytes.count) == 0)
             }
         }
-        return result
     }
 
-    public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+    @discardableResult
+    public func visitRange(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int {
         assert(checkOwnerThread())
-        var result: [StoreEntry] = []
         let position: OrderedKeyIndex.Position
         if let after, !after.lexicographicallyPrecedes(start) {
             position = after.withUnsafeBytes { ordered.lowerBound($0, strictlyAfter: true, base: region.base) }
         } else {
             position = start.withUnsafeBytes { ordered.lowerBound($0, base: region.base) }
         }
-        if let end {
-            end.withUnsafeBytes { endBytes in
-                scan(from: position, limit: limit, into: &result) { OrderedKeyIndex.compareBytes($0, endBytes) < 0 }
-            }
-        } else {
-            scan(from: position, limit: limit, into: &result) { _ in true }
+        guard let end else { return visit(from: position, limit: limit, body) { _ in true } }
+        return end.withUnsafeBytes { endBytes in
+            visit(from: position, limit: limit, body) { OrderedKeyIndex.compareBytes($0, endBytes) < 0 }
         }
-        return result
     }
 
-    /// Appends entries from `position` on while `inRange(key)` holds, at most `limit` in all.
-    private func scan(
-        from position: OrderedKeyIndex.Position, limit: Int, into result: inout [StoreEntry],
+    /// Entries a scan resolves together (see `visit`).
+    static let scanBatch = 16
+
+    /// Visits entries from `position` on while `inRange(key)` holds, at most `limit`; returns how
+    /// many. The ordered index may name an older record of a key, so each key is resolved through
+    /// the hash table. To keep the memory misses of that (the ordered entry's record, the table
+    /// slot, the current record: three random reads per key in a large store) from running one
+    /// after another, it goes in batches of `scanBatch`, one pass per kind of read, each pass's
+    /// reads independent of each other, so the processor overlaps them. No allocation.
+    private func visit(
+        from position: OrderedKeyIndex.Position, limit: Int, _ body: (StoreEntryView) -> Void,
         while inRange: (UnsafeRawBufferPointer) -> Bool
-    ) {
+    ) -> Int {
         var position = position
-        while result.count < limit, let entry = ordered.entry(at: position) {
-            let key = RecordFormat.key(record(at: Int(entry.offset)))
-            guard inRange(key) else { break }
-            guard let current = locate(key) else { preconditionFailure("ordered index names a key the hash table lacks") }
-            result.append(self.entry(at: current))
-            position = ordered.position(after: position)
+        var visited = 0
+        let base = region.base
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * Self.scanBatch) { scratch in
+            let offsets = scratch.baseAddress!
+            let hashes = offsets + Self.scanBatch
+            while visited < limit {
+                // Pass 1: the batch's ordered entries, and the length word of each record they name.
+                var n = 0
+                var touch: UInt32 = 0
+                while n < min(Self.scanBatch, limit - visited), let entry = ordered.entry(at: position) {
+                    offsets[n] = entry.offset
+                    touch &+= UInt32(truncatingIfNeeded: RecordFormat.keyLength(base + Int(entry.offset)))
+                    n += 1
+                    position = ordered.position(after: position)
+                }
+                if n == 0 { break }
+                // Pass 2: range check and hash of each key; the hash table slot it lands on.
+                var inBatch = n
+                for i in 0..<n {
+                    let key = RecordFormat.key(record(at: Int(offsets[i])))
+                    guard inRange(key) else { inBatch = i; break }
+                    hashes[i] = hasher.hash(key)
+                    touch &+= table.touch(hash: hashes[i])
+                }
+                // Pass 3: the current record of each key.
+                for i in 0..<inBatch {
+                    let key = RecordFormat.key(record(at: Int(offsets[i])))
+                    guard let slot = table.find(hash: hashes[i], key: key, base: base) else {
+                        preconditionFailure("ordered index names a key the hash table lacks")
+                    }
+                    offsets[i] = UInt64(table.offset(at: slot))
+                }
+                // Pass 4: hand them over.
+                for i in 0..<inBatch {
+                    let p = record(at: Int(offsets[i]))
+                    body(StoreEntryView(
+                        key: RecordFormat.key(p), value: RecordFormat.value(p), version: RecordFormat.revision(p),
+                        expiresAtMs: RecordFormat.expiresAtMs(p)))
+                }
+                visited += inBatch
+                scanTouchSink = touch  // keeps the touching loads
+                if inBatch < n { break }
+            }
+            return visited
         }
     }
 
@@ -481,6 +560,7 @@ public final class LogStore: StateStore {
         let end = monotonicNanos()
         dirty = false
         durableEnd = covered
+        durableRevision = revision
         lastSyncNs = end
         if region.fd >= 0 {
             stats.fsyncCount += 1
@@ -501,6 +581,7 @@ public final class LogStore: StateStore {
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         syncingEnd = logicalEnd
+        syncingRevision = revision
         return region.fd
     }
 
@@ -518,6 +599,7 @@ public final class LogStore: StateStore {
             throw noteFailure(StoreError.storageFailed(operation: "fdatasync", path: region.path, errno: error))
         }
         durableEnd = max(durableEnd, syncingEnd)
+        durableRevision = max(durableRevision, syncingRevision)
         compactIfWorthIt()
     }
 

@@ -36,6 +36,16 @@ public struct StoreEntry: Sendable, Hashable {
     }
 }
 
+/// A live entry as a scan visits it: the key and value are the store's bytes in place, valid only
+/// during the visit.
+public struct StoreEntryView {
+    public var key: UnsafeRawBufferPointer
+    public var value: UnsafeRawBufferPointer
+    public var version: Revision
+    /// Wall-clock expiry in milliseconds since the epoch; 0 for none.
+    public var expiresAtMs: Int64
+}
+
 /// One operation of an atomic batch (`apply(_:)`).
 public enum StoreMutation: Sendable, Hashable {
     case put(key: [UInt8], value: [UInt8], condition: WriteCondition = .always, expiresAtMs: Int64? = nil)
@@ -201,12 +211,14 @@ public protocol StateStore: AnyObject {
     @discardableResult
     func apply(_ batch: [StoreMutation]) throws -> Revision
 
-    /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
-    /// at most `limit`.
-    func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry]
-    /// Live entries with `start <= key < end` (`end == nil`: unbounded), in key order, strictly
-    /// after `after` if given, at most `limit`.
-    func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry]
+    /// Calls `body` with each live entry whose key starts with `prefix`, in key order, strictly
+    /// after `after` if given, at most `limit`; returns how many. The entry's key and value are
+    /// the store's bytes in place, valid only inside `body`, which must not mutate the store.
+    @discardableResult
+    func visitPrefix(_ prefix: [UInt8], after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int
+    /// The same for the live entries with `start <= key < end` (`end == nil`: unbounded).
+    @discardableResult
+    func visitRange(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int, _ body: (StoreEntryView) -> Void) -> Int
 
     /// Every live entry, in key order, with the current revision.
     func snapshot() -> StoreSnapshot
@@ -224,6 +236,32 @@ public protocol StateStore: AnyObject {
 }
 
 extension StateStore {
+    /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
+    /// at most `limit`, copied into one page.
+    public func prefixPage(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> ScanPage {
+        var page = ScanPage(limit: limit)
+        visitPrefix(prefix, after: after, limit: limit) { page.append(key: $0.key, value: $0.value, version: $0.version, expiresAtMs: $0.expiresAtMs) }
+        return page
+    }
+
+    /// Live entries with `start <= key < end` (`end == nil`: unbounded), in key order, strictly
+    /// after `after` if given, at most `limit`, copied into one page.
+    public func rangePage(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> ScanPage {
+        var page = ScanPage(limit: limit)
+        visitRange(start: start, end: end, after: after, limit: limit) { page.append(key: $0.key, value: $0.value, version: $0.version, expiresAtMs: $0.expiresAtMs) }
+        return page
+    }
+
+    /// `prefixPage` as separate entries (two arrays each: for code off the hot path).
+    public func prefixScan(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        prefixPage(prefix, after: after, limit: limit).storeEntries
+    }
+
+    /// `rangePage` as separate entries (two arrays each: for code off the hot path).
+    public func rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int) -> [StoreEntry] {
+        rangePage(start: start, end: end, after: after, limit: limit).storeEntries
+    }
+
     @discardableResult
     public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition = .always) throws -> Revision {
         try put(key, value, condition: condition, expiresAtMs: nil)

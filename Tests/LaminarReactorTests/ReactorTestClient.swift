@@ -51,7 +51,7 @@ extension ReactorResult {
     var written: Revision? { if case .written(let v) = self { return v } else { return nil } }
     var failure: ReactorError? { if case .failure(let e) = self { return e } else { return nil } }
     var ack: EventsAck? { if case .eventsAccepted(let a) = self { return a } else { return nil } }
-    var entries: [StoreEntry]? { if case .entries(let e) = self { return e } else { return nil } }
+    var entries: [StoreEntry]? { if case .entries(let e) = self { return e.storeEntries } else { return nil } }
     var stats: StreamStats? { if case .streamStats(let s) = self { return s } else { return nil } }
     var isOK: Bool { if case .ok = self { return true } else { return false } }
 }

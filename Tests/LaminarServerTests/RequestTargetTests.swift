@@ -58,9 +58,9 @@ import Testing
 
     @Test func linesFallBackToBase64ForBinary() {
         var out: [UInt8] = []
-        KVLines.appendEntry(key: Array("k\"1".utf8), value: UnsafeRawBufferPointer(start: nil, count: 0), version: 7, encoding: .utf8, to: &out)
-        [UInt8]([0xFF, 0x00]).withUnsafeBytes { KVLines.appendEntry(key: [0x80], value: $0, version: 8, encoding: .utf8, to: &out) }
-        Array("v".utf8).withUnsafeBytes { KVLines.appendEntry(key: Array("k".utf8), value: $0, version: 9, encoding: .base64, to: &out) }
+        Array("k\"1".utf8).withUnsafeBytes { KVLines.appendEntry(key: $0, value: UnsafeRawBufferPointer(start: nil, count: 0), version: 7, encoding: .utf8, to: &out) }
+        [UInt8]([0x80]).withUnsafeBytes { k in [UInt8]([0xFF, 0x00]).withUnsafeBytes { KVLines.appendEntry(key: k, value: $0, version: 8, encoding: .utf8, to: &out) } }
+        Array("k".utf8).withUnsafeBytes { k in Array("v".utf8).withUnsafeBytes { KVLines.appendEntry(key: k, value: $0, version: 9, encoding: .base64, to: &out) } }
         #expect(String(decoding: out, as: UTF8.self) == """
             {"key":"k\\"1","value":"","version":7}
             {"key_base64":"gA==","value_base64":"/wA=","version":8}
