@@ -59,11 +59,11 @@ import Testing
             .delete("c2"), .compact, .put("c3", bytes: 4200), .put("c1", bytes: 8), .compact, .put("c4", bytes: 9),
         ]),
         // Writes while a compaction is in progress: the tail copied into the new file a record
-        // per commit, the swap at a commit, then again finished by `compact()`.
+        // per commit (the swap at the commit that catches up), then a tail left for `compact()`.
         Scenario(name: "background compaction", steps: [
             .put("b1", bytes: 5000), .put("b2", bytes: 10), .put("b1", bytes: 20), .delete("b2"), .startCompaction,
-            .batch([("b3", 4500), ("b1", nil), ("b4", 30)]), .put("b5", bytes: 6000), .put("b3", bytes: 12),
-            .startCompaction, .put("b6", bytes: 8), .delete("b4"), .put("b7", bytes: 5000), .compact, .put("b8", bytes: 9),
+            .put("b5", bytes: 6000), .batch([("b3", 4500), ("b1", nil), ("b4", 30)]), .startCompaction,
+            .batch([("b6", 8), ("b5", nil), ("b7", 5000)]), .put("b3", bytes: 12), .delete("b4"), .compact, .put("b8", bytes: 9),
         ]),
     ]
 
@@ -149,7 +149,8 @@ import Testing
                 case .checkpoint: try store.checkpoint()
                 case .compact: try store.compact()
                 case .startCompaction:
-                    store.startCompaction()
+                    // (A fault that refused an earlier write left the last one unfinished.)
+                    if !store.compactionInProgress { store.startCompaction() }
                     try store.waitForCompactionThread()
                 }
                 applied = true
