@@ -532,9 +532,10 @@ public final class LogStore: StateStore {
 
     /// Second half, on the owner's thread, once `options.fileIO.fdatasync` of `beginSync`'s
     /// descriptor returned (`errno` 0 on success): counts it, then takes a bounded step of
-    /// compaction (`stepCompaction`; nothing is in flight now). A failed sync is fail-stop (`StoreError.storageFailed`, thrown now and
-    /// by every later write): after a failed writeback the kernel may have marked the pages
-    /// clean or dropped them, so syncing again would prove nothing.
+    /// compaction (`stepCompaction`; nothing is in flight now). A failed sync is fail-stop
+    /// (`StoreError.storageFailed`, thrown now and by every later write): after a failed
+    /// writeback the kernel may have marked the pages clean or dropped them, so syncing again
+    /// would prove nothing.
     public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
         assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
