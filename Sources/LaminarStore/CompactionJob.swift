@@ -12,7 +12,10 @@ public enum CompactionStep: Sendable, Hashable, CaseIterable {
     case copiedLive
     /// Compaction thread: `index.hint.compact` (the new file's index as of the snapshot) is written.
     case wroteHint
-    /// Owner: one slice of the records appended since the snapshot was copied.
+    /// Compaction thread: one round of the records appended since the snapshot (as far as the
+    /// owner had published) copied into the new file and fsynced.
+    case syncedTail
+    /// Owner: one slice of the records appended since the thread's last round was copied.
     case copiedTail
     /// Owner: the new file is fsynced and renamed over `data.lmnr`; memory switched to it.
     case renamedData
@@ -34,15 +37,21 @@ final class CompactionOutput {
     let wroteHint: Bool
     /// Offset in the current data file up to which records are in the new file.
     var copiedTo: Int
+    /// Bytes of records appended after the snapshot that the thread copied.
+    let tailBytesCopied: Int
     var ownsTable = true
 
-    init(writer: DataFileWriter, table: KeyHashTable, ordered: OrderedKeyIndex, liveBytes: Int, wroteHint: Bool, copiedTo: Int) {
+    init(
+        writer: DataFileWriter, table: KeyHashTable, ordered: OrderedKeyIndex, liveBytes: Int, wroteHint: Bool, copiedTo: Int,
+        tailBytesCopied: Int
+    ) {
         self.writer = writer
         self.table = table
         self.ordered = ordered
         self.liveBytes = liveBytes
         self.wroteHint = wroteHint
         self.copiedTo = copiedTo
+        self.tailBytesCopied = tailBytesCopied
     }
 
     deinit { if ownsTable { table.deallocate() } }
@@ -69,6 +78,10 @@ final class CompactionJob: @unchecked Sendable {
     private let liveBytes: Int
     private let keyCount: Int
     private let cancelled = Atomic<Bool>(false)
+    /// The log's end as the owner last published it (`publish`).
+    private let published: Atomic<Int>
+    /// Catch-up rounds before the thread hands the rest to the owner whatever is left.
+    static let catchUpRoundsMax = 16
     private let finished = Atomic<Bool>(false)
     private var thread: pthread_t = 0
     private var joined = false
@@ -87,6 +100,7 @@ final class CompactionJob: @unchecked Sendable {
         self.hasher = hasher
         self.directory = directory
         self.options = options
+        self.published = Atomic(snapshotEnd)
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
@@ -99,6 +113,10 @@ final class CompactionJob: @unchecked Sendable {
 
     /// Whether the thread is done (then `join` does not wait).
     var isFinished: Bool { finished.load(ordering: .acquiring) }
+
+    /// Owner: the log now ends at `end` (after a commit); everything below is written and never
+    /// changes.
+    func publish(end: Int) { published.store(end, ordering: .releasing) }
 
     /// Asks the thread to stop early; `join` then returns a failure.
     func cancel() { cancelled.store(true, ordering: .relaxed) }
@@ -149,9 +167,32 @@ final class CompactionJob: @unchecked Sendable {
             wroteHint = try writeHint(directory: directory, writer: writer, live: live, bulkBytes: bulkBytes)
             if wroteHint { options.compactionObserver?(.wroteHint) }
         }
+        var liveBytes = bulkBytes
+        var copiedTo = snapshotEnd
+        for _ in 0..<CompactionJob.catchUpRoundsMax {
+            let end = published.load(ordering: .acquiring)
+            if end == copiedTo { break }
+            try checkCancelled()
+            try writer.appendRaw(UnsafeRawBufferPointer(start: source + copiedTo, count: end - copiedTo))
+            var at = writer.end - (end - copiedTo)
+            while at < writer.end {
+                LogStore.applyRecord(
+                    at: at, base: writer.region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
+                    maintainOrder: true)
+                at += RecordFormat.paddedSize(writer.region.base + at)
+            }
+            copiedTo = end
+            if directory != nil {
+                try writer.region.sync()
+                options.compactionObserver?(.syncedTail)
+            }
+            if published.load(ordering: .acquiring) - copiedTo <= options.compactionSliceBytes { break }
+        }
         handedOver = true
         tableOwned = false
-        return CompactionOutput(writer: writer, table: table, ordered: ordered, liveBytes: bulkBytes, wroteHint: wroteHint, copiedTo: snapshotEnd)
+        return CompactionOutput(
+            writer: writer, table: table, ordered: ordered, liveBytes: liveBytes, wroteHint: wroteHint, copiedTo: copiedTo,
+            tailBytesCopied: copiedTo - snapshotEnd)
     }
 
     /// The live records below `snapshotEnd`, in key order: the log replayed into a private table.

@@ -10,12 +10,15 @@ enum CompactionState {
 /// snapshot (the log's end; the bytes below it never change) and starts a `CompactionJob`
 /// thread, which writes the live records as of the snapshot into `data.lmnr.compact` in key
 /// order, builds their hash table and ordered index, fsyncs the file and writes its hint
-/// (`index.hint.compact`). The owner goes on appending to the old file meanwhile. Then, at each
-/// `commit()` / `endSync` (between the reactor's rounds, no sync in flight), the owner copies at
-/// most `compactionSliceBytes` of the records appended since the snapshot into the new file as
-/// they are (batches and tombstones included) and applies them to the new index; once the new
+/// (`index.hint.compact`). The owner goes on appending to the old file meanwhile, publishing the
+/// log's end to the thread at each commit; the thread copies (and fsyncs) those records too, in
+/// rounds, until little is left. Then, at each `commit()` / `endSync` (between the reactor's
+/// rounds, no sync in flight), the owner copies at most `compactionSliceBytes` of the rest into
+/// the new file as they are (batches and tombstones included) and applies them to the new
+/// index; once the new
 /// file has caught up, it fsyncs it, renames it over `data.lmnr`, switches region, table and
-/// ordered index (pointer assignments), renames the hint and fsyncs the directory.
+/// ordered index (assignments; the old ones are freed on a thread of their own, `Retirement`),
+/// renames the hint and fsyncs the directory.
 ///
 /// Crash safety: until the data rename, `data.lmnr` is the old file, complete, and the `.compact`
 /// files are leftovers that open removes; the new file has every record of the old one when it is
@@ -60,6 +63,7 @@ extension LogStore {
                 else { return }
                 startCompaction()
             case .copyingLive(let job):
+                job.publish(end: logicalEnd)
                 if job.isFinished { try takeOutput(of: job) }
             case .copyingTail(let output):
                 try advance(output, bytesMax: options.compactionSliceBytes)
@@ -89,7 +93,9 @@ extension LogStore {
     private func takeOutput(of job: CompactionJob) throws {
         compaction = nil
         switch job.join() {
-        case .success(let output): compaction = .copyingTail(output)
+        case .success(let output):
+            stats.compactionTailBytes += UInt64(output.tailBytesCopied)
+            compaction = .copyingTail(output)
         case .failure(let error): throw compactionFailed(error)
         }
     }
@@ -135,11 +141,12 @@ extension LogStore {
         }
         compaction = nil
         writer.region.inUse = true
+        let oldRegion = region, oldTable = table, oldOrdered = ordered
         region = writer.region
-        table.deallocate()
         table = output.table
         output.ownsTable = false
         ordered = output.ordered
+        Retirement.release(oldRegion, oldTable, oldOrdered)
         liveBytes = output.liveBytes
         generation = writer.generation
         logicalEnd = writer.end
