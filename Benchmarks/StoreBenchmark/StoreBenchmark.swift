@@ -307,6 +307,7 @@ struct Run {
             var value = initialValue
             var rep = 0
             let compactionsBefore = s.stats.compactions
+            let startedBefore = s.stats.compactionsStarted
             var repNs: [Double] = []
             var longestCommitNs: UInt64 = 0
             let putNs = try harness.nsPerOp(ops: putArrays.count, mean: true) {
@@ -322,6 +323,7 @@ struct Run {
             record("put_ns_\(label)", putNs, "ns/op", "put([UInt8],[UInt8]): random overwrites over \(n) keys, commit/256, mean incl. compactions")
             record("put_per_s_\(label)", 1e9 / putNs, "ops/s", "the same as a rate")
             record("put_compactions", Double(s.stats.compactions - compactionsBefore), "count", "compactions completed in the \(config.reps + 1) put reps (1 warm-up; each runs on a background thread, the writer copies its tail and swaps)")
+            record("put_compactions_started", Double(s.stats.compactionsStarted - startedBefore), "count", "compactions started in the put reps (one still running at the end is finished by the compact() below)")
             record("put_commit_max_ms_\(label)", Double(longestCommitNs) / 1e6, "ms", "the longest commit() in the put reps: the writer's longest stop (compaction steps run there)")
             if !repNs.isEmpty {
                 repNs.sort()
