@@ -16,7 +16,8 @@ public struct LogStoreOptions: Sendable {
     /// ...and the data is at least this large.
     public var compactionBytesMin: Int = 64 << 20
     /// At most this many bytes of records appended during a compaction are copied into the new
-    /// file per `commit()` / `endSync` (at least one record), so no step stalls the writer long.
+    /// file per `commit()` / `endSync` (at least one record), so no step stalls the writer long;
+    /// the compaction thread copies the rest until no more than this is left.
     public var compactionSliceBytes: Int = 1 << 20
     /// Called at each step of a background compaction, on the thread making it (tests).
     public var compactionObserver: (@Sendable (CompactionStep) -> Void)?
@@ -55,7 +56,8 @@ public struct LogStoreStats: Sendable, Hashable {
 /// - `LogStore.inMemory()`: anonymous memory, nothing durable (tests, `--memory`);
 /// - `LogStore.open(directory:)`: a memory-mapped data file that is also the write-ahead log,
 ///   recovered on open (CRC-checked records, torn tail truncated), with a hint file for fast
-///   reopening and compaction by atomic file swap.
+///   reopening and compaction on a thread of its own, swapped in by atomic rename
+///   (`LogStore+Compaction`).
 ///
 /// Fail-stop: the first `StoreError.storageFailed` (a failed sync, rename or truncation, a torn
 /// or failed write that may have lost data) is kept in `failure`; from then on every write,
