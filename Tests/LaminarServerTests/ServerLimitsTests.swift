@@ -92,7 +92,7 @@ private enum WALBytes {
 @Suite struct StoreLimitAnswerTests {
     @Test func aFullDataFileIs507() {
         let grow = StoreError.io(operation: "grow beyond the 68719476736-byte data file limit", path: "data.lmnr", errno: EFBIG)
-        #expect(HTTPFailure(ReactorError.store(grow.description)).status == 507)
-        #expect(HTTPFailure(ReactorError.store(StoreError.io(operation: "pwrite", path: "d", errno: ENOSPC).description)).code == "insufficient_storage")
+        #expect(HTTPFailure(ReactorError(grow)).status == 507)
+        #expect(HTTPFailure(ReactorError(StoreError.io(operation: "pwrite", path: "d", errno: ENOSPC))).code == "insufficient_storage")
     }
 }
