@@ -1,7 +1,7 @@
 import Glibc
 import LaminarFormats
 import LaminarHTTP
-import LaminarReactor
+@testable import LaminarReactor
 @testable import LaminarServer
 import LaminarStore
 import Testing
