@@ -326,28 +326,33 @@ struct Run {
             var value = initialValue
             var rep = 0
             let compactionsBefore = s.stats.compactions
+            let startedBefore = s.stats.compactionsStarted
             var repNs: [Double] = []
+            var longestCommitNs: UInt64 = 0
             let putNs = try harness.nsPerOp(ops: putArrays.count, mean: true) {
                 let compactions = s.stats.compactions
                 let t0 = monotonicNs()
                 defer { if s.stats.compactions == compactions { repNs.append(Double(monotonicNs() - t0) / Double(putArrays.count)) } }
                 rep += 1
                 value[0] = UInt8(truncatingIfNeeded: rep)
-                try Run.puts(s, putArrays, value)
+                longestCommitNs = max(longestCommitNs, try Run.puts(s, putArrays, value))
                 return UInt64(s.revision)
             }
             precondition(s.count == n)
             record("put_ns_\(label)", putNs, "ns/op", "put([UInt8],[UInt8]): random overwrites over \(n) keys, commit/256, mean incl. compactions")
             record("put_per_s_\(label)", 1e9 / putNs, "ops/s", "the same as a rate")
-            record("put_compactions", Double(s.stats.compactions - compactionsBefore), "count", "compactions run by commit() in the \(config.reps + 1) put reps (1 warm-up)")
+            record("put_compactions", Double(s.stats.compactions - compactionsBefore), "count", "compactions completed in the \(config.reps + 1) put reps (1 warm-up; each runs on a background thread, the writer copies its tail and swaps)")
+            record("put_compactions_started", Double(s.stats.compactionsStarted - startedBefore), "count", "compactions started in the put reps (one still running at the end is finished by the compact() below)")
+            record("put_commit_max_ms_\(label)", Double(longestCommitNs) / 1e6, "ms", "the longest commit() in the put reps: the writer's longest stop (compaction steps run there)")
             if !repNs.isEmpty {
                 repNs.sort()
                 record("put_nocompact_ns_\(label)", repNs[repNs.count / 2], "ns/op", "median of the \(repNs.count) reps without a compaction (warm-up included)")
             }
+            if s.compactionInProgress { try s.compact() }  // finish the one the puts started
             let c0 = monotonicNs()
             try s.compact()
             let c1 = monotonicNs()
-            record("compact_ms_\(label)", Double(c1 - c0) / 1e6, "ms", "one compact() of the \(n)-key store (rewrite + fsync + hint)")
+            record("compact_ms_\(label)", Double(c1 - c0) / 1e6, "ms", "one compact() of the \(n)-key store, waited for (thread: replay + rewrite + fsync + hint; then the swap)")
             record("data_file_mb_after_puts", Double(s.sizeBytes) / 1e6, "MB", "log size at the end")
         }
         remove(largeDirectory)
@@ -467,18 +472,28 @@ struct Run {
     }
 
     /// Puts every key of `keys` with `value`, `commit()` after every `commitEvery` puts and at the end.
-    static func puts(_ store: LogStore, _ keys: [[UInt8]], _ value: [UInt8]) throws {
+    /// Puts `value` under every key, committing every `commitEvery`; returns the longest
+    /// `commit()` in nanoseconds (where compaction steps run: the writer's longest stop).
+    @discardableResult
+    static func puts(_ store: LogStore, _ keys: [[UInt8]], _ value: [UInt8]) throws -> UInt64 {
         let every = StoreBenchmark.commitEvery
         var j = 0
+        var longest: UInt64 = 0
+        func timedCommit() throws {
+            let t0 = monotonicNs()
+            try store.commit()
+            longest = max(longest, monotonicNs() - t0)
+        }
         for key in keys {
             try store.put(key, value)
             j += 1
             if j == every {
-                try store.commit()
+                try timedCommit()
                 j = 0
             }
         }
-        try store.commit()
+        try timedCommit()
+        return longest
     }
 
     /// Zero-copy gets of every key of `keys`; sums the first and last byte of each value.

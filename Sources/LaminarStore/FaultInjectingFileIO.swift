@@ -12,7 +12,8 @@ import Synchronization
 /// fsync "succeeds" and proves nothing). Run a scenario once without a fault to learn how many
 /// calls of each kind it makes, then once per call with the fault there.
 ///
-/// Thread-safe: the reactor's commit syncer calls `fdatasync` from its own thread.
+/// Thread-safe: the reactor's commit syncer calls `fdatasync` from its own thread, a compaction
+/// thread writes and syncs the new data file from its own.
 public final class FaultInjectingFileIO: FileIO {
     /// The kinds of call a fault can hit.
     public enum Operation: String, CaseIterable, Sendable {
@@ -53,6 +54,7 @@ public final class FaultInjectingFileIO: FileIO {
         var counts: [Operation: Int] = [:]
         var fault: Fault?
         var fired = false
+        var firedPath: String?
     }
 
     private let state: Mutex<State>
@@ -68,18 +70,29 @@ public final class FaultInjectingFileIO: FileIO {
     /// Whether the fault has been injected.
     public var fired: Bool { state.withLock { $0.fired } }
 
+    /// The file the fault hit (the descriptor's path, or a rename's source), once it fired.
+    public var firedPath: String? { state.withLock { $0.firedPath } }
+
     /// Counts a call of `operation`; returns the fault if this is the call it names.
-    private func next(_ operation: Operation) -> Fault? {
+    private func next(_ operation: Operation, fd: Int32 = -1, path: String? = nil) -> Fault? {
         state.withLock { s in
             s.counts[operation, default: 0] += 1
             guard let f = s.fault, f.operation == operation, f.occurrence == s.counts[operation] else { return nil }
             s.fired = true
+            s.firedPath = path ?? FaultInjectingFileIO.path(of: fd)
             return f
         }
     }
 
+    private static func path(of fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     public func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> (written: Int, errno: Int32) {
-        guard let fault = next(.write) else { return system.pwrite(fd, bytes, at: offset) }
+        guard let fault = next(.write, fd: fd) else { return system.pwrite(fd, bytes, at: offset) }
         guard fault.tear, bytes.count > 1 else { return (0, fault.errno) }
         let half = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count / 2)])
         let (written, e) = system.pwrite(fd, half, at: offset)
@@ -87,27 +100,27 @@ public final class FaultInjectingFileIO: FileIO {
     }
 
     public func fdatasync(_ fd: Int32) -> Int32 {
-        if let fault = next(.sync) { return fault.errno }
+        if let fault = next(.sync, fd: fd) { return fault.errno }
         return system.fdatasync(fd)
     }
 
     public func fsync(_ fd: Int32) -> Int32 {
-        if let fault = next(.sync) { return fault.errno }
+        if let fault = next(.sync, fd: fd) { return fault.errno }
         return system.fsync(fd)
     }
 
     public func allocate(_ fd: Int32, offset: Int, length: Int) -> Int32 {
-        if let fault = next(.allocate) { return fault.errno }
+        if let fault = next(.allocate, fd: fd) { return fault.errno }
         return system.allocate(fd, offset: offset, length: length)
     }
 
     public func truncate(_ fd: Int32, length: Int) -> Int32 {
-        if let fault = next(.truncate) { return fault.errno }
+        if let fault = next(.truncate, fd: fd) { return fault.errno }
         return system.truncate(fd, length: length)
     }
 
     public func rename(_ from: String, _ to: String) -> Int32 {
-        if let fault = next(.rename) { return fault.errno }
+        if let fault = next(.rename, path: from) { return fault.errno }
         return system.rename(from, to)
     }
 }

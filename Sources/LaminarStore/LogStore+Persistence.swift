@@ -11,14 +11,14 @@ import Logging
 /// - `data.lmnr`: the data file (`RecordFormat`), also the write-ahead log;
 /// - `index.hint`: the index as of a checkpoint (`HintFile`), valid for one data file generation;
 /// - `LOCK`: held with `flock` while a process has the store open;
-/// - `*.tmp` / `data.lmnr.compact`: files being written, removed when found at open.
+/// - `*.tmp`, `data.lmnr.compact`, `index.hint.compact`: files being written (a compaction's new
+///   data file and its hint before their renames), removed when found at open.
 extension LogStore {
     static let dataFileName = "data.lmnr"
     static let hintFileName = "index.hint"
     static let lockFileName = "LOCK"
     static let compactFileName = "data.lmnr.compact"
-    /// Bytes compaction lays out before each write to the new file.
-    static let compactionChunkBytes = 1 << 20
+    static let compactHintFileName = "index.hint.compact"
 
     /// Opens (creating if needed) the store in `directory` and recovers it: reads the hint file if
     /// it matches the data file, replays the records after it, verifying each CRC, and truncates a
@@ -28,8 +28,9 @@ extension LogStore {
         let lockFD = try FileSystem.lockDirectory(directory, lockFileName: lockFileName)
         var handedOver = false
         defer { if !handedOver { Glibc.close(lockFD) } }
-        FileSystem.removeIfPresent(directory + "/" + compactFileName)
-        FileSystem.removeIfPresent(directory + "/" + hintFileName + ".tmp")
+        for leftover in [compactFileName, compactHintFileName, compactHintFileName + ".tmp", hintFileName + ".tmp"] {
+            FileSystem.removeIfPresent(directory + "/" + leftover)
+        }
 
         let path = directory + "/" + dataFileName
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -252,33 +253,10 @@ extension LogStore {
         return hint.coveredLength
     }
 
-    // MARK: - Compaction and restore
+    // MARK: - Restore
 
-    /// Rewrites the live records, in key order, into a new data file and swaps it in atomically
-    /// (write, fsync, rename, fsync the directory), then writes a hint for it. For an in-memory
-    /// store, the same into fresh memory. On failure the store is unchanged.
-    public func compact() throws {
-        assert(checkOwnerThread())
-        try checkWritable()
-        var damaged: String?
-        try rewrite(baseRevision: revision, recordBytes: liveBytes) { emit in
-            ordered.forEach { entry in
-                guard damaged == nil else { return }
-                guard let current = locate(RecordFormat.key(record(at: Int(entry.offset)))) else { return }
-                let p = record(at: current)
-                // The CRC is checked on every read path that trusts the disk.
-                if case .damaged(let reason) = RecordFormat.scan(p, available: logicalEnd - current, valueBytesMax: StoreLimits.formatValueBytesMax) {
-                    damaged = "record at \(current): \(reason)"
-                    return
-                }
-                emit(RecordFormat.key(p), RecordFormat.value(p), RecordFormat.revision(p), RecordFormat.expiresAtMs(p))
-            }
-            if let damaged { throw StoreError.unreadable(path: region.path, reason: damaged) }
-        }
-        stats.compactions += 1
-        logger.info("compacted", metadata: ["keys": "\(count)", "bytes": "\(logicalEnd)"])
-    }
-
+    /// Replaces the whole content with `snapshot` (a compaction in progress is abandoned): a new
+    /// data file written and swapped in synchronously (write, fsync, rename, directory fsync).
     public func restore(_ snapshot: StoreSnapshot) throws {
         assert(checkOwnerThread())
         try checkWritable()
@@ -289,121 +267,64 @@ extension LogStore {
         let entries = byKey.values.sorted { $0.key.lexicographicallyPrecedes($1.key) }
         let newRevision = entries.reduce(max(revision, snapshot.revision)) { max($0, $1.version) }
         let recordBytes = entries.reduce(0) { $0 + RecordFormat.paddedSize(keyBytes: $1.key.count, valueBytes: $1.value.count) }
+        abandonCompaction(removeFiles: true)
         try rewrite(baseRevision: newRevision, recordBytes: recordBytes) { emit in
             for e in entries {
-                e.key.withUnsafeBytes { k in
-                    e.value.withUnsafeBytes { v in emit(k, v, e.version, storedExpiry(e.expiresAtMs)) }
+                try e.key.withUnsafeBytes { k in
+                    try e.value.withUnsafeBytes { v in try emit(k, v, e.version, storedExpiry(e.expiresAtMs)) }
                 }
             }
         }
         revision = newRevision
     }
 
-    typealias EmitRecord = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Revision, Int64) -> Void
+    typealias EmitRecord = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Revision, Int64) throws -> Void
 
     /// Writes a new data file (or memory) holding the records `produce` emits, in key order, and
-    /// makes it the store's. `recordBytes` is their total padded size. A storage failure puts the
-    /// store in the failed state.
+    /// makes it the store's (fsync, rename, directory fsync, hint). `recordBytes` is their total
+    /// padded size. A storage failure puts the store in the failed state.
     private func rewrite(baseRevision: Revision, recordBytes: Int, produce: (EmitRecord) throws -> Void) throws {
         do { try rewriteUnchecked(baseRevision: baseRevision, recordBytes: recordBytes, produce: produce) } catch { throw noteFailure(error) }
     }
 
     private func rewriteUnchecked(baseRevision: Revision, recordBytes: Int, produce: (EmitRecord) throws -> Void) throws {
-        let step = MappedRegion.growthBytesMin
-        let fileBytes = (RecordFormat.fileHeaderBytes + recordBytes + step - 1) / step * step
-        let newRegion: MappedRegion
-        var tempPath: String?
-        if let directory {
-            let path = directory + "/" + LogStore.compactFileName
-            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if fd < 0 { throw StoreError.io(operation: "open", path: path, errno: errno) }
-            tempPath = path
-            let rc = options.fileIO.allocate(fd, offset: 0, length: fileBytes)
-            if rc != 0 {
-                Glibc.close(fd)
-                FileSystem.removeIfPresent(path)
-                throw StoreError.allocateFailed(path: path, errno: rc)
-            }
-            do {
-                newRegion = try MappedRegion(
-                    fd: fd, path: path, fileBytes: fileBytes, reservedBytes: max(options.dataBytesMax, fileBytes), io: options.fileIO)
-            } catch {
-                FileSystem.removeIfPresent(path)
-                throw error
-            }
-            newRegion.inUse = false
-        } else {
-            newRegion = try MappedRegion(fd: -1, path: "(memory)", fileBytes: fileBytes, reservedBytes: options.dataBytesMax)
-        }
+        let writer = try DataFileWriter(
+            directory: directory, options: options, recordBytes: recordBytes, baseRevision: baseRevision, expectedRecords: count)
         var committed = false
-        defer { if !committed, let tempPath { FileSystem.removeIfPresent(tempPath) } }
-
-        let newGeneration = UInt64.random(in: 1...UInt64.max)
-        // Records are laid out in a chunk and written a chunk at a time (a record larger than
-        // the chunk goes alone).
-        let chunkBytes = LogStore.compactionChunkBytes
-        let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
-        defer { chunk.deallocate() }
-        var chunkStart = 0
-        var chunkUsed = RecordFormat.fileHeaderBytes
-        RecordFormat.writeFileHeader(to: chunk, generation: newGeneration, baseRevision: baseRevision)
-        var end = RecordFormat.fileHeaderBytes
-        var entries: [OrderedKeyIndex.Entry] = []
-        entries.reserveCapacity(count)
-        var writeError: (any Error)?
+        defer { if !committed { writer.discard() } }
         try produce { key, value, revision, expiry in
-            guard writeError == nil else { return }
-            let size = RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
-            precondition(end + size <= fileBytes)
-            entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: key), offset: UInt64(end)))
-            do {
-                if chunkUsed + size > chunkBytes {
-                    try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
-                    chunkStart = end
-                    chunkUsed = 0
-                }
-                if size > chunkBytes {
-                    try newRegion.write(at: end, count: size) { _ = RecordFormat.write(to: $0, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0) }
-                    chunkStart = end + size
-                } else {
-                    chunkUsed += RecordFormat.write(to: chunk + chunkUsed, key: key, value: value, revision: revision, expiresAtMs: expiry, flags: 0)
-                }
-                end += size
-            } catch {
-                writeError = error
-            }
+            try writer.append(key: key, value: value, revision: revision, expiresAtMs: expiry)
         }
-        if let writeError { throw writeError }
-        try newRegion.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)
-        if let directory, let tempPath {
-            try newRegion.sync()
+        try writer.writeChunk()
+        if let directory, let tempPath = writer.tempPath {
+            try writer.region.sync()
             let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)
             if e != 0 { throw StoreError.storageFailed(operation: "rename", path: tempPath, errno: e) }
         }
         committed = true
-        newRegion.inUse = true
+        writer.region.inUse = true
         // The new file is the data file now: switch the indexes over to it.
-        region = newRegion
-        generation = newGeneration
-        logicalEnd = end
-        liveBytes = end - RecordFormat.fileHeaderBytes
+        region = writer.region
+        generation = writer.generation
+        logicalEnd = writer.end
+        liveBytes = writer.end - RecordFormat.fileHeaderBytes
         revision = max(revision, baseRevision)
         dirty = false
-        durableEnd = end
+        durableEnd = writer.end
         durableRevision = revision
         table.deallocate()
-        table = KeyHashTable(minimumCapacity: entries.count)
-        for entry in entries {
+        table = KeyHashTable(minimumCapacity: writer.entries.count)
+        for entry in writer.entries {
             table.insertNew(hash: hasher.hash(RecordFormat.key(record(at: Int(entry.offset)))), offset: Int(entry.offset))
         }
-        ordered.load(sorted: entries)
+        ordered.load(sorted: writer.entries)
         if let directory {
             // Until this returns the rename may not be durable: a crash could bring back the old
             // file, without the writes made to the new one. A failure is fail-stop.
             try FileSystem.syncDirectory(directory, io: options.fileIO)
             do { try checkpoint() } catch {
                 if self.failure == nil {
-                    logger.warning("could not write the hint file after compaction", metadata: ["error": "\(error)"])
+                    logger.warning("could not write the hint file after restore", metadata: ["error": "\(error)"])
                 }
             }
         }
@@ -414,6 +335,7 @@ extension LogStore {
     /// Drops the store as a crash would: no flush, no hint, the lock released. What was written
     /// through the mapping stays in the page cache, as it does when a process is killed (tests).
     func abandon() {
+        abandonCompaction(removeFiles: false)
         closed = true
         if lockFD >= 0 {
             Glibc.close(lockFD)
@@ -428,6 +350,7 @@ extension LogStore {
     public func close() throws {
         assert(checkOwnerThread())
         if closed { return }
+        abandonCompaction(removeFiles: true)
         defer {
             closed = true
             if lockFD >= 0 {

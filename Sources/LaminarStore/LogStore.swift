@@ -15,6 +15,12 @@ public struct LogStoreOptions: Sendable {
     public var compactionGarbageRatio: Double = 0.5
     /// ...and the data is at least this large.
     public var compactionBytesMin: Int = 64 << 20
+    /// At most this many bytes of records appended during a compaction are copied into the new
+    /// file per `commit()` / `endSync` (at least one record), so no step stalls the writer long;
+    /// the compaction thread copies the rest until no more than this is left.
+    public var compactionSliceBytes: Int = 1 << 20
+    /// Called at each step of a background compaction, on the thread making it (tests).
+    public var compactionObserver: (@Sendable (CompactionStep) -> Void)?
     /// Address space reserved for the data: the largest the data file may grow.
     public var dataBytesMax: Int = 64 << 30
     public var logger: Logger = Logger(label: "laminar.store")
@@ -28,7 +34,13 @@ public struct LogStoreOptions: Sendable {
 public struct LogStoreStats: Sendable, Hashable {
     public var fsyncCount: UInt64 = 0
     public var fsyncNanosTotal: UInt64 = 0
+    /// Compactions completed (the new file swapped in).
     public var compactions: UInt64 = 0
+    /// Compactions started (a compaction thread launched).
+    public var compactionsStarted: UInt64 = 0
+    /// Bytes of records appended during compactions and copied into the new file (by the
+    /// compaction thread's catch-up rounds or the writer's slices).
+    public var compactionTailBytes: UInt64 = 0
     /// Bytes of a torn or damaged tail cut off when the store was opened.
     public var recoveryTruncatedBytes: Int = 0
     /// Whether the index came from the hint file when the store was opened.
@@ -44,7 +56,8 @@ public struct LogStoreStats: Sendable, Hashable {
 /// - `LogStore.inMemory()`: anonymous memory, nothing durable (tests, `--memory`);
 /// - `LogStore.open(directory:)`: a memory-mapped data file that is also the write-ahead log,
 ///   recovered on open (CRC-checked records, torn tail truncated), with a hint file for fast
-///   reopening and compaction by atomic file swap.
+///   reopening and compaction on a thread of its own, swapped in by atomic rename
+///   (`LogStore+Compaction`).
 ///
 /// Fail-stop: the first `StoreError.storageFailed` (a failed sync, rename or truncation, a torn
 /// or failed write that may have lost data) is kept in `failure`; from then on every write,
@@ -105,6 +118,10 @@ public final class LogStore: StateStore {
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
     var logger: Logger { options.logger }
+    /// The compaction in progress, if any (`LogStore+Compaction`).
+    var compaction: CompactionState?
+    /// After a failed compaction, the next one waits until the log reaches this length.
+    var compactionRetryEnd = 0
 
     init(
         options: LogStoreOptions, directory: String?, region: MappedRegion, table: KeyHashTable,
@@ -124,6 +141,7 @@ public final class LogStore: StateStore {
     }
 
     deinit {
+        abandonCompaction(removeFiles: false)
         writeSlots.deallocate()
         table.deallocate()
         if lockFD >= 0 { Glibc.close(lockFD) }
@@ -367,22 +385,34 @@ public final class LogStore: StateStore {
     /// `maintainOrder: false` skips the ordered index (bulk recovery builds it at the end).
     func applyRecord(at offset: Int, maintainOrder: Bool) {
         let p = record(at: offset)
+        noteWrite(hash: hasher.hash(RecordFormat.key(p)), revision: RecordFormat.revision(p))
+        Self.applyRecord(
+            at: offset, base: region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
+            maintainOrder: maintainOrder)
+    }
+
+    /// The same for any set of indexes over `base` (the new file of a compaction too).
+    @inline(__always)
+    static func applyRecord(
+        at offset: Int, base: UnsafeMutableRawPointer, hasher: KeyHasher, table: inout KeyHashTable,
+        ordered: inout OrderedKeyIndex, liveBytes: inout Int, maintainOrder: Bool
+    ) {
+        let p = UnsafeRawPointer(base + offset)
         let key = RecordFormat.key(p)
         let hash = hasher.hash(key)
-        noteWrite(hash: hash, revision: RecordFormat.revision(p))
         if RecordFormat.flags(p) & RecordFormat.flagTombstone != 0 {
-            guard let slot = table.find(hash: hash, key: key, base: region.base) else { return }
-            liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
+            guard let slot = table.find(hash: hash, key: key, base: base) else { return }
+            liveBytes -= RecordFormat.paddedSize(base + table.offset(at: slot))
             table.remove(at: slot)
-            if maintainOrder { ordered.remove(key, base: region.base) }
+            if maintainOrder { ordered.remove(key, base: base) }
         } else {
-            let (slot, found) = table.findOrReserve(hash: hash, key: key, base: region.base)
+            let (slot, found) = table.findOrReserve(hash: hash, key: key, base: base)
             if found {
-                liveBytes -= RecordFormat.paddedSize(record(at: table.offset(at: slot)))
+                liveBytes -= RecordFormat.paddedSize(base + table.offset(at: slot))
                 table.update(slot, offset: offset)
             } else {
                 table.fill(slot, offset: offset, hash: hash)
-                if maintainOrder { ordered.insert(key, offset: offset, base: region.base) }
+                if maintainOrder { ordered.insert(key, offset: offset, base: base) }
             }
             liveBytes += RecordFormat.paddedSize(p)
         }
@@ -547,7 +577,7 @@ public final class LogStore: StateStore {
             try flush()
         case .never: break
         }
-        compactIfWorthIt()
+        stepCompaction()
     }
 
     public func flush() throws {
@@ -586,10 +616,11 @@ public final class LogStore: StateStore {
     }
 
     /// Second half, on the owner's thread, once `options.fileIO.fdatasync` of `beginSync`'s
-    /// descriptor returned (`errno` 0 on success): counts it, then compacts if worth it (nothing
-    /// is in flight now). A failed sync is fail-stop (`StoreError.storageFailed`, thrown now and
-    /// by every later write): after a failed writeback the kernel may have marked the pages
-    /// clean or dropped them, so syncing again would prove nothing.
+    /// descriptor returned (`errno` 0 on success): counts it, then takes a bounded step of
+    /// compaction (`stepCompaction`; nothing is in flight now). A failed sync is fail-stop
+    /// (`StoreError.storageFailed`, thrown now and by every later write): after a failed
+    /// writeback the kernel may have marked the pages clean or dropped them, so syncing again
+    /// would prove nothing.
     public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
         assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
@@ -600,21 +631,7 @@ public final class LogStore: StateStore {
         }
         durableEnd = max(durableEnd, syncingEnd)
         durableRevision = max(durableRevision, syncingRevision)
-        compactIfWorthIt()
-    }
-
-    /// Compacts when the garbage ratio and size thresholds say so; a recoverable failure (a full
-    /// disk) is logged and the store keeps working on the old file; a storage failure has put the
-    /// store in the failed state (`compact` logged it).
-    func compactIfWorthIt() {
-        guard logicalEnd >= options.compactionBytesMin, garbageRatio >= options.compactionGarbageRatio else { return }
-        do {
-            try compact()
-        } catch {
-            if failure == nil {
-                logger.error("compaction failed, keeping the current data file", metadata: ["error": "\(error)"])
-            }
-        }
+        stepCompaction()
     }
 
     /// Checks that the hash table, the ordered index and the live-byte count agree (tests).

@@ -1,0 +1,260 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// The steps of a background compaction, in order, for `LogStoreOptions.compactionObserver`
+/// (tests stop or kill the process at each one).
+public enum CompactionStep: Sendable, Hashable, CaseIterable {
+    /// Compaction thread: the live records as of the snapshot are in the new file, fsynced.
+    case copiedLive
+    /// Compaction thread: `index.hint.compact` (the new file's index as of the snapshot) is written.
+    case wroteHint
+    /// Compaction thread: one round of the records appended since the snapshot (as far as the
+    /// owner had published) copied into the new file and fsynced.
+    case syncedTail
+    /// Owner: one slice of the records appended since the thread's last round was copied.
+    case copiedTail
+    /// Owner: the new file is fsynced and renamed over `data.lmnr`; memory switched to it.
+    case renamedData
+    /// Owner: `index.hint.compact` is renamed over `index.hint` (before the directory fsync).
+    case renamedHint
+    /// Owner: the directory is fsynced; the compaction is complete.
+    case finished
+}
+
+/// What a compaction thread hands the owner: the new file with the live records as of the
+/// snapshot, and its index. The owner then copies the tail (records appended since the
+/// snapshot) into it, slice by slice, and swaps it in. Owns `table` until the swap takes it.
+final class CompactionOutput {
+    let writer: DataFileWriter
+    var table: KeyHashTable
+    var ordered: OrderedKeyIndex
+    var liveBytes: Int
+    /// Whether `index.hint.compact` was written (a full disk may have prevented it: a hint is optional).
+    let wroteHint: Bool
+    /// Offset in the current data file up to which records are in the new file.
+    var copiedTo: Int
+    /// Bytes of records appended after the snapshot that the thread copied.
+    let tailBytesCopied: Int
+    var ownsTable = true
+
+    init(
+        writer: DataFileWriter, table: KeyHashTable, ordered: OrderedKeyIndex, liveBytes: Int, wroteHint: Bool, copiedTo: Int,
+        tailBytesCopied: Int
+    ) {
+        self.writer = writer
+        self.table = table
+        self.ordered = ordered
+        self.liveBytes = liveBytes
+        self.wroteHint = wroteHint
+        self.copiedTo = copiedTo
+        self.tailBytesCopied = tailBytesCopied
+    }
+
+    deinit { if ownsTable { table.deallocate() } }
+}
+
+/// A compaction thread: rebuilds the live set of the data file as it was at a snapshot offset
+/// (replaying `[header, snapshotEnd)` into a private table: those bytes never change while the
+/// store runs, as records are only appended), writes the live records in key order into
+/// `data.lmnr.compact` (`DataFileWriter`), builds the new hash table and ordered index for them,
+/// fsyncs the file and writes `index.hint.compact` for it.
+///
+/// It reads nothing the owner mutates: only the mapped bytes below `snapshotEnd` (through a raw
+/// pointer; the owner keeps the mapping alive until it has joined the thread) and values copied
+/// in at start. The owner starts it, polls `isFinished`, and takes the outcome with `join()`
+/// (`pthread_join`: the happens-before edge for everything the thread wrote); `cancel()` makes it
+/// stop at its next record or chunk.
+final class CompactionJob: @unchecked Sendable {
+    let snapshotEnd: Int
+    let baseRevision: Revision
+    private let source: UnsafeRawPointer
+    private let hasher: KeyHasher
+    private let directory: String?
+    private let options: LogStoreOptions
+    private let liveBytes: Int
+    private let keyCount: Int
+    private let cancelled = Atomic<Bool>(false)
+    /// The log's end as the owner last published it (`publish`).
+    private let published: Atomic<Int>
+    /// Catch-up rounds before the thread hands the rest to the owner whatever is left.
+    static let catchUpRoundsMax = 16
+    private let finished = Atomic<Bool>(false)
+    private var thread: pthread_t = 0
+    private var joined = false
+    /// Written by the thread before `finished`; read by the owner after the join.
+    private var outcome: Result<CompactionOutput, any Error> = .failure(StoreError.closed)
+
+    init(
+        source: UnsafeRawPointer, snapshotEnd: Int, baseRevision: Revision, liveBytes: Int, keyCount: Int,
+        hasher: KeyHasher, directory: String?, options: LogStoreOptions
+    ) {
+        self.source = source
+        self.snapshotEnd = snapshotEnd
+        self.baseRevision = baseRevision
+        self.liveBytes = liveBytes
+        self.keyCount = keyCount
+        self.hasher = hasher
+        self.directory = directory
+        self.options = options
+        self.published = Atomic(snapshotEnd)
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&thread, nil, { arg in
+            let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
+            me.outcome = Result { try me.run() }
+            me.finished.store(true, ordering: .releasing)
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+    }
+
+    /// Whether the thread is done (then `join` does not wait).
+    var isFinished: Bool { finished.load(ordering: .acquiring) }
+
+    /// Owner: the log now ends at `end` (after a commit); everything below is written and never
+    /// changes.
+    func publish(end: Int) { published.store(end, ordering: .releasing) }
+
+    /// Asks the thread to stop early; `join` then returns a failure.
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    /// Waits for the thread and returns what it made. Once only.
+    func join() -> Result<CompactionOutput, any Error> {
+        precondition(!joined)
+        joined = true
+        pthread_join(thread, nil)
+        return outcome
+    }
+
+    private func checkCancelled() throws {
+        if cancelled.load(ordering: .relaxed) { throw StoreError.closed }
+    }
+
+    /// A live record: its key's hash, first key bytes and offset in the source.
+    private struct Live {
+        var prefix: UInt64
+        var hash: UInt64
+        var offset: Int
+    }
+
+    private func run() throws -> CompactionOutput {
+        let live = try liveRecords()
+        let writer = try DataFileWriter(
+            directory: directory, options: options, recordBytes: liveBytes, baseRevision: baseRevision, expectedRecords: live.count)
+        var handedOver = false
+        defer { if !handedOver { writer.discard() } }
+        var table = KeyHashTable(minimumCapacity: live.count)
+        var tableOwned = true
+        defer { if tableOwned { table.deallocate() } }
+        for (i, record) in live.enumerated() {
+            if i & 0xFFF == 0 { try checkCancelled() }
+            let p = source + record.offset
+            table.insertNew(hash: record.hash, offset: writer.end)
+            try writer.append(key: RecordFormat.key(p), value: RecordFormat.value(p), revision: RecordFormat.revision(p), expiresAtMs: RecordFormat.expiresAtMs(p))
+        }
+        try writer.writeChunk()
+        var ordered = OrderedKeyIndex()
+        ordered.load(sorted: writer.entries)
+        let bulkBytes = writer.end - RecordFormat.fileHeaderBytes
+        var wroteHint = false
+        if let directory {
+            try checkCancelled()
+            try writer.region.sync()
+            options.compactionObserver?(.copiedLive)
+            wroteHint = try writeHint(directory: directory, writer: writer, live: live, bulkBytes: bulkBytes)
+            if wroteHint { options.compactionObserver?(.wroteHint) }
+        }
+        var liveBytes = bulkBytes
+        var copiedTo = snapshotEnd
+        for _ in 0..<CompactionJob.catchUpRoundsMax {
+            let end = published.load(ordering: .acquiring)
+            if end == copiedTo { break }
+            try checkCancelled()
+            try writer.appendRaw(UnsafeRawBufferPointer(start: source + copiedTo, count: end - copiedTo))
+            var at = writer.end - (end - copiedTo)
+            while at < writer.end {
+                LogStore.applyRecord(
+                    at: at, base: writer.region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
+                    maintainOrder: true)
+                at += RecordFormat.paddedSize(writer.region.base + at)
+            }
+            copiedTo = end
+            if directory != nil {
+                try writer.region.sync()
+                options.compactionObserver?(.syncedTail)
+            }
+            if published.load(ordering: .acquiring) - copiedTo <= options.compactionSliceBytes { break }
+        }
+        handedOver = true
+        tableOwned = false
+        return CompactionOutput(
+            writer: writer, table: table, ordered: ordered, liveBytes: liveBytes, wroteHint: wroteHint, copiedTo: copiedTo,
+            tailBytesCopied: copiedTo - snapshotEnd)
+    }
+
+    /// The live records below `snapshotEnd`, in key order: the log replayed into a private table.
+    private func liveRecords() throws -> [Live] {
+        var table = KeyHashTable(minimumCapacity: keyCount)
+        defer { table.deallocate() }
+        var offset = RecordFormat.fileHeaderBytes
+        var n = 0
+        while offset < snapshotEnd {
+            n += 1
+            if n & 0xFFF == 0 { try checkCancelled() }
+            let p = source + offset
+            // The CRC is checked on every read path that trusts the disk.
+            guard case .record(let size) = RecordFormat.scan(p, available: snapshotEnd - offset, valueBytesMax: StoreLimits.formatValueBytesMax) else {
+                throw StoreError.unreadable(path: LogStore.dataFileName, reason: "damaged record at \(offset) during compaction")
+            }
+            let key = RecordFormat.key(p)
+            let hash = hasher.hash(key)
+            if RecordFormat.flags(p) & RecordFormat.flagTombstone != 0 {
+                if let slot = table.find(hash: hash, key: key, base: source) { table.remove(at: slot) }
+            } else {
+                let (slot, found) = table.findOrReserve(hash: hash, key: key, base: source)
+                if found { table.update(slot, offset: offset) } else { table.fill(slot, offset: offset, hash: hash) }
+            }
+            offset += size
+        }
+        var live: [Live] = []
+        live.reserveCapacity(table.count)
+        for i in 0..<table.capacity where table.slots[i].offset != 0 {
+            let o = Int(table.slots[i].offset)
+            live.append(Live(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(source + o)), hash: table.slots[i].hash, offset: o))
+        }
+        let base = source
+        live.sort { a, b in
+            if a.prefix != b.prefix { return a.prefix < b.prefix }
+            return OrderedKeyIndex.compareBytes(RecordFormat.key(base + a.offset), RecordFormat.key(base + b.offset)) < 0
+        }
+        return live
+    }
+
+    /// Writes `index.hint.compact`: the new file's index as of the snapshot. Returns false when a
+    /// full disk prevented it (a hint is optional); a failed sync or rename throws (fail-stop).
+    private func writeHint(directory: String, writer: DataFileWriter, live: [Live], bulkBytes: Int) throws -> Bool {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(HintFile.headerBytes + live.count * HintFile.entryBytes + 4)
+        HintFile.appendHeader(
+            to: &bytes, generation: writer.generation, coveredLength: writer.end, revision: baseRevision,
+            hashSeed: hasher.seed, count: live.count, liveBytes: bulkBytes)
+        for (record, entry) in zip(live, writer.entries) {
+            HintFile.append(entry.offset, to: &bytes)
+            HintFile.append(record.hash, to: &bytes)
+            HintFile.append(entry.prefix, to: &bytes)
+        }
+        HintFile.appendCRC(to: &bytes)
+        do {
+            try FileSystem.writeAtomically(directory: directory, name: LogStore.compactHintFileName, bytes: bytes, io: options.fileIO)
+            return true
+        } catch StoreError.io(let operation, let path, let e) {
+            options.logger.warning(
+                "could not write the hint file of the compacted data file",
+                metadata: ["operation": "\(operation)", "path": "\(path)", "errno": "\(e)"])
+            return false
+        }
+    }
+}
