@@ -16,8 +16,16 @@ extension Reactor {
             return .failure(.store("\(error)"))
         }
         mutatedThisRound = true
-        streams[definition.name] = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        streams[definition.name] = stream
+        scheduleEmitTick(stream, nowMs: clock.nowMs())
         return .ok
+    }
+
+    /// `emit: {"every": D}`: the processing-time timer of the stream's changelog flushes.
+    func scheduleEmitTick(_ stream: StreamRuntime, nowMs: Int64) {
+        guard case .every(let ms) = stream.definition.emit else { return }
+        timers.schedule(atMs: nowMs + ms, .emitTick(stream: stream.definition.name, id: stream.id))
     }
 
     func takeStreamId() -> UInt64 {
@@ -48,12 +56,15 @@ extension Reactor {
                 let ts = events.timestamp(i)
                 // The decoders refuse these first; a batch from elsewhere is held to the same rules.
                 if ts < -bound || ts > bound { return "event \(i + 1): time out of range" }
-                if !events.value(i).isFinite { return "event \(i + 1): value is not finite" }
+                for j in 0..<events.fieldCount where !events.field(i, j).isFinite { return "event \(i + 1): value is not finite" }
                 if events.key(i).isEmpty { return "event \(i + 1): empty key" }
             }
             return nil
         }
         if let bad { return .failure(.invalidEvents(bad)) }
+        if batch.fieldCount != stream.definition.fields.count {
+            return .failure(.invalidEvents("the stream's events have \(stream.definition.fields.count) fields (\(stream.definition.fields.joined(separator: ", "))), the batch's \(batch.fieldCount)"))
+        }
         if !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) { return .failure(.tooManyKeys) }
         // Log before applying; the completion waits for this round's commit.
         do {
@@ -74,31 +85,73 @@ extension Reactor {
         return .eventsAccepted(EventsAck(accepted: r.accepted, late: r.late, watermarkMs: stream.op.watermarkMs, duplicate: false))
     }
 
-    /// Applies a logged batch to the operator and publishes the windows it closes (live and replay).
+    /// Applies a logged batch to the operator and publishes the rows it produced (live and
+    /// replay); keeps its late events (`late_data: keep`); an `emit: changes` stream is flushed
+    /// at the end of the round (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let r = batch.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
-        publishClosedWindows(stream)
+        if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }
+        if r.accepted > 0, stream.definition.emit == .changes, !stream.flushPending {
+            stream.flushPending = true
+            changelogPending.append(stream)
+        }
+        publishRows(stream)
         return r
     }
 
-    func publishClosedWindows(_ stream: StreamRuntime) {
+    /// Stores the rows the operator produced and hands them to followers. The store keeps each
+    /// window's current row under `ReservedKeys.result` (a `delete` row removes it).
+    ///
+    /// Result sequence numbers: this is the one place rows are stored; `WindowResult.seq` is set
+    /// here when they are numbered.
+    func publishRows(_ stream: StreamRuntime) {
+        let rows = stream.op.takeOutput()
+        guard !rows.isEmpty else { return }
         let name = stream.definition.name
-        let aggregates = stream.definition.aggregates
-        var closed: [WindowResult] = []
-        stream.op.closeReady { result in
-            let key = ReservedKeys.result(stream: name, key: result.key, startMs: result.startMs)
-            let value = result.json(aggregates: aggregates)
-            guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { return }
-            mutatedThisRound = true
-            notifyWatchers(key: key, value: value, revision: rev)
-            if !stream.followers.isEmpty { closed.append(result) }
+        for row in rows {
+            let key = ReservedKeys.result(stream: name, key: row.key ?? [], startMs: row.startMs)
+            if row.op == .delete {
+                guard let rev = try? store.delete(key, condition: .always) else { continue }
+                mutatedThisRound = true
+                notifyWatchers(key: key, value: nil, revision: rev)
+            } else {
+                let value = row.json(columns: stream.columns, stored: true)
+                guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { continue }
+                mutatedThisRound = true
+                notifyWatchers(key: key, value: value, revision: rev)
+            }
         }
-        guard !closed.isEmpty else { return }
+        guard !stream.followers.isEmpty else { return }
         for id in stream.followers {
             guard let sub = subscriptions[id] else { continue }
-            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(closed)))
+            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(rows)))
         }
+    }
+
+    /// Logs a changelog flush and emits the rows of the windows that changed since the last one.
+    func flushChangelog(_ stream: StreamRuntime) {
+        stream.flushPending = false
+        guard stream.op.hasPendingChanges, streams[stream.definition.name] === stream else { return }
+        do {
+            try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence), WALEntry.flush.encoded(),
+                condition: .always, expiresAtMs: nil)
+        } catch {
+            return  // the store refused (full disk): the changes go out with the next flush
+        }
+        stream.nextSequence += 1
+        mutatedThisRound = true
+        stream.op.flushChanges()
+        publishRows(stream)
+        checkpointIfDue(stream)
+    }
+
+    /// End of a round: flushes the `emit: changes` streams that took events in it.
+    func flushChangelogs() {
+        guard !changelogPending.isEmpty else { return }
+        let pending = changelogPending
+        changelogPending.removeAll(keepingCapacity: true)
+        for stream in pending { flushChangelog(stream) }
     }
 
     /// Processing-time watermark advance: when no event came for `idleTimeoutMs`, event time is
@@ -121,7 +174,7 @@ extension Reactor {
                 stream.nextSequence += 1
                 mutatedThisRound = true
                 stream.op.advanceWatermark(toMs: target)
-                publishClosedWindows(stream)
+                publishRows(stream)
                 checkpointIfDue(stream)
             } catch {
                 // The store refused (full disk): keep the watermark; retry at the next tick.
@@ -167,6 +220,7 @@ extension Reactor {
                 }
                 try replay(stream)
                 streams[definition.name] = stream
+                scheduleEmitTick(stream, nowMs: now)
                 if stream.op.openWindowCount > 0 {
                     stream.idleTimerPending = true
                     timers.schedule(atMs: now + definition.idleTimeoutMs, .idle(stream: definition.name, id: stream.id))
@@ -215,7 +269,10 @@ extension Reactor {
                 case .batch(let batch, let key): _ = ingest(stream, batch: batch, idempotencyKey: key)
                 case .watermark(let ms):
                     stream.op.advanceWatermark(toMs: ms)
-                    publishClosedWindows(stream)
+                    publishRows(stream)
+                case .flush:
+                    stream.op.flushChanges()
+                    publishRows(stream)
                 }
                 stream.nextSequence = seq + 1
             }

@@ -31,6 +31,8 @@ public final class Reactor: @unchecked Sendable {
     let clock: any ReactorClock
     var timers = TimerHeap<TimerKind>()
     var streams: [String: StreamRuntime] = [:]
+    /// `emit: changes` streams with rows to flush before this round commits.
+    var changelogPending: [StreamRuntime] = []
     var subscriptions: [UInt64: Subscription] = [:]
     var watchIds: [UInt64] = []
     var nextSubscriptionId: UInt64 = 1
@@ -55,6 +57,7 @@ public final class Reactor: @unchecked Sendable {
     enum TimerKind {
         case expire(key: [UInt8], atMs: Int64)
         case idle(stream: String, id: UInt64)
+        case emitTick(stream: String, id: UInt64)
         case fsync
     }
 
@@ -178,6 +181,7 @@ public final class Reactor: @unchecked Sendable {
             }
             if n > 0 { worked = true }
         }
+        flushChangelogs()
         if let syncer {
             if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false
@@ -362,6 +366,10 @@ public final class Reactor: @unchecked Sendable {
             guard let stream = streams[name], stream.id == id else { return }
             stream.idleTimerPending = false
             idleCheck(stream, nowMs: nowMs)
+        case .emitTick(let name, let id):
+            guard let stream = streams[name], stream.id == id else { return }
+            flushChangelog(stream)
+            scheduleEmitTick(stream, nowMs: nowMs)
         case .fsync:
             try? store.commit()
             timers.schedule(atMs: nowMs + limits.fsyncIntervalMs, .fsync)

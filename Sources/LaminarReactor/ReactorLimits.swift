@@ -32,6 +32,8 @@ public struct ReactorLimits: Sendable, Hashable {
     public var idempotencyKeysPerStreamMax: Int = 4096
     /// Write-ahead entries per stream after which the reactor writes a checkpoint.
     public var walEntriesPerCheckpointMax: Int = 256
+    /// Late events kept per stream with `late_data: keep` (the most recent ones).
+    public var lateEventsPerStreamMax: Int = 10_000
     /// Longest stream name in bytes.
     public var streamNameBytesMax: Int = 128
     /// Interval of the store's `interval` fsync policy timer, in milliseconds.

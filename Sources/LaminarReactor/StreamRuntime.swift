@@ -1,11 +1,26 @@
 import LaminarFormats
 
+/// A late event kept for `GET /streams/{name}/late` (`late_data: keep`): as it arrived.
+public struct LateEvent: Sendable, Hashable {
+    public var key: [UInt8]
+    public var timestampMs: Int64
+    /// The event's fields, in the definition's order.
+    public var values: [Double]
+}
+
 /// A defined stream's live state (reactor thread only): its window operator, write-ahead
-/// sequence numbers, idempotency memory, followers and idle timer.
+/// sequence numbers, idempotency memory, followers, idle timer and kept late events.
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
-    var op: TumblingWindowOperator
+    let columns: WindowResult.Columns
+    var op: WindowOperator
+    /// `emit: changes`: rows changed this round, to flush before the round commits.
+    var flushPending = false
+    /// The most recent late events (`late_data: keep`), oldest first, at most
+    /// `ReactorLimits.lateEventsPerStreamMax`; rebuilt from the write-ahead log after a restart
+    /// only for the entries after the checkpoint.
+    var lateEvents: [LateEvent] = []
     /// Sequence number of the next write-ahead entry.
     var nextSequence: UInt64 = 1
     /// First write-ahead entry not covered by the checkpoint (`nextSequence` when none).
@@ -21,7 +36,8 @@ final class StreamRuntime {
     init(id: UInt64, definition: StreamDefinition, nowMs: Int64) {
         self.id = id
         self.definition = definition
-        self.op = TumblingWindowOperator(windowSizeMs: definition.windowSizeMs, allowedLatenessMs: definition.allowedLatenessMs)
+        self.columns = WindowResult.Columns(definition)
+        self.op = WindowOperator(definition: definition)
         self.lastEventAtMs = nowMs
     }
 
@@ -29,6 +45,19 @@ final class StreamRuntime {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
             lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed)
+    }
+
+    /// Keeps the late events of the batch just ingested (`op.lateIndices`), dropping the oldest
+    /// beyond `max`.
+    func keepLate(_ batch: EventBatch, max: Int) {
+        guard !op.lateIndices.isEmpty else { return }
+        batch.withEvents { events in
+            for i in op.lateIndices {
+                lateEvents.append(LateEvent(key: Array(events.key(i)), timestampMs: events.timestamp(i),
+                    values: (0..<events.fieldCount).map { events.field(i, $0) }))
+            }
+        }
+        if lateEvents.count > max { lateEvents.removeFirst(lateEvents.count - max) }
     }
 
     func remember(idempotencyKey: UInt64, max: Int) {
@@ -41,11 +70,12 @@ final class StreamRuntime {
         }
     }
 
-    /// Checkpoint value: version (2), when it was written (ms), the next sequence number,
-    /// idempotency keys (oldest first), operator. Version 1 lacks the time.
+    /// Checkpoint value: version (3), when it was written (ms), the next sequence number,
+    /// idempotency keys (oldest first), operator (`WindowOperator.encodeCheckpoint`). Versions 1
+    /// and 2 (earlier releases) hold a tumbling operator of their own form; 1 lacks the time.
     func encodeCheckpoint(atMs: Int64) -> [UInt8] {
         var w = ByteWriter()
-        w.u8(2)
+        w.u8(3)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
         w.u32(UInt32(idempotencyOrder.count))
@@ -57,22 +87,30 @@ final class StreamRuntime {
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
         let version = try r.u8()
-        guard version == 1 || version == 2 else { throw ByteReader.DecodeError() }
-        if version == 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
+        guard version >= 1 && version <= 3 else { throw ByteReader.DecodeError() }
+        if version >= 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())
         for _ in 0..<n { remember(idempotencyKey: try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
-        try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        if version == 3 {
+            try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        } else {
+            guard case .tumble = definition.window else { throw ByteReader.DecodeError() }
+            try op.decodeLegacyCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        }
         guard r.atEnd else { throw ByteReader.DecodeError() }
     }
 }
 
 /// A write-ahead entry: `[u8 kind][u8 has idempotency key][u64 key][payload]`; kind 1 = an
-/// accepted event batch (payload: its bytes), kind 2 = an idle watermark advance (payload: i64).
+/// accepted event batch (payload: its bytes), kind 2 = an idle watermark advance (payload: i64),
+/// kind 3 = a changelog flush (`emit: changes` round end, `every` tick; no payload), so replay
+/// emits the same rows at the same points.
 enum WALEntry {
     case batch(EventBatch, idempotencyKey: UInt64?)
     case watermark(Int64)
+    case flush
 
     static let headerBytes = 10
 
@@ -85,6 +123,8 @@ enum WALEntry {
             w.bytes.append(contentsOf: batch.bytes)
         case .watermark(let ms):
             w.u8(2); w.u8(0); w.u64(0); w.i64(ms)
+        case .flush:
+            w.u8(3); w.u8(0); w.u64(0)
         }
         return w.bytes
     }
@@ -100,6 +140,8 @@ enum WALEntry {
             self = .batch(batch, idempotencyKey: hasKey == 1 ? key : nil)
         case 2:
             self = .watermark(try r.i64())
+        case 3:
+            self = .flush
         default:
             throw ByteReader.DecodeError()
         }

@@ -1,64 +1,100 @@
 import LaminarFormats
 
-/// The aggregates of one key over one closed window `[start, end)`. The key is bytes, as the
-/// event carried it (any bytes, not only UTF-8).
+/// One result row: the aggregates of one group over one window `[startMs, endMs)`. The key is
+/// bytes, as the event carried it (any bytes, not only UTF-8); `nil` for `group_by: all`.
+/// `values` are the definition's columns in order (`StreamDefinition.columnNames`), NaN for
+/// null. For `emit: changes` / `every`, `change` says what the row does to the window's row.
 public struct WindowResult: Sendable, Hashable {
-    public var key: [UInt8]
+    /// What a row of a changelog (`emit: changes`/`every`) does.
+    public enum Op: String, Sendable, Hashable { case insert, update, delete }
+
+    public var key: [UInt8]?
     public var startMs: Int64
     public var endMs: Int64
-    public var count: Int64
-    public var sum: Double
-    public var min: Double
-    public var max: Double
-    public var avg: Double { count == 0 ? 0 : sum / Double(count) }
+    public var values: [Double]
+    /// `nil` for `emit: final` rows.
+    public var op: Op?
+    /// The previous values of the columns (an `update`).
+    public var before: [Double]?
+    /// Whether this is the window's last row (it closed).
+    public var isFinal: Bool
+    /// The per-stream result sequence number, set where the row is stored (0 until then).
+    public var seq: UInt64 = 0
 
-    public init(key: [UInt8], startMs: Int64, endMs: Int64, count: Int64, sum: Double, min: Double, max: Double) {
+    public init(key: [UInt8]?, startMs: Int64, endMs: Int64, values: [Double], op: Op? = nil, before: [Double]? = nil, isFinal: Bool = false) {
         self.key = key
         self.startMs = startMs
         self.endMs = endMs
-        self.count = count
-        self.sum = sum
-        self.min = min
-        self.max = max
+        self.values = values
+        self.op = op
+        self.before = before
+        self.isFinal = isFinal
     }
 
-    /// Compact JSON with the requested aggregates, always in the order `count`, `sum`, `min`,
-    /// `max`, `avg` (whatever order the definition lists them in), no newline:
-    /// `{"key":"u1","start":0,"end":1000,"count":3,"sum":4.5,"min":1,"max":2,"avg":1.5}`.
-    /// A key that is not valid UTF-8 is written as `"key_base64":"…"` instead of `"key"`.
-    public func json(aggregates: [Aggregate]) -> [UInt8] {
+    /// The column layout rows are rendered with: names and which are integers.
+    public struct Columns: Sendable, Hashable {
+        public var names: [[UInt8]]
+        public var integer: [Bool]
+
+        public init(_ definition: StreamDefinition) {
+            names = definition.columnNames.map { Array($0.utf8) }
+            integer = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+        }
+    }
+
+    /// Compact JSON, no newline:
+    /// `{"key":"u1","window_start":0,"window_end":1000,"count":3,"sum":4.5}`, then for changelog
+    /// rows `"op":"update","before":{…}` and `"final":true` at close. A key that is not valid
+    /// UTF-8 is written `"key_base64":"…"`; `group_by: all` rows have no key; null for NaN.
+    /// `seq` is written first when set (non-zero). `stored`: the form kept in the store as the
+    /// window's current row (no `op`, no `before`).
+    public func json(columns: Columns, stored: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + key.count * 4 / 3)
+        out.reserveCapacity(64 + (key?.count ?? 0) * 4 / 3 + values.count * 24)
         out.append(0x7B)
-        key.withUnsafeBytes { JSONWriter.appendBytesField("key", $0, to: &out) }
-        out.append(0x2C)
-        JSONWriter.appendName("start", to: &out)
+        if seq != 0 {
+            JSONWriter.appendName("seq", to: &out)
+            JSONWriter.appendInteger(Int64(seq), to: &out)
+            out.append(0x2C)
+        }
+        if let key {
+            key.withUnsafeBytes { JSONWriter.appendBytesField("key", $0, to: &out) }
+            out.append(0x2C)
+        }
+        JSONWriter.appendName("window_start", to: &out)
         JSONWriter.appendInteger(startMs, to: &out)
         out.append(0x2C)
-        JSONWriter.appendName("end", to: &out)
+        JSONWriter.appendName("window_end", to: &out)
         JSONWriter.appendInteger(endMs, to: &out)
-        for a in Aggregate.allCases where aggregates.contains(a) {
-            out.append(0x2C)
-            switch a {
-            case .count:
-                JSONWriter.appendName("count", to: &out)
-                JSONWriter.appendInteger(count, to: &out)
-            case .sum:
-                JSONWriter.appendName("sum", to: &out)
-                JSONWriter.appendNumber(sum, to: &out)
-            case .min:
-                JSONWriter.appendName("min", to: &out)
-                JSONWriter.appendNumber(min, to: &out)
-            case .max:
-                JSONWriter.appendName("max", to: &out)
-                JSONWriter.appendNumber(max, to: &out)
-            case .avg:
-                JSONWriter.appendName("avg", to: &out)
-                JSONWriter.appendNumber(avg, to: &out)
-            }
+        if op != .delete { Self.appendColumns(values, columns, to: &out) }
+        if let op, !stored {
+            out.append(contentsOf: #","op":""#.utf8)
+            out.append(contentsOf: op.rawValue.utf8)
+            out.append(0x22)
         }
+        if let before, !stored {
+            out.append(contentsOf: #","before":{"#.utf8)
+            Self.appendColumns(before, columns, to: &out, leadingComma: false)
+            out.append(0x7D)
+        }
+        if isFinal { out.append(contentsOf: #","final":true"#.utf8) }
         out.append(0x7D)
         return out
+    }
+
+    private static func appendColumns(_ values: [Double], _ columns: Columns, to out: inout [UInt8], leadingComma: Bool = true) {
+        for (i, v) in values.enumerated() {
+            if i > 0 || leadingComma { out.append(0x2C) }
+            JSONWriter.appendString(columns.names[i], to: &out)
+            out.append(0x3A)
+            if v.isNaN {
+                out.append(contentsOf: "null".utf8)
+            } else if columns.integer[i] {
+                JSONWriter.appendInteger(Int64(v), to: &out)
+            } else {
+                JSONWriter.appendNumber(v, to: &out)
+            }
+        }
     }
 }
 

@@ -405,8 +405,9 @@ final class RequestHandler: HTTPHandler {
             JSONWriter.appendInteger(change.revision, to: &line)
             line.append(contentsOf: "}\n".utf8)
         case (.follow(let definition), .windowsClosed(let results)):
+            let columns = WindowResult.Columns(definition)
             for result in results {
-                line.append(contentsOf: result.json(aggregates: definition.aggregates))
+                line.append(contentsOf: result.json(columns: columns))
                 line.append(10)
             }
         case (_, .subscriptionEnded(let error)):
@@ -489,7 +490,7 @@ final class RequestHandler: HTTPHandler {
     }
 
     private static func fields(of definition: StreamDefinition) -> EventFields {
-        EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField)
+        EventFields(key: definition.keyField, time: definition.timeField, values: definition.fields)
     }
 
     private func submitEvents(_ ingest: EventIngest, _ p: Pending) {

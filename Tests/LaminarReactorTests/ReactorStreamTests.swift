@@ -25,15 +25,15 @@ import Testing
         let notes = c.awaitNotifications(1)
         #expect(notes.count == 1, "one notification for the window's two keys")
         let closed = notes.flatMap { (n: ReactorCompletion) -> [WindowResult] in if case .windowsClosed(let r) = n.result { r } else { [] } }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .sorted { $0.key!.lexicographicallyPrecedes($1.key!) }
         #expect(closed == [
-            WindowResult(key: Array("u1".utf8), startMs: 0, endMs: 1000, count: 2, sum: 4, min: 1, max: 3),
-            WindowResult(key: Array("u2".utf8), startMs: 0, endMs: 1000, count: 1, sum: 2, min: 2, max: 2),
+            WindowResult(key: Array("u1".utf8), startMs: 0, endMs: 1000, values: [2, 4, 1, 3, 2]),
+            WindowResult(key: Array("u2".utf8), startMs: 0, endMs: 1000, values: [1, 2, 2, 2, 2]),
         ])
         let stored = try #require(c.call(.queryResults(stream: "clicks", key: Array("u1".utf8), after: nil, limit: 10))?.entries)
         #expect(stored.count == 1)
         #expect(String(decoding: stored[0].value, as: UTF8.self)
-            == #"{"key":"u1","start":0,"end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
+            == #"{"key":"u1","window_start":0,"window_end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
         let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
         #expect(stats.eventsAccepted == 4 && stats.eventsLate == 1 && stats.openWindows == 1)
         #expect(c.call(.appendEvents(stream: "nope", batch: first, idempotencyKey: nil))?.failure == .unknownStream("nope"))
