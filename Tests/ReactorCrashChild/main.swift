@@ -1,6 +1,8 @@
-// Child process of the kill -9 test: ingests batches into a stream at fsync `always` and prints
-// "ACK <batch>" for each acknowledged one, until killed. Batch b holds 10 events of key "b<b>",
-// so the parent can tell every batch's count apart in the results.
+// Child process of the kill -9 test: ingests batches into three streams at fsync `always` — a
+// tumbling window, a hopping window (each event in two windows) and a session window with
+// `emit: changes` — and prints "ACK <batch>" once all three acknowledged it, until killed.
+// Batch b holds 10 events of key "b<b>" at times 10b...10b+9, so the parent can tell every
+// batch's count apart in the results (one session per key).
 import LaminarFormats
 import Glibc
 import LaminarReactor
@@ -34,15 +36,29 @@ func call(_ op: ReactorOperation, token: UInt64) -> ReactorResult {
     }
 }
 
-let definition = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
-guard case .ok = call(.defineStream(definition), token: 0) else { fatalError("define failed") }
+let tumble = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
+var hop = tumble
+hop.name = "crash-hop"
+hop.window = .hop(sizeMs: 100, slideMs: 50)
+var session = tumble
+session.name = "crash-session"
+session.window = .session(gapMs: 5)
+session.emit = .changes
+var token: UInt64 = 0
+for d in [tumble, hop, session] {
+    token += 1
+    guard case .ok = call(.defineStream(d), token: token) else { fatalError("define failed") }
+}
 say("READY")
 for b in 0..<1_000_000 {
     let keys = Array(repeating: "b\(b)", count: 10)
     let ts = (0..<10).map { Int64(b * 10 + $0) }
     let batch = EventBatch(keys: keys, timestamps: ts, values: Array(repeating: 1, count: 10))
-    guard case .eventsAccepted(let ack) = call(.appendEvents(stream: "crash", batch: batch, idempotencyKey: UInt64(b)), token: UInt64(b + 1)),
-        ack.accepted == 10
-    else { fatalError("batch \(b) not accepted") }
+    for name in ["crash", "crash-hop", "crash-session"] {
+        token += 1
+        guard case .eventsAccepted(let ack) = call(.appendEvents(stream: name, batch: batch, idempotencyKey: UInt64(b)), token: token),
+            ack.accepted == 10
+        else { fatalError("batch \(b) not accepted by \(name)") }
+    }
     say("ACK \(b)")
 }
