@@ -39,47 +39,42 @@ struct SessionWindows {
     /// stay readable until the id is reused).
     var mergedAway: [Int32] = []
 
+    /// Scratch: the sessions an event overlaps.
+    private var overlapping: [Int32] = []
+
     /// Adds an event at `ts` (not late: `ts + gap > watermark`) of `group`; returns the slot
-    /// (session id) it went into; the sessions merged into it are in `mergedAway`.
+    /// (session id) it went into. When it overlaps several sessions, the one that starts first
+    /// takes the others in (so its row keeps its identity); those are in `mergedAway`.
     @inline(__always)
     mutating func place(ts: Int64, group g: UInt32, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
         if !mergedAway.isEmpty { mergedAway.removeAll(keepingCapacity: true) }
         while head.count <= Int(g) { head.append(-1) }
         let newEnd = ts + gapMs
-        var target: Int32 = -1
-        var previous: Int32 = -1
+        overlapping.removeAll(keepingCapacity: true)
         var s = head[Int(g)]
         while s >= 0 {
-            let i = Int(s)
-            let following = next[i]
-            if start[i] <= newEnd && end[i] >= ts {
-                if target < 0 {
-                    target = s
-                    previous = s
-                } else {
-                    let t = Int(target)
-                    if start[i] < start[t] { start[t] = start[i] }
-                    if end[i] > end[t] { end[t] = end[i] }
-                    acc.withUnsafeMutableBufferPointer { b in
-                        layout.merge(into: b.baseAddress! + t * layout.width, UnsafePointer(b.baseAddress! + i * layout.width), pools: &pools)
-                    }
-                    mergedAway.append(s)
-                    next[Int(previous)] = following
-                    retire(s, layout: layout, pools: &pools)
-                }
-            } else {
-                previous = s
+            if start[Int(s)] <= newEnd && end[Int(s)] >= ts { overlapping.append(s) }
+            s = next[Int(s)]
+        }
+        guard var target = overlapping.first else {
+            return Int(allocate(group: g, startMs: ts, endMs: newEnd, layout: layout, pools: &pools))
+        }
+        for o in overlapping.dropFirst() where start[Int(o)] < start[Int(target)] { target = o }
+        let t = Int(target)
+        for o in overlapping where o != target {
+            let i = Int(o)
+            if start[i] < start[t] { start[t] = start[i] }
+            if end[i] > end[t] { end[t] = end[i] }
+            acc.withUnsafeMutableBufferPointer { b in
+                layout.merge(into: b.baseAddress! + t * layout.width, UnsafePointer(b.baseAddress! + i * layout.width), pools: &pools)
             }
-            s = following
+            unlink(o)
+            mergedAway.append(o)
+            retire(o, layout: layout, pools: &pools)
         }
-        if target < 0 {
-            target = allocate(group: g, startMs: ts, endMs: newEnd, layout: layout, pools: &pools)
-        } else {
-            let t = Int(target)
-            if ts < start[t] { start[t] = ts }
-            if newEnd > end[t] { end[t] = newEnd }
-        }
-        return Int(target)
+        if ts < start[t] { start[t] = ts }
+        if newEnd > end[t] { end[t] = newEnd }
+        return t
     }
 
     /// A new open session (linked first in its group's list, with a heap entry).
