@@ -93,6 +93,7 @@ bench-http: bench-deps
 # Knobs: BENCH_DURATION, BENCH_WARMUP, LAMINAR_IO_THREADS, INGEST_CLIENT, REDIS_N.
 bench-ingest: bench-deps
 	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
 	python3 Benchmarks/bench_ingest.py
 
 # An open-loop reader of one key, alone and beside put-only load over STALL_KEYS keys (issue 14's
