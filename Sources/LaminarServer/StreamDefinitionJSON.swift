@@ -233,7 +233,7 @@ enum StreamDefinitionJSON {
     /// `"window":{"type":…,"size_ms"|"gap_ms":…[,"slide_ms":…]},"window_ms":…` (size or gap),
     /// `"group_by":…,"allowed_lateness_ms":…,"aggregates":[…],"columns":[…],"emit":…,
     /// "late_data":…,"idle_timeout_ms":…}`. An aggregate is written as a string when it is a
-    /// plain function of the one value, else as an object. No closing brace when `open`, so
+    /// plain function of the one value (or of no field), else as an object. No closing brace when `open`, so
     /// stats can follow.
     static func append(_ d: StreamDefinition, to out: inout [UInt8], open: Bool = false) {
         out.append(contentsOf: #"{"name":"#.utf8); JSONWriter.appendString(d.name, to: &out)
@@ -266,7 +266,7 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","aggregates":["#.utf8)
         for (i, a) in d.aggregates.enumerated() {
             if i > 0 { out.append(0x2C) }
-            if !d.fieldsDeclared && a.function != .p && a.alias == nil {
+            if a.alias == nil && (!a.function.readsField || (!d.fieldsDeclared && a.function != .p)) {
                 JSONWriter.appendString(a.function.rawValue, to: &out)
                 continue
             }
