@@ -315,7 +315,12 @@ public struct WindowOperator {
             }
             panes.panes[k].dirty.removeAll(keepingCapacity: true)
         }
-        let ordered = changed.sorted { ($0.group, $0.startMs) < ($1.group, $1.startMs) }
+        // Key bytes, not group ids, order the rows: ids are assigned anew when a checkpoint is
+        // read, and replay must emit the same rows in the same order.
+        let ordered = changed.sorted { a, b in
+            if a.group == b.group { return a.startMs < b.startMs }
+            return keys.key(Int(a.group)).lexicographicallyPrecedes(keys.key(Int(b.group)))
+        }
         var merged = [Double](repeating: 0, count: layout.width)
         for wg in ordered {
             var found = false

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Event keys are bytes end to end, and results come back exactly as `proto-docs` says: in key
-/// byte order, aggregates in the documented order, `key_base64` for keys that are not UTF-8.
+/// byte order, columns in the definition's order, `key_base64` for keys that are not UTF-8.
 /// The real server, driven with curl.
 @Suite("EndToEnd key bytes")
 struct EndToEndKeyBytesTests {
@@ -158,11 +158,11 @@ struct EndToEndKeyBytesTests {
         let badMagic = try streams.post("--http1.1", server, "x", Data("LEVX\u{0}\u{0}\u{0}\u{0}".utf8), contentType: "application/vnd.laminar.events")
         #expect(badMagic.text == #"{"error":"invalid_events","detail":"header: bad magic: expected \"LEV1\" or \"LEV2\""}"# + "\n")
 
-        // The window of 9007199254740993 closes at a later event; its members: count, max, avg.
+        // The window of 9007199254740993 closes at a later event; its columns in the definition's order: avg, max, count.
         let later = try streams.post("--http1.1", server, "x", Data(#"{"key":"u1","ts":9007199254750000,"value":3}"#.utf8))
         #expect(later.status == 202)
         let results = try request("--http1.1", "GET", server.url("/streams/x/results"))
-        #expect(results.text == #"{"key":"u1","window_start":9007199254740000,"window_end":9007199254741000,"count":1,"max":1,"avg":1}"# + "\n")
+        #expect(results.text == #"{"key":"u1","window_start":9007199254740000,"window_end":9007199254741000,"avg":1,"max":1,"count":1}"# + "\n")
         try server.stop()
     }
 }

@@ -188,6 +188,19 @@ struct ChangelogTable {
     @Test(arguments: [0, 1, 2])
     func matchesReferenceModel(kind: Int) async {
         await propertyCheck(count: 120, input: Gen.int(in: 0...Int(Int32.max))) { seed in
+            let problems = Self.checkAgainstModel(kind: kind, seed: seed)
+            #expect(problems.isEmpty, "seed \(seed): \(problems)")
+        }
+    }
+
+    /// Seeds that once failed: two keys of a window in one HLL register.
+    @Test func matchesReferenceModelOnFoundSeeds() {
+        #expect(Self.checkAgainstModel(kind: 0, seed: 1421) == [])
+    }
+
+    /// What is wrong with the operator on the random run of `seed` (nothing: empty).
+    static func checkAgainstModel(kind: Int, seed: Int) -> [String] {
+            var problems: [String] = []
             var rng = SeededRandom(state: UInt64(seed))
             let size = Int64.random(in: 1...60, using: &rng)
             let lateness = Int64.random(in: 0...120, using: &rng)
@@ -233,8 +246,8 @@ struct ChangelogTable {
                     op.encodeCheckpoint(into: &w)
                     var restored = WindowOperator(definition: d)
                     var r = ByteReader(w.bytes)
-                    do { try restored.decodeCheckpoint(from: &r, keysMax: 1000) } catch { Issue.record("checkpoint: \(error)") }
-                    #expect(r.atEnd)
+                    do { try restored.decodeCheckpoint(from: &r, keysMax: 1000) } catch { problems.append("checkpoint: \(error)") }
+                    if !r.atEnd { problems.append("checkpoint not read to its end") }
                     op = restored
                 }
             }
@@ -244,19 +257,27 @@ struct ChangelogTable {
             take(&op)
             op.advanceWatermark(toMs: Int64(1) << 50)
             take(&op)
-            #expect(late == model.late)
-            #expect(op.eventsLate == UInt64(model.late))
+            if late != model.late { problems.append("late \(late) vs \(model.late)") }
+            if op.eventsLate != UInt64(model.late) { problems.append("eventsLate") }
             let expected = model.results.sorted()
             let got = (emitFinal ? finals : table.finals).sorted()
-            #expect(got.count == expected.count, "\(d.window) \(d.emit): \(got) vs \(expected)")
+            if got.count != expected.count { problems.append("\(d.window) \(d.emit): \(got) vs \(expected)") }
             if got.count == expected.count {
-                for (a, b) in zip(got, expected) where !a.close(to: b) { Issue.record("\(d.window) \(d.emit): \(a) vs \(b)") }
+                for (var a, var b) in zip(got, expected) {
+                    if groupAll {
+                        // count_distinct is a HyperLogLog: off by at most one for these few keys
+                        // (two keys in one register), never by more.
+                        let x = a.values.removeLast(), y = b.values.removeLast()
+                        if abs(x - y) > 1 { problems.append("count_distinct \(x) vs \(y)") }
+                    }
+                    if !a.close(to: b) { problems.append("\(d.window) \(d.emit): \(a) vs \(b)") }
+                }
             }
             if !emitFinal {
-                #expect(table.problems.isEmpty, "\(table.problems.prefix(3))")
-                #expect(table.rows.isEmpty, "rows left open: \(table.rows.count)")
+                problems += table.problems.prefix(3)
+                if !table.rows.isEmpty { problems.append("rows left open: \(table.rows.count)") }
             }
-        }
+            return problems
     }
 
     /// A hop window is the merge of its tumbling panes: with the same in-order events, each hop
@@ -336,5 +357,17 @@ struct ChangelogTable {
         let rows = op.takeOutput().sorted { $0.key!.lexicographicallyPrecedes($1.key!) }
         #expect(rows[0].values[0] == 1 && rows[0].values[1] == 3)
         #expect(rows[1].values[2].isNaN)
+    }
+
+    /// `late_data: keep`: the late events of a batch are listed, by index, for the stream to keep.
+    @Test func lateIndicesWhenKept() {
+        var d = StreamDefinition(name: "l", windowSizeMs: 10, aggregates: [.count])
+        d.lateData = .keep
+        var op = WindowOperator(definition: d)
+        let r = EventBatch(keys: ["a", "a", "b", "a"], timestamps: [5, 25, 3, 9], values: [1, 2, 3, 4]).withEvents { op.ingest($0, keysMax: 10) }
+        #expect(r.late == 2)
+        #expect(op.lateIndices == [2, 3])
+        _ = EventBatch(keys: ["a"], timestamps: [30], values: [1]).withEvents { op.ingest($0, keysMax: 10) }
+        #expect(op.lateIndices.isEmpty)
     }
 }
