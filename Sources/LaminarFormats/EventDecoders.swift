@@ -358,7 +358,10 @@ public struct BinaryEventDecoder {
     }
 
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
-        guard let expected else { throw EventDecodeError(event: 0, reason: "missing the 8-byte header") }
+        guard let expected else {
+            let two = partial.count >= 4 && partial[0..<4].elementsEqual(BinaryEventFormat.magic2)
+            throw EventDecodeError(event: 0, reason: "missing the \(two ? BinaryEventFormat.header2Bytes : BinaryEventFormat.headerBytes)-byte header")
+        }
         if !partial.isEmpty || builder.count != expected {
             throw EventDecodeError(event: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
         }
@@ -391,11 +394,12 @@ public struct BinaryEventDecoder {
                     throw EventDecodeError(event: 0, reason: "bad magic: expected \"LEV1\" or \"LEV2\"")
                 }
             }
+            // The whole header first, so the verdict does not depend on where the body was cut.
+            if two && bytes.count < BinaryEventFormat.header2Bytes { return 0 }
             let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
             guard n <= limits.eventsMax else { throw EventDecodeError(event: 0, reason: "more than \(limits.eventsMax) events in one batch") }
             var size = BinaryEventFormat.headerBytes
             if two {
-                guard bytes.count >= BinaryEventFormat.header2Bytes else { return 0 }
                 let m = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
                 guard m >= 1 && m <= EventBatch.fieldsMax else {
                     throw EventDecodeError(event: 0, reason: "fields per event must be 1 to \(EventBatch.fieldsMax), got \(m)")
