@@ -166,7 +166,7 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
                     // Event time advances 1 ms per 1000 events: ~1M events per 1 s window.
                     let key = kind == "session" ? eventIndex % 1000 + 1000 * (eventIndex / 1_000_000 % (keys / 1000)) : eventIndex % keys
                     keyBytes[key].withUnsafeBytes {
-                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: Double(eventIndex % 977))
+                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: kind == "sketch" ? Double(eventIndex % 977) : 1.0)
                     }
                     eventIndex += 1
                 }

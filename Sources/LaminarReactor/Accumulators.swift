@@ -39,6 +39,9 @@ struct AccumulatorLayout: Sendable {
     let columns: [Column]
     /// Column kinds for JSON: integers for count and count_distinct.
     let integerColumns: [Bool]
+    /// The field of the common case — count, sum, min, max of one field, nothing else — or -1.
+    /// `add` takes a short path for it (no loops over parts).
+    let simpleField: Int
 
     init(definition d: StreamDefinition) {
         var needFirstLast = false
@@ -89,6 +92,8 @@ struct AccumulatorLayout: Sendable {
             }
         }
         integerColumns = d.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+        simpleField = !needFirstLast && sketches.isEmpty && !wantsHLL && parts.count == 1 && !parts[0].moments && parts[0].base == 1
+            ? parts[0].field : -1
     }
 
     var usesPools: Bool { !sketches.isEmpty || hllBase >= 0 }
@@ -121,6 +126,13 @@ struct AccumulatorLayout: Sendable {
     func add(_ s: UnsafeMutablePointer<Double>, _ events: EventBatch.EventView, _ i: Int, ts: Int64, arrival: UInt64,
              keyHash: UInt64, pools: inout AccumulatorPools) {
         s[0] += 1
+        if simpleField >= 0 {
+            let x = events.field(i, simpleField)
+            s[1] += x
+            if x < s[2] { s[2] = x }
+            if x > s[3] { s[3] = x }
+            return
+        }
         let n = s[0]
         var isFirst = false, isLast = false
         if firstLast {

@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
 /// map from group id to a slot of `acc` (no object per group; one slot written per event).
 struct Pane {
@@ -48,6 +50,17 @@ struct Pane {
         acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
         slotOfGroup[i] = Int32(s + 1)
         if groupIds.count * 2 > slotOfGroup.count { grow() }
+        return s
+    }
+
+    /// Adds event `i` to `group`'s slot (made if new); returns the slot.
+    @inline(__always)
+    mutating func add(_ group: UInt32, _ events: EventBatch.EventView, _ i: Int, ts: Int64, arrival: UInt64, keyHash: UInt64,
+                      layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        let s = slot(group, layout: layout, pools: &pools)
+        acc.withUnsafeMutableBufferPointer { b in
+            layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: keyHash, pools: &pools)
+        }
         return s
     }
 

@@ -115,11 +115,7 @@ public struct WindowOperator {
                     cached = panes.paneIndex(start: start, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
                 }
-                let s = panes.panes[cached].slot(g, layout: layout, pools: &pools)
-                let arrival = arrivals
-                panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
-                    layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hash, pools: &pools)
-                }
+                let s = panes.panes[cached].add(g, events, i, ts: ts, arrival: arrivals, keyHash: hash, layout: layout, pools: &pools)
                 if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
             }
             arrivals += 1
