@@ -97,6 +97,41 @@ import Testing
         #expect(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 10))?.entries?.count == 1)
     }
 
+    /// `emit: {"every": 1s}`: rows of changed windows appear on the processing-time tick, not
+    /// before; a window that did not change emits nothing at the next tick; the tick is logged, so
+    /// a reopened store replays to the same rows.
+    @Test func emitEveryFlushesOnItsTimer() throws {
+        let clock = ManualClock()
+        let dir = TempDir()
+        var d = StreamDefinition(name: "ticks", windowSizeMs: 10_000, aggregates: [.count, .sum], idleTimeoutMs: 3_600_000)
+        d.emit = .every(ms: 1000)
+        func stored(_ c: TestClient) -> [String] {
+            (c.call(.queryResults(stream: "ticks", key: nil, after: nil, limit: 10))?.entries ?? []).map { String(decoding: $0.value, as: UTF8.self) }
+        }
+        do {
+            let reactor = try Reactor(store: LogStore.open(directory: dir.path), clock: clock)
+            let c = TestClient(reactor: reactor)
+            reactor.start()
+            #expect(c.call(.defineStream(d))?.isOK == true)
+            _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [100], values: [2]), idempotencyKey: nil))
+            #expect(stored(c).isEmpty, "no row before the tick")
+            clock.advance(byMs: 1000)
+            #expect(stored(c) == [#"{"key":"k","window_start":0,"window_end":10000,"count":1,"sum":2}"#])
+            _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [200], values: [3]), idempotencyKey: nil))
+            #expect(stored(c) == [#"{"key":"k","window_start":0,"window_end":10000,"count":1,"sum":2}"#])
+            clock.advance(byMs: 1000)
+            #expect(stored(c) == [#"{"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5}"#])
+            reactor.stop()
+        }
+        let reopened = try Reactor(store: LogStore.open(directory: dir.path), clock: clock)
+        let c = TestClient(reactor: reopened)
+        reopened.start()
+        defer { reopened.stop() }
+        #expect(stored(c) == [#"{"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5}"#])
+        _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [20_000], values: [0]), idempotencyKey: nil))
+        #expect(stored(c).first == #"{"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5,"final":true}"#)
+    }
+
     /// Checkpoint + write-ahead replay in-process: a reactor stopped without a checkpoint and one
     /// with several, reopened on the same directory, count every event once.
     @Test(arguments: [1, 3, 1000])
