@@ -1,7 +1,12 @@
 import LaminarFormats
 
 /// A defined stream's live state (reactor thread only): its window operator, write-ahead
-/// sequence numbers, idempotency memory, followers and idle timer.
+/// sequence numbers, idempotency memory, followers, idle timer, and its results on their way out
+/// (rows of closed windows not yet emitted, the result sequence, the retained range).
+///
+/// Invariants: `oldestRetainedSeq <= nextResultSeq`; rows `oldestRetainedSeq..<nextResultSeq`
+/// are in the retained-results log (a row whose store write failed leaves a hole);
+/// `pendingHead <= pendingRows.count`; no checkpoint while rows are pending (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
@@ -17,6 +22,19 @@ final class StreamRuntime {
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
     var idleTimerPending = false
+    /// Rows of closed windows, in close order, not yet emitted from `pendingHead` on.
+    var pendingRows: [WindowResult] = []
+    var pendingHead = 0
+    /// The sequence number the next emitted row gets (checkpointed; replay reassigns the same).
+    var nextResultSeq: UInt64 = 1
+    /// The oldest row still retained (`nextResultSeq` when none).
+    var oldestRetainedSeq: UInt64 = 1
+    /// Window end of the row at `oldestRetainedSeq` when known (retention looks at it first).
+    var oldestRetainedEndMs: Int64?
+    /// Rounds that emitted some of this stream's rows (stats: a big close takes several).
+    var resultSlices: UInt64 = 0
+    /// Listed in `Reactor.resultWork` (rows pending or retention maybe due).
+    var inResultWork = false
 
     init(id: UInt64, definition: StreamDefinition, nowMs: Int64) {
         self.id = id
@@ -28,7 +46,25 @@ final class StreamRuntime {
     var stats: StreamStats {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
-            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed)
+            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed,
+            resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
+    }
+
+    var rowsPending: Int { pendingRows.count - pendingHead }
+
+    /// The watermark up to which emitted results are complete: the operator's, or just before
+    /// the end of the oldest window whose rows are still pending.
+    var emittedWatermarkMs: Int64 {
+        guard pendingHead < pendingRows.count else { return op.watermarkMs }
+        return min(op.watermarkMs, pendingRows[pendingHead].endMs - 1)
+    }
+
+    /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).
+    func expiryDue(retainedMax: Int) -> Bool {
+        guard oldestRetainedSeq < nextResultSeq else { return false }
+        if nextResultSeq - oldestRetainedSeq > UInt64(retainedMax) { return true }
+        guard let end = oldestRetainedEndMs else { return true }  // unknown: look at it
+        return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs
     }
 
     func remember(idempotencyKey: UInt64, max: Int) {
@@ -41,13 +77,17 @@ final class StreamRuntime {
         }
     }
 
-    /// Checkpoint value: version (2), when it was written (ms), the next sequence number,
-    /// idempotency keys (oldest first), operator. Version 1 lacks the time.
+    /// Checkpoint value: version (3), when it was written (ms), the next sequence number, the
+    /// next result sequence number, idempotency keys (oldest first), operator. Version 1 lacks
+    /// the time, versions 1 and 2 the result sequence. Written only with no rows pending, so the
+    /// operator's state and `nextResultSeq` describe the same moment.
     func encodeCheckpoint(atMs: Int64) -> [UInt8] {
+        precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
         var w = ByteWriter()
-        w.u8(2)
+        w.u8(3)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
+        w.u64(nextResultSeq)
         w.u32(UInt32(idempotencyOrder.count))
         for k in idempotencyOrder { w.u64(k) }
         op.encodeCheckpoint(into: &w)
@@ -57,9 +97,10 @@ final class StreamRuntime {
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
         let version = try r.u8()
-        guard version == 1 || version == 2 else { throw ByteReader.DecodeError() }
-        if version == 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
+        guard version >= 1 && version <= 3 else { throw ByteReader.DecodeError() }
+        if version >= 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
+        if version >= 3 { nextResultSeq = try r.u64() }
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())
         for _ in 0..<n { remember(idempotencyKey: try r.u64(), max: limits.idempotencyKeysPerStreamMax) }

@@ -6,7 +6,8 @@ import LaminarReactor
 /// Input fields, all optional: `key_field` ("key"), `time_field` ("ts"), `value_field` ("value"),
 /// `window` ("1s"; a duration such as "500ms", "10s", "5m", or integer milliseconds; also
 /// `window_ms`), `allowed_lateness` (0; also `allowed_lateness_ms`), `aggregates`
-/// (["count","sum","min","max","avg"]), `idle_timeout` ("10s"; also `idle_timeout_ms`).
+/// (["count","sum","min","max","avg"]), `idle_timeout` ("10s"; also `idle_timeout_ms`),
+/// `retention` ("24h", how long result rows stay after their window ends; also `retention_ms`).
 /// Unknown fields and bad values are refused with the field's name.
 enum StreamDefinitionJSON {
     static let windowDefaultMs: Int64 = 1000
@@ -49,6 +50,11 @@ enum StreamDefinitionJSON {
                     return .failure(.invalidStream("\(field): must be a positive duration such as \"10s\" or milliseconds"))
                 }
                 definition.idleTimeoutMs = ms
+            case "retention", "retention_ms":
+                guard let ms = milliseconds(member), ms > 0 else {
+                    return .failure(.invalidStream("\(field): must be a positive duration such as \"24h\" or milliseconds"))
+                }
+                definition.retentionMs = ms
             case "aggregates":
                 guard case .array(let items) = member, !items.isEmpty else {
                     return .failure(.invalidStream("aggregates: must be a non-empty array of count, sum, min, max, avg"))
@@ -83,7 +89,7 @@ enum StreamDefinitionJSON {
     }
 
     /// `{"name":…,"key_field":…,"time_field":…,"value_field":…,"window_ms":…,
-    /// "allowed_lateness_ms":…,"aggregates":[…],"idle_timeout_ms":…}` (no closing brace when
+    /// "allowed_lateness_ms":…,"aggregates":[…],"idle_timeout_ms":…,"retention_ms":…}` (no closing brace when
     /// `open`, so stats can follow).
     static func append(_ d: StreamDefinition, to out: inout [UInt8], open: Bool = false) {
         out.append(contentsOf: #"{"name":"#.utf8); JSONWriter.appendString(d.name, to: &out)
@@ -98,6 +104,7 @@ enum StreamDefinitionJSON {
             JSONWriter.appendString(a.rawValue, to: &out)
         }
         out.append(contentsOf: #"],"idle_timeout_ms":"#.utf8); JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
+        out.append(contentsOf: #","retention_ms":"#.utf8); JSONWriter.appendInteger(d.retentionMs, to: &out)
         if !open { out.append(0x7D) }
     }
 
@@ -114,6 +121,10 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","last_checkpoint":"#.utf8)
         if let at = s.lastCheckpointAtMs { JSONWriter.appendInteger(at, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","wal_entries":"#.utf8); JSONWriter.appendInteger(s.walEntries, to: &out)
+        out.append(contentsOf: #","result_seq":"#.utf8); JSONWriter.appendInteger(s.resultSeq, to: &out)
+        out.append(contentsOf: #","oldest_seq":"#.utf8); JSONWriter.appendInteger(s.oldestRetainedSeq, to: &out)
+        out.append(contentsOf: #","rows_pending":"#.utf8); JSONWriter.appendInteger(s.rowsPending, to: &out)
+        out.append(contentsOf: #","result_slices":"#.utf8); JSONWriter.appendInteger(s.resultSlices, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
 }

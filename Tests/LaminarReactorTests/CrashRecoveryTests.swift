@@ -51,14 +51,15 @@ import Testing
         reactor.start()
         defer { reactor.stop() }
         // Close every window, then read the counts back from the stored results.
-        _ = c.call(.appendEvents(stream: "crash", batch: EventBatch(keys: ["end"], timestamps: [1 << 40], values: [0]), idempotencyKey: nil))
+        // (Within the default one-day retention of every row: a later event time would expire them.)
+        _ = c.call(.appendEvents(stream: "crash", batch: EventBatch(keys: ["end"], timestamps: [50_000_000], values: [0]), idempotencyKey: nil))
         var counts: [String: Int] = [:]
         var after: [UInt8]? = nil
         while true {
             let page = try #require(c.call(.queryResults(stream: "crash", key: nil, after: after, limit: 1000))?.entries)
             for e in page {
                 let json = String(decoding: e.value, as: UTF8.self)
-                let key = String(json.split(separator: "\"")[3])
+                let key = String(json.split(separator: "\"")[5])  // {"seq":N,"key":"…"
                 counts[key, default: 0] += Int(json.split(separator: "\"count\":")[1].prefix { $0.isNumber })!
             }
             if page.count < 1000 { break }

@@ -104,10 +104,10 @@ func sorted(_ r: [WindowResult]) -> [WindowResult] {
     @Test func resultJSON() {
         let r = WindowResult(key: Array("u\"1".utf8), startMs: -1000, endMs: 0, count: 2, sum: 3, min: 1, max: 2)
         #expect(String(decoding: r.json(aggregates: [.avg, .max, .count]), as: UTF8.self)
-            == #"{"key":"u\"1","start":-1000,"end":0,"count":2,"max":2,"avg":1.5}"#)
+            == #"{"seq":0,"key":"u\"1","start":-1000,"end":0,"count":2,"max":2,"avg":1.5}"#)
         let bytes = WindowResult(key: [0xFE, 0xFF], startMs: 0, endMs: 10, count: 1, sum: 0.25, min: 0.25, max: 0.25)
         #expect(String(decoding: bytes.json(aggregates: Aggregate.allCases), as: UTF8.self)
-            == #"{"key_base64":"/v8=","start":0,"end":10,"count":1,"sum":0.25,"min":0.25,"max":0.25,"avg":0.25}"#)
+            == #"{"seq":0,"key_base64":"/v8=","start":0,"end":10,"count":1,"sum":0.25,"min":0.25,"max":0.25,"avg":0.25}"#)
     }
 
     @Test func lateEventIsCountedAndDropped() {
