@@ -46,7 +46,7 @@ struct EndToEndSlowFollowerTests {
         let lastLine = lines.last { $0.hasPrefix("{") } ?? ""
         #expect(lastLine.contains(#""error":"slow_consumer""#), "last line: \(lastLine)")
         // Window results came before it: the limit that cut it was the byte backlog.
-        #expect(lines.filter { $0.hasPrefix(#"{"key":"#) }.count > 10)
+        #expect(lines.filter { $0.hasPrefix(#"{"seq":"#) }.count > 10)
         #expect(lastLine.contains("4096 bytes unread"), "last line: \(lastLine)")
         // Far less than was produced reached the client: the rest was never buffered.
         #expect(answer.count < 8 << 20, "\(answer.count) bytes reached the follower")
