@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """make bench-ingest: event ingest into a 1 s tumbling window (count, sum, max) at --fsync always,
 binary (application/vnd.laminar.events) and NDJSON bodies of 1000 events posted with h2load,
-against Redis XADD pipelined with redis-benchmark.
+against Redis XADD pipelined with redis-benchmark; then 1M distinct keys (count, sum) posted with
+`laminar-load ingest` at wall-clock times, so a window of up to 1M rows closes every second
+(`keys_1m_events_per_s`, `keys_1m_post_p99_ms`: the close is emitted in slices, batches must not
+wait for it).
 
 Prints a table, then as its last stdout line one JSON object (also in bench-results/ingest.json).
 Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), LAMINAR_IO_THREADS (default 1),
-INGEST_CLIENT (h2load client flags, default "-c16 -m32 -t1"), REDIS_N (default 2000000).
+INGEST_CLIENT (h2load client flags, default "-c16 -m32 -t1"), REDIS_N (default 2000000),
+KEYS_1M (distinct keys of the many-keys case, default 1000000), KEYS_1M_CLIENT (laminar-load flags,
+default "-c 16 -m 8").
 """
 import json
 import os
@@ -31,6 +36,9 @@ NKEYS = 10000
 TIMED = ["-D", str(DUR), "--warm-up-time", str(WARM)]
 H2_TIMEOUT = DUR + WARM + 60
 STREAM_DEF = b'{"window":"1s","aggregates":["count","sum","max"]}'
+KEYS_1M = int(os.environ.get("KEYS_1M", "1000000"))
+KEYS_1M_CLIENT = os.environ.get("KEYS_1M_CLIENT", "-c 16 -m 8").split()
+LOAD = os.path.join(ROOT, ".build", "release", "laminar-load")
 
 
 def make_events(seed):
@@ -99,6 +107,29 @@ def run_format(procs, tmp, port, fmt, ctype, body):
     return r
 
 
+def run_keys_1m(procs, port):
+    """1M distinct keys, 1 s tumbling windows, count+sum, binary batches of 1000 events stamped with
+    the wall clock: every second a window of up to KEYS_1M rows closes while batches keep coming."""
+    name = "bench_keys_1m"
+    definition = '{"window":"1s","aggregates":["count","sum"]}'
+    argv = [LOAD, "ingest", "--url", f"http://127.0.0.1:{port}", "--stream", name, "--stream-definition", definition,
+            "--keys", str(KEYS_1M), "--batch", str(EVENTS), "--format", "binary", "--duration", f"{DUR}s",
+            "--warmup", f"{WARM}s", "--json"] + KEYS_1M_CLIENT
+    log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(procs.server_pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=DUR + WARM + 300)
+    cpu_s = proc_cpu_s(procs.server_pid) - c0
+    if out.returncode != 0:
+        raise RuntimeError(f"laminar-load exited {out.returncode}: {out.stderr[-500:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = stream_stats(port, name)
+    events = r["events"]
+    return {"events_per_s": r["events_per_second"], "post_p99_ms": r["latency_ms"]["p99"],
+            "post_max_ms": r["latency_ms"]["max"], "failed": r["requests"] - r["succeeded"],
+            "cpu_us_per_event": cpu_s / events * 1e6 if events else 0.0, "windows_closed": stats["windows_closed"],
+            "result_seq": stats["result_seq"], "result_slices": stats["result_slices"]}
+
+
 def run_redis(procs, tmp):
     port = free_port()
     rs = procs.start(["redis-server", "--save", "", "--appendonly", "no", "--port", str(port),
@@ -136,6 +167,7 @@ def main():
         ev = make_events(2)
         res["ndjson"] = run_format(procs, tmp, port, "ndjson", "application/x-ndjson", ndjson_body(ev))
         res["distinct_keys_per_body"] = len({k for k, _, _ in ev})
+        res["keys_1m"] = run_keys_1m(procs, port)
         rc = procs.stop(srv)
         if rc != 0:
             raise RuntimeError(f"laminar exited {rc} after SIGTERM")
@@ -161,6 +193,10 @@ def main():
         print(f"{name}: stream stats during the run: +{r['events_counted']} events, +{r['late_counted']} late "
               f"(h2load 2xx x {EVENTS} = {r['s2xx'] * EVENTS}; stats also count warm-up posts)")
     print(f"redis: {res['redis_line']}; XLEN {res['redis_xlen']}")
+    k = res["keys_1m"]
+    print(f"keys_1m: {KEYS_1M} keys, window 1s count+sum, laminar-load ingest {' '.join(KEYS_1M_CLIENT)} --batch {EVENTS}: "
+          f"{k['events_per_s']:.0f} events/s, POST p99 {k['post_p99_ms']:.1f} ms (max {k['post_max_ms']:.1f}), "
+          f"{k['failed']} failed; {k['windows_closed']} windows closed, {k['result_seq']} rows in {k['result_slices']} slices")
     out = {
         "io_threads": IO_THREADS,
         "duration_s": DUR,
@@ -170,10 +206,15 @@ def main():
         "redis_xadd_per_s": r1(rx),
         "binary_vs_redis": ratio(b["events_per_s"], rx),
         "ndjson_vs_redis": ratio(n["events_per_s"], rx),
+        "keys_1m_events_per_s": r1(res["keys_1m"]["events_per_s"]),
+        "keys_1m_post_p99_ms": round(res["keys_1m"]["post_p99_ms"], 2),
+        "keys_1m_post_max_ms": round(res["keys_1m"]["post_max_ms"], 2),
+        "keys_1m_result_slices": res["keys_1m"]["result_slices"],
         "binary_late_fraction": round(b["late_fraction"], 4),
         "ndjson_late_fraction": round(n["late_fraction"], 4),
         "cpu_us_per_event": {"binary": round(b.get("cpu_us_per_req", 0) / EVENTS, 3),
                              "ndjson": round(n.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "keys_1m": round(res["keys_1m"]["cpu_us_per_event"], 3),
                              "redis_xadd": round(res["redis_cpu_us"], 3)},
         "non_2xx": {"binary": b["done"] - b["s2xx"], "ndjson": n["done"] - n["s2xx"]},
     }
