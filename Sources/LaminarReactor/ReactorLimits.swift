@@ -14,7 +14,7 @@ public struct ReactorLimits: Sendable, Hashable {
     /// Notifications a subscription may have queued in the reactor, beyond the ring, before it is
     /// ended as a slow subscriber. Above the changes of the largest atomic batch (10 000
     /// operations), which arrive at once, so one batch never cuts a watcher that keeps up (a
-    /// follower gets one notification per round of closed windows, whatever their keys).
+    /// follower gets one notification per slice of closed-window rows, whatever their keys).
     public var subscriptionBacklogMax: Int = 16_384
     /// Live subscriptions per producer.
     public var subscriptionsPerProducerMax: Int = 256

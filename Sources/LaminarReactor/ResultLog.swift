@@ -136,8 +136,8 @@ extension Reactor {
     func emitRow(_ stream: StreamRuntime, _ row: inout WindowResult) {
         row.seq = stream.nextResultSeq
         stream.nextResultSeq += 1
-        let name = stream.definition.name
-        var key = ReservedKeys.resultPrefix(stream: name)
+        var key = stream.resultKeyPrefix
+        key.reserveCapacity(key.count + row.key.count + 18)
         let prefixCount = key.count
         ReservedKeys.appendEscapedKey(row.key, to: &key)
         ReservedKeys.appendOrderedStart(row.startMs, to: &key)
@@ -145,7 +145,7 @@ extension Reactor {
         mutatedThisRound = true
         do {
             let rev = try store.put(key, value, condition: .always, expiresAtMs: nil)
-            try store.put(ReservedKeys.resultLog(name, seq: row.seq),
+            try store.put(stream.resultLogKey(row.seq),
                 ResultLog.entry(endMs: row.endMs, rowKeySuffix: key[prefixCount...]), condition: .always, expiresAtMs: nil)
             notifyWatchers(key: key, value: value, revision: rev)
         } catch {
@@ -162,18 +162,17 @@ extension Reactor {
     /// and its row unless a later row of the same window replaced it. Returns the rows removed,
     /// and whether the store refused (then the stream waits for its next close).
     func expireRows(_ stream: StreamRuntime, max: Int) -> (Int, failed: Bool) {
-        let name = stream.definition.name
         let retainedMax = limits.resultsRetainedPerStreamMax
         var n = 0
         while n < max, stream.expiryDue(retainedMax: retainedMax) {
             let seq = stream.oldestRetainedSeq
-            let logKey = ReservedKeys.resultLog(name, seq: seq)
+            let logKey = stream.resultLogKey(seq)
             if let entry = store.get(logKey), let (end, suffix) = ResultLog.decode(entry.value) {
                 if stream.oldestRetainedEndMs != end {
                     stream.oldestRetainedEndMs = end
                     if !stream.expiryDue(retainedMax: retainedMax) { break }
                 }
-                let rowKey = ReservedKeys.resultPrefix(stream: name) + suffix
+                let rowKey = stream.resultKeyPrefix + suffix
                 do {
                     if let row = store.get(rowKey), ResultLog.storedSeq(row.value) == seq,
                        let rev = try store.delete(rowKey, condition: .ifVersion(row.version)) {
@@ -222,20 +221,18 @@ extension Reactor {
         let stop = min(stream.nextResultSeq, after + 1 + UInt64(limits.resultPageRowsMax))
         let live = stop == stream.nextResultSeq
         if live && p.subscriptionCount >= limits.subscriptionsPerProducerMax { return .failure(.tooManySubscriptions) }
-        let name = stream.definition.name
         let escaped = ResultLog.escapedKeyPrefix(keyPrefix)
-        let rowPrefix = ReservedKeys.resultPrefix(stream: name)
         var rows: [RetainedRow] = []
         var seq = after + 1
         while seq < stop {
             defer { seq += 1 }
-            guard let entry = store.get(ReservedKeys.resultLog(name, seq: seq)),
+            guard let entry = store.get(stream.resultLogKey(seq)),
                   let (_, suffix) = ResultLog.decode(entry.value), suffix.starts(with: escaped),
-                  let row = store.get(rowPrefix + suffix), ResultLog.storedSeq(row.value) == seq else { continue }
+                  let row = store.get(stream.resultKeyPrefix + suffix), ResultLog.storedSeq(row.value) == seq else { continue }
             rows.append(RetainedRow(seq: seq, json: row.value))
         }
         if live {
-            let id = addSubscription(Subscription(kind: .follow(name), producer: p.index, token: token))
+            let id = addSubscription(Subscription(kind: .follow(stream.definition.name), producer: p.index, token: token))
             stream.followers.append(id)
             armProgressTimer()
         }

@@ -35,12 +35,24 @@ final class StreamRuntime {
     var resultSlices: UInt64 = 0
     /// Listed in `Reactor.resultWork` (rows pending or retention maybe due).
     var inResultWork = false
+    /// `_streams/{name}/` and `_resultlog/{name}/`, made once (every emitted row uses both).
+    let resultKeyPrefix: [UInt8]
+    let resultLogPrefix: [UInt8]
 
     init(id: UInt64, definition: StreamDefinition, nowMs: Int64) {
         self.id = id
         self.definition = definition
         self.op = TumblingWindowOperator(windowSizeMs: definition.windowSizeMs, allowedLatenessMs: definition.allowedLatenessMs)
         self.lastEventAtMs = nowMs
+        resultKeyPrefix = ReservedKeys.resultPrefix(stream: definition.name)
+        resultLogPrefix = ReservedKeys.resultLogPrefix(definition.name)
+    }
+
+    /// `_resultlog/{name}/{seq}`.
+    func resultLogKey(_ seq: UInt64) -> [UInt8] {
+        var key = resultLogPrefix
+        ReservedKeys.appendHex16(seq, to: &key)
+        return key
     }
 
     var stats: StreamStats {

@@ -171,10 +171,5 @@ public enum ReservedKeys {
     public static func walPrefix(_ stream: String) -> [UInt8] { Array("_wal/\(stream)/".utf8) }
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
     public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
-    public static func resultLog(_ stream: String, seq: UInt64) -> [UInt8] {
-        var out = resultLogPrefix(stream)
-        appendHex16(seq, to: &out)
-        return out
-    }
     public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
 }
