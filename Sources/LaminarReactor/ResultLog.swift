@@ -83,6 +83,12 @@ extension Reactor {
                 rows -= n
                 did = true
             }
+            if stream.rowsPending > 0 && checkpointOverdue(stream) {
+                // Closes come faster than slices drain them and the checkpoint waits: a quarter of
+                // the queue per round on top, so the queue and the log stay bounded.
+                emitRows(stream, max: Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax))
+                did = true
+            }
             if expiries > 0 {
                 let (n, failed) = expireRows(stream, max: expiries)
                 expiries -= n
@@ -97,6 +103,12 @@ extension Reactor {
             }
         }
         return did
+    }
+
+    /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
+    /// waits for the queue of closed-window rows to empty).
+    func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
+        stream.nextSequence - stream.firstUncheckpointed >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
     }
 
     /// Emits up to `max` queued rows of `stream`, sends them to its followers in one notification,

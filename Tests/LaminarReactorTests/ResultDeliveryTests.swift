@@ -50,7 +50,9 @@ import Testing
     }
 
     @Test func aClosingWindowIsEmittedInSlicesWhileBatchesAreAnswered() throws {
-        let s = try Stepper(LogStore.inMemory(), limits)
+        var l = limits
+        l.walEntriesPerCheckpointMax = 2
+        let s = try Stepper(LogStore.inMemory(), l)
         #expect(s.call(.defineStream(StreamDefinition(name: "w", windowSizeMs: 1000)))?.isOK == true)
         guard case .subscribed? = s.call(.follow(stream: "w")) else { Issue.record("follow"); return }
         #expect(s.call(.appendEvents(stream: "w", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))?.ack?.accepted == 1000)
@@ -63,7 +65,7 @@ import Testing
         #expect(s.call(.appendEvents(stream: "w", batch: Self.keysBatch(1, ts: 1600), idempotencyKey: nil))?.ack?.accepted == 1)
         st = try #require(s.stats("w"))
         #expect(st.rowsPending == 700 && st.resultSeq == 300)
-        #expect(st.walEntries == 2, "no checkpoint while a window's rows are pending")
+        #expect(st.walEntries == 3, "no checkpoint while a window's rows are pending")
         for _ in 0..<10 { s.round() }
         st = try #require(s.stats("w"))
         #expect(st.rowsPending == 0 && st.resultSeq == 1000 && st.resultSlices == 10)
@@ -71,6 +73,22 @@ import Testing
         // Followers got every row once, in seq order, one notification per slice.
         let seqs = s.notes.flatMap { n -> [UInt64] in if case .windowsClosed(let rows) = n.result { rows.map(\.seq) } else { [] } }
         #expect(seqs == Array(1...1000))
+    }
+
+    /// Closes faster than slices drain them: once the checkpoint is overdue (twice its entries),
+    /// the stream also emits a quarter of its queue per round, and the checkpoint follows.
+    @Test func anOverdueCheckpointSpeedsTheSlicesUp() throws {
+        let s = try Stepper(LogStore.inMemory(), limits)  // a checkpoint every entry; 100 rows a round
+        #expect(s.call(.defineStream(StreamDefinition(name: "o", windowSizeMs: 1000)))?.isOK == true)
+        _ = s.call(.appendEvents(stream: "o", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))
+        _ = s.call(.appendEvents(stream: "o", batch: Self.keysBatch(1, ts: 1500), idempotencyKey: nil))  // 900 left
+        #expect(s.stats("o")?.rowsPending == 900)  // then 800
+        _ = s.call(.appendEvents(stream: "o", batch: Self.keysBatch(1, ts: 1600), idempotencyKey: nil))  // 2 entries: overdue
+        let st = try #require(s.stats("o"))
+        #expect(st.rowsPending == 800 - 100 - 175, "\(st)")
+        for _ in 0..<10 { s.round() }
+        let done = try #require(s.stats("o"))
+        #expect(done.rowsPending == 0 && done.resultSeq == 1000 && done.walEntries == 0, "\(done)")
     }
 
     @Test func aCrashInTheMiddleOfASlicedCloseKeepsEverySeq() throws {
