@@ -130,6 +130,10 @@ extension Reactor {
             armProgressTimer()
             complete(token, .subscribed, producer: p)
 
+        case .lateEvents(let name):
+            guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            complete(token, .lateEvents(stream.lateEvents), producer: p)
+
         case .resumeResults(let name, let after, let keyPrefix):
             guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
             complete(token, resumeResults(stream, after: after, keyPrefix: keyPrefix, token: token, producer: p), producer: p)

@@ -36,6 +36,8 @@ public enum ReactorOperation: Sendable {
     /// Answered by `.retainedResults`; when the page reaches the newest row, the command's token
     /// also becomes a live follow (as `.follow`), with no row missed or repeated in between.
     case resumeResults(stream: String, after: UInt64, keyPrefix: [UInt8])
+    /// The late events a stream kept (`late_data: keep`), in arrival order.
+    case lateEvents(stream: String)
     /// Subscribes to changes of keys under `prefix`; notifications carry this command's token.
     case watch(prefix: [UInt8])
     /// Subscribes to a stream's window results as windows close.
@@ -140,6 +142,7 @@ public enum ReactorResult: Sendable {
     /// A page of retained rows (their seq and stored JSON, seq first), the last sequence number
     /// looked at, and whether the follow is now live (`resumeResults`).
     case retainedResults(rows: [RetainedRow], lastSeq: UInt64, live: Bool)
+    case lateEvents([LateEvent])
     case failure(ReactorError)
     // Notifications:
     case change(KeyChange)

@@ -1,5 +1,13 @@
 import LaminarFormats
 
+/// A late event kept for `GET /streams/{name}/late` (`late_data: keep`): as it arrived.
+public struct LateEvent: Sendable, Hashable {
+    public var key: [UInt8]
+    public var timestampMs: Int64
+    /// The event's fields, in the definition's order.
+    public var values: [Double]
+}
+
 /// A defined stream's live state (reactor thread only): its window operator, write-ahead
 /// sequence numbers, idempotency memory, followers, idle timer, and its results on their way out
 /// (rows of closed windows not yet emitted, the result sequence, the retained range).
@@ -22,6 +30,11 @@ final class StreamRuntime {
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
     var idleTimerPending = false
+    /// The most recent late events (`late_data: keep`), oldest first, at most
+    /// `ReactorLimits.lateEventsPerStreamMax`; rebuilt from the write-ahead log after a restart
+    /// only for the entries after the checkpoint. (`GET /streams/{name}/late` reads them; the
+    /// operator that keeps them comes with `late_data`.)
+    var lateEvents: [LateEvent] = []
     /// Rows of closed windows, in close order, not yet emitted from `pendingHead` on.
     var pendingRows: [WindowResult] = []
     var pendingHead = 0

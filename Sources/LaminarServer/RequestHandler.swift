@@ -40,6 +40,7 @@ final class RequestHandler: HTTPHandler {
         case events(String)
         case results(limit: Int, fromMs: Int64?, toMs: Int64?)
         case follow(Follower)
+        case late(StreamDefinition)
         case metrics
     }
 
@@ -54,6 +55,7 @@ final class RequestHandler: HTTPHandler {
         case decoded(EventBatch, idempotencyKey: UInt64?)
         case results(key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]?)
         case follow(since: UInt64?, keyPrefix: [UInt8], sse: Bool)
+        case late
     }
 
     private var pending: [UInt64: Pending] = [:]
@@ -182,6 +184,8 @@ final class RequestHandler: HTTPHandler {
                            responder, route, start)
         case .resultsFollow(let name, let since, let keyPrefix, let sse):
             withDefinition(name, .follow(since: since, keyPrefix: keyPrefix, sse: sse), responder, route, start)
+        case .late(let name):
+            withDefinition(name, .late, responder, route, start)
         }
     }
 
@@ -476,6 +480,10 @@ final class RequestHandler: HTTPHandler {
                 headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last.key))
             }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
+        case (.late(let definition), .lateEvents(let events)):
+            var body: [UInt8] = []
+            for event in events { LateLines.append(event, definition: definition, to: &body) }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: body))
         case (.metrics, .storeStats(let stats)):
             let body = runtime.renderMetrics(store: stats)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: ["content-type": PrometheusText.contentType], body: body))
@@ -571,6 +579,8 @@ final class RequestHandler: HTTPHandler {
             } else {
                 submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(follower))
             }
+        case .late:
+            submit(.lateEvents(stream: name), p.responder, p.route, p.startNs, .late(definition))
         }
     }
 
@@ -593,7 +603,7 @@ final class RequestHandler: HTTPHandler {
                     "the stream's field names changed while this batch arrived; send it again"))
             }
             return .success(ingest)
-        case .decoded, .results, .follow:
+        case .decoded, .results, .follow, .late:
             return nil
         }
     }

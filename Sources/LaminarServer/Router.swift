@@ -55,6 +55,8 @@ public enum RouteAction: Sendable, Hashable {
     /// `since`: resume after this result seq (`?since=` or `Last-Event-ID`); `sse`: answer as
     /// Server-Sent Events (`Accept: text/event-stream`).
     case resultsFollow(name: String, since: UInt64? = nil, keyPrefix: [UInt8] = [], sse: Bool = false)
+    /// `GET /streams/{name}/late`: the late events the stream kept.
+    case late(name: String)
     case metrics
     case health
 
@@ -73,6 +75,7 @@ public enum RouteAction: Sendable, Hashable {
         case .eventsPost: .eventsPost
         case .results: .results
         case .resultsFollow: .resultsFollow
+        case .late: .late
         case .metrics: .metrics
         case .health: .health
         }
@@ -164,6 +167,10 @@ public struct Router: Sendable {
                     throw HTTPFailure(415, "unsupported_media_type", "events must be \(EventFormat.ndjsonContentType) or \(EventFormat.binaryContentType)")
                 }
                 return .eventsPost(name: name, format: format, idempotencyKey: header("idempotency-key"))
+            }
+            if parts.count == 2 && parts[1].elementsEqual("late".utf8) {
+                try allow(["GET"])
+                return .late(name: name)
             }
             if parts.count == 2 && parts[1].elementsEqual("results".utf8) {
                 try allow(["GET"])

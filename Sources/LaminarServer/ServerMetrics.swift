@@ -3,7 +3,7 @@ import Synchronization
 /// The routes of the HTTP contract, as metric labels.
 public enum Route: Int, CaseIterable, Sendable {
     case kvGet, kvHead, kvPut, kvDelete, kvScan, kvWatch, kvBatch
-    case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow
+    case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow, late
     case metrics, health, other
 
     public var label: String {
@@ -22,6 +22,7 @@ public enum Route: Int, CaseIterable, Sendable {
         case .eventsPost: "events_post"
         case .results: "results"
         case .resultsFollow: "results_follow"
+        case .late: "late"
         case .metrics: "metrics"
         case .health: "health"
         case .other: "other"

@@ -92,6 +92,10 @@ struct EndToEndResultsTests {
         }
         let badHeader = try request("--http1.1", "GET", server.url("/streams/r/results"), ["-H", "Accept: text/event-stream", "-H", "Last-Event-ID: x"])
         #expect(badHeader.status == 400)
+        // Late events kept (none: this stream drops them): an empty NDJSON answer; 404 for no stream.
+        let late = try request("--http2-prior-knowledge", "GET", server.url("/streams/r/late"))
+        #expect(late.status == 200 && late.text.isEmpty && late.headers["content-type"] == "application/x-ndjson")
+        #expect(try request("--http1.1", "GET", server.url("/streams/nope/late")).status == 404)
         try server.stop()
     }
 

@@ -45,6 +45,7 @@ import Testing
             == .success(.resultsFollow(name: "clicks", since: 7, keyPrefix: [], sse: true)))
         #expect(route("GET", "/streams/clicks/results?since=3", ["accept": "text/event-stream", "last-event-id": "7"])
             == .success(.resultsFollow(name: "clicks", since: 3, keyPrefix: [], sse: true)), "since wins over Last-Event-ID")
+        #expect(route("GET", "/streams/clicks/late") == .success(.late(name: "clicks")))
         #expect(route("GET", "/streams/clicks/results?prefix=u")
             == .success(.results(name: "clicks", key: nil, fromMs: nil, toMs: nil, after: nil, limit: 1000, keyPrefix: Array("u".utf8))))
     }
@@ -58,6 +59,7 @@ import Testing
         ("GET", "/streams/s/results?follow=1&since=x", [:], 400), ("GET", "/streams/s/results?follow=1&since=-1", [:], 400),
         ("GET", "/streams/s/results?since=1", [:], 400), ("GET", "/streams/s/results?key=a&prefix=a", [:], 400),
         ("GET", "/streams/s/results", ["accept": "text/event-stream", "last-event-id": "abc"], 400),
+        ("POST", "/streams/s/late", [:], 405),
     ])
     func errors(method: String, target: String, headers: [String: String], status: Int) {
         guard case .failure(let f) = route(method, target, headers) else {
