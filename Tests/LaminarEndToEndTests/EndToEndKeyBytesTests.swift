@@ -37,7 +37,7 @@ struct EndToEndKeyBytesTests {
     @Test func binaryKeysThatAreNotUTF8GiveFourResults() throws {
         let tmp = try TempDir()
         let dataDir = tmp.file("data")
-        var server = try Server(["--data-dir", dataDir])
+        var server = try Server(["--data-dir", dataDir, "--progress-interval-ms", "0"])  // rows only: it counts lines
         let define = try request("--http1.1", "PUT", server.url("/streams/bin"), ["-d", EndToEndStreamTests.definition])
         #expect(define.status == 200, "\(define.text)")
         let follow = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "30", "--http2-prior-knowledge", server.url("/streams/bin/results?follow=1")])

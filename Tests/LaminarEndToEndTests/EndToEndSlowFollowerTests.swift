@@ -63,7 +63,8 @@ struct EndToEndSlowFollowerTests {
     /// slice, where it gets a slow_consumer line that says to raise the flag.
     @Test(arguments: ["--http2-prior-knowledge", "--http1.1"])
     func followerThatReadsKeepsUpUntilABurstPassesTheLimit(proto: String) throws {
-        let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096"])
+        // (No progress lines: the test counts lines.)
+        let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096", "--progress-interval-ms", "0"])
         #expect(try request(proto, "PUT", server.url("/streams/b"), ["-d", #"{"window_ms":1000,"allowed_lateness_ms":0}"#]).status == 200)
         let follow = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "60", proto, server.url("/streams/b/results?follow=1")])
         try waitUntil(10, "the follow to be established") { try server.metric("laminar_subscriptions") == 1 }
