@@ -17,8 +17,10 @@ extension Reactor {
         }
         mutatedThisRound = true
         let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        restoreResultRange(stream, checkpointed: false)
         streams[definition.name] = stream
         scheduleEmitTick(stream, nowMs: clock.nowMs())
+        noteResultWork(stream)
         return .ok
     }
 
@@ -34,10 +36,20 @@ extension Reactor {
     }
 
     /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
-    /// (its results stay readable under `_streams/`); followers get a final notification.
+    /// (its results stay readable under `_streams/`, and retained, with its next result sequence
+    /// number kept for a stream defined again under the name); followers get a final notification.
+    /// Rows of windows already closed are emitted first.
     func deleteStream(_ name: String) {
         guard let stream = streams.removeValue(forKey: name) else { return }
-        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name))]
+        while stream.rowsPending > 0 { emitRows(stream, max: .max) }
+        if stream.inResultWork {
+            stream.inResultWork = false
+            resultWork.removeAll { $0 === stream }
+        }
+        var next = ByteWriter()
+        next.u64(stream.nextResultSeq)
+        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name)),
+                                      .put(key: ReservedKeys.resultNext(name), value: next.bytes)]
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
         _ = try? store.apply(batch)
         mutatedThisRound = true
@@ -85,9 +97,10 @@ extension Reactor {
         return .eventsAccepted(EventsAck(accepted: r.accepted, late: r.late, watermarkMs: stream.op.watermarkMs, duplicate: false))
     }
 
-    /// Applies a logged batch to the operator and publishes the rows it produced (live and
-    /// replay); keeps its late events (`late_data: keep`); an `emit: changes` stream is flushed
-    /// at the end of the round (`flushChangelogs`).
+    /// Applies a logged batch to the operator and queues the rows it produced (live and
+    /// replay; `emitResultSlices` stores and sends them); keeps its late events
+    /// (`late_data: keep`); an `emit: changes` stream is flushed at the end of the round
+    /// (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let r = batch.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
@@ -96,40 +109,11 @@ extension Reactor {
             stream.flushPending = true
             changelogPending.append(stream)
         }
-        publishRows(stream)
+        queueRows(stream)
         return r
     }
 
-    /// Stores the rows the operator produced and hands them to followers. The store keeps each
-    /// window's current row under `ReservedKeys.result` (a `delete` row removes it).
-    ///
-    /// Result sequence numbers: this is the one place rows are stored; `WindowResult.seq` is set
-    /// here when they are numbered.
-    func publishRows(_ stream: StreamRuntime) {
-        let rows = stream.op.takeOutput()
-        guard !rows.isEmpty else { return }
-        let name = stream.definition.name
-        for row in rows {
-            let key = ReservedKeys.result(stream: name, key: row.key ?? [], startMs: row.startMs)
-            if row.op == .delete {
-                guard let rev = try? store.delete(key, condition: .always) else { continue }
-                mutatedThisRound = true
-                notifyWatchers(key: key, value: nil, revision: rev)
-            } else {
-                let value = row.json(columns: stream.columns, stored: true)
-                guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { continue }
-                mutatedThisRound = true
-                notifyWatchers(key: key, value: value, revision: rev)
-            }
-        }
-        guard !stream.followers.isEmpty else { return }
-        for id in stream.followers {
-            guard let sub = subscriptions[id] else { continue }
-            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(rows)))
-        }
-    }
-
-    /// Logs a changelog flush and emits the rows of the windows that changed since the last one.
+    /// Logs a changelog flush and queues the rows of the windows that changed since the last one.
     func flushChangelog(_ stream: StreamRuntime) {
         stream.flushPending = false
         guard stream.op.hasPendingChanges, streams[stream.definition.name] === stream else { return }
@@ -142,7 +126,7 @@ extension Reactor {
         stream.nextSequence += 1
         mutatedThisRound = true
         stream.op.flushChanges()
-        publishRows(stream)
+        queueRows(stream)
         checkpointIfDue(stream)
     }
 
@@ -174,7 +158,7 @@ extension Reactor {
                 stream.nextSequence += 1
                 mutatedThisRound = true
                 stream.op.advanceWatermark(toMs: target)
-                publishRows(stream)
+                queueRows(stream)
                 checkpointIfDue(stream)
             } catch {
                 // The store refused (full disk): keep the watermark; retry at the next tick.
@@ -188,9 +172,12 @@ extension Reactor {
     }
 
     /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
+    /// Not while rows of closed windows are pending: the checkpoint then waits for the last slice
+    /// (`emitRows` calls again), so it never splits a window's rows, and replay after a crash
+    /// closes that window again and emits its rows under the same sequence numbers.
     func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
-        guard logged >= UInt64(limits.walEntriesPerCheckpointMax) else { return }
+        guard logged >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
         let name = stream.definition.name
         let atMs = clock.nowMs()
         var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
@@ -215,12 +202,21 @@ extension Reactor {
             for entry in page {
                 let definition = try StreamDefinition(decoding: entry.value)
                 let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: now)
+                var checkpointed = false
                 if let cp = store.get(ReservedKeys.checkpoint(definition.name)) {
                     try stream.decodeCheckpoint(cp.value, limits: limits)
+                    checkpointed = cp.value.first.map { $0 >= 3 } ?? false
                 }
+                if !checkpointed { restoreResultRange(stream, checkpointed: false) }
                 try replay(stream)
+                // Rows closed by the replay (again, or for the first time) are stored now, under
+                // the numbers they had: the same rows in the same order from the same start.
+                while stream.rowsPending > 0 { emitRows(stream, max: .max) }
+                restoreResultRange(stream, checkpointed: true)
                 streams[definition.name] = stream
                 scheduleEmitTick(stream, nowMs: now)
+                if stream.inResultWork { stream.inResultWork = false; resultWork.removeAll { $0 === stream } }
+                noteResultWork(stream)
                 if stream.op.openWindowCount > 0 {
                     stream.idleTimerPending = true
                     timers.schedule(atMs: now + definition.idleTimeoutMs, .idle(stream: definition.name, id: stream.id))
@@ -269,10 +265,10 @@ extension Reactor {
                 case .batch(let batch, let key): _ = ingest(stream, batch: batch, idempotencyKey: key)
                 case .watermark(let ms):
                     stream.op.advanceWatermark(toMs: ms)
-                    publishRows(stream)
+                    queueRows(stream)
                 case .flush:
                     stream.op.flushChanges()
-                    publishRows(stream)
+                    queueRows(stream)
                 }
                 stream.nextSequence = seq + 1
             }

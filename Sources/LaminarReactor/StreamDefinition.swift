@@ -75,10 +75,12 @@ public enum EmitMode: Sendable, Hashable {
 public enum LateData: String, Sendable, Hashable { case drop, keep }
 
 /// What a stream is: its event fields, window, grouping, aggregates, emit mode, lateness and
-/// idle timeout. Invariants (`validate`): a non-empty name without `/`; 1...`EventBatch.fieldsMax`
+/// idle timeout and result retention. Invariants (`validate`): a non-empty name without `/`;
+/// 1...`EventBatch.fieldsMax`
 /// distinct field names; positive window durations (a hop's size a multiple of its slide, at
 /// most `StreamDefinition.hopWindowsPerEventMax` windows per event); `allowedLatenessMs >= 0`;
-/// `idleTimeoutMs > 0`; at least one aggregate, each valid, with distinct column names.
+/// `idleTimeoutMs > 0`; `retentionMs > 0`; at least one aggregate, each valid, with distinct
+/// column names.
 public struct StreamDefinition: Sendable, Hashable {
     public var name: String
     public var keyField: String
@@ -97,11 +99,17 @@ public struct StreamDefinition: Sendable, Hashable {
 
     /// Most windows one event of a hopping window belongs to (`size / slide`).
     public static let hopWindowsPerEventMax: Int64 = 100
+    /// How long a result row stays retained (stored, and readable with `since`) after its window
+    /// ends, in event time: it leaves once the watermark passes `window end + retentionMs`.
+    public var retentionMs: Int64
+
+    /// Result retention when a definition names none: one day.
+    public static let retentionDefaultMs: Int64 = 86_400_000
 
     public init(
         name: String, keyField: String = "key", timeField: String = "ts", valueField: String = "value",
         windowSizeMs: Int64, allowedLatenessMs: Int64 = 0, aggregates: [Aggregate] = Aggregate.allCases,
-        idleTimeoutMs: Int64 = 10_000
+        idleTimeoutMs: Int64 = 10_000, retentionMs: Int64 = StreamDefinition.retentionDefaultMs
     ) {
         self.name = name
         self.keyField = keyField
@@ -115,6 +123,7 @@ public struct StreamDefinition: Sendable, Hashable {
         self.groupBy = .key
         self.emit = .final
         self.lateData = .drop
+        self.retentionMs = retentionMs
     }
 
     /// The one field of a stream without declared `fields` (the first field otherwise).
@@ -186,13 +195,15 @@ public struct StreamDefinition: Sendable, Hashable {
             }
             if names[..<i].contains(n) { return "aggregates[\(i)]: column \"\(n)\" given twice" }
         }
+        if retentionMs <= 0 || retentionMs > maxMs { return "retention must be a positive duration" }
         return nil
     }
 
     // MARK: - Stored form
 
-    /// Version 2: every member. Version 1 (earlier releases) is read too: a tumbling window over
-    /// one value with aggregates from count, sum, min, max, avg.
+    /// Version 2: every member, `retentionMs` last. Version 1 (earlier releases) is read too: a
+    /// tumbling window over one value with aggregates from count, sum, min, max, avg, and the
+    /// default retention.
     func encoded() -> [UInt8] {
         var w = ByteWriter()
         w.u8(2)
@@ -218,6 +229,7 @@ public struct StreamDefinition: Sendable, Hashable {
             w.string(a.function.rawValue); w.u32(UInt32(a.field)); w.f64(a.quantile); w.f64(a.accuracy)
             w.u8(a.alias == nil ? 0 : 1); w.string(a.alias ?? "")
         }
+        w.i64(retentionMs)
         return w.bytes
     }
 
@@ -265,6 +277,7 @@ public struct StreamDefinition: Sendable, Hashable {
                 let hasAlias = try r.u8() == 1, alias = try r.string()
                 return Aggregate(f, field: field, quantile: q, accuracy: accuracy, alias: hasAlias ? alias : nil)
             }
+            retentionMs = try r.i64()
         default:
             throw ByteReader.DecodeError()
         }

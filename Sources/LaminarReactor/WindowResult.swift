@@ -18,7 +18,9 @@ public struct WindowResult: Sendable, Hashable {
     public var before: [Double]?
     /// Whether this is the window's last row (it closed).
     public var isFinal: Bool
-    /// The per-stream result sequence number, set where the row is stored (0 until then).
+    /// The row's per-stream result sequence number, set when the row is emitted
+    /// (`Reactor.emitRow`, the one place that assigns it): strictly increasing, the same after a
+    /// restart's replay. 0 until emitted.
     public var seq: UInt64 = 0
 
     public init(key: [UInt8]?, startMs: Int64, endMs: Int64, values: [Double], op: Op? = nil, before: [Double]? = nil, isFinal: Bool = false) {
@@ -46,7 +48,8 @@ public struct WindowResult: Sendable, Hashable {
     /// `{"key":"u1","window_start":0,"window_end":1000,"count":3,"sum":4.5}`, then for changelog
     /// rows `"op":"update","before":{…}` and `"final":true` at close. A key that is not valid
     /// UTF-8 is written `"key_base64":"…"`; `group_by: all` rows have no key; null for NaN.
-    /// `seq` is written first when set (non-zero). `stored`: the form kept in the store as the
+    /// `seq` is written first when set (non-zero): `ResultLog.storedSeq` reads it back from a
+    /// stored row. `stored`: the form kept in the store as the
     /// window's current row (no `op`, no `before`).
     public func json(columns: Columns, stored: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
@@ -106,10 +109,15 @@ public struct WindowResult: Sendable, Hashable {
 ///   before every longer key it begins), then by start. `{start}` is 16 upper-case hex digits of
 ///   `UInt64(bitPattern: start) ^ 1<<63`, a fixed width whose byte order is numeric order,
 ///   negatives included (−1 → `7FFFFFFFFFFFFFFF`, 0 → `8000000000000000`).
+/// - `_resultlog/{name}/{seq}`: the retained-results log, one entry per emitted row, `{seq}` 16
+///   hex digits: `[i64 window end][the row's key after _streams/{name}/]` (`ResultLog`).
+/// - `_resultnext/{name}`: the next result sequence number (u64) of a deleted stream, so that a
+///   stream defined again under that name goes on numbering where it stopped.
 /// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint;
-///   `_wal/{name}/{seq}`: a logged batch or watermark advance, `{seq}` 16 hex digits.
+///   `_wal/{name}/{seq}`: a logged batch, watermark advance or changelog flush, `{seq}` 16 hex
+///   digits.
 public enum ReservedKeys {
-    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/"].map { Array($0.utf8) }
+    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/"].map { Array($0.utf8) }
 
     public static func isReserved(_ key: [UInt8]) -> Bool {
         guard key.first == UInt8(ascii: "_") else { return false }
@@ -117,6 +125,19 @@ public enum ReservedKeys {
     }
 
     public static func orderedStart(_ start: Int64) -> String { hex16(UInt64(bitPattern: start) ^ (1 << 63)) }
+
+    /// Appends `orderedStart(start)`'s 16 bytes without making a string (emitting rows).
+    static func appendOrderedStart(_ start: Int64, to out: inout [UInt8]) {
+        appendHex16(UInt64(bitPattern: start) ^ (1 << 63), to: &out)
+    }
+
+    /// Appends `x` as 16 upper-case hex digits.
+    static func appendHex16(_ x: UInt64, to out: inout [UInt8]) {
+        for shift in stride(from: 60, through: 0, by: -4) {
+            let d = UInt8(truncatingIfNeeded: (x >> UInt64(shift)) & 15)
+            out.append(d < 10 ? 0x30 + d : 0x37 + d)
+        }
+    }
 
     static func hex16(_ v: UInt64) -> String {
         let digits = Array("0123456789ABCDEF".utf8)
@@ -182,4 +203,6 @@ public enum ReservedKeys {
     public static func checkpoint(_ stream: String) -> [UInt8] { Array("_checkpoint/\(stream)".utf8) }
     public static func walPrefix(_ stream: String) -> [UInt8] { Array("_wal/\(stream)/".utf8) }
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
+    public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
+    public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
 }

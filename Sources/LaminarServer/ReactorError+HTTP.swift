@@ -11,7 +11,7 @@ extension HTTPFailure {
         case .emptyKey: self.init(400, "bad_request", "empty key")
         case .keyTooLarge(let bytes, let max): self.init(400, "key_too_large", "key of \(bytes) bytes exceeds the limit of \(max) bytes")
         case .valueTooLarge(let bytes, let max): self.init(413, "value_too_large", "value of \(bytes) bytes exceeds the limit of \(max) bytes")
-        case .reservedKey: self.init(403, "reserved_key", "keys under _streams/, _streamdefs/, _checkpoint/ and _wal/ are written by the server only")
+        case .reservedKey: self.init(403, "reserved_key", "keys under _streams/, _streamdefs/, _checkpoint/, _wal/, _resultlog/ and _resultnext/ are written by the server only")
         case .unknownStream(let name): self.init(404, "not_found", "no such stream: \(name)")
         case .invalidStream(let why): self.init(400, "invalid_stream", why)
         case .tooManyStreams: self.init(409, "too_many_streams", "the stream limit is reached")
@@ -23,6 +23,8 @@ extension HTTPFailure {
         case .slowSubscriber: self.init(503, "slow_consumer", "the subscriber fell too far behind")
         case .streamDeleted: self.init(404, "stream_deleted", "the stream was deleted")
         case .stopping: self.init(503, "shutting_down", "the server is stopping")
+        case .resultsGone(let oldest): self.init(410, "gone", "the oldest retained result is seq \(oldest)")
+        case .sinceAhead(let last): self.init(400, "bad_request", "since is beyond the newest result, seq \(last)")
         case .store(let why):
             if why.hasSuffix("errno 28") || why.hasSuffix("errno 122") {  // ENOSPC, EDQUOT
                 self.init(507, "insufficient_storage", why)

@@ -28,6 +28,11 @@ public struct ServerConfiguration: Sendable {
     public var subscriberBacklogBytesMax = 1 << 20
     /// Bounds of `subscriberBacklogBytesMax`.
     public static let subscriberBacklogBytesRange = 4096...(1 << 28)
+    /// How often a follower is told how far results are complete (a progress line when nothing
+    /// else was sent since the last one), in milliseconds; 0: never (`ReactorLimits`).
+    public var followProgressIntervalMs = ReactorLimits.default.followProgressIntervalMs
+    /// Result rows a stream retains at most (`ReactorLimits.resultsRetainedPerStreamMax`).
+    public var resultsRetainedPerStreamMax = ReactorLimits.default.resultsRetainedPerStreamMax
 
     public init() {}
 }
@@ -38,7 +43,7 @@ public struct ServerConfiguration: Sendable {
 public final class ServerRuntime: @unchecked Sendable {
     public let configuration: ServerConfiguration
     let router = Router()
-    let reactorLimits = ReactorLimits.default
+    let reactorLimits: ReactorLimits
     let eventLimits: EventDecodeLimits
     /// Unsent bytes a watch or follow response may hold (`subscriberBacklogBytesMax` unread plus
     /// the lines of one wake); the HTTP layer's cap is 64 KiB above it, for the last line.
@@ -78,6 +83,10 @@ public final class ServerRuntime: @unchecked Sendable {
         streamingBytesMax = max(4 << 20, 4 * configuration.subscriberBacklogBytesMax)
         // 64 KiB above what handlers write before they end a subscription: its last line fits.
         httpConfiguration.limits.streamingBufferedBytesMax = streamingBytesMax + 64 * 1024
+        var reactorLimits = ReactorLimits.default
+        reactorLimits.followProgressIntervalMs = configuration.followProgressIntervalMs
+        reactorLimits.resultsRetainedPerStreamMax = configuration.resultsRetainedPerStreamMax
+        self.reactorLimits = reactorLimits
         var eventLimits = EventDecodeLimits()
         eventLimits.eventsMax = reactorLimits.batchEventsMax
         self.eventLimits = eventLimits

@@ -12,7 +12,8 @@ import LaminarReactor
 /// `allowed_lateness` (0; also `allowed_lateness_ms`), `aggregates` (strings, or objects
 /// `{"fn","field","q","accuracy","as"}`; default count, sum, min, max, avg of each field), `emit`
 /// ("final", "changes" or `{"every":D}`), `late_data` ("drop" or "keep"), `idle_timeout`
-/// ("10s"; also `idle_timeout_ms`). Unknown fields and bad values are refused with the field's
+/// ("10s"; also `idle_timeout_ms`), `retention` ("24h", how long result rows stay after their
+/// window ends; also `retention_ms`). Unknown fields and bad values are refused with the field's
 /// name. The output form (`append`) is accepted as input too.
 enum StreamDefinitionJSON {
     static let windowDefaultMs: Int64 = 1000
@@ -67,6 +68,11 @@ enum StreamDefinitionJSON {
                         throw .invalidStream("\(field): must be a positive duration such as \"10s\" or milliseconds")
                     }
                     definition.idleTimeoutMs = ms
+                case "retention", "retention_ms":
+                    guard let ms = milliseconds(member), ms > 0 else {
+                        throw .invalidStream("\(field): must be a positive duration such as \"24h\" or milliseconds")
+                    }
+                    definition.retentionMs = ms
                 case "aggregates":
                     guard case .array(let items) = member, !items.isEmpty, items.count <= 64 else {
                         throw .invalidStream("aggregates: must be a non-empty array of at most 64 aggregates")
@@ -232,7 +238,7 @@ enum StreamDefinitionJSON {
     /// `{"name":…,"key_field":…,"time_field":…,` then `"value_field":…` or `"fields":{…}`,
     /// `"window":{"type":…,"size_ms"|"gap_ms":…[,"slide_ms":…]},"window_ms":…` (size or gap),
     /// `"group_by":…,"allowed_lateness_ms":…,"aggregates":[…],"columns":[…],"emit":…,
-    /// "late_data":…,"idle_timeout_ms":…}`. An aggregate is written as a string when it is a
+    /// "late_data":…,"idle_timeout_ms":…,"retention_ms":…}`. An aggregate is written as a string when it is a
     /// plain function of the one value (or of no field), else as an object. No closing brace when `open`, so
     /// stats can follow.
     static func append(_ d: StreamDefinition, to out: inout [UInt8], open: Bool = false) {
@@ -294,6 +300,7 @@ enum StreamDefinitionJSON {
         }
         out.append(contentsOf: #","late_data":"#.utf8); JSONWriter.appendString(d.lateData.rawValue, to: &out)
         out.append(contentsOf: #","idle_timeout_ms":"#.utf8); JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
+        out.append(contentsOf: #","retention_ms":"#.utf8); JSONWriter.appendInteger(d.retentionMs, to: &out)
         if !open { out.append(0x7D) }
     }
 
@@ -310,6 +317,10 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","last_checkpoint":"#.utf8)
         if let at = s.lastCheckpointAtMs { JSONWriter.appendInteger(at, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","wal_entries":"#.utf8); JSONWriter.appendInteger(s.walEntries, to: &out)
+        out.append(contentsOf: #","result_seq":"#.utf8); JSONWriter.appendInteger(s.resultSeq, to: &out)
+        out.append(contentsOf: #","oldest_seq":"#.utf8); JSONWriter.appendInteger(s.oldestRetainedSeq, to: &out)
+        out.append(contentsOf: #","rows_pending":"#.utf8); JSONWriter.appendInteger(s.rowsPending, to: &out)
+        out.append(contentsOf: #","result_slices":"#.utf8); JSONWriter.appendInteger(s.resultSlices, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
 }

@@ -65,6 +65,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("subscriber-backlog-bytes"), help: "A watch or follow whose client leaves this many bytes unread gets a final slow_consumer line and its response ends.")
     var subscriberBacklogBytes = 1 << 20
 
+    @Option(name: .customLong("progress-interval-ms"), help: "A results follower gets a progress line (watermark and seq) when nothing else was sent to it for this long; 0: never.")
+    var progressIntervalMs: Int64 = 1000
+
+    @Option(name: .customLong("results-retained-max"), help: "Result rows a stream retains at most (for GET …/results and since); the oldest leave first.")
+    var resultsRetainedMax = 1_000_000
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -81,6 +87,8 @@ struct Serve: ParsableCommand {
         if !backlog.contains(subscriberBacklogBytes) {
             throw ValidationError("--subscriber-backlog-bytes must be \(backlog.lowerBound)...\(backlog.upperBound)")
         }
+        if progressIntervalMs < 0 || progressIntervalMs > 3_600_000 { throw ValidationError("--progress-interval-ms must be 0...3600000") }
+        if resultsRetainedMax < 1 { throw ValidationError("--results-retained-max must be >= 1") }
     }
 
     func run() throws {
@@ -117,6 +125,8 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutMs = idleTimeoutMs
         configuration.requestTimeoutMs = requestTimeoutMs
         configuration.subscriberBacklogBytesMax = subscriberBacklogBytes
+        configuration.followProgressIntervalMs = progressIntervalMs
+        configuration.resultsRetainedPerStreamMax = resultsRetainedMax
         raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.

@@ -41,6 +41,6 @@ import Testing
         #expect(c.call(.appendEvents(stream: "old", batch: EventBatch(keys: ["u1"], timestamps: [1600], values: [10]), idempotencyKey: 42))?.ack?.duplicate == true)
         _ = c.call(.appendEvents(stream: "old", batch: EventBatch(keys: ["u1", "z"], timestamps: [1600, 5000], values: [10, 0]), idempotencyKey: nil))
         let rows = try #require(c.call(.queryResults(stream: "old", key: Array("u1".utf8), after: nil, limit: 10))?.entries)
-        #expect(rows.map { String(decoding: $0.value, as: UTF8.self) } == [#"{"key":"u1","window_start":1000,"window_end":2000,"count":3,"sum":15,"max":10}"#])
+        #expect(rows.map { String(decoding: $0.value, as: UTF8.self) } == [#"{"seq":1,"key":"u1","window_start":1000,"window_end":2000,"count":3,"sum":15,"max":10}"#])
     }
 }
