@@ -111,7 +111,7 @@ struct EndToEndResultsTests {
         }
         let text = sse.stdoutText
         #expect(text.lowercased().contains("content-type: text/event-stream"))
-        #expect(text.contains("id: 1\ndata: {\"seq\":1,\"key\":\"k0\",\"start\":0,"), "\(text)")
+        #expect(text.contains("id: 1\ndata: {\"seq\":1,\"key\":\"k0\",\"window_start\":0,"), "\(text)")
         #expect(text.contains(#"event: progress"# + "\n" + #"data: {"watermark":2020,"seq":6}"# + "\n\n"), "\(text)")
         sse.signal(SIGTERM)
         // Resume after id 4: rows 5 and 6, then live ones.

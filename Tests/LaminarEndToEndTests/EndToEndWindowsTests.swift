@@ -118,7 +118,17 @@ struct EndToEndWindowsTests {
         #expect((update["before"] as? [String: Any])?["sum"] as? Double == 1)
         // The stored (current) row of the session is its final one.
         let stored = try request("--http1.1", "GET", server.url("/streams/visits/results?key=u1"))
-        #expect(stored.text == #"{"key":"u1","window_start":1000,"window_end":4200,"count":4,"sum":15,"final":true}"# + "\n")
+        #expect(stored.text == #"{"seq":6,"key":"u1","window_start":1000,"window_end":4200,"count":4,"sum":15,"final":true}"# + "\n")
+        // A resume from the start: the delete (kept in the log) and each window's current row.
+        let resumed = try Child(Paths.tool("curl"), ["-sS", "-N", "--http1.1", server.url("/streams/visits/results?follow=1&since=0")])
+        try waitUntil(10, "the retained rows") { resumed.stdoutText.contains(#""seq":7,"#) }
+        resumed.signal(SIGTERM)
+        let replayed = resumed.stdoutText.split(separator: "\n").filter { !$0.hasPrefix(#"{"progress""#) }
+        #expect(replayed == [
+            #"{"seq":4,"key":"u1","window_start":3200,"window_end":4200,"op":"delete"}"#,
+            #"{"seq":6,"key":"u1","window_start":1000,"window_end":4200,"count":4,"sum":15,"final":true}"#,
+            #"{"seq":7,"key":"u2","window_start":20000,"window_end":21000,"count":1,"sum":0}"#,
+        ], "\(resumed.stdoutText)")
         follow.signal(SIGTERM)
         try server.stop()
     }

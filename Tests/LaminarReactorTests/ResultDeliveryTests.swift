@@ -1,3 +1,4 @@
+import Foundation
 import LaminarFormats
 import LaminarReactor
 import LaminarStore
@@ -168,5 +169,50 @@ import Testing
         #expect(s.call(.defineStream(StreamDefinition(name: "n", windowSizeMs: 500)))?.isOK == true)
         #expect(s.stats("n")?.resultSeq == 2)
         #expect(s.stats("n")?.oldestRetainedSeq == 1, "the earlier rows stay retained")
+    }
+
+    /// `emit: changes` with sessions: a resume from any `seq`, applied as a changelog onto what a
+    /// follower had up to that `seq`, ends where the live changelog ends — and, once every window
+    /// has closed, at the stored (final) rows. Deletes come from the log entries that keep them.
+    @Test func aChangelogResumeEndsAtTheLiveChangelogAndTheFinalRows() throws {
+        let s = try Stepper(LogStore.inMemory(), limits)
+        var d = StreamDefinition(name: "v", windowSizeMs: 1000, allowedLatenessMs: 5000, aggregates: [.count, .sum], idleTimeoutMs: 3_600_000)
+        d.window = .session(gapMs: 1000)
+        d.emit = .changes
+        #expect(s.call(.defineStream(d))?.isOK == true)
+        guard case .subscribed? = s.call(.follow(stream: "v")) else { Issue.record("follow"); return }
+        // u1: [1000,2000), then [3200,4200), then 2400 bridges them (a delete); u2 alongside;
+        // 20000 and 40000 close everything before them.
+        for (key, ts) in [("u1", 1000), ("u2", 1100), ("u1", 3200), ("u1", 2400), ("u2", 1500), ("u1", 20000), ("u3", 40000)] {
+            _ = s.call(.appendEvents(stream: "v", batch: EventBatch(keys: [key], timestamps: [Int64(ts)], values: [Double(ts)]), idempotencyKey: nil))
+        }
+        for _ in 0..<3 { s.round() }
+        let live = s.notes.flatMap { n -> [WindowResult] in if case .windowsClosed(let rows) = n.result { rows } else { [] } }
+        #expect(live.map(\.seq) == Array(1...UInt64(live.count)))
+        #expect(live.contains { $0.op == .delete && $0.startMs == 3200 }, "the bridged session is deleted")
+        typealias State = [String: String]  // "key start" -> the row's columns
+        func apply(_ json: [UInt8], to state: inout State) throws {
+            let row = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
+            let id = "\(row["key"] ?? "") \(row["window_start"] ?? "")"
+            if row["op"] as? String == "delete" { state[id] = nil; return }
+            state[id] = "count \(row["count"] ?? "") sum \(row["sum"] ?? "")"
+        }
+        let columns = WindowResult.Columns(d)
+        var full: State = [:]
+        for r in live { try apply(r.json(columns: columns), to: &full) }
+        var stored: State = [:]
+        for e in try #require(s.call(.queryResults(stream: "v", key: nil, after: nil, limit: 100))?.entries) { try apply(e.value, to: &stored) }
+        // The closed sessions' rows are final; u3's is still open, in both.
+        #expect(full == stored)
+        for since in 0...UInt64(live.count) {
+            var state: State = [:]
+            for r in live where r.seq <= since { try apply(r.json(columns: columns), to: &state) }
+            guard case .retainedResults(let rows, _, _)? = s.call(.resumeResults(stream: "v", after: since, keyPrefix: [])) else {
+                Issue.record("resume after \(since)"); return
+            }
+            #expect(rows.map(\.seq) == rows.map(\.seq).sorted())
+            for r in rows { try apply(r.json, to: &state) }
+            #expect(state == full, "resumed after \(since)")
+        }
     }
 }
