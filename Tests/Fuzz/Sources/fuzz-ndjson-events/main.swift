@@ -1,8 +1,7 @@
 // Fuzzes LaminarFormats.NDJSONEventDecoder (application/x-ndjson event bodies), the streaming
 // decoder fed chunk by chunk as a body arrives, and RFC3339.parseMilliseconds.
 // Input: byte 0 picks the limits, the field names and how many numeric fields (bit 16: two or
-// three), the next 9 bytes the cut points, the rest
-// is the body.
+// three), the next 9 bytes the cut points, the rest is the body.
 // Invariants:
 // - never crashes; the verdict (the batch, or the error with its line and reason) is the same
 //   whole, cut at random points and fed byte by byte;
