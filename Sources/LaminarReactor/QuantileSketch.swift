@@ -122,25 +122,47 @@ struct DenseStore: Sendable, Hashable {
         }
     }
 
+    /// Extends the store to `index`, with slack (half the span, at least 8 buckets, within
+    /// `bucketsMax`) so that values arriving in any order extend it a logarithmic number of times.
     private mutating func addOutside(_ index: Int, _ n: UInt64) {
+        let cap = QuantileSketch.bucketsMax
         if counts.isEmpty {
-            offset = index
-            counts.append(n)
+            offset = index - 4
+            counts.append(contentsOf: repeatElement(0, count: 9))
+            counts[4] += n
             return
         }
-        if index >= offset + counts.count {
-            let high = index
-            let low = max(offset, high - QuantileSketch.bucketsMax + 1)
+        if max(index, offset + counts.count - 1) - min(index, offset) + 1 > cap { trim() }  // slack never costs buckets
+        let span = counts.count
+        let slack = max(span / 2, 8)
+        if index >= offset + span {
+            var high = index + slack
+            if high - offset + 1 > cap { high = max(index, offset + cap - 1) }
+            let low = max(offset, high - cap + 1)
             if low > offset { collapse(to: low) }
             counts.append(contentsOf: repeatElement(0, count: high - (offset + counts.count) + 1))
-            counts[high - offset] += n
+            counts[index - offset] += n
         } else {  // below offset
-            let high = offset + counts.count - 1
-            let low = max(index, high - QuantileSketch.bucketsMax + 1)
-            counts.insert(contentsOf: repeatElement(0, count: offset - low), at: 0)
-            offset = low
-            counts[max(index, low) - offset] += n
+            let high = offset + span - 1
+            let low = max(index - slack, high - cap + 1)
+            let target = max(index, low)  // beyond the cap: folded into the lowest bucket kept
+            if low < offset {
+                counts.insert(contentsOf: repeatElement(0, count: offset - low), at: 0)
+                offset = low
+            }
+            counts[target - offset] += n
         }
+    }
+
+    /// Drops empty buckets at both ends (keeps one).
+    private mutating func trim() {
+        guard let first = counts.firstIndex(where: { $0 != 0 }), let last = counts.lastIndex(where: { $0 != 0 }) else {
+            counts.removeLast(counts.count - 1)
+            return
+        }
+        counts.removeLast(counts.count - 1 - last)
+        counts.removeFirst(first)
+        offset += first
     }
 
     /// Folds every bucket below `low` into bucket `low`.
@@ -155,11 +177,11 @@ struct DenseStore: Sendable, Hashable {
     }
 
     mutating func merge(_ other: DenseStore) {
-        guard !other.counts.isEmpty else { return }
-        // Extend to the union's ends first, then add in place.
-        add(other.offset + other.counts.count - 1, 0)
-        add(other.offset, 0)
-        for (i, c) in other.counts.enumerated() where c != 0 { add(other.offset + i, c) }
+        guard let first = other.counts.firstIndex(where: { $0 != 0 }), let last = other.counts.lastIndex(where: { $0 != 0 }) else { return }
+        // Extend to the union's ends first (the other's non-empty ones), then add in place.
+        add(other.offset + last, 0)
+        add(other.offset + first, 0)
+        for i in first...last where other.counts[i] != 0 { add(other.offset + i, other.counts[i]) }
     }
 
     func encode(into w: inout ByteWriter) {

@@ -132,4 +132,27 @@ struct EndToEndWindowsTests {
         follow.signal(SIGTERM)
         try server.stop()
     }
+
+    /// `group_by: all` with `count_distinct` (a HyperLogLog), stddev and first/last: one row per
+    /// window, no key; 300 distinct keys counted within the sketch's error.
+    @Test func groupAllWithDistinctCount() throws {
+        let server = try Server()
+        let define = try request("--http1.1", "PUT", server.url("/streams/all"), ["-d",
+            #"{"window":"1s","group_by":"all","aggregates":["count","count_distinct","stddev","first","last"],"idle_timeout":"60s"}"#])
+        #expect(define.status == 200, "\(define.text)")
+        var lines = (0..<600).map { #"{"key":"user-\#($0 % 300)","ts":\#(100 + $0),"value":\#($0 % 2)}"# }
+        lines.append(#"{"key":"z","ts":5000,"value":7}"#)
+        let ack = try streams.post("--http2-prior-knowledge", server, "all", Data(lines.joined(separator: "\n").utf8))
+        #expect(ack.status == 202, "\(ack.text)")
+        let rows = try ndjson(try request("--http1.1", "GET", server.url("/streams/all/results")).text)
+        #expect(rows.count == 1)
+        let row = try #require(rows.first)
+        #expect(row["key"] == nil && row["key_base64"] == nil)
+        #expect(row["window_start"] as? Int == 0 && row["count"] as? Int == 600)
+        let distinct = try #require(row["count_distinct"] as? Int)
+        #expect(abs(distinct - 300) <= 9, "count_distinct \(distinct)")
+        #expect(row["first"] as? Double == 0 && row["last"] as? Double == 1)
+        #expect(abs((row["stddev"] as? Double ?? 0) - 0.5004171882244361) < 1e-9)
+        try server.stop()
+    }
 }
