@@ -49,8 +49,9 @@ import Testing
         #expect(try QuantileSketch.decode(from: &r) == s)
     }
 
-    /// The estimate's relative error stays within 3 standard errors (3 × 0.81 %) over
-    /// cardinalities from 1 to 200 000, seeds random; small counts are near exact.
+    /// The estimate's relative error stays within 4 standard errors (4 × 0.81 %) over
+    /// cardinalities from 1 to 200 000, seeds random; small counts are near exact (within a
+    /// register collision).
     @Test func hyperLogLogWithinThreeStandardErrors() async {
         await propertyCheck(count: 40, input: Gen.int(in: 0...Int(Int32.max))) { seed in
             var rng = SeededRandom(state: UInt64(seed))
@@ -64,8 +65,10 @@ import Testing
                 if i % 3 == 0 { part1.add(hash: x) } else { part2.add(hash: x) }
                 if i % 7 == 0 { key.withUnsafeBytes { h.add(hash: hasher.hash($0)) } }  // repeats count once
             }
+            // 4 standard errors: 40 trials of 3 would fail one run in ten by chance alone. Small
+            // counts are near exact, bar a register collision (one key fewer, 10 % of n = 10).
             let error = abs(h.estimate - Double(n)) / Double(n)
-            #expect(error <= 3 * 1.04 / 128 + (n < 100 ? 0.02 : 0), "n \(n): estimate \(h.estimate)")
+            #expect(error <= 4 * 1.04 / 128 + (n < 100 ? 1.5 / Double(n) : 0), "n \(n): estimate \(h.estimate)")
             part1.merge(part2)
             #expect(part1 == h)
         }
