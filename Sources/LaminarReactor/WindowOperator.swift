@@ -190,10 +190,13 @@ public struct WindowOperator {
         nextCloseAtMs = isSession ? sessions.nextCloseAtMs : panes.nextCloseAtMs
     }
 
-    /// Takes the rows produced so far.
+    /// Takes the rows produced so far: moves them out (no copy, and no allocation when there are
+    /// none, as after most batches).
     public mutating func takeOutput() -> [WindowResult] {
-        defer { output.removeAll(keepingCapacity: true) }
-        return output
+        guard !output.isEmpty else { return [] }
+        var rows: [WindowResult] = []
+        swap(&rows, &output)
+        return rows
     }
 
     private func rowKey(_ g: UInt32) -> [UInt8]? { groupAll ? nil : Array(keys.key(Int(g))) }
