@@ -102,9 +102,10 @@ bench-http: bench-deps
 	python3 Benchmarks/bench_http.py
 
 # Event ingest, binary and NDJSON, vs redis XADD (bench-results/ingest.json).
-# Knobs: BENCH_DURATION, BENCH_WARMUP, LAMINAR_IO_THREADS, INGEST_CLIENT, REDIS_N.
+# Knobs: BENCH_DURATION, BENCH_WARMUP, LAMINAR_IO_THREADS, INGEST_CLIENT, REDIS_N, KEYS_1M, KEYS_1M_CLIENT.
 bench-ingest: bench-deps
 	$(SWIFT) build -c release --product laminar
+	$(SWIFT) build -c release --product laminar-load
 	python3 Benchmarks/bench_ingest.py
 
 # An open-loop reader of one key, alone and beside put-only load over STALL_KEYS keys (issue 14's

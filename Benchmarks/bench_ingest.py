@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
 """make bench-ingest: event ingest into a 1 s tumbling window (count, sum, max) at --fsync always,
 binary (application/vnd.laminar.events) and NDJSON bodies of 1000 events posted with h2load,
-against Redis XADD pipelined with redis-benchmark.
+against Redis XADD pipelined with redis-benchmark. Then the window kinds and modes of issue 12,
+binary bodies of 1000 events over 10K keys: a hopping window (size/slide = 10, count+sum+max),
+a session window (gap 100 ms), percentiles (p50 and p99), emit changes (tumbling, with one
+follower attached and reading), three fields with six aggregates (LEV2); and 1M distinct keys
+(count, sum) posted with `laminar-load ingest` at wall-clock times, so a window of up to 1M rows
+closes every second (`keys_1m_events_per_s`, `keys_1m_post_p99_ms`: the close is emitted in
+slices, batches must not wait for it).
 
 Prints a table, then as its last stdout line one JSON object (also in bench-results/ingest.json).
 Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), LAMINAR_IO_THREADS (default 1),
-INGEST_CLIENT (h2load client flags, default "-c16 -m32 -t1"), REDIS_N (default 2000000).
+INGEST_CLIENT (h2load client flags, default "-c16 -m32 -t1"), REDIS_N (default 2000000),
+KEYS_1M (distinct keys of the many-keys case, default 1000000), KEYS_1M_CLIENT (laminar-load flags,
+default "-c 16 -m 8").
 """
 import json
 import os
@@ -31,6 +39,19 @@ NKEYS = 10000
 TIMED = ["-D", str(DUR), "--warm-up-time", str(WARM)]
 H2_TIMEOUT = DUR + WARM + 60
 STREAM_DEF = b'{"window":"1s","aggregates":["count","sum","max"]}'
+LOAD = os.path.join(ROOT, ".build", "release", "laminar-load")
+# name -> (definition, fields per event); every case posts binary bodies.
+CASES = {
+    "hop": (b'{"window":{"type":"hop","size":"10s","slide":"1s"},"aggregates":["count","sum","max"]}', 1),
+    "session": (b'{"window":{"type":"session","gap":"100ms"},"aggregates":["count","sum"]}', 1),
+    "sketch": (b'{"window":"1s","aggregates":["count","sum",{"fn":"p","q":0.5},{"fn":"p","q":0.99}]}', 1),
+    "changes": (b'{"window":"1s","aggregates":["count","sum","max"],"emit":"changes"}', 1),
+    "multi_field": (b'{"fields":{"price":"f64","volume":"f64","spread":"f64"},"window":"1s","aggregates":["count",'
+                    b'{"fn":"sum","field":"volume"},{"fn":"max","field":"price"},{"fn":"min","field":"price"},'
+                    b'{"fn":"avg","field":"spread"},{"fn":"p","q":0.99,"field":"price"}]}', 3),
+}
+KEYS_1M = int(os.environ.get("KEYS_1M", "1000000"))
+KEYS_1M_CLIENT = os.environ.get("KEYS_1M_CLIENT", "-c 16 -m 8").split()
 
 
 def make_events(seed):
@@ -48,11 +69,16 @@ def make_events(seed):
     return out
 
 
-def binary_body(events):
-    parts = [b"LEV1", struct.pack("<I", len(events))]
+def binary_body(events, fields=1):
+    """LEV1, or LEV2 with `fields` fields per event (the value, then value/2, value*3, ...)."""
+    if fields == 1:
+        parts = [b"LEV1", struct.pack("<I", len(events))]
+    else:
+        parts = [b"LEV2", struct.pack("<II", len(events), fields)]
     for k, ts, v in events:
         kb = k.encode()
-        parts.append(struct.pack("<H", len(kb)) + kb + struct.pack("<qd", ts, v))
+        values = [v] if fields == 1 else [v, v / 2] + [v * (j + 1) for j in range(2, fields)]
+        parts.append(struct.pack("<H", len(kb)) + kb + struct.pack("<q", ts) + struct.pack(f"<{len(values)}d", *values))
     return b"".join(parts)
 
 
@@ -68,9 +94,9 @@ def stream_stats(port, name):
     return json.loads(body)["stats"]
 
 
-def run_format(procs, tmp, port, fmt, ctype, body):
+def run_format(procs, tmp, port, fmt, ctype, body, definition=STREAM_DEF):
     name = f"bench_{fmt}"
-    st, b = http_req(port, "PUT", f"/streams/{name}", STREAM_DEF, {"content-type": "application/json"})
+    st, b = http_req(port, "PUT", f"/streams/{name}", definition, {"content-type": "application/json"})
     if st not in (200, 201):
         raise RuntimeError(f"PUT /streams/{name}: {st} {b[:200]!r}")
     path = os.path.join(tmp, f"body.{fmt}")
@@ -97,6 +123,47 @@ def run_format(procs, tmp, port, fmt, ctype, body):
     r["late_counted"] = late
     r["body_bytes"] = len(body)
     return r
+
+
+def run_case(procs, tmp, port, case):
+    """One window kind or mode of CASES (binary bodies); `changes` with a follower reading."""
+    definition, fields = CASES[case]
+    follower = None
+    if case == "changes":
+        http_req(port, "PUT", f"/streams/bench_{case}", definition, {"content-type": "application/json"})
+        follower = procs.start(["curl", "-sS", "-N", "--http2-prior-knowledge", "-o", "/dev/null",
+                                f"http://127.0.0.1:{port}/streams/bench_{case}/results?follow=1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # the follow is established (a benchmark, not a test: no readiness signal to wait on)
+    try:
+        return run_format(procs, tmp, port, case, "application/vnd.laminar.events",
+                          binary_body(make_events(10 + len(case)), fields), definition)
+    finally:
+        if follower is not None:
+            procs.stop(follower)
+
+
+def run_keys_1m(procs, port):
+    """1M distinct keys, 1 s tumbling windows, count+sum, binary batches of 1000 events stamped with
+    the wall clock: every second a window of up to KEYS_1M rows closes while batches keep coming."""
+    name = "bench_keys_1m"
+    definition = '{"window":"1s","aggregates":["count","sum"]}'
+    argv = [LOAD, "ingest", "--url", f"http://127.0.0.1:{port}", "--stream", name, "--stream-definition", definition,
+            "--keys", str(KEYS_1M), "--batch", str(EVENTS), "--format", "binary", "--duration", f"{DUR}s",
+            "--warmup", f"{WARM}s", "--json"] + KEYS_1M_CLIENT
+    log("$ " + " ".join(argv))
+    c0 = proc_cpu_s(procs.server_pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=DUR + WARM + 300)
+    cpu_s = proc_cpu_s(procs.server_pid) - c0
+    if out.returncode != 0:
+        raise RuntimeError(f"laminar-load exited {out.returncode}: {out.stderr[-500:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = stream_stats(port, name)
+    events = r["events"]
+    return {"events_per_s": r["events_per_second"], "post_p99_ms": r["latency_ms"]["p99"],
+            "post_max_ms": r["latency_ms"]["max"], "failed": r["requests"] - r["succeeded"],
+            "cpu_us_per_event": cpu_s / events * 1e6 if events else 0.0, "windows_closed": stats["windows_closed"],
+            "result_seq": stats["result_seq"], "result_slices": stats["result_slices"]}
 
 
 def run_redis(procs, tmp):
@@ -136,6 +203,9 @@ def main():
         ev = make_events(2)
         res["ndjson"] = run_format(procs, tmp, port, "ndjson", "application/x-ndjson", ndjson_body(ev))
         res["distinct_keys_per_body"] = len({k for k, _, _ in ev})
+        for case in CASES:
+            res[case] = run_case(procs, tmp, port, case)
+        res["keys_1m"] = run_keys_1m(procs, port)
         rc = procs.stop(srv)
         if rc != 0:
             raise RuntimeError(f"laminar exited {rc} after SIGTERM")
@@ -149,7 +219,7 @@ def main():
           f"h2load {' '.join(CLIENT)} -D {DUR} --warm-up-time {WARM}; bodies of {EVENTS} events, 16-byte keys from "
           f"{NKEYS} ({res['distinct_keys_per_body']} distinct in one body); 2 cores shared")
     rows = []
-    for name, r in [("laminar binary", b), ("laminar NDJSON", n)]:
+    for name, r in [("laminar binary", b), ("laminar NDJSON", n)] + [(f"laminar {c}", res[c]) for c in CASES]:
         rows.append([name, r["body_bytes"], f"{r['ok_rps']:.0f}", f"{r['events_per_s']:.0f}", r["done"] - r["s2xx"],
                      f"{100 * r['late_fraction']:.2f}%", r.get("req_time", {}).get("mean", "?"),
                      f"{r.get('server_cores', 0):.2f}", f"{r.get('cpu_us_per_req', 0) / EVENTS:.2f}"])
@@ -161,6 +231,10 @@ def main():
         print(f"{name}: stream stats during the run: +{r['events_counted']} events, +{r['late_counted']} late "
               f"(h2load 2xx x {EVENTS} = {r['s2xx'] * EVENTS}; stats also count warm-up posts)")
     print(f"redis: {res['redis_line']}; XLEN {res['redis_xlen']}")
+    k = res["keys_1m"]
+    print(f"keys_1m: {KEYS_1M} keys, window 1s count+sum, laminar-load ingest {' '.join(KEYS_1M_CLIENT)} --batch {EVENTS}: "
+          f"{k['events_per_s']:.0f} events/s, POST p99 {k['post_p99_ms']:.1f} ms (max {k['post_max_ms']:.1f}), "
+          f"{k['failed']} failed; {k['windows_closed']} windows closed, {k['result_seq']} rows in {k['result_slices']} slices")
     out = {
         "io_threads": IO_THREADS,
         "duration_s": DUR,
@@ -170,13 +244,22 @@ def main():
         "redis_xadd_per_s": r1(rx),
         "binary_vs_redis": ratio(b["events_per_s"], rx),
         "ndjson_vs_redis": ratio(n["events_per_s"], rx),
+        "keys_1m_events_per_s": r1(res["keys_1m"]["events_per_s"]),
+        "keys_1m_post_p99_ms": round(res["keys_1m"]["post_p99_ms"], 2),
+        "keys_1m_post_max_ms": round(res["keys_1m"]["post_max_ms"], 2),
+        "keys_1m_result_slices": res["keys_1m"]["result_slices"],
         "binary_late_fraction": round(b["late_fraction"], 4),
         "ndjson_late_fraction": round(n["late_fraction"], 4),
         "cpu_us_per_event": {"binary": round(b.get("cpu_us_per_req", 0) / EVENTS, 3),
                              "ndjson": round(n.get("cpu_us_per_req", 0) / EVENTS, 3),
+                             "keys_1m": round(res["keys_1m"]["cpu_us_per_event"], 3),
                              "redis_xadd": round(res["redis_cpu_us"], 3)},
         "non_2xx": {"binary": b["done"] - b["s2xx"], "ndjson": n["done"] - n["s2xx"]},
     }
+    for c in CASES:
+        out[f"{c}_events_per_s"] = r1(res[c]["events_per_s"])
+        out["cpu_us_per_event"][c] = round(res[c].get("cpu_us_per_req", 0) / EVENTS, 3)
+        out["non_2xx"][c] = res[c]["done"] - res[c]["s2xx"]
     print(write_json(os.path.join(ROOT, "bench-results", "ingest.json"), out))
 
 

@@ -11,6 +11,13 @@
 //                        4,096 events built with EventBatch.Builder, up to 8 batches in flight;
 //                        persistent LogStore in a temp dir, fsync never; a warm-up of 2M events
 //                        first; every event must be accepted (none late)
+//   hop_events_per_s     the same with a hopping window (size 10 s, slide 1 s: size/slide = 10),
+//                        count+sum+max
+//   session_events_per_s the same with a session window (gap 100 ms); 1,000 of the 10K keys are
+//                        active at a time, the set moving on every 1M events (1 s of event time),
+//                        so sessions of ~1,000 events keep closing; count+sum
+//   sketch_events_per_s  the tumbling case with p50 and p99 (quantile sketches) beside count+sum
+//   *_cpu_ns_per_event   process CPU time (user + system, all threads) per event in that timed run
 //   kv_ops_per_s         50/50 put/get (16-byte keys, 100-byte values, 10K keys prefilled) through
 //                        producer ring → reactor → store → completion ring, up to 1,024 commands
 //                        in flight; persistent LogStore in a temp dir, fsync never; warm-up first
@@ -94,7 +101,34 @@ func benchRing(items: Int) -> Double {
 
 // MARK: reactor events
 
-func benchEvents(events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) throws -> Double {
+/// Process CPU time (user + system), nanoseconds.
+func cpuNs() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let user = UInt64(usage.ru_utime.tv_sec) * 1_000_000_000 + UInt64(usage.ru_utime.tv_usec) * 1000
+    let system = UInt64(usage.ru_stime.tv_sec) * 1_000_000_000 + UInt64(usage.ru_stime.tv_usec) * 1000
+    return user + system
+}
+
+/// The stream of each events case.
+func eventsDefinition(_ kind: String) -> StreamDefinition {
+    var d = StreamDefinition(name: "bench", windowSizeMs: 1000, allowedLatenessMs: 0, aggregates: [.count, .sum])
+    switch kind {
+    case "hop":
+        d.window = .hop(sizeMs: 10_000, slideMs: 1000)
+        d.aggregates = [.count, .sum, .max]
+    case "session":
+        d.window = .session(gapMs: 100)
+    case "sketch":
+        d.aggregates = [.count, .sum, Aggregate(.p, quantile: 0.5), Aggregate(.p, quantile: 0.99)]
+    default:
+        break
+    }
+    return d
+}
+
+/// Events per second and CPU nanoseconds per event of one events case.
+func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) throws -> (perSecond: Double, cpuNsPerEvent: Double) {
     let dir = makeTempDirectory("laminar-bench-reactor-events")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let store = try LogStore.open(directory: dir, options: storeOptions())
@@ -103,9 +137,7 @@ func benchEvents(events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) th
     let producer = reactor.makeProducer { doorbell.ring() }
     reactor.start()
     defer { reactor.stop() }
-    // The stream: count + sum over 1 s tumbling windows.
-    precondition(producer.submit(ReactorCommand(token: 0, .defineStream(StreamDefinition(
-        name: "bench", windowSizeMs: 1000, allowedLatenessMs: 0, aggregates: [.count, .sum])))))
+    precondition(producer.submit(ReactorCommand(token: 0, .defineStream(eventsDefinition(kind)))))
     producer.wakeReactorIfParked()
     var defined = false
     while !defined {
@@ -132,8 +164,9 @@ func benchEvents(events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) th
                 builder.removeAll()
                 for _ in 0..<batchEvents {
                     // Event time advances 1 ms per 1000 events: ~1M events per 1 s window.
-                    keyBytes[eventIndex % keys].withUnsafeBytes {
-                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: 1.0)
+                    let key = kind == "session" ? eventIndex % 1000 + 1000 * (eventIndex / 1_000_000 % (keys / 1000)) : eventIndex % keys
+                    keyBytes[key].withUnsafeBytes {
+                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: kind == "sketch" ? Double(eventIndex % 977) : 1.0)
                     }
                     eventIndex += 1
                 }
@@ -157,8 +190,9 @@ func benchEvents(events: Int, warmUpEvents: Int, batchEvents: Int, keys: Int) th
     let w = warmUpEvents / batchEvents * batchEvents
     _ = send(w)
     let n = events / batchEvents * batchEvents
+    let cpu = cpuNs()
     let elapsed = send(n)
-    return Double(n) / (Double(elapsed) / 1e9)
+    return (Double(n) / (Double(elapsed) / 1e9), Double(cpuNs() - cpu) / Double(n))
 }
 
 // MARK: kv
@@ -223,14 +257,17 @@ func benchKV(ops: Int, keys: Int) throws -> Double {
 var jsonOut: String?
 var quick = false
 var only: String?
+/// `--events N`: events per timed run (and a warm-up of N/4), for a smoke run.
+var eventsOverride: Int?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--json-out": jsonOut = args.next()
     case "--quick": quick = true
     case "--only": only = args.next()
+    case "--events": eventsOverride = args.next().flatMap { Int($0) }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--only ring|events|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--only ring|events|hop|session|sketch|kv]")
         exit(2)
     }
 }
@@ -243,7 +280,8 @@ func row(_ name: String, _ value: String, _ unit: String, _ goal: String) {
 }
 
 let ringItems = quick ? 10_000_000 : 100_000_000
-let eventCount = quick ? 4_000_000 : 30_000_000
+let eventCount = eventsOverride ?? (quick ? 4_000_000 : 30_000_000)
+let warmUpEventCount = eventsOverride.map { $0 / 4 } ?? 2_000_000
 let kvOps = quick ? 1_000_000 : 5_000_000
 /// The 1-minute load average at start: the ring figure needs both threads on a core at once, so
 /// a busy machine (load above the core count) inflates it; the JSON carries it for context.
@@ -259,10 +297,13 @@ if only == nil || only == "ring" {
     row("ring_items_per_s", String(format: "%.0f", 1e9 / ringNs), "items/s", "")
     fields += [String(format: "\"ring_handoff_ns\":%.3f", ringNs), String(format: "\"ring_items_per_s\":%.0f", 1e9 / ringNs)]
 }
-if only == nil || only == "events" {
-    let events = try benchEvents(events: eventCount, warmUpEvents: 2_000_000, batchEvents: 4096, keys: 10_000)
-    row("reactor_events_per_s", String(format: "%.0f", events), "events/s", ">= 10000000")
-    fields.append(String(format: "\"reactor_events_per_s\":%.0f", events))
+for (kind, name, goal) in [("events", "reactor", ">= 10000000"), ("hop", "hop", ">= 5000000"), ("session", "session", ">= 5000000"),
+                           ("sketch", "sketch", ">= 5000000")] where only == nil || only == kind {
+    let r = try benchEvents(kind: kind, events: eventCount, warmUpEvents: warmUpEventCount, batchEvents: 4096, keys: 10_000)
+    row("\(name)_events_per_s", String(format: "%.0f", r.perSecond), "events/s", goal)
+    row("\(name)_cpu_ns_per_event", String(format: "%.1f", r.cpuNsPerEvent), "ns", "")
+    fields.append(String(format: "\"\(name)_events_per_s\":%.0f", r.perSecond))
+    fields.append(String(format: "\"\(name)_cpu_ns_per_event\":%.1f", r.cpuNsPerEvent))
 }
 if only == nil || only == "kv" {
     let kv = try benchKV(ops: kvOps, keys: 10_000)

@@ -1,21 +1,29 @@
 /// A batch of events as ONE flat byte buffer (struct of arrays), so a whole batch travels in one
 /// ring slot and is written to the write-ahead log as it is, with no per-event object.
 ///
-/// Layout (little-endian, `n` events, `k` key bytes in all):
+/// Layout (little-endian, `n` events of `m` numeric fields, `k` key bytes in all):
 /// ```
-/// 0        u32 n            4  u32 k
-/// 8        i64 timestamp[n]   (event time, ms since the epoch)
-/// 8+8n     f64 value[n]
-/// 8+16n    u32 keyEnd[n]      (end offset of event i's key in the key bytes; start = keyEnd[i-1])
-/// 8+20n    u8  keyBytes[k]
+/// 0          u32 n | (m - 1) << 24    4  u32 k
+/// 8          i64 timestamp[n]   (event time, ms since the epoch)
+/// 8+8n       f64 value[n*m]     (event i's field j at i*m + j)
+/// 8+8n(1+m)  u32 keyEnd[n]      (end offset of event i's key in the key bytes; start = keyEnd[i-1])
+/// ...        u8  keyBytes[k]
 /// ```
-/// Invariant (checked by `init(bytes:)`): the lengths agree and `keyEnd` is non-decreasing.
+/// With one field (`m - 1 == 0` in the top byte) this is the layout of batches written before
+/// fields existed, so their write-ahead entries still read. Invariant (checked by
+/// `init(bytes:)`): `n < 2^24`, `1 <= m <= fieldsMax`, the lengths agree and `keyEnd` is
+/// non-decreasing.
 ///
 /// The decoders fill a `Builder` as a body streams in; the reactor logs `bytes` as they are and
 /// reads events in place through `withEvents`.
 public struct EventBatch: Sendable, Hashable {
     public let bytes: [UInt8]
     public let count: Int
+    /// Numeric fields per event (`m`).
+    public let fieldCount: Int
+
+    /// Most numeric fields an event may carry.
+    public static let fieldsMax = 16
 
     /// On the wire (binary format), marks an event without a time of its own: the decoder stamps
     /// it with the request's arrival time, so a built batch never holds this value.
@@ -29,22 +37,25 @@ public struct EventBatch: Sendable, Hashable {
     /// Validates `bytes` as a batch; `nil` if malformed.
     public init?(bytes: [UInt8]) {
         guard bytes.count >= EventBatch.headerBytes else { return nil }
-        let ok: Int? = bytes.withUnsafeBytes { raw in
-            let n = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian)
+        let ok: (Int, Int)? = bytes.withUnsafeBytes { raw in
+            let word = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian)
+            let n = word & 0xFF_FFFF, m = word >> 24 + 1
             let k = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
-            guard EventBatch.headerBytes + 20 * n + k == raw.count else { return nil }
+            guard m <= EventBatch.fieldsMax, EventBatch.headerBytes + (12 + 8 * m) * n + k == raw.count else { return nil }
             var previous = 0
+            let ends = 8 + 8 * n * (1 + m)
             for i in 0..<n {
-                let end = Int(raw.loadUnaligned(fromByteOffset: 8 + 16 * n + 4 * i, as: UInt32.self).littleEndian)
+                let end = Int(raw.loadUnaligned(fromByteOffset: ends + 4 * i, as: UInt32.self).littleEndian)
                 guard end >= previous, end <= k else { return nil }
                 previous = end
             }
             guard previous == k else { return nil }
-            return n
+            return (n, m)
         }
-        guard let n = ok else { return nil }
+        guard let (n, m) = ok else { return nil }
         self.bytes = bytes
         self.count = n
+        self.fieldCount = m
     }
 
     /// Builds a batch from parallel arrays (tests, benchmarks, decoders).
@@ -55,25 +66,40 @@ public struct EventBatch: Sendable, Hashable {
         self = builder.build()
     }
 
-    init(validated bytes: [UInt8], count: Int) {
+    /// Builds a batch of `fields.count / keys.count` fields per event (`fields` row by row).
+    public init(keys: [String], timestamps: [Int64], fields: [Double]) {
+        precondition(keys.count == timestamps.count && !keys.isEmpty && fields.count % keys.count == 0)
+        var builder = Builder(fieldCount: fields.count / keys.count, capacity: keys.count)
+        for i in 0..<keys.count {
+            fields[(i * builder.fieldCount)..<((i + 1) * builder.fieldCount)].withUnsafeBufferPointer {
+                builder.append(key: Array(keys[i].utf8), timestamp: timestamps[i], fields: $0)
+            }
+        }
+        self = builder.build()
+    }
+
+    init(validated bytes: [UInt8], count: Int, fieldCount: Int) {
         self.bytes = bytes
         self.count = count
+        self.fieldCount = fieldCount
     }
 
     /// Calls `body` with a view that reads events in place.
     @inlinable
     public func withEvents<R>(_ body: (EventView) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBytes { try body(EventView(raw: $0, count: count)) }
+        try bytes.withUnsafeBytes { try body(EventView(raw: $0, count: count, fieldCount: fieldCount)) }
     }
 
     /// Read access to a batch's events, valid inside `withEvents`.
     public struct EventView {
         @usableFromInline let raw: UnsafeRawBufferPointer
         public let count: Int
+        public let fieldCount: Int
 
-        @usableFromInline init(raw: UnsafeRawBufferPointer, count: Int) {
+        @usableFromInline init(raw: UnsafeRawBufferPointer, count: Int, fieldCount: Int) {
             self.raw = raw
             self.count = count
+            self.fieldCount = fieldCount
         }
 
         @inlinable @inline(__always)
@@ -81,14 +107,19 @@ public struct EventBatch: Sendable, Hashable {
             Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * i, as: Int64.self))
         }
 
+        /// Event `i`'s first field.
         @inlinable @inline(__always)
-        public func value(_ i: Int) -> Double {
-            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * count + 8 * i, as: UInt64.self)))
+        public func value(_ i: Int) -> Double { field(i, 0) }
+
+        /// Event `i`'s field `j` (`j < fieldCount`).
+        @inlinable @inline(__always)
+        public func field(_ i: Int, _ j: Int) -> Double {
+            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * count + 8 * (i * fieldCount + j), as: UInt64.self)))
         }
 
         @inlinable @inline(__always)
         public func key(_ i: Int) -> UnsafeRawBufferPointer {
-            let ends = 8 + 16 * count
+            let ends = 8 + 8 * count * (1 + fieldCount)
             let start = i == 0 ? 0 : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * (i - 1), as: UInt32.self)))
             let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * i, as: UInt32.self)))
             let keys = ends + 4 * count
@@ -100,11 +131,15 @@ public struct EventBatch: Sendable, Hashable {
     /// `removeAll`, keeping its capacity.
     public struct Builder {
         public private(set) var timestamps: [Int64] = []
+        /// `fieldCount` values per event, event by event.
         public private(set) var values: [Double] = []
         var keyEnds: [UInt32] = []
         public private(set) var keyBytes: [UInt8] = []
+        public let fieldCount: Int
 
-        public init(capacity: Int = 0) {
+        public init(fieldCount: Int = 1, capacity: Int = 0) {
+            precondition(fieldCount >= 1 && fieldCount <= EventBatch.fieldsMax)
+            self.fieldCount = fieldCount
             reserveCapacity(capacity)
         }
 
@@ -117,7 +152,7 @@ public struct EventBatch: Sendable, Hashable {
 
         public mutating func reserveCapacity(_ n: Int) {
             timestamps.reserveCapacity(n)
-            values.reserveCapacity(n)
+            values.reserveCapacity(n * fieldCount)
             keyEnds.reserveCapacity(n)
         }
 
@@ -136,7 +171,26 @@ public struct EventBatch: Sendable, Hashable {
             finish(timestamp: timestamp, value: value)
         }
 
+        /// Appends an event with all its fields (`fields.count == fieldCount`).
+        public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
+            keyBytes.appendBytes(key)
+            appendFields(timestamp: timestamp, fields)
+        }
+
+        public mutating func append(key: [UInt8], timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
+            keyBytes.append(contentsOf: key)
+            appendFields(timestamp: timestamp, fields)
+        }
+
+        private mutating func appendFields(timestamp: Int64, _ fields: UnsafeBufferPointer<Double>) {
+            precondition(fields.count == fieldCount)
+            timestamps.append(timestamp)
+            values.append(contentsOf: fields)
+            keyEnds.append(UInt32(keyBytes.count))
+        }
+
         private mutating func finish(timestamp: Int64, value: Double) {
+            precondition(fieldCount == 1)
             timestamps.append(timestamp)
             values.append(value)
             keyEnds.append(UInt32(keyBytes.count))
@@ -150,21 +204,22 @@ public struct EventBatch: Sendable, Hashable {
         }
 
         public func build() -> EventBatch {
-            let n = timestamps.count
-            let total = EventBatch.headerBytes + 20 * n + keyBytes.count
+            let n = timestamps.count, m = fieldCount
+            precondition(n < 1 << 24, "a batch holds fewer than 2^24 events")
+            let total = EventBatch.headerBytes + (12 + 8 * m) * n + keyBytes.count
             let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
                 let raw = UnsafeMutableRawBufferPointer(buffer)
-                raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 0, as: UInt32.self)
+                raw.storeBytes(of: (UInt32(n) | UInt32(m - 1) << 24).littleEndian, toByteOffset: 0, as: UInt32.self)
                 raw.storeBytes(of: UInt32(keyBytes.count).littleEndian, toByteOffset: 4, as: UInt32.self)
                 timestamps.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 values.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 16 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n * (1 + m)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 keyBytes.withUnsafeBytes {
-                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + 20 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + (12 + 8 * m) * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 }
                 initialized = total
             }
-            return EventBatch(validated: bytes, count: n)
+            return EventBatch(validated: bytes, count: n, fieldCount: m)
         }
     }
 }

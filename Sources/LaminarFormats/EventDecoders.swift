@@ -1,31 +1,42 @@
-/// Which JSON fields of an NDJSON event hold its key, time and value (a stream definition's).
+/// Which JSON members of an NDJSON event hold its key, time and numeric fields (a stream
+/// definition's); `values` in the order the batch lays them out (1...`EventBatch.fieldsMax`).
 public struct EventFields: Sendable, Hashable {
     public var key: String
     public var time: String
-    public var value: String
+    public var values: [String]
+
+    /// The first numeric field's name.
+    public var value: String { values[0] }
 
     public init(key: String = "key", time: String = "ts", value: String = "value") {
+        self.init(key: key, time: time, values: [value])
+    }
+
+    public init(key: String, time: String, values: [String]) {
+        precondition(!values.isEmpty && values.count <= EventBatch.fieldsMax)
         self.key = key
         self.time = time
-        self.value = value
+        self.values = values
     }
 }
 
 /// Decodes `application/x-ndjson` event batches incrementally, chunk by chunk as DATA frames
-/// arrive: one JSON object per line with a string key, a number value and a time that is epoch
+/// arrive: one JSON object per line with a string key, a number for each declared field (a
+/// missing one refuses the line, naming it) and a time that is epoch
 /// milliseconds (read exactly, never through a Double) or an RFC 3339 string (missing: arrival
 /// time), within `±EventDecodeLimits.eventTimeAbsMaxMs`. Other members are ignored. A member name
 /// given twice rejects the line. Blank lines are skipped. A line is parsed in place in the chunk;
 /// only a line split across chunks is copied (bounded by `lineBytesMax`). Events go straight into
 /// the batch builder.
 public struct NDJSONEventDecoder {
-    private var builder = EventBatch.Builder()
+    private var builder: EventBatch.Builder
     public let limits: EventDecodeLimits
     /// The time given to events without one (the request's arrival, ms since the epoch).
     public let arrivalMs: Int64
     private let keyName: [UInt8]
     private let timeName: [UInt8]
-    private let valueName: [UInt8]
+    private let valueNames: [[UInt8]]
+    private var lineValues: [Double]
     private var partial: [UInt8] = []
     private var line = 0
     private var nameScratch: [UInt8] = []
@@ -41,7 +52,9 @@ public struct NDJSONEventDecoder {
         self.arrivalMs = arrivalMs
         keyName = Array(fields.key.utf8)
         timeName = Array(fields.time.utf8)
-        valueName = Array(fields.value.utf8)
+        valueNames = fields.values.map { Array($0.utf8) }
+        lineValues = Array(repeating: 0, count: fields.values.count)
+        builder = EventBatch.Builder(fieldCount: fields.values.count)
     }
 
     /// Feeds the next chunk of the body.
@@ -111,13 +124,12 @@ public struct NDJSONEventDecoder {
         }
         var timestamp = arrivalMs
         var timeInRange = true
-        var seen: UInt8 = 0        // bit 0 key, 1 time, 2 value
+        var seen: UInt32 = 0       // bit 0 key, 1 time, 2 + j field j
         if !otherNameEnds.isEmpty {
             otherNames.removeAll(keepingCapacity: true)
             otherNameEnds.removeAll(keepingCapacity: true)
             otherNameHashes.removeAll(keepingCapacity: true)
         }
-        var value: Double?
         var key: Range<Int>?       // in place in the line, or
         var keyEscaped = false     // unescaped in `keyScratch`
         do throws(JSONError) {
@@ -130,7 +142,7 @@ public struct NDJSONEventDecoder {
                 let nameOffset = reader.position
                 let nameSpan = try reader.readStringSpan(scratch: &nameScratch)
                 let which = member(nameSpan, content)
-                let bit: UInt8 = switch which { case .key: 1; case .time: 2; case .value: 4; case .other: 0 }
+                let bit: UInt32 = switch which { case .key: 1; case .time: 2; case .value(let j): 4 << j; case .other: 0 }
                 if bit != 0 ? seen & bit != 0 : !rememberOtherName(nameSpan, content) {
                     throw JSONError(offset: nameOffset, reason: "duplicate member \"\(memberName(nameSpan, content))\"")
                 }
@@ -158,12 +170,12 @@ public struct NDJSONEventDecoder {
                         case .notWhole: throw reader.error("\"\(fieldName(timeName))\" must be whole milliseconds")
                         }
                     }
-                case .value:
+                case .value(let j):
                     let c = reader.peekNonWhitespace()
                     guard c == 0x2D || (c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false) else {
-                        throw reader.error("\"\(fieldName(valueName))\" must be a number")
+                        throw reader.error("\"\(fieldName(valueNames[j]))\" must be a number")
                     }
-                    value = try reader.readNumber()
+                    lineValues[j] = try reader.readNumber()
                 case .other:
                     try reader.skipValue(depth: 1)
                 }
@@ -184,18 +196,23 @@ public struct NDJSONEventDecoder {
         guard keyLength >= 1, keyLength <= limits.keyBytesMax else {
             throw EventDecodeError(line: line, reason: "key must be 1 to \(limits.keyBytesMax) bytes")
         }
-        guard let value else { throw EventDecodeError(line: line, reason: "missing \"\(fieldName(valueName))\"") }
+        if seen >> 2 != (1 << valueNames.count) - 1 {
+            let j = (~(seen >> 2)).trailingZeroBitCount
+            throw EventDecodeError(line: line, reason: "missing \"\(fieldName(valueNames[j]))\"")
+        }
         guard timeInRange, timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
             throw EventDecodeError(line: line, reason: EventDecodeLimits.timeOutOfRange)
         }
-        if let key {
-            builder.append(key: UnsafeRawBufferPointer(rebasing: content[key]), timestamp: timestamp, value: value)
-        } else {
-            builder.append(key: keyScratch, timestamp: timestamp, value: value)
+        lineValues.withUnsafeBufferPointer { values in
+            if let key {
+                builder.append(key: UnsafeRawBufferPointer(rebasing: content[key]), timestamp: timestamp, fields: values)
+            } else {
+                builder.append(key: keyScratch, timestamp: timestamp, fields: values)
+            }
         }
     }
 
-    private enum Member { case key, time, value, other }
+    private enum Member { case key, time, value(Int), other }
 
     /// Which of the three fields a member name is (its bytes in place in `line`, or in `nameScratch`).
     @inline(__always)
@@ -212,7 +229,7 @@ public struct NDJSONEventDecoder {
         }
         if equals(keyName) { return .key }
         if equals(timeName) { return .time }
-        if equals(valueName) { return .value }
+        for j in 0..<valueNames.count where equals(valueNames[j]) { return .value(j) }
         return .other
     }
 
@@ -252,37 +269,44 @@ extension JSONReader {
     }
 }
 
-/// The binary event batch format, `application/vnd.laminar.events` (see
-/// `proto-docs/event-formats.md`): an 8-byte header (`"LEV1"`, u32 event count), then per event
-/// a u16 key length, the key, an i64 time in ms (`Int64.min`: arrival time) and an f64 value; all
-/// little-endian.
+/// The binary event batch formats, `application/vnd.laminar.events` (see
+/// `proto-docs/event-formats.md`); all little-endian.
+/// - `LEV1` (one numeric field): an 8-byte header (`"LEV1"`, u32 event count), then per event a
+///   u16 key length, the key, an i64 time in ms (`Int64.min`: arrival time) and an f64 value.
+/// - `LEV2` (several fields): a 12-byte header (`"LEV2"`, u32 event count, u32 fields per event
+///   `m`, 1...`EventBatch.fieldsMax`), then per event a u16 key length, the key, an i64 time and
+///   `m` f64 values in the order of the stream's `fields`.
 public enum BinaryEventFormat {
     public static let magic: [UInt8] = Array("LEV1".utf8)
+    public static let magic2: [UInt8] = Array("LEV2".utf8)
     public static let headerBytes = 8
-    /// Bytes of an event besides its key.
+    public static let header2Bytes = 12
+    /// Bytes of a one-field event besides its key.
     public static let fixedEventBytes = 2 + 8 + 8
 
-    /// Encodes the events of `batch` (the sending side, e.g. the load-test client);
-    /// `EventBatch.arrivalTime` as a time asks the server for the arrival time.
+    /// Encodes the events of `batch` (the sending side, e.g. the load-test client): `LEV1` for
+    /// one field, `LEV2` for more; `EventBatch.arrivalTime` as a time asks for the arrival time.
     public static func encode(_ batch: EventBatch.Builder, into out: inout [UInt8]) {
-        out.reserveCapacity(out.count + headerBytes + batch.keyBytes.count + batch.count * fixedEventBytes)
-        out.append(contentsOf: magic)
+        let m = batch.fieldCount
+        out.reserveCapacity(out.count + header2Bytes + batch.keyBytes.count + batch.count * (10 + 8 * m))
+        out.append(contentsOf: m == 1 ? magic : magic2)
         withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
+        if m > 1 { withUnsafeBytes(of: UInt32(m).littleEndian) { out.append(contentsOf: $0) } }
         for i in 0..<batch.count {
             let key = batch.key(i)
             withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
             out.append(contentsOf: key)
             withUnsafeBytes(of: batch.timestamps[i].littleEndian) { out.append(contentsOf: $0) }
-            withUnsafeBytes(of: batch.values[i].bitPattern.littleEndian) { out.append(contentsOf: $0) }
+            for j in 0..<m { withUnsafeBytes(of: batch.values[i * m + j].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
         }
     }
 }
 
-/// Decodes the binary event format incrementally, chunk by chunk. Errors name the 1-based event
+/// Decodes the binary event formats incrementally, chunk by chunk. Errors name the 1-based event
 /// (`event 3: …`) or the header (`header: …`); times must lie within
 /// `±EventDecodeLimits.eventTimeAbsMaxMs`. Events are read in place in
 /// the chunk; only an event split across chunks is copied. Events go straight into the batch
-/// builder.
+/// builder, which has the header's field count (the reactor checks it against the stream's).
 public struct BinaryEventDecoder {
     private var builder = EventBatch.Builder()
     public let limits: EventDecodeLimits
@@ -290,6 +314,8 @@ public struct BinaryEventDecoder {
     public let arrivalMs: Int64
     private var partial: [UInt8] = []
     private var expected: Int?
+    private var fields = 1
+    private var values: [Double] = [0]
 
     public init(limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
@@ -332,7 +358,10 @@ public struct BinaryEventDecoder {
     }
 
     public mutating func finish() throws(EventDecodeError) -> EventBatch {
-        guard let expected else { throw EventDecodeError(event: 0, reason: "missing the 8-byte header") }
+        guard let expected else {
+            let two = partial.count >= 4 && partial[0..<4].elementsEqual(BinaryEventFormat.magic2)
+            throw EventDecodeError(event: 0, reason: "missing the \(two ? BinaryEventFormat.header2Bytes : BinaryEventFormat.headerBytes)-byte header")
+        }
         if !partial.isEmpty || builder.count != expected {
             throw EventDecodeError(event: builder.count + 1, reason: "truncated: header says \(expected) events, body has \(builder.count)")
         }
@@ -343,27 +372,46 @@ public struct BinaryEventDecoder {
     /// `bytes.count + 1` while the size field itself is incomplete. A bad key length throws at
     /// once, as `consume` does, so the error does not depend on where the body was cut.
     private func bytesNeeded(_ bytes: [UInt8]) throws(EventDecodeError) -> Int {
-        if expected == nil { return BinaryEventFormat.headerBytes }
+        if expected == nil {
+            return bytes.count >= 4 && bytes[0..<4].elementsEqual(BinaryEventFormat.magic2)
+                ? BinaryEventFormat.header2Bytes : BinaryEventFormat.headerBytes
+        }
         if bytes.count < 2 { return 2 }
         let keyLength = Int(bytes[0]) | Int(bytes[1]) << 8
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
             throw EventDecodeError(event: builder.count + 1, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
-        return BinaryEventFormat.fixedEventBytes + keyLength
+        return 10 + 8 * fields + keyLength
     }
 
     /// Decodes one whole unit at the start of `bytes`; returns its size, or 0 if incomplete.
     private mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(EventDecodeError) -> Int {
         guard let expected else {
             guard bytes.count >= BinaryEventFormat.headerBytes else { return 0 }
-            for i in 0..<4 where bytes[i] != BinaryEventFormat.magic[i] {
-                throw EventDecodeError(event: 0, reason: "bad magic: expected \"LEV1\"")
+            let two = (0..<4).allSatisfy { bytes[$0] == BinaryEventFormat.magic2[$0] }
+            if !two {
+                for i in 0..<4 where bytes[i] != BinaryEventFormat.magic[i] {
+                    throw EventDecodeError(event: 0, reason: "bad magic: expected \"LEV1\" or \"LEV2\"")
+                }
             }
+            // The whole header first, so the verdict does not depend on where the body was cut.
+            if two && bytes.count < BinaryEventFormat.header2Bytes { return 0 }
             let n = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
             guard n <= limits.eventsMax else { throw EventDecodeError(event: 0, reason: "more than \(limits.eventsMax) events in one batch") }
+            var size = BinaryEventFormat.headerBytes
+            if two {
+                let m = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+                guard m >= 1 && m <= EventBatch.fieldsMax else {
+                    throw EventDecodeError(event: 0, reason: "fields per event must be 1 to \(EventBatch.fieldsMax), got \(m)")
+                }
+                fields = m
+                values = Array(repeating: 0, count: m)
+                builder = EventBatch.Builder(fieldCount: m)
+                size = BinaryEventFormat.header2Bytes
+            }
             self.expected = n
             builder.reserveCapacity(min(n, 1 << 16))  // the header is not trusted with memory
-            return BinaryEventFormat.headerBytes
+            return size
         }
         guard bytes.count >= 2 else { return 0 }
         let event = builder.count + 1
@@ -371,19 +419,25 @@ public struct BinaryEventDecoder {
         guard keyLength >= 1 && keyLength <= limits.keyBytesMax else {
             throw EventDecodeError(event: event, reason: "key must be 1 to \(limits.keyBytesMax) bytes, got \(keyLength)")
         }
-        let size = BinaryEventFormat.fixedEventBytes + keyLength
+        let size = 10 + 8 * fields + keyLength
         guard bytes.count >= size else { return 0 }
         guard builder.count < expected else {
             throw EventDecodeError(event: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
-        let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength, as: UInt64.self)))
-        guard value.isFinite else { throw EventDecodeError(event: event, reason: "value is not a finite number") }
+        for j in 0..<fields {
+            let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength + 8 * j, as: UInt64.self)))
+            guard value.isFinite else {
+                throw EventDecodeError(event: event, reason: fields == 1 ? "value is not a finite number" : "field \(j + 1) is not a finite number")
+            }
+            values[j] = value
+        }
         let timestamp = time == EventBatch.arrivalTime ? arrivalMs : time
         guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
             throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
         }
-        builder.append(key: UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)]), timestamp: timestamp, value: value)
+        let key = UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)])
+        values.withUnsafeBufferPointer { builder.append(key: key, timestamp: timestamp, fields: $0) }
         return size
     }
 }

@@ -8,6 +8,12 @@ struct ByteWriter {
     mutating func f64(_ v: Double) { u64(v.bitPattern) }
     mutating func blob(_ b: some Collection<UInt8>) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
     mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    /// LEB128: 7 bits a byte, low first.
+    mutating func varint(_ v: UInt64) {
+        var x = v
+        while x >= 0x80 { bytes.append(UInt8(x & 0x7F) | 0x80); x >>= 7 }
+        bytes.append(UInt8(x))
+    }
 }
 
 /// The matching reader; every read is bounds-checked and throws `DecodeError` on short input.
@@ -35,4 +41,15 @@ struct ByteReader {
     mutating func f64() throws -> Double { Double(bitPattern: try u64()) }
     mutating func blob() throws -> [UInt8] { Array(try take(Int(try u32()))) }
     mutating func string() throws -> String { String(decoding: try blob(), as: UTF8.self) }
+    mutating func varint() throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try u8()
+            guard shift < 64 else { throw DecodeError() }
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+    }
 }

@@ -111,9 +111,10 @@ extension Reactor {
             complete(token, appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey, nowMs: clock.nowMs()),
                 producer: p, mutation: true)
 
-        case .queryResults(let name, let key, let after, let limit):
+        case .queryResults(let name, let key, let after, let limit, let keyPrefix):
             guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
-            let prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
+            var prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
+            if key == nil, let keyPrefix { prefix += ResultLog.escapedKeyPrefix(keyPrefix) }
             complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .watch(let prefix):
@@ -134,7 +135,16 @@ extension Reactor {
             }
             let id = addSubscription(Subscription(kind: .follow(name), producer: p.index, token: token))
             stream.followers.append(id)
+            armProgressTimer()
             complete(token, .subscribed, producer: p)
+
+        case .lateEvents(let name):
+            guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            complete(token, .lateEvents(stream.lateEvents), producer: p)
+
+        case .resumeResults(let name, let after, let keyPrefix):
+            guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            complete(token, resumeResults(stream, after: after, keyPrefix: keyPrefix, token: token, producer: p), producer: p)
 
         case .unsubscribe(let subscriptionToken):
             guard let id = subscriptions.first(where: { $0.value.producer == p.index && $0.value.token == subscriptionToken })?.key else {

@@ -16,8 +16,18 @@ extension Reactor {
             return .failure(ReactorError(error))
         }
         mutatedThisRound = true
-        streams[definition.name] = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        restoreResultRange(stream, checkpointed: false)
+        streams[definition.name] = stream
+        scheduleEmitTick(stream, nowMs: clock.nowMs())
+        noteResultWork(stream)
         return .ok
+    }
+
+    /// `emit: {"every": D}`: the processing-time timer of the stream's changelog flushes.
+    func scheduleEmitTick(_ stream: StreamRuntime, nowMs: Int64) {
+        guard case .every(let ms) = stream.definition.emit else { return }
+        timers.schedule(atMs: nowMs + ms, .emitTick(stream: stream.definition.name, id: stream.id))
     }
 
     func takeStreamId() -> UInt64 {
@@ -26,14 +36,24 @@ extension Reactor {
     }
 
     /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
-    /// (its results stay readable under `_streams/`); followers get a final notification. If the
-    /// store refuses the batch (a full disk, a storage failure), the stream stays as it was.
+    /// (its results stay readable under `_streams/`, and retained, with its next result sequence
+    /// number kept for a stream defined again under the name); followers get a final notification.
+    /// Rows of windows already closed are emitted first. If the store refuses the batch (a full
+    /// disk, a storage failure), the stream stays as it was.
     func deleteStream(_ name: String) throws {
         guard let stream = streams[name] else { return }
-        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name))]
+        while stream.rowsPending > 0 { emitRows(stream, max: .max) }
+        var next = ByteWriter()
+        next.u64(stream.nextResultSeq)
+        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name)),
+                                      .put(key: ReservedKeys.resultNext(name), value: next.bytes)]
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
         try store.apply(batch)
         streams[name] = nil
+        if stream.inResultWork {
+            stream.inResultWork = false
+            resultWork.removeAll { $0 === stream }
+        }
         mutatedThisRound = true
         for id in stream.followers { endSubscription(id, reason: .streamDeleted) }
     }
@@ -50,12 +70,15 @@ extension Reactor {
                 let ts = events.timestamp(i)
                 // The decoders refuse these first; a batch from elsewhere is held to the same rules.
                 if ts < -bound || ts > bound { return "event \(i + 1): time out of range" }
-                if !events.value(i).isFinite { return "event \(i + 1): value is not finite" }
+                for j in 0..<events.fieldCount where !events.field(i, j).isFinite { return "event \(i + 1): value is not finite" }
                 if events.key(i).isEmpty { return "event \(i + 1): empty key" }
             }
             return nil
         }
         if let bad { return .failure(.invalidEvents(bad)) }
+        if batch.fieldCount != stream.definition.fields.count {
+            return .failure(.invalidEvents("the stream's events have \(stream.definition.fields.count) fields (\(stream.definition.fields.joined(separator: ", "))), the batch's \(batch.fieldCount)"))
+        }
         if !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) { return .failure(.tooManyKeys) }
         // Log before applying; the completion waits for this round's commit. The entry is one
         // store value (`ReactorLimits.walEntryBytesMax`); a store configured with a smaller value
@@ -81,31 +104,45 @@ extension Reactor {
         return .eventsAccepted(EventsAck(accepted: r.accepted, late: r.late, watermarkMs: stream.op.watermarkMs, duplicate: false))
     }
 
-    /// Applies a logged batch to the operator and publishes the windows it closes (live and replay).
+    /// Applies a logged batch to the operator and queues the rows it produced (live and
+    /// replay; `emitResultSlices` stores and sends them); keeps its late events
+    /// (`late_data: keep`); an `emit: changes` stream is flushed at the end of the round
+    /// (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let r = batch.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
-        publishClosedWindows(stream)
+        if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }
+        if r.accepted > 0, stream.definition.emit == .changes, !stream.flushPending {
+            stream.flushPending = true
+            changelogPending.append(stream)
+        }
+        queueRows(stream)
         return r
     }
 
-    func publishClosedWindows(_ stream: StreamRuntime) {
-        let name = stream.definition.name
-        let aggregates = stream.definition.aggregates
-        var closed: [WindowResult] = []
-        stream.op.closeReady { result in
-            let key = ReservedKeys.result(stream: name, key: result.key, startMs: result.startMs)
-            let value = result.json(aggregates: aggregates)
-            guard let rev = try? store.put(key, value, condition: .always, expiresAtMs: nil) else { return }
-            mutatedThisRound = true
-            notifyWatchers(key: key, value: value, revision: rev)
-            if !stream.followers.isEmpty { closed.append(result) }
+    /// Logs a changelog flush and queues the rows of the windows that changed since the last one.
+    func flushChangelog(_ stream: StreamRuntime) {
+        stream.flushPending = false
+        guard stream.op.hasPendingChanges, streams[stream.definition.name] === stream else { return }
+        do {
+            try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence), WALEntry.flush.encoded(),
+                condition: .always, expiresAtMs: nil)
+        } catch {
+            return  // the store refused (full disk): the changes go out with the next flush
         }
-        guard !closed.isEmpty else { return }
-        for id in stream.followers {
-            guard let sub = subscriptions[id] else { continue }
-            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(closed)))
-        }
+        stream.nextSequence += 1
+        mutatedThisRound = true
+        stream.op.flushChanges()
+        queueRows(stream)
+        checkpointIfDue(stream)
+    }
+
+    /// End of a round: flushes the `emit: changes` streams that took events in it.
+    func flushChangelogs() {
+        guard !changelogPending.isEmpty else { return }
+        let pending = changelogPending
+        changelogPending.removeAll(keepingCapacity: true)
+        for stream in pending { flushChangelog(stream) }
     }
 
     /// Processing-time watermark advance: when no event came for `idleTimeoutMs`, event time is
@@ -128,7 +165,7 @@ extension Reactor {
                 stream.nextSequence += 1
                 mutatedThisRound = true
                 stream.op.advanceWatermark(toMs: target)
-                publishClosedWindows(stream)
+                queueRows(stream)
                 checkpointIfDue(stream)
             } catch {
                 // The store refused (full disk): keep the watermark; retry at the next tick.
@@ -142,9 +179,12 @@ extension Reactor {
     }
 
     /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
+    /// Not while rows of closed windows are pending: the checkpoint then waits for the last slice
+    /// (`emitRows` calls again), so it never splits a window's rows, and replay after a crash
+    /// closes that window again and emits its rows under the same sequence numbers.
     func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
-        guard logged >= UInt64(limits.walEntriesPerCheckpointMax) else { return }
+        guard logged >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
         let name = stream.definition.name
         let atMs = clock.nowMs()
         var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
@@ -169,11 +209,21 @@ extension Reactor {
             for entry in page {
                 let definition = try StreamDefinition(decoding: entry.value)
                 let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: now)
+                var checkpointed = false
                 if let cp = store.get(ReservedKeys.checkpoint(definition.name)) {
                     try stream.decodeCheckpoint(cp.value, limits: limits)
+                    checkpointed = cp.value.first.map { $0 >= 3 } ?? false
                 }
+                if !checkpointed { restoreResultRange(stream, checkpointed: false) }
                 try replay(stream)
+                // Rows closed by the replay (again, or for the first time) are stored now, under
+                // the numbers they had: the same rows in the same order from the same start.
+                while stream.rowsPending > 0 { emitRows(stream, max: .max) }
+                restoreResultRange(stream, checkpointed: true)
                 streams[definition.name] = stream
+                scheduleEmitTick(stream, nowMs: now)
+                if stream.inResultWork { stream.inResultWork = false; resultWork.removeAll { $0 === stream } }
+                noteResultWork(stream)
                 if stream.op.openWindowCount > 0 {
                     stream.idleTimerPending = true
                     timers.schedule(atMs: now + definition.idleTimeoutMs, .idle(stream: definition.name, id: stream.id))
@@ -222,7 +272,10 @@ extension Reactor {
                 case .batch(let batch, let key): _ = ingest(stream, batch: batch, idempotencyKey: key)
                 case .watermark(let ms):
                     stream.op.advanceWatermark(toMs: ms)
-                    publishClosedWindows(stream)
+                    queueRows(stream)
+                case .flush:
+                    stream.op.flushChanges()
+                    queueRows(stream)
                 }
                 stream.nextSequence = seq + 1
             }

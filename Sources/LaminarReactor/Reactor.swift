@@ -6,7 +6,8 @@ import Synchronization
 /// and timers, and all subscriptions. Producers hand it commands through their own SPSC rings.
 ///
 /// A round: fire due timers; drain every submission ring (at most `commandsPerRoundMax` each),
-/// applying commands in ring order; if anything was written, ONE `store.commit()` (group commit:
+/// applying commands in ring order; emit a bounded slice of the rows of closed windows
+/// (`emitResultSlices`); if anything was written, ONE `store.commit()` (group commit:
 /// one fsync at `FsyncPolicy.always`); only then push the round's completions and notifications
 /// and call each producer's wake closure once if it got any. Completions wait for the commit so
 /// an acknowledged write is durable; nothing is released early.
@@ -43,12 +44,17 @@ public final class Reactor: @unchecked Sendable {
     let clock: any ReactorClock
     var timers = TimerHeap<TimerKind>()
     var streams: [String: StreamRuntime] = [:]
+    /// `emit: changes` streams with rows to flush before this round commits.
+    var changelogPending: [StreamRuntime] = []
     var subscriptions: [UInt64: Subscription] = [:]
     var watchIds: [UInt64] = []
     var nextSubscriptionId: UInt64 = 1
     var nextStreamId: UInt64 = 1
     var ttlTimersPending = 0
     var mutatedThisRound = false
+    /// Streams with result rows to emit or expire (`emitResultSlices`), each at most once.
+    var resultWork: [StreamRuntime] = []
+    var progressTimerPending = false
     /// Pipelined commit: writes made since the sync in flight (or the last one) started.
     var unsyncedMutations = false
     var syncer: CommitSyncer?
@@ -72,7 +78,9 @@ public final class Reactor: @unchecked Sendable {
     enum TimerKind {
         case expire(key: [UInt8], atMs: Int64)
         case idle(stream: String, id: UInt64)
+        case emitTick(stream: String, id: UInt64)
         case fsync
+        case progress
     }
 
     struct Subscription {
@@ -180,6 +188,7 @@ public final class Reactor: @unchecked Sendable {
 
     private func hasWork() -> Bool {
         if syncer?.isDone == true { return true }
+        if !resultWork.isEmpty { return true }
         for p in producers {
             if !p.submissions.isEmpty { return true }
             if p.pendingHead < p.releasedPending && notificationSpace(p) > 0 { return true }
@@ -204,6 +213,10 @@ public final class Reactor: @unchecked Sendable {
             }
             if n > 0 { worked = true }
         }
+        flushChangelogs()
+        // Rows of closing windows, a bounded slice per round, after the round's commands: no
+        // command waits for a whole window's rows.
+        if emitResultSlices() { worked = true }
         if let syncer {
             if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false
@@ -430,9 +443,15 @@ public final class Reactor: @unchecked Sendable {
             guard let stream = streams[name], stream.id == id else { return }
             stream.idleTimerPending = false
             idleCheck(stream, nowMs: nowMs)
+        case .emitTick(let name, let id):
+            guard let stream = streams[name], stream.id == id else { return }
+            flushChangelog(stream)
+            scheduleEmitTick(stream, nowMs: nowMs)
         case .fsync:
             try? store.commit()
             timers.schedule(atMs: nowMs + limits.fsyncIntervalMs, .fsync)
+        case .progress:
+            sendProgress(nowMs: nowMs)
         }
     }
 

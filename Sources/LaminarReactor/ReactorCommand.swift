@@ -29,8 +29,16 @@ public enum ReactorOperation: Sendable {
     case listStreams
     /// `idempotencyKey`: a retried batch with a key seen recently counts once.
     case appendEvents(stream: String, batch: EventBatch, idempotencyKey: UInt64?)
-    /// Closed-window results of a stream (optionally one key), in key then start order.
-    case queryResults(stream: String, key: [UInt8]?, after: [UInt8]?, limit: Int)
+    /// Closed-window results of a stream (one key, or the keys that begin with `keyPrefix`, or
+    /// all), in key then start order.
+    case queryResults(stream: String, key: [UInt8]?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]? = nil)
+    /// The retained result rows after sequence number `after` (at most
+    /// `ReactorLimits.resultPageRowsMax` looked at), of keys beginning with `keyPrefix`.
+    /// Answered by `.retainedResults`; when the page reaches the newest row, the command's token
+    /// also becomes a live follow (as `.follow`), with no row missed or repeated in between.
+    case resumeResults(stream: String, after: UInt64, keyPrefix: [UInt8])
+    /// The late events a stream kept (`late_data: keep`), in arrival order.
+    case lateEvents(stream: String)
     /// Subscribes to changes of keys under `prefix`; notifications carry this command's token.
     case watch(prefix: [UInt8])
     /// Subscribes to a stream's window results as windows close.
@@ -64,6 +72,12 @@ public struct ReactorCompletion: Sendable {
     }
 }
 
+/// A retained result row as stored: its sequence number and JSON line (no newline).
+public struct RetainedRow: Sendable, Hashable {
+    public var seq: UInt64
+    public var json: [UInt8]
+}
+
 /// A key change seen by a watch.
 public struct KeyChange: Sendable, Hashable {
     public var key: [UInt8]
@@ -85,6 +99,14 @@ public struct StreamStats: Sendable, Hashable {
     public var lastCheckpointAtMs: Int64?
     /// Write-ahead entries (batches, idle advances) logged since that checkpoint: what recovery replays.
     public var walEntries: UInt64
+    /// The sequence number of the last emitted result row (0: none yet).
+    public var resultSeq: UInt64
+    /// The oldest result row still retained (`resultSeq + 1` when none is).
+    public var oldestRetainedSeq: UInt64
+    /// Rows of closed windows not yet emitted (a big close is emitted in slices).
+    public var rowsPending: Int
+    /// Rounds that emitted rows of this stream.
+    public var resultSlices: UInt64
 }
 
 /// The reply to an event batch.
@@ -118,18 +140,24 @@ public enum ReactorResult: Sendable {
     case storeStats(StoreStatsSnapshot)
     /// The subscription is live; notifications follow with the same token.
     case subscribed
+    /// A page of retained rows (their seq and stored JSON, seq first), the last sequence number
+    /// looked at, and whether the follow is now live (`resumeResults`).
+    case retainedResults(rows: [RetainedRow], lastSeq: UInt64, live: Bool)
+    case lateEvents([LateEvent])
     case failure(ReactorError)
     // Notifications:
     case change(KeyChange)
     /// The results of the windows one command (or timer) closed, oldest window first: one
     /// notification per follower however many keys the windows had (the array is shared).
     case windowsClosed([WindowResult])
+    /// A follower's periodic progress: results are complete up to this watermark and sequence.
+    case progress(watermarkMs: Int64, seq: UInt64)
     /// The subscription ended (slow subscriber, stream deleted, reactor stopping); no more follow.
     case subscriptionEnded(ReactorError)
 
     public var isNotification: Bool {
         switch self {
-        case .change, .windowsClosed, .subscriptionEnded: return true
+        case .change, .windowsClosed, .progress, .subscriptionEnded: return true
         default: return false
         }
     }
@@ -157,6 +185,10 @@ public enum ReactorError: Error, Sendable, Hashable {
     case unknownSubscription
     case slowSubscriber
     case streamDeleted
+    /// `since` is older than the oldest retained row (`oldestSeq`).
+    case resultsGone(oldestSeq: UInt64)
+    /// `since` is beyond the newest row (`lastSeq`).
+    case sinceAhead(lastSeq: UInt64)
     case stopping
     /// The disk is full (or the data file at its size limit): this write was not applied; the
     /// store stays writable.

@@ -18,7 +18,7 @@ public struct ReactorLimits: Sendable, Hashable {
     /// Notifications a subscription may have queued in the reactor, beyond the ring, before it is
     /// ended as a slow subscriber. Above the changes of the largest atomic batch (10 000
     /// operations), which arrive at once, so one batch never cuts a watcher that keeps up (a
-    /// follower gets one notification per round of closed windows, whatever their keys).
+    /// follower gets one notification per slice of closed-window rows, whatever their keys).
     public var subscriptionBacklogMax: Int = 16_384
     /// Live subscriptions per producer.
     public var subscriptionsPerProducerMax: Int = 256
@@ -41,10 +41,26 @@ public struct ReactorLimits: Sendable, Hashable {
     public var idempotencyKeysPerStreamMax: Int = 4096
     /// Write-ahead entries per stream after which the reactor writes a checkpoint.
     public var walEntriesPerCheckpointMax: Int = 256
+    /// Late events kept per stream with `late_data: keep` (the most recent ones).
+    public var lateEventsPerStreamMax: Int = 10_000
     /// Longest stream name in bytes.
     public var streamNameBytesMax: Int = 128
     /// Interval of the store's `interval` fsync policy timer, in milliseconds.
     public var fsyncIntervalMs: Int64 = 100
+    /// Rows of closed windows the reactor stores and sends in one round, all streams together:
+    /// a window with more rows is emitted in slices over several rounds, so commands (event
+    /// batches) never wait for a whole window's rows.
+    public var resultRowsPerRoundMax: Int = 8192
+    /// Expired result rows one round removes (retention), all streams together.
+    public var resultExpiriesPerRoundMax: Int = 8192
+    /// Result rows a stream retains (stored and readable with `since`); beyond it the oldest leave
+    /// whatever their retention.
+    public var resultsRetainedPerStreamMax: Int = 1_000_000
+    /// Retained rows one resume page reads (`since`): the reactor's work per page is bounded.
+    public var resultPageRowsMax: Int = 1024
+    /// A follower gets a progress notification (watermark, last seq) this often, in milliseconds;
+    /// the HTTP layer sends it on when nothing else went out meanwhile. 0: never.
+    public var followProgressIntervalMs: Int64 = 1000
 
     public static let `default` = ReactorLimits()
 
@@ -80,6 +96,10 @@ public struct ReactorLimits: Sendable, Hashable {
         if valueBytesMax > StoreLimits.formatValueBytesMax { return "valueBytesMax exceeds the largest value a store record holds" }
         if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
+        if resultRowsPerRoundMax < 1 || resultExpiriesPerRoundMax < 1 || resultsRetainedPerStreamMax < 1 || resultPageRowsMax < 1 {
+            return "result limits must be positive"
+        }
+        if followProgressIntervalMs < 0 { return "followProgressIntervalMs must be >= 0" }
         return nil
     }
 }

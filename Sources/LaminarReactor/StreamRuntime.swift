@@ -1,11 +1,31 @@
 import LaminarFormats
 
+/// A late event kept for `GET /streams/{name}/late` (`late_data: keep`): as it arrived.
+public struct LateEvent: Sendable, Hashable {
+    public var key: [UInt8]
+    public var timestampMs: Int64
+    /// The event's fields, in the definition's order.
+    public var values: [Double]
+}
+
 /// A defined stream's live state (reactor thread only): its window operator, write-ahead
-/// sequence numbers, idempotency memory, followers and idle timer.
+/// sequence numbers, idempotency memory, followers, idle timer, and its results on their way out
+/// (rows of closed windows not yet emitted, the result sequence, the retained range).
+///
+/// Invariants: `oldestRetainedSeq <= nextResultSeq`; rows `oldestRetainedSeq..<nextResultSeq`
+/// are in the retained-results log (a row whose store write failed leaves a hole);
+/// `pendingHead <= pendingRows.count`; no checkpoint while rows are pending (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
-    var op: TumblingWindowOperator
+    let columns: WindowResult.Columns
+    var op: WindowOperator
+    /// `emit: changes`: rows changed this round, to flush before the round commits.
+    var flushPending = false
+    /// The most recent late events (`late_data: keep`), oldest first, at most
+    /// `ReactorLimits.lateEventsPerStreamMax`; rebuilt from the write-ahead log after a restart
+    /// only for the entries after the checkpoint. `GET /streams/{name}/late` reads them.
+    var lateEvents: [LateEvent] = []
     /// Sequence number of the next write-ahead entry.
     var nextSequence: UInt64 = 1
     /// First write-ahead entry not covered by the checkpoint (`nextSequence` when none).
@@ -17,18 +37,77 @@ final class StreamRuntime {
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
     var idleTimerPending = false
+    /// Rows of closed windows, in close order, not yet emitted from `pendingHead` on.
+    var pendingRows: [WindowResult] = []
+    var pendingHead = 0
+    /// The sequence number the next emitted row gets (checkpointed; replay reassigns the same).
+    var nextResultSeq: UInt64 = 1
+    /// The oldest row still retained (`nextResultSeq` when none).
+    var oldestRetainedSeq: UInt64 = 1
+    /// Window end of the row at `oldestRetainedSeq` when known (retention looks at it first).
+    var oldestRetainedEndMs: Int64?
+    /// Rounds that emitted some of this stream's rows (stats: a big close takes several).
+    var resultSlices: UInt64 = 0
+    /// Listed in `Reactor.resultWork` (rows pending or retention maybe due).
+    var inResultWork = false
+    /// `_streams/{name}/` and `_resultlog/{name}/`, made once (every emitted row uses both).
+    let resultKeyPrefix: [UInt8]
+    let resultLogPrefix: [UInt8]
 
     init(id: UInt64, definition: StreamDefinition, nowMs: Int64) {
         self.id = id
         self.definition = definition
-        self.op = TumblingWindowOperator(windowSizeMs: definition.windowSizeMs, allowedLatenessMs: definition.allowedLatenessMs)
+        self.columns = WindowResult.Columns(definition)
+        self.op = WindowOperator(definition: definition)
         self.lastEventAtMs = nowMs
+        resultKeyPrefix = ReservedKeys.resultPrefix(stream: definition.name)
+        resultLogPrefix = ReservedKeys.resultLogPrefix(definition.name)
+    }
+
+    /// `_resultlog/{name}/{seq}`.
+    func resultLogKey(_ seq: UInt64) -> [UInt8] {
+        var key = resultLogPrefix
+        ReservedKeys.appendHex16(seq, to: &key)
+        return key
     }
 
     var stats: StreamStats {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
-            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed)
+            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed,
+            resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
+    }
+
+    var rowsPending: Int { pendingRows.count - pendingHead }
+
+    /// The watermark up to which emitted results are complete: the operator's, or just before
+    /// the end of the oldest closed window whose rows are still pending (a changelog's queue may
+    /// begin with updates of open windows; progress ticks read this, once a second at most).
+    var emittedWatermarkMs: Int64 {
+        guard pendingHead < pendingRows.count,
+              let closing = pendingRows[pendingHead...].first(where: { $0.op == nil || $0.isFinal }) else { return op.watermarkMs }
+        return min(op.watermarkMs, closing.endMs - 1)
+    }
+
+    /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).
+    func expiryDue(retainedMax: Int) -> Bool {
+        guard oldestRetainedSeq < nextResultSeq else { return false }
+        if nextResultSeq - oldestRetainedSeq > UInt64(retainedMax) { return true }
+        guard let end = oldestRetainedEndMs else { return true }  // unknown: look at it
+        return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs
+    }
+
+    /// Keeps the late events of the batch just ingested (`op.lateIndices`), dropping the oldest
+    /// beyond `max`.
+    func keepLate(_ batch: EventBatch, max: Int) {
+        guard !op.lateIndices.isEmpty else { return }
+        batch.withEvents { events in
+            for i in op.lateIndices {
+                lateEvents.append(LateEvent(key: Array(events.key(i)), timestampMs: events.timestamp(i),
+                    values: (0..<events.fieldCount).map { events.field(i, $0) }))
+            }
+        }
+        if lateEvents.count > max { lateEvents.removeFirst(lateEvents.count - max) }
     }
 
     func remember(idempotencyKey: UInt64, max: Int) {
@@ -41,13 +120,18 @@ final class StreamRuntime {
         }
     }
 
-    /// Checkpoint value: version (2), when it was written (ms), the next sequence number,
-    /// idempotency keys (oldest first), operator. Version 1 lacks the time.
+    /// Checkpoint value: version (3), when it was written (ms), the next sequence number, the
+    /// next result sequence number, idempotency keys (oldest first), operator
+    /// (`WindowOperator.encodeCheckpoint`). Versions 1 and 2 (earlier releases) lack the result
+    /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Written only
+    /// with no rows pending, so the operator's state and `nextResultSeq` describe the same moment.
     func encodeCheckpoint(atMs: Int64) -> [UInt8] {
+        precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
         var w = ByteWriter()
-        w.u8(2)
+        w.u8(3)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
+        w.u64(nextResultSeq)
         w.u32(UInt32(idempotencyOrder.count))
         for k in idempotencyOrder { w.u64(k) }
         op.encodeCheckpoint(into: &w)
@@ -57,22 +141,31 @@ final class StreamRuntime {
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
         let version = try r.u8()
-        guard version == 1 || version == 2 else { throw ByteReader.DecodeError() }
-        if version == 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
+        guard version >= 1 && version <= 3 else { throw ByteReader.DecodeError() }
+        if version >= 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
+        if version >= 3 { nextResultSeq = try r.u64() }
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())
         for _ in 0..<n { remember(idempotencyKey: try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
-        try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        if version == 3 {
+            try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        } else {
+            guard case .tumble = definition.window else { throw ByteReader.DecodeError() }
+            try op.decodeLegacyCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+        }
         guard r.atEnd else { throw ByteReader.DecodeError() }
     }
 }
 
 /// A write-ahead entry: `[u8 kind][u8 has idempotency key][u64 key][payload]`; kind 1 = an
-/// accepted event batch (payload: its bytes), kind 2 = an idle watermark advance (payload: i64).
+/// accepted event batch (payload: its bytes), kind 2 = an idle watermark advance (payload: i64),
+/// kind 3 = a changelog flush (`emit: changes` round end, `every` tick; no payload), so replay
+/// emits the same rows at the same points.
 enum WALEntry {
     case batch(EventBatch, idempotencyKey: UInt64?)
     case watermark(Int64)
+    case flush
 
     static let headerBytes = 10
 
@@ -85,6 +178,8 @@ enum WALEntry {
             w.bytes.append(contentsOf: batch.bytes)
         case .watermark(let ms):
             w.u8(2); w.u8(0); w.u64(0); w.i64(ms)
+        case .flush:
+            w.u8(3); w.u8(0); w.u64(0)
         }
         return w.bytes
     }
@@ -100,6 +195,8 @@ enum WALEntry {
             self = .batch(batch, idempotencyKey: hasKey == 1 ? key : nil)
         case 2:
             self = .watermark(try r.i64())
+        case 3:
+            self = .flush
         default:
             throw ByteReader.DecodeError()
         }

@@ -1,64 +1,103 @@
 import LaminarFormats
 
-/// The aggregates of one key over one closed window `[start, end)`. The key is bytes, as the
-/// event carried it (any bytes, not only UTF-8).
+/// One result row: the aggregates of one group over one window `[startMs, endMs)`. The key is
+/// bytes, as the event carried it (any bytes, not only UTF-8); `nil` for `group_by: all`.
+/// `values` are the definition's columns in order (`StreamDefinition.columnNames`), NaN for
+/// null. For `emit: changes` / `every`, `change` says what the row does to the window's row.
 public struct WindowResult: Sendable, Hashable {
-    public var key: [UInt8]
+    /// What a row of a changelog (`emit: changes`/`every`) does.
+    public enum Op: String, Sendable, Hashable { case insert, update, delete }
+
+    public var key: [UInt8]?
     public var startMs: Int64
     public var endMs: Int64
-    public var count: Int64
-    public var sum: Double
-    public var min: Double
-    public var max: Double
-    public var avg: Double { count == 0 ? 0 : sum / Double(count) }
+    public var values: [Double]
+    /// `nil` for `emit: final` rows.
+    public var op: Op?
+    /// The previous values of the columns (an `update`).
+    public var before: [Double]?
+    /// Whether this is the window's last row (it closed).
+    public var isFinal: Bool
+    /// The row's per-stream result sequence number, set when the row is emitted
+    /// (`Reactor.emitRow`, the one place that assigns it): strictly increasing, the same after a
+    /// restart's replay. 0 until emitted.
+    public var seq: UInt64 = 0
 
-    public init(key: [UInt8], startMs: Int64, endMs: Int64, count: Int64, sum: Double, min: Double, max: Double) {
+    public init(key: [UInt8]?, startMs: Int64, endMs: Int64, values: [Double], op: Op? = nil, before: [Double]? = nil, isFinal: Bool = false) {
         self.key = key
         self.startMs = startMs
         self.endMs = endMs
-        self.count = count
-        self.sum = sum
-        self.min = min
-        self.max = max
+        self.values = values
+        self.op = op
+        self.before = before
+        self.isFinal = isFinal
     }
 
-    /// Compact JSON with the requested aggregates, always in the order `count`, `sum`, `min`,
-    /// `max`, `avg` (whatever order the definition lists them in), no newline:
-    /// `{"key":"u1","start":0,"end":1000,"count":3,"sum":4.5,"min":1,"max":2,"avg":1.5}`.
-    /// A key that is not valid UTF-8 is written as `"key_base64":"…"` instead of `"key"`.
-    public func json(aggregates: [Aggregate]) -> [UInt8] {
+    /// The column layout rows are rendered with: names and which are integers.
+    public struct Columns: Sendable, Hashable {
+        public var names: [[UInt8]]
+        public var integer: [Bool]
+
+        public init(_ definition: StreamDefinition) {
+            names = definition.columnNames.map { Array($0.utf8) }
+            integer = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+        }
+    }
+
+    /// Compact JSON, no newline:
+    /// `{"key":"u1","window_start":0,"window_end":1000,"count":3,"sum":4.5}`, then for changelog
+    /// rows `"op":"update","before":{…}` and `"final":true` at close. A key that is not valid
+    /// UTF-8 is written `"key_base64":"…"`; `group_by: all` rows have no key; null for NaN.
+    /// `seq` is written first when set (non-zero): `ResultLog.storedSeq` reads it back from a
+    /// stored row. `stored`: the form kept in the store as the
+    /// window's current row (no `op`, no `before`).
+    public func json(columns: Columns, stored: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + key.count * 4 / 3)
+        out.reserveCapacity(64 + (key?.count ?? 0) * 4 / 3 + values.count * 24)
         out.append(0x7B)
-        key.withUnsafeBytes { JSONWriter.appendBytesField("key", $0, to: &out) }
-        out.append(0x2C)
-        JSONWriter.appendName("start", to: &out)
+        if seq != 0 {
+            JSONWriter.appendName("seq", to: &out)
+            JSONWriter.appendInteger(Int64(seq), to: &out)
+            out.append(0x2C)
+        }
+        if let key {
+            key.withUnsafeBytes { JSONWriter.appendBytesField("key", $0, to: &out) }
+            out.append(0x2C)
+        }
+        JSONWriter.appendName("window_start", to: &out)
         JSONWriter.appendInteger(startMs, to: &out)
         out.append(0x2C)
-        JSONWriter.appendName("end", to: &out)
+        JSONWriter.appendName("window_end", to: &out)
         JSONWriter.appendInteger(endMs, to: &out)
-        for a in Aggregate.allCases where aggregates.contains(a) {
-            out.append(0x2C)
-            switch a {
-            case .count:
-                JSONWriter.appendName("count", to: &out)
-                JSONWriter.appendInteger(count, to: &out)
-            case .sum:
-                JSONWriter.appendName("sum", to: &out)
-                JSONWriter.appendNumber(sum, to: &out)
-            case .min:
-                JSONWriter.appendName("min", to: &out)
-                JSONWriter.appendNumber(min, to: &out)
-            case .max:
-                JSONWriter.appendName("max", to: &out)
-                JSONWriter.appendNumber(max, to: &out)
-            case .avg:
-                JSONWriter.appendName("avg", to: &out)
-                JSONWriter.appendNumber(avg, to: &out)
-            }
+        if op != .delete { Self.appendColumns(values, columns, to: &out) }
+        if let op, !stored {
+            out.append(contentsOf: #","op":""#.utf8)
+            out.append(contentsOf: op.rawValue.utf8)
+            out.append(0x22)
         }
+        if let before, !stored {
+            out.append(contentsOf: #","before":{"#.utf8)
+            Self.appendColumns(before, columns, to: &out, leadingComma: false)
+            out.append(0x7D)
+        }
+        if isFinal { out.append(contentsOf: #","final":true"#.utf8) }
         out.append(0x7D)
         return out
+    }
+
+    private static func appendColumns(_ values: [Double], _ columns: Columns, to out: inout [UInt8], leadingComma: Bool = true) {
+        for (i, v) in values.enumerated() {
+            if i > 0 || leadingComma { out.append(0x2C) }
+            JSONWriter.appendString(columns.names[i], to: &out)
+            out.append(0x3A)
+            if v.isNaN {
+                out.append(contentsOf: "null".utf8)
+            } else if columns.integer[i] {
+                JSONWriter.appendInteger(Int64(v), to: &out)
+            } else {
+                JSONWriter.appendNumber(v, to: &out)
+            }
+        }
     }
 }
 
@@ -70,10 +109,15 @@ public struct WindowResult: Sendable, Hashable {
 ///   before every longer key it begins), then by start. `{start}` is 16 upper-case hex digits of
 ///   `UInt64(bitPattern: start) ^ 1<<63`, a fixed width whose byte order is numeric order,
 ///   negatives included (−1 → `7FFFFFFFFFFFFFFF`, 0 → `8000000000000000`).
+/// - `_resultlog/{name}/{seq}`: the retained-results log, one entry per emitted row, `{seq}` 16
+///   hex digits: `[i64 window end][the row's key after _streams/{name}/]` (`ResultLog`).
+/// - `_resultnext/{name}`: the next result sequence number (u64) of a deleted stream, so that a
+///   stream defined again under that name goes on numbering where it stopped.
 /// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint;
-///   `_wal/{name}/{seq}`: a logged batch or watermark advance, `{seq}` 16 hex digits.
+///   `_wal/{name}/{seq}`: a logged batch, watermark advance or changelog flush, `{seq}` 16 hex
+///   digits.
 public enum ReservedKeys {
-    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/"].map { Array($0.utf8) }
+    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/"].map { Array($0.utf8) }
 
     public static func isReserved(_ key: [UInt8]) -> Bool {
         guard key.first == UInt8(ascii: "_") else { return false }
@@ -81,6 +125,19 @@ public enum ReservedKeys {
     }
 
     public static func orderedStart(_ start: Int64) -> String { hex16(UInt64(bitPattern: start) ^ (1 << 63)) }
+
+    /// Appends `orderedStart(start)`'s 16 bytes without making a string (emitting rows).
+    static func appendOrderedStart(_ start: Int64, to out: inout [UInt8]) {
+        appendHex16(UInt64(bitPattern: start) ^ (1 << 63), to: &out)
+    }
+
+    /// Appends `x` as 16 upper-case hex digits.
+    static func appendHex16(_ x: UInt64, to out: inout [UInt8]) {
+        for shift in stride(from: 60, through: 0, by: -4) {
+            let d = UInt8(truncatingIfNeeded: (x >> UInt64(shift)) & 15)
+            out.append(d < 10 ? 0x30 + d : 0x37 + d)
+        }
+    }
 
     static func hex16(_ v: UInt64) -> String {
         let digits = Array("0123456789ABCDEF".utf8)
@@ -146,4 +203,6 @@ public enum ReservedKeys {
     public static func checkpoint(_ stream: String) -> [UInt8] { Array("_checkpoint/\(stream)".utf8) }
     public static func walPrefix(_ stream: String) -> [UInt8] { Array("_wal/\(stream)/".utf8) }
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
+    public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
+    public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
 }

@@ -39,7 +39,8 @@ final class RequestHandler: HTTPHandler {
         case autoCreate(StreamDefinition, then: AfterDefinition)
         case events(String)
         case results(limit: Int, fromMs: Int64?, toMs: Int64?)
-        case follow(StreamDefinition)
+        case follow(Follower)
+        case late(StreamDefinition)
         case metrics
     }
 
@@ -52,14 +53,18 @@ final class RequestHandler: HTTPHandler {
         /// A batch decoded with the default definition's field names before its stream is
         /// auto-created (so a refused batch creates nothing).
         case decoded(EventBatch, idempotencyKey: UInt64?)
-        case results(key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
-        case follow
+        case results(key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]?)
+        case follow(since: UInt64?, keyPrefix: [UInt8], sse: Bool)
+        case late
     }
 
     private var pending: [UInt64: Pending] = [:]
     private var nextToken: UInt64 = 1
     /// Live watches and follows by request, to unsubscribe when the client leaves.
     private var subscriptions: [HTTPRequestToken: UInt64] = [:]
+    /// Follows resuming with `since` whose client has not yet taken the last page: the next page
+    /// is asked for when it has (`roundDidEnd`), so a resume never outruns its reader.
+    private var resuming: [HTTPRequestToken: Pending] = [:]
     private var overflow: [ReactorCommand] = []
     private var overflowHead = 0
     private var pausedResponders: [HTTPResponder] = []
@@ -173,15 +178,19 @@ final class RequestHandler: HTTPHandler {
             submit(.deleteStream(name: name), responder, route, start, .streamDelete(name))
         case .eventsPost(let name, let format, let idempotencyKey):
             withDefinition(name, .events(format: format, body: request.body, idempotencyKey: idempotencyKey.map(Self.idempotencyHash)), responder, route, start)
-        case .results(let name, let key, let fromMs, let toMs, let after, let limit):
-            withDefinition(name, .results(key: key, fromMs: fromMs, toMs: toMs, after: after, limit: limit), responder, route, start)
-        case .resultsFollow(let name):
-            withDefinition(name, .follow, responder, route, start)
+        case .results(let name, let key, let fromMs, let toMs, let after, let limit, let keyPrefix):
+            withDefinition(name, .results(key: key, fromMs: fromMs, toMs: toMs, after: after, limit: limit, keyPrefix: keyPrefix),
+                           responder, route, start)
+        case .resultsFollow(let name, let since, let keyPrefix, let sse):
+            withDefinition(name, .follow(since: since, keyPrefix: keyPrefix, sse: sse), responder, route, start)
+        case .late(let name):
+            withDefinition(name, .late, responder, route, start)
         }
     }
 
     func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {
         // Commands in flight complete anyway (their answer is then dropped); subscriptions end.
+        resuming[token] = nil
         if let subscription = subscriptions.removeValue(forKey: token) {
             pending[subscription] = nil
             enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription)))
@@ -201,6 +210,13 @@ final class RequestHandler: HTTPHandler {
         for subscription in Array(subscriptions.values) {
             endSubscription(subscription, "shutting_down", detail: "the server is stopping", unsubscribe: true)
         }
+        for p in resuming.values {
+            if case .follow(let follower) = p.kind {
+                _ = p.responder.write(follower.errorLine("shutting_down", detail: "the server is stopping"))
+            }
+            _ = p.responder.finish()
+        }
+        resuming.removeAll()
         producer.wakeReactorIfParked()
     }
 
@@ -210,7 +226,11 @@ final class RequestHandler: HTTPHandler {
         guard let p = pending.removeValue(forKey: subscription) else { return }
         subscriptions[p.responder.token] = nil
         if unsubscribe { enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: subscription))) }
-        _ = p.responder.write(JSONWriter.errorBody(code, detail: detail))
+        if case .follow(let follower) = p.kind {
+            _ = p.responder.write(follower.errorLine(code, detail: detail))
+        } else {
+            _ = p.responder.write(JSONWriter.errorBody(code, detail: detail))
+        }
         _ = p.responder.finish()
     }
 
@@ -242,6 +262,7 @@ final class RequestHandler: HTTPHandler {
     /// Rings the reactor once per loop round for everything submitted in it (a fence and, if it
     /// is parked, an eventfd write), rather than once per request.
     func roundDidEnd() {
+        if !resuming.isEmpty { resumeReadFollowers() }
         guard reactorHasWork else { return }
         reactorHasWork = false
         producer.wakeReactorIfParked()
@@ -258,6 +279,37 @@ final class RequestHandler: HTTPHandler {
             for responder in pausedResponders { responder.resumeReading() }
             pausedResponders.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// Asks for the next page of each resuming follow whose client took most of the last one.
+    private func resumeReadFollowers() {
+        let threshold = runtime.configuration.subscriberBacklogBytesMax / 2
+        for (token, p) in resuming where p.responder.unsentBytes <= threshold {
+            resuming[token] = nil
+            requestNextPage(p)
+        }
+    }
+
+    /// Submits `resumeResults` after the follower's last seq; the new token stands for the
+    /// request's subscription (it becomes the live one when a page reaches the newest row).
+    private func requestNextPage(_ p: Pending) {
+        guard case .follow(let follower) = p.kind else { return }
+        let token = nextTokenValue()
+        pending[token] = p
+        subscriptions[p.responder.token] = token
+        enqueue(ReactorCommand(token: token,
+            .resumeResults(stream: follower.definition.name, after: follower.lastSeq, keyPrefix: follower.keyPrefix)))
+    }
+
+    /// Starts a follow's long-lived answer (NDJSON or SSE) if not yet started; false if gone.
+    private func startFollow(_ p: Pending, _ follower: Follower) -> Bool {
+        if follower.started { return true }
+        guard p.responder.startStreaming(status: 200, headers: ["content-type": follower.contentType, "cache-control": "no-cache"]) else {
+            return false
+        }
+        follower.started = true
+        metrics.recordRequest(route: p.route, status: 200, durationNs: Self.nowNs() &- p.startNs)
+        return true
     }
 
     // MARK: - Completions
@@ -293,6 +345,28 @@ final class RequestHandler: HTTPHandler {
                 return
             case .events(let name) where error == .unknownStream(name):
                 definitions[name] = nil
+            case .follow(let follower) where follower.started:
+                // A resume page failed after rows went out (they expired meanwhile): a last line.
+                subscriptions[p.responder.token] = nil
+                let failure = HTTPFailure(error)
+                var line = follower.errorLine(failure.code, detail: failure.detail)
+                if case .resultsGone(let oldest) = error { line = follower.errorLine("gone", detail: Self.goneDetail(follower.lastSeq, oldest)) }
+                _ = p.responder.write(line)
+                _ = p.responder.finish()
+                return
+            case .follow(let follower):
+                if case .resultsGone(let oldest) = error {
+                    // {"error":"gone","detail":…,"oldest_seq":N}
+                    var body = JSONWriter.errorBody("gone", detail: Self.goneDetail(follower.lastSeq, oldest))
+                    body.removeLast(2)
+                    body.append(contentsOf: #","oldest_seq":"#.utf8)
+                    JSONWriter.appendInteger(oldest, to: &body)
+                    body.append(contentsOf: "}\n".utf8)
+                    subscriptions[p.responder.token] = nil
+                    respond(p.responder, p.route, p.startNs, HTTPResponse(status: 410, headers: Self.json, body: body))
+                    return
+                }
+                subscriptions[p.responder.token] = nil
             default: break
             }
             var failure = HTTPFailure(error)
@@ -317,7 +391,34 @@ final class RequestHandler: HTTPHandler {
                 headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last))
             }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
-        case (.watch, .subscribed), (.follow, .subscribed):
+        case (.follow(let follower), .subscribed):
+            guard startFollow(p, follower) else {
+                enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
+                return
+            }
+            pending[completion.token] = p
+            subscriptions[p.responder.token] = completion.token
+        case (.follow(let follower), .retainedResults(let rows, let lastSeq, let live)):
+            guard startFollow(p, follower) else {
+                if live { enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token))) }
+                subscriptions[p.responder.token] = nil
+                return
+            }
+            var out: [UInt8] = []
+            follower.appendRetained(rows, pageLastSeq: lastSeq, to: &out)
+            if !out.isEmpty {
+                follower.wroteSinceTick = true
+                _ = p.responder.write(out)
+            }
+            if live {
+                pending[completion.token] = p
+                subscriptions[p.responder.token] = completion.token
+            } else if p.responder.unsentBytes <= runtime.configuration.subscriberBacklogBytesMax / 2 {
+                requestNextPage(p)
+            } else {
+                resuming[p.responder.token] = p
+            }
+        case (.watch, .subscribed):
             guard p.responder.startStreaming(status: 200, headers: Self.ndjson) else {
                 enqueue(ReactorCommand(token: nextTokenValue(), .unsubscribe(subscription: completion.token)))
                 return
@@ -380,6 +481,10 @@ final class RequestHandler: HTTPHandler {
                 headers.add(name: "laminar-next-after", value: RequestTarget.percentEncode(last))
             }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: headers, body: body))
+        case (.late(let definition), .lateEvents(let events)):
+            var body: [UInt8] = []
+            for event in events { LateLines.append(event, definition: definition, to: &body) }
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: body))
         case (.metrics, .storeStats(let stats)):
             let body = runtime.renderMetrics(store: stats)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: ["content-type": PrometheusText.contentType], body: body))
@@ -405,11 +510,16 @@ final class RequestHandler: HTTPHandler {
             line.append(contentsOf: #","version":"#.utf8)
             JSONWriter.appendInteger(change.revision, to: &line)
             line.append(contentsOf: "}\n".utf8)
-        case (.follow(let definition), .windowsClosed(let results)):
-            for result in results {
-                line.append(contentsOf: result.json(aggregates: definition.aggregates))
-                line.append(10)
-            }
+        case (.follow(let follower), .windowsClosed(let results)):
+            follower.appendRows(results, to: &line)
+            if line.isEmpty { return }  // none passed the prefix
+            follower.wroteSinceTick = true
+        case (.follow(let follower), .progress(let watermarkMs, let seq)):
+            // Only when nothing else went out since the last tick.
+            let quiet = !follower.wroteSinceTick
+            follower.wroteSinceTick = false
+            guard quiet else { return }
+            follower.appendProgress(watermarkMs: watermarkMs, seq: max(seq, follower.lastSeq), to: &line)
         case (_, .subscriptionEnded(let error)):
             let failure = HTTPFailure(error)
             endSubscription(completion.token, failure.code, detail: failure.detail, unsubscribe: false)
@@ -458,11 +568,21 @@ final class RequestHandler: HTTPHandler {
             }
         case .decoded(let batch, let idempotencyKey):
             submit(.appendEvents(stream: name, batch: batch, idempotencyKey: idempotencyKey), p.responder, p.route, p.startNs, .events(name))
-        case .results(let key, let fromMs, let toMs, let after, let limit):
-            submit(.queryResults(stream: name, key: key, after: after, limit: limit), p.responder, p.route, p.startNs,
+        case .results(let key, let fromMs, let toMs, let after, let limit, let keyPrefix):
+            submit(.queryResults(stream: name, key: key, after: after, limit: limit, keyPrefix: keyPrefix), p.responder, p.route, p.startNs,
                    .results(limit: limit, fromMs: fromMs, toMs: toMs))
-        case .follow:
-            submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(definition))
+        case .follow(let since, let keyPrefix, let sse):
+            let follower = Follower(definition: definition, sse: sse, keyPrefix: keyPrefix, since: since)
+            if let since {
+                let token = nextTokenValue()
+                pending[token] = Pending(responder: p.responder, route: p.route, startNs: p.startNs, kind: .follow(follower))
+                subscriptions[p.responder.token] = token
+                enqueue(ReactorCommand(token: token, .resumeResults(stream: name, after: since, keyPrefix: keyPrefix)))
+            } else {
+                submit(.follow(stream: name), p.responder, p.route, p.startNs, .follow(follower))
+            }
+        case .late:
+            submit(.lateEvents(stream: name), p.responder, p.route, p.startNs, .late(definition))
         }
     }
 
@@ -485,13 +605,13 @@ final class RequestHandler: HTTPHandler {
                     "the stream's field names changed while this batch arrived; send it again"))
             }
             return .success(ingest)
-        case .decoded, .results, .follow:
+        case .decoded, .results, .follow, .late:
             return nil
         }
     }
 
     private static func fields(of definition: StreamDefinition) -> EventFields {
-        EventFields(key: definition.keyField, time: definition.timeField, value: definition.valueField)
+        EventFields(key: definition.keyField, time: definition.timeField, values: definition.fields)
     }
 
     private func submitEvents(_ ingest: EventIngest, _ p: Pending) {
@@ -565,6 +685,10 @@ final class RequestHandler: HTTPHandler {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    static func goneDetail(_ since: UInt64, _ oldest: UInt64) -> String {
+        "results after seq \(since) are no longer retained; the oldest retained is seq \(oldest)"
     }
 
     /// The window start encoded at the end of a result key (`ReservedKeys`).

@@ -50,8 +50,13 @@ public enum RouteAction: Sendable, Hashable {
     case streamList
     case streamDelete(name: String)
     case eventsPost(name: String, format: EventFormat, idempotencyKey: String?)
-    case results(name: String, key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int)
-    case resultsFollow(name: String)
+    /// `keyPrefix`: only keys that begin with it (`?prefix=`).
+    case results(name: String, key: [UInt8]?, fromMs: Int64?, toMs: Int64?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]? = nil)
+    /// `since`: resume after this result seq (`?since=` or `Last-Event-ID`); `sse`: answer as
+    /// Server-Sent Events (`Accept: text/event-stream`).
+    case resultsFollow(name: String, since: UInt64? = nil, keyPrefix: [UInt8] = [], sse: Bool = false)
+    /// `GET /streams/{name}/late`: the late events the stream kept.
+    case late(name: String)
     case metrics
     case health
 
@@ -70,6 +75,7 @@ public enum RouteAction: Sendable, Hashable {
         case .eventsPost: .eventsPost
         case .results: .results
         case .resultsFollow: .resultsFollow
+        case .late: .late
         case .metrics: .metrics
         case .health: .health
         }
@@ -168,12 +174,24 @@ public struct Router: Sendable {
                 }
                 return .eventsPost(name: name, format: format, idempotencyKey: try idempotencyKey(header("idempotency-key")))
             }
+            if parts.count == 2 && parts[1].elementsEqual("late".utf8) {
+                try allow(["GET"])
+                return .late(name: name)
+            }
             if parts.count == 2 && parts[1].elementsEqual("results".utf8) {
                 try allow(["GET"])
-                if flag(t, "follow") { return .resultsFollow(name: name) }
+                let sse = Self.acceptsEventStream(header("accept"))
+                let prefix = t.parameter("prefix")
+                let key = t.parameter("key")
+                if prefix != nil && key != nil { throw HTTPFailure.badRequest("give either key or prefix, not both") }
+                let since = try resultSeq(t, header)
+                if flag(t, "follow") || sse {
+                    return .resultsFollow(name: name, since: since, keyPrefix: prefix ?? [], sse: sse)
+                }
+                if since != nil { throw HTTPFailure.badRequest("since needs follow=1 (or Accept: text/event-stream)") }
                 return .results(
-                    name: name, key: t.parameter("key"), fromMs: try integer(t, "from"), toMs: try integer(t, "to"),
-                    after: t.parameter("after"), limit: try limit(t))
+                    name: name, key: key, fromMs: try integer(t, "from"), toMs: try integer(t, "to"),
+                    after: t.parameter("after"), limit: try limit(t), keyPrefix: prefix)
             }
         }
         throw HTTPFailure.notFound("no such endpoint")
@@ -215,6 +233,28 @@ public struct Router: Sendable {
             throw HTTPFailure.badRequest("limit must be 1 to \(scanLimitMax)")
         }
         return n
+    }
+
+    /// `?since=N`, else a `Last-Event-ID: N` header (an SSE client resuming): a result seq.
+    private func resultSeq(_ t: RequestTarget, _ header: (String) -> String?) throws -> UInt64? {
+        if let text = t.parameterString("since") {
+            guard let n = UInt64(text) else { throw HTTPFailure.badRequest("since must be a result seq (an integer >= 0), not \"\(text)\"") }
+            return n
+        }
+        if let text = header("last-event-id") {
+            let trimmed = text.trimmingCharacters(in: " \t")
+            guard let n = UInt64(trimmed) else { throw HTTPFailure.badRequest("Last-Event-ID must be a result seq (an integer >= 0)") }
+            return n
+        }
+        return nil
+    }
+
+    /// Whether an `Accept` header asks for `text/event-stream`.
+    static func acceptsEventStream(_ accept: String?) -> Bool {
+        guard let accept else { return false }
+        return accept.split(separator: ",").contains { item in
+            item.split(separator: ";").first.map { $0.trimmingCharacters(in: " \t").lowercased() } == "text/event-stream"
+        }
     }
 
     private func integer(_ t: RequestTarget, _ name: String) throws -> Int64? {

@@ -61,6 +61,11 @@ public struct ServerLimits: Sendable, Hashable {
     public var streamKeysMax = 1 << 22
     /// `Idempotency-Key` header, 1 to this many visible ASCII characters: `400 bad_request`.
     public var idempotencyKeyBytesMax = 255
+    /// A results follower gets a progress line when nothing else was sent for this long
+    /// (`--progress-interval-ms`; 0: never).
+    public var followProgressIntervalMs = ReactorLimits.default.followProgressIntervalMs
+    /// Result rows a stream retains at most (`--results-retained-max`); the oldest leave first.
+    public var resultsRetainedPerStreamMax = ReactorLimits.default.resultsRetainedPerStreamMax
 
     public static let `default` = ServerLimits()
 
@@ -92,6 +97,8 @@ public struct ServerLimits: Sendable, Hashable {
         r.eventKeyBytesMax = eventKeyBytesMax
         r.batchEventsMax = batchEventsMax
         r.streamKeysMax = streamKeysMax
+        r.followProgressIntervalMs = followProgressIntervalMs
+        r.resultsRetainedPerStreamMax = resultsRetainedPerStreamMax
         return r
     }
 

@@ -3,7 +3,7 @@ import Synchronization
 /// The routes of the HTTP contract, as metric labels.
 public enum Route: Int, CaseIterable, Sendable {
     case kvGet, kvHead, kvPut, kvDelete, kvScan, kvWatch, kvBatch
-    case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow
+    case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow, late
     case metrics, health, other
 
     public var label: String {
@@ -22,6 +22,7 @@ public enum Route: Int, CaseIterable, Sendable {
         case .eventsPost: "events_post"
         case .results: "results"
         case .resultsFollow: "results_follow"
+        case .late: "late"
         case .metrics: "metrics"
         case .health: "health"
         case .other: "other"
@@ -35,7 +36,7 @@ public enum Route: Int, CaseIterable, Sendable {
 /// another, as any Prometheus scrape does.
 public final class ThreadMetrics: @unchecked Sendable {
     /// Status codes counted individually; anything else counts under `other`.
-    public static let statusCodes = [200, 202, 204, 304, 400, 401, 404, 405, 408, 409, 412, 413, 415, 429, 431, 500, 503, 507]
+    public static let statusCodes = [200, 202, 204, 304, 400, 401, 404, 405, 408, 409, 410, 412, 413, 415, 429, 431, 500, 503, 507]
     /// Upper bounds of the latency histogram buckets, in nanoseconds (+Inf is implicit).
     public static let latencyBucketsNs: [UInt64] = [
         50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,

@@ -3,11 +3,18 @@ import LaminarReactor
 
 /// The JSON form of a stream definition (`PUT /streams/{name}` body, `GET /streams/{name}`).
 ///
-/// Input fields, all optional: `key_field` ("key"), `time_field` ("ts"), `value_field` ("value"),
-/// `window` ("1s"; a duration such as "500ms", "10s", "5m", or integer milliseconds; also
-/// `window_ms`), `allowed_lateness` (0; also `allowed_lateness_ms`), `aggregates`
-/// (["count","sum","min","max","avg"]), `idle_timeout` ("10s"; also `idle_timeout_ms`).
-/// Unknown fields and bad values are refused with the field's name.
+/// Input fields, all optional: `key_field` ("key"), `time_field` ("ts"), `value_field`
+/// ("value"; the one numeric field when `fields` is not given), `fields` (an object of
+/// `"name":"f64"`, in batch order; not with `value_field`), `window` ("1s": a tumbling window of
+/// that duration, a duration being "500ms", "10s", "5m" or integer milliseconds; or
+/// `{"type":"tumble","size":D}`, `{"type":"hop","size":D,"slide":S}`,
+/// `{"type":"session","gap":G}`; also `window_ms`), `group_by` ("key" or "all"),
+/// `allowed_lateness` (0; also `allowed_lateness_ms`), `aggregates` (strings, or objects
+/// `{"fn","field","q","accuracy","as"}`; default count, sum, min, max, avg of each field), `emit`
+/// ("final", "changes" or `{"every":D}`), `late_data` ("drop" or "keep"), `idle_timeout`
+/// ("10s"; also `idle_timeout_ms`), `retention` ("24h", how long result rows stay after their
+/// window ends; also `retention_ms`). Unknown fields and bad values are refused with the field's
+/// name. The output form (`append`) is accepted as input too.
 enum StreamDefinitionJSON {
     static let windowDefaultMs: Int64 = 1000
 
@@ -21,52 +28,198 @@ enum StreamDefinitionJSON {
             return .failure(.invalidStream("the body is not JSON: \(error)"))
         }
         guard case .object(let members) = value else { return .failure(.invalidStream("the body must be a JSON object")) }
-        for (field, member) in members {
-            switch field {
-            case "name":
-                guard case .string(let s) = member, s == name else {
-                    return .failure(.invalidStream("name: must match the name in the path (\(name))"))
-                }
-            case "key_field", "time_field", "value_field":
-                guard case .string(let s) = member, !s.isEmpty, s.utf8.count <= 256 else {
-                    return .failure(.invalidStream("\(field): must be a non-empty string of at most 256 bytes"))
-                }
-                if field == "key_field" { definition.keyField = s }
-                if field == "time_field" { definition.timeField = s }
-                if field == "value_field" { definition.valueField = s }
-            case "window", "window_ms":
-                guard let ms = milliseconds(member), ms > 0 else {
-                    return .failure(.invalidStream("\(field): must be a positive duration such as \"1s\" or milliseconds"))
-                }
-                definition.windowSizeMs = ms
-            case "allowed_lateness", "allowed_lateness_ms":
-                guard let ms = milliseconds(member), ms >= 0 else {
-                    return .failure(.invalidStream("\(field): must be a duration such as \"2s\" or milliseconds, >= 0"))
-                }
-                definition.allowedLatenessMs = ms
-            case "idle_timeout", "idle_timeout_ms":
-                guard let ms = milliseconds(member), ms > 0 else {
-                    return .failure(.invalidStream("\(field): must be a positive duration such as \"10s\" or milliseconds"))
-                }
-                definition.idleTimeoutMs = ms
-            case "aggregates":
-                guard case .array(let items) = member, !items.isEmpty else {
-                    return .failure(.invalidStream("aggregates: must be a non-empty array of count, sum, min, max, avg"))
-                }
-                var aggregates: [Aggregate] = []
-                for item in items {
-                    guard case .string(let s) = item, let a = Aggregate(rawValue: s) else {
-                        return .failure(.invalidStream("aggregates: each must be one of count, sum, min, max, avg"))
+        var aggregateItems: [JSONValue]?
+        var valueFieldGiven = false
+        do throws(HTTPFailure) {
+            for (field, member) in members {
+                switch field {
+                case "name":
+                    guard case .string(let s) = member, s == name else {
+                        throw .invalidStream("name: must match the name in the path (\(name))")
                     }
-                    if !aggregates.contains(a) { aggregates.append(a) }
+                case "key_field", "time_field", "value_field":
+                    guard case .string(let s) = member, !s.isEmpty, s.utf8.count <= 256 else {
+                        throw .invalidStream("\(field): must be a non-empty string of at most 256 bytes")
+                    }
+                    if field == "key_field" { definition.keyField = s }
+                    if field == "time_field" { definition.timeField = s }
+                    if field == "value_field" { definition.fields = [s]; valueFieldGiven = true }
+                case "fields":
+                    guard case .object(let items) = member, !items.isEmpty, items.count <= EventBatch.fieldsMax else {
+                        throw .invalidStream("fields: must be an object of 1 to \(EventBatch.fieldsMax) fields such as {\"price\":\"f64\"}")
+                    }
+                    for (fieldName, type) in items {
+                        guard case .string("f64") = type else { throw .invalidStream("fields: \(fieldName): the type must be \"f64\"") }
+                        guard !fieldName.isEmpty, fieldName.utf8.count <= 256 else {
+                            throw .invalidStream("fields: names must be non-empty strings of at most 256 bytes")
+                        }
+                    }
+                    definition.fields = items.map(\.0)
+                    definition.fieldsDeclared = true
+                case "window", "window_ms":
+                    definition.window = try window(member, field: field)
+                case "allowed_lateness", "allowed_lateness_ms":
+                    guard let ms = milliseconds(member), ms >= 0 else {
+                        throw .invalidStream("\(field): must be a duration such as \"2s\" or milliseconds, >= 0")
+                    }
+                    definition.allowedLatenessMs = ms
+                case "idle_timeout", "idle_timeout_ms":
+                    guard let ms = milliseconds(member), ms > 0 else {
+                        throw .invalidStream("\(field): must be a positive duration such as \"10s\" or milliseconds")
+                    }
+                    definition.idleTimeoutMs = ms
+                case "retention", "retention_ms":
+                    guard let ms = milliseconds(member), ms > 0 else {
+                        throw .invalidStream("\(field): must be a positive duration such as \"24h\" or milliseconds")
+                    }
+                    definition.retentionMs = ms
+                case "aggregates":
+                    guard case .array(let items) = member, !items.isEmpty, items.count <= 64 else {
+                        throw .invalidStream("aggregates: must be a non-empty array of at most 64 aggregates")
+                    }
+                    aggregateItems = items
+                case "group_by":
+                    guard case .string(let s) = member, let g = GroupBy(rawValue: s) else {
+                        throw .invalidStream("group_by: must be \"key\" or \"all\"")
+                    }
+                    definition.groupBy = g
+                case "emit":
+                    definition.emit = try emit(member)
+                case "late_data":
+                    guard case .string(let s) = member, let l = LateData(rawValue: s) else {
+                        throw .invalidStream("late_data: must be \"drop\" or \"keep\"")
+                    }
+                    definition.lateData = l
+                case "columns":
+                    continue  // output only (derived from the aggregates)
+                default:
+                    throw .invalidStream("\(field): unknown field")
                 }
-                definition.aggregates = aggregates
-            default:
-                return .failure(.invalidStream("\(field): unknown field"))
             }
+            if valueFieldGiven && definition.fieldsDeclared { throw .invalidStream("value_field: not with fields") }
+            if let aggregateItems {
+                definition.aggregates = try aggregateItems.enumerated().map { (i, item) throws(HTTPFailure) in
+                    try aggregate(item, index: i, definition: definition)
+                }
+            } else if definition.fieldsDeclared {
+                definition.aggregates = [.count] + definition.fields.indices.flatMap { f in
+                    [AggregateFunction.sum, .min, .max, .avg].map { Aggregate($0, field: f) }
+                }
+            }
+        } catch {
+            return .failure(error)
         }
         if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
         return .success(definition)
+    }
+
+    private static func duration(_ value: JSONValue?, _ what: String) throws(HTTPFailure) -> Int64 {
+        guard let value, let ms = milliseconds(value), ms > 0 else {
+            throw .invalidStream("window: \(what) must be a positive duration such as \"1s\" or milliseconds")
+        }
+        return ms
+    }
+
+    private static func window(_ member: JSONValue, field: String) throws(HTTPFailure) -> WindowKind {
+        guard case .object(let items) = member else {
+            guard let ms = milliseconds(member), ms > 0 else {
+                throw .invalidStream("\(field): must be a positive duration such as \"1s\" or milliseconds, or a window object")
+            }
+            return .tumble(sizeMs: ms)
+        }
+        var type: String?, size: JSONValue?, slide: JSONValue?, gap: JSONValue?
+        for (name, v) in items {
+            switch name {
+            case "type":
+                guard case .string(let t) = v else { throw .invalidStream("window: type must be \"tumble\", \"hop\" or \"session\"") }
+                type = t
+            case "size", "size_ms": size = v
+            case "slide", "slide_ms": slide = v
+            case "gap", "gap_ms": gap = v
+            default: throw .invalidStream("window: \(name): unknown field")
+            }
+        }
+        switch type {
+        case "tumble":
+            guard slide == nil, gap == nil else { throw .invalidStream("window: a tumbling window has only a size") }
+            return .tumble(sizeMs: try duration(size, "size"))
+        case "hop":
+            guard gap == nil else { throw .invalidStream("window: a hopping window has a size and a slide, no gap") }
+            return .hop(sizeMs: try duration(size, "size"), slideMs: try duration(slide, "slide"))
+        case "session":
+            guard size == nil, slide == nil else { throw .invalidStream("window: a session window has only a gap") }
+            return .session(gapMs: try duration(gap, "gap"))
+        default:
+            throw .invalidStream("window: type must be \"tumble\", \"hop\" or \"session\"")
+        }
+    }
+
+    private static func emit(_ member: JSONValue) throws(HTTPFailure) -> EmitMode {
+        switch member {
+        case .string("final"): return .final
+        case .string("changes"): return .changes
+        case .object(let items) where items.count == 1 && (items[0].0 == "every" || items[0].0 == "every_ms"):
+            guard let ms = milliseconds(items[0].1), ms > 0 else { throw .invalidStream("emit: every must be a positive duration such as \"1s\"") }
+            return .every(ms: ms)
+        default:
+            throw .invalidStream("emit: must be \"final\", \"changes\" or {\"every\":\"1s\"}")
+        }
+    }
+
+    private static func aggregate(_ item: JSONValue, index i: Int, definition: StreamDefinition) throws(HTTPFailure) -> Aggregate {
+        let names = AggregateFunction.allCases.map(\.rawValue).joined(separator: ", ")
+        if case .string(let s) = item {
+            guard let f = AggregateFunction(rawValue: s), f != .p else {
+                throw .invalidStream("aggregates[\(i)]: fn must be one of \(names) (p as an object with q)")
+            }
+            if f.readsField && definition.fieldsDeclared && definition.fields.count > 1 {
+                throw .invalidStream("aggregates[\(i)]: \(s) needs a field ({\"fn\":\"\(s)\",\"field\":…}): the stream declares fields")
+            }
+            return Aggregate(f)
+        }
+        guard case .object(let members) = item else { throw .invalidStream("aggregates[\(i)]: must be a string or an object with fn") }
+        var function: AggregateFunction?, field = 0, q: Double?, accuracy = QuantileSketch.defaultAccuracy, alias: String?
+        var fieldGiven = false
+        for (name, v) in members {
+            switch name {
+            case "fn":
+                guard case .string(let s) = v, let f = AggregateFunction(rawValue: s) else {
+                    throw .invalidStream("aggregates[\(i)]: fn must be one of \(names)")
+                }
+                function = f
+            case "field":
+                guard case .string(let s) = v, let at = definition.fields.firstIndex(of: s) else {
+                    throw .invalidStream("aggregates[\(i)]: field must be one of the stream's fields (\(definition.fields.joined(separator: ", ")))")
+                }
+                field = at
+                fieldGiven = true
+            case "q":
+                guard case .number(let x) = v, x > 0, x < 1 else { throw .invalidStream("aggregates[\(i)]: q must be a number in (0,1)") }
+                q = x
+            case "accuracy":
+                guard case .number(let x) = v, QuantileSketch.accuracyRange.contains(x) else {
+                    throw .invalidStream("aggregates[\(i)]: accuracy must be a number in \(QuantileSketch.accuracyRange.lowerBound)...\(QuantileSketch.accuracyRange.upperBound)")
+                }
+                accuracy = x
+            case "as":
+                guard case .string(let s) = v, !s.isEmpty, s.utf8.count <= 256 else {
+                    throw .invalidStream("aggregates[\(i)]: as must be a non-empty string of at most 256 bytes")
+                }
+                alias = s
+            default:
+                throw .invalidStream("aggregates[\(i)]: \(name): unknown field")
+            }
+        }
+        guard let function else { throw .invalidStream("aggregates[\(i)]: fn is missing") }
+        if !function.readsField && fieldGiven { throw .invalidStream("aggregates[\(i)]: \(function.rawValue) takes no field") }
+        if function.readsField && !fieldGiven && definition.fieldsDeclared && definition.fields.count > 1 {
+            throw .invalidStream("aggregates[\(i)]: field is missing (the stream declares fields)")
+        }
+        if function == .p && q == nil { throw .invalidStream("aggregates[\(i)]: p needs q in (0,1)") }
+        if function != .p && (q != nil || accuracy != QuantileSketch.defaultAccuracy) {
+            throw .invalidStream("aggregates[\(i)]: q and accuracy belong to p")
+        }
+        return Aggregate(function, field: field, quantile: q ?? 0.5, accuracy: accuracy, alias: alias)
     }
 
     private static func milliseconds(_ value: JSONValue) -> Int64? {
@@ -82,22 +235,72 @@ enum StreamDefinitionJSON {
         }
     }
 
-    /// `{"name":…,"key_field":…,"time_field":…,"value_field":…,"window_ms":…,
-    /// "allowed_lateness_ms":…,"aggregates":[…],"idle_timeout_ms":…}` (no closing brace when
-    /// `open`, so stats can follow).
+    /// `{"name":…,"key_field":…,"time_field":…,` then `"value_field":…` or `"fields":{…}`,
+    /// `"window":{"type":…,"size_ms"|"gap_ms":…[,"slide_ms":…]},"window_ms":…` (size or gap),
+    /// `"group_by":…,"allowed_lateness_ms":…,"aggregates":[…],"columns":[…],"emit":…,
+    /// "late_data":…,"idle_timeout_ms":…,"retention_ms":…}`. An aggregate is written as a string when it is a
+    /// plain function of the one value (or of no field), else as an object. No closing brace when `open`, so
+    /// stats can follow.
     static func append(_ d: StreamDefinition, to out: inout [UInt8], open: Bool = false) {
         out.append(contentsOf: #"{"name":"#.utf8); JSONWriter.appendString(d.name, to: &out)
         out.append(contentsOf: #","key_field":"#.utf8); JSONWriter.appendString(d.keyField, to: &out)
         out.append(contentsOf: #","time_field":"#.utf8); JSONWriter.appendString(d.timeField, to: &out)
-        out.append(contentsOf: #","value_field":"#.utf8); JSONWriter.appendString(d.valueField, to: &out)
-        out.append(contentsOf: #","window_ms":"#.utf8); JSONWriter.appendInteger(d.windowSizeMs, to: &out)
+        if d.fieldsDeclared {
+            out.append(contentsOf: #","fields":{"#.utf8)
+            for (i, f) in d.fields.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                JSONWriter.appendString(f, to: &out)
+                out.append(contentsOf: #":"f64""#.utf8)
+            }
+            out.append(0x7D)
+        } else {
+            out.append(contentsOf: #","value_field":"#.utf8); JSONWriter.appendString(d.valueField, to: &out)
+        }
+        out.append(contentsOf: #","window":"#.utf8)
+        switch d.window {
+        case .tumble(let size):
+            out.append(contentsOf: #"{"type":"tumble","size_ms":"#.utf8); JSONWriter.appendInteger(size, to: &out)
+        case .hop(let size, let slide):
+            out.append(contentsOf: #"{"type":"hop","size_ms":"#.utf8); JSONWriter.appendInteger(size, to: &out)
+            out.append(contentsOf: #","slide_ms":"#.utf8); JSONWriter.appendInteger(slide, to: &out)
+        case .session(let gap):
+            out.append(contentsOf: #"{"type":"session","gap_ms":"#.utf8); JSONWriter.appendInteger(gap, to: &out)
+        }
+        out.append(contentsOf: #"},"window_ms":"#.utf8); JSONWriter.appendInteger(d.windowSizeMs, to: &out)
+        out.append(contentsOf: #","group_by":"#.utf8); JSONWriter.appendString(d.groupBy.rawValue, to: &out)
         out.append(contentsOf: #","allowed_lateness_ms":"#.utf8); JSONWriter.appendInteger(d.allowedLatenessMs, to: &out)
         out.append(contentsOf: #","aggregates":["#.utf8)
         for (i, a) in d.aggregates.enumerated() {
             if i > 0 { out.append(0x2C) }
-            JSONWriter.appendString(a.rawValue, to: &out)
+            if a.alias == nil && (!a.function.readsField || (!d.fieldsDeclared && a.function != .p)) {
+                JSONWriter.appendString(a.function.rawValue, to: &out)
+                continue
+            }
+            out.append(contentsOf: #"{"fn":"#.utf8); JSONWriter.appendString(a.function.rawValue, to: &out)
+            if a.function.readsField {
+                out.append(contentsOf: #","field":"#.utf8); JSONWriter.appendString(d.fields[a.field], to: &out)
+            }
+            if a.function == .p {
+                out.append(contentsOf: #","q":"#.utf8); JSONWriter.appendNumber(a.quantile, to: &out)
+                out.append(contentsOf: #","accuracy":"#.utf8); JSONWriter.appendNumber(a.accuracy, to: &out)
+            }
+            if let alias = a.alias { out.append(contentsOf: #","as":"#.utf8); JSONWriter.appendString(alias, to: &out) }
+            out.append(0x7D)
         }
-        out.append(contentsOf: #"],"idle_timeout_ms":"#.utf8); JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
+        out.append(contentsOf: #"],"columns":["#.utf8)
+        for (i, c) in d.columnNames.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            JSONWriter.appendString(c, to: &out)
+        }
+        out.append(contentsOf: #"],"emit":"#.utf8)
+        switch d.emit {
+        case .final: out.append(contentsOf: #""final""#.utf8)
+        case .changes: out.append(contentsOf: #""changes""#.utf8)
+        case .every(let ms): out.append(contentsOf: #"{"every_ms":"#.utf8); JSONWriter.appendInteger(ms, to: &out); out.append(0x7D)
+        }
+        out.append(contentsOf: #","late_data":"#.utf8); JSONWriter.appendString(d.lateData.rawValue, to: &out)
+        out.append(contentsOf: #","idle_timeout_ms":"#.utf8); JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
+        out.append(contentsOf: #","retention_ms":"#.utf8); JSONWriter.appendInteger(d.retentionMs, to: &out)
         if !open { out.append(0x7D) }
     }
 
@@ -114,6 +317,10 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","last_checkpoint":"#.utf8)
         if let at = s.lastCheckpointAtMs { JSONWriter.appendInteger(at, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","wal_entries":"#.utf8); JSONWriter.appendInteger(s.walEntries, to: &out)
+        out.append(contentsOf: #","result_seq":"#.utf8); JSONWriter.appendInteger(s.resultSeq, to: &out)
+        out.append(contentsOf: #","oldest_seq":"#.utf8); JSONWriter.appendInteger(s.oldestRetainedSeq, to: &out)
+        out.append(contentsOf: #","rows_pending":"#.utf8); JSONWriter.appendInteger(s.rowsPending, to: &out)
+        out.append(contentsOf: #","result_slices":"#.utf8); JSONWriter.appendInteger(s.resultSlices, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
 }

@@ -69,6 +69,12 @@ struct Serve: ParsableCommand {
     @Flag(help: "This node is one partition of a cluster behind HAProxy (see 'laminar cluster'): refuse, with 400 cross_partition, what would span partition tags.")
     var cluster = false
 
+    @Option(name: .customLong("progress-interval-ms"), help: "A results follower gets a progress line (watermark and seq) when nothing else was sent to it for this long; 0: never.")
+    var progressIntervalMs = ServerLimits.default.followProgressIntervalMs
+
+    @Option(name: .customLong("results-retained-max"), help: "Result rows a stream retains at most (for GET …/results and since); the oldest leave first.")
+    var resultsRetainedMax = ServerLimits.default.resultsRetainedPerStreamMax
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -85,6 +91,8 @@ struct Serve: ParsableCommand {
         if !backlog.contains(subscriberBacklogBytes) {
             throw ValidationError("--subscriber-backlog-bytes must be \(backlog.lowerBound)...\(backlog.upperBound)")
         }
+        if progressIntervalMs < 0 || progressIntervalMs > 3_600_000 { throw ValidationError("--progress-interval-ms must be 0...3600000") }
+        if resultsRetainedMax < 1 { throw ValidationError("--results-retained-max must be >= 1") }
     }
 
     func run() throws {
@@ -122,6 +130,8 @@ struct Serve: ParsableCommand {
         configuration.limits.requestTimeoutMs = requestTimeoutMs
         configuration.limits.subscriberBacklogBytesMax = subscriberBacklogBytes
         configuration.cluster = cluster
+        configuration.limits.followProgressIntervalMs = progressIntervalMs
+        configuration.limits.resultsRetainedPerStreamMax = resultsRetainedMax
         raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.

@@ -46,7 +46,7 @@ struct EndToEndSlowFollowerTests {
         let lastLine = lines.last { $0.hasPrefix("{") } ?? ""
         #expect(lastLine.contains(#""error":"slow_consumer""#), "last line: \(lastLine)")
         // Window results came before it: the limit that cut it was the byte backlog.
-        #expect(lines.filter { $0.hasPrefix(#"{"key":"#) }.count > 10)
+        #expect(lines.filter { $0.hasPrefix(#"{"seq":"#) }.count > 10)
         #expect(lastLine.contains("4096 bytes unread"), "last line: \(lastLine)")
         // Far less than was produced reached the client: the rest was never buffered.
         #expect(answer.count < 8 << 20, "\(answer.count) bytes reached the follower")
@@ -58,20 +58,22 @@ struct EndToEndSlowFollowerTests {
     }
 
     /// A follower that reads keeps up however far a round of windows exceeds the backlog (what
-    /// one wake writes is not its backlog), up to the burst limit (4 x the backlog, at least 4 MiB),
-    /// where it gets a slow_consumer line that says to raise the flag.
+    /// one wake writes is not its backlog), also through a close larger than a slice (8192 rows,
+    /// sent over several rounds), up to the burst limit (4 x the backlog, at least 4 MiB) of one
+    /// slice, where it gets a slow_consumer line that says to raise the flag.
     @Test(arguments: ["--http2-prior-knowledge", "--http1.1"])
     func followerThatReadsKeepsUpUntilABurstPassesTheLimit(proto: String) throws {
-        let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096"])
+        // (No progress lines: the test counts lines.)
+        let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096", "--progress-interval-ms", "0"])
         #expect(try request(proto, "PUT", server.url("/streams/b"), ["-d", #"{"window_ms":1000,"allowed_lateness_ms":0}"#]).status == 200)
         let follow = try Child(Paths.tool("curl"), ["-sS", "-N", "-m", "60", proto, server.url("/streams/b/results?follow=1")])
         try waitUntil(10, "the follow to be established") { try server.metric("laminar_subscriptions") == 1 }
         let dir = try TempDir()
         defer { dir.remove() }
         /// One event for each of `keys` keys in window `w` (its first event closes window w - 1).
-        func post(window w: Int, keys: Int) throws {
+        func post(window w: Int, keys: Int, pad: String = "") throws {
             var body = ""
-            for k in 0..<keys { body += #"{"key":"key-\#(k)","ts":\#(base + Int64(w) * 1000 + Int64(k % 1000)),"value":1}"# + "\n" }
+            for k in 0..<keys { body += #"{"key":"key-\#(pad)\#(k)","ts":\#(base + Int64(w) * 1000 + Int64(k % 1000)),"value":1}"# + "\n" }
             let file = try dir.write("w\(w).ndjson", Data(body.utf8))
             let answer = try request(proto, "POST", server.url("/streams/b/events"),
                                      ["--data-binary", "@\(file)", "-H", "content-type: application/x-ndjson"])
@@ -82,12 +84,17 @@ struct EndToEndSlowFollowerTests {
         try post(window: 5, keys: 1)
         try waitUntil(20, "5 rounds of 2000 lines") { follow.stdoutText.filter { $0 == "\n" }.count >= 10_000 }
         #expect(try server.metric("laminar_subscriptions") == 1, "a follower that reads was cut")
-        // A round of 60 000 windows (~4.5 MB at once) passes the 4 MiB burst limit.
-        try post(window: 6, keys: 60_000)
+        // A window of 20 000 keys (~1.5 MB) goes out in three slices, all delivered.
+        try post(window: 6, keys: 20_000)
         try post(window: 7, keys: 1)
+        try waitUntil(20, "the 20 000 lines of a sliced close") { follow.stdoutText.filter { $0 == "\n" }.count >= 30_001 }
+        #expect(try server.metric("laminar_subscriptions") == 1, "a follower that reads was cut")
+        // A slice of 8192 rows with 600-byte keys (~5.6 MB at once) passes the 4 MiB burst limit.
+        try post(window: 8, keys: 10_000, pad: String(repeating: "p", count: 600))
+        try post(window: 9, keys: 1)
         let out = try follow.wait(20)
         let lines = out.out.split(separator: "\n")
-        #expect(lines.count == 10_002, "\(lines.count) lines")
+        #expect(lines.count == 30_003, "\(lines.count) lines")
         #expect(lines.last?.contains(#""error":"slow_consumer""#) == true, "\(lines.last ?? "")")
         #expect(lines.last?.contains("raise --subscriber-backlog-bytes") == true, "\(lines.last ?? "")")
         try waitUntil(10, "the follow to be dropped") { try server.metric("laminar_subscriptions") == 0 }

@@ -124,7 +124,7 @@ struct EndToEndStreamInputTests {
         (#"{"window":"-1s"}"#, "window"),
         (#"{"window":0}"#, "window"),
         (#"{"window":"0s"}"#, "window"),
-        (#"{"window":"1s","aggregates":["count","median"]}"#, "aggregates"),
+        (#"{"window":"1s","aggregates":["count","median"]}"#, "aggregates[1]"),
         (#"{"allowed_lateness":true}"#, "allowed_lateness"),
         (#"{"allowed_lateness_ms":"soon"}"#, "allowed_lateness_ms"),
         ("window=1s", nil),

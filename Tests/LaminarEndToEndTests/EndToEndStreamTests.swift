@@ -62,11 +62,11 @@ func parseResults(_ text: String) throws -> [WindowKey: WindowTotals] {
     var out: [WindowKey: WindowTotals] = [:]
     for line in try ndjson(text) {
         let key = try #require(line["key"] as? String)
-        let start = try #require((line["start"] as? NSNumber)?.int64Value)
+        let start = try #require((line["window_start"] as? NSNumber)?.int64Value)
         let k = WindowKey(key: key, start: start)
         #expect(out[k] == nil, "window \(k) reported twice")
         out[k] = WindowTotals(
-            end: (line["end"] as? NSNumber)?.int64Value ?? -1, count: line["count"] as? Int ?? -1,
+            end: (line["window_end"] as? NSNumber)?.int64Value ?? -1, count: line["count"] as? Int ?? -1,
             sum: (line["sum"] as? NSNumber)?.doubleValue ?? .nan, max: (line["max"] as? NSNumber)?.doubleValue ?? .nan)
     }
     return out
@@ -271,7 +271,7 @@ struct EndToEndStreamTests {
 
     @Test(arguments: ["--http2", "--http2-prior-knowledge"])
     func followSeesEachClosedWindowOnceInOrder(proto: String) throws {
-        let server = try Server()
+        let server = try Server(["--memory", "--progress-interval-ms", "0"])  // rows only: it counts lines
         #expect(try request(proto, "PUT", server.url("/streams/f"), ["-d", Self.definition]).status == 200)
         var reference = ReferenceWindows(size: 1000)
         _ = reference.ingest(sampleEvents(from: 0, to: 0, seed: 3))
@@ -298,7 +298,7 @@ struct EndToEndStreamTests {
         let last = lines.popLast()
         // The server sends `unknown_stream`; proto-docs/http-api.md says `stream_deleted`.
         #expect(last?["error"] as? String == "not_found" || last?["error"] as? String == "stream_deleted", "\(String(describing: last))")
-        let got = try lines.map { WindowKey(key: try #require($0["key"] as? String), start: try #require(($0["start"] as? NSNumber)?.int64Value)) }
+        let got = try lines.map { WindowKey(key: try #require($0["key"] as? String), start: try #require(($0["window_start"] as? NSNumber)?.int64Value)) }
         #expect(Set(got) == Set(expectedOrder), "follow saw \(got), expected \(expectedOrder)")
         #expect(got.count == Set(got).count, "a window was sent twice: \(got)")
         // In order: window starts never go back, and each batch's windows after the previous batch's.

@@ -25,15 +25,16 @@ import Testing
         let notes = c.awaitNotifications(1)
         #expect(notes.count == 1, "one notification for the window's two keys")
         let closed = notes.flatMap { (n: ReactorCompletion) -> [WindowResult] in if case .windowsClosed(let r) = n.result { r } else { [] } }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
-        #expect(closed == [
-            WindowResult(key: Array("u1".utf8), startMs: 0, endMs: 1000, count: 2, sum: 4, min: 1, max: 3),
-            WindowResult(key: Array("u2".utf8), startMs: 0, endMs: 1000, count: 1, sum: 2, min: 2, max: 2),
+            .sorted { $0.key!.lexicographicallyPrecedes($1.key!) }
+        #expect(closed.map(\.seq) == [1, 2], "rows numbered in emission order")
+        #expect(closed.map { var r = $0; r.seq = 0; return r } == [
+            WindowResult(key: Array("u1".utf8), startMs: 0, endMs: 1000, values: [2, 4, 1, 3, 2]),
+            WindowResult(key: Array("u2".utf8), startMs: 0, endMs: 1000, values: [1, 2, 2, 2, 2]),
         ])
         let stored = try #require(c.call(.queryResults(stream: "clicks", key: Array("u1".utf8), after: nil, limit: 10))?.entries)
         #expect(stored.count == 1)
         #expect(String(decoding: stored[0].value, as: UTF8.self)
-            == #"{"key":"u1","start":0,"end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
+            == #"{"seq":1,"key":"u1","window_start":0,"window_end":1000,"count":2,"sum":4,"min":1,"max":3,"avg":2}"#)
         let stats = try #require(c.call(.streamStats(name: "clicks"))?.stats)
         #expect(stats.eventsAccepted == 4 && stats.eventsLate == 1 && stats.openWindows == 1)
         #expect(c.call(.appendEvents(stream: "nope", batch: first, idempotencyKey: nil))?.failure == .unknownStream("nope"))
@@ -61,7 +62,7 @@ import Testing
         _ = c.call(.appendEvents(stream: "clicks", batch: EventBatch(keys: keys + ["z"], timestamps: [1, 2, 3, 4, 5000], values: [1, 2, 3, 4, 5]),
             idempotencyKey: nil))
         func keysOf(_ entries: [StoreEntry]) -> [String] {
-            entries.map { String(String(decoding: $0.value, as: UTF8.self).split(separator: "\"")[3]) }
+            entries.map { resultKey(String(decoding: $0.value, as: UTF8.self)) }
         }
         let all = try #require(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 100))?.entries)
         #expect(keysOf(all) == ["a", "a b", "a.", "a/b", "old/key"])
@@ -95,6 +96,44 @@ import Testing
         #expect(stats.watermarkMs == 11_600)
         #expect(stats.openWindows == 0)
         #expect(c.call(.queryResults(stream: "clicks", key: nil, after: nil, limit: 10))?.entries?.count == 1)
+    }
+
+    /// `emit: {"every": 1s}`: rows of changed windows appear on the processing-time tick, not
+    /// before; a window that did not change emits nothing at the next tick; the tick is logged, so
+    /// a reopened store replays to the same rows, under the same `seq`. (The tick fires at the
+    /// start of a round; its rows are stored after that round's commands, so `stored` looks one
+    /// round later.)
+    @Test func emitEveryFlushesOnItsTimer() throws {
+        let clock = ManualClock()
+        let dir = TempDir()
+        var d = StreamDefinition(name: "ticks", windowSizeMs: 10_000, aggregates: [.count, .sum], idleTimeoutMs: 3_600_000)
+        d.emit = .every(ms: 1000)
+        func stored(_ c: TestClient) -> [String] {
+            _ = c.call(.streamStats(name: "ticks"))
+            return (c.call(.queryResults(stream: "ticks", key: nil, after: nil, limit: 10))?.entries ?? []).map { String(decoding: $0.value, as: UTF8.self) }
+        }
+        do {
+            let reactor = try Reactor(store: LogStore.open(directory: dir.path), clock: clock)
+            let c = TestClient(reactor: reactor)
+            reactor.start()
+            #expect(c.call(.defineStream(d))?.isOK == true)
+            _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [100], values: [2]), idempotencyKey: nil))
+            #expect(stored(c).isEmpty, "no row before the tick")
+            clock.advance(byMs: 1000)
+            #expect(stored(c) == [#"{"seq":1,"key":"k","window_start":0,"window_end":10000,"count":1,"sum":2}"#])
+            _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [200], values: [3]), idempotencyKey: nil))
+            #expect(stored(c) == [#"{"seq":1,"key":"k","window_start":0,"window_end":10000,"count":1,"sum":2}"#])
+            clock.advance(byMs: 1000)
+            #expect(stored(c) == [#"{"seq":2,"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5}"#])
+            reactor.stop()
+        }
+        let reopened = try Reactor(store: LogStore.open(directory: dir.path), clock: clock)
+        let c = TestClient(reactor: reopened)
+        reopened.start()
+        defer { reopened.stop() }
+        #expect(stored(c) == [#"{"seq":2,"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5}"#])
+        _ = c.call(.appendEvents(stream: "ticks", batch: EventBatch(keys: ["k"], timestamps: [20_000], values: [0]), idempotencyKey: nil))
+        #expect(stored(c).first == #"{"seq":3,"key":"k","window_start":0,"window_end":10000,"count":2,"sum":5,"final":true}"#)
     }
 
     /// Checkpoint + write-ahead replay in-process: a reactor stopped without a checkpoint and one
@@ -143,10 +182,16 @@ import Testing
         var counted: [String: Int64] = [:]
         for r in results {
             let json = String(decoding: r.value, as: UTF8.self)
-            let key = String(json.split(separator: "\"")[3])
+            let key = resultKey(json)
             let count = Int64(json.split(separator: "\"count\":")[1].prefix { $0.isNumber })!
             counted[key, default: 0] += count
         }
         #expect(counted == expected)
     }
+}
+
+/// The `"key"` of a stored result row (rows carry `"seq"` first; rows moved from an earlier
+/// layout do not).
+func resultKey(_ json: String) -> String {
+    String(json.split(separator: #""key":""#)[1].prefix { $0 != "\"" })
 }

@@ -38,6 +38,16 @@ import Testing
         #expect(route("GET", "/streams/clicks/results?key=%FE%FF")
             == .success(.results(name: "clicks", key: [0xFE, 0xFF], fromMs: nil, toMs: nil, after: nil, limit: 1000)))
         #expect(route("GET", "/streams/clicks/results?follow=1") == .success(.resultsFollow(name: "clicks")))
+        // Resuming: since, or an SSE client's Last-Event-ID; SSE implies follow; prefix filters keys.
+        #expect(route("GET", "/streams/clicks/results?follow=1&since=42&prefix=u%00")
+            == .success(.resultsFollow(name: "clicks", since: 42, keyPrefix: [0x75, 0], sse: false)))
+        #expect(route("GET", "/streams/clicks/results", ["accept": "text/html, text/event-stream;q=0.9", "last-event-id": " 7 "])
+            == .success(.resultsFollow(name: "clicks", since: 7, keyPrefix: [], sse: true)))
+        #expect(route("GET", "/streams/clicks/results?since=3", ["accept": "text/event-stream", "last-event-id": "7"])
+            == .success(.resultsFollow(name: "clicks", since: 3, keyPrefix: [], sse: true)), "since wins over Last-Event-ID")
+        #expect(route("GET", "/streams/clicks/late") == .success(.late(name: "clicks")))
+        #expect(route("GET", "/streams/clicks/results?prefix=u")
+            == .success(.results(name: "clicks", key: nil, fromMs: nil, toMs: nil, after: nil, limit: 1000, keyPrefix: Array("u".utf8))))
     }
 
     @Test(arguments: [
@@ -46,6 +56,10 @@ import Testing
         ("PUT", "/kv/a", ["if-match": "7"], 400), ("PUT", "/kv/a", ["if-none-match": "\"1\""], 400), ("GET", "/kv/%zz", [:], 400),
         ("PUT", "/streams/bad%20name", [:], 400), ("POST", "/streams/s/events", ["content-type": "text/csv"], 415),
         ("GET", "/streams/s/results?from=yesterday", [:], 400), ("GET", "/kv?prefix=a&start=b", [:], 400), ("DELETE", "/health", [:], 405),
+        ("GET", "/streams/s/results?follow=1&since=x", [:], 400), ("GET", "/streams/s/results?follow=1&since=-1", [:], 400),
+        ("GET", "/streams/s/results?since=1", [:], 400), ("GET", "/streams/s/results?key=a&prefix=a", [:], 400),
+        ("GET", "/streams/s/results", ["accept": "text/event-stream", "last-event-id": "abc"], 400),
+        ("POST", "/streams/s/late", [:], 405),
     ])
     func errors(method: String, target: String, headers: [String: String], status: Int) {
         guard case .failure(let f) = route(method, target, headers) else {

@@ -1,6 +1,10 @@
-// Child process of the kill -9 test: ingests batches into a stream at fsync `always` and prints
-// "ACK <batch>" for each acknowledged one, until killed. Batch b holds 10 events of key "b<b>",
-// so the parent can tell every batch's count apart in the results.
+// Child process of the kill -9 test: ingests batches at fsync `always` into nine streams, every
+// window kind (tumbling; hopping, each event in two windows; session) with every emit mode
+// (final, changes, every 5 ms), each followed by the child itself, and prints "ACK <batch>" once
+// all nine acknowledged it, until killed. Each row a follower got (after its commit) is printed
+// as "ROW <stream> <row JSON>", so the parent can check that the rows keep their `seq` across
+// the crash. Batch b holds 10 events of key "b<b>" at times 10b...10b+9, so the parent can tell
+// every batch's count apart in the results (one session per key).
 import LaminarFormats
 import Glibc
 import LaminarReactor
@@ -23,26 +27,56 @@ let doorbell = Doorbell()
 let producer = reactor.makeProducer { doorbell.ring() }
 reactor.start()
 
+/// Follow token → stream name and its columns (this thread only; `poll` calls back on it).
+nonisolated(unsafe) var following: [UInt64: (name: String, columns: WindowResult.Columns)] = [:]
+
 func call(_ op: ReactorOperation, token: UInt64) -> ReactorResult {
     precondition(producer.submit(ReactorCommand(token: token, op)))
     producer.wakeReactorIfParked()
     while true {
         var result: ReactorResult?
-        producer.poll { if $0.token == token { result = $0.result } }
+        producer.poll { c in
+            if case .windowsClosed(let rows) = c.result, let f = following[c.token] {
+                for row in rows { say("ROW \(f.name) " + String(decoding: row.json(columns: f.columns), as: UTF8.self)) }
+            } else if c.token == token {
+                result = c.result
+            }
+        }
         if let result { return result }
         doorbell.wait(timeoutMs: 1000)
     }
 }
 
-let definition = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
-guard case .ok = call(.defineStream(definition), token: 0) else { fatalError("define failed") }
+let tumble = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
+var streams: [StreamDefinition] = []
+for (kind, window) in [("tumble", WindowKind.tumble(sizeMs: 100)), ("hop", .hop(sizeMs: 100, slideMs: 50)), ("session", .session(gapMs: 5))] {
+    for (mode, emit) in [("final", EmitMode.final), ("changes", .changes), ("every", .every(ms: 5))] {
+        var d = tumble
+        d.name = "crash-\(kind)-\(mode)"
+        d.window = window
+        d.emit = emit
+        streams.append(d)
+    }
+}
+var token: UInt64 = 0
+for d in streams {
+    token += 1
+    guard case .ok = call(.defineStream(d), token: token) else { fatalError("define failed") }
+    token += 1
+    following[token] = (d.name, WindowResult.Columns(d))
+    guard case .subscribed = call(.follow(stream: d.name), token: token) else { fatalError("follow failed") }
+}
 say("READY")
 for b in 0..<1_000_000 {
     let keys = Array(repeating: "b\(b)", count: 10)
     let ts = (0..<10).map { Int64(b * 10 + $0) }
     let batch = EventBatch(keys: keys, timestamps: ts, values: Array(repeating: 1, count: 10))
-    guard case .eventsAccepted(let ack) = call(.appendEvents(stream: "crash", batch: batch, idempotencyKey: UInt64(b)), token: UInt64(b + 1)),
-        ack.accepted == 10
-    else { fatalError("batch \(b) not accepted") }
+    for d in streams {
+        let name = d.name
+        token += 1
+        guard case .eventsAccepted(let ack) = call(.appendEvents(stream: name, batch: batch, idempotencyKey: UInt64(b)), token: token),
+            ack.accepted == 10
+        else { fatalError("batch \(b) not accepted by \(name)") }
+    }
     say("ACK \(b)")
 }

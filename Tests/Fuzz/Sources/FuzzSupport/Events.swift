@@ -6,6 +6,8 @@ public struct DecodedEvent: Equatable, CustomStringConvertible {
     public var timestamp: Int64
     /// Bit pattern, so -0.0 and 0.0 differ and NaN equals itself.
     public var valueBits: UInt64
+    /// The bit patterns of the fields after the first (multi-field events).
+    public var moreBits: [UInt64] = []
 
     public init(key: [UInt8], timestamp: Int64, value: Double) {
         self.key = key
@@ -13,13 +15,22 @@ public struct DecodedEvent: Equatable, CustomStringConvertible {
         self.valueBits = value.bitPattern
     }
 
-    public var description: String { "(\(key), \(timestamp), \(Double(bitPattern: valueBits)))" }
+    public init(key: [UInt8], timestamp: Int64, fields: [Double]) {
+        self.init(key: key, timestamp: timestamp, value: fields[0])
+        moreBits = fields.dropFirst().map(\.bitPattern)
+    }
+
+    public var fields: [Double] { ([valueBits] + moreBits).map { Double(bitPattern: $0) } }
+
+    public var description: String { "(\(key), \(timestamp), \(fields))" }
 }
 
 extension EventBatch {
     public var decodedEvents: [DecodedEvent] {
         withEvents { view in
-            (0..<view.count).map { DecodedEvent(key: Array(view.key($0)), timestamp: view.timestamp($0), value: view.value($0)) }
+            (0..<view.count).map { i in
+                DecodedEvent(key: Array(view.key(i)), timestamp: view.timestamp(i), fields: (0..<view.fieldCount).map { view.field(i, $0) })
+            }
         }
     }
 }

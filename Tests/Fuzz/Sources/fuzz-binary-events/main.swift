@@ -4,8 +4,9 @@
 // Invariants:
 // - never crashes; the verdict (the batch, or the error with its event number and reason) is the
 //   same whole, cut at random points and fed byte by byte;
-// - it agrees with a reference decoder written here from proto-docs/event-formats.md: accepted
-//   exactly when the reference accepts, with the same events (arrival time substituted);
+// - it agrees with a reference decoder written here from proto-docs/event-formats.md (LEV1 and
+//   LEV2): accepted exactly when the reference accepts, with the same events (arrival time
+//   substituted);
 // - an accepted batch re-encodes (BinaryEventFormat.encode) to the body, arrival times aside, and
 //   its bytes are a valid EventBatch; any bytes EventBatch(bytes:) accepts can be read in full.
 import FuzzSupport
@@ -19,24 +20,34 @@ func le<T: FixedWidthInteger>(_ b: [UInt8], _ at: Int, _: T.Type) -> T {
     return v
 }
 
+/// The header of a body: its size and the fields per event (`LEV1`: 8 bytes, one field;
+/// `LEV2`: 12 bytes, u32 fields in 1...16); nil when it is neither.
+func header(_ body: [UInt8]) -> (size: Int, fields: Int)? {
+    guard body.count >= 8 else { return nil }
+    if Array(body[0..<4]) == Array("LEV1".utf8) { return (8, 1) }
+    guard Array(body[0..<4]) == Array("LEV2".utf8), body.count >= 12 else { return nil }
+    let m = Int(le(body, 8, UInt32.self))
+    return m >= 1 && m <= 16 ? (12, m) : nil
+}
+
 /// The reference: nil when the body must be refused.
 func reference(_ body: [UInt8], limits: EventDecodeLimits) -> [DecodedEvent]? {
-    guard body.count >= 8, Array(body[0..<4]) == Array("LEV1".utf8) else { return nil }
+    guard let (headerSize, m) = header(body) else { return nil }
     let n = Int(le(body, 4, UInt32.self))
     guard n <= limits.eventsMax else { return nil }
     var events: [DecodedEvent] = []
-    var at = 8
+    var at = headerSize
     while events.count < n {
         guard at + 2 <= body.count else { return nil }
         let k = Int(le(body, at, UInt16.self))
-        guard k >= 1, k <= limits.keyBytesMax, at + 18 + k <= body.count else { return nil }
+        guard k >= 1, k <= limits.keyBytesMax, at + 10 + 8 * m + k <= body.count else { return nil }
         let t = Int64(bitPattern: le(body, at + 2 + k, UInt64.self))
-        let v = Double(bitPattern: le(body, at + 10 + k, UInt64.self))
-        guard v.isFinite else { return nil }
+        let fields = (0..<m).map { Double(bitPattern: le(body, at + 10 + k + 8 * $0, UInt64.self)) }
+        guard fields.allSatisfy(\.isFinite) else { return nil }
         let time = t == Int64.min ? arrival : t
         guard time >= -(1 << 61) && time <= 1 << 61 else { return nil }  // event times: ±2^61 ms
-        events.append(DecodedEvent(key: Array(body[(at + 2)..<(at + 2 + k)]), timestamp: time, value: v))
-        at += 18 + k
+        events.append(DecodedEvent(key: Array(body[(at + 2)..<(at + 2 + k)]), timestamp: time, fields: fields))
+        at += 10 + 8 * m + k
     }
     return at == body.count ? events : nil
 }
@@ -73,22 +84,30 @@ func check(_ raw: UnsafeRawBufferPointer) {
         guard let expected else { preconditionFailure("accepted \(batch.decodedEvents) but the reference refuses") }
         precondition(batch.decodedEvents == expected, "events \(batch.decodedEvents) vs reference \(expected)")
         precondition(EventBatch(bytes: batch.bytes) == batch, "the batch's own bytes do not validate")
-        // Re-encode: equal to the body once arrival times are put back.
-        var builder = EventBatch.Builder()
-        for (i, e) in expected.enumerated() {
-            let sentAsArrival = (le(body, 8 + 18 * i + expected[0..<i].reduce(0) { $0 + $1.key.count } + 2 + e.key.count, UInt64.self)) == UInt64(bitPattern: Int64.min)
-            builder.append(key: e.key, timestamp: sentAsArrival ? Int64.min : e.timestamp, value: Double(bitPattern: e.valueBits))
+        // Re-encode: equal to the body once arrival times are put back (a one-field LEV2 body
+        // re-encodes as LEV1: the events after the header are compared then).
+        let (headerSize, m) = header(body)!
+        var builder = EventBatch.Builder(fieldCount: m)
+        var at = headerSize
+        for e in expected {
+            let sentAsArrival = le(body, at + 2 + e.key.count, UInt64.self) == UInt64(bitPattern: Int64.min)
+            e.fields.withUnsafeBufferPointer { builder.append(key: e.key, timestamp: sentAsArrival ? Int64.min : e.timestamp, fields: $0) }
+            at += 10 + 8 * m + e.key.count
         }
         var out: [UInt8] = []
         BinaryEventFormat.encode(builder, into: &out)
-        precondition(out == body, "re-encoding differs")
+        if m == 1 && headerSize == 12 {
+            precondition(out[8...].elementsEqual(body[12...]), "re-encoding differs")
+        } else {
+            precondition(out == body, "re-encoding differs")
+        }
     }
 
     // The reactor-side layout: any bytes it accepts must be readable in full.
     if let batch = EventBatch(bytes: Array(raw)) {
         let events = batch.decodedEvents
         precondition(events.count == batch.count)
-        precondition(events.reduce(0) { $0 + $1.key.count } + 8 + 20 * batch.count == raw.count)
+        precondition(events.reduce(0) { $0 + $1.key.count } + 8 + (12 + 8 * batch.fieldCount) * batch.count == raw.count)
     }
 }
 

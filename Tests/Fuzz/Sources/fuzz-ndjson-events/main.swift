@@ -1,12 +1,12 @@
 // Fuzzes LaminarFormats.NDJSONEventDecoder (application/x-ndjson event bodies), the streaming
 // decoder fed chunk by chunk as a body arrives, and RFC3339.parseMilliseconds.
-// Input: byte 0 picks the limits and the field names, the next 9 bytes the cut points, the rest
-// is the body.
+// Input: byte 0 picks the limits, the field names and how many numeric fields (bit 16: two or
+// three), the next 9 bytes the cut points, the rest is the body.
 // Invariants:
 // - never crashes; the verdict (the batch, or the error with its line and reason) is the same
 //   whole, cut at random points and fed byte by byte;
 // - an accepted batch respects the limits (events, key bytes, line length);
-// - differential: every line that JSONReader.parse reads as an object with a valid key, value and
+// - differential: every line that JSONReader.parse reads as an object with a valid key, values and
 //   time (a reference written here from proto-docs/event-formats.md) is accepted, giving that
 //   event; a body of such lines is accepted whole with exactly those events (times are read from
 //   the literal, exactly, within ±2^61 ms);
@@ -57,9 +57,12 @@ func referenceLine(_ line: [UInt8], fields: EventFields, limits: EventDecodeLimi
     if content.last == 0x0D { content.removeLast() }
     if content.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) { return nil }
     guard let value = try? JSONReader.parse(content), case .object = value else { return .failure(RefusedLine()) }
-    guard case .string(let key)? = value[fields.key], !key.utf8.isEmpty, key.utf8.count <= limits.keyBytesMax,
-          case .number(let v)? = value[fields.value]
-    else { return .failure(RefusedLine()) }
+    guard case .string(let key)? = value[fields.key], !key.utf8.isEmpty, key.utf8.count <= limits.keyBytesMax else { return .failure(RefusedLine()) }
+    var numbers: [Double] = []
+    for name in fields.values {
+        guard case .number(let v)? = value[name] else { return .failure(RefusedLine()) }
+        numbers.append(v)
+    }
     var ts = arrival
     switch value[fields.time] {
     case nil, .null?: break
@@ -72,7 +75,7 @@ func referenceLine(_ line: [UInt8], fields: EventFields, limits: EventDecodeLimi
         ts = ms
     default: return .failure(RefusedLine())
     }
-    return .success(DecodedEvent(key: Array(key.utf8), timestamp: ts, value: v))
+    return .success(DecodedEvent(key: Array(key.utf8), timestamp: ts, fields: numbers))
 }
 
 struct RefusedLine: Error {}
@@ -134,7 +137,13 @@ func check(_ raw: UnsafeRawBufferPointer) {
     if mode & 1 != 0 { limits.keyBytesMax = 8 }
     if mode & 2 != 0 { limits.eventsMax = 4 }
     if mode & 4 != 0 { limits.lineBytesMax = 64 }
-    let fields = mode & 8 != 0 ? EventFields(key: "k", time: "t", value: "v") : EventFields()
+    // Bit 8: other names; bit 16: several numeric fields (a stream's `fields`).
+    let fields = switch (mode & 8 != 0, mode & 16 != 0) {
+    case (false, false): EventFields()
+    case (true, false): EventFields(key: "k", time: "t", value: "v")
+    case (false, true): EventFields(key: "key", time: "ts", values: ["value", "w"])
+    case (true, true): EventFields(key: "k", time: "t", values: ["v", "w", "x"])
+    }
     var seed = FuzzInput(input.take(9))
     let body = input.rest()
     let cuts = splitPoints(count: body.count, seed: &seed)

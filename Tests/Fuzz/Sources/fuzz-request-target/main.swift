@@ -84,9 +84,9 @@ func check(_ raw: UnsafeRawBufferPointer) {
             let parsed = try! RequestTarget(target)
             precondition(try! parsed.pathRemainder(after: "/kv/") == key, "key is not the decoded path")
             if case .kvPut(_, _, let ttl) = action, let ttl { precondition(ttl > 0) }
-        case .kvScanPrefix(_, _, let limit, _), .kvScanRange(_, _, _, let limit, _), .results(_, _, _, _, _, let limit):
+        case .kvScanPrefix(_, _, let limit, _), .kvScanRange(_, _, _, let limit, _), .results(_, _, _, _, _, let limit, _):
             precondition(limit >= 1 && limit <= router.scanLimitMax, "limit \(limit)")
-        case .streamDefine(let name), .streamGet(let name), .streamDelete(let name), .eventsPost(let name, _, _), .resultsFollow(let name):
+        case .streamDefine(let name), .streamGet(let name), .streamDelete(let name), .eventsPost(let name, _, _), .resultsFollow(let name, _, _, _):
             precondition(!name.isEmpty && name.utf8.count <= router.streamNameBytesMax)
         default:
             break

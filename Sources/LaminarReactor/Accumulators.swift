@@ -1,0 +1,274 @@
+import Glibc
+import LaminarFormats
+
+/// How one group's partial aggregates lie in a slot of `width` Doubles, compiled once from a
+/// definition's aggregates, and the per-event update, merge and read-out over such slots. A slot
+/// is flat numbers only (sketches and HLLs sit in pools, the slot holds their index), so panes
+/// and sessions are plain arrays and the per-event path allocates nothing.
+///
+/// Slot layout: `[0]` count; when `first`/`last` are asked for, `[1]` first time, `[2]` its
+/// arrival, `[3]` last time, `[4]` its arrival (Int64/UInt64 bit patterns); then per field read:
+/// sum, min, max, then mean and M2 (Welford) for `stddev`/`variance`, then first and last value
+/// for `first`/`last`; then one pool index per sketch and one for the HLL.
+struct AccumulatorLayout: Sendable {
+    struct FieldPart: Sendable {
+        var field: Int
+        var base: Int
+        var moments: Bool
+        var firstLast: Int  // offset of first/last values, or -1
+    }
+    struct SketchPart: Sendable {
+        var field: Int
+        var accuracy: Double
+        var base: Int
+    }
+    /// How a column is read out of a merged slot (offsets into the slot).
+    enum Column: Sendable {
+        case count
+        case sum(Int), min(Int), max(Int), avg(Int), variance(Int), stddev(Int), first(Int), last(Int)
+        case quantile(Int, Double)
+        case distinctOne
+        case distinct(Int)
+    }
+
+    let width: Int
+    let firstLast: Bool
+    let parts: [FieldPart]
+    let sketches: [SketchPart]
+    let hllBase: Int
+    let columns: [Column]
+    /// Column kinds for JSON: integers for count and count_distinct.
+    let integerColumns: [Bool]
+    /// The field of the common case — count, sum, min, max of one field, nothing else — or -1.
+    /// `add` takes a short path for it (no loops over parts).
+    let simpleField: Int
+
+    init(definition d: StreamDefinition) {
+        var needFirstLast = false
+        var fieldsRead: [Int] = []
+        var moments = Set<Int>(), firstLastFields = Set<Int>()
+        for a in d.aggregates where a.function.readsField && a.function != .p {
+            if !fieldsRead.contains(a.field) { fieldsRead.append(a.field) }
+            if a.function == .stddev || a.function == .variance { moments.insert(a.field) }
+            if a.function == .first || a.function == .last { firstLastFields.insert(a.field); needFirstLast = true }
+        }
+        var at = needFirstLast ? 5 : 1
+        var parts: [FieldPart] = []
+        for f in fieldsRead {
+            var p = FieldPart(field: f, base: at, moments: moments.contains(f), firstLast: -1)
+            at += 3
+            if p.moments { at += 2 }
+            if firstLastFields.contains(f) { p.firstLast = at; at += 2 }
+            parts.append(p)
+        }
+        var sketches: [SketchPart] = []
+        for a in d.aggregates where a.function == .p {
+            if !sketches.contains(where: { $0.field == a.field && $0.accuracy == a.accuracy }) {
+                sketches.append(SketchPart(field: a.field, accuracy: a.accuracy, base: at))
+                at += 1
+            }
+        }
+        let wantsHLL = d.groupBy == .all && d.aggregates.contains { $0.function == .countDistinct }
+        hllBase = wantsHLL ? at : -1
+        if wantsHLL { at += 1 }
+        width = at
+        firstLast = needFirstLast
+        self.parts = parts
+        self.sketches = sketches
+        columns = d.aggregates.map { a in
+            let p = parts.first { $0.field == a.field }
+            switch a.function {
+            case .count: return .count
+            case .countDistinct: return wantsHLL ? .distinct(at - 1) : .distinctOne
+            case .sum: return .sum(p!.base)
+            case .min: return .min(p!.base + 1)
+            case .max: return .max(p!.base + 2)
+            case .avg: return .avg(p!.base)
+            case .variance: return .variance(p!.base + 3)
+            case .stddev: return .stddev(p!.base + 3)
+            case .first: return .first(p!.firstLast)
+            case .last: return .last(p!.firstLast + 1)
+            case .p: return .quantile(sketches.first { $0.field == a.field && $0.accuracy == a.accuracy }!.base, a.quantile)
+            }
+        }
+        integerColumns = d.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+        simpleField = !needFirstLast && sketches.isEmpty && !wantsHLL && parts.count == 1 && !parts[0].moments && parts[0].base == 1
+            ? parts[0].field : -1
+    }
+
+    var usesPools: Bool { !sketches.isEmpty || hllBase >= 0 }
+
+    /// Fills a fresh slot (taking sketches and an HLL from the pools).
+    @inline(__always)
+    func initialize(_ s: UnsafeMutablePointer<Double>, pools: inout AccumulatorPools) {
+        s[0] = 0
+        if firstLast {
+            s[1] = Double(bitPattern: UInt64(bitPattern: Int64.max)); s[2] = Double(bitPattern: UInt64.max)
+            s[3] = Double(bitPattern: UInt64(bitPattern: Int64.min)); s[4] = Double(bitPattern: 0)
+        }
+        for p in parts {
+            s[p.base] = 0; s[p.base + 1] = .infinity; s[p.base + 2] = -.infinity
+            if p.moments { s[p.base + 3] = 0; s[p.base + 4] = 0 }
+            if p.firstLast >= 0 { s[p.firstLast] = 0; s[p.firstLast + 1] = 0 }
+        }
+        for k in sketches { s[k.base] = Double(pools.takeSketch(accuracy: k.accuracy)) }
+        if hllBase >= 0 { s[hllBase] = Double(pools.takeHLL()) }
+    }
+
+    /// Gives a slot's sketches and HLL back to the pools.
+    func release(_ s: UnsafePointer<Double>, pools: inout AccumulatorPools) {
+        for k in sketches { pools.freeSketches.append(Int32(s[k.base])) }
+        if hllBase >= 0 { pools.freeHLLs.append(Int32(s[hllBase])) }
+    }
+
+    /// Adds event `i` (arrival number `arrival`, key hash `keyHash` for the HLL).
+    @inline(__always)
+    func add(_ s: UnsafeMutablePointer<Double>, _ events: EventBatch.EventView, _ i: Int, ts: Int64, arrival: UInt64,
+             keyHash: UInt64, pools: inout AccumulatorPools) {
+        s[0] += 1
+        if simpleField >= 0 {
+            let x = events.field(i, simpleField)
+            s[1] += x
+            if x < s[2] { s[2] = x }
+            if x > s[3] { s[3] = x }
+            return
+        }
+        let n = s[0]
+        var isFirst = false, isLast = false
+        if firstLast {
+            if ts < Int64(bitPattern: s[1].bitPattern) {
+                s[1] = Double(bitPattern: UInt64(bitPattern: ts)); s[2] = Double(bitPattern: arrival); isFirst = true
+            }
+            if ts >= Int64(bitPattern: s[3].bitPattern) {
+                s[3] = Double(bitPattern: UInt64(bitPattern: ts)); s[4] = Double(bitPattern: arrival); isLast = true
+            }
+        }
+        for p in parts {
+            let x = events.field(i, p.field)
+            let b = p.base
+            s[b] += x
+            if x < s[b + 1] { s[b + 1] = x }
+            if x > s[b + 2] { s[b + 2] = x }
+            if p.moments {
+                let delta = x - s[b + 3]
+                s[b + 3] += delta / n
+                s[b + 4] += delta * (x - s[b + 3])
+            }
+            if p.firstLast >= 0 {
+                if isFirst { s[p.firstLast] = x }
+                if isLast { s[p.firstLast + 1] = x }
+            }
+        }
+        for k in sketches { pools.sketches[Int(s[k.base])].add(events.field(i, k.field)) }
+        if hllBase >= 0 { pools.hlls[Int(s[hllBase])].add(hash: keyHash) }
+    }
+
+    /// Merges slot `b` into slot `a` (the aggregates of the union of their events).
+    func merge(into a: UnsafeMutablePointer<Double>, _ b: UnsafePointer<Double>, pools: inout AccumulatorPools) {
+        let na = a[0], nb = b[0]
+        guard nb > 0 else { return }
+        a[0] = na + nb
+        var bFirst = false, bLast = false
+        if firstLast {
+            let (ta, aa) = (Int64(bitPattern: a[1].bitPattern), a[2].bitPattern)
+            let (tb, ab) = (Int64(bitPattern: b[1].bitPattern), b[2].bitPattern)
+            if tb < ta || (tb == ta && ab < aa) { a[1] = b[1]; a[2] = b[2]; bFirst = true }
+            let (la, lra) = (Int64(bitPattern: a[3].bitPattern), a[4].bitPattern)
+            let (lb, lrb) = (Int64(bitPattern: b[3].bitPattern), b[4].bitPattern)
+            if lb > la || (lb == la && lrb > lra) { a[3] = b[3]; a[4] = b[4]; bLast = true }
+        }
+        for p in parts {
+            let x = p.base
+            a[x] += b[x]
+            if b[x + 1] < a[x + 1] { a[x + 1] = b[x + 1] }
+            if b[x + 2] > a[x + 2] { a[x + 2] = b[x + 2] }
+            if p.moments {
+                // Chan et al.: combine means and sums of squared deviations.
+                let delta = b[x + 3] - a[x + 3]
+                let n = na + nb
+                a[x + 3] += delta * nb / n
+                a[x + 4] += b[x + 4] + delta * delta * na * nb / n
+            }
+            if p.firstLast >= 0 {
+                if bFirst { a[p.firstLast] = b[p.firstLast] }
+                if bLast { a[p.firstLast + 1] = b[p.firstLast + 1] }
+            }
+        }
+        for k in sketches {
+            let other = pools.sketches[Int(b[k.base])]
+            pools.sketches[Int(a[k.base])].merge(other)
+        }
+        if hllBase >= 0 {
+            let other = pools.hlls[Int(b[hllBase])]
+            pools.hlls[Int(a[hllBase])].merge(other)
+        }
+    }
+
+    /// The column values of a slot; NaN stands for null (variance of one event, an empty sketch).
+    func values(_ s: UnsafePointer<Double>, pools: AccumulatorPools) -> [Double] {
+        let n = s[0]
+        return columns.map { c in
+            switch c {
+            case .count: return n
+            case .sum(let b): return s[b]
+            case .min(let b), .max(let b), .first(let b), .last(let b): return s[b]
+            case .avg(let b): return n == 0 ? .nan : s[b] / n
+            case .variance(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1))
+            case .stddev(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1)).squareRoot()
+            case .quantile(let b, let q): return pools.sketches[Int(s[b])].quantile(q) ?? .nan
+            case .distinctOne: return n > 0 ? 1 : 0
+            case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()
+            }
+        }
+    }
+
+    // MARK: - Checkpoint
+
+    func encode(_ s: UnsafePointer<Double>, pools: AccumulatorPools, into w: inout ByteWriter) {
+        for i in 0..<width { w.f64(s[i]) }
+        for k in sketches { pools.sketches[Int(s[k.base])].encode(into: &w) }
+        if hllBase >= 0 { pools.hlls[Int(s[hllBase])].encode(into: &w) }
+    }
+
+    /// Reads a slot written by `encode` into a fresh slot `s` (initialized: its pool entries are
+    /// replaced in place).
+    func decode(_ s: UnsafeMutablePointer<Double>, pools: inout AccumulatorPools, from r: inout ByteReader) throws {
+        var raw = [Double](repeating: 0, count: width)
+        for i in 0..<width { raw[i] = try r.f64() }
+        for k in sketches { raw[k.base] = s[k.base] }
+        if hllBase >= 0 { raw[hllBase] = s[hllBase] }
+        for i in 0..<width { s[i] = raw[i] }
+        for k in sketches {
+            let sketch = try QuantileSketch.decode(from: &r)
+            guard sketch.accuracy == k.accuracy else { throw ByteReader.DecodeError() }
+            pools.sketches[Int(s[k.base])] = sketch
+        }
+        if hllBase >= 0 { pools.hlls[Int(s[hllBase])] = try HyperLogLog.decode(from: &r) }
+    }
+}
+
+/// The sketches and HLLs of a stream's slots, reused through free lists (their memory is kept).
+struct AccumulatorPools: Sendable {
+    var sketches: [QuantileSketch] = []
+    var freeSketches: [Int32] = []
+    var hlls: [HyperLogLog] = []
+    var freeHLLs: [Int32] = []
+
+    mutating func takeSketch(accuracy: Double) -> Int {
+        if let i = freeSketches.popLast().map(Int.init) {
+            if sketches[i].accuracy == accuracy { sketches[i].reset() } else { sketches[i] = QuantileSketch(accuracy: accuracy) }
+            return i
+        }
+        sketches.append(QuantileSketch(accuracy: accuracy))
+        return sketches.count - 1
+    }
+
+    mutating func takeHLL() -> Int {
+        if let i = freeHLLs.popLast().map(Int.init) {
+            hlls[i].reset()
+            return i
+        }
+        hlls.append(HyperLogLog())
+        return hlls.count - 1
+    }
+}

@@ -1,0 +1,211 @@
+import LaminarFormats
+
+/// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
+/// map from group id to a slot of `acc` (no object per group; one slot written per event).
+struct Pane {
+    var startMs: Int64
+    private var slotOfGroup: [Int32]      // slot + 1 by open addressing on group id; 0 = empty
+    private var mask: Int
+    var groupIds: [UInt32] = []
+    var acc: [Double] = []
+    /// Groups changed since the last changelog flush (`emit: changes`/`every`), as slots.
+    var dirty: [Int32] = []
+    var dirtyMark: [Bool] = []
+
+    init(startMs: Int64) {
+        self.startMs = startMs
+        slotOfGroup = Array(repeating: 0, count: 64)
+        mask = 63
+    }
+
+    var count: Int { groupIds.count }
+
+    /// Empties the pane for reuse at `startMs`, keeping its memory (the caller released the
+    /// slots' pool entries).
+    mutating func reset(startMs: Int64) {
+        self.startMs = startMs
+        if !groupIds.isEmpty {
+            for i in 0..<slotOfGroup.count { slotOfGroup[i] = 0 }
+            groupIds.removeAll(keepingCapacity: true)
+            acc.removeAll(keepingCapacity: true)
+            dirty.removeAll(keepingCapacity: true)
+            dirtyMark.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The slot of `group`, initialized (and its pool entries taken) if new.
+    @inline(__always)
+    mutating func slot(_ group: UInt32, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+        while true {
+            let s = Int(slotOfGroup[i])
+            if s == 0 { break }
+            if groupIds[s - 1] == group { return s - 1 }
+            i = (i + 1) & mask
+        }
+        let s = groupIds.count
+        groupIds.append(group)
+        dirtyMark.append(false)
+        acc.append(contentsOf: repeatElement(0, count: layout.width))
+        acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
+        slotOfGroup[i] = Int32(s + 1)
+        if groupIds.count * 2 > slotOfGroup.count { grow() }
+        return s
+    }
+
+    /// Adds event `i` to `group`'s slot (made if new); returns the slot.
+    @inline(__always)
+    mutating func add(_ group: UInt32, _ events: EventBatch.EventView, _ i: Int, ts: Int64, arrival: UInt64, keyHash: UInt64,
+                      layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        let s = slot(group, layout: layout, pools: &pools)
+        acc.withUnsafeMutableBufferPointer { b in
+            layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: keyHash, pools: &pools)
+        }
+        return s
+    }
+
+    private mutating func grow() {
+        let c = slotOfGroup.count * 2
+        slotOfGroup = Array(repeating: 0, count: c)
+        mask = c - 1
+        for (s, group) in groupIds.enumerated() {
+            var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+            while slotOfGroup[i] != 0 { i = (i + 1) & mask }
+            slotOfGroup[i] = Int32(s + 1)
+        }
+    }
+
+    /// The slot of `group`, if the pane has it.
+    func find(_ group: UInt32) -> Int? {
+        var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+        while true {
+            let s = Int(slotOfGroup[i])
+            if s == 0 { return nil }
+            if groupIds[s - 1] == group { return s - 1 }
+            i = (i + 1) & mask
+        }
+    }
+
+    @inline(__always)
+    mutating func markDirty(_ s: Int) {
+        if !dirtyMark[s] { dirtyMark[s] = true; dirty.append(Int32(s)) }
+    }
+
+    func release(layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        guard layout.usesPools else { return }
+        acc.withUnsafeBufferPointer { b in
+            for s in 0..<groupIds.count { layout.release(b.baseAddress! + s * layout.width, pools: &pools) }
+        }
+    }
+}
+
+/// Tumbling (`slide == size`) and hopping windows over slide-sized panes. An event goes into
+/// ONE pane; a window `[w, w + size)` is the merge of its `size / slide` panes, done when it is
+/// emitted. Open panes are few (about `(size + lateness) / slide`), so they are a sorted array.
+///
+/// `nextWindowStart` is the first window start not yet closed: windows before it were emitted
+/// (or were empty when the watermark passed their end), and a pane before it is dropped.
+struct PaneWindows {
+    let sizeMs: Int64
+    let slideMs: Int64
+    /// Open panes, ascending start.
+    var panes: [Pane] = []
+    var spare: [Pane] = []
+    var nextWindowStart: Int64 = .min
+    /// Scratch for merging the panes of one hop window.
+    var scratch = Pane(startMs: 0)
+
+    init(sizeMs: Int64, slideMs: Int64) {
+        self.sizeMs = sizeMs
+        self.slideMs = slideMs
+    }
+
+    /// A true floor of `ts` to a multiple of `unit` (right for negative times).
+    @inline(__always)
+    static func floor(_ ts: Int64, _ unit: Int64) -> Int64 {
+        let q = ts / unit
+        return (ts % unit != 0 && ts < 0 ? q - 1 : q) * unit
+    }
+
+    var panesPerWindow: Int64 { sizeMs / slideMs }
+
+    /// The first window start whose window is still open at watermark `wm` (end > wm).
+    func firstOpenStart(watermark wm: Int64) -> Int64 {
+        if wm == .min { return .min }
+        return PaneWindows.floor(wm - sizeMs, slideMs) + slideMs
+    }
+
+    /// The end of the first window that closing would emit, or `Int64.max` if none.
+    var nextCloseAtMs: Int64 {
+        guard let first = panes.first else { return .max }
+        return max(nextWindowStart, first.startMs - (panesPerWindow - 1) * slideMs) + sizeMs
+    }
+
+    /// The index of the pane starting at `start`, inserted if new.
+    mutating func paneIndex(start: Int64, watermark: Int64) -> Int {
+        var i = panes.count
+        while i > 0 && panes[i - 1].startMs > start { i -= 1 }
+        if i > 0 && panes[i - 1].startMs == start { return i - 1 }
+        // Windows already closed never see this pane.
+        nextWindowStart = max(nextWindowStart, firstOpenStart(watermark: watermark))
+        var p = spare.popLast() ?? Pane(startMs: start)
+        p.reset(startMs: start)
+        panes.insert(p, at: i)
+        return i
+    }
+
+    /// The next window to close at watermark `wm` that holds events: its start and the range
+    /// of its panes in `panes`; `nil` when none is due. Empty windows on the way are passed.
+    mutating func nextWindowToClose(watermark wm: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> (start: Int64, panes: Range<Int>)? {
+        let r = panesPerWindow
+        while let first = panes.first {
+            let w = max(nextWindowStart, first.startMs - (r - 1) * slideMs)
+            if w > wm - sizeMs { return nil }
+            var lo = 0
+            while lo < panes.count && panes[lo].startMs < w { lo += 1 }
+            var hi = lo
+            while hi < panes.count && panes[hi].startMs < w + sizeMs { hi += 1 }
+            if hi > lo { return (w, lo..<hi) }
+            windowDone(w, layout: layout, pools: &pools)
+        }
+        return nil
+    }
+
+    /// Merges the panes `range` into `scratch` (emptied first; the caller releases it).
+    mutating func mergeIntoScratch(_ range: Range<Int>, start: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        scratch.reset(startMs: start)
+        for k in range {
+            for s in 0..<panes[k].count {
+                let t = scratch.slot(panes[k].groupIds[s], layout: layout, pools: &pools)
+                scratch.acc.withUnsafeMutableBufferPointer { dst in
+                    panes[k].acc.withUnsafeBufferPointer { from in
+                        layout.merge(into: dst.baseAddress! + t * layout.width, from.baseAddress! + s * layout.width, pools: &pools)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Window `w` was emitted: the next one starts a slide later; panes no open window holds go.
+    mutating func windowDone(_ w: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        nextWindowStart = w + slideMs
+        dropPanes(before: nextWindowStart, layout: layout, pools: &pools)
+    }
+
+    /// After closing at `wm`: windows ending by `wm` are all closed, even those never seen.
+    mutating func closedThrough(watermark wm: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        nextWindowStart = max(nextWindowStart, firstOpenStart(watermark: wm))
+        dropPanes(before: nextWindowStart, layout: layout, pools: &pools)
+    }
+
+    private mutating func dropPanes(before start: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        var n = 0
+        while n < panes.count && panes[n].startMs < start { n += 1 }
+        guard n > 0 else { return }
+        for k in 0..<n {
+            panes[k].release(layout: layout, pools: &pools)
+            spare.append(panes[k])
+        }
+        panes.removeFirst(n)
+    }
+}

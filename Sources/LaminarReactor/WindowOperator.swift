@@ -1,0 +1,351 @@
+import LaminarFormats
+import LaminarStore
+
+/// Event-time windows of one stream as a pure value: events in, result rows out; no threads, no
+/// store, no clock. Tumbling and hopping windows are `PaneWindows`, sessions `SessionWindows`;
+/// the aggregates of a group are a slot laid out by `AccumulatorLayout`.
+///
+/// Semantics (the reference model in the tests says the same; `proto-docs/streams.md`):
+/// - events are taken in order; an event is late, counted and dropped (and listed in
+///   `lateIndices` when `keepLate`), when every window it belongs to has closed at its arrival:
+///   tumble/hop when the end of its latest window (`floor(ts / slide)·slide + size`) is
+///   `<= watermark`, sessions when `ts + gap <= watermark`;
+/// - after each event, `watermark = max(watermark, ts − allowedLateness)` (it never goes back),
+///   and every window whose end is `<= watermark` closes at once (before the next event):
+///   `emit: final` gives its rows then, a changelog its `final` rows;
+/// - a changelog (`emit: changes`/`every`) also gives, at each `flushChanges`, an `insert` or
+///   `update` (with `before`) for each open window whose values changed since its last row, and
+///   a `delete` for each emitted session merged away or restarted earlier.
+/// Rows pile up in `output` until the caller takes them (`takeOutput`).
+public struct WindowOperator {
+    public let definition: StreamDefinition
+    let layout: AccumulatorLayout
+    public let allowedLatenessMs: Int64
+    let groupAll: Bool
+    let changelog: Bool
+    public var keepLate = false
+    public internal(set) var watermarkMs: Int64 = .min
+    public internal(set) var maxEventTimeMs: Int64 = .min
+    public internal(set) var eventsAccepted: UInt64 = 0
+    public internal(set) var eventsLate: UInt64 = 0
+    public internal(set) var windowsClosed: UInt64 = 0
+    /// Events seen so far: the next event's arrival number (`first`/`last` ties).
+    var arrivals: UInt64 = 0
+    var keys = KeyInterner()
+    /// Seeds the key hash of `count_distinct` (kept in checkpoints, so HLLs merge across restarts).
+    var distinctHasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
+    var pools = AccumulatorPools()
+    var panes: PaneWindows
+    var sessions: SessionWindows
+    let isSession: Bool
+    /// Changelog: the values last emitted for each open (window start, group) of tumble/hop.
+    var emitted: [WindowGroup: [Double]] = [:]
+    /// Changelog: session values last emitted, by session id.
+    var sessionEmitted: [Int: [Double]] = [:]
+    var dirtyPanes = false
+    /// Rows produced and not yet taken.
+    public private(set) var output: [WindowResult] = []
+    /// Indices (in the last batch) of its late events, when `keepLate`.
+    public private(set) var lateIndices: [Int] = []
+    private var nextCloseAtMs: Int64 = .max
+
+    /// A window of a group (changelog state of tumble/hop).
+    struct WindowGroup: Hashable {
+        var startMs: Int64
+        var group: UInt32
+    }
+
+    public init(definition: StreamDefinition) {
+        self.definition = definition
+        layout = AccumulatorLayout(definition: definition)
+        allowedLatenessMs = definition.allowedLatenessMs
+        groupAll = definition.groupBy == .all
+        changelog = definition.emit != .final
+        keepLate = definition.lateData == .keep
+        switch definition.window {
+        case .tumble(let size):
+            panes = PaneWindows(sizeMs: size, slideMs: size); sessions = SessionWindows(gapMs: 1); isSession = false
+        case .hop(let size, let slide):
+            panes = PaneWindows(sizeMs: size, slideMs: slide); sessions = SessionWindows(gapMs: 1); isSession = false
+        case .session(let gap):
+            panes = PaneWindows(sizeMs: 1, slideMs: 1); sessions = SessionWindows(gapMs: gap); isSession = true
+        }
+    }
+
+    /// Open panes (tumble/hop: the open windows of a tumbling stream) or open sessions.
+    public var openWindowCount: Int { isSession ? sessions.openCount : panes.panes.count }
+    public var keyCount: Int { groupAll ? 0 : keys.count }
+
+    /// Whether a batch of `events` new events can never exceed `keysMax` keys (conservative).
+    public func wouldFit(events: Int, keysMax: Int) -> Bool { groupAll || keys.count + events <= keysMax }
+
+    /// Adds a batch's events; returns how many were accepted and how many were late. The caller
+    /// has checked times, values and field count, and `wouldFit`, so a batch is taken whole.
+    public mutating func ingest(_ events: EventBatch.EventView, keysMax: Int) -> (accepted: Int, late: Int) {
+        precondition(events.fieldCount == definition.fields.count, "caller checks the field count")
+        lateIndices.removeAll(keepingCapacity: true)
+        let late = isSession ? ingestSessions(events, keysMax: keysMax) : ingestPanes(events, keysMax: keysMax)
+        eventsLate += UInt64(late)
+        eventsAccepted += UInt64(events.count - late)
+        return (events.count - late, late)
+    }
+
+    @inline(__always)
+    private mutating func group(_ events: EventBatch.EventView, _ i: Int, keysMax: Int) -> (UInt32, UInt64) {
+        let key = events.key(i)
+        let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(key) : 0
+        if groupAll { return (0, hash) }
+        guard let id = keys.intern(key, limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
+        return (id, hash)
+    }
+
+    private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+        var late = 0
+        var cached = -1
+        let size = panes.sizeMs, slide = panes.slideMs
+        for i in 0..<events.count {
+            let ts = events.timestamp(i)
+            let start = PaneWindows.floor(ts, slide)
+            if start + size <= watermarkMs {
+                late += 1
+                if keepLate { lateIndices.append(i) }
+            } else {
+                let (g, hash) = group(events, i, keysMax: keysMax)
+                if cached < 0 || cached >= panes.panes.count || panes.panes[cached].startMs != start {
+                    cached = panes.paneIndex(start: start, watermark: watermarkMs)
+                    if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
+                }
+                let s = panes.panes[cached].add(g, events, i, ts: ts, arrival: arrivals, keyHash: hash, layout: layout, pools: &pools)
+                if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
+            }
+            arrivals += 1
+            if ts > maxEventTimeMs {
+                maxEventTimeMs = ts
+                let w = ts - allowedLatenessMs
+                if w > watermarkMs {
+                    watermarkMs = w
+                    if w >= nextCloseAtMs { closeReady(); cached = -1 }
+                }
+            }
+        }
+        return late
+    }
+
+    private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+        var late = 0
+        let gap = sessions.gapMs
+        for i in 0..<events.count {
+            let ts = events.timestamp(i)
+            if ts + gap <= watermarkMs {
+                late += 1
+                if keepLate { lateIndices.append(i) }
+            } else {
+                let (g, hash) = group(events, i, keysMax: keysMax)
+                let s = sessions.place(ts: ts, group: g, layout: layout, pools: &pools)
+                if changelog && !sessions.mergedAway.isEmpty {
+                    // Each emitted session merged away is deleted; its last values no longer hold.
+                    for gone in sessions.mergedAway {
+                        let k = Int(gone)
+                        sessions.dirtyMark[k] = false
+                        guard sessions.emittedStart[k] != .min else { continue }
+                        output.append(WindowResult(key: rowKey(g), startMs: sessions.emittedStart[k], endMs: sessions.end[k], values: [], op: .delete))
+                        sessionEmitted[k] = nil
+                    }
+                }
+                let arrival = arrivals
+                sessions.acc.withUnsafeMutableBufferPointer { b in
+                    layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hash, pools: &pools)
+                }
+                if changelog { sessions.markDirty(s) }
+                if sessions.nextCloseAtMs < nextCloseAtMs { nextCloseAtMs = sessions.nextCloseAtMs }
+            }
+            arrivals += 1
+            if ts > maxEventTimeMs {
+                maxEventTimeMs = ts
+                let w = ts - allowedLatenessMs
+                if w > watermarkMs {
+                    watermarkMs = w
+                    if w >= nextCloseAtMs { closeReady() }
+                }
+            }
+        }
+        return late
+    }
+
+    /// Moves the watermark forward to `ms` (never back) and closes what it passes.
+    public mutating func advanceWatermark(toMs ms: Int64) {
+        if ms > watermarkMs {
+            watermarkMs = ms
+            closeReady()
+        }
+    }
+
+    /// The end of the oldest open window, if any (the idle timer aims at it).
+    public var oldestOpenWindowEndMs: Int64? {
+        let at = isSession ? sessions.nextCloseAtMs : panes.nextCloseAtMs
+        return at == .max ? nil : at
+    }
+
+    mutating func refreshNextClose() {
+        nextCloseAtMs = isSession ? sessions.nextCloseAtMs : panes.nextCloseAtMs
+    }
+
+    /// Takes the rows produced so far: moves them out (no copy, and no allocation when there are
+    /// none, as after most batches).
+    public mutating func takeOutput() -> [WindowResult] {
+        guard !output.isEmpty else { return [] }
+        var rows: [WindowResult] = []
+        swap(&rows, &output)
+        return rows
+    }
+
+    private func rowKey(_ g: UInt32) -> [UInt8]? { groupAll ? nil : Array(keys.key(Int(g))) }
+
+    /// Closes every window whose end is `<= watermark` (its rows go to `output`).
+    mutating func closeReady() {
+        if isSession {
+            let closed = sessions.closeDue(watermark: watermarkMs)
+            for id in closed { emitClosedSession(Int(id)) }
+            for id in closed { sessions.retire(id, layout: layout, pools: &pools) }
+            windowsClosed += UInt64(closed.count)
+            nextCloseAtMs = sessions.nextCloseAtMs
+        } else {
+            while let (w, range) = panes.nextWindowToClose(watermark: watermarkMs, layout: layout, pools: &pools) {
+                if range.count == 1 {
+                    emitClosedWindow(w, panes.panes[range.lowerBound])
+                } else {
+                    panes.mergeIntoScratch(range, start: w, layout: layout, pools: &pools)
+                    emitClosedWindow(w, panes.scratch)
+                    panes.scratch.release(layout: layout, pools: &pools)
+                }
+                windowsClosed += 1
+                panes.windowDone(w, layout: layout, pools: &pools)
+            }
+            panes.closedThrough(watermark: watermarkMs, layout: layout, pools: &pools)
+            nextCloseAtMs = panes.nextCloseAtMs
+        }
+    }
+
+    private mutating func emitClosedSession(_ s: Int) {
+        let values = sessions.acc.withUnsafeBufferPointer { layout.values($0.baseAddress! + s * layout.width, pools: pools) }
+        let key = rowKey(sessions.group[s])
+        let start = sessions.start[s], end = sessions.end[s]
+        guard changelog else {
+            output.append(WindowResult(key: key, startMs: start, endMs: end, values: values))
+            return
+        }
+        let previous = sessionEmitted.removeValue(forKey: s)
+        let emittedStart = sessions.emittedStart[s]
+        if emittedStart != .min && emittedStart != start {
+            output.append(WindowResult(key: key, startMs: emittedStart, endMs: end, values: [], op: .delete))
+            output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .insert, isFinal: true))
+        } else {
+            output.append(WindowResult(key: key, startMs: start, endMs: end, values: values,
+                op: previous == nil ? .insert : .update, before: previous, isFinal: true))
+        }
+        sessions.dirtyMark[s] = false
+    }
+
+    private mutating func emitClosedWindow(_ w: Int64, _ pane: Pane) {
+        let end = w + panes.sizeMs
+        pane.acc.withUnsafeBufferPointer { b in
+            for s in 0..<pane.count {
+                let values = layout.values(b.baseAddress! + s * layout.width, pools: pools)
+                let g = pane.groupIds[s]
+                if changelog {
+                    let previous = emitted.removeValue(forKey: WindowGroup(startMs: w, group: g))
+                    output.append(WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values,
+                        op: previous == nil ? .insert : .update, before: previous, isFinal: true))
+                } else {
+                    output.append(WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values))
+                }
+            }
+        }
+    }
+
+    /// Whether a changelog flush would look at anything.
+    public var hasPendingChanges: Bool { isSession ? !sessions.dirty.isEmpty : dirtyPanes }
+
+    /// Changelog: emits an `insert` or `update` row for each open window whose values changed
+    /// since its last row (`emit: changes` after each round, `every` on its timer).
+    public mutating func flushChanges() {
+        guard changelog else { return }
+        if isSession { flushSessions() } else { flushPanes() }
+    }
+
+    private mutating func flushSessions() {
+        let dirty = sessions.dirty
+        sessions.dirty.removeAll(keepingCapacity: true)
+        for d in dirty {
+            let s = Int(d)
+            guard sessions.alive[s], sessions.dirtyMark[s] else { continue }
+            sessions.dirtyMark[s] = false
+            let values = sessions.acc.withUnsafeBufferPointer { layout.values($0.baseAddress! + s * layout.width, pools: pools) }
+            let key = rowKey(sessions.group[s])
+            let previous = sessionEmitted[s]
+            let start = sessions.start[s], end = sessions.end[s]
+            if sessions.emittedStart[s] != .min && sessions.emittedStart[s] != start {
+                output.append(WindowResult(key: key, startMs: sessions.emittedStart[s], endMs: end, values: [], op: .delete))
+                output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .insert))
+            } else if let previous {
+                if !WindowOperator.same(previous, values) {
+                    output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .update, before: previous))
+                }
+            } else {
+                output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .insert))
+            }
+            sessions.emittedStart[s] = start
+            sessionEmitted[s] = values
+        }
+    }
+
+    private mutating func flushPanes() {
+        guard dirtyPanes else { return }
+        dirtyPanes = false
+        let r = panes.panesPerWindow, slide = panes.slideMs, size = panes.sizeMs
+        var changed = Set<WindowGroup>()
+        for k in 0..<panes.panes.count {
+            let p = panes.panes[k].startMs
+            for d in panes.panes[k].dirty {
+                let g = panes.panes[k].groupIds[Int(d)]
+                var w = max(panes.nextWindowStart, p - (r - 1) * slide)
+                while w <= p { changed.insert(WindowGroup(startMs: w, group: g)); w += slide }
+                panes.panes[k].dirtyMark[Int(d)] = false
+            }
+            panes.panes[k].dirty.removeAll(keepingCapacity: true)
+        }
+        // Key bytes, not group ids, order the rows: ids are assigned anew when a checkpoint is
+        // read, and replay must emit the same rows in the same order.
+        let ordered = changed.sorted { a, b in
+            if a.group == b.group { return a.startMs < b.startMs }
+            return keys.key(Int(a.group)).lexicographicallyPrecedes(keys.key(Int(b.group)))
+        }
+        var merged = [Double](repeating: 0, count: layout.width)
+        for wg in ordered {
+            var found = false
+            merged.withUnsafeMutableBufferPointer { m in
+                layout.initialize(m.baseAddress!, pools: &pools)
+                for k in 0..<panes.panes.count where panes.panes[k].startMs >= wg.startMs && panes.panes[k].startMs < wg.startMs + size {
+                    guard let s = panes.panes[k].find(wg.group) else { continue }
+                    found = true
+                    panes.panes[k].acc.withUnsafeBufferPointer { b in
+                        layout.merge(into: m.baseAddress!, b.baseAddress! + s * layout.width, pools: &pools)
+                    }
+                }
+            }
+            let values = merged.withUnsafeBufferPointer { layout.values($0.baseAddress!, pools: pools) }
+            merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
+            guard found else { continue }
+            let previous = emitted[wg]
+            if let previous, WindowOperator.same(previous, values) { continue }
+            output.append(WindowResult(key: rowKey(wg.group), startMs: wg.startMs, endMs: wg.startMs + size, values: values,
+                op: previous == nil ? .insert : .update, before: previous))
+            emitted[wg] = values
+        }
+    }
+
+    /// Equal values, bit for bit (so null, NaN, equals null).
+    static func same(_ a: [Double], _ b: [Double]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
+    }
+}

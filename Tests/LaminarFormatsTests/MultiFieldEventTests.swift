@@ -1,0 +1,73 @@
+import LaminarFormats
+import Testing
+
+/// Events of several numeric fields: NDJSON by name, binary `LEV2`, and the batch layout.
+@Suite struct MultiFieldEventTests {
+    static let fields = EventFields(key: "symbol", time: "ts", values: ["price", "volume", "spread"])
+
+    func fieldRows(_ batch: EventBatch) -> [[Double]] {
+        batch.withEvents { e in (0..<e.count).map { i in (0..<e.fieldCount).map { e.field(i, $0) } } }
+    }
+
+    @Test func ndjsonCarriesFieldsByName() throws {
+        var d = NDJSONEventDecoder(fields: Self.fields, arrivalMs: 1)
+        try d.feed(Array(#"{"symbol":"A","ts":5,"spread":0.5,"price":10,"volume":3}"#.utf8 + [10] + #"{"volume":1,"price":11,"spread":0.25,"symbol":"B"}"#.utf8))
+        let batch = try d.finish()
+        #expect(batch.fieldCount == 3)
+        #expect(fieldRows(batch) == [[10, 3, 0.5], [11, 1, 0.25]])
+        #expect(EventBatch(bytes: batch.bytes) == batch)
+    }
+
+    @Test func ndjsonLineMissingAFieldNamesLineAndField() {
+        var d = NDJSONEventDecoder(fields: Self.fields, arrivalMs: 1)
+        #expect(throws: EventDecodeError(line: 2, reason: "missing \"volume\"")) {
+            try d.feed(Array("{\"symbol\":\"A\",\"price\":1,\"volume\":2,\"spread\":3}\n{\"symbol\":\"A\",\"price\":1,\"spread\":3}\n".utf8))
+            _ = try d.finish()
+        }
+    }
+
+    /// LEV2 round trip, fed whole and byte by byte; a one-field batch is LEV1 and keeps the
+    /// layout of batches written before fields existed.
+    @Test func lev2RoundTripAndLegacyLayout() throws {
+        var builder = EventBatch.Builder(fieldCount: 3)
+        for (i, f) in [[1.0, 2, 3], [-4, 0.5, 1e300]].enumerated() {
+            f.withUnsafeBufferPointer { builder.append(key: Array("k\(i)".utf8), timestamp: Int64(i * 10), fields: $0) }
+        }
+        var body: [UInt8] = []
+        BinaryEventFormat.encode(builder, into: &body)
+        #expect(Array(body[0..<4]) == Array("LEV2".utf8))
+        for step in [body.count, 1] {
+            var d = BinaryEventDecoder(arrivalMs: 0)
+            var at = 0
+            while at < body.count {
+                try d.feed(Array(body[at..<min(at + step, body.count)]))
+                at += step
+            }
+            let batch = try d.finish()
+            #expect(batch == builder.build())
+            #expect(fieldRows(batch) == [[1, 2, 3], [-4, 0.5, 1e300]])
+        }
+        let one = EventBatch(keys: ["a"], timestamps: [7], values: [2.5])
+        #expect(one.fieldCount == 1)
+        #expect(one.bytes.count == 8 + 20 + 1)
+        #expect(Array(one.bytes[0..<4]) == [1, 0, 0, 0])
+    }
+
+    @Test func lev2BadHeadersAndFields() {
+        var zero = BinaryEventDecoder(arrivalMs: 0)
+        #expect(throws: EventDecodeError(event: 0, reason: "fields per event must be 1 to 16, got 0")) {
+            try zero.feed(Array("LEV2".utf8) + [1, 0, 0, 0, 0, 0, 0, 0])
+        }
+        var short = BinaryEventDecoder(arrivalMs: 0)
+        #expect(throws: EventDecodeError(event: 0, reason: "missing the 12-byte header")) {
+            try short.feed(Array("LEV2".utf8) + [1, 0, 0, 0, 2])
+            _ = try short.finish()
+        }
+        var builder = EventBatch.Builder(fieldCount: 2)
+        [1.0, .nan].withUnsafeBufferPointer { builder.append(key: Array("k".utf8), timestamp: 0, fields: $0) }
+        var body: [UInt8] = []
+        BinaryEventFormat.encode(builder, into: &body)
+        var nan = BinaryEventDecoder(arrivalMs: 0)
+        #expect(throws: EventDecodeError(event: 1, reason: "field 2 is not a finite number")) { try nan.feed(body) }
+    }
+}
