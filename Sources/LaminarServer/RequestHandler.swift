@@ -283,7 +283,7 @@ final class RequestHandler: HTTPHandler {
 
     /// Asks for the next page of each resuming follow whose client took most of the last one.
     private func resumeReadFollowers() {
-        let threshold = runtime.configuration.subscriberBacklogBytesMax / 2
+        let threshold = runtime.limits.subscriberBacklogBytesMax / 2
         for (token, p) in resuming where p.responder.unsentBytes <= threshold {
             resuming[token] = nil
             requestNextPage(p)
@@ -413,7 +413,7 @@ final class RequestHandler: HTTPHandler {
             if live {
                 pending[completion.token] = p
                 subscriptions[p.responder.token] = completion.token
-            } else if p.responder.unsentBytes <= runtime.configuration.subscriberBacklogBytesMax / 2 {
+            } else if p.responder.unsentBytes <= runtime.limits.subscriberBacklogBytesMax / 2 {
                 requestNextPage(p)
             } else {
                 resuming[p.responder.token] = p
