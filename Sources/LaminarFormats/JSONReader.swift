@@ -238,22 +238,7 @@ public struct JSONReader {
         }
         if i < n && (bytes[i] == 0x65 || bytes[i] == 0x45) {
             plainInteger = false
-            i += 1
-            var sign = 1
-            if i < n && (bytes[i] == 0x2B || bytes[i] == 0x2D) {
-                if bytes[i] == 0x2D { sign = -1 }
-                i += 1
-            }
-            guard i < n, bytes[i] &- 0x30 < 10 else {
-                position = i
-                throw error("expected an exponent")
-            }
-            var e = 0
-            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
-                if e < 100_000 { e = e * 10 + Int(d) }
-                i += 1
-            }
-            exponent += sign * e
+            exponent += try readExponent(&i)
         }
         position = i
         if dropped == 0 {
@@ -326,23 +311,7 @@ public struct JSONReader {
             while i < n, case let d = bytes[i] &- 0x30, d < 10 { digit(d); fractionDigits += 1; i += 1 }
         }
         var exponent = 0
-        if i < n && (bytes[i] == 0x65 || bytes[i] == 0x45) {
-            i += 1
-            var sign = 1
-            if i < n && (bytes[i] == 0x2B || bytes[i] == 0x2D) {
-                if bytes[i] == 0x2D { sign = -1 }
-                i += 1
-            }
-            guard i < n, bytes[i] &- 0x30 < 10 else {
-                position = i
-                throw error("expected an exponent")
-            }
-            while i < n, case let d = bytes[i] &- 0x30, d < 10 {
-                if exponent < 100_000 { exponent = exponent * 10 + Int(d) }
-                i += 1
-            }
-            exponent *= sign
-        }
+        if i < n && (bytes[i] == 0x65 || bytes[i] == 0x45) { exponent = try readExponent(&i) }
         position = i
         if significantDigits == 0 { return .exact(0) }
         // value = significand (with its held-back zeros) × 10^scale; its last digit is not zero.
@@ -371,6 +340,28 @@ public struct JSONReader {
     }
 
     /// Reads `true`, `false` or `null` literally.
+    /// Reads the exponent of a number at `i` (just after its `e` or `E`): an optional sign and at
+    /// least one digit; the magnitude saturates at 100 000 (far past any double's range).
+    private mutating func readExponent(_ i: inout Int) throws(JSONError) -> Int {
+        let n = bytes.count
+        i += 1
+        var sign = 1
+        if i < n && (bytes[i] == 0x2B || bytes[i] == 0x2D) {
+            if bytes[i] == 0x2D { sign = -1 }
+            i += 1
+        }
+        guard i < n, bytes[i] &- 0x30 < 10 else {
+            position = i
+            throw error("expected an exponent")
+        }
+        var e = 0
+        while i < n, case let d = bytes[i] &- 0x30, d < 10 {
+            if e < 100_000 { e = e * 10 + Int(d) }
+            i += 1
+        }
+        return sign * e
+    }
+
     private mutating func readLiteral(_ word: StaticString) throws(JSONError) {
         let n = word.utf8CodeUnitCount
         guard position + n <= bytes.count else { throw error("unexpected end") }
