@@ -42,11 +42,14 @@ let package = Package(
             name: "LaminarFormatsTests",
             dependencies: ["LaminarFormats", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        // Continuous queries in SQL: lexer, parser, and the compiler to stream and source
+        // definitions. Pure: text in, definitions or a positioned error out.
+        .target(name: "LaminarSQL", dependencies: ["LaminarReactor"]),
         // The server: routes of the KV and stream endpoints, metrics, configuration.
         .target(
             name: "LaminarServer",
             dependencies: [
-                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP",
+                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP", "LaminarSQL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]

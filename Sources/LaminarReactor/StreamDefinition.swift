@@ -19,10 +19,15 @@ public struct Aggregate: Sendable, Hashable {
     public var quantile: Double
     public var accuracy: Double
     public var alias: String?
+    /// When set, the aggregate reads this expression of the event's fields (evaluated per event;
+    /// an event for which it is null is skipped by this aggregate) instead of `field`; `alias`
+    /// is then required.
+    public var input: Expression?
 
-    public init(_ function: AggregateFunction, field: Int = 0, quantile: Double = 0.5, accuracy: Double = QuantileSketch.defaultAccuracy, alias: String? = nil) {
+    public init(_ function: AggregateFunction, field: Int = 0, quantile: Double = 0.5, accuracy: Double = QuantileSketch.defaultAccuracy, alias: String? = nil, input: Expression? = nil) {
         self.function = function
         self.field = field
+        self.input = input
         self.quantile = quantile
         self.accuracy = accuracy
         self.alias = alias
@@ -97,6 +102,21 @@ public struct StreamDefinition: Sendable, Hashable {
     public var emit: EmitMode
     public var lateData: LateData
 
+    /// The named source the stream reads (its key, time and value fields copied from it), or
+    /// `nil`: the stream owns an implicit source of its own name (`/streams/{name}/events`).
+    public var source: String?
+    /// Events for which this is not true are skipped (neither aggregated nor late).
+    public var filter: Expression?
+    /// The result columns, computed from the aggregate columns when a row is emitted; `nil`:
+    /// one column per aggregate (`columnNames`). Aggregates then serve only as inputs.
+    public var outputColumns: [OutputColumn]?
+    /// Rows for which this (over the aggregate columns) is not true are not emitted.
+    public var having: Expression?
+    /// The member naming the key in result rows (`key`; a SQL stream uses its source's key field).
+    public var keyColumn: String
+    /// The SQL text the definition was compiled from, shown beside it; `nil` for JSON definitions.
+    public var sql: String?
+
     /// Most windows one event of a hopping window belongs to (`size / slide`).
     public static let hopWindowsPerEventMax: Int64 = 100
     /// How long a result row stays retained (stored, and readable with `since`) after its window
@@ -124,6 +144,12 @@ public struct StreamDefinition: Sendable, Hashable {
         self.emit = .final
         self.lateData = .drop
         self.retentionMs = retentionMs
+        self.source = nil
+        self.filter = nil
+        self.outputColumns = nil
+        self.having = nil
+        self.keyColumn = "key"
+        self.sql = nil
     }
 
     /// The one field of a stream without declared `fields` (the first field otherwise).
