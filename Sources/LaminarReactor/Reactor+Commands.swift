@@ -104,7 +104,13 @@ extension Reactor {
             complete(token, .storeStats(StoreStatsSnapshot(
                 keys: store.count, bytes: store.sizeBytes, garbageRatio: log?.garbageRatio ?? 0,
                 fsyncCount: log?.stats.fsyncCount ?? 0, fsyncNanosTotal: log?.stats.fsyncNanosTotal ?? 0,
-                compactions: log?.stats.compactions ?? 0, streams: streams.count, subscriptions: subscriptions.count)),
+                compactions: log?.stats.compactions ?? 0, streams: streams.count, subscriptions: subscriptions.count,
+                revision: store.revision,
+                perStream: streams.keys.sorted().map { name in
+                    let op = streams[name]!.op
+                    return StreamMetrics(name: name, eventsAccepted: UInt64(op.eventsAccepted), eventsLate: UInt64(op.eventsLate),
+                        watermarkMs: op.watermarkMs, openWindows: op.openWindowCount)
+                })),
                 producer: p)
 
         case .appendEvents(let name, let batch, let idempotencyKey):

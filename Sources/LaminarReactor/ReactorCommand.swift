@@ -60,6 +60,20 @@ public struct StoreStatsSnapshot: Sendable, Hashable {
     public var compactions: UInt64
     public var streams: Int
     public var subscriptions: Int
+    /// The store revision (grows with every mutation).
+    public var revision: UInt64
+    /// One entry per stream, in name order (the number of streams is bounded by the limits).
+    public var perStream: [StreamMetrics]
+}
+
+/// The figures of one stream that `/metrics` exports.
+public struct StreamMetrics: Sendable, Hashable {
+    public var name: String
+    public var eventsAccepted: UInt64
+    public var eventsLate: UInt64
+    /// `Int64.min` until the stream has seen an event.
+    public var watermarkMs: Int64
+    public var openWindows: Int
 }
 
 /// A command's outcome, or a subscription's notification, for the token.

@@ -118,6 +118,20 @@ public struct MetricSample: Sendable, Hashable {
 public enum PrometheusText {
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// A label value as the exposition format writes it: `\`, `"` and newline escaped.
+    public static func escapeLabelValue(_ value: String) -> String {
+        var out = ""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
     public static func render(threads: [ThreadMetrics], samples: [MetricSample]) -> [UInt8] {
         var out = ""
         func sum(_ slot: Int) -> UInt64 { threads.reduce(0) { $0 &+ $1.load(slot) } }
@@ -147,7 +161,7 @@ public enum PrometheusText {
         out += "# TYPE laminar_event_bodies_total counter\n"
         out += "laminar_event_bodies_total{decoding=\"streamed\"} \(sum(ThreadMetrics.eventBodiesStreamedSlot))\n"
         out += "laminar_event_bodies_total{decoding=\"buffered\"} \(sum(ThreadMetrics.eventBodiesBufferedSlot))\n"
-        var described = Set<String>()
+        var described = Set<String>()  // samples of one name are adjacent (callers append family by family)
         for s in samples {
             if described.insert(s.name).inserted {
                 out += "# HELP \(s.name) \(s.help)\n# TYPE \(s.name) \(s.kind.rawValue)\n"

@@ -158,6 +158,26 @@ public final class ServerRuntime: @unchecked Sendable {
             MetricSample(name: "laminar_streams", help: "Streams defined.", kind: .gauge, value: Double(s.streams)),
             MetricSample(name: "laminar_subscriptions", help: "Live watches and follows.", kind: .gauge, value: Double(s.subscriptions)),
         ]
+        samples.append(MetricSample(name: "laminar_store_revision", help: "The store revision (grows by one with every mutation).",
+                                    kind: .gauge, value: Double(s.revision)))
+        // Each family's samples together, as the exposition format requires.
+        let label = { (m: StreamMetrics) in "stream=\"\(PrometheusText.escapeLabelValue(m.name))\"" }
+        for m in s.perStream {
+            samples.append(MetricSample(name: "laminar_stream_events_total", help: "Events accepted, by stream.", kind: .counter,
+                                        labels: label(m), value: Double(m.eventsAccepted)))
+        }
+        for m in s.perStream {
+            samples.append(MetricSample(name: "laminar_stream_late_events_total", help: "Late events (dropped, or kept for /late), by stream.",
+                                        kind: .counter, labels: label(m), value: Double(m.eventsLate)))
+        }
+        for m in s.perStream where m.watermarkMs != .min {
+            samples.append(MetricSample(name: "laminar_stream_watermark_seconds", help: "The stream's watermark (Unix time in seconds); absent before its first event.",
+                                        kind: .gauge, labels: label(m), value: Double(m.watermarkMs) / 1000))
+        }
+        for m in s.perStream {
+            samples.append(MetricSample(name: "laminar_stream_open_windows", help: "Windows open, by stream.", kind: .gauge,
+                                        labels: label(m), value: Double(m.openWindows)))
+        }
         for (i, p) in producers.enumerated() {
             samples.append(MetricSample(name: "laminar_ring_occupancy", help: "Commands waiting in an I/O thread's ring to the reactor.",
                                         kind: .gauge, labels: "thread=\"\(i)\"", value: Double(p.submissionsQueued)))

@@ -202,6 +202,27 @@ struct EndToEndStreamTests {
         try server.stop()
     }
 
+    /// The per-stream series of `/metrics` follow the stream's stats, and promtool accepts the page.
+    @Test func streamMetrics() throws {
+        let server = try Server()
+        for name in ["m1", "m2"] {
+            #expect(try request("--http1.1", "PUT", server.url("/streams/\(name)"), ["-d", Self.definition]).status == 200)
+        }
+        let events = [TestEvent(key: "a", ts: 5_000, value: 1), TestEvent(key: "b", ts: 6_500, value: 2), TestEvent(key: "a", ts: 1_000, value: 3)]
+        #expect(try post("--http1.1", server, "m1", ndjsonBody(events)).status == 202)
+        let page = try curl(["--http1.1", server.url("/metrics")]).out
+        let lines = Set(page.split(separator: "\n").map(String.init))
+        #expect(lines.contains(#"laminar_stream_events_total{stream="m1"} 2"#), "\(page)")
+        #expect(lines.contains(#"laminar_stream_late_events_total{stream="m1"} 1"#), "\(page)")
+        #expect(lines.contains(#"laminar_stream_watermark_seconds{stream="m1"} 6.5"#), "\(page)")
+        #expect(lines.contains(#"laminar_stream_open_windows{stream="m1"} 1"#), "\(page)")
+        #expect(lines.contains(#"laminar_stream_events_total{stream="m2"} 0"#), "\(page)")
+        #expect(!page.contains(#"laminar_stream_watermark_seconds{stream="m2"}"#), "no watermark before the first event")
+        #expect((try server.metric("laminar_store_revision") ?? 0) >= 3)
+        let check = try run("promtool", ["check", "metrics"], stdin: Data(page.utf8))
+        #expect(check.status == 0, "\(check)")
+    }
+
     @Test func binaryFormat() throws {
         let server = try Server()
         #expect(try request("--http2", "PUT", server.url("/streams/bin"), ["-d", Self.definition]).status == 200)
