@@ -2,7 +2,7 @@ import Foundation
 
 /// What `--verify` remembers of the event batches of one load thread. Every batch carries an
 /// `Idempotency-Key`; a batch is acknowledged (`202`, not a duplicate: its events are counted
-/// once), rejected (a 4xx or REFUSED_STREAM: not applied), or of unknown outcome (timeout, reset,
+/// once), rejected (a 4xx: not applied), or of unknown outcome (timeout, reset,
 /// connection lost, 5xx: it may or may not have been applied). Unknown batches keep their body, so
 /// that verification can send them again with the same key: the server counts a remembered key
 /// once, so after the retry every unknown batch is counted exactly once too.

@@ -358,13 +358,12 @@ final class LoadDriver: ClientLoopDriver {
             }
         case .reset(let code):
             error = timedOut[i] ? .timeout : code == 7 ? .refusedStream : .streamReset
-            if config.verify && (op == .put || op == .delete) {
-                // REFUSED_STREAM guarantees the server did not process it (RFC 9113 §8.7).
-                if code == 7 && !timedOut[i] { state.ledger.rejected(key: keyOf[i], seq: seqOf[i]) } else { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
-            }
-            if op == .ingest && config.verifiesEvents {
-                if code == 7 && !timedOut[i] { state.events.rejected() } else { unknownBatch(i) }
-            }
+            // Any reset leaves the outcome unknown, REFUSED_STREAM included: RFC 9113 §8.7 says
+            // the peer did not process the request, but a proxy is that peer, and HAProxy resets a
+            // stream it had already forwarded with REFUSED_STREAM when the server dies before
+            // answering ("so that the client may retry"): the server may have applied it.
+            if config.verify && (op == .put || op == .delete) { state.ledger.unknown(key: keyOf[i], seq: seqOf[i]) }
+            if op == .ingest && config.verifiesEvents { unknownBatch(i) }
         case .failed(let failure):
             switch failure {
             case .protocolError: error = .protocolError

@@ -257,13 +257,6 @@ def phase_kill(c, owners, work):
     for sent, tag, status, key, value, _ in acked:
         got = request(c.port, "GET", "/kv/" + key)
         check(got[0] == 200 and got[2].decode() == value, f"acknowledged {key} after the restart: {got[0]} {got[2][:50]!r}")
-    if SHORT:
-        # One run in about four of `make test` (2026-12-02) found 1 key whose value matched no write
-        # of this ledger after the kill; not yet explained (a write HAProxy held for the dead node
-        # and delivered after its restart, reported to the client as refused, would do it). The
-        # long form keeps the check; the acknowledged writes above are checked in both.
-        log(f"restart: {len(acked)} acknowledged writes read back through HAProxy (ledger verify: make test-cluster)")
-        return
     c.run_load("verify", "--ledger", ledger)
     log(f"restart: {len(acked)} acknowledged writes read back through HAProxy; laminar-load verify of the kill-time ledger: ok")
 
