@@ -42,11 +42,14 @@ let package = Package(
             name: "LaminarFormatsTests",
             dependencies: ["LaminarFormats", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        // The web console's files (HTML, CSS, JavaScript), embedded as generated Swift string
+        // literals (`generate_assets.py`); no dependencies, no Foundation.
+        .target(name: "LaminarConsole", exclude: ["assets", "generate_assets.py"]),
         // The server: routes of the KV and stream endpoints, metrics, configuration.
         .target(
             name: "LaminarServer",
             dependencies: [
-                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP",
+                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP", "LaminarConsole",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
@@ -60,7 +63,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
+        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarConsole", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
         .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar", "laminar-load"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).
