@@ -72,7 +72,7 @@ tr.clickable:hover td { background: #eff6ff; }
 .badge.live { background: #dcfce7; color: var(--ok); }
 .badge.reconnecting { background: #fef3c7; color: var(--warn); }
 .badge.ended { background: #fee2e2; color: var(--bad); }
-dl.stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 6px 14px; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin: 10px 0; }
+dl.stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 6px 14px; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin: 10px 0; }
 dl.stats dt { color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: .04em; }
 dl.stats dd { margin: 0 0 4px; font-weight: 600; }
 details.definition { margin: 8px 0; }
@@ -130,6 +130,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
   const STATUS_POLL_MS = 1000;
   const STATUS_HISTORY = 120;        // samples kept for the overview charts (2 minutes)
   const STREAMS_POLL_MS = 2000;
+  const STREAM_STATS_POLL_MS = 1000;
   const ROWS_SHOWN_MAX = 500;        // result rows kept on a stream page
   const ROWS_REPLAYED_ON_OPEN = 100; // retained rows shown when a stream page opens
   const CHART_KEYS_MAX = 8;
@@ -167,9 +168,17 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
   }
 
   function onLeave(fn) { cleanups.push(fn); }
+  /** Runs `fn` now and every `ms` until the view is left; a run never overlaps the previous one
+   *  (a poll waiting for the token, or for a slow server, does not pile up). */
   function every(ms, fn) {
-    fn();
-    const id = setInterval(fn, ms);
+    let busy = false;
+    const tick = async () => {
+      if (busy) return;
+      busy = true;
+      try { await fn(); } finally { busy = false; }
+    };
+    tick();
+    const id = setInterval(tick, ms);
     onLeave(() => clearInterval(id));
   }
 
@@ -370,7 +379,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
   /** A small line chart: `series` is [{name, points: [[x, y], …]}]; x and y scaled to fit. */
   function lineChart(series, opts = {}) {
     const width = opts.width || 360, height = opts.height || 120;
-    const pad = { l: 48, r: 8, t: 8, b: 20 };
+    const pad = { l: 60, r: 8, t: 8, b: 20 };
     const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img' });
     const all = series.flatMap((s) => s.points).filter((p) => p[1] !== null && Number.isFinite(p[1]));
     root.append(svg('rect', { x: pad.l, y: pad.t, width: width - pad.l - pad.r, height: height - pad.t - pad.b, class: 'plot' }));
@@ -443,7 +452,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
       if (history.length > STATUS_HISTORY) history.shift();
       renderOverview(history, cards, charts, routes);
       stamp.textContent = 'Updated ' + new Date().toLocaleTimeString();
-      document.getElementById('server-state').textContent = 'v' + s.version + ' · up ' + fmtDuration(s.uptime_ms);
+      showServerState(s);
     });
   }
 
@@ -509,7 +518,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
         el('td', { class: 'num', text: fmtMs(quantile(r.buckets, s.latency_bounds_ms, 0.99)) }));
     });
     routes.replaceChildren(
-      el('thead', {}, el('tr', {}, ['route', 'requests', 'errors', 'req/s', 'p99 (10 s)', 'p99 (all)'].map((h) => el('th', { text: h })))),
+      el('thead', {}, el('tr', {}, ['route', 'requests', 'errors', 'req/s', 'p99 (10 s)', 'p99 (all)'].map((h, i) => el('th', { class: i > 0 ? 'num' : null, text: h })))),
       el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'no requests yet' }))));
   }
 
@@ -549,7 +558,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
       });
       table.replaceChildren(
         el('thead', {}, el('tr', {}, ['name', 'window', 'columns', 'emit', 'events', 'late', 'watermark', 'lag behind wall time', 'open windows', 'last seq']
-          .map((h) => el('th', { text: h })))),
+          .map((h, i) => el('th', { class: i >= 4 ? 'num' : null, text: h })))),
         el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 10, class: 'muted' },
           'No streams yet. Define one on the ', el('a', { href: '#/sql', text: 'SQL' }), ' page or with PUT /streams/{name}.'))));
       note.textContent = names.length + ' stream' + (names.length === 1 ? '' : 's') + ' · updated ' + new Date().toLocaleTimeString();
@@ -647,7 +656,8 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
     const chartBox = el('figure', { class: 'chart-box wide', id: 'stream-chart' });
     const tbody = el('tbody', { id: 'rows' });
     const headers = ['seq', 'key', 'window start', 'window end', ...columns, 'op'];
-    const table = el('table', { class: 'data rows' }, el('thead', {}, el('tr', {}, headers.map((h) => el('th', { text: h })))), tbody);
+    const numeric = (h) => h === 'seq' || columns.includes(h);
+    const table = el('table', { class: 'data rows' }, el('thead', {}, el('tr', {}, headers.map((h) => el('th', { class: numeric(h) ? 'num' : null, text: h })))), tbody);
     const lateBox = el('div', { id: 'late' });
     const progressText = el('span', { class: 'muted small', id: 'progress' });
 
@@ -722,18 +732,18 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
       },
     }));
 
-    every(STREAMS_POLL_MS, async () => {
+    every(STREAM_STATS_POLL_MS, async () => {
       try {
         const s = await apiJSON('/streams/' + encodeURIComponent(name));
         const st = s.stats || {};
-        const item = (label, value) => [el('dt', { text: label }), el('dd', { text: value })];
+        const item = (label, value) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }));
         statsBox.replaceChildren(
-          ...item('window', windowText(s)), ...item('emit', s.emit),
-          ...item('events', fmtInt(st.events)), ...item('late events', fmtInt(st.late_events)),
-          ...item('watermark', st.watermark === null ? '—' : fmtTime(st.watermark)),
-          ...item('lag behind wall time', st.watermark === null ? '—' : fmtDuration(Date.now() - st.watermark)),
-          ...item('open windows', fmtInt(st.open_windows)), ...item('windows closed', fmtInt(st.windows_closed)),
-          ...item('keys', fmtInt(st.keys)), ...item('result seq', fmtInt(st.result_seq)), ...item('oldest retained', fmtInt(st.oldest_seq)));
+          item('window', windowText(s)), item('emit', s.emit),
+          item('events', fmtInt(st.events)), item('late events', fmtInt(st.late_events)),
+          item('watermark', st.watermark === null ? '—' : fmtTime(st.watermark)),
+          item('lag behind wall time', st.watermark === null ? '—' : fmtDuration(Date.now() - st.watermark)),
+          item('open windows', fmtInt(st.open_windows)), item('windows closed', fmtInt(st.windows_closed)),
+          item('keys', fmtInt(st.keys)), item('result seq', fmtInt(st.result_seq)), item('oldest retained', fmtInt(st.oldest_seq)));
         const lateRes = await api('/streams/' + encodeURIComponent(name) + '/late');
         const late = lateRes.ok ? ndjson(await lateRes.text()) : [];
         lateBox.replaceChildren(late.length === 0
@@ -898,9 +908,11 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
     function resultBlock(line, index) {
       const box = el('div', { class: 'result' });
       box.append(el('div', { class: 'muted small', text: 'statement ' + (index + 1) }));
-      const arrays = Object.entries(line || {}).filter(([, v]) => Array.isArray(v) && v.every((x) => x && typeof x === 'object'));
-      if (arrays.length === 1 && arrays[0][1].length > 0) {
-        const rows = arrays[0][1];
+      // A listing (one member holding a list of objects, as SHOW answers) as a table; the rest as JSON.
+      const members = Object.values(line && typeof line === 'object' ? line : {});
+      const rows = members.length === 1 && Array.isArray(members[0]) && members[0].length > 0
+        && members[0].every((x) => x && typeof x === 'object' && !Array.isArray(x)) ? members[0] : null;
+      if (rows) {
         const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
         box.append(el('table', { class: 'data' },
           el('thead', {}, el('tr', {}, cols.map((c) => el('th', { text: c })))),
@@ -1094,8 +1106,14 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
 
   // ---------------------------------------------------------------- start
 
+  function showServerState(s) {
+    document.getElementById('server-state').textContent = 'v' + s.version + ' · up ' + fmtDuration(s.uptime_ms)
+      + (s.store.failed ? ' · STORAGE FAILED' : '');
+  }
+
   window.addEventListener('hashchange', route);
   route();
+  if (parseHash().parts[0] && parseHash().parts[0] !== 'overview') apiJSON('/status').then(showServerState, () => {});
 })();
 
 """#####),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The web console in a real browser (`make test-console`; `make test` runs --short): Debian's
-headless Chromium driven by Playwright, against `laminar serve --memory --port 0` on 127.0.0.1.
+headless Chromium driven by Playwright, against `laminar serve --port 0` on 127.0.0.1 (a temporary
+data directory).
 
 1. Serving: `/` and `/console/…` with their Content-Type, Content-Security-Policy, nosniff and
    ETag (a 304 for If-None-Match); `GET /status` is the overview's JSON.
@@ -60,11 +61,12 @@ def check(cond, msg):
 
 
 class Server:
-    """`laminar serve --memory --port 0`, stopped with SIGTERM (it must exit 0)."""
+    """`laminar serve --data-dir (temporary) --port 0`, stopped with SIGTERM (it must exit 0)."""
 
     def __init__(self, *extra):
         self.work = tempfile.mkdtemp(prefix="laminar-console-")
-        self.proc = subprocess.Popen([args.laminar, "serve", "--memory", "--port", "0", "--progress-interval-ms", "300", *extra],
+        # A real data directory (fsync always), so the overview shows fsync figures.
+        self.proc = subprocess.Popen([args.laminar, "serve", "--data-dir", os.path.join(self.work, "data"), "--port", "0", "--progress-interval-ms", "300", *extra],
                                      cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
@@ -133,6 +135,14 @@ def wait_count(page, selector, test, what, timeout_s=15):
         time.sleep(0.05)
 
 
+def wait_until(test, what, timeout_s=15):
+    deadline = time.time() + timeout_s
+    while not test():
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: not after {timeout_s} s")
+        time.sleep(0.05)
+
+
 def wait_rows(page, count, what):
     wait_count(page, "#rows tr[data-seq]", lambda n: n >= count, f"{what} (waiting for {count} rows)")
 
@@ -163,20 +173,24 @@ def phase_serving(s):
     log("serving: headers, 304, /status ok")
 
 
-def background_traffic(s, seconds, stop):
-    """Puts and scans for the overview's charts."""
+def background_traffic(s, post, seconds, stop):
+    """Puts, gets and event batches for the overview's charts."""
     end = time.time() + seconds
     i = 0
+    ts = int(time.time() * 1000)
     while time.time() < end and not stop.is_set():
         s.request("PUT", f"/kv/load/{i % 50}", body=str(i))
         s.request("GET", f"/kv/load/{i % 50}")
+        if i % 5 == 0:
+            post([(f"k{j % 7}", ts + j * 10, float(j % 13)) for j in range(50)])
+            ts += 500
         i += 1
         time.sleep(0.01)
 
 
-def phase_overview(s, p):
+def phase_overview(s, p, post):
     stop = threading.Event()
-    t = threading.Thread(target=background_traffic, args=(s, 6, stop))
+    t = threading.Thread(target=background_traffic, args=(s, post, 6 if args.short else 12, stop))
     t.start()
     try:
         p.page.goto(s.url + "/#/")
@@ -184,12 +198,13 @@ def phase_overview(s, p):
         # Three samples make two chart points.
         wait_count(p.page, "#chart-requests polyline", lambda n: n > 0, "the requests chart")
         p.page.wait_for_selector("#routes td:text('kv_put')")
-        time.sleep(2.5)
+        time.sleep(2.5 if args.short else 6)
     finally:
         stop.set()
         t.join()
     cards = p.page.text_content(".cards")
     check("Keys" in cards and "Uptime" in cards, cards)
+    check(p.page.locator("#chart-events polyline").count() == 1, "the events chart")
     screenshot(p.page, "overview.png")
     p.assert_clean("overview")
     log("overview: cards, charts and the route table")
@@ -259,14 +274,16 @@ def phase_stream(s, p, name, post):
     p.page.wait_for_selector("#follow-status.live")
     check("since=0" in p.page.url, f"the view's start is in the URL: {p.page.url}")
     keys = ["u1", "u2", "u3"]
-    ts = 1000
+    ts = (int(time.time()) - 30) * 1000  # event time half a minute behind the wall clock
     expected = 0
+    n = 0
 
     def round_of_events():
-        nonlocal ts
-        events = [(k, ts + 100 * i, float(i + 1)) for i, k in enumerate(keys)]
+        nonlocal ts, n
+        events = [(k, ts + 100 * i, float((n * 7 + i * 5) % 11 + 1)) for i, k in enumerate(keys)]
+        n += 1
         ts += 1000
-        events.append(("u1", ts, 1.0))  # closes the previous second's window: 3 rows
+        events.append(("u1", ts, float(n % 4 + 1)))  # closes the previous second's window: 3 rows
         post(events)
         return 3
 
@@ -274,6 +291,7 @@ def phase_stream(s, p, name, post):
         expected += round_of_events()
         wait_rows(p.page, expected, "rows arriving")
     check(sorted(rows_shown(p.page)) == list(range(1, expected + 1)), rows_shown(p.page))
+    wait_until(lambda: f"result seq{expected}" in p.page.text_content("#stream-stats"), "the stats catch up")
     p.page.select_option("#chart-column", index=1)
     p.page.wait_for_selector("#stream-chart polyline")
     check(p.page.locator("#stream-chart .legend li").count() == 3, "one line per key")
@@ -390,7 +408,6 @@ def main():
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             p = Page(context)
-            phase_overview(s, p)
             sql = has_sql(s)
             if not sql:
                 p.allowed.append((r"/sql$", 404))
@@ -400,6 +417,7 @@ def main():
             p.page.wait_for_selector(f"tr[data-stream='{name}']")
             screenshot(p.page, "streams.png")
             phase_keys(s, p)
+            phase_overview(s, p, post)
             p.assert_clean("every page")
             context.close()
             phase_auth(browser)
