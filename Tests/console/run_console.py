@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,6 +92,7 @@ class Server:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=15)
+        shutil.rmtree(self.work, ignore_errors=True)
         check(code == 0, f"the server exited {code}")
 
 
