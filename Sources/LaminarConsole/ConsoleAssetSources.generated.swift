@@ -568,7 +568,8 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
   /**
    * Follows a stream's results as Server-Sent Events over fetch (EventSource cannot send an
    * Authorization header), resuming after the last row seen with Last-Event-ID whenever the
-   * connection drops, as EventSource would. Rows at or below the last seq are never passed on.
+   * connection drops, as EventSource would. Rows at or below the last seq are never passed on
+   * (`repeated` counts them: none should come).
    */
   function followResults(name, since, handlers) {
     const abort = new AbortController();
@@ -617,6 +618,8 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
               } else if (typeof obj.seq === 'number' && obj.seq > last) {
                 last = obj.seq;
                 handlers.row(obj);
+              } else if (typeof obj.seq === 'number') {
+                handlers.repeated(obj.seq); // the server sent a row again: never shown twice, but counted
               }
             }
           }
@@ -725,6 +728,7 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
         statusBadge.className = 'badge ' + state;
         statusBadge.title = detail || '';
       },
+      repeated: () => { statusBadge.dataset.repeated = String(Number(statusBadge.dataset.repeated || 0) + 1); },
       gone: (after, oldest) => {
         notice.hidden = false;
         notice.textContent = 'Rows after seq ' + after + ' have left (retention); showing from seq ' + oldest + '.';

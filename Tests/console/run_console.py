@@ -11,8 +11,11 @@ data directory).
 3. A stream defined through the SQL editor (when the server has /sql; else with PUT /streams)
    shows rows arriving as events are posted; a reload, with events posted while it loads,
    resumes without losing or repeating a row (the rows shown are exactly seq 1..result_seq).
+   The server restarts under the page: the feed reconnects with Last-Event-ID, again with no row
+   lost or repeated. Late events (kept) are listed.
 4. Keys: a key and value holding <script> and HTML show as text (no script ran, no element was
-   made); put with If-Match, a 412 when the key changed behind the page's back; paging.
+   made); put with If-Match, a 412 when the key changed behind the page's back; delete; JSON and
+   hex views; paging.
 5. With --auth-token-file, the page asks for the token, then works; nothing is left in
    localStorage, sessionStorage or cookies.
 6. Screenshots of each page in bench-results/console/ (with --short in .build/console-screenshots,
@@ -66,8 +69,14 @@ class Server:
 
     def __init__(self, *extra):
         self.work = tempfile.mkdtemp(prefix="laminar-console-")
+        self.extra = list(extra)
+        self.token = None
+        self._start("0")
+
+    def _start(self, port):
         # A real data directory (fsync always), so the overview shows fsync figures.
-        self.proc = subprocess.Popen([args.laminar, "serve", "--data-dir", os.path.join(self.work, "data"), "--port", "0", "--progress-interval-ms", "300", *extra],
+        self.proc = subprocess.Popen([args.laminar, "serve", "--data-dir", os.path.join(self.work, "data"), "--port", port,
+                                      "--progress-interval-ms", "300", *self.extra],
                                      cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
@@ -75,7 +84,12 @@ class Server:
             self.proc.kill()
             raise AssertionError(f"server did not start: {line!r}")
         self.url = f"http://127.0.0.1:{m.group(1)}"
-        self.token = None
+
+    def restart(self):
+        """SIGTERM, then the same data directory on the same port."""
+        self.proc.send_signal(signal.SIGTERM)
+        check(self.proc.wait(timeout=15) == 0, "the server stopped cleanly")
+        self._start(self.url.rsplit(":", 1)[1])
 
     def request(self, method, path, body=None, headers=None):
         h = dict(headers or {})
@@ -104,6 +118,7 @@ class Page:
         self.page = context.new_page()
         self.errors = []
         self.allowed = []
+        self.server_down = False  # while the test restarts the server, failed connections are expected
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
@@ -111,6 +126,8 @@ class Page:
         if msg.type not in ("error", "warning"):
             return
         text, url = msg.text, (msg.location or {}).get("url", "")
+        if self.server_down and "net::ERR_" in text:
+            return
         m = re.search(r"status of (\d+)", text)
         if msg.type == "error" and m and any(re.search(p, url) and int(m.group(1)) == s for p, s in self.allowed):
             return
@@ -233,7 +250,7 @@ def phase_define(s, p, sql):
     p.page.wait_for_selector("#sql-editor")
     if not sql:
         p.page.wait_for_selector("#sql-availability:text('no /sql endpoint')")
-        status, _, body = s.request("PUT", "/streams/clicks_1s", body='{"window":"1s","aggregates":["count","sum","max"]}')
+        status, _, body = s.request("PUT", "/streams/clicks_1s", body='{"window":"1s","aggregates":["count","sum","max"],"late_data":"keep"}')
         check(status == 200, body)
         screenshot(p.page, "sql.png")
         p.assert_clean("sql page without /sql")
@@ -269,7 +286,7 @@ def phase_define(s, p, sql):
     return "clicks_1s", post
 
 
-def phase_stream(s, p, name, post):
+def phase_stream(s, p, name, post, late_kept):
     p.page.goto(s.url + "/#/streams")
     p.page.wait_for_selector(f"tr[data-stream='{name}']")
     p.page.goto(f"{s.url}/#/stream/{name}")
@@ -308,11 +325,26 @@ def phase_stream(s, p, name, post):
         time.sleep(0.5)  # a repeated row would come now
         shown = rows_shown(p.page)
         check(sorted(shown) == list(range(1, expected + 1)), f"after a reload: {len(shown)} rows {sorted(shown)[:5]}…, expected 1..{expected}")
+    # The server restarts under the page: the feed reconnects by itself with Last-Event-ID.
+    p.server_down = True
+    s.restart()
+    p.page.wait_for_selector("#follow-status.live", timeout=20000)
+    p.server_down = False
+    expected += round_of_events()
+    wait_rows(p.page, expected, "rows after the server restarted")
+    time.sleep(0.5)
+    shown = rows_shown(p.page)
+    check(sorted(shown) == list(range(1, expected + 1)), f"after a restart: {len(shown)} rows, expected 1..{expected}")
+    check(p.page.get_attribute("#follow-status", "data-repeated") is None, "the server sent no row twice (Last-Event-ID was honoured)")
     result_seq = json.loads(s.request("GET", f"/streams/{name}")[2])["stats"]["result_seq"]
     check(result_seq == expected, f"result_seq {result_seq}, {expected} rows shown")
+    if late_kept:
+        post([("late-key", ts - 10_000, 42.0)])
+        p.page.wait_for_selector("#late pre.late")
+        check("late-key" in p.page.text_content("#late"), "the late event is listed")
     check(len(p.page.inner_text("#stream-stats")) > 0, "stats shown")
     p.assert_clean("stream page")
-    log(f"stream: {expected} rows arrived live, {ROUNDS} reloads with events posted meanwhile, none lost or repeated")
+    log(f"stream: {expected} rows arrived live, {ROUNDS} reloads with events posted meanwhile and a server restart, none lost or repeated")
 
 
 XSS_KEY = 'xss/<img src=x onerror="window.__xss=1">'
@@ -332,6 +364,7 @@ def phase_keys(s, p):
     p.page.click("#key-scan")
     p.page.wait_for_selector("#key-list tr.clickable")
     check(p.page.locator("#key-list tr.clickable").count() == 3, p.page.inner_text("#key-list"))
+    check(p.page.locator("#key-list tr.clickable").nth(1).text_content().startswith("xss/binary"), "keys in byte order")
     check(XSS_KEY in p.page.inner_text("#key-list"), "the key is shown as text")
     p.page.locator("#key-list tr.clickable", has_text="onerror").click()
     p.page.wait_for_selector("#value-text")
@@ -355,6 +388,10 @@ def phase_keys(s, p):
     p.page.locator("#key-list tr.clickable", has_text="json").click()
     p.page.wait_for_selector("#value-json")
     check('"a": [' in p.page.inner_text("#value-json"), p.page.inner_text("#value-json"))
+    p.page.once("dialog", lambda d: d.accept())
+    p.page.click("#value-delete")
+    p.page.wait_for_selector("#key-viewer p:text('Deleted')")
+    check(s.request("GET", "/kv/xss/json")[0] == 404, "deleted")
     p.page.locator("#key-list tr.clickable", has_text="binary").click()
     p.page.wait_for_selector("#value-hex")
     check("00 01 02 03" in p.page.inner_text("#value-hex") and "fe ff" in p.page.inner_text("#value-hex"), p.page.inner_text("#value-hex"))
@@ -414,7 +451,7 @@ def main():
             if not sql:
                 p.allowed.append((r"/sql$", 404))
             name, post = phase_define(s, p, sql)
-            phase_stream(s, p, name, post)
+            phase_stream(s, p, name, post, late_kept=not sql)
             p.page.goto(s.url + "/#/streams")
             p.page.wait_for_selector(f"tr[data-stream='{name}']")
             screenshot(p.page, "streams.png")
