@@ -8,7 +8,8 @@ data directory).
 2. Every page (overview, streams, a stream, SQL, keys) loads with no console error and no
    uncaught exception (the few failed requests a step causes on purpose — a 404 probe of /sql on
    a server without it, a 412, a 401 before the token — are allowed by URL and status only).
-3. A stream defined through the SQL editor (when the server has /sql; else with PUT /streams)
+3. A stream defined through the SQL editor (when the server has /sql; else with PUT /streams,
+   and the SQL page is checked against a stand-in for /sql that Playwright answers)
    shows rows arriving as events are posted; a reload, with events posted while it loads,
    resumes without losing or repeating a row (the rows shown are exactly seq 1..result_seq).
    The server restarts under the page: the feed reconnects with Last-Event-ID, again with no row
@@ -252,7 +253,6 @@ def phase_define(s, p, sql):
         p.page.wait_for_selector("#sql-availability:text('no /sql endpoint')")
         status, _, body = s.request("PUT", "/streams/clicks_1s", body='{"window":"1s","aggregates":["count","sum","max"],"late_data":"keep"}')
         check(status == 200, body)
-        screenshot(p.page, "sql.png")
         p.assert_clean("sql page without /sql")
         log("sql: this server has no /sql (the page says so); stream defined with PUT /streams")
 
@@ -284,6 +284,66 @@ def phase_define(s, p, sql):
         status, _, reply = s.request("POST", "/sources/clicks/events", body=body, headers={"Content-Type": "application/x-ndjson"})
         check(status == 202, reply)
     return "clicks_1s", post
+
+
+def phase_sql_stubbed(s, p):
+    """The SQL page against a stand-in for POST /sql (Playwright answers it, following the contract
+    of issue 13: NDJSON, one line per statement; 400 sql_error with line and column), for a server
+    built without /sql: the error is shown at its line and column, also for an EXPLAIN of a
+    statement further down the editor, and the lists and EXPLAIN's definition are shown."""
+    sent = []
+
+    def answer(route):
+        body = route.request.post_data or ""
+        sent.append(body)
+        if body.startswith("SHOW SOURCES"):
+            route.fulfill(status=200, content_type="application/x-ndjson", body='{"sources":[{"name":"clicks","key":"user_id"}]}\n')
+        elif body.startswith("SHOW STREAMS"):
+            route.fulfill(status=200, content_type="application/x-ndjson", body='{"streams":[{"name":"clicks_1s","source":"clicks"}]}\n')
+        elif body.startswith("EXPLAIN CREATE STREAM clicks_1s"):
+            if "SELEKT" in body:  # line 3 of the statement, column 3
+                route.fulfill(status=400, content_type="application/json",
+                              body='{"error":"sql_error","line":3,"column":3,"detail":"expected SELECT, found SELEKT"}\n')
+            else:
+                route.fulfill(status=200, content_type="application/x-ndjson",
+                              body='{"explain":{"name":"clicks_1s","window":{"type":"tumble","size_ms":1000},"columns":["clicks","total"]}}\n')
+        else:  # the whole script: an error on its line 7, column 3
+            route.fulfill(status=400, content_type="application/json",
+                          body='{"error":"sql_error","line":7,"column":3,"detail":"expected SELECT, found <script>x</script>"}\n')
+
+    p.page.route("**/sql", answer)
+    p.allowed.append((r"/sql$", 400))
+    try:
+        p.page.goto(s.url + "/#/streams")
+        p.page.goto(s.url + "/#/sql")
+        p.page.wait_for_selector("#sql-sources li:text('clicks')")
+        p.page.wait_for_selector("#sql-streams li a:text('clicks_1s')")
+        script = "CREATE SOURCE clicks (\n  user_id TEXT KEY, amount DOUBLE, ts TIMESTAMP\n);\n\nCREATE STREAM clicks_1s AS\n  SELECT user_id, COUNT(*) AS clicks\n  SELEKT x\n  FROM clicks GROUP BY user_id, TUMBLE(ts, INTERVAL '1' SECOND);"
+        p.page.fill("#sql-editor", script)
+        p.page.click("#sql-run")
+        p.page.wait_for_selector("#sql-error")
+        text = p.page.text_content("#sql-error")
+        check("line 7, column 3" in text and "  SELEKT x\n  ^" in text, text)
+        check("<script>x</script>" in text and p.page.locator("#sql-error script").count() == 0, "the detail is text")
+        check(p.page.locator(".gutter .bad").text_content().strip() == "7", "the gutter marks line 7")
+        offset = script.index("SELEKT")
+        check(p.page.evaluate("[document.getElementById('sql-editor').selectionStart]") == [offset], "the cursor is at the error")
+        # Explain sends the CREATE STREAM statement alone; its error maps back to the editor.
+        p.page.fill("#sql-editor", script)
+        p.page.click("#sql-explain")
+        p.page.wait_for_selector("#sql-error")
+        check(sent[-1].startswith("EXPLAIN CREATE STREAM clicks_1s AS\n"), sent[-1])
+        text = p.page.text_content("#sql-error")
+        check("line 7, column 3" in text, f"EXPLAIN's error at the editor's line: {text}")
+        p.page.fill("#sql-editor", script.replace("  SELEKT x\n", ""))
+        p.page.click("#sql-explain")
+        p.page.wait_for_selector("#sql-output pre.json")
+        check('"size_ms": 1000' in p.page.text_content("#sql-output pre.json"), "EXPLAIN's definition, pretty")
+        screenshot(p.page, "sql.png")
+        p.assert_clean("sql page (stand-in /sql)")
+    finally:
+        p.page.unroute("**/sql")
+    log("sql (stand-in for /sql): errors at line and column, EXPLAIN mapped to the editor, sources and streams listed")
 
 
 def phase_stream(s, p, name, post, late_kept):
@@ -451,6 +511,8 @@ def main():
             if not sql:
                 p.allowed.append((r"/sql$", 404))
             name, post = phase_define(s, p, sql)
+            if not sql:
+                phase_sql_stubbed(s, p)
             phase_stream(s, p, name, post, late_kept=not sql)
             p.page.goto(s.url + "/#/streams")
             p.page.wait_for_selector(f"tr[data-stream='{name}']")
