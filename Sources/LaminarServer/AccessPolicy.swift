@@ -3,8 +3,9 @@ import LaminarConsole
 
 /// Who may do what. With a policy configured, requests must carry `Authorization: Bearer <token>`:
 /// writes only (`.writes`: GET and HEAD stay open) or everything (`.everything`). `GET /health`
-/// is always open, so probes need no secret, and so are the console's files. The token is compared in constant time (for its
-/// length); a missing or wrong token is `401` with `WWW-Authenticate: Bearer`.
+/// is always open, so probes need no secret, and so are the console's files. The token is
+/// compared in constant time (for its length); a missing or wrong token is `401` with
+/// `WWW-Authenticate: Bearer`.
 ///
 /// Invariant: the token is 1 to 4096 visible ASCII characters (RFC 6750 b64token-ish; no spaces).
 public struct AccessPolicy: Sendable {

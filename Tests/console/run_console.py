@@ -13,7 +13,8 @@ data directory).
    shows rows arriving as events are posted; a reload, with events posted while it loads,
    resumes without losing or repeating a row (the rows shown are exactly seq 1..result_seq).
    The server restarts under the page: the feed reconnects with Last-Event-ID, again with no row
-   lost or repeated. Late events (kept) are listed.
+   lost or repeated. A burst of 1201 rows keeps the newest 500, and a reload shows the same ones.
+   Late events (kept) are listed.
 4. Keys: a key and value holding <script> and HTML show as text (no script ran, no element was
    made); put with If-Match, a 412 when the key changed behind the page's back; delete; JSON and
    hex views; paging.
@@ -398,13 +399,28 @@ def phase_stream(s, p, name, post, late_kept):
     check(p.page.get_attribute("#follow-status", "data-repeated") is None, "the server sent no row twice (Last-Event-ID was honoured)")
     result_seq = json.loads(s.request("GET", f"/streams/{name}")[2])["stats"]["result_seq"]
     check(result_seq == expected, f"result_seq {result_seq}, {expected} rows shown")
+    # A burst larger than the page keeps (1200 keys closing in one window): the newest 500 rows
+    # are shown, the URL's since moves past the others, and a reload shows the same rows.
+    burst = [(f"b{i:04}", ts + 1, 1.0) for i in range(1200)]
+    ts += 1000
+    post(burst + [("u1", ts, 1.0)])
+    expected += 1201  # the window the last round opened with u1, and the 1200 keys
+    wait_until(lambda: p.page.locator("#rows tr[data-seq]").first.get_attribute("data-seq") == str(expected)
+               if p.page.locator("#rows tr[data-seq]").count() else False, "the burst's last row")
+    shown = rows_shown(p.page)
+    check(sorted(shown) == list(range(expected - 499, expected + 1)), f"the newest 500 rows: {len(shown)} from {min(shown)}")
+    check(f"since={expected - 500}" in p.page.url, p.page.url)
+    p.page.reload()
+    wait_rows(p.page, 500, "the burst after a reload")
+    time.sleep(0.5)
+    check(sorted(rows_shown(p.page)) == list(range(expected - 499, expected + 1)), "the same 500 rows after a reload")
     if late_kept:
         post([("late-key", ts - 10_000, 42.0)])
         p.page.wait_for_selector("#late pre.late")
         check("late-key" in p.page.text_content("#late"), "the late event is listed")
     check(len(p.page.inner_text("#stream-stats")) > 0, "stats shown")
     p.assert_clean("stream page")
-    log(f"stream: {expected} rows arrived live, {ROUNDS} reloads with events posted meanwhile and a server restart, none lost or repeated")
+    log(f"stream: {expected} rows arrived live, {ROUNDS} reloads with events posted meanwhile, a server restart, a burst of 1201 rows (500 kept), none lost or repeated")
 
 
 XSS_KEY = 'xss/<img src=x onerror="window.__xss=1">'

@@ -14,7 +14,9 @@
   const STREAM_STATS_POLL_MS = 1000;
   const ROWS_SHOWN_MAX = 500;        // result rows kept on a stream page
   const ROWS_REPLAYED_ON_OPEN = 100; // retained rows shown when a stream page opens
-  const CHART_KEYS_MAX = 8;
+  const CHART_KEYS_MAX = 8;         // lines on a stream's chart
+  const CHART_KEYS_TRACKED = 64;    // keys whose windows a stream page keeps for its chart
+  const CHART_WINDOWS_MAX = 300;    // windows kept per key
   const RECONNECT_MS = [500, 1000, 2000, 5000];
 
   const main = document.getElementById('main');
@@ -105,11 +107,6 @@
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
-  }
-  function bytesToB64(bytes) {
-    let bin = '';
-    for (const b of bytes) bin += String.fromCharCode(b);
-    return btoa(bin);
   }
   function decodeUTF8(bytes) {
     try { return strictUTF8.decode(bytes); } catch { return null; }
@@ -563,10 +560,8 @@
     const windows = new Map(); // key → Map(window_start → row)
     const keyOf = (row) => (keyField === null ? '(all)' : row.key !== undefined ? row.key
       : row.key_base64 !== undefined ? showBytes(b64ToBytes(row.key_base64)) : '');
-    let chartPending = false;
 
     function drawChart() {
-      chartPending = false;
       if (!column) { chartBox.replaceChildren(el('p', { class: 'muted', text: 'no aggregate columns' })); return; }
       const keys = [...windows.entries()].sort((a, b) => b[1].size - a[1].size).slice(0, CHART_KEYS_MAX);
       const series = keys.map(([k, m]) => ({
@@ -575,27 +570,54 @@
       }));
       chartBox.replaceChildren(lineChart(series, { width: 720, height: 200, fmtX: fmtTime }), legend(keys.map(([k]) => k)));
     }
-    const scheduleChart = () => { if (!chartPending) { chartPending = true; requestAnimationFrame(drawChart); } };
 
-    function addRow(row) {
-      const key = keyOf(row);
-      const tr = el('tr', { 'data-seq': row.seq },
+    // Rows are drawn once per frame; a burst (a large window closing) keeps only its newest
+    // ROWS_SHOWN_MAX rows, also while the tab is hidden and no frame comes. The chart follows
+    // at most CHART_KEYS_TRACKED keys and CHART_WINDOWS_MAX windows per key.
+    let pending = [];
+    let flushScheduled = false;
+    let droppedSeq = null; // the newest row dropped unshown: the view now starts after it
+
+    function rowElement(row) {
+      return el('tr', { 'data-seq': row.seq },
         el('td', { class: 'num', text: row.seq }),
-        el('td', { class: 'key', text: key }),
+        el('td', { class: 'key', text: keyOf(row) }),
         el('td', { text: fmtTime(row.window_start) }),
         el('td', { text: fmtTime(row.window_end) }),
         columns.map((c) => el('td', { class: 'num', text: row[c] === undefined ? '' : row[c] === null ? 'null' : fmtNum(row[c], 4) })),
         el('td', { text: (row.op || '') + (row.final ? ' final' : '') }));
-      tbody.prepend(tr);
-      shown.push(row.seq);
-      if (shown.length > ROWS_SHOWN_MAX) {
-        const dropped = shown.shift();
+    }
+
+    function flushRows() {
+      flushScheduled = false;
+      const rows = pending;
+      pending = [];
+      const fragment = document.createDocumentFragment();
+      for (let i = rows.length - 1; i >= 0; i--) fragment.append(rowElement(rows[i]));
+      tbody.prepend(fragment);
+      for (const row of rows) shown.push(row.seq);
+      while (shown.length > ROWS_SHOWN_MAX) {
+        droppedSeq = shown.shift();
         tbody.lastElementChild.remove();
-        setHashParams({ since: dropped });
       }
-      if (!windows.has(key)) windows.set(key, new Map());
-      if (row.op === 'delete') windows.get(key).delete(row.window_start); else windows.get(key).set(row.window_start, row);
-      scheduleChart();
+      if (droppedSeq !== null) setHashParams({ since: droppedSeq });
+      drawChart();
+    }
+
+    function addRow(row) {
+      pending.push(row);
+      if (pending.length > ROWS_SHOWN_MAX) {
+        droppedSeq = pending.shift().seq;
+        while (shown.length > 0) { shown.pop(); tbody.lastElementChild.remove(); } // all older than the pending ones
+      }
+      const key = keyOf(row);
+      if (!windows.has(key) && windows.size < CHART_KEYS_TRACKED) windows.set(key, new Map());
+      const m = windows.get(key);
+      if (m) {
+        if (row.op === 'delete') m.delete(row.window_start); else m.set(row.window_start, row);
+        if (m.size > CHART_WINDOWS_MAX) m.delete(m.keys().next().value);
+      }
+      if (!flushScheduled) { flushScheduled = true; requestAnimationFrame(flushRows); }
     }
 
     select.addEventListener('change', () => { column = select.value; setHashParams({ col: column }); drawChart(); });
