@@ -517,8 +517,10 @@
     const name = rest[0];
     if (!name) { location.hash = '#/streams'; return; }
     const def = await apiJSON('/streams/' + encodeURIComponent(name));
-    const columns = def.columns || [];
     const keyField = def.group_by === 'all' ? null : (def.key_field || 'key');
+    // The aggregate columns (a SQL stream's rows name the key by its source column, and its
+    // definition may list the key and window columns too).
+    const columns = (def.columns || []).filter((c) => !['seq', 'key', keyField, 'window_start', 'window_end'].includes(c));
 
     let since = Number(params.get('since'));
     if (!params.has('since') || !Number.isInteger(since) || since < 0) {
@@ -558,8 +560,14 @@
     // Rows by seq (newest first in the table); the chart's points by key and window start.
     const shown = [];
     const windows = new Map(); // key → Map(window_start → row)
-    const keyOf = (row) => (keyField === null ? '(all)' : row.key !== undefined ? row.key
-      : row.key_base64 !== undefined ? showBytes(b64ToBytes(row.key_base64)) : '');
+    const keyOf = (row) => {
+      if (keyField === null) return '(all)';
+      for (const name of ['key', keyField]) {
+        if (typeof row[name] === 'string') return row[name];
+        if (typeof row[name + '_base64'] === 'string') return showBytes(b64ToBytes(row[name + '_base64']));
+      }
+      return '';
+    };
 
     function drawChart() {
       if (!column) { chartBox.replaceChildren(el('p', { class: 'muted', text: 'no aggregate columns' })); return; }
