@@ -53,9 +53,10 @@ test-cluster: deps
 # in bench-results/console/. `make test` runs --short.
 CONSOLE_VENV := .build/venv-console
 CONSOLE_PYTHON := $(CONSOLE_VENV)/bin/python
+PLAYWRIGHT_VERSION := 1.65.2
 console-deps: deps
-	@$(CONSOLE_PYTHON) -c 'import playwright' 2>/dev/null || { \
-	  python3 -m venv $(CONSOLE_VENV) && $(CONSOLE_VENV)/bin/pip install -q playwright; }
+	@$(CONSOLE_PYTHON) -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '$(PLAYWRIGHT_VERSION)')" 2>/dev/null || { \
+	  python3 -m venv $(CONSOLE_VENV) && $(CONSOLE_VENV)/bin/pip install -q --disable-pip-version-check playwright==$(PLAYWRIGHT_VERSION); }
 
 test-console: console-deps
 	$(SWIFT) build --product laminar
