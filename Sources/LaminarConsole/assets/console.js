@@ -23,6 +23,7 @@
   let token = null;           // the bearer token, in memory only
   let tokenPrompt = null;     // the pending prompt, shared by concurrent 401s
   let cleanups = [];          // what the current view stops when the user leaves it
+  let viewCount = 0;          // views shown so far: a view that awaited checks it is still current
 
   // ---------------------------------------------------------------- DOM helpers
 
@@ -149,12 +150,14 @@
     return h;
   }
 
-  /** fetch on this origin with the token; a 401 asks for the token and tries again. */
+  /** fetch on this origin with the token; a 401 asks for the token and tries again (at once,
+   *  without asking, when another request got a new token meanwhile). */
   async function api(path, options = {}) {
     for (;;) {
+      const sent = token;
       const res = await fetch(path, { ...options, headers: withAuth(options.headers), cache: 'no-store' });
       if (res.status !== 401) return res;
-      await askToken(token ? 'That token was refused.' : '');
+      if (token === sent) await askToken(sent ? 'That token was refused.' : '');
     }
   }
 
@@ -232,6 +235,7 @@
   function route() {
     for (const fn of cleanups) { try { fn(); } catch { /* leaving anyway */ } }
     cleanups = [];
+    viewCount++;
     const { parts, params } = parseHash();
     const page = parts[0] || 'overview';
     for (const a of document.querySelectorAll('nav a')) {
@@ -245,7 +249,8 @@
       return;
     }
     document.body.dataset.page = page;
-    view(params, parts.slice(1)).catch((err) => showError(main, err));
+    const current = viewCount;
+    view(params, parts.slice(1)).catch((err) => { if (current === viewCount) showError(main, err); });
   }
 
   function showError(parent, err) {
@@ -516,7 +521,9 @@
   async function streamPage(params, rest) {
     const name = rest[0];
     if (!name) { location.hash = '#/streams'; return; }
+    const view = viewCount;
     const def = await apiJSON('/streams/' + encodeURIComponent(name));
+    if (view !== viewCount) return; // left while the definition was on its way
     const keyField = def.group_by === 'all' ? null : (def.key_field || 'key');
     // The aggregate columns (a SQL stream's rows name the key by its source column, and its
     // definition may list the key and window columns too).
