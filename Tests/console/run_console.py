@@ -236,10 +236,10 @@ def has_sql(s):
     return status != 404
 
 
-SQL_SCRIPT = """CREATE SOURCE clicks (
+SQL_SOURCE = """CREATE SOURCE clicks (
   user_id TEXT KEY, amount DOUBLE, ts TIMESTAMP
-);
-CREATE STREAM clicks_1s AS
+);"""
+SQL_STREAM = """CREATE STREAM clicks_1s AS
   SELECT user_id, window_start, window_end, COUNT(*) AS clicks, SUM(amount) AS total
   FROM clicks
   GROUP BY user_id, TUMBLE(ts, INTERVAL '1' SECOND)
@@ -270,7 +270,10 @@ def phase_define(s, p, sql):
     err = p.page.inner_text("#sql-error")
     check("line 2" in err and "^" in err, f"the error names its place: {err!r}")
     check(p.page.locator(".gutter .bad").inner_text().strip() == "2", "the gutter marks line 2")
-    p.page.fill("#sql-editor", SQL_SCRIPT)
+    p.page.fill("#sql-editor", SQL_SOURCE)
+    p.page.click("#sql-run")
+    p.page.wait_for_selector("#sql-sources li:text('clicks')")
+    p.page.fill("#sql-editor", SQL_STREAM)
     p.page.click("#sql-explain")
     p.page.wait_for_selector("#sql-output .result pre.json")
     check("clicks_1s" not in json.loads(s.request("GET", "/streams")[2])["streams"], "EXPLAIN created nothing")
