@@ -67,6 +67,7 @@ table.rows tbody tr:first-child td { animation: arrive 1.2s ease-out; }
 @keyframes arrive { from { background: #dbeafe; } to { background: transparent; } }
 tr.clickable { cursor: pointer; }
 tr.clickable:hover td { background: #eff6ff; }
+tr.clickable.selected td { background: #dbeafe; }
 
 .badge { font-size: 11px; font-weight: 600; padding: 2px 8px; border-radius: 10px; background: #e2e8f0; color: var(--muted); text-transform: uppercase; }
 .badge.live { background: #dcfce7; color: var(--ok); }
@@ -1032,7 +1033,12 @@ dialog menu { padding: 0; margin: 12px 0 0; display: flex; justify-content: flex
       list.replaceChildren(...(entries.length ? entries.map((e) => {
         const key = b64ToBytes(e.key_base64);
         const size = Math.floor((e.value_base64.length * 3) / 4) - (e.value_base64.endsWith('==') ? 2 : e.value_base64.endsWith('=') ? 1 : 0);
-        return el('tr', { class: 'clickable', 'data-key': e.key_base64, onclick: () => openKey(key) },
+        const select = (event) => {
+          for (const row of list.children) row.classList.remove('selected');
+          event.currentTarget.classList.add('selected');
+          openKey(key);
+        };
+        return el('tr', { class: 'clickable', 'data-key': e.key_base64, onclick: select },
           el('td', { class: 'key', text: showBytes(key) }), el('td', { class: 'num', text: fmtInt(size) }), el('td', { class: 'num', text: e.version }));
       }) : [el('tr', {}, el('td', { colspan: 3, class: 'muted', text: 'No keys' + (prefix ? ' with this prefix.' : '.') }))]));
       pager.replaceChildren(

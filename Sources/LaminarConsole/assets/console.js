@@ -913,7 +913,12 @@
       list.replaceChildren(...(entries.length ? entries.map((e) => {
         const key = b64ToBytes(e.key_base64);
         const size = Math.floor((e.value_base64.length * 3) / 4) - (e.value_base64.endsWith('==') ? 2 : e.value_base64.endsWith('=') ? 1 : 0);
-        return el('tr', { class: 'clickable', 'data-key': e.key_base64, onclick: () => openKey(key) },
+        const select = (event) => {
+          for (const row of list.children) row.classList.remove('selected');
+          event.currentTarget.classList.add('selected');
+          openKey(key);
+        };
+        return el('tr', { class: 'clickable', 'data-key': e.key_base64, onclick: select },
           el('td', { class: 'key', text: showBytes(key) }), el('td', { class: 'num', text: fmtInt(size) }), el('td', { class: 'num', text: e.version }));
       }) : [el('tr', {}, el('td', { colspan: 3, class: 'muted', text: 'No keys' + (prefix ? ' with this prefix.' : '.') }))]));
       pager.replaceChildren(
