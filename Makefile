@@ -5,12 +5,13 @@
 #   make torture        the long-running checks (fuzzers, ...)
 #   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
 #   make test-cluster   three --cluster nodes behind HAProxy, scraped by Prometheus (Tests/cluster)
+#   make test-console   the web console in headless Chromium, driven by Playwright (Tests/console)
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
-APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus gcc
+APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus gcc chromium python3-venv
 
-.PHONY: deps bench-deps build serve test test-cluster bench-cluster test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
+.PHONY: deps bench-deps console-deps build serve test test-cluster test-console bench-cluster test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -28,7 +29,7 @@ serve: deps
 	$(SWIFT) build -c release --product laminar
 	.build/release/laminar serve $(ARGS)
 
-test: deps
+test: deps console-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
@@ -36,6 +37,7 @@ test: deps
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
+	timeout 300 $(CONSOLE_PYTHON) Tests/console/run_console.py $(CURDIR)/.build/debug/laminar --short
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 # Three `laminar serve --cluster` nodes on loopback behind HAProxy (from `laminar cluster
@@ -45,6 +47,20 @@ test-cluster: deps
 	$(SWIFT) build --product laminar
 	$(SWIFT) build --product laminar-load
 	timeout 900 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug
+
+# The web console (Tests/console/run_console.py) in Debian's headless Chromium, driven by
+# Playwright for Python from a venv (no browser download: it uses /usr/bin/chromium); screenshots
+# in bench-results/console/. `make test` runs --short.
+CONSOLE_VENV := .build/venv-console
+CONSOLE_PYTHON := $(CONSOLE_VENV)/bin/python
+PLAYWRIGHT_VERSION := 1.65.2
+console-deps: deps
+	@$(CONSOLE_PYTHON) -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '$(PLAYWRIGHT_VERSION)')" 2>/dev/null || { \
+	  python3 -m venv $(CONSOLE_VENV) && $(CONSOLE_VENV)/bin/pip install -q --disable-pip-version-check playwright==$(PLAYWRIGHT_VERSION); }
+
+test-console: console-deps
+	$(SWIFT) build --product laminar
+	timeout 600 $(CONSOLE_PYTHON) Tests/console/run_console.py $(CURDIR)/.build/debug/laminar
 
 # HTTP/2 and HTTP/1.1 abuse (floods, slowloris, clients that never read, 10 000 idle
 # connections) against the debug server; about a minute. `make torture` runs the long form

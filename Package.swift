@@ -45,11 +45,14 @@ let package = Package(
         // Continuous queries in SQL: lexer, parser, and the compiler to stream and source
         // definitions. Pure: text in, definitions or a positioned error out.
         .target(name: "LaminarSQL", dependencies: ["LaminarReactor"]),
+        // The web console's files (HTML, CSS, JavaScript), embedded as generated Swift string
+        // literals (`generate_assets.py`); no dependencies, no Foundation.
+        .target(name: "LaminarConsole", exclude: ["assets", "generate_assets.py"]),
         // The server: routes of the KV and stream endpoints, metrics, configuration.
         .target(
             name: "LaminarServer",
             dependencies: [
-                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP", "LaminarSQL",
+                "LaminarStore", "LaminarFormats", "LaminarReactor", "LaminarHTTP", "LaminarSQL", "LaminarConsole",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
@@ -63,7 +66,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
+        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarConsole", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
         .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar", "laminar-load"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).

@@ -1,9 +1,11 @@
 import Glibc
+import LaminarConsole
 
 /// Who may do what. With a policy configured, requests must carry `Authorization: Bearer <token>`:
 /// writes only (`.writes`: GET and HEAD stay open) or everything (`.everything`). `GET /health`
-/// is always open, so probes need no secret. The token is compared in constant time (for its
-/// length); a missing or wrong token is `401` with `WWW-Authenticate: Bearer`.
+/// is always open, so probes need no secret, and so are the console's files. The token is
+/// compared in constant time (for its length); a missing or wrong token is `401` with
+/// `WWW-Authenticate: Bearer`.
 ///
 /// Invariant: the token is 1 to 4096 visible ASCII characters (RFC 6750 b64token-ish; no spaces).
 public struct AccessPolicy: Sendable {
@@ -57,9 +59,11 @@ public struct AccessPolicy: Sendable {
         }
     }
 
-    /// Whether a request with this method and path needs the token.
+    /// Whether a request with this method and path needs the token. The console's files are
+    /// open too: they hold no data, and a browser cannot send a bearer token with a navigation
+    /// (the page asks for the token and sends it with its own requests).
     public func requiresToken(method: String, path: String) -> Bool {
-        if path == "/health" { return false }
+        if path == "/health" || ConsoleAssets.isConsolePath(path) { return false }
         return scope == .everything || (method != "GET" && method != "HEAD")
     }
 

@@ -42,6 +42,7 @@ final class RequestHandler: HTTPHandler {
         case follow(Follower)
         case late(StreamDefinition)
         case metrics
+        case status
     }
 
     /// What waits for a stream's definition (field names, aggregates) to be known.
@@ -148,6 +149,10 @@ final class RequestHandler: HTTPHandler {
             respond(responder, route, start, Health.response(draining: draining, storageFailure: runtime.storageFailureDetail))
         case .metrics:
             submit(.storeStats, responder, route, start, .metrics)
+        case .status:
+            submit(.storeStats, responder, route, start, .status)
+        case .console(let asset):
+            respond(responder, route, start, ConsoleRoutes.response(asset, ifNoneMatch: request.headers["if-none-match"]))
         case .kvGet(let key, _):
             submit(.get(key: key), responder, route, start, .kvGet)
         case .kvPut(let key, let condition, let ttlMs):
@@ -456,6 +461,7 @@ final class RequestHandler: HTTPHandler {
         case (.autoCreate(let definition, let then), .ok):
             proceed(definition, then, p)
         case (.events, .eventsAccepted(let ack)):
+            metrics.recordEvents(accepted: ack.accepted, late: ack.late)
             var body = Array(#"{"accepted":"#.utf8)
             JSONWriter.appendInteger(ack.accepted, to: &body)
             body.append(contentsOf: #","late":"#.utf8)
@@ -485,6 +491,8 @@ final class RequestHandler: HTTPHandler {
             var body: [UInt8] = []
             for event in events { LateLines.append(event, definition: definition, to: &body) }
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.ndjson, body: body))
+        case (.status, .storeStats(let stats)):
+            respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: Self.json, body: runtime.renderStatus(store: stats)))
         case (.metrics, .storeStats(let stats)):
             let body = runtime.renderMetrics(store: stats)
             respond(p.responder, p.route, p.startNs, HTTPResponse(status: 200, headers: ["content-type": PrometheusText.contentType], body: body))

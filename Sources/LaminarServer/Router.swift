@@ -1,3 +1,4 @@
+import LaminarConsole
 import LaminarStore
 
 /// An error answer: status, a short machine-readable code and a human detail, sent as
@@ -59,6 +60,10 @@ public enum RouteAction: Sendable, Hashable {
     case late(name: String)
     case metrics
     case health
+    /// `GET /status`: the console's JSON snapshot (`ServerStatus`).
+    case status
+    /// A file of the web console (`ConsoleRoutes`).
+    case console(ConsoleAsset)
 
     public var route: Route {
         switch self {
@@ -78,6 +83,8 @@ public enum RouteAction: Sendable, Hashable {
         case .late: .late
         case .metrics: .metrics
         case .health: .health
+        case .status: .status
+        case .console: .console
         }
     }
 }
@@ -125,6 +132,10 @@ public struct Router: Sendable {
         if path == Paths.metrics {
             try allow(["GET", "HEAD"])
             return .metrics
+        }
+        if path == Paths.status {
+            try allow(["GET", "HEAD"])
+            return .status
         }
         if path == Paths.kv || path == Paths.kvSlash {
             try allow(["GET"])
@@ -194,6 +205,7 @@ public struct Router: Sendable {
                     after: t.parameter("after"), limit: try limit(t), keyPrefix: prefix)
             }
         }
+        if let console = try ConsoleRoutes.action(path: path, method: method) { return console }
         throw HTTPFailure.notFound("no such endpoint")
     }
 
@@ -321,6 +333,7 @@ private enum Paths {
     static let kvSlash: [UInt8] = Array("/kv/".utf8)
     static let kvBatch: [UInt8] = Array("/kv/_batch".utf8)
     static let metrics: [UInt8] = Array("/metrics".utf8)
+    static let status: [UInt8] = Array("/status".utf8)
     static let streams: [UInt8] = Array("/streams".utf8)
     static let streamsSlash: [UInt8] = Array("/streams/".utf8)
 }

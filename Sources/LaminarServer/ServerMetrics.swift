@@ -4,7 +4,7 @@ import Synchronization
 public enum Route: Int, CaseIterable, Sendable {
     case kvGet, kvHead, kvPut, kvDelete, kvScan, kvWatch, kvBatch
     case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow, late
-    case metrics, health, other
+    case metrics, health, status, console, other
 
     public var label: String {
         switch self {
@@ -25,6 +25,8 @@ public enum Route: Int, CaseIterable, Sendable {
         case .late: "late"
         case .metrics: "metrics"
         case .health: "health"
+        case .status: "status"
+        case .console: "console"
         case .other: "other"
         }
     }
@@ -44,13 +46,18 @@ public final class ThreadMetrics: @unchecked Sendable {
     ]
 
     static let codeSlots = statusCodes.count + 1
+    /// Latency buckets per route, the last one +Inf (the Prometheus histogram sums the routes).
+    static let bucketSlots = latencyBucketsNs.count + 1
     static let requestsBase = 0
     static let bucketsBase = Route.allCases.count * codeSlots
-    static let latencySumSlot = bucketsBase + latencyBucketsNs.count + 1
+    static let latencySumSlot = bucketsBase + Route.allCases.count * bucketSlots
     /// Event bodies decoded as they arrived, then those that arrived whole first.
     static let eventBodiesStreamedSlot = latencySumSlot + 1
     static let eventBodiesBufferedSlot = latencySumSlot + 2
-    static let slotCount = latencySumSlot + 3
+    /// Events accepted into windows, and events refused as late, by the acks of event batches.
+    static let eventsAcceptedSlot = latencySumSlot + 3
+    static let eventsLateSlot = latencySumSlot + 4
+    static let slotCount = latencySumSlot + 5
 
     private let storage: UnsafeMutablePointer<Atomic<UInt64>>
 
@@ -86,8 +93,14 @@ public final class ThreadMetrics: @unchecked Sendable {
         add(ThreadMetrics.requestsBase + route.rawValue * ThreadMetrics.codeSlots + ThreadMetrics.codeIndex(status), 1)
         var bucket = 0
         while bucket < ThreadMetrics.latencyBucketsNs.count && durationNs > ThreadMetrics.latencyBucketsNs[bucket] { bucket += 1 }
-        add(ThreadMetrics.bucketsBase + bucket, 1)
+        add(ThreadMetrics.bucketsBase + route.rawValue * ThreadMetrics.bucketSlots + bucket, 1)
         add(ThreadMetrics.latencySumSlot, durationNs)
+    }
+
+    /// Counts an event batch's outcome (owner thread only).
+    public func recordEvents(accepted: Int, late: Int) {
+        add(ThreadMetrics.eventsAcceptedSlot, UInt64(accepted))
+        add(ThreadMetrics.eventsLateSlot, UInt64(late))
     }
 
     /// Counts one event body by how it was decoded (owner thread only).
@@ -148,12 +161,15 @@ public enum PrometheusText {
         }
         out += "# HELP laminar_http_request_duration_seconds Time from a complete request to its response.\n"
         out += "# TYPE laminar_http_request_duration_seconds histogram\n"
+        func bucket(_ i: Int) -> UInt64 {
+            Route.allCases.reduce(0) { $0 &+ sum(ThreadMetrics.bucketsBase + $1.rawValue * ThreadMetrics.bucketSlots + i) }
+        }
         var cumulative: UInt64 = 0
         for (i, bound) in ThreadMetrics.latencyBucketsNs.enumerated() {
-            cumulative &+= sum(ThreadMetrics.bucketsBase + i)
+            cumulative &+= bucket(i)
             out += "laminar_http_request_duration_seconds_bucket{le=\"\(Double(bound) / 1e9)\"} \(cumulative)\n"
         }
-        cumulative &+= sum(ThreadMetrics.bucketsBase + ThreadMetrics.latencyBucketsNs.count)
+        cumulative &+= bucket(ThreadMetrics.latencyBucketsNs.count)
         out += "laminar_http_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
         out += "laminar_http_request_duration_seconds_sum \(Double(sum(ThreadMetrics.latencySumSlot)) / 1e9)\n"
         out += "laminar_http_request_duration_seconds_count \(cumulative)\n"
@@ -161,6 +177,10 @@ public enum PrometheusText {
         out += "# TYPE laminar_event_bodies_total counter\n"
         out += "laminar_event_bodies_total{decoding=\"streamed\"} \(sum(ThreadMetrics.eventBodiesStreamedSlot))\n"
         out += "laminar_event_bodies_total{decoding=\"buffered\"} \(sum(ThreadMetrics.eventBodiesBufferedSlot))\n"
+        out += "# HELP laminar_events_total Events of acknowledged batches: accepted into windows, or late.\n"
+        out += "# TYPE laminar_events_total counter\n"
+        out += "laminar_events_total{outcome=\"accepted\"} \(sum(ThreadMetrics.eventsAcceptedSlot))\n"
+        out += "laminar_events_total{outcome=\"late\"} \(sum(ThreadMetrics.eventsLateSlot))\n"
         var described = Set<String>()  // samples of one name are adjacent (callers append family by family)
         for s in samples {
             if described.insert(s.name).inserted {

@@ -45,6 +45,8 @@ public final class ServerRuntime: @unchecked Sendable {
     private let http: HTTPServer
     private let logger: Logger
     private var stopped = false
+    /// When the server started (CLOCK_MONOTONIC, ns): `/status` reports the uptime.
+    private let startedNs = ServerStatus.monotonicNs()
 
     /// The port the server listens on (the kernel's choice when configured as 0).
     public var port: UInt16 { http.port }
@@ -125,6 +127,17 @@ public final class ServerRuntime: @unchecked Sendable {
         }
         logger.info("laminar stopped")
         return true
+    }
+
+    /// `/status`: the console's snapshot (`ServerStatus`).
+    func renderStatus(store s: StoreStatsSnapshot) -> [UInt8] {
+        let h = http.shared
+        return ServerStatus.render(
+            uptimeMs: Int64((ServerStatus.monotonicNs() &- startedNs) / 1_000_000), nowMs: ServerStatus.wallClockMs(),
+            store: s, storageFailure: storageFailureDetail,
+            connections: .init(open: h.connectionsOpen.load(ordering: .relaxed), accepted: h.connectionsAccepted.load(ordering: .relaxed),
+                               streamsOpen: h.streamsOpen.load(ordering: .relaxed)),
+            threads: threadMetrics)
     }
 
     /// `/metrics`: the HTTP loops' counters summed, plus the shared gauges and the store's figures.

@@ -51,7 +51,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM/SIGINT, how long in-flight requests may take to finish.")
     var drainTimeoutMs: Int64 = 5_000
 
-    @Option(name: .customLong("auth-token-file"), help: "File holding a bearer token; requests must then send 'Authorization: Bearer <token>' (see --auth). /health stays open.")
+    @Option(name: .customLong("auth-token-file"), help: "File holding a bearer token; requests must then send 'Authorization: Bearer <token>' (see --auth). /health and the web console's files stay open.")
     var authTokenFile: String?
 
     @Option(help: "With --auth-token-file: which requests need the token: read (every request, the default) or write (all but GET and HEAD).")
