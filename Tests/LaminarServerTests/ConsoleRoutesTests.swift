@@ -89,7 +89,7 @@ import Testing
         thread.recordRequest(route: .kvPut, status: 204, durationNs: 10)
         thread.recordEvents(accepted: 5, late: 2)
         let store = StoreStatsSnapshot(keys: 3, bytes: 4096, garbageRatio: 0.25, fsyncCount: 2, fsyncNanosTotal: 3_000_000,
-                                       compactions: 1, streams: 1, subscriptions: 0)
+                                       compactions: 1, streams: 1, subscriptions: 0, revision: 7, perStream: [])
         let body = ServerStatus.render(uptimeMs: 1500, nowMs: 1_700_000_000_000, store: store, storageFailure: nil,
                                        connections: .init(open: 2, accepted: 9, streamsOpen: 1), threads: [thread, ThreadMetrics()])
         #expect(body.last == 10)
