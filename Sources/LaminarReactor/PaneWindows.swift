@@ -198,10 +198,12 @@ struct PaneWindows {
         return p
     }
 
-    /// A closed window's pane whose rows were taken: its pool entries go back, the pane is kept.
+    /// A closed window's pane whose rows were taken: its pool entries go back; the pane is kept
+    /// for reuse unless enough are (windows queued while emission lagged would otherwise keep
+    /// the memory of all of them for good).
     mutating func giveBack(_ pane: Pane, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
         pane.release(layout: layout, pools: &pools)
-        spare.append(pane)
+        if spare.count <= Int(panesPerWindow) { spare.append(pane) }
     }
 
     /// Window `w` was emitted: the next one starts a slide later; panes no open window holds go.
