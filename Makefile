@@ -148,7 +148,8 @@ bench-cluster: deps
 torture: torture-crash test-abuse-long soak fuzz
 
 # The crash-recovery loop at 50 cycles (fsync always) + 50 (fsync interval): SIGKILL during mixed
-# load, restart, laminar-load verify. Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,
+# load, restart, laminar-load verify; the cycles' streams rotate through every window kind
+# (tumble, hop, session) and emit mode (final, changes, every). Knobs: LAMINAR_CRASH_CYCLES, LAMINAR_CRASH_INTERVAL_CYCLES,
 # LAMINAR_CRASH_SEED (printed by every run).
 LAMINAR_CRASH_CYCLES ?= 50
 LAMINAR_CRASH_INTERVAL_CYCLES ?= 50

@@ -19,14 +19,15 @@ struct AccumulatorLayout: Sendable {
     }
     struct SketchPart: Sendable {
         var field: Int
-        var accuracy: Double
+        var mapping: SketchMapping
         var base: Int
+        var accuracy: Double { mapping.accuracy }
     }
     /// How a column is read out of a merged slot (offsets into the slot).
     enum Column: Sendable {
         case count
         case sum(Int), min(Int), max(Int), avg(Int), variance(Int), stddev(Int), first(Int), last(Int)
-        case quantile(Int, Double)
+        case quantile(Int, Double, SketchMapping)
         case distinctOne
         case distinct(Int)
     }
@@ -64,7 +65,7 @@ struct AccumulatorLayout: Sendable {
         var sketches: [SketchPart] = []
         for a in d.aggregates where a.function == .p {
             if !sketches.contains(where: { $0.field == a.field && $0.accuracy == a.accuracy }) {
-                sketches.append(SketchPart(field: a.field, accuracy: a.accuracy, base: at))
+                sketches.append(SketchPart(field: a.field, mapping: SketchMapping(accuracy: a.accuracy), base: at))
                 at += 1
             }
         }
@@ -88,7 +89,9 @@ struct AccumulatorLayout: Sendable {
             case .stddev: return .stddev(p!.base + 3)
             case .first: return .first(p!.firstLast)
             case .last: return .last(p!.firstLast + 1)
-            case .p: return .quantile(sketches.first { $0.field == a.field && $0.accuracy == a.accuracy }!.base, a.quantile)
+            case .p:
+                let k = sketches.first { $0.field == a.field && $0.accuracy == a.accuracy }!
+                return .quantile(k.base, a.quantile, k.mapping)
             }
         }
         integerColumns = d.aggregates.map { $0.function == .count || $0.function == .countDistinct }
@@ -111,13 +114,13 @@ struct AccumulatorLayout: Sendable {
             if p.moments { s[p.base + 3] = 0; s[p.base + 4] = 0 }
             if p.firstLast >= 0 { s[p.firstLast] = 0; s[p.firstLast + 1] = 0 }
         }
-        for k in sketches { s[k.base] = Double(pools.takeSketch(accuracy: k.accuracy)) }
+        for k in sketches { s[k.base] = Double(pools.sketches.take()) }
         if hllBase >= 0 { s[hllBase] = Double(pools.takeHLL()) }
     }
 
     /// Gives a slot's sketches and HLL back to the pools.
     func release(_ s: UnsafePointer<Double>, pools: inout AccumulatorPools) {
-        for k in sketches { pools.freeSketches.append(Int32(s[k.base])) }
+        for k in sketches { pools.sketches.release(Int(s[k.base])) }
         if hllBase >= 0 { pools.freeHLLs.append(Int32(s[hllBase])) }
     }
 
@@ -159,7 +162,7 @@ struct AccumulatorLayout: Sendable {
                 if isLast { s[p.firstLast + 1] = x }
             }
         }
-        for k in sketches { pools.sketches[Int(s[k.base])].add(events.field(i, k.field)) }
+        for k in sketches { pools.sketches.add(Int(s[k.base]), events.field(i, k.field), k.mapping) }
         if hllBase >= 0 { pools.hlls[Int(s[hllBase])].add(hash: keyHash) }
     }
 
@@ -194,10 +197,7 @@ struct AccumulatorLayout: Sendable {
                 if bLast { a[p.firstLast + 1] = b[p.firstLast + 1] }
             }
         }
-        for k in sketches {
-            let other = pools.sketches[Int(b[k.base])]
-            pools.sketches[Int(a[k.base])].merge(other)
-        }
+        for k in sketches { pools.sketches.merge(into: Int(a[k.base]), Int(b[k.base])) }
         if hllBase >= 0 {
             let other = pools.hlls[Int(b[hllBase])]
             pools.hlls[Int(a[hllBase])].merge(other)
@@ -215,7 +215,7 @@ struct AccumulatorLayout: Sendable {
             case .avg(let b): return n == 0 ? .nan : s[b] / n
             case .variance(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1))
             case .stddev(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1)).squareRoot()
-            case .quantile(let b, let q): return pools.sketches[Int(s[b])].quantile(q) ?? .nan
+            case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
             case .distinctOne: return n > 0 ? 1 : 0
             case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()
             }
@@ -226,7 +226,7 @@ struct AccumulatorLayout: Sendable {
 
     func encode(_ s: UnsafePointer<Double>, pools: AccumulatorPools, into w: inout ByteWriter) {
         for i in 0..<width { w.f64(s[i]) }
-        for k in sketches { pools.sketches[Int(s[k.base])].encode(into: &w) }
+        for k in sketches { pools.sketches.encode(Int(s[k.base]), k.mapping, into: &w) }
         if hllBase >= 0 { pools.hlls[Int(s[hllBase])].encode(into: &w) }
     }
 
@@ -239,9 +239,8 @@ struct AccumulatorLayout: Sendable {
         if hllBase >= 0 { raw[hllBase] = s[hllBase] }
         for i in 0..<width { s[i] = raw[i] }
         for k in sketches {
-            let sketch = try QuantileSketch.decode(from: &r)
-            guard sketch.accuracy == k.accuracy else { throw ByteReader.DecodeError() }
-            pools.sketches[Int(s[k.base])] = sketch
+            guard try SketchPool.decodeAccuracy(from: &r) == k.accuracy else { throw ByteReader.DecodeError() }
+            try pools.sketches.decodeBody(into: Int(s[k.base]), from: &r)
         }
         if hllBase >= 0 { pools.hlls[Int(s[hllBase])] = try HyperLogLog.decode(from: &r) }
     }
@@ -249,19 +248,9 @@ struct AccumulatorLayout: Sendable {
 
 /// The sketches and HLLs of a stream's slots, reused through free lists (their memory is kept).
 struct AccumulatorPools: Sendable {
-    var sketches: [QuantileSketch] = []
-    var freeSketches: [Int32] = []
+    var sketches = SketchPool()
     var hlls: [HyperLogLog] = []
     var freeHLLs: [Int32] = []
-
-    mutating func takeSketch(accuracy: Double) -> Int {
-        if let i = freeSketches.popLast().map(Int.init) {
-            if sketches[i].accuracy == accuracy { sketches[i].reset() } else { sketches[i] = QuantileSketch(accuracy: accuracy) }
-            return i
-        }
-        sketches.append(QuantileSketch(accuracy: accuracy))
-        return sketches.count - 1
-    }
 
     mutating func takeHLL() -> Int {
         if let i = freeHLLs.popLast().map(Int.init) {

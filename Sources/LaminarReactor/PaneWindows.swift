@@ -186,6 +186,26 @@ struct PaneWindows {
         }
     }
 
+    /// Removes pane `i` (a closed tumbling window's) without releasing it: its rows are still to
+    /// be built (`giveBack` when done).
+    mutating func detach(_ i: Int) -> Pane { panes.remove(at: i) }
+
+    /// The merged panes of a closed hopping window, for its rows (`giveBack` when done); the next
+    /// merge gets another scratch pane.
+    mutating func takeScratch() -> Pane {
+        let p = scratch
+        scratch = spare.popLast() ?? Pane(startMs: 0)
+        return p
+    }
+
+    /// A closed window's pane whose rows were taken: its pool entries go back; the pane is kept
+    /// for reuse unless enough are (windows queued while emission lagged would otherwise keep
+    /// the memory of all of them for good).
+    mutating func giveBack(_ pane: Pane, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
+        pane.release(layout: layout, pools: &pools)
+        if spare.count <= Int(panesPerWindow) { spare.append(pane) }
+    }
+
     /// Window `w` was emitted: the next one starts a slide later; panes no open window holds go.
     mutating func windowDone(_ w: Int64, layout: AccumulatorLayout, pools: inout AccumulatorPools) {
         nextWindowStart = w + slideMs

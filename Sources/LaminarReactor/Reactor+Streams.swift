@@ -38,17 +38,18 @@ extension Reactor {
     /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
     /// (its results stay readable under `_streams/`, and retained, with its next result sequence
     /// number kept for a stream defined again under the name); followers get a final notification.
-    /// Rows of windows already closed are emitted first. If the store refuses the batch (a full
-    /// disk, a storage failure), the stream stays as it was.
+    /// Like its open windows, rows of closed windows not yet stored (`rows_pending`: at most a few
+    /// rounds' worth) are dropped, so that a delete takes no time that grows with a window's rows.
+    /// If the store refuses the batch (a full disk, a storage failure), the stream stays as it was.
     func deleteStream(_ name: String) throws {
         guard let stream = streams[name] else { return }
-        while stream.rowsPending > 0 { emitRows(stream, max: .max) }
         var next = ByteWriter()
         next.u64(stream.nextResultSeq)
         var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name)),
                                       .put(key: ReservedKeys.resultNext(name), value: next.bytes)]
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
         try store.apply(batch)
+        stream.op.dropQueuedRows()
         streams[name] = nil
         if stream.inResultWork {
             stream.inResultWork = false
@@ -218,7 +219,7 @@ extension Reactor {
                 try replay(stream)
                 // Rows closed by the replay (again, or for the first time) are stored now, under
                 // the numbers they had: the same rows in the same order from the same start.
-                while stream.rowsPending > 0 { emitRows(stream, max: .max) }
+                while stream.rowsPending > 0 { emitRows(stream, max: limits.resultRowsPerRoundMax) }
                 restoreResultRange(stream, checkpointed: true)
                 streams[definition.name] = stream
                 scheduleEmitTick(stream, nowMs: now)

@@ -63,13 +63,10 @@ enum ResultLog {
 extension Reactor {
     // MARK: - Closing windows in slices
 
-    /// Takes the rows the operator produced (closed windows; changelog rows) into the stream's
-    /// queue; rounds emit them in bounded slices (`emitResultSlices`), in the operator's order.
+    /// Notes the rows the operator queued (closed windows; changelog rows): rounds emit them in
+    /// bounded slices (`emitResultSlices`), in the operator's order, building a closed window's
+    /// rows only as they go out.
     func queueRows(_ stream: StreamRuntime) {
-        let rows = stream.op.takeOutput()
-        if !rows.isEmpty {
-            if stream.pendingRows.isEmpty { stream.pendingRows = rows } else { stream.pendingRows.append(contentsOf: rows) }
-        }
         noteResultWork(stream)
     }
 
@@ -129,23 +126,12 @@ extension Reactor {
     /// and checkpoints when the queue is empty (checkpoints wait for it). Returns the rows emitted.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
-        let end = min(stream.pendingRows.count, stream.pendingHead + max)
-        let n = end - stream.pendingHead
+        var sent = stream.op.takeRows(max: max)
+        let n = sent.count
         guard n > 0 else { return 0 }
-        let following = !stream.followers.isEmpty
-        var sent: [WindowResult] = []
-        if following { sent.reserveCapacity(n) }
-        for i in stream.pendingHead..<end {
-            emitRow(stream, &stream.pendingRows[i])
-            if following { sent.append(stream.pendingRows[i]) }
-        }
-        stream.pendingHead = end
-        if end == stream.pendingRows.count {
-            stream.pendingRows.removeAll(keepingCapacity: stream.pendingRows.capacity <= 1 << 16)
-            stream.pendingHead = 0
-        }
+        for i in 0..<n { emitRow(stream, &sent[i]) }
         stream.resultSlices += 1
-        if following {
+        if !stream.followers.isEmpty {
             for id in stream.followers {
                 guard let sub = subscriptions[id] else { continue }
                 enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(sent)))

@@ -14,7 +14,7 @@ public struct LateEvent: Sendable, Hashable {
 ///
 /// Invariants: `oldestRetainedSeq <= nextResultSeq`; rows `oldestRetainedSeq..<nextResultSeq`
 /// are in the retained-results log (a row whose store write failed leaves a hole);
-/// `pendingHead <= pendingRows.count`; no checkpoint while rows are pending (`checkpointIfDue`).
+/// no checkpoint while rows are pending (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
@@ -37,9 +37,6 @@ final class StreamRuntime {
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
     var idleTimerPending = false
-    /// Rows of closed windows, in close order, not yet emitted from `pendingHead` on.
-    var pendingRows: [WindowResult] = []
-    var pendingHead = 0
     /// The sequence number the next emitted row gets (checkpointed; replay reassigns the same).
     var nextResultSeq: UInt64 = 1
     /// The oldest row still retained (`nextResultSeq` when none).
@@ -78,15 +75,15 @@ final class StreamRuntime {
             resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
     }
 
-    var rowsPending: Int { pendingRows.count - pendingHead }
+    /// Rows queued in the operator, not yet emitted (closed windows' rows are built as they go).
+    var rowsPending: Int { op.rowsQueued }
 
     /// The watermark up to which emitted results are complete: the operator's, or just before
     /// the end of the oldest closed window whose rows are still pending (a changelog's queue may
     /// begin with updates of open windows; progress ticks read this, once a second at most).
     var emittedWatermarkMs: Int64 {
-        guard pendingHead < pendingRows.count,
-              let closing = pendingRows[pendingHead...].first(where: { $0.op == nil || $0.isFinal }) else { return op.watermarkMs }
-        return min(op.watermarkMs, closing.endMs - 1)
+        guard let end = op.firstQueuedCloseEndMs else { return op.watermarkMs }
+        return min(op.watermarkMs, end - 1)
     }
 
     /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).

@@ -16,7 +16,8 @@ import LaminarStore
 /// - a changelog (`emit: changes`/`every`) also gives, at each `flushChanges`, an `insert` or
 ///   `update` (with `before`) for each open window whose values changed since its last row, and
 ///   a `delete` for each emitted session merged away or restarted earlier.
-/// Rows pile up in `output` until the caller takes them (`takeOutput`).
+/// Rows pile up in `output` until the caller takes them (`takeRows`); a closed tumbling or
+/// hopping window is queued whole and its rows are built as they are taken.
 public struct WindowOperator {
     public let definition: StreamDefinition
     let layout: AccumulatorLayout
@@ -43,8 +44,8 @@ public struct WindowOperator {
     /// Changelog: session values last emitted, by session id.
     var sessionEmitted: [Int: [Double]] = [:]
     var dirtyPanes = false
-    /// Rows produced and not yet taken.
-    public private(set) var output: [WindowResult] = []
+    /// Rows produced and not yet taken (closed windows' rows not yet built).
+    var output = RowQueue()
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
@@ -190,13 +191,54 @@ public struct WindowOperator {
         nextCloseAtMs = isSession ? sessions.nextCloseAtMs : panes.nextCloseAtMs
     }
 
-    /// Takes the rows produced so far: moves them out (no copy, and no allocation when there are
-    /// none, as after most batches).
-    public mutating func takeOutput() -> [WindowResult] {
-        guard !output.isEmpty else { return [] }
+    /// Rows produced and not yet taken.
+    public var rowsQueued: Int { output.rowCount }
+
+    /// The window end of the first queued row that closes a window, `nil` if none.
+    public var firstQueuedCloseEndMs: Int64? { output.firstClosingEndMs }
+
+    /// Takes every row produced so far (tests; the reactor takes them in slices, `takeRows`).
+    public mutating func takeOutput() -> [WindowResult] { takeRows(max: .max) }
+
+    /// Takes up to `max` rows, in order, building those of closed windows now (no allocation
+    /// when there are none, as after most batches).
+    public mutating func takeRows(max: Int) -> [WindowResult] {
+        guard output.rowCount > 0, max > 0 else { return [] }
         var rows: [WindowResult] = []
-        swap(&rows, &output)
+        rows.reserveCapacity(Swift.min(max, output.rowCount))
+        while rows.count < max, output.head < output.items.count {
+            switch output.items[output.head] {
+            case .row(let r):
+                rows.append(r)
+                output.took(1)
+                output.advance()
+            case .window(var w):
+                let stop = Swift.min(w.pane.count, w.next + (max - rows.count))
+                w.pane.acc.withUnsafeBufferPointer { b in
+                    for s in w.next..<stop { rows.append(closedRow(b.baseAddress! + s * layout.width, group: w.pane.groupIds[s], startMs: w.startMs, endMs: w.endMs)) }
+                }
+                output.took(stop - w.next)
+                w.next = stop
+                if stop == w.pane.count {
+                    output.advance()
+                    panes.giveBack(w.pane, layout: layout, pools: &pools)
+                } else {
+                    output.items[output.head] = .window(w)
+                }
+            case .taken:
+                output.advance()
+            }
+        }
         return rows
+    }
+
+    /// Drops the rows not taken (a deleted stream): closed windows' panes go back unread.
+    public mutating func dropQueuedRows() {
+        while output.head < output.items.count {
+            if case .window(let w) = output.items[output.head] { panes.giveBack(w.pane, layout: layout, pools: &pools) }
+            output.advance()
+        }
+        output = RowQueue()
     }
 
     private func rowKey(_ g: UInt32) -> [UInt8]? { groupAll ? nil : Array(keys.key(Int(g))) }
@@ -211,13 +253,18 @@ public struct WindowOperator {
             nextCloseAtMs = sessions.nextCloseAtMs
         } else {
             while let (w, range) = panes.nextWindowToClose(watermark: watermarkMs, layout: layout, pools: &pools) {
-                if range.count == 1 {
-                    emitClosedWindow(w, panes.panes[range.lowerBound])
+                // Queued whole; its rows are built as they are taken (`takeRows`). A tumbling
+                // window is its one pane; a hopping window the merge of its panes, made now
+                // (later windows share those panes and go on changing them).
+                let pane: Pane
+                if panes.panesPerWindow == 1 {
+                    precondition(range.count == 1, "a tumbling window is one pane")
+                    pane = panes.detach(range.lowerBound)
                 } else {
                     panes.mergeIntoScratch(range, start: w, layout: layout, pools: &pools)
-                    emitClosedWindow(w, panes.scratch)
-                    panes.scratch.release(layout: layout, pools: &pools)
+                    pane = panes.takeScratch()
                 }
+                output.appendWindow(pane, startMs: w, endMs: w + panes.sizeMs)
                 windowsClosed += 1
                 panes.windowDone(w, layout: layout, pools: &pools)
             }
@@ -246,21 +293,14 @@ public struct WindowOperator {
         sessions.dirtyMark[s] = false
     }
 
-    private mutating func emitClosedWindow(_ w: Int64, _ pane: Pane) {
-        let end = w + panes.sizeMs
-        pane.acc.withUnsafeBufferPointer { b in
-            for s in 0..<pane.count {
-                let values = layout.values(b.baseAddress! + s * layout.width, pools: pools)
-                let g = pane.groupIds[s]
-                if changelog {
-                    let previous = emitted.removeValue(forKey: WindowGroup(startMs: w, group: g))
-                    output.append(WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values,
-                        op: previous == nil ? .insert : .update, before: previous, isFinal: true))
-                } else {
-                    output.append(WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values))
-                }
-            }
-        }
+    /// The row of a closed window's group from its merged slot `slot` (at close, or for a
+    /// changelog the final row, `before` what was last emitted).
+    private mutating func closedRow(_ slot: UnsafePointer<Double>, group g: UInt32, startMs w: Int64, endMs end: Int64) -> WindowResult {
+        let values = layout.values(slot, pools: pools)
+        guard changelog else { return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values) }
+        let previous = emitted.removeValue(forKey: WindowGroup(startMs: w, group: g))
+        return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values,
+            op: previous == nil ? .insert : .update, before: previous, isFinal: true)
     }
 
     /// Whether a changelog flush would look at anything.

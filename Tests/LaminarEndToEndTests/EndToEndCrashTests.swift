@@ -50,6 +50,18 @@ struct EndToEndCrashTests {
         try crashLoop(fsync: "interval", cycles: Self.environment("LAMINAR_CRASH_INTERVAL_CYCLES", default: 5), seed: Self.seed &+ 1)
     }
 
+    /// The stream definition of each cycle, in turn: every window kind and every emit mode, the
+    /// first three covering all of both (`make test` runs 5 cycles, `make torture` 50), with
+    /// sketches, late events kept, and lateness beside the clock skew of the load.
+    static let definitions: [String] = [
+        #"{"window":"1s","aggregates":["count","sum","max"]}"#,
+        #"{"window":{"type":"hop","size":"2s","slide":"500ms"},"aggregates":["count","sum",{"fn":"p","q":0.99}],"emit":"changes","allowed_lateness":"200ms"}"#,
+        #"{"window":{"type":"session","gap":"200ms"},"aggregates":["count","sum","stddev"],"emit":{"every":"300ms"}}"#,
+        #"{"window":"500ms","aggregates":["count",{"fn":"p","q":0.5},"first","last"],"emit":"changes","late_data":"keep"}"#,
+        #"{"window":{"type":"session","gap":"100ms"},"aggregates":["count","avg"],"allowed_lateness":"300ms"}"#,
+        #"{"window":{"type":"hop","size":"1s","slide":"250ms"},"aggregates":["count","min","max"],"emit":{"every":"200ms"}}"#,
+    ].map { #"{"key_field":"key","time_field":"ts","value_field":"value","# + $0.dropFirst() }
+
     /// Stats of a stream (`GET /streams/NAME`), nil while it does not exist.
     static func streamStats(_ server: Server, _ stream: String) throws -> [String: Any]? {
         let answer = try request("--http1.1", "GET", server.url("/streams/\(stream)"))
@@ -82,7 +94,7 @@ struct EndToEndCrashTests {
             let load = try Child(Paths.load, [
                 "mixed", "--url", server.base, "-c", "4", "-m", "8", "-t", "2", "-D", "4s", "--timeout", "2s",
                 "--mix", "get=30,put=40,delete=5,ingest=25", "--keys", "3000", "--batch", "25",
-                "--skew-ms", "400", "--stream", stream, "--key-prefix", "c\(cycle).", "--format", cycle % 2 == 0 ? "binary" : "ndjson",
+                "--skew-ms", "400", "--stream", stream, "--stream-definition", Self.definitions[cycle % Self.definitions.count], "--key-prefix", "c\(cycle).", "--format", cycle % 2 == 0 ? "binary" : "ndjson",
                 "--verify", "--ledger", ledger, "--error-threshold", "1",
             ])
             // The load is under way once the stream counts events (its baseline was read before).
@@ -101,7 +113,7 @@ struct EndToEndCrashTests {
             written.append(ledger)
 
             let restarted = try Server(args)
-            try Self.verify(ledger, restarted, "cycle \(cycle) (\(fsync), killed \(delayMs) ms into the load)")
+            try Self.verify(ledger, restarted, "cycle \(cycle) (\(fsync), definition \(cycle % Self.definitions.count), killed \(delayMs) ms into the load)")
             try restarted.stop(within: 20)
         }
         // Every ledger again after the last restart: repeated recoveries kept the older data too.

@@ -156,6 +156,19 @@ import Testing
         #expect(prefixed.count == 1)
     }
 
+    /// Deleting a stream while a closed window's rows are going out drops those not yet stored
+    /// (as its open windows are): the delete is one round; numbering goes on after the rows stored.
+    @Test func deleteDropsRowsNotYetStored() throws {
+        let s = try Stepper(LogStore.inMemory(), limits)
+        #expect(s.call(.defineStream(StreamDefinition(name: "d", windowSizeMs: 1000)))?.isOK == true)
+        _ = s.call(.appendEvents(stream: "d", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))
+        _ = s.call(.appendEvents(stream: "d", batch: Self.keysBatch(1, ts: 1500), idempotencyKey: nil))  // 100 stored, 900 queued
+        #expect(s.call(.deleteStream(name: "d"))?.isOK == true)
+        #expect(s.call(.defineStream(StreamDefinition(name: "d", windowSizeMs: 1000)))?.isOK == true)
+        let st = try #require(s.stats("d"))
+        #expect(st.resultSeq == 100 && st.rowsPending == 0, "\(st)")
+    }
+
     /// A stream defined again (or deleted and defined again) goes on numbering where it stopped.
     @Test func redefinitionKeepsNumbering() throws {
         let s = try Stepper(LogStore.inMemory(), limits)

@@ -40,6 +40,61 @@ import Testing
         }
     }
 
+    /// The table-based index is libm's `ceil(log(x) / log(γ))` exactly: on random magnitudes
+    /// over the whole range and on the values next to every bucket boundary of a span.
+    @Test func fastIndexMatchesLog() {
+        var rng = SeededRandom(state: 7)
+        for accuracy in [0.01, 0.001, 0.05, 0.1] {
+            let m = SketchMapping(accuracy: accuracy)
+            let exact = { (x: Double) in Int((log(x) * m.inverseLogGamma).rounded(.up)) }
+            for _ in 0..<200_000 {
+                let x = exp(Double.random(in: -690...709, using: &rng))
+                #expect(m.index(x) == exact(x), "x \(x) α \(accuracy)")
+            }
+            for i in -2000...2000 {
+                let b = pow(m.gamma, Double(i))
+                for x in [b.nextDown, b, b.nextUp] where x > QuantileSketch.minIndexable {
+                    #expect(m.index(x) == exact(x), "x \(x) α \(accuracy)")
+                }
+            }
+        }
+    }
+
+    /// Values spanning more than `bucketsMax` buckets fold the smallest into the lowest bucket
+    /// kept, the same however they are split and merged; released sketches come back empty.
+    @Test func foldAndReuseAreExact() {
+        var rng = SeededRandom(state: 11)
+        let xs: [Double] = (0..<5000).map { _ in (Bool.random(using: &rng) ? -1 : 1) * exp(Double.random(in: -690...700, using: &rng)) }
+        var all = QuantileSketch(), a = QuantileSketch(), b = QuantileSketch()
+        for (i, x) in xs.enumerated() {
+            all.add(x)
+            if i % 3 == 0 { a.add(x) } else { b.add(x) }
+        }
+        a.merge(b)
+        #expect(a == all)
+        let sorted = xs.sorted()
+        // Above the folded range the accuracy holds.
+        let exact = sorted[Int(0.99 * Double(xs.count - 1))]
+        #expect(abs(all.quantile(0.99)! - exact) <= 0.01 * abs(exact) * (1 + 1e-12))
+
+        var pool = SketchPool()
+        let m = SketchMapping(accuracy: 0.01)
+        let one = pool.take()
+        for x in xs.prefix(500) { pool.add(one, x, m) }
+        pool.release(one)
+        let again = pool.take()
+        #expect(again == one)
+        #expect(pool.quantile(again, 0.5, m) == nil)
+        for x in [3.0, 5, 7] { pool.add(again, x, m) }
+        #expect(abs(pool.quantile(again, 0.5, m)! - 5) <= 0.05)
+        // Dense too: many events over a few buckets.
+        for i in 0..<20_000 { pool.add(again, Double(i % 50 + 1), m) }
+        #expect(pool.headers[again].positive.isDense)
+        #expect(abs(pool.quantile(again, 0.5, m)! - 25) <= 0.25 + 1e-9)
+        pool.release(again)
+        #expect(pool.arena.counts.allSatisfy { $0 == 0 }, "a released sketch leaves nothing behind")
+    }
+
     @Test func sketchCheckpointRoundTrip() throws {
         var s = QuantileSketch()
         for x in [-5.0, 0, 1e-9, 3, 3, 1e12] { s.add(x) }
