@@ -203,9 +203,8 @@ final class Connection {
                     h1Body = []
                     h1BodySink = nil
                     if head.framing != .none && head.framing != .length(0) {
-                        let (path, query) = HTTPRequest.split(target: head.target)
                         h1BodySink = handler.bodySink(for: HTTPRequest(
-                            method: head.method, path: path, query: query, headers: head.headers, body: [],
+                            method: head.method, target: head.target, headers: head.headers,
                             version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence &+ 1)))
                     }
                     if head.expectsContinue && head.minorVersion == 1 && head.framing != .none
@@ -241,9 +240,8 @@ final class Connection {
         let body = h1Body
         h1Body = []
         h1Sequence &+= 1
-        let (path, query) = HTTPRequest.split(target: head.target)
         var request = HTTPRequest(
-            method: head.method, path: path, query: query, headers: head.headers, body: body,
+            method: head.method, target: head.target, headers: head.headers, body: body,
             version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence), bodySink: h1BodySink)
         h1BodySink = nil
         if let settings = H2CUpgrade.settingsPayload(head) {
@@ -254,7 +252,7 @@ final class Connection {
             startHTTP2(upgradeSettings: settings, upgradeRequest: request)
             return
         }
-        h1IsHead = head.method == "HEAD"
+        h1IsHead = head.method == .head
         h1KeepAlive = head.keepAlive && !loop.shared.isStopping
         h1MinorVersion = head.minorVersion
         h1Outstanding = h1Sequence
@@ -315,8 +313,10 @@ final class Connection {
         if isClosed { return false }
         if mode == .http2 { return session!.respond(streamID, response) }
         guard h1Outstanding == streamID, !h1Streaming else { return false }
-        writeHTTP1Head(status: response.status, headers: response.headers, contentLength: response.body.count)
-        if !h1IsHead && response.status != 204 && response.status != 304 { out.append(contentsOf: response.body) }
+        writeHTTP1Head(status: response.status, headers: response.headers, contentLength: response.bodyCount)
+        if !h1IsHead && response.status != 204 && response.status != 304 {
+            if let borrowed = response.borrowedBody { out.append(borrowed.buffer) } else { out.append(contentsOf: response.body) }
+        }
         let token = self.token(streamID)
         h1Finished()
         handler.requestClosed(token, reason: .completed)

@@ -1,4 +1,5 @@
 import Glibc
+import LaminarHTTP
 
 /// Who may do what. With a policy configured, requests must carry `Authorization: Bearer <token>`:
 /// writes only (`.writes`: GET and HEAD stay open) or everything (`.everything`). `GET /health`
@@ -58,10 +59,12 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Whether a request with this method and path needs the token.
-    public func requiresToken(method: String, path: String) -> Bool {
-        if path == "/health" { return false }
-        return scope == .everything || (method != "GET" && method != "HEAD")
+    public func requiresToken<Path: Collection<UInt8>>(method: HTTPMethod, path: Path) -> Bool {
+        if path.elementsEqual(Self.healthPath) { return false }
+        return scope == .everything || (method != .get && method != .head)
     }
+
+    private static let healthPath: [UInt8] = Array("/health".utf8)
 
     /// Whether `authorization` (the header value) carries the token. Constant time in the
     /// header's content: every byte of the expected value is compared whatever differs first.

@@ -44,7 +44,14 @@ extension RequestHandler {
         case (_, .failure(let error)):
             respond(p, error)
         case (.get, .value(let value, let version)):
-            respond(p, HTTPResponse(status: 200, headers: ["content-type": "application/octet-stream", "etag": ETag.format(version)], body: value))
+            let headers: HTTPHeaders = ["content-type": "application/octet-stream", "etag": ETag.format(version)]
+            // Sent from the store's mapping, which the value pins until the response is gone.
+            if let owner = value.owner {
+                let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: owner, start: $0.baseAddress!, count: $0.count) }
+                respond(p, HTTPResponse(status: 200, headers: headers, borrowing: borrowed))
+            } else {
+                respond(p, HTTPResponse(status: 200, headers: headers, body: value.bytes))
+            }
         case (.write, .written(let version)), (.write, .deleted(let version)):
             respond(p, HTTPResponse(status: 204, headers: ["etag": ETag.format(version)]))
         case (.scan(let encoding, let limit), .entries(let entries)):

@@ -38,10 +38,10 @@ extension RequestHandler {
     /// NDJSON when this thread has seen the stream's definition (its field names; checked again
     /// against the current definition when the request completes).
     func eventsBodySink(for request: HTTPRequest) -> EventIngest? {
-        guard request.method == "POST", request.path.hasPrefix("/streams/"), request.path.hasSuffix("/events"),
+        guard request.method == .post, request.path.starts(with: Self.streamsPrefix), request.path.reversed().starts(with: Self.eventsSuffixReversed),
               isAdmitted(request),
               case .success(.eventsPost(let name, let format, let idempotencyKey)) = runtime.router.route(
-                  method: request.method, target: Array(request.path.utf8), header: { request.headers[$0] })
+                  method: request.method, target: Array(request.path), header: { request.headers[$0] })
         else { return nil }
         var fields = EventFields()
         if format == .ndjson {
@@ -51,6 +51,9 @@ extension RequestHandler {
         return EventIngest(stream: name, format: format, fields: fields, limits: runtime.eventLimits,
                            idempotencyKey: idempotencyKey.map(Self.idempotencyHash), arrivalMs: Self.wallClockMs())
     }
+
+    private static let streamsPrefix: [UInt8] = Array("/streams/".utf8)
+    private static let eventsSuffixReversed: [UInt8] = Array("/events".utf8.reversed())
 
     /// A `POST …/events` whose body `eventsBodySink` decoded as it arrived.
     func handleDecodedEvents(_ ingest: EventIngest, _ responder: HTTPResponder, _ start: UInt64) {

@@ -93,13 +93,8 @@ final class RequestHandler: HTTPHandler {
             handleDecodedEvents(ingest, responder, start)
             return
         }
-        var target = Array(request.path.utf8)
-        if let query = request.query {
-            target.append(UInt8(ascii: "?"))
-            target.append(contentsOf: query.utf8)
-        }
         let action: RouteAction
-        switch runtime.router.route(method: request.method, target: target, header: { request.headers[$0] }) {
+        switch runtime.router.route(method: request.method, target: request.target, header: { request.headers[$0] }) {
         case .success(let a): action = a
         case .failure(let failure):
             fail(responder, .other, start, failure)
