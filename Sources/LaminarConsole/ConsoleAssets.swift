@@ -48,6 +48,15 @@ public enum ConsoleAssets {
         path == "/" || path == "/console" || path.hasPrefix("/console/")
     }
 
+    /// `isConsolePath` for a path still in bytes.
+    public static func isConsolePath<Path: Collection<UInt8>>(bytes path: Path) -> Bool {
+        path.elementsEqual(rootPath) || path.elementsEqual(consolePath) || path.starts(with: consoleSlashPath)
+    }
+
+    private static let rootPath: [UInt8] = [UInt8(ascii: "/")]
+    private static let consolePath: [UInt8] = Array("/console".utf8)
+    private static let consoleSlashPath: [UInt8] = Array("/console/".utf8)
+
     /// The file for a console path, or nil (not a console path, or no such file).
     public static func asset(forPath path: some StringProtocol) -> ConsoleAsset? {
         if path == "/" || path == "/console" || path == "/console/" { return all["index.html"] }

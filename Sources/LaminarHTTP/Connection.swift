@@ -8,7 +8,13 @@ import Glibc
 /// Thread ownership: the loop thread only. Lifetime: the loop's slot table holds it; responders
 /// hold it weakly, so a request answered after its connection closed is dropped.
 final class Connection {
-    enum Mode { case sniffing, http1, http2 }
+    /// What the connection speaks, with that protocol's state: nothing yet (the first bytes
+    /// decide), an HTTP/1.1 exchange, or an HTTP/2 session.
+    enum Mode {
+        case sniffing
+        case http1(HTTP1Exchange)
+        case http2(HTTP2Session)
+    }
 
     // unowned(unsafe): the loop outlives every connection it holds (no refcount per event).
     unowned(unsafe) let loop: EventLoop
@@ -38,24 +44,8 @@ final class Connection {
     /// When the request being received started (HTTP/1.1 and the preface), for the slow-request timeout.
     private var requestStartedMs: Int64?
 
-    // HTTP/1.1 state.
-    private var parser: HTTP1RequestParser
-    private var parserEvents: [HTTP1ParserEvent] = []
-    private var h1Head: HTTP1RequestHead?
-    private var h1Body: [UInt8] = []
-    private var h1BodySink: (any HTTPBodySink)?
-    private var h1Sequence: Int32 = 0
-    /// The request handed to the handler and not yet answered completely (at most one: pipelined
-    /// requests wait in `h1Pending`, unparsed, so answers go out in order).
-    private var h1Outstanding: Int32?
-    private var h1IsHead = false
-    private var h1KeepAlive = true
-    private var h1MinorVersion = 1
-    private var h1Streaming = false
-    /// Bytes read but not parsed yet: a partial preface while sniffing, or pipelined requests.
-    private var h1Pending: [UInt8] = []
-
-    private var session: HTTP2Session?
+    /// Bytes read while sniffing: a partial preface.
+    private var sniffed: [UInt8] = []
 
     init(loop: EventLoop, fd: Int32, id: UInt64, slot: Int, generation: UInt32) {
         self.loop = loop
@@ -65,7 +55,20 @@ final class Connection {
         self.generation = generation
         lastActivityMs = loop.nowMs
         requestStartedMs = loop.nowMs
-        parser = HTTP1RequestParser(headerBytesMax: loop.limits.headerListBytesMax, bodyBytesMax: loop.limits.bodyBytesMax)
+    }
+
+    /// The HTTP/1.1 exchange, when the connection speaks HTTP/1.1.
+    private var h1: HTTP1Exchange? { if case .http1(let exchange) = mode { exchange } else { nil } }
+    /// The HTTP/2 session, when the connection speaks HTTP/2.
+    private var session: HTTP2Session? { if case .http2(let session) = mode { session } else { nil } }
+    private var isHTTP2: Bool { if case .http2 = mode { true } else { false } }
+    /// Whether a closed input (or a reset) leaves nothing to finish: no HTTP/1.1 answer owed, or
+    /// a streaming one (nobody is left to read it), or HTTP/2 (the session ends with it).
+    private var closesOnPeerClose: Bool {
+        switch mode {
+        case .http2, .sniffing: true
+        case .http1(let h1): h1.outstanding == nil || h1.streaming
+        }
     }
 
     var handler: HTTPHandler { loop.handler }
@@ -94,7 +97,7 @@ final class Connection {
             // Not reading now (backpressure or an answer pending): remember, stop asking. A
             // streaming answer (watch, follow) has nobody left to read it: close.
             peerClosed = true
-            if mode == .http2 || h1Outstanding == nil || h1Streaming { close(reason: "peer closed"); return }
+            if closesOnPeerClose { close(reason: "peer closed"); return }
         }
         if isClosed { return }
         if events & CLinux_EPOLLOUT != 0 { writeBuffered() }
@@ -103,7 +106,7 @@ final class Connection {
 
     private var mayRead: Bool {
         !isClosed && !peerClosed && !closeWhenFlushed && !handlerPausedReading && lingerDeadlineMs == nil
-            && h1Outstanding == nil && out.count < limits.outputBufferedBytesMax
+            && h1?.outstanding == nil && out.count < limits.outputBufferedBytesMax
     }
 
     private func readAvailable() {
@@ -121,7 +124,7 @@ final class Connection {
             guard case .done(let n) = result else { return }
             if n == 0 {
                 peerClosed = true
-                if mode == .http2 || h1Outstanding == nil || h1Streaming { close(reason: "peer closed") }
+                if closesOnPeerClose { close(reason: "peer closed") }
                 return
             }
             lastActivityMs = loop.nowMs
@@ -132,8 +135,8 @@ final class Connection {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         switch mode {
-        case .http2: session!.receive(bytes)
-        case .http1: processHTTP1(bytes)
+        case .http2(let session): session.receive(bytes)
+        case .http1(let h1): processHTTP1(h1, bytes)
         case .sniffing: sniff(bytes)
         }
     }
@@ -142,85 +145,86 @@ final class Connection {
     /// Input that starts with the preface's request line (`PRI * HTTP/2.0`) and then departs from
     /// it is an invalid HTTP/2 preface: nghttp2 answers it with GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4).
     private func sniff(_ bytes: UnsafeRawBufferPointer) {
-        h1Pending.append(contentsOf: bytes)
+        sniffed.append(contentsOf: bytes)
         let preface = HTTP2Session.clientPreface
-        let compared = min(h1Pending.count, preface.count)
-        let matching = zip(h1Pending[..<compared], preface[..<compared]).prefix { $0 == $1 }.count
+        let compared = min(sniffed.count, preface.count)
+        let matching = zip(sniffed[..<compared], preface[..<compared]).prefix { $0 == $1 }.count
         if matching == compared || matching >= Self.prefaceRequestLineBytes {
             if matching == compared && compared < preface.count { return }  // a prefix of the preface: wait for the rest
-            let pending = h1Pending
-            h1Pending = []
-            startHTTP2(upgradeSettings: nil, upgradeRequest: nil)
+            let pending = sniffed
+            sniffed = []
+            let session = startHTTP2(upgradeSettings: nil, upgradeRequest: nil)
             requestStartedMs = nil
-            pending.withUnsafeBytes { session?.receive($0) }
+            pending.withUnsafeBytes { session.receive($0) }
             return
         }
-        mode = .http1
-        let pending = h1Pending
-        h1Pending = []
-        pending.withUnsafeBytes { processHTTP1($0) }
+        let h1 = HTTP1Exchange(limits: limits)
+        mode = .http1(h1)
+        let pending = sniffed
+        sniffed = []
+        pending.withUnsafeBytes { processHTTP1(h1, $0) }
     }
 
     /// `PRI * HTTP/2.0\r\n`: the part of the preface that no HTTP/1.x request starts with.
     private static let prefaceRequestLineBytes = 16
 
-    private func startHTTP2(upgradeSettings: [UInt8]?, upgradeRequest: HTTPRequest?) {
-        mode = .http2
+    @discardableResult
+    private func startHTTP2(upgradeSettings: [UInt8]?, upgradeRequest: HTTPRequest?) -> HTTP2Session {
         let session = HTTP2Session(connection: self)
-        self.session = session
+        mode = .http2(session)
         if let settings = upgradeSettings, let request = upgradeRequest {
             session.upgrade(settings: settings, request: request)
         }
+        return session
     }
 
     // MARK: - HTTP/1.1
 
-    private func processHTTP1(_ bytes: UnsafeRawBufferPointer) {
+    private func processHTTP1(_ h1: HTTP1Exchange, _ bytes: UnsafeRawBufferPointer) {
         var index = 0
         while index < bytes.count {
-            if mode == .http2 {
-                session!.receive(UnsafeRawBufferPointer(rebasing: bytes[index...]))
+            if case .http2(let session) = mode {
+                session.receive(UnsafeRawBufferPointer(rebasing: bytes[index...]))
                 return
             }
-            if h1Outstanding != nil || closeWhenFlushed || isClosed {
-                if !closeWhenFlushed && !isClosed { h1Pending.append(contentsOf: bytes[index...]) }
+            if h1.outstanding != nil || closeWhenFlushed || isClosed {
+                if !closeWhenFlushed && !isClosed { h1.pending.append(contentsOf: bytes[index...]) }
                 return
             }
             if requestStartedMs == nil { requestStartedMs = loop.nowMs }
-            parserEvents.removeAll(keepingCapacity: true)
+            h1.parserEvents.removeAll(keepingCapacity: true)
             let consumed: Int
             do {
-                consumed = try parser.parse(UnsafeRawBufferPointer(rebasing: bytes[index...]), into: &parserEvents)
+                consumed = try h1.parser.parse(UnsafeRawBufferPointer(rebasing: bytes[index...]), into: &h1.parserEvents)
             } catch {
-                replyHTTP1Error(status: error.status, detail: errorDetail(error))
+                replyHTTP1Error(h1, status: error.status, detail: errorDetail(error))
                 return
             }
             index += consumed
-            for event in parserEvents {
+            for event in h1.parserEvents {
                 switch event {
                 case .head(let head):
-                    h1Head = head
-                    h1Body = []
-                    h1BodySink = nil
+                    h1.head = head
+                    h1.body = []
+                    h1.bodySink = nil
                     if head.framing != .none && head.framing != .length(0) {
-                        let (path, query) = HTTPRequest.split(target: head.target)
-                        h1BodySink = handler.bodySink(for: HTTPRequest(
-                            method: head.method, path: path, query: query, headers: head.headers, body: [],
-                            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence &+ 1)))
+                        h1.bodySink = handler.bodySink(for: HTTPRequest(
+                            method: head.method, target: head.target, headers: head.headers,
+                            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1.sequence &+ 1)))
                     }
                     if head.expectsContinue && head.minorVersion == 1 && head.framing != .none
                         && head.framing != .length(0) {
                         out.append("HTTP/1.1 100 Continue\r\n\r\n")
                     }
                 case .body(let chunk):
-                    if let sink = h1BodySink {
+                    if let sink = h1.bodySink {
                         chunk.withUnsafeBytes { sink.consume($0) }
                     } else {
-                        h1Body.append(contentsOf: chunk)
+                        h1.body.append(contentsOf: chunk)
                     }
                 case .end:
                     requestStartedMs = nil
-                    completeHTTP1Request()
+                    completeHTTP1Request(h1)
                 }
             }
         }
@@ -235,17 +239,16 @@ final class Connection {
         }
     }
 
-    private func completeHTTP1Request() {
-        guard let head = h1Head else { return }
-        h1Head = nil
-        let body = h1Body
-        h1Body = []
-        h1Sequence &+= 1
-        let (path, query) = HTTPRequest.split(target: head.target)
+    private func completeHTTP1Request(_ h1: HTTP1Exchange) {
+        guard let head = h1.head else { return }
+        h1.head = nil
+        let body = h1.body
+        h1.body = []
+        h1.sequence &+= 1
         var request = HTTPRequest(
-            method: head.method, path: path, query: query, headers: head.headers, body: body,
-            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1Sequence), bodySink: h1BodySink)
-        h1BodySink = nil
+            method: head.method, target: head.target, headers: head.headers, body: body,
+            version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1.sequence), bodySink: h1.bodySink)
+        h1.bodySink = nil
         if let settings = H2CUpgrade.settingsPayload(head) {
             // RFC 7540 §3.2: 101, then the server preface, then the answer on stream 1.
             out.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
@@ -254,50 +257,50 @@ final class Connection {
             startHTTP2(upgradeSettings: settings, upgradeRequest: request)
             return
         }
-        h1IsHead = head.method == "HEAD"
-        h1KeepAlive = head.keepAlive && !loop.shared.isStopping
-        h1MinorVersion = head.minorVersion
-        h1Outstanding = h1Sequence
+        h1.isHead = head.method == .head
+        h1.keepAlive = head.keepAlive && !loop.shared.isStopping
+        h1.minorVersion = head.minorVersion
+        h1.outstanding = h1.sequence
         handler.handle(request, responder: HTTPResponder(connection: self, token: request.token))
     }
 
     /// Answers a request the parser refused, then closes (the stream position is lost).
-    private func replyHTTP1Error(status: Int, detail: String) {
+    private func replyHTTP1Error(_ h1: HTTP1Exchange, status: Int, detail: String) {
         let body = HTTPStatus.errorBody(status, detail: detail)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
-        h1KeepAlive = false
-        h1IsHead = false
-        h1MinorVersion = 1
-        writeHTTP1Head(status: status, headers: headers, contentLength: body.count)
+        h1.keepAlive = false
+        h1.isHead = false
+        h1.minorVersion = 1
+        writeHTTP1Head(h1, status: status, headers: headers, contentLength: body.count)
         out.append(contentsOf: body)
         closeWhenFlushed = true
         loop.markDirty(self)
     }
 
-    private func writeHTTP1Head(status: Int, headers: HTTPHeaders, contentLength: Int?) {
-        var head = "HTTP/1.\(h1MinorVersion) \(status) \(HTTPStatus.reason(status))\r\n"
+    private func writeHTTP1Head(_ h1: HTTP1Exchange, status: Int, headers: HTTPHeaders, contentLength: Int?) {
+        var head = "HTTP/1.\(h1.minorVersion) \(status) \(HTTPStatus.reason(status))\r\n"
         for (name, value) in headers where name != "content-length" && name != "connection" && name != "transfer-encoding" {
             head += "\(name): \(value)\r\n"
         }
         if let length = contentLength {
             if status != 204 && status != 304 && status >= 200 { head += "content-length: \(length)\r\n" }
-        } else if h1MinorVersion == 1 {
+        } else if h1.minorVersion == 1 {
             head += "transfer-encoding: chunked\r\n"
         }
-        if !h1KeepAlive {
+        if !h1.keepAlive {
             head += "connection: close\r\n"
-        } else if h1MinorVersion == 0 {
+        } else if h1.minorVersion == 0 {
             head += "connection: keep-alive\r\n"
         }
         head += "\r\n"
         out.append(head)
     }
 
-    private func h1Finished() {
-        h1Outstanding = nil
-        h1Streaming = false
-        if !h1KeepAlive { closeWhenFlushed = true }
+    private func h1Finished(_ h1: HTTP1Exchange) {
+        h1.outstanding = nil
+        h1.streaming = false
+        if !h1.keepAlive { closeWhenFlushed = true }
         loop.markDirty(self)
     }
 
@@ -306,30 +309,33 @@ final class Connection {
     func isOpen(_ streamID: Int32) -> Bool {
         if isClosed { return false }
         switch mode {
-        case .http2: return session!.isOpen(streamID)
-        default: return h1Outstanding == streamID
+        case .http2(let session): return session.isOpen(streamID)
+        case .http1(let h1): return h1.outstanding == streamID
+        case .sniffing: return false
         }
     }
 
     func respond(_ streamID: Int32, _ response: HTTPResponse) -> Bool {
         if isClosed { return false }
-        if mode == .http2 { return session!.respond(streamID, response) }
-        guard h1Outstanding == streamID, !h1Streaming else { return false }
-        writeHTTP1Head(status: response.status, headers: response.headers, contentLength: response.body.count)
-        if !h1IsHead && response.status != 204 && response.status != 304 { out.append(contentsOf: response.body) }
+        if let session { return session.respond(streamID, response) }
+        guard let h1, h1.outstanding == streamID, !h1.streaming else { return false }
+        writeHTTP1Head(h1, status: response.status, headers: response.headers, contentLength: response.bodyCount)
+        if !h1.isHead && response.status != 204 && response.status != 304 {
+            if let borrowed = response.borrowedBody { out.append(borrowed.buffer) } else { out.append(contentsOf: response.body) }
+        }
         let token = self.token(streamID)
-        h1Finished()
+        h1Finished(h1)
         handler.requestClosed(token, reason: .completed)
         return true
     }
 
     func startStreaming(_ streamID: Int32, status: Int, headers: HTTPHeaders) -> Bool {
         if isClosed { return false }
-        if mode == .http2 { return session!.startStreaming(streamID, status: status, headers: headers) }
-        guard h1Outstanding == streamID, !h1Streaming else { return false }
-        if h1MinorVersion == 0 { h1KeepAlive = false }  // HTTP/1.0: the close ends the body
-        h1Streaming = true
-        writeHTTP1Head(status: status, headers: headers, contentLength: nil)
+        if let session { return session.startStreaming(streamID, status: status, headers: headers) }
+        guard let h1, h1.outstanding == streamID, !h1.streaming else { return false }
+        if h1.minorVersion == 0 { h1.keepAlive = false }  // HTTP/1.0: the close ends the body
+        h1.streaming = true
+        writeHTTP1Head(h1, status: status, headers: headers, contentLength: nil)
         loop.markDirty(self)
         return true
     }
@@ -337,41 +343,42 @@ final class Connection {
     /// Bytes of a streaming response written and not yet sent (HTTP/1.1: the output buffer).
     func streamingUnsentBytes(_ streamID: Int32) -> Int {
         if isClosed { return 0 }
-        if mode == .http2 { return session!.streamingUnsentBytes(streamID) }
-        return h1Outstanding == streamID && h1Streaming ? out.count : 0
+        if let session { return session.streamingUnsentBytes(streamID) }
+        guard let h1 else { return 0 }
+        return h1.outstanding == streamID && h1.streaming ? out.count : 0
     }
 
     func writeStreaming(_ streamID: Int32, _ bytes: [UInt8]) -> Bool {
         if isClosed { return false }
-        if mode == .http2 { return session!.writeStreaming(streamID, bytes) }
-        guard h1Outstanding == streamID, h1Streaming else { return false }
+        if let session { return session.writeStreaming(streamID, bytes) }
+        guard let h1, h1.outstanding == streamID, h1.streaming else { return false }
         if out.count + bytes.count > limits.streamingBufferedBytesMax {
             close(reason: "streaming consumer too slow")
             return false
         }
         if bytes.isEmpty { return true }
-        if h1MinorVersion == 1 { out.append(String(bytes.count, radix: 16) + "\r\n") }
+        if h1.minorVersion == 1 { out.append(String(bytes.count, radix: 16) + "\r\n") }
         out.append(contentsOf: bytes)
-        if h1MinorVersion == 1 { out.append("\r\n") }
+        if h1.minorVersion == 1 { out.append("\r\n") }
         loop.markDirty(self)
         return true
     }
 
     func finishStreaming(_ streamID: Int32) -> Bool {
         if isClosed { return false }
-        if mode == .http2 { return session!.finishStreaming(streamID) }
-        guard h1Outstanding == streamID, h1Streaming else { return false }
-        if h1MinorVersion == 1 { out.append("0\r\n\r\n") }
+        if let session { return session.finishStreaming(streamID) }
+        guard let h1, h1.outstanding == streamID, h1.streaming else { return false }
+        if h1.minorVersion == 1 { out.append("0\r\n\r\n") }
         let token = self.token(streamID)
-        h1Finished()
+        h1Finished(h1)
         handler.requestClosed(token, reason: .completed)
         return true
     }
 
     func abort(_ streamID: Int32) {
         if isClosed { return }
-        if mode == .http2 { session!.abort(streamID); return }
-        if h1Outstanding == streamID { close(reason: "request aborted by the server") }
+        if let session { session.abort(streamID); return }
+        if let h1, h1.outstanding == streamID { close(reason: "request aborted by the server") }
     }
 
     func setReadingPaused(_ paused: Bool) {
@@ -390,11 +397,11 @@ final class Connection {
         if lingerDeadlineMs != nil { flushLingering(); return }
         // Pipelined requests wait while the client is not reading earlier answers: each answer
         // goes to `out`, so parsing on would let it grow by one answer per request read.
-        if mode == .http1, h1Outstanding == nil, !h1Pending.isEmpty, !closeWhenFlushed,
+        if let h1, h1.outstanding == nil, !h1.pending.isEmpty, !closeWhenFlushed,
            out.count < limits.outputBufferedBytesMax {
-            let pending = h1Pending
-            h1Pending = []
-            pending.withUnsafeBytes { processHTTP1($0) }
+            let pending = h1.pending
+            h1.pending = []
+            pending.withUnsafeBytes { processHTTP1(h1, $0) }
             if isClosed { return }
         }
         if let session {
@@ -406,7 +413,7 @@ final class Connection {
         if out.isEmpty {
             if closeWhenFlushed { linger(); return }
             if let session, session.isFinished { linger(); return }
-            if mode != .http2 && peerClosed && h1Outstanding == nil { close(reason: nil); return }
+            if !isHTTP2 && peerClosed && h1?.outstanding == nil { close(reason: nil); return }
         }
         // A session may have more frames than fit in the buffer: ask to be flushed again when
         // the socket drains (EPOLLOUT).
@@ -432,7 +439,7 @@ final class Connection {
             guard case .done(let n) = result else { return }
             out.consume(n)
             lastActivityMs = loop.nowMs
-            if mode == .http2 && lingerDeadlineMs == nil && out.count < limits.outputBufferedBytesMax / 2 {
+            if isHTTP2 && lingerDeadlineMs == nil && out.count < limits.outputBufferedBytesMax / 2 {
                 session?.produceOutput()
                 if isClosed { return }
             }
@@ -449,8 +456,8 @@ final class Connection {
         }
         if let started = requestStartedMs ?? session?.slowRequestStartedMs, nowMs - started > limits.slowRequestTimeoutMs {
             loop.shared.timeouts.add(1, ordering: .relaxed)
-            if mode == .http1 && h1Outstanding == nil {
-                replyHTTP1Error(status: 408, detail: "the request did not arrive within \(limits.slowRequestTimeoutMs) ms")
+            if let h1, h1.outstanding == nil {
+                replyHTTP1Error(h1, status: 408, detail: "the request did not arrive within \(limits.slowRequestTimeoutMs) ms")
             } else {
                 close(reason: "slow request")
             }
@@ -458,7 +465,12 @@ final class Connection {
         }
         // Busy: the server owes an answer or a long-lived response is open. Answers the client
         // does not read do not count: no bytes moving for the idle timeout closes the connection.
-        let busy = mode == .http2 ? session!.isBusy : h1Outstanding != nil
+        let busy: Bool
+        switch mode {
+        case .http2(let session): busy = session.isBusy
+        case .http1(let h1): busy = h1.outstanding != nil
+        case .sniffing: busy = false
+        }
         if !busy && nowMs - lastActivityMs > limits.idleTimeoutMs {
             loop.shared.timeouts.add(1, ordering: .relaxed)
             if let session, out.isEmpty, !closeWhenFlushed {
@@ -474,11 +486,11 @@ final class Connection {
     func startDrain() {
         if lingerDeadlineMs != nil { return }
         switch mode {
-        case .http2: session!.goAway()
+        case .http2(let session): session.goAway()
         case .sniffing: closeWhenFlushed = true
-        case .http1:
-            h1KeepAlive = false
-            if h1Outstanding == nil { closeWhenFlushed = true }
+        case .http1(let h1):
+            h1.keepAlive = false
+            if h1.outstanding == nil { closeWhenFlushed = true }
         }
         loop.markDirty(self)
     }
@@ -501,7 +513,7 @@ final class Connection {
         if peerClosed && out.isEmpty { close(reason: nil); return }
         lingerDeadlineMs = loop.nowMs + limits.lingerTimeoutMs
         lingerBytesLeft = limits.lingerBytesMax
-        h1Pending = []
+        h1?.pending = []
         loop.markDirty(self)
     }
 
@@ -545,13 +557,45 @@ final class Connection {
         loop.remove(self)
         System.close(fd)
         out.removeAll()
-        h1Pending = []
-        if let session {
-            self.session = nil
+        sniffed = []
+        switch mode {
+        case .http2(let session):
             session.teardown()
-        } else if let outstanding = h1Outstanding {
-            h1Outstanding = nil
-            handler.requestClosed(token(outstanding), reason: .aborted)
+        case .http1(let h1):
+            h1.pending = []
+            if let outstanding = h1.outstanding {
+                h1.outstanding = nil
+                handler.requestClosed(token(outstanding), reason: .aborted)
+            }
+        case .sniffing:
+            break
         }
+    }
+}
+
+/// The HTTP/1.1 side of a connection: the request being parsed and the one being answered.
+/// Requests are answered one at a time, in order: pipelined ones wait in `pending`, unparsed.
+/// Owned by its connection, on the loop thread.
+final class HTTP1Exchange {
+    var parser: HTTP1RequestParser
+    var parserEvents: [HTTP1ParserEvent] = []
+    /// The head of the request being received, and its body (or the sink taking it).
+    var head: HTTP1RequestHead?
+    var body: [UInt8] = []
+    var bodySink: (any HTTPBodySink)?
+    /// Requests received so far on the connection (the request token's stream id).
+    var sequence: Int32 = 0
+    /// The request handed to the handler and not yet answered completely (at most one).
+    var outstanding: Int32?
+    var isHead = false
+    var keepAlive = true
+    var minorVersion = 1
+    /// The outstanding answer is a streaming one (chunked, or until close for HTTP/1.0).
+    var streaming = false
+    /// Bytes read but not parsed yet: pipelined requests.
+    var pending: [UInt8] = []
+
+    init(limits: HTTPLimits) {
+        parser = HTTP1RequestParser(headerBytesMax: limits.headerListBytesMax, bodyBytesMax: limits.bodyBytesMax)
     }
 }

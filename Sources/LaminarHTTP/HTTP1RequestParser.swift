@@ -9,12 +9,12 @@ public struct HTTP1RequestHead: Sendable, Equatable {
         case chunked
     }
 
-    public var method: String
+    public var method: HTTPMethod
     /// The request target as sent (origin form: path and optional query).
-    public var target: String
+    public var target: [UInt8]
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public var minorVersion: Int
-    public var headers: HTTPHeaders
+    public var headers: HTTPRequestHeaders
     public var framing: BodyFraming
 
     /// Whether the connection stays open after this request (HTTP/1.1 default unless
@@ -254,6 +254,14 @@ public struct HTTP1RequestParser: Sendable {
         }
     }
 
+    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
+    private static let transferEncodingName: [UInt8] = Array("transfer-encoding".utf8)
+
+    /// ASCII case-insensitive equality with a lower-case name.
+    private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lower: [UInt8]) -> Bool {
+        bytes.count == lower.count && zip(bytes, lower).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == $1 }
+    }
+
     /// Parses a complete head (ending with CRLF CRLF).
     static func parseHead(_ bytes: [UInt8]) throws(HTTP1ParseError) -> HTTP1RequestHead {
         // Split into lines; every line must end with CRLF (a bare LF is refused: smuggling vector).
@@ -283,7 +291,7 @@ public struct HTTP1RequestParser: Sendable {
             throw .malformed("unsupported version")
         }
 
-        var headers = HTTPHeaders()
+        var headers = HTTPRequestHeaders()
         var contentLength: Int?
         var chunked = false
         var sawTransferEncoding = false
@@ -299,19 +307,16 @@ public struct HTTP1RequestParser: Sendable {
             guard value.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
                 throw .malformed("control character in header value")
             }
-            let nameString = String(decoding: name, as: UTF8.self).lowercased()
-            let valueString = String(decoding: value, as: UTF8.self)
-            switch nameString {
-            case "content-length":
+            if Self.equalsIgnoringCase(name, Self.contentLengthName) {
                 guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
                     throw .malformed("bad content-length")
                 }
-                let length = Int(valueString)!
+                let length = value.reduce(0) { $0 * 10 + Int($1 - 48) }
                 if let previous = contentLength, previous != length { throw .malformed("conflicting content-length") }
                 contentLength = length
-            case "transfer-encoding":
+            } else if Self.equalsIgnoringCase(name, Self.transferEncodingName) {
                 sawTransferEncoding = true
-                for token in valueString.split(separator: ",") {
+                for token in String(decoding: value, as: UTF8.self).split(separator: ",") {
                     let coding = token.trimmingHTTPSpace().lowercased()
                     if coding == "chunked" {
                         if chunked { throw .malformed("chunked twice") }
@@ -320,10 +325,8 @@ public struct HTTP1RequestParser: Sendable {
                         throw .unsupportedTransferEncoding
                     }
                 }
-            default:
-                break
             }
-            headers.add(name: nameString, value: valueString)
+            name.withUnsafeBytes { n in value.withUnsafeBytes { v in headers.append(name: n, value: v) } }
         }
         if sawTransferEncoding {
             if contentLength != nil { throw .malformed("both content-length and transfer-encoding") }
@@ -333,8 +336,8 @@ public struct HTTP1RequestParser: Sendable {
         let framing: HTTP1RequestHead.BodyFraming =
             chunked ? .chunked : contentLength.map { .length($0) } ?? HTTP1RequestHead.BodyFraming.none
         return HTTP1RequestHead(
-            method: String(decoding: method, as: UTF8.self),
-            target: String(decoding: target, as: UTF8.self),
+            method: method.withUnsafeBytes { HTTPMethod($0) },
+            target: Array(target),
             minorVersion: minor,
             headers: headers,
             framing: framing

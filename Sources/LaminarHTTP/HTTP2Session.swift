@@ -9,12 +9,15 @@ import Glibc
 // to the handler after the nghttp2 call that closed it returns; the session is deleted in
 // `teardown`, which reports every open request aborted itself (nghttp2_session_del calls nothing).
 
-/// Per-stream state: the request as it arrives, then the response as it leaves.
+/// Per-stream state: the request as it arrives, then the response as it leaves. Reused: a closed
+/// stream goes back to its session's spares (`recycle`), its buffers keeping their capacity.
 final class HTTP2Stream {
-    let id: Int32
-    var method = ""
-    var path = ""
-    var headers = HTTPHeaders()
+    private(set) var id: Int32
+    /// `:method`, nil until it arrived.
+    var method: HTTPMethod?
+    /// `:path` as received (path and query).
+    var target: [UInt8] = []
+    var headers = HTTPRequestHeaders()
     var headerBytes = 0
     /// When its HEADERS arrived: the request must be complete within `slowRequestTimeoutMs`.
     var startedMs: Int64 = 0
@@ -25,12 +28,46 @@ final class HTTP2Stream {
     /// A limit was hit while receiving: answer this status instead of dispatching.
     var rejectStatus: Int?
     var rejectDetail = ""
-    /// END_STREAM arrived: the request is complete.
+    /// Where the stream is between its request and its response.
+    enum Phase: Equatable {
+        /// The request is arriving, or complete and waiting to be dispatched.
+        case receiving
+        /// Dispatched and answered by the session itself (a limit hit while receiving, no
+        /// `:method` or `:path`): never the handler's.
+        case answeredBySession
+        /// Handed to the handler, which owes an answer.
+        case handed
+        /// The handler's whole response is submitted.
+        case responded
+        /// The handler's streaming response is open; `finished` once it ended it.
+        case streaming(finished: Bool)
+    }
+
+    var phase = Phase.receiving
+    /// END_STREAM arrived: the request is complete (input side, independent of `phase`).
     var complete = false
-    var dispatched = false
-    /// Handed to the handler (not answered by the session itself), which owes an answer.
-    var handed = false
-    var responded = false
+    var dispatched: Bool { phase != .receiving }
+    /// Handed to the handler (not answered by the session itself).
+    var handed: Bool {
+        switch phase {
+        case .handed, .responded, .streaming: true
+        case .receiving, .answeredBySession: false
+        }
+    }
+    var responded: Bool {
+        switch phase {
+        case .answeredBySession, .responded, .streaming: true
+        case .receiving, .handed: false
+        }
+    }
+    var streaming: Bool { if case .streaming = phase { true } else { false } }
+    /// The whole response body is known (the last DATA may go out with END_STREAM).
+    var finished: Bool {
+        switch phase {
+        case .answeredBySession, .responded, .streaming(finished: true): true
+        case .receiving, .handed, .streaming(finished: false): false
+        }
+    }
     /// Reset by the server (a streaming consumer too slow, or the handler's abort): RST_STREAM is
     /// queued, nothing more is sent or buffered.
     var aborted = false
@@ -38,13 +75,43 @@ final class HTTP2Stream {
     /// Response body bytes (whole, or the unsent part of a streaming response) and the read offset.
     var response: [UInt8] = []
     var responseOffset = 0
-    var streaming = false
-    var finished = false
+    /// Instead of `response`: a whole body owned elsewhere (`HTTPResponse.borrowedBody`), sent
+    /// with `NGHTTP2_DATA_FLAG_NO_COPY`: `responseOffset` counts what nghttp2 framed,
+    /// `borrowedSent` what `sendData` copied into the output. Held until the stream closes.
+    var borrowed: HTTPBorrowedBytes?
+    var borrowedSent = 0
+    /// Bytes of the whole response body, however held.
+    var responseBytes: Int { borrowed?.count ?? response.count }
     var deferred = false
     /// Stream 1 after an h2c upgrade: hold DATA until the client's SETTINGS arrived (curl 7.88).
     var holdUntilClientSettings = false
 
     init(id: Int32) { self.id = id }
+
+    /// Back to a new stream's state, keeping the capacity of the request's buffers.
+    func reset(id: Int32) {
+        self.id = id
+        method = nil
+        target.removeAll(keepingCapacity: true)
+        headers.removeAll()
+        headerBytes = 0
+        startedMs = 0
+        body = []
+        bodySink = nil
+        bodyBytes = 0
+        rejectStatus = nil
+        rejectDetail = ""
+        phase = .receiving
+        complete = false
+        aborted = false
+        isHead = false
+        response = []
+        responseOffset = 0
+        borrowed = nil
+        borrowedSent = 0
+        deferred = false
+        holdUntilClientSettings = false
+    }
 }
 
 final class HTTP2Session {
@@ -55,6 +122,9 @@ final class HTTP2Session {
     unowned(unsafe) let connection: Connection
     private var session: OpaquePointer?
     private var streams: [Int32: HTTP2Stream] = [:]
+    /// Closed streams kept for reuse (no allocation per request), at most `spareStreamsMax`.
+    private var spareStreams: [HTTP2Stream] = []
+    private static let spareStreamsMax = 64
     /// Streams whose request completed during the current mem_recv, dispatched after it returns.
     private var ready: [Int32] = []
     /// Complete requests waiting (in order) for `dispatchedRequestsMax`/`responseBacklogBytesMax`.
@@ -139,7 +209,7 @@ final class HTTP2Session {
 
     /// Takes over an HTTP/1.1 request that asked for h2c: stream 1, answered by the handler.
     func upgrade(settings: [UInt8], request: HTTPRequest) {
-        let isHead = request.method == "HEAD"
+        let isHead = request.method == .head
         let rc = settings.withUnsafeBufferPointer {
             nghttp2_session_upgrade2(session, $0.baseAddress, $0.count, isHead ? 1 : 0, nil)
         }
@@ -157,9 +227,8 @@ final class HTTP2Session {
         lastDispatchedStreamID = 1
         let stream = HTTP2Stream(id: 1)
         stream.isHead = isHead
-        stream.dispatched = true
+        stream.phase = .handed
         stream.complete = true
-        stream.handed = true
         unanswered += 1
         stream.holdUntilClientSettings = true
         streams[1] = stream
@@ -339,39 +408,36 @@ final class HTTP2Session {
         while i < waiting.count {
             let id = waiting[i]
             guard let stream = streams[id], !stream.dispatched else { i += 1; continue }
-            let answeredHere = stream.rejectStatus != nil || stream.method.isEmpty || stream.path.isEmpty
+            let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.target.isEmpty
             if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
                 break
             }
             i += 1
-            stream.dispatched = true
             lastDispatchedStreamID = max(lastDispatchedStreamID, id)
             if let status = stream.rejectStatus {
                 respondError(stream, status: status, detail: stream.rejectDetail)
                 continue
             }
-            if stream.method.isEmpty || stream.path.isEmpty {
+            if stream.method == nil || stream.target.isEmpty {
                 respondError(stream, status: 400, detail: "missing :method or :path")
                 continue
             }
-            stream.isHead = stream.method == "HEAD"
-            stream.handed = true
+            stream.isHead = stream.method == .head
+            stream.phase = .handed
             unanswered += 1
             var request = head(of: stream)
             request.body = stream.body
             request.bodySink = stream.bodySink
             stream.body = []
             stream.bodySink = nil
-            stream.headers = HTTPHeaders()
             connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
         }
         waiting.removeFirst(i)
     }
 
     private func head(of stream: HTTP2Stream) -> HTTPRequest {
-        let (path, query) = HTTPRequest.split(target: stream.path)
-        return HTTPRequest(method: stream.method, path: path, query: query, headers: stream.headers,
-                           body: [], version: .http2, token: connection.token(stream.id))
+        HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers,
+                    version: .http2, token: connection.token(stream.id))
     }
 
     private func reportClosed() {
@@ -416,18 +482,22 @@ final class HTTP2Session {
     func respond(_ id: Int32, _ response: HTTPResponse) -> Bool {
         guard let stream = streams[id], stream.dispatched, !stream.responded, !stream.aborted else { return false }
         answered(stream)
-        let hasBody = !response.body.isEmpty && !stream.isHead && response.status != 204 && response.status != 304
-        stream.response = hasBody ? response.body : []
-        unsentResponseBytes += stream.response.count
+        let hasBody = response.bodyCount > 0 && !stream.isHead && response.status != 204 && response.status != 304
+        if hasBody, let borrowed = response.borrowedBody {
+            stream.borrowed = borrowed
+        } else {
+            stream.response = hasBody ? response.body : []
+        }
+        unsentResponseBytes += stream.responseBytes
         stream.responseOffset = 0
-        stream.finished = true
-        return submit(stream, status: response.status, headers: response.headers, contentLength: response.body.count, withBody: hasBody)
+        stream.phase = .responded
+        return submit(stream, status: response.status, headers: response.headers, contentLength: response.bodyCount, withBody: hasBody)
     }
 
     func startStreaming(_ id: Int32, status: Int, headers: HTTPHeaders) -> Bool {
         guard let stream = streams[id], stream.dispatched, !stream.responded, !stream.aborted else { return false }
         answered(stream)
-        stream.streaming = true
+        stream.phase = .streaming(finished: false)
         return submit(stream, status: status, headers: headers, contentLength: nil, withBody: !stream.isHead)
     }
 
@@ -455,8 +525,8 @@ final class HTTP2Session {
     }
 
     func finishStreaming(_ id: Int32) -> Bool {
-        guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
-        stream.finished = true
+        guard let stream = streams[id], stream.phase == .streaming(finished: false), !stream.aborted else { return false }
+        stream.phase = .streaming(finished: true)
         resumeIfDeferred(stream)
         return true
     }
@@ -492,14 +562,13 @@ final class HTTP2Session {
         let body = HTTPStatus.errorBody(status, detail: detail)
         stream.response = stream.isHead ? [] : body
         stream.responseOffset = 0
-        stream.finished = true
+        stream.phase = .answeredBySession
         unsentResponseBytes += stream.response.count
         _ = submit(stream, status: status, headers: ["content-type": "application/json"], contentLength: body.count, withBody: !stream.isHead)
     }
 
     /// Submits the response headers (and a data provider when there is a body).
     private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentLength: Int?, withBody: Bool) -> Bool {
-        stream.responded = true
         // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
         packed.removeAll(keepingCapacity: true)
         fieldLengths.removeAll(keepingCapacity: true)
@@ -544,6 +613,7 @@ final class HTTP2Session {
     private static let methodName: [UInt8] = Array(":method".utf8)
     private static let pathName: [UInt8] = Array(":path".utf8)
     private static let authorityName: [UInt8] = Array(":authority".utf8)
+    private static let hostName: [UInt8] = Array("host".utf8)
 
     /// Byte equality of a header name with a known one (a length check, then memcmp).
     @inline(__always)
@@ -568,9 +638,14 @@ final class HTTP2Session {
         }
     }
 
+    /// By length first: most names (content-type, etag) are told apart without a comparison.
     private static func isConnectionSpecific(_ name: String) -> Bool {
-        switch name {
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "content-length": true
+        switch name.utf8.count {
+        case 7: name == "upgrade"
+        case 10: name == "connection" || name == "keep-alive"
+        case 14: name == "content-length"
+        case 16: name == "proxy-connection"
+        case 17: name == "transfer-encoding"
         default: false
         }
     }
@@ -580,8 +655,7 @@ final class HTTP2Session {
     fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return }
-        let stream = HTTP2Stream(id: frame.pointee.hd.stream_id)
-        stream.headers.reserveCapacity(8)  // one allocation, not one per doubling
+        let stream = newStream(frame.pointee.hd.stream_id)
         stream.startedMs = connection.loop.nowMs
         streams[stream.id] = stream
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
@@ -596,25 +670,35 @@ final class HTTP2Session {
         if stream.headerBytes > limits.headerListBytesMax {
             stream.rejectStatus = 431
             stream.rejectDetail = "header list exceeds \(limits.headerListBytesMax) bytes"
-            stream.headers = HTTPHeaders()
+            stream.headers = HTTPRequestHeaders()
             return
         }
         if name.first == UInt8(ascii: ":") {
             if Self.equals(name, Self.methodName) {
-                stream.method = String(decoding: value, as: UTF8.self)
+                stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
             } else if Self.equals(name, Self.pathName) {
-                stream.path = String(decoding: value, as: UTF8.self)
+                stream.target = Array(value)
             } else if Self.equals(name, Self.authorityName) {
-                stream.headers.add(name: "host", value: String(decoding: value, as: UTF8.self))
+                Self.hostName.withUnsafeBytes { stream.headers.append(name: $0, value: UnsafeRawBufferPointer(value)) }
             }
             return
         }
-        let valueString = String(decoding: value, as: UTF8.self)
-        if Self.equals(name, Self.contentLengthName), let length = Int(valueString), length > limits.bodyBytesMax {
+        if Self.equals(name, Self.contentLengthName), let length = Self.decimal(value), length > limits.bodyBytesMax {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
-        stream.headers.add(name: String(decoding: name, as: UTF8.self), value: valueString)
+        stream.headers.append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+    }
+
+    /// A decimal number (`Int.max` past 18 digits), or nil when not all digits.
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !bytes.isEmpty else { return nil }
+        var n = 0
+        for b in bytes {
+            guard b &- 0x30 < 10 else { return nil }
+            n = n < 100_000_000_000_000_000 ? n * 10 + Int(b &- 0x30) : Int.max
+        }
+        return n
     }
 
     fileprivate func dataChunk(_ id: Int32, _ data: UnsafeBufferPointer<UInt8>) {
@@ -650,7 +734,7 @@ final class HTTP2Session {
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
            let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil,
-           !stream.method.isEmpty, !stream.path.isEmpty {
+           stream.method != nil, !stream.target.isEmpty {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
             stream.bodySink = connection.handler.bodySink(for: head(of: stream))
         }
@@ -664,14 +748,32 @@ final class HTTP2Session {
         if endStream || stream.rejectStatus != nil { ready.append(stream.id) }
     }
 
+    private func newStream(_ id: Int32) -> HTTP2Stream {
+        guard let stream = spareStreams.popLast() else { return HTTP2Stream(id: id) }
+        stream.reset(id: id)
+        return stream
+    }
+
+    /// Keeps a closed stream for reuse when nothing else holds it. Its borrowed body (a pinned
+    /// store value) and body sink are let go now.
+    private func recycle(_ stream: inout HTTP2Stream) {
+        guard spareStreams.count < Self.spareStreamsMax, isKnownUniquelyReferenced(&stream) else { return }
+        stream.borrowed = nil
+        stream.bodySink = nil
+        stream.response = []
+        stream.body = []
+        spareStreams.append(stream)
+    }
+
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
-        guard let stream = streams.removeValue(forKey: id) else { return }
+        guard var stream = streams.removeValue(forKey: id) else { return }
+        defer { recycle(&stream) }
         connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
         answered(stream)
-        if !stream.streaming { unsentResponseBytes -= stream.response.count - stream.responseOffset }
+        if !stream.streaming { unsentResponseBytes -= stream.responseBytes - stream.responseOffset }
         if stream.dispatched && stream.rejectStatus == nil {
             let complete = errorCode == NGHTTP2_NO_ERROR.rawValue && stream.finished
-                && stream.responseOffset == stream.response.count
+                && stream.responseOffset == stream.responseBytes
             closed.append((id, complete ? .completed : .aborted))
         }
     }
@@ -697,6 +799,15 @@ final class HTTP2Session {
             stream.deferred = true
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
+        if let borrowed = stream.borrowed {
+            // nghttp2 frames the length; `sendData` copies the bytes when the frame goes out.
+            let n = min(length, borrowed.count - stream.responseOffset)
+            stream.responseOffset += n
+            unsentResponseBytes -= n
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+            if stream.responseOffset == borrowed.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+            return n
+        }
         let available = stream.response.count - stream.responseOffset
         let n = min(length, available)
         if n > 0 {
@@ -719,6 +830,20 @@ final class HTTP2Session {
             }
         }
         return n
+    }
+
+    /// A DATA frame of a borrowed body goes out (`NGHTTP2_DATA_FLAG_NO_COPY`): its 9-byte header
+    /// and `length` bytes of the body, from where the owner keeps them, into the output buffer:
+    /// the one copy of the body. Called from within mem_send, after every earlier frame's bytes
+    /// were handed out, so the order on the wire holds.
+    fileprivate func sendData(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
+        guard let stream = streams[frame.pointee.hd.stream_id], let borrowed = stream.borrowed,
+              stream.borrowedSent + length <= borrowed.count else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        precondition(frame.pointee.data.padlen == 0, "DATA frames are never padded (no select_padding callback)")
+        connection.out.append(UnsafeRawBufferPointer(start: header, count: 9))
+        connection.out.append(UnsafeRawBufferPointer(start: borrowed.start + stream.borrowedSent, count: length))
+        stream.borrowedSent += length
+        return 0
     }
 
     // MARK: - Teardown
@@ -776,6 +901,9 @@ nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, id, errorCode, userData in
         server(userData).streamClosed(id, errorCode: errorCode)
         return 0
+    }
+    nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
+        server(userData).sendData(frame!, header: header!, length: length)
     }
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
         if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id) }

@@ -20,31 +20,50 @@ public struct HTTPRequestToken: Hashable, Sendable, CustomStringConvertible {
     /// The HTTP/2 stream id, or the sequence number of the request on an HTTP/1.1 connection.
     public let streamID: Int32
 
+    public init(loopIndex: Int, connectionID: UInt64, streamID: Int32) {
+        self.loopIndex = loopIndex
+        self.connectionID = connectionID
+        self.streamID = streamID
+    }
+
     public var description: String { "\(loopIndex)/\(connectionID)/\(streamID)" }
 }
 
 /// A complete request: head and whole body (at most `HTTPLimits.bodyBytesMax`), or head and
-/// the `bodySink` that took the body as it arrived (`body` is then empty).
+/// the `bodySink` that took the body as it arrived (`body` is then empty). The head is bytes as
+/// received: the method decoded once, the target kept whole with the path and query as slices
+/// of it, header fields packed into one buffer.
 public struct HTTPRequest {
-    public var method: String
-    /// The path, percent-encoding preserved (no query).
-    public var path: String
-    /// The raw query after `?`, or nil.
-    public var query: String?
+    public var method: HTTPMethod
+    /// The request target as received: the path (percent-encoding preserved) and the query.
+    public let target: [UInt8]
+    /// Where the path ends in `target`: at the `?`, or at the end.
+    public let pathEnd: Int
     /// Request headers, names lowercased; HTTP/2 pseudo-headers are not included
     /// (`:authority` is exposed as `host`).
-    public var headers: HTTPHeaders
+    public var headers: HTTPRequestHeaders
     public var body: [UInt8]
     public var version: HTTPVersion
     public var token: HTTPRequestToken
     /// The sink `HTTPHandler.bodySink(for:)` returned for this request, if any.
     public var bodySink: (any HTTPBodySink)?
 
-    /// Splits a request target into path and query.
-    static func split(target: String) -> (path: String, query: String?) {
-        guard let q = target.firstIndex(of: "?") else { return (target, nil) }
-        return (String(target[..<q]), String(target[target.index(after: q)...]))
+    public init(method: HTTPMethod, target: [UInt8], headers: HTTPRequestHeaders, body: [UInt8] = [],
+                version: HTTPVersion, token: HTTPRequestToken, bodySink: (any HTTPBodySink)? = nil) {
+        self.method = method
+        self.target = target
+        self.pathEnd = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
+        self.headers = headers
+        self.body = body
+        self.version = version
+        self.token = token
+        self.bodySink = bodySink
     }
+
+    /// The path, percent-encoding preserved (no query).
+    public var path: ArraySlice<UInt8> { target[..<pathEnd] }
+    /// The raw query after `?`, or nil.
+    public var query: ArraySlice<UInt8>? { pathEnd < target.count ? target[(pathEnd + 1)...] : nil }
 }
 
 /// A complete response. `content-length` is added by the layer (do not set it);
@@ -53,12 +72,43 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Instead of `body`: bytes someone else owns (a value in the store's mapping), copied once,
+    /// straight into the connection's output as the DATA frames go out (HTTP/2: nghttp2's
+    /// `NGHTTP2_DATA_FLAG_NO_COPY`). `body` is then empty.
+    public var borrowedBody: HTTPBorrowedBytes?
 
     public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
+
+    public init(status: Int, headers: HTTPHeaders = [:], borrowing bytes: HTTPBorrowedBytes) {
+        self.status = status
+        self.headers = headers
+        self.body = []
+        self.borrowedBody = bytes
+    }
+
+    /// Length of the body, whichever way it is held.
+    public var bodyCount: Int { borrowedBody?.count ?? body.count }
+}
+
+/// Bytes the HTTP layer reads but does not own: `owner` keeps `start..<start+count` alive and
+/// unchanged for as long as this value is held (the layer holds it until the bytes are sent or
+/// the request is gone). The owner must allow reads from the loop thread.
+public struct HTTPBorrowedBytes: @unchecked Sendable {
+    public let owner: AnyObject
+    public let start: UnsafeRawPointer
+    public let count: Int
+
+    public init(owner: AnyObject, start: UnsafeRawPointer, count: Int) {
+        self.owner = owner
+        self.start = start
+        self.count = count
+    }
+
+    var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: start, count: count) }
 }
 
 /// Why the layer reports a request finished (`HTTPHandler.requestClosed`).

@@ -10,13 +10,15 @@ extension Reactor {
             if ttlTimersPending > 0 {
                 // Some key may have expired without its timer having fired yet.
                 if let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) {
-                    result = .value(e.value, version: e.version)
+                    result = .value(StoredValue(e.value), version: e.version)
                 } else {
                     result = .failure(.notFound)
                 }
+            } else if let (value, version) = store.storedValue(key) {
+                // The value stays in the store's mapping, pinned until the I/O thread has sent it.
+                result = .value(value, version: version)
             } else {
-                result = store.withValue(key) { bytes, version in ReactorResult.value(Array(bytes), version: version) }
-                    ?? .failure(.notFound)
+                result = .failure(.notFound)
             }
             completeRead(token, result, key: key, producer: p)
 
@@ -100,11 +102,11 @@ extension Reactor {
             complete(token, .streams(streams.keys.sorted()), producer: p)
 
         case .storeStats:
-            let log = store as? LogStore
+            let stats = store.stats
             complete(token, .storeStats(StoreStatsSnapshot(
-                keys: store.count, bytes: store.sizeBytes, garbageRatio: log?.garbageRatio ?? 0,
-                fsyncCount: log?.stats.fsyncCount ?? 0, fsyncNanosTotal: log?.stats.fsyncNanosTotal ?? 0,
-                compactions: log?.stats.compactions ?? 0, streams: streams.count, subscriptions: subscriptions.count,
+                keys: store.count, bytes: store.sizeBytes, garbageRatio: store.garbageRatio,
+                fsyncCount: stats.fsyncCount, fsyncNanosTotal: stats.fsyncNanosTotal,
+                compactions: stats.compactions, streams: streams.count, subscriptions: subscriptions.count,
                 revision: store.revision,
                 perStream: streams.keys.sorted().map { name in
                     let op = streams[name]!.op

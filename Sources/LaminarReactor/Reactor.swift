@@ -17,7 +17,7 @@ import Synchronization
 /// write made before it started; the completions and notifications produced before it started
 /// are released when it returns, the later ones wait for the next sync (which starts as soon as
 /// the previous one returned, covering all the rounds in between). A read of one key whose writes
-/// are all durable (`LogStore.isDurable`) is answered in the round it is applied
+/// are all durable (`StateStore.isDurable`) is answered in the round it is applied
 /// (`completeRead`); every other read waits like a write, so nothing not yet durable is ever
 /// answered.
 ///
@@ -25,7 +25,7 @@ import Synchronization
 /// and only then waits on its eventfd (until the next timer). Producers fence after pushing and
 /// ring only when they see `parked` (`ReactorProducer.wakeReactorIfParked`), so no wake-up is lost.
 ///
-/// Fail-stop: once the store has failed (`LogStore.failure`: a failed sync, rename or write that
+/// Fail-stop: once the store has failed (`StateStore.failure`: a failed sync, rename or write that
 /// may have lost data), no mutation that a successful sync did not cover is acknowledged — its
 /// completion becomes `storageFailed` — and every later write is refused by the store; watches
 /// and follows end with `storageFailed`, new ones are refused. Reads of durable keys go on; at
@@ -39,8 +39,6 @@ public final class Reactor: @unchecked Sendable {
     public let limits: ReactorLimits
     // Reactor thread (the caller's before `start` and after `stop`):
     let store: any StateStore
-    /// The same store when it is a `LogStore` (the only one that can fail).
-    let logStore: LogStore?
     let clock: any ReactorClock
     var timers = TimerHeap<TimerKind>()
     var streams: [String: StreamRuntime] = [:]
@@ -96,10 +94,9 @@ public final class Reactor: @unchecked Sendable {
     public init(store: any StateStore, clock: any ReactorClock = SystemClock(), limits: ReactorLimits = .default) throws {
         if let problem = limits.checkConsistency() { preconditionFailure("ReactorLimits: \(problem)") }
         self.store = store
-        self.logStore = store as? LogStore
         self.clock = clock
         self.limits = limits
-        self.intervalFsync = logStore?.options.fsync == .interval
+        self.intervalFsync = store.fsyncPolicy == .interval
         try recover()
         if intervalFsync { timers.schedule(atMs: clock.nowMs() + limits.fsyncIntervalMs, .fsync) }
     }
@@ -118,8 +115,8 @@ public final class Reactor: @unchecked Sendable {
         started = true
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
         store.releaseOwnership()  // the reactor thread takes it
-        if let log = logStore, log.options.fsync == .always {
-            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: log.options.fileIO)
+        if store.fsyncPolicy == .always {
+            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO)
         }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
@@ -243,13 +240,12 @@ public final class Reactor: @unchecked Sendable {
     /// was taken.
     @discardableResult
     private func settlePipelinedCommit(_ syncer: CommitSyncer, startNext: Bool) -> Bool {
-        let log = logStore!
         var took = false
         if syncer.isDone {
             took = true
             let (error, nanoseconds) = syncer.take()
             do {
-                try log.endSync(nanoseconds: nanoseconds, errno: error)
+                try store.endSync(nanoseconds: nanoseconds, errno: error)
             } catch {
                 // Not durable: neither what the sync covered nor anything after it is a success.
                 failUnreleasedMutations(.failure(ReactorError(error)))
@@ -262,7 +258,7 @@ public final class Reactor: @unchecked Sendable {
         guard startNext, !syncer.inFlight else { return took }
         if unsyncedMutations {
             unsyncedMutations = false
-            if let fd = log.beginSync() {
+            if let fd = store.beginSync() {
                 for p in producers {
                     p.snapshotOutbox = p.outbox.count
                     p.snapshotPending = p.pending.count
@@ -289,7 +285,7 @@ public final class Reactor: @unchecked Sendable {
     /// waiting is a success (the first time: report it, end every watch and follow).
     private func refuseUndurableMutationsIfFailed() {
         if storageFailure == nil {
-            guard let failure = logStore?.failure else { return }
+            guard let failure = store.failure else { return }
             let error = ReactorError(failure)
             storageFailure = error
             failureReport.withLock { $0 = failure.description }
@@ -384,8 +380,8 @@ public final class Reactor: @unchecked Sendable {
     /// back — else in order with the other completions, after the sync that covers them.
     @inline(__always)
     func completeRead(_ token: UInt64, _ result: ReactorResult, key: [UInt8], producer p: ReactorProducer) {
-        guard syncer != nil, let log = logStore else { return complete(token, result, producer: p) }
-        if key.withUnsafeBytes({ log.isDurable($0) }) {
+        guard syncer != nil else { return complete(token, result, producer: p) }
+        if key.withUnsafeBytes({ store.isDurable($0) }) {
             p.immediate.append(ReactorCompletion(token: token, result))
         } else {
             // It may show a write in doubt: if the sync fails, it is refused like that write.

@@ -142,7 +142,8 @@ public struct EventsAck: Sendable, Hashable {
 /// Results. Notifications (`isNotification`) use completion-ring slots reserved for them and do
 /// not count against the producer's commands in flight.
 public enum ReactorResult: Sendable {
-    case value([UInt8], version: Revision)
+    /// A value as the store holds it (`StoredValue`: no copy; pinned while held).
+    case value(StoredValue, version: Revision)
     case written(version: Revision)
     case deleted(version: Revision)
     case entries(ScanPage)

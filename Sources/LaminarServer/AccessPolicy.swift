@@ -1,5 +1,6 @@
 import Glibc
 import LaminarConsole
+import LaminarHTTP
 
 /// Who may do what. With a policy configured, requests must carry `Authorization: Bearer <token>`:
 /// writes only (`.writes`: GET and HEAD stay open) or everything (`.everything`). `GET /health`
@@ -62,10 +63,12 @@ public struct AccessPolicy: Sendable {
     /// Whether a request with this method and path needs the token. The console's files are
     /// open too: they hold no data, and a browser cannot send a bearer token with a navigation
     /// (the page asks for the token and sends it with its own requests).
-    public func requiresToken(method: String, path: String) -> Bool {
-        if path == "/health" || ConsoleAssets.isConsolePath(path) { return false }
-        return scope == .everything || (method != "GET" && method != "HEAD")
+    public func requiresToken<Path: Collection<UInt8>>(method: HTTPMethod, path: Path) -> Bool {
+        if path.elementsEqual(Self.healthPath) || ConsoleAssets.isConsolePath(bytes: path) { return false }
+        return scope == .everything || (method != .get && method != .head)
     }
+
+    private static let healthPath: [UInt8] = Array("/health".utf8)
 
     /// Whether `authorization` (the header value) carries the token. Constant time in the
     /// header's content: every byte of the expected value is compared whatever differs first.

@@ -127,7 +127,7 @@ final class BatchState {
     func record(_ result: ReactorResult, index: Int?) {
         remaining -= 1
         switch (index, result) {
-        case (let i?, .value(let value, let version)): gets[i] = (value, version)
+        case (let i?, .value(let value, let version)): gets[i] = (value.bytes, version)
         case (nil, .batchApplied(let r)): revision = r
         default: if failure == nil { failure = HTTPFailure(500, "internal_error", "unexpected batch result") }
         }

@@ -14,10 +14,10 @@ enum ConsoleRoutes {
 
     /// The action for a console path (checked by the router after every API path), or nil when
     /// the path is not the console's.
-    static func action(path: [UInt8], method: String) throws -> RouteAction? {
+    static func action<Path: Collection<UInt8>>(path: Path, method: HTTPMethod) throws -> RouteAction? {
+        guard ConsoleAssets.isConsolePath(bytes: path) else { return nil }
         let text = String(decoding: path, as: UTF8.self)
-        guard ConsoleAssets.isConsolePath(text) else { return nil }
-        guard method == "GET" || method == "HEAD" else {
+        guard method == .get || method == .head else {
             throw HTTPFailure(405, "method_not_allowed", "\(method) is not allowed here; allowed: GET, HEAD")
         }
         guard let asset = ConsoleAssets.asset(forPath: text) else { throw HTTPFailure.notFound("no such console file") }

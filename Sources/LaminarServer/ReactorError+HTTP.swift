@@ -1,4 +1,5 @@
 import LaminarFormats
+import LaminarHTTP
 import LaminarReactor
 
 extension HTTPFailure {
@@ -35,5 +36,28 @@ extension HTTPFailure {
 
     /// `{"error":…,"detail":…}`
     var body: [UInt8] { JSONWriter.errorBody(code, detail: detail) }
+
+    /// The whole answer: the JSON body, `Allow` on a 405 (from the detail's list of methods),
+    /// `WWW-Authenticate` on a 401.
+    var response: HTTPResponse {
+        var headers: HTTPHeaders = ["content-type": "application/json"]
+        if status == 405, let allowed = detail.split(separator: ":").last {
+            headers.add(name: "allow", value: allowed.trimmingCharacters(in: " "))
+        }
+        if status == 401 { headers.add(name: "www-authenticate", value: #"Bearer realm="laminar""#) }
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+}
+
+extension HTTPResponse {
+    /// The answer to a failed reactor command: the error's JSON, and the key's current version
+    /// as `ETag` when a condition failed on a key that exists. Every route answers reactor errors
+    /// through here.
+    init(error: ReactorError) {
+        let failure = HTTPFailure(error)
+        var headers: HTTPHeaders = ["content-type": "application/json"]
+        if case .conditionFailed(let current?) = error { headers.add(name: "etag", value: ETag.format(current)) }
+        self.init(status: failure.status, headers: headers, body: failure.body)
+    }
 }
 

@@ -1,4 +1,5 @@
 import LaminarConsole
+import LaminarHTTP
 import LaminarStore
 
 /// An error answer: status, a short machine-readable code and a human detail, sent as
@@ -104,7 +105,7 @@ public struct Router: Sendable {
     public init() {}
 
     /// `header(name)` returns a request header's value (names in lower case).
-    public func route(method: String, target: [UInt8], header: (String) -> String?) -> Result<RouteAction, HTTPFailure> {
+    public func route(method: HTTPMethod, target: [UInt8], header: (String) -> String?) -> Result<RouteAction, HTTPFailure> {
         do {
             let action = try decide(method: method, target: target, header: header)
             if cluster, let refusal = Partition.refusal(of: action) { return .failure(refusal) }
@@ -116,41 +117,42 @@ public struct Router: Sendable {
         }
     }
 
-    private func decide(method: String, target: [UInt8], header: (String) -> String?) throws -> RouteAction {
+    private func decide(method: HTTPMethod, target: [UInt8], header: (String) -> String?) throws -> RouteAction {
         let t: RequestTarget
         do { t = try RequestTarget(target) } catch { throw HTTPFailure.badRequest("malformed request target") }
         let path = t.rawPath
-        func allow(_ methods: [String]) throws {
+        func allow(_ methods: [HTTPMethod]) throws {
             guard methods.contains(method) else {
-                throw HTTPFailure(405, "method_not_allowed", "\(method) is not allowed here; allowed: \(methods.joined(separator: ", "))")
+                throw HTTPFailure(405, "method_not_allowed",
+                                  "\(method) is not allowed here; allowed: \(methods.map(\.description).joined(separator: ", "))")
             }
         }
         if path == Paths.health {
-            try allow(["GET", "HEAD"])
+            try allow([.get, .head])
             return .health
         }
         if path == Paths.metrics {
-            try allow(["GET", "HEAD"])
+            try allow([.get, .head])
             return .metrics
         }
         if path == Paths.status {
-            try allow(["GET", "HEAD"])
+            try allow([.get, .head])
             return .status
         }
         if path == Paths.kv || path == Paths.kvSlash {
-            try allow(["GET"])
+            try allow([.get])
             return try scanOrWatch(t)
         }
         if path == Paths.kvBatch {
-            try allow(["POST"])
+            try allow([.post])
             return .kvBatch
         }
         if let key = try decodeOrFail(t, after: "/kv/") {
             guard !key.isEmpty else { throw HTTPFailure.badRequest("empty key") }
             switch method {
-            case "GET": return .kvGet(key: key, head: false)
-            case "HEAD": return .kvGet(key: key, head: true)
-            case "PUT":
+            case .get: return .kvGet(key: key, head: false)
+            case .head: return .kvGet(key: key, head: true)
+            case .put:
                 var ttlMs: Int64?
                 if let ttl = t.parameterString("ttl") {
                     guard let ms = DurationText.milliseconds(ttl) else {
@@ -159,12 +161,12 @@ public struct Router: Sendable {
                     ttlMs = ms
                 }
                 return .kvPut(key: key, condition: try condition(header), ttlMs: ttlMs)
-            case "DELETE": return .kvDelete(key: key, condition: try condition(header))
-            default: try allow(["GET", "HEAD", "PUT", "DELETE"])
+            case .delete: return .kvDelete(key: key, condition: try condition(header))
+            default: try allow([.get, .head, .put, .delete])
             }
         }
         if path == Paths.streams || path == Paths.streamsSlash {
-            try allow(["GET"])
+            try allow([.get])
             return .streamList
         }
         if let rest = try decodeOrFail(t, after: "/streams/") {
@@ -172,25 +174,25 @@ public struct Router: Sendable {
             let name = try streamName(parts[0])
             if parts.count == 1 {
                 switch method {
-                case "PUT": return .streamDefine(name: name)
-                case "GET": return .streamGet(name: name)
-                case "DELETE": return .streamDelete(name: name)
-                default: try allow(["GET", "PUT", "DELETE"])
+                case .put: return .streamDefine(name: name)
+                case .get: return .streamGet(name: name)
+                case .delete: return .streamDelete(name: name)
+                default: try allow([.get, .put, .delete])
                 }
             }
             if parts.count == 2 && parts[1].elementsEqual("events".utf8) {
-                try allow(["POST"])
+                try allow([.post])
                 guard let format = EventFormat(contentType: header("content-type")) else {
                     throw HTTPFailure(415, "unsupported_media_type", "events must be \(EventFormat.ndjsonContentType) or \(EventFormat.binaryContentType)")
                 }
                 return .eventsPost(name: name, format: format, idempotencyKey: try idempotencyKey(header("idempotency-key")))
             }
             if parts.count == 2 && parts[1].elementsEqual("late".utf8) {
-                try allow(["GET"])
+                try allow([.get])
                 return .late(name: name)
             }
             if parts.count == 2 && parts[1].elementsEqual("results".utf8) {
-                try allow(["GET"])
+                try allow([.get])
                 let sse = Self.acceptsEventStream(header("accept"))
                 let prefix = t.parameter("prefix")
                 let key = t.parameter("key")

@@ -160,6 +160,9 @@ public final class LogStore: StateStore {
             logicalEnd: RecordFormat.fileHeaderBytes)
     }
 
+    public var fsyncPolicy: FsyncPolicy { options.fsync }
+    public var fileIO: any FileIO { options.fileIO }
+
     /// The garbage share of the data: bytes of overwritten and deleted records over all bytes.
     public var garbageRatio: Double {
         let data = logicalEnd - RecordFormat.fileHeaderBytes
@@ -184,6 +187,12 @@ public final class LogStore: StateStore {
         guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
         let p = record(at: offset)
         return try body(RecordFormat.value(p), RecordFormat.revision(p))
+    }
+
+    public func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)? {
+        guard let offset = key.withUnsafeBytes({ locate($0) }) else { return nil }
+        let p = record(at: offset)
+        return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
     /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).

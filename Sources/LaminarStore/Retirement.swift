@@ -9,9 +9,10 @@ import Darwin
 /// last descriptor of an unlinked file drops its cached pages and frees its blocks, and unmapping
 /// a large mapping takes time in proportion to what was mapped.
 ///
-/// The owner hands them over and never touches them again (nothing points into the old region
-/// any more: the indexes point into the new one); `pthread_create` orders its last use before
-/// the release.
+/// The owner hands them over and never touches them again (the indexes point into the new
+/// region); `pthread_create` orders its last use before the release. Values read before the swap
+/// and not yet sent (`StoredValue`) hold the old region too: it is unmapped when the last of
+/// them lets go.
 final class Retirement: @unchecked Sendable {
     private var region: MappedRegion?
     private let table: KeyHashTable

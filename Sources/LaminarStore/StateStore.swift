@@ -194,6 +194,9 @@ public protocol StateStore: AnyObject {
     /// Calls `body` with the value bytes in place (no copy) and the version; `nil` if absent.
     /// The buffer is valid only inside `body`, which must not mutate the store.
     func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer, Revision) throws -> R) rethrows -> R?
+    /// The value of `key` where it lies (no copy), pinned for a reader on another thread
+    /// (`StoredValue`), and its version; `nil` if absent.
+    func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)?
     /// The version of `key`, or `nil` if absent.
     func version(of key: [UInt8]) -> Revision?
     func contains(_ key: [UInt8]) -> Bool
@@ -226,8 +229,26 @@ public protocol StateStore: AnyObject {
     /// atomic step; the store revision becomes `max(revision, snapshot.revision)`.
     func restore(_ snapshot: StoreSnapshot) throws
 
+    /// When writes become durable (`commit`), and the file operations that make them so.
+    var fsyncPolicy: FsyncPolicy { get }
+    var fileIO: any FileIO { get }
+    /// Set once the store failed (fail-stop): nothing written since the last successful sync
+    /// may be acknowledged, and every later write is refused.
+    var failure: StoreError? { get }
+    /// Whether every write to `key` so far is durable (false means "maybe not"). O(1).
+    func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
+    /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
+    var garbageRatio: Double { get }
+    /// Counters for metrics.
+    var stats: LogStoreStats { get }
+
     /// Ends a writer's batch: makes it durable according to the fsync policy (group commit).
     func commit() throws
+    /// Pipelined commit, first half on the writer's thread: the descriptor whose `fdatasync`
+    /// makes every write so far durable, or nil when nothing needs syncing.
+    func beginSync() -> Int32?
+    /// Second half, once that `fdatasync` returned (`errno` 0 on success).
+    func endSync(nanoseconds: UInt64, errno: Int32) throws
     /// Makes everything written so far durable now, whatever the policy.
     func flush() throws
     /// Hands the store to another thread: debug builds assert that one thread at a time uses a

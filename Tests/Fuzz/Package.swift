@@ -8,7 +8,7 @@ import PackageDescription
 
 let fuzzers: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-http1", [.product(name: "LaminarHTTP", package: "Laminar")]),
-    ("fuzz-request-target", [.product(name: "LaminarServer", package: "Laminar")]),
+    ("fuzz-request-target", [.product(name: "LaminarServer", package: "Laminar"), .product(name: "LaminarHTTP", package: "Laminar")]),
     ("fuzz-json", [.product(name: "LaminarFormats", package: "Laminar")]),
     ("fuzz-ndjson-events", [.product(name: "LaminarFormats", package: "Laminar")]),
     ("fuzz-binary-events", [.product(name: "LaminarFormats", package: "Laminar")]),

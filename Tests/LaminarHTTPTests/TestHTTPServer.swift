@@ -28,12 +28,13 @@ final class TestHTTPServer {
 /// - anything else: 404.
 final class EchoHandler: HTTPHandler {
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        let n = request.query.flatMap { q in q.hasPrefix("n=") ? Int(q.dropFirst(2)) : nil } ?? 0
-        switch request.path {
+        let query = request.query.map { String(decoding: $0, as: UTF8.self) }
+        let n = query.flatMap { q in q.hasPrefix("n=") ? Int(q.dropFirst(2)) : nil } ?? 0
+        switch String(decoding: request.path, as: UTF8.self) {
         case "/echo":
             let version = request.version == .http2 ? "2" : request.version == .http1_1 ? "1.1" : "1.0"
             responder.respond(HTTPResponse(status: 200, headers: [
-                "x-method": request.method, "x-version": version, "x-query": request.query ?? "",
+                "x-method": request.method.description, "x-version": version, "x-query": query ?? "",
             ], body: request.body))
         case "/big":
             responder.respond(HTTPResponse(status: 200, body: EchoHandler.pattern(n)))

@@ -329,5 +329,5 @@ extension TestClient {
 }
 
 extension ReactorResult {
-    var valueBytes: [UInt8]? { if case .value(let v, _) = self { return v } else { return nil } }
+    var valueBytes: [UInt8]? { if case .value(let v, _) = self { return v.bytes } else { return nil } }
 }

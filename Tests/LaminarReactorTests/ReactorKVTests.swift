@@ -13,7 +13,7 @@ import Glibc
         defer { reactor.stop() }
         let v1 = try #require(c.call(.put(key: bytes("a/1"), value: bytes("x"), condition: .always, ttlMs: nil))?.written)
         guard case .value(let value, let version)? = c.call(.get(key: bytes("a/1"))) else { Issue.record("get"); return }
-        #expect(value == bytes("x") && version == v1)
+        #expect(value.bytes == bytes("x") && version == v1)
         #expect(c.call(.put(key: bytes("a/1"), value: bytes("y"), condition: .ifVersion(v1 + 100), ttlMs: nil))?.failure
             == .conditionFailed(current: v1))
         #expect(c.call(.put(key: bytes("a/1"), value: bytes("y"), condition: .absent, ttlMs: nil))?.failure == .conditionFailed(current: v1))

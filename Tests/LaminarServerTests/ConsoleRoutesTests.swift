@@ -1,5 +1,6 @@
 import Foundation
 import LaminarConsole
+import LaminarHTTP
 @testable import LaminarReactor
 import Testing
 @testable import LaminarServer
@@ -11,7 +12,7 @@ import Testing
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Sources/LaminarConsole/assets")
 
-    func route(_ method: String, _ target: String) -> Result<RouteAction, HTTPFailure> {
+    func route(_ method: HTTPMethod, _ target: String) -> Result<RouteAction, HTTPFailure> {
         Router().route(method: method, target: Array(target.utf8), header: { _ in nil })
     }
 
@@ -76,10 +77,10 @@ import Testing
 
     @Test func consoleIsOpenWithoutAToken() throws {
         let policy = try AccessPolicy(token: "secret", scope: .everything)
-        #expect(!policy.requiresToken(method: "GET", path: "/"))
-        #expect(!policy.requiresToken(method: "GET", path: "/console/console.js"))
-        #expect(policy.requiresToken(method: "GET", path: "/status"))
-        #expect(policy.requiresToken(method: "GET", path: "/kv/a"))
+        #expect(!policy.requiresToken(method: "GET", path: "/".utf8))
+        #expect(!policy.requiresToken(method: "GET", path: "/console/console.js".utf8))
+        #expect(policy.requiresToken(method: "GET", path: "/status".utf8))
+        #expect(policy.requiresToken(method: "GET", path: "/kv/a".utf8))
     }
 
     @Test func statusSnapshot() throws {

@@ -1,3 +1,4 @@
+import LaminarHTTP
 @testable import LaminarServer
 import Testing
 
@@ -37,7 +38,7 @@ import Testing
     }()
 
     func route(_ router: Router, _ method: String, _ target: String) -> Result<RouteAction, HTTPFailure> {
-        router.route(method: method, target: Array(target.utf8), header: { _ in nil })
+        router.route(method: HTTPMethod(method), target: Array(target.utf8), header: { _ in nil })
     }
 
     @Test(arguments: ["/kv", "/kv?prefix=t", "/kv?prefix=t&watch=1", "/kv?watch=1", "/kv?start=t/a", "/kv?start=t/a&end=u/a",

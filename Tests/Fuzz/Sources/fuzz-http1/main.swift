@@ -81,8 +81,8 @@ func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
 }
 
 func serialize(_ head: HTTP1RequestHead) -> [UInt8] {
-    var text = "\(head.method) \(head.target) HTTP/1.\(head.minorVersion)\r\n"
-    for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+    var text = "\(head.method) \(String(decoding: head.target, as: UTF8.self)) HTTP/1.\(head.minorVersion)\r\n"
+    for (name, value) in head.headers.pairs { text += "\(name): \(value)\r\n" }
     text += "\r\n"
     return Array(text.utf8)
 }
@@ -112,10 +112,10 @@ func check(_ raw: UnsafeRawBufferPointer) {
             precondition(framing == nil, "head inside a request")
             framing = head.framing
             body = 0
-            precondition(contains(stream, Array(head.method.utf8)), "method not from the input")
-            precondition(contains(stream, Array(head.target.utf8)), "target not from the input")
+            precondition(contains(stream, Array(head.method.description.utf8)), "method not from the input")
+            precondition(contains(stream, head.target), "target not from the input")
             precondition(head.minorVersion == 0 || head.minorVersion == 1)
-            for (name, value) in head.headers {
+            for (name, value) in head.headers.pairs {
                 precondition(name == name.lowercased() && !name.isEmpty)
                 precondition(contains(stream.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, Array(name.utf8)), "header name not from the input")
                 if value.utf8.allSatisfy({ $0 < 128 }) {
@@ -129,8 +129,9 @@ func check(_ raw: UnsafeRawBufferPointer) {
             _ = head.keepAlive
             _ = head.expectsContinue
             _ = H2CUpgrade.settingsPayload(head)
-            let (path, query) = HTTPRequest.split(target: head.target)
-            precondition(path + (query.map { "?" + $0 } ?? "") == head.target)
+            let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, version: .http1_1,
+                                      token: HTTPRequestToken(loopIndex: 0, connectionID: 0, streamID: 1))
+            precondition(Array(request.path) + (request.query.map { [UInt8(ascii: "?")] + $0 } ?? []) == head.target)
 
             // Round trip: write the head back and parse it again.
             var again = HTTP1RequestParser(headerBytesMax: 1 << 20, bodyBytesMax: Int.max)

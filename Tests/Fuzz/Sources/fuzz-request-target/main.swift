@@ -12,6 +12,7 @@
 // - DurationText and ETag agree with their definitions (positive, at most 100 years; "N");
 // - AccessPolicy admits exactly `Bearer <token>`, for a fixed token and for the target as token.
 import FuzzSupport
+import LaminarHTTP
 import LaminarServer
 import LaminarStore
 
@@ -72,7 +73,7 @@ func check(_ raw: UnsafeRawBufferPointer) {
     var router = Router()
     router.scanLimitMax = 50
     router.scanLimitDefault = 10
-    switch router.route(method: method, target: target, header: { headers[$0] }) {
+    switch router.route(method: HTTPMethod(method), target: target, header: { headers[$0] }) {
     case .failure(let failure):
         precondition((400..<500).contains(failure.status), "status \(failure.status)")
         precondition(!failure.code.isEmpty && !failure.detail.isEmpty)
@@ -113,7 +114,7 @@ func check(_ raw: UnsafeRawBufferPointer) {
         precondition(other.admits(authorization: "Bearer " + text))
         precondition(!other.admits(authorization: "Bearer " + text + "x"))
         precondition(other.admits(authorization: authorization) == (authorization == "Bearer " + text))
-        precondition(!other.requiresToken(method: "GET", path: text) && other.requiresToken(method: "PUT", path: "/kv/a"))
+        precondition(!other.requiresToken(method: .get, path: Array(text.utf8)) && other.requiresToken(method: .put, path: Array("/kv/a".utf8)))
     }
 }
 
