@@ -677,7 +677,9 @@ final class HTTP2Session {
             if Self.equals(name, Self.methodName) {
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
             } else if Self.equals(name, Self.pathName) {
-                stream.target = Array(value)
+                // Into the (reused) stream's buffer: no allocation once it has grown.
+                stream.target.removeAll(keepingCapacity: true)
+                stream.target.append(contentsOf: value)
             } else if Self.equals(name, Self.authorityName) {
                 Self.hostName.withUnsafeBytes { stream.headers.append(name: $0, value: UnsafeRawBufferPointer(value)) }
             }

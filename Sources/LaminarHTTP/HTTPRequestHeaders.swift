@@ -7,7 +7,7 @@ import Glibc
 ///
 /// Invariant: `fields` index `bytes` in order, each name followed by its value; names hold no
 /// upper-case letter.
-public struct HTTPRequestHeaders: Sendable, Equatable, CustomStringConvertible {
+public struct HTTPRequestHeaders: Sendable, Equatable {
     private struct Field: Sendable, Equatable {
         var nameStart: Int32
         var nameCount: Int32
@@ -19,16 +19,7 @@ public struct HTTPRequestHeaders: Sendable, Equatable, CustomStringConvertible {
 
     public init() {}
 
-    /// Fields from text (tests, and HTTP/1.1 heads built by hand).
-    public init(_ pairs: [(String, String)]) {
-        for (name, value) in pairs {
-            var name = name, value = value
-            name.withUTF8 { n in value.withUTF8 { v in append(name: UnsafeRawBufferPointer(n), value: UnsafeRawBufferPointer(v)) } }
-        }
-    }
-
     public var count: Int { fields.count }
-    public var isEmpty: Bool { fields.isEmpty }
 
     /// Appends a field; the name is lowercased on the way in.
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
@@ -65,17 +56,13 @@ public struct HTTPRequestHeaders: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
-    public func contains(_ name: String) -> Bool { firstIndex(name) != nil }
-
-    /// Every field as text, in order (for tests and logs).
+    /// Every field as text, in order (for tests and the fuzzers).
     public var pairs: [(name: String, value: String)] {
         fields.map { f in
             (String(decoding: bytes[Int(f.nameStart)..<Int(f.nameStart + f.nameCount)], as: UTF8.self),
              String(decoding: valueBytes(f), as: UTF8.self))
         }
     }
-
-    public var description: String { pairs.map { "\($0.name): \($0.value)" }.joined(separator: ", ") }
 
     private func firstIndex(_ name: String) -> Int? {
         var name = name
