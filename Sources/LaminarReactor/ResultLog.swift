@@ -66,7 +66,8 @@ extension Reactor {
     /// Takes the rows the operator produced (closed windows; changelog rows) into the stream's
     /// queue; rounds emit them in bounded slices (`emitResultSlices`), in the operator's order.
     func queueRows(_ stream: StreamRuntime) {
-        let rows = stream.op.takeOutput()
+        var rows = stream.op.takeOutput()
+        if let projection = stream.projection, !rows.isEmpty { rows = projection.apply(rows) }
         if !rows.isEmpty {
             if stream.pendingRows.isEmpty { stream.pendingRows = rows } else { stream.pendingRows.append(contentsOf: rows) }
         }

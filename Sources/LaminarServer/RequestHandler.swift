@@ -42,6 +42,8 @@ final class RequestHandler: HTTPHandler {
         case follow(Follower)
         case late(StreamDefinition)
         case metrics
+        /// A request of several steps (`CatalogRoutes`): what to do with the result.
+        case step((ReactorResult) -> RouteStep)
     }
 
     /// What waits for a stream's definition (field names, aggregates) to be known.
@@ -185,6 +187,15 @@ final class RequestHandler: HTTPHandler {
             withDefinition(name, .follow(since: since, keyPrefix: keyPrefix, sse: sse), responder, route, start)
         case .late(let name):
             withDefinition(name, .late, responder, route, start)
+        case .sourceDefine, .sourceGet, .sourceList, .sourceDelete, .sourceEvents, .sql:
+            run(CatalogRoutes.start(action, body: request.body, header: { request.headers[$0] }, runtime: runtime), responder, route, start)
+        }
+    }
+
+    private func run(_ step: RouteStep, _ responder: HTTPResponder, _ route: Route, _ start: UInt64) {
+        switch step {
+        case .respond(let response): respond(responder, route, start, response)
+        case .submit(let operation, let then): submit(operation, responder, route, start, .step(then))
         }
     }
 
@@ -321,6 +332,7 @@ final class RequestHandler: HTTPHandler {
         }
         guard let p = pending.removeValue(forKey: completion.token) else { return }
         let result = completion.result
+        if case .step(let then) = p.kind { return run(then(result), p.responder, p.route, p.startNs) }
         if case .failure(let error) = result {
             switch p.kind {
             case .lookup(let name, let then) where error == .unknownStream(name) && runtime.configuration.autoCreateStreams:

@@ -59,6 +59,12 @@ public enum RouteAction: Sendable, Hashable {
     case late(name: String)
     case metrics
     case health
+    case sourceDefine(name: String)
+    case sourceGet(name: String)
+    case sourceList
+    case sourceDelete(name: String)
+    case sourceEvents(name: String, format: EventFormat, idempotencyKey: String?)
+    case sql
 
     public var route: Route {
         switch self {
@@ -78,6 +84,12 @@ public enum RouteAction: Sendable, Hashable {
         case .late: .late
         case .metrics: .metrics
         case .health: .health
+        case .sourceDefine: .sourceDefine
+        case .sourceGet: .sourceGet
+        case .sourceList: .sourceList
+        case .sourceDelete: .sourceDelete
+        case .sourceEvents: .sourceEvents
+        case .sql: .sql
         }
     }
 }
@@ -152,6 +164,7 @@ public struct Router: Sendable {
             default: try allow(["GET", "HEAD", "PUT", "DELETE"])
             }
         }
+        if let action = try catalogAction(method: method, target: t, header: header) { return action }
         if path == Paths.streams || path == Paths.streamsSlash {
             try allow(["GET"])
             return .streamList
@@ -263,7 +276,7 @@ public struct Router: Sendable {
         return n
     }
 
-    private func streamName(_ bytes: ArraySlice<UInt8>) throws -> String {
+    func streamName(_ bytes: ArraySlice<UInt8>) throws -> String {
         let ok = !bytes.isEmpty && bytes.count <= streamNameBytesMax
             && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
         guard ok else { throw HTTPFailure.badRequest("stream names are 1 to \(streamNameBytesMax) of A-Z a-z 0-9 . _ -") }
@@ -271,7 +284,7 @@ public struct Router: Sendable {
     }
 
     /// 1 to `idempotencyKeyBytesMax` visible ASCII characters.
-    private func idempotencyKey(_ value: String?) throws -> String? {
+    func idempotencyKey(_ value: String?) throws -> String? {
         guard let value else { return nil }
         let utf8 = value.utf8
         guard !utf8.isEmpty, utf8.count <= idempotencyKeyBytesMax, utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
