@@ -68,6 +68,11 @@ public struct SourceInfo: Sendable, Hashable {
     public var definition: SourceDefinition
     /// Names of the streams reading it, sorted.
     public var streams: [String]
+
+    public init(definition: SourceDefinition, streams: [String]) {
+        self.definition = definition
+        self.streams = streams
+    }
 }
 
 /// One statement of a SQL script as the reactor applies it.

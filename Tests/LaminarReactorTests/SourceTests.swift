@@ -87,6 +87,33 @@ import Testing
         #expect(c.call(.prefixScan(prefix: Array("_srcwal/".utf8), after: nil, limit: 100))?.entries?.isEmpty == true)
     }
 
+    /// A script's catalog steps: checked as a whole first (a later conflict applies nothing),
+    /// then applied in order, each answered.
+    @Test func catalogStepsAllOrNothing() throws {
+        let reactor = try Reactor(store: LogStore.inMemory())
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        let stream = Self.reader("vwap", .tumble(sizeMs: 1000))
+        let refused = c.call(.applyCatalog([.createSource(Self.source), .createStream(stream), .dropSource(name: "trades", ifExists: false)]))
+        #expect(refused?.failure == .conflict("source trades is read by vwap; drop those streams first"))
+        guard case .sources(let none)? = c.call(.listSources) else { Issue.record("listSources"); return }
+        #expect(none.isEmpty, "nothing of a refused script is applied")
+        #expect(c.call(.listStreams).map { if case .streams(let n) = $0 { n.isEmpty } else { false } } == true)
+        guard case .catalogApplied(let results)? = c.call(.applyCatalog([
+            .createSource(Self.source), .createStream(stream), .showSources, .showStreams, .none,
+            .dropStream(name: "nope", ifExists: true), .dropStream(name: "vwap", ifExists: false), .dropSource(name: "trades", ifExists: true),
+        ])) else { Issue.record("applyCatalog"); return }
+        #expect(results.count == 8)
+        #expect(results[0] == .done && results[1] == .done && results[4] == .done)
+        #expect(results[2] == .sources([SourceInfo(definition: Self.source, streams: ["vwap"])]))
+        if case .streams(let all) = results[3] { #expect(all.map(\.definition) == [stream]) } else { Issue.record("showStreams") }
+        #expect(results[5] == .dropped(false) && results[6] == .dropped(true) && results[7] == .dropped(true))
+        #expect(c.call(.applyCatalog([.createStream(stream)]))?.failure == .unknownSource("trades"))
+        #expect(c.call(.applyCatalog([.dropStream(name: "x", ifExists: false)]))?.failure == .unknownStream("x"))
+        #expect(c.call(.applyCatalog([.createSource(Self.source), .createSource(Self.source)]))?.failure == .conflict("source trades exists"))
+    }
+
     /// Readers checkpoint at different points; after a restart each replays the source from its
     /// own point and counts every batch once; the source log is trimmed to what some reader
     /// still needs; idempotency keys survive.
