@@ -137,6 +137,7 @@ extension Reactor {
     /// be at each step (names taken or missing, sources read), so a refused script changes nothing.
     func applyCatalog(_ steps: [CatalogStep]) -> ReactorResult {
         var sourceNames = Set(sources.keys), streamNames = Set(streams.keys)
+        var sourceDefinitions = sources.mapValues(\.definition)
         var readers: [String: Set<String>] = sources.mapValues { Set($0.readers.map(\.definition.name)) }
         for step in steps {
             switch step {
@@ -144,13 +145,16 @@ extension Reactor {
                 if let problem = d.validate(limits: limits) { return .failure(.invalidSource(problem)) }
                 if sourceNames.contains(d.name) { return .failure(.conflict("source \(d.name) exists")) }
                 if streamNames.contains(d.name) { return .failure(.conflict("a stream is named \(d.name)")) }
-                sourceNames.insert(d.name); readers[d.name] = []
+                if sourceNames.count >= limits.streamsMax { return .failure(.tooManyStreams) }
+                sourceNames.insert(d.name); readers[d.name] = []; sourceDefinitions[d.name] = d
             case .createStream(let d):
                 if streamNames.contains(d.name) { return .failure(.conflict("stream \(d.name) exists")) }
                 if sourceNames.contains(d.name) { return .failure(.conflict("a source is named \(d.name)")) }
                 if let problem = d.validate(limits: limits) { return .failure(.invalidStream(problem)) }
+                if streamNames.count >= limits.streamsMax { return .failure(.tooManyStreams) }
                 if let s = d.source {
-                    guard sourceNames.contains(s) else { return .failure(.unknownSource(s)) }
+                    guard sourceNames.contains(s), let source = sourceDefinitions[s] else { return .failure(.unknownSource(s)) }
+                    if let problem = sourceMismatch(d, source) { return .failure(.invalidStream(problem)) }
                     readers[s, default: []].insert(d.name)
                 }
                 streamNames.insert(d.name)
@@ -162,7 +166,7 @@ extension Reactor {
                 if let r = readers[name], !r.isEmpty {
                     return .failure(.conflict("source \(name) is read by \(r.sorted().joined(separator: ", ")); drop those streams first"))
                 }
-                sourceNames.remove(name)
+                sourceNames.remove(name); sourceDefinitions[name] = nil
             case .dropStream(let name, let ifExists):
                 if !streamNames.contains(name) {
                     if ifExists { continue }

@@ -194,7 +194,7 @@ extension Reactor {
     func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
         let sourceLogged = stream.sourceNext - stream.checkpointSourceNext  // 0 without a named source
-        guard logged + sourceLogged >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
+        guard stream.entriesSinceCheckpoint >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
         let name = stream.definition.name
         let atMs = clock.nowMs()
         var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]

@@ -123,7 +123,7 @@ extension Reactor {
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
     /// waits for the queue of closed-window rows to empty).
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
-        stream.nextSequence - stream.firstUncheckpointed >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
+        stream.entriesSinceCheckpoint >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
     }
 
     /// Emits up to `max` queued rows of `stream`, sends them to its followers in one notification,

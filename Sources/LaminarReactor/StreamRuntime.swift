@@ -89,11 +89,15 @@ final class StreamRuntime {
     var stats: StreamStats {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
-            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed,
+            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: entriesSinceCheckpoint,
             resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
     }
 
     var rowsPending: Int { pendingRows.count - pendingHead }
+
+    /// Log entries recovery would replay: its own since the checkpoint, and its source's since
+    /// the source point of the checkpoint (a stream reading a named source).
+    var entriesSinceCheckpoint: UInt64 { nextSequence - firstUncheckpointed + (sourceNext - checkpointSourceNext) }
 
     /// The watermark up to which emitted results are complete: the operator's, or just before
     /// the end of the oldest closed window whose rows are still pending (a changelog's queue may
