@@ -164,7 +164,6 @@ public struct Router: Sendable {
             default: try allow(["GET", "HEAD", "PUT", "DELETE"])
             }
         }
-        if let action = try catalogAction(method: method, target: t, header: header) { return action }
         if path == Paths.streams || path == Paths.streamsSlash {
             try allow(["GET"])
             return .streamList
@@ -207,6 +206,7 @@ public struct Router: Sendable {
                     after: t.parameter("after"), limit: try limit(t), keyPrefix: prefix)
             }
         }
+        if let action = try catalogAction(method: method, target: t, header: header) { return action }
         throw HTTPFailure.notFound("no such endpoint")
     }
 
