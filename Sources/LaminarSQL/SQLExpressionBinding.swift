@@ -1,0 +1,121 @@
+import LaminarReactor
+
+/// The type of a bound expression. `null` (the literal) goes with any type.
+enum SQLValueType: String, Sendable, Hashable {
+    case number, text, boolean, null
+
+    var described: String {
+        switch self {
+        case .number: "a number"
+        case .text: "text"
+        case .boolean: "a boolean"
+        case .null: "NULL"
+        }
+    }
+
+    func fits(_ other: SQLValueType) -> Bool { self == other || self == .null || other == .null }
+}
+
+/// Binds an expression's names and checks its types: the operators of `Expression` over numbers,
+/// the key (text, compared with `=`/`<>`, `LIKE` and `IN` of strings) and booleans. What a name
+/// means, and what calls are, is up to `resolve` and `call` (per-event or post-aggregate scope).
+struct SQLExpressionBinder {
+    /// A name to its bound form and type, or a positioned error.
+    var resolve: (String, SQLPosition) throws(SQLError) -> (Expression, SQLValueType)
+    /// A call (`name`, the call itself) to its bound form and type, or a positioned error.
+    var call: (String, SQLExpr) throws(SQLError) -> (Expression, SQLValueType)
+
+    func bind(_ e: SQLExpr) throws(SQLError) -> (Expression, SQLValueType) {
+        let at = e.position
+        switch e.node {
+        case .literal(let value):
+            switch value {
+            case .number: return (value, .number)
+            case .string: return (value, .text)
+            case .boolean: return (value, .boolean)
+            default: return (value, .null)
+            }
+        case .column(let name):
+            return try resolve(name, at)
+        case .interval:
+            throw at.error("an INTERVAL is only allowed in TUMBLE, HOP, SESSION, EMIT EVERY and ALLOW LATENESS")
+        case .call(let name, _, _):
+            return try call(name, e)
+        case .unary(let op, let operand):
+            let (x, t) = try bind(operand)
+            let wanted: SQLValueType = op == .negate ? .number : .boolean
+            guard t.fits(wanted) else { throw operand.position.error("\(op == .negate ? "-" : "NOT") needs \(wanted.described), found \(t.described)") }
+            return (.unary(op, x), wanted)
+        case .binary(let op, let l, let r):
+            let (x, tx) = try bind(l)
+            let (y, ty) = try bind(r)
+            switch op {
+            case .add, .subtract, .multiply, .divide:
+                for (side, t) in [(l, tx), (r, ty)] where !t.fits(.number) {
+                    throw side.position.error("\(op.rawValue) needs numbers, found \(t.described)")
+                }
+                return (.binary(op, x, y), .number)
+            case .and, .or:
+                for (side, t) in [(l, tx), (r, ty)] where !t.fits(.boolean) {
+                    throw side.position.error("\(op.rawValue) needs booleans, found \(t.described)")
+                }
+                return (.binary(op, x, y), .boolean)
+            case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
+                guard tx.fits(ty) else { throw at.error("\(op.rawValue) cannot compare \(tx.described) with \(ty.described)") }
+                if tx == .boolean || ty == .boolean { throw at.error("\(op.rawValue) compares numbers or the key, not booleans") }
+                if (tx == .text || ty == .text) && op != .equal && op != .notEqual {
+                    throw at.error("the key is compared with = or <> (or LIKE, IN), not \(op.rawValue)")
+                }
+                return (.binary(op, x, y), .boolean)
+            }
+        case .isNull(let operand, let negated):
+            return (.isNull(try bind(operand).0, negated: negated), .boolean)
+        case .like(let operand, let pattern, let negated):
+            let (x, t) = try bind(operand)
+            guard t.fits(.text) else { throw operand.position.error("LIKE applies to the key (text), found \(t.described)") }
+            return (.like(x, pattern: pattern, negated: negated), .boolean)
+        case .inList(let operand, let values, let negated):
+            let (x, t) = try bind(operand)
+            guard t != .boolean else { throw operand.position.error("IN applies to the key or a number, found a boolean") }
+            var bound: [Expression] = []
+            for v in values {
+                let (y, ty) = try bind(v)
+                guard ty.fits(t), ty != .boolean else { throw v.position.error("IN (…) of \(t.described) cannot hold \(ty.described)") }
+                bound.append(y)
+            }
+            return (.inList(x, bound, negated: negated), .boolean)
+        }
+    }
+}
+
+/// Reads one expression in SQL syntax, as JSON definitions carry them (`"filter":"volume > 0"`):
+/// the grammar of `SQLParser` without function calls and intervals; names are not resolved.
+/// For every expression `e` without negative number literals, `parse(e.description) == e`.
+public enum SQLExpressionParser {
+    public static func parse(_ text: String) throws(SQLError) -> Expression {
+        var parser = try SQLParser(script: Array(text.utf8))
+        let e = try parser.parseExpression()
+        guard parser.atEnd else { throw parser.expected("an operator or the end of the expression") }
+        let binder = SQLExpressionBinder(
+            resolve: { name, _ throws(SQLError) in (.column(name), .null) },
+            call: { name, e throws(SQLError) in throw e.position.error("\(name.uppercased())(…) is not allowed here: functions and aggregates belong to SQL statements") })
+        return try plain(e, binder)
+    }
+
+    /// The expression without type checks (names are untyped here), refusing calls and intervals.
+    private static func plain(_ e: SQLExpr, _ binder: SQLExpressionBinder) throws(SQLError) -> Expression {
+        switch e.node {
+        case .literal(let v): return v
+        case .column(let n): return .column(n)
+        case .interval, .call: return try binder.bind(e).0
+        case .unary(let op, let x): return .unary(op, try plain(x, binder))
+        case .binary(let op, let l, let r): return .binary(op, try plain(l, binder), try plain(r, binder))
+        case .isNull(let x, let negated): return .isNull(try plain(x, binder), negated: negated)
+        case .like(let x, let pattern, let negated): return .like(try plain(x, binder), pattern: pattern, negated: negated)
+        case .inList(let x, let values, let negated):
+            var out: [Expression] = []
+            for v in values { out.append(try plain(v, binder)) }
+            return .inList(try plain(x, binder), out, negated: negated)
+        }
+    }
+}
