@@ -178,7 +178,7 @@ extension SQLParser {
         guard case .string(let text) = t.kind else { throw expected("a string after INTERVAL, such as '5' SECOND or '1.5 seconds'") }
         advance()
         let result: Result<Int64, SQLIntervals.Problem>
-        if case .word(let unit, quoted: false) = current.kind, let ms = SQLIntervals.units[unit], unit.count > 3 {
+        if case .word(let unit, quoted: false) = current.kind, SQLIntervals.unitWords.contains(unit), let ms = SQLIntervals.units[unit] {
             advance()
             result = SQLIntervals.milliseconds(number: Substring(text), unitMs: ms)
         } else {

@@ -2,7 +2,8 @@ import LaminarReactor
 
 /// Interval literals: `INTERVAL '5' SECOND` (the string a number, the unit a word after it) and
 /// `INTERVAL '1.5 seconds'` / `'1 minute 30 seconds'` / `'10s'` (number-unit pairs in the
-/// string). The result is a whole number of milliseconds in `0...ReactorLimits.eventTimeAbsMaxMs`.
+/// string). The result is a whole number of milliseconds in `0...maxMs` (100 years, as durations
+/// in JSON definitions).
 enum SQLIntervals {
     /// Unit words and their length in ms: the word after the string, or inside it.
     static let units: [String: Int64] = [
@@ -13,14 +14,18 @@ enum SQLIntervals {
         "d": 86_400_000, "day": 86_400_000, "days": 86_400_000,
     ]
 
+    static let maxMs: Int64 = 100 * 365 * 86_400_000
+
     /// Why an interval is refused: one sentence.
     struct Problem: Error {
         var reason: String
         init(_ reason: String) { self.reason = reason }
     }
 
-    /// The unit words allowed after the string (`INTERVAL '5' SECOND`), as errors list them.
-    static let unitWordsShown = "MILLISECOND, SECOND, MINUTE, HOUR or DAY"
+    /// The unit words allowed after the string (`INTERVAL '5' SECOND`).
+    static let unitWords: Set<String> = [
+        "millisecond", "milliseconds", "second", "seconds", "minute", "minutes", "hour", "hours", "day", "days",
+    ]
 
     /// `text` scaled by `unitMs`; `nil` with the reason when it is not a non-negative decimal
     /// number giving whole milliseconds within bounds.
@@ -29,7 +34,7 @@ enum SQLIntervals {
               text.utf8.filter({ $0 == UInt8(ascii: ".") }).count <= 1, text != ".", let value = Double(text)
         else { return .failure(Problem("an interval needs a number such as '5' or '1.5', found '\(text)'")) }
         let ms = value * Double(unitMs)
-        guard ms <= Double(ReactorLimits.eventTimeAbsMaxMs) else {
+        guard ms <= Double(maxMs) else {
             return .failure(Problem("the interval is too long (at most 100 years)"))
         }
         let whole = ms.rounded()
@@ -63,7 +68,7 @@ enum SQLIntervals {
             case .failure(let why): return .failure(why)
             case .success(let ms):
                 let (sum, overflow) = total.addingReportingOverflow(ms)
-                guard !overflow, sum <= ReactorLimits.eventTimeAbsMaxMs else { return .failure(Problem("the interval is too long (at most 100 years)")) }
+                guard !overflow, sum <= maxMs else { return .failure(Problem("the interval is too long (at most 100 years)")) }
                 total = sum
             }
             pairs += 1

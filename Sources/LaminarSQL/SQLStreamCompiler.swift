@@ -53,6 +53,7 @@ struct SQLStreamCompiler {
             } else if case .call(let fn, _, _) = item.expr.node, SQLStreamCompiler.aggregateFunctions[fn] != nil {
                 name = SQLName(text: fn, position: item.expr.position)
             } else {
+                _ = try postBinder(preferredName: nil, outputs: nil, taken: []).bind(item.expr)  // a better error first, if any
                 throw item.expr.position.error("name this result column with AS (… AS name)")
             }
             if SQLStreamCompiler.reservedColumns.contains(name.text) || name.text == source.keyField {
