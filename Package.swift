@@ -68,7 +68,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
+        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP", "LaminarSQL"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
         .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar", "laminar-load"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).

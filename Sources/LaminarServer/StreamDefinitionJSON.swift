@@ -43,6 +43,7 @@ enum StreamDefinitionJSON {
         var aggregateItems: [JSONValue]?
         var valueFieldGiven = false
         var given: Set<String> = []
+        var windowGiven: WindowKind?, windowMsGiven: WindowKind?
         do throws(HTTPFailure) {
             for (field, member) in members {
                 given.insert(field)
@@ -71,7 +72,8 @@ enum StreamDefinitionJSON {
                     definition.fields = items.map(\.0)
                     definition.fieldsDeclared = true
                 case "window", "window_ms":
-                    definition.window = try window(member, field: field)
+                    // The output form has both: `window` the object, `window_ms` its size or gap.
+                    if field == "window" { windowGiven = try window(member, field: field) } else { windowMsGiven = try window(member, field: field) }
                 case "allowed_lateness", "allowed_lateness_ms":
                     guard let ms = milliseconds(member), ms >= 0 else {
                         throw .invalidStream("\(field): must be a duration such as \"2s\" or milliseconds, >= 0")
@@ -126,6 +128,10 @@ enum StreamDefinitionJSON {
                 }
             }
             if valueFieldGiven && definition.fieldsDeclared { throw .invalidStream("value_field: not with fields") }
+            if let w = windowGiven ?? windowMsGiven { definition.window = w }
+            if let w = windowGiven, let ms = windowMsGiven, ms != .tumble(sizeMs: definition.windowSizeMs) && ms != w {
+                throw .invalidStream("window_ms: must be the window's size (or gap) when both are given")
+            }
             if let name = definition.source, let source = findSource(name) {
                 try adopt(source, into: &definition, given: given)
             }
