@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "laminar",
             dependencies: [
-                "LaminarServer", "LaminarStore",
+                "LaminarServer", "LaminarStore", "LaminarFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
