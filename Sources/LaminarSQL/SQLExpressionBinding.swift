@@ -17,7 +17,7 @@ enum SQLValueType: String, Sendable, Hashable {
 }
 
 /// Binds an expression's names and checks its types: the operators of `Expression` over numbers,
-/// the key (text, compared with `=`/`<>`, `LIKE` and `IN` of strings) and booleans. What a name
+/// the key (text, compared with strings byte by byte, `LIKE` and `IN`) and booleans. What a name
 /// means, and what calls are, is up to `resolve` and `call` (per-event or post-aggregate scope).
 struct SQLExpressionBinder {
     /// A name to its bound form and type, or a positioned error.
@@ -63,9 +63,6 @@ struct SQLExpressionBinder {
             case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
                 guard tx.fits(ty) else { throw at.error("\(op.rawValue) cannot compare \(tx.described) with \(ty.described)") }
                 if tx == .boolean || ty == .boolean { throw at.error("\(op.rawValue) compares numbers or the key, not booleans") }
-                if (tx == .text || ty == .text) && op != .equal && op != .notEqual {
-                    throw at.error("the key is compared with = or <> (or LIKE, IN), not \(op.rawValue)")
-                }
                 return (.binary(op, x, y), .boolean)
             }
         case .isNull(let operand, let negated):

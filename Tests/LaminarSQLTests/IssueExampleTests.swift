@@ -122,6 +122,11 @@ import Testing
         #expect(statements[7] == .createSource(SourceDefinition(name: "trades", keyField: "k", timeField: "t", fields: ["x"])))
     }
 
+    @Test func theKeyComparesWithStrings() throws {
+        let d = try compileStream("CREATE STREAM c AS SELECT COUNT(*) AS n FROM trades WHERE symbol >= 'M' AND 'Z' <> symbol GROUP BY symbol, TUMBLE(ts, INTERVAL '1' HOUR)")
+        #expect(d.filter == .binary(.and, .binary(.greaterEqual, .column("symbol"), .string("M")), .binary(.notEqual, .string("Z"), .column("symbol"))))
+    }
+
     @Test func countOfAnExpressionCountsItsNonNullValues() throws {
         let d = try compileStream("CREATE STREAM c AS SELECT COUNT(price / volume) AS n, COUNT(price) AS m, APPROX_COUNT_DISTINCT(symbol) AS keys FROM trades GROUP BY TUMBLE(ts, INTERVAL '1' HOUR)")
         #expect(d.aggregates == [Aggregate(.count, alias: "n", input: .binary(.divide, .column("price"), .column("volume"))),
