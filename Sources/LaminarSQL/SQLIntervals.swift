@@ -1,5 +1,3 @@
-import LaminarReactor
-
 /// Interval literals: `INTERVAL '5' SECOND` (the string a number, the unit a word after it) and
 /// `INTERVAL '1.5 seconds'` / `'1 minute 30 seconds'` / `'10s'` (number-unit pairs in the
 /// string). The result is a whole number of milliseconds in `0...maxMs` (100 years, as durations

@@ -82,6 +82,10 @@ struct SQLStreamCompiler {
             try predicate(h, clause: "HAVING", binder: postBinder(preferredName: nil, outputs: outputTypes, taken: names))
         }
 
+        guard !registry.aggregates.isEmpty else {
+            throw syntax.items[0].expr.position.error("SELECT needs at least one aggregate, such as COUNT(*) AS n")
+        }
+
         var lateness = source.watermarkDelayMs
         if let extra = syntax.latenessMs {
             lateness += extra
