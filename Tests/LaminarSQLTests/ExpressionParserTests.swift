@@ -103,3 +103,13 @@ import Testing
         }
     }
 }
+
+extension ExpressionParserTests {
+    /// Found by fuzz-sql: a quote followed by a combining mark is one Character, and was not
+    /// doubled in the text form.
+    @Test func quotesBeforeCombiningMarksAreEscaped() throws {
+        for e in [Expression.string("a'\u{658}b"), .column("x\"\u{301}y"), .like(.column("k"), pattern: "'\u{301}%", negated: false)] {
+            #expect(try SQLExpressionParser.parse(e.description) == e, "\(e.description)")
+        }
+    }
+}

@@ -21,9 +21,10 @@ struct Catalog: SQLCatalog {
 let trades = SourceDefinition(name: "trades", keyField: "symbol", timeField: "ts", fields: ["price", "volume"], watermarkDelayMs: 5000)
 
 func checkPosition(_ error: SQLError, in text: String) {
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    // Lines end at LF bytes (a CR is a character of its line); columns count scalars.
+    let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
     precondition(error.line >= 1 && error.line <= lines.count, "line \(error.line) of \(lines.count)")
-    precondition(error.column >= 1 && error.column <= lines[error.line - 1].unicodeScalars.count + 1, "column \(error.column)")
+    precondition(error.column >= 1 && error.column <= lines[error.line - 1].count + 1, "column \(error.column)")
     precondition(!error.detail.isEmpty)
 }
 
