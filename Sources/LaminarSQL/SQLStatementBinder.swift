@@ -110,6 +110,9 @@ struct SQLStatementBinder<Catalog: SQLCatalog> {
         for c in s.columns {
             guard seen.insert(c.name.text).inserted else { throw c.name.position.error("column \(c.name.text) is declared twice") }
             if c.name.text.utf8.count > 256 { throw c.name.position.error("a column name is at most 256 bytes") }
+            if c.key != nil && c.name.text != "key" && SQLStreamCompiler.reservedColumns.contains(c.name.text) {
+                throw c.name.position.error("\(c.name.text) names a member of every result row: the key column needs another name")
+            }
             switch c.type {
             case .text:
                 guard c.key != nil else {

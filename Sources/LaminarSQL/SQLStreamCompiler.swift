@@ -56,17 +56,13 @@ struct SQLStreamCompiler {
                 _ = try postBinder(preferredName: nil, outputs: nil, taken: []).bind(item.expr)  // a better error first, if any
                 throw item.expr.position.error("name this result column with AS (… AS name)")
             }
-            if SQLStreamCompiler.reservedColumns.contains(name.text) || name.text == source.keyField {
+            if SQLStreamCompiler.reservedColumns.contains(name.text) || name.text == source.keyField || name.text == source.keyField + "_base64" {
                 throw name.position.error("\(name.text) is a column every row has: name this one otherwise")
             }
             if name.text.utf8.count > 256 { throw name.position.error("a column name is at most 256 bytes") }
             guard names.insert(name.text).inserted else { throw name.position.error("the result column \(name.text) is named twice: name one otherwise with AS") }
             outputs.append((name.text, item))
         }
-        guard !outputs.isEmpty else {
-            throw syntax.items[0].expr.position.error("SELECT needs at least one aggregate, such as COUNT(*) AS n")
-        }
-
         // An item that is exactly one aggregate call names that aggregate.
         var outputColumns: [OutputColumn] = []
         var outputTypes: [String: (Expression, SQLValueType)] = [:]
@@ -82,7 +78,7 @@ struct SQLStreamCompiler {
             try predicate(h, clause: "HAVING", binder: postBinder(preferredName: nil, outputs: outputTypes, taken: names))
         }
 
-        guard !registry.aggregates.isEmpty else {
+        guard !outputs.isEmpty && !registry.aggregates.isEmpty else {
             throw syntax.items[0].expr.position.error("SELECT needs at least one aggregate, such as COUNT(*) AS n")
         }
 

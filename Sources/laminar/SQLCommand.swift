@@ -90,7 +90,9 @@ struct SQLCommand: ParsableCommand {
                         columns = header
                         print(header.joined(separator: "  "))
                     }
-                    print(header.map { c in (m[c].map(SQLAnswerText.cell) ?? "").padding(to: c.count) }.joined(separator: "  "))
+                    var text = header.map { c in (m[c].map(SQLAnswerText.cell) ?? "").padding(to: c.count) }.joined(separator: "  ")
+                    while text.last == " " { text.removeLast() }
+                    print(text)
                     fflush(nil)
                 }
             }
@@ -99,7 +101,7 @@ struct SQLCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if status != 200 {
-            printError(SQLAnswerText.error(errorBody + pending, status: status, script: nil))
+            if !failed { printError(SQLAnswerText.error(errorBody + pending, status: status, script: nil)) }
             throw ExitCode(1)
         }
         if failed { throw ExitCode(1) }
