@@ -14,6 +14,7 @@ let package = Package(
         // For the fuzzers (Tests/Fuzz, a separate package that depends on this one by path).
         .library(name: "LaminarFormats", targets: ["LaminarFormats"]),
         .library(name: "LaminarServer", targets: ["LaminarServer"]),
+        .library(name: "LaminarSQL", targets: ["LaminarSQL"]),
         .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
         .executable(name: "laminar-load", targets: ["laminar-load"]),
@@ -44,7 +45,11 @@ let package = Package(
         ),
         // Continuous queries in SQL: lexer, parser, and the compiler to stream and source
         // definitions. Pure: text in, definitions or a positioned error out.
-        .target(name: "LaminarSQL", dependencies: ["LaminarReactor"]),
+        .target(name: "LaminarSQL", dependencies: ["LaminarReactor", "LaminarFormats"]),
+        .testTarget(
+            name: "LaminarSQLTests",
+            dependencies: ["LaminarSQL", "LaminarReactor", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         // The server: routes of the KV and stream endpoints, metrics, configuration.
         .target(
             name: "LaminarServer",
@@ -58,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "laminar",
             dependencies: [
-                "LaminarServer", "LaminarStore",
+                "LaminarServer", "LaminarStore", "LaminarFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
