@@ -63,6 +63,34 @@ enum CatalogRoutes {
         }
     }
 
+    /// Whether a `PUT /streams/{name}` body may name a source (then the definition is read
+    /// against the server's sources: `defineStream`); a false positive costs one round trip.
+    static func mayNameSource(_ body: [UInt8]) -> Bool {
+        let needle = Array(#""source""#.utf8)
+        guard body.count >= needle.count else { return false }
+        return (0...(body.count - needle.count)).contains { i in body[i..<(i + needle.count)].elementsEqual(needle) }
+    }
+
+    /// `PUT /streams/{name}` of a definition that names a source: the sources are fetched first,
+    /// the JSON read against them (fields copied from the source), then the stream defined.
+    static func defineStream(_ name: String, body: [UInt8], runtime: ServerRuntime) -> RouteStep {
+        .submit(.catalog) { result in
+            guard case .catalog(let sources, _) = result else { return unexpected(result) }
+            let byName = Dictionary(uniqueKeysWithValues: sources.map { ($0.definition.name, $0.definition) })
+            switch StreamDefinitionJSON.parse(name: name, body: body, limits: runtime.reactorLimits, source: { byName[$0] }) {
+            case .failure(let failure): return fail(failure)
+            case .success(let definition):
+                return .submit(.defineStream(definition)) { result in
+                    guard case .ok = result else { return unexpected(result) }
+                    var out: [UInt8] = []
+                    StreamDefinitionJSON.append(definition, to: &out)
+                    out.append(10)
+                    return .respond(HTTPResponse(status: 200, headers: json, body: out))
+                }
+            }
+        }
+    }
+
     // MARK: - Sources
 
     private static func decode(_ name: String, _ format: EventFormat, _ body: [UInt8], _ fields: EventFields, _ key: UInt64?,

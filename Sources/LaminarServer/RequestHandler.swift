@@ -164,6 +164,9 @@ final class RequestHandler: HTTPHandler {
             submit(.watch(prefix: prefix), responder, route, start, .watch(encoding))
         case .kvBatch:
             startBatch(request.body, partitionHeader: request.headers["laminar-partition"], responder, start)
+        case .streamDefine(let name) where CatalogRoutes.mayNameSource(request.body):
+            definitions[name] = nil
+            run(CatalogRoutes.defineStream(name, body: request.body, runtime: runtime), responder, route, start)
         case .streamDefine(let name):
             switch StreamDefinitionJSON.parse(name: name, body: request.body, limits: runtime.reactorLimits) {
             case .failure(let failure): fail(responder, route, start, failure)
