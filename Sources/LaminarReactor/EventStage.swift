@@ -77,17 +77,22 @@ final class EventStage {
     /// The events of `batch` the filter keeps, with the input fields appended (`kept` maps them
     /// back). One allocation per batch (the batch built), none per event.
     func project(_ batch: EventBatch) -> EventBatch {
+        // Work on locals (moved out and back, so still unique): the class's stored properties
+        // would cost an exclusivity check per access, per event.
+        var builder = EventBatch.Builder(fieldCount: operatorDefinition.fields.count), kept: [Int] = [], scratch: [Double] = []
+        swap(&builder, &self.builder); swap(&kept, &self.kept); swap(&scratch, &self.scratch)
+        defer { swap(&builder, &self.builder); swap(&kept, &self.kept); swap(&scratch, &self.scratch) }
         builder.removeAll()
         kept.removeAll(keepingCapacity: true)
-        let own = batch.fieldCount
+        let own = batch.fieldCount, filter = self.filter, inputs = self.inputs
         batch.withEvents { events in
-            for i in 0..<events.count {
-                let input = EventInput(events: events, i: i)
-                if let filter, !filter.isTrue(input) { continue }
-                kept.append(i)
-                scratch.withUnsafeMutableBufferPointer { f in
+            scratch.withUnsafeMutableBufferPointer { f in
+                for i in 0..<events.count {
+                    let input = EventInput(events: events, i: i)
+                    if let filter, !filter.isTrue(input) { continue }
+                    kept.append(i)
                     for j in 0..<own { f[j] = events.field(i, j) }
-                    for (k, p) in inputs.enumerated() { f[own + k] = p.number(input) ?? .nan }
+                    for k in 0..<inputs.count { f[own + k] = inputs[k].number(input) ?? .nan }
                     builder.append(key: events.key(i), timestamp: events.timestamp(i), fields: UnsafeBufferPointer(f))
                 }
             }

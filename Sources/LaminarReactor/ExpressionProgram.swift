@@ -65,30 +65,44 @@ final class ExpressionProgram {
 
     enum Kind { case number, boolean, key, string, null }
 
-    private(set) var ops: [Op] = []
-    private var numbers: [Double] = []
-    private var literals: [[UInt8]] = []
-    private var stack: [(x: Double, null: Bool)] = []
-    private var depth = 0
-    /// Whether the result is a boolean (else a number).
-    private(set) var isBoolean = false
-    /// Whether the value can be null (a division, a null literal, a key of `group_by: all`).
-    private(set) var mayBeNull = false
+    // Constants after `init` (`let`: evaluation reads them without exclusivity checks).
+    let ops: [Op]
+    private let numbers: [Double]
+    private let literals: [[UInt8]]
+    /// The value stack, `depth` entries, reused by every evaluation.
+    private let stack: UnsafeMutablePointer<(x: Double, null: Bool)>
+    /// Whether the value can be null (a division, a null literal).
+    let mayBeNull: Bool
 
     /// Compiles `e`; throws a sentence naming what is wrong (`unknown column "prise"`).
     /// `boolean`: the expression must be a condition (a filter, `having`), else a number.
     init(_ e: Expression, scope: ExpressionScope, boolean: Bool) throws(ExpressionError) {
-        let kind = try emit(e, scope, inlining: 0)
+        var c = Compiler()
+        let kind = try c.emit(e, scope, inlining: 0)
         switch (kind, boolean) {
-        case (.boolean, true), (.null, true): isBoolean = true
-        case (.number, false), (.null, false): break
-        case (_, true): throw ExpressionError("must be a condition (true or false), not a \(Self.noun(kind))")
-        case (_, false): throw ExpressionError("must be a number, not a \(Self.noun(kind))")
+        case (.boolean, true), (.null, true), (.number, false), (.null, false): break
+        case (_, true): throw ExpressionError("must be a condition (true or false), not a \(Compiler.noun(kind))")
+        case (_, false): throw ExpressionError("must be a number, not a \(Compiler.noun(kind))")
         }
-        stack = Array(repeating: (0, false), count: max(depth, 1))
+        ops = c.ops
+        numbers = c.numbers
+        literals = c.literals
+        mayBeNull = c.mayBeNull
+        stack = .allocate(capacity: max(c.depth, 1))
     }
 
-    private static func noun(_ k: Kind) -> String {
+    deinit { stack.deallocate() }
+
+    /// Builds a program: names resolved, types checked, ops emitted in postfix order.
+    private struct Compiler {
+    var ops: [Op] = []
+    var numbers: [Double] = []
+    var literals: [[UInt8]] = []
+    var depth = 0
+    var height = 0
+    var mayBeNull = false
+
+    static func noun(_ k: Kind) -> String {
         switch k {
         case .number: "number"
         case .boolean: "condition"
@@ -98,14 +112,13 @@ final class ExpressionProgram {
         }
     }
 
-    private var height = 0
-    private func push(_ op: Op, _ delta: Int) {
+    mutating func push(_ op: Op, _ delta: Int) {
         ops.append(op)
         height += delta
         depth = max(depth, height)
     }
 
-    private func emit(_ e: Expression, _ scope: ExpressionScope, inlining: Int) throws(ExpressionError) -> Kind {
+    mutating func emit(_ e: Expression, _ scope: ExpressionScope, inlining: Int) throws(ExpressionError) -> Kind {
         switch e {
         case .number(let d):
             push(.constant(d), 1); return .number
@@ -144,7 +157,7 @@ final class ExpressionProgram {
                 push(.arithmetic(op), -1); return .number
             case .comparison:
                 guard lk == rk || lk == .null || rk == .null else {
-                    throw ExpressionError("\(op.rawValue) compares a \(Self.noun(lk)) with a \(Self.noun(rk))")
+                    throw ExpressionError("\(op.rawValue) compares a \(Compiler.noun(lk)) with a \(Compiler.noun(rk))")
                 }
                 push(.compare(op), -1); return .boolean
             case .logic:
@@ -186,19 +199,19 @@ final class ExpressionProgram {
         }
     }
 
-    private func expect(_ k: Kind, _ want: Kind, _ what: String) throws(ExpressionError) {
+    func expect(_ k: Kind, _ want: Kind, _ what: String) throws(ExpressionError) {
         guard k == want || k == .null else {
-            throw ExpressionError("\(what) needs a \(Self.noun(want)), not a \(Self.noun(k))")
+            throw ExpressionError("\(what) needs a \(Compiler.noun(want)), not a \(Compiler.noun(k))")
         }
     }
 
-    private func isKey(_ e: Expression, _ scope: ExpressionScope) -> Bool {
+    func isKey(_ e: Expression, _ scope: ExpressionScope) -> Bool {
         if case .column(let name) = e, case .key? = scope.names[name] { return true }
         return false
     }
 
     /// `key = 'x'`, `'x' < key`, …; nil when neither side is the key.
-    private func keyComparison(_ op: BinaryOperator, _ l: Expression, _ r: Expression, _ scope: ExpressionScope) throws(ExpressionError) -> Kind? {
+    mutating func keyComparison(_ op: BinaryOperator, _ l: Expression, _ r: Expression, _ scope: ExpressionScope) throws(ExpressionError) -> Kind? {
         var op = op, other = r
         if isKey(l, scope) {
             other = r
@@ -215,6 +228,7 @@ final class ExpressionProgram {
         }
         push(.keyCompare(op, literal: literals.count - 1), 1)
         return .boolean
+    }
     }
 
     // MARK: - Evaluation
@@ -234,7 +248,8 @@ final class ExpressionProgram {
     }
 
     private func run<I: ExpressionInput>(_ input: I) -> (x: Double, null: Bool) {
-        stack.withUnsafeMutableBufferPointer { s in
+        do {
+            let s = stack
             var top = -1
             for op in ops {
                 switch op {
