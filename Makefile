@@ -34,6 +34,7 @@ test: deps console-deps
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
+	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar proto-docs/sql.md
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short

@@ -20,6 +20,7 @@ let package = Package(
         // For the fuzzers (Tests/Fuzz, a separate package that depends on this one by path).
         .library(name: "LaminarFormats", targets: ["LaminarFormats"]),
         .library(name: "LaminarServer", targets: ["LaminarServer"]),
+        .library(name: "LaminarSQL", targets: ["LaminarSQL"]),
         .executable(name: "laminar", targets: ["laminar"]),
         .executable(name: "laminar-bench-reactor", targets: ["laminar-bench-reactor"]),
         .executable(name: "laminar-load", targets: ["laminar-load"]),
@@ -50,7 +51,11 @@ let package = Package(
         ),
         // Continuous queries in SQL: lexer, parser, and the compiler to stream and source
         // definitions. Pure: text in, definitions or a positioned error out.
-        .target(name: "LaminarSQL", dependencies: ["LaminarReactor"]),
+        .target(name: "LaminarSQL", dependencies: ["LaminarReactor", "LaminarFormats"]),
+        .testTarget(
+            name: "LaminarSQLTests",
+            dependencies: ["LaminarSQL", "LaminarReactor", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         // The web console's files (HTML, CSS, JavaScript), embedded as generated Swift string
         // literals (`generate_assets.py`); no dependencies, no Foundation.
         .target(name: "LaminarConsole", exclude: ["assets", "generate_assets.py"]),
@@ -68,12 +73,12 @@ let package = Package(
         .executableTarget(
             name: "laminar",
             dependencies: [
-                "LaminarServer", "LaminarStore",
+                "LaminarServer", "LaminarStore", "LaminarFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarConsole", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP"]),
+        .testTarget(name: "LaminarServerTests", dependencies: ["LaminarServer", "LaminarConsole", "LaminarFormats", "LaminarStore", "LaminarReactor", "LaminarHTTP", "LaminarSQL"]),
         // End-to-end: the real `laminar serve` process driven with curl, nghttp, h2load and raw sockets.
         .testTarget(name: "LaminarEndToEndTests", dependencies: ["laminar", "laminar-load"]),
         // Linux system calls Glibc does not export to Swift: epoll, eventfd, accept4 (HTTP loops, reactor).

@@ -7,7 +7,10 @@ a session window (gap 100 ms), percentiles (p50 and p99), emit changes (tumbling
 follower attached and reading), three fields with six aggregates (LEV2); and 1M distinct keys
 (count, sum) posted with `laminar-load ingest` at wall-clock times, so a window of up to 1M rows
 closes every second (`keys_1m_events_per_s`, `keys_1m_post_p99_ms`: the close is emitted in
-slices, batches must not wait for it).
+slices, batches must not wait for it). Issue 13: `sql3_events_per_s`, one source read by three
+SQL streams (VWAP tumble with expressions, hop p99 with HAVING, session count), binary bodies of
+1000 events (price, volume) posted to /sources/{name}/events, and the server CPU an extra stream on
+the same source adds per event (three streams against the VWAP stream alone).
 
 Prints a table, then as its last stdout line one JSON object (also in bench-results/ingest.json).
 Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), LAMINAR_IO_THREADS (default 1),
@@ -52,6 +55,17 @@ CASES = {
                     b'{"fn":"sum","field":"volume"},{"fn":"max","field":"price"},{"fn":"min","field":"price"},'
                     b'{"fn":"avg","field":"spread"},{"fn":"p","q":0.99,"field":"price"}]}', 3),
 }
+# Issue 13: one source, three SQL streams (binary bodies of 1000 events, 2 fields: price, volume).
+SQL_SOURCE = ("CREATE SOURCE {src} (symbol TEXT KEY, price DOUBLE, volume DOUBLE, ts TIMESTAMP, "
+              "WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (idle_timeout = '10s')")
+SQL_STREAMS = [
+    "CREATE STREAM {src}_vwap AS SELECT symbol, window_start, window_end, SUM(price * volume) / SUM(volume) AS vwap, "
+    "COUNT(*) AS trades FROM {src} WHERE volume > 0 GROUP BY symbol, TUMBLE(ts, INTERVAL '1' MINUTE) EMIT ON WINDOW CLOSE",
+    "CREATE STREAM {src}_p99 AS SELECT symbol, APPROX_PERCENTILE(price, 0.99) AS p99 FROM {src} "
+    "GROUP BY symbol, HOP(ts, INTERVAL '10' SECOND, INTERVAL '5' MINUTE) HAVING COUNT(*) >= 10 EMIT CHANGES",
+    "CREATE STREAM {src}_sessions AS SELECT symbol, COUNT(*) AS n FROM {src} "
+    "GROUP BY symbol, SESSION(ts, INTERVAL '30' SECOND) EMIT ON WINDOW CLOSE",
+]
 KEYS_1M = int(os.environ.get("KEYS_1M", "1000000"))
 KEYS_1M_CLIENT = os.environ.get("KEYS_1M_CLIENT", "-c 16 -m 8").split()
 
@@ -169,6 +183,31 @@ def run_keys_1m(procs, port):
             "result_seq": stats["result_seq"], "result_slices": stats["result_slices"]}
 
 
+def run_sql(procs, tmp, port, src, streams):
+    """One source with the first `streams` SQL streams of SQL_STREAMS; binary bodies posted to
+    /sources/{src}/events with h2load."""
+    script = ";\n".join([SQL_SOURCE.format(src=src)] + [q.format(src=src) for q in SQL_STREAMS[:streams]])
+    st, b = http_req(port, "POST", "/sql", script.encode(), {"content-type": "application/sql"})
+    if st != 200:
+        raise RuntimeError(f"POST /sql: {st} {b[:300]!r}")
+    body = binary_body(make_events(30 + streams), 2)
+    path = os.path.join(tmp, f"body.{src}")
+    with open(path, "wb") as f:
+        f.write(body)
+    st, b = http_req(port, "POST", f"/sources/{src}/events", body, {"content-type": "application/vnd.laminar.events"})
+    ack = json.loads(b) if st == 202 else None
+    if st != 202 or ack.get("accepted", 0) + ack.get("late", 0) != EVENTS:
+        raise RuntimeError(f"{src} body rejected: {st} {b[:300]!r}")
+    r = h2load(CLIENT + TIMED + ["-d", path, "-H", "content-type: application/vnd.laminar.events",
+                                 f"http://127.0.0.1:{port}/sources/{src}/events"], H2_TIMEOUT, f"ingest {src}",
+               procs.server_pid, WARM)
+    check_h2load(r, f"ingest {src}")
+    r["events_per_s"] = EVENTS * r["ok_rps"]
+    r["late_fraction"] = 0.0
+    r["body_bytes"] = len(body)
+    return r
+
+
 def run_redis(procs, tmp):
     port = free_port()
     rs = procs.start(["redis-server", "--save", "", "--appendonly", "no", "--port", str(port),
@@ -208,6 +247,8 @@ def main():
         res["distinct_keys_per_body"] = len({k for k, _, _ in ev})
         for case in CASES:
             res[case] = run_case(procs, tmp, port, case)
+        res["sql1"] = run_sql(procs, tmp, port, "sql1", 1)
+        res["sql3"] = run_sql(procs, tmp, port, "sql3", 3)
         res["keys_1m"] = run_keys_1m(procs, port)
         rc = procs.stop(srv)
         if rc != 0:
@@ -222,7 +263,8 @@ def main():
           f"h2load {' '.join(CLIENT)} -D {DUR} --warm-up-time {WARM}; bodies of {EVENTS} events, 16-byte keys from "
           f"{NKEYS} ({res['distinct_keys_per_body']} distinct in one body); 2 cores shared")
     rows = []
-    for name, r in [("laminar binary", b), ("laminar NDJSON", n)] + [(f"laminar {c}", res[c]) for c in CASES]:
+    for name, r in ([("laminar binary", b), ("laminar NDJSON", n)] + [(f"laminar {c}", res[c]) for c in CASES]
+                    + [("laminar SQL source, 1 stream", res["sql1"]), ("laminar SQL source, 3 streams", res["sql3"])]):
         rows.append([name, r["body_bytes"], f"{r['ok_rps']:.0f}", f"{r['events_per_s']:.0f}", r["done"] - r["s2xx"],
                      f"{100 * r['late_fraction']:.2f}%", r.get("req_time", {}).get("mean", "?"),
                      f"{r.get('server_cores', 0):.2f}", f"{r.get('cpu_us_per_req', 0) / EVENTS:.2f}"])
@@ -234,6 +276,12 @@ def main():
         print(f"{name}: stream stats during the run: +{r['events_counted']} events, +{r['late_counted']} late "
               f"(h2load 2xx x {EVENTS} = {r['s2xx'] * EVENTS}; stats also count warm-up posts)")
     print(f"redis: {res['redis_line']}; XLEN {res['redis_xlen']}")
+    cpu1, cpu3 = res["sql1"].get("cpu_us_per_req", 0) / EVENTS, res["sql3"].get("cpu_us_per_req", 0) / EVENTS
+    extra = (cpu3 - cpu1) / 2
+    print(f"sql3: one source, VWAP tumble + hop p99 + session count: {res['sql3']['events_per_s']:.0f} events/s; "
+          f"server CPU {cpu3:.3f} us/event vs {cpu1:.3f} with the VWAP stream alone: an extra stream costs "
+          f"{extra:.3f} us/event (posting the events again to a stream of their own costs about "
+          f"{b.get('cpu_us_per_req', 0) / EVENTS:.3f})")
     k = res["keys_1m"]
     print(f"keys_1m: {KEYS_1M} keys, window 1s count+sum, laminar-load ingest {' '.join(KEYS_1M_CLIENT)} --batch {EVENTS}: "
           f"{k['events_per_s']:.0f} events/s, POST p99 {k['post_p99_ms']:.1f} ms (max {k['post_max_ms']:.1f}), "
@@ -248,6 +296,9 @@ def main():
         "binary_vs_redis": ratio(b["events_per_s"], rx),
         "ndjson_vs_redis": ratio(n["events_per_s"], rx),
         "keys_1m_events_per_s": r1(res["keys_1m"]["events_per_s"]),
+        "sql3_events_per_s": r1(res["sql3"]["events_per_s"]),
+        "sql1_events_per_s": r1(res["sql1"]["events_per_s"]),
+        "sql_extra_stream_cpu_us_per_event": round(extra, 3),
         "keys_1m_post_p99_ms": round(res["keys_1m"]["post_p99_ms"], 2),
         "keys_1m_post_max_ms": round(res["keys_1m"]["post_max_ms"], 2),
         "keys_1m_result_slices": res["keys_1m"]["result_slices"],

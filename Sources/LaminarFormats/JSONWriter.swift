@@ -52,6 +52,22 @@ public enum JSONWriter {
         }
     }
 
+    /// `appendBytesField` with a name chosen at run time (a stream's key column; written as a
+    /// JSON string, `_base64` appended for bytes that are not UTF-8).
+    public static func appendBytesField(name: String, _ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        if UTF8Validation.isValid(bytes) {
+            appendString(name, to: &out)
+            out.append(0x3A)
+            appendString(bytes, to: &out)
+        } else {
+            appendString(name + "_base64", to: &out)
+            out.append(0x3A)
+            out.append(0x22)
+            out.append(contentsOf: Base64.encodeToBytes(bytes: bytes))
+            out.append(0x22)
+        }
+    }
+
     /// Appends `"name":` (the name is plain ASCII chosen by the caller).
     public static func appendName(_ name: StaticString, to out: inout [UInt8]) {
         out.append(0x22)

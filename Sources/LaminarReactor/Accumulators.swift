@@ -10,23 +10,34 @@ import LaminarFormats
 /// arrival, `[3]` last time, `[4]` its arrival (Int64/UInt64 bit patterns); then per field read:
 /// sum, min, max, then mean and M2 (Welford) for `stddev`/`variance`, then first and last value
 /// for `first`/`last`; then one pool index per sketch and one for the HLL.
+///
+/// A field computed by an expression that can be null (`nullable`: NaN stands for null) skips
+/// the events where it is null: its part keeps its own count (after the sums), which `avg`,
+/// `stddev`, `variance` and `count` of that input (`nonNullCounts`) read instead of `[0]`.
 struct AccumulatorLayout: Sendable {
     struct FieldPart: Sendable {
         var field: Int
         var base: Int
         var moments: Bool
         var firstLast: Int  // offset of first/last values, or -1
+        /// Offset of the part's own count (a nullable field), else 0 (the slot's count).
+        var countAt: Int = 0
     }
     struct SketchPart: Sendable {
         var field: Int
         var mapping: SketchMapping
         var base: Int
+        var nullable: Bool
         var accuracy: Double { mapping.accuracy }
     }
     /// How a column is read out of a merged slot (offsets into the slot).
     enum Column: Sendable {
         case count
-        case sum(Int), min(Int), max(Int), avg(Int), variance(Int), stddev(Int), first(Int), last(Int)
+        /// The non-null count of a nullable field (offset of its count).
+        case countOf(Int)
+        /// Offsets of the value and of the count that says whether there is one (0: the slot's).
+        case sum(Int, Int), min(Int, Int), max(Int, Int), avg(Int, Int), variance(Int, Int), stddev(Int, Int)
+        case first(Int), last(Int)
         case quantile(Int, Double, SketchMapping)
         case distinctOne
         case distinct(Int)
@@ -44,11 +55,13 @@ struct AccumulatorLayout: Sendable {
     /// `add` takes a short path for it (no loops over parts).
     let simpleField: Int
 
-    init(definition d: StreamDefinition) {
+    /// `nullable`: fields that may hold NaN (null); `nonNullCounts`: indices of `count`
+    /// aggregates that count the events where their `field` is not null.
+    init(definition d: StreamDefinition, nullable: Set<Int> = [], nonNullCounts: Set<Int> = []) {
         var needFirstLast = false
         var fieldsRead: [Int] = []
         var moments = Set<Int>(), firstLastFields = Set<Int>()
-        for a in d.aggregates where a.function.readsField && a.function != .p {
+        for (i, a) in d.aggregates.enumerated() where (a.function.readsField && a.function != .p) || nonNullCounts.contains(i) {
             if !fieldsRead.contains(a.field) { fieldsRead.append(a.field) }
             if a.function == .stddev || a.function == .variance { moments.insert(a.field) }
             if a.function == .first || a.function == .last { firstLastFields.insert(a.field); needFirstLast = true }
@@ -60,12 +73,13 @@ struct AccumulatorLayout: Sendable {
             at += 3
             if p.moments { at += 2 }
             if firstLastFields.contains(f) { p.firstLast = at; at += 2 }
+            if nullable.contains(f) { p.countAt = at; at += 1 }
             parts.append(p)
         }
         var sketches: [SketchPart] = []
         for a in d.aggregates where a.function == .p {
             if !sketches.contains(where: { $0.field == a.field && $0.accuracy == a.accuracy }) {
-                sketches.append(SketchPart(field: a.field, mapping: SketchMapping(accuracy: a.accuracy), base: at))
+                sketches.append(SketchPart(field: a.field, mapping: SketchMapping(accuracy: a.accuracy), base: at, nullable: nullable.contains(a.field)))
                 at += 1
             }
         }
@@ -76,17 +90,17 @@ struct AccumulatorLayout: Sendable {
         firstLast = needFirstLast
         self.parts = parts
         self.sketches = sketches
-        columns = d.aggregates.map { a in
+        columns = d.aggregates.enumerated().map { (i, a) in
             let p = parts.first { $0.field == a.field }
             switch a.function {
-            case .count: return .count
+            case .count: return nonNullCounts.contains(i) && p!.countAt > 0 ? .countOf(p!.countAt) : .count
             case .countDistinct: return wantsHLL ? .distinct(at - 1) : .distinctOne
-            case .sum: return .sum(p!.base)
-            case .min: return .min(p!.base + 1)
-            case .max: return .max(p!.base + 2)
-            case .avg: return .avg(p!.base)
-            case .variance: return .variance(p!.base + 3)
-            case .stddev: return .stddev(p!.base + 3)
+            case .sum: return .sum(p!.base, p!.countAt)
+            case .min: return .min(p!.base + 1, p!.countAt)
+            case .max: return .max(p!.base + 2, p!.countAt)
+            case .avg: return .avg(p!.base, p!.countAt)
+            case .variance: return .variance(p!.base + 3, p!.countAt)
+            case .stddev: return .stddev(p!.base + 3, p!.countAt)
             case .first: return .first(p!.firstLast)
             case .last: return .last(p!.firstLast + 1)
             case .p:
@@ -96,7 +110,7 @@ struct AccumulatorLayout: Sendable {
         }
         integerColumns = d.aggregates.map { $0.function == .count || $0.function == .countDistinct }
         simpleField = !needFirstLast && sketches.isEmpty && !wantsHLL && parts.count == 1 && !parts[0].moments && parts[0].base == 1
-            ? parts[0].field : -1
+            && parts[0].countAt == 0 ? parts[0].field : -1
     }
 
     var usesPools: Bool { !sketches.isEmpty || hllBase >= 0 }
@@ -111,6 +125,7 @@ struct AccumulatorLayout: Sendable {
         }
         for p in parts {
             s[p.base] = 0; s[p.base + 1] = .infinity; s[p.base + 2] = -.infinity
+            if p.countAt > 0 { s[p.countAt] = 0 }
             if p.moments { s[p.base + 3] = 0; s[p.base + 4] = 0 }
             if p.firstLast >= 0 { s[p.firstLast] = 0; s[p.firstLast + 1] = 0 }
         }
@@ -149,6 +164,12 @@ struct AccumulatorLayout: Sendable {
         for p in parts {
             let x = events.field(i, p.field)
             let b = p.base
+            var n = n
+            if p.countAt > 0 {
+                if x.isNaN { continue }  // null: this input skips the event
+                s[p.countAt] += 1
+                n = s[p.countAt]
+            }
             s[b] += x
             if x < s[b + 1] { s[b + 1] = x }
             if x > s[b + 2] { s[b + 2] = x }
@@ -162,7 +183,11 @@ struct AccumulatorLayout: Sendable {
                 if isLast { s[p.firstLast + 1] = x }
             }
         }
-        for k in sketches { pools.sketches.add(Int(s[k.base]), events.field(i, k.field), k.mapping) }
+        for k in sketches {
+            let x = events.field(i, k.field)
+            if k.nullable && x.isNaN { continue }
+            pools.sketches.add(Int(s[k.base]), x, k.mapping)
+        }
         if hllBase >= 0 { pools.hlls[Int(s[hllBase])].add(hash: keyHash) }
     }
 
@@ -182,6 +207,12 @@ struct AccumulatorLayout: Sendable {
         }
         for p in parts {
             let x = p.base
+            var na = na, nb = nb
+            if p.countAt > 0 {
+                na = a[p.countAt]; nb = b[p.countAt]
+                a[p.countAt] = na + nb
+                if nb == 0 { continue }
+            }
             a[x] += b[x]
             if b[x + 1] < a[x + 1] { a[x + 1] = b[x + 1] }
             if b[x + 2] > a[x + 2] { a[x + 2] = b[x + 2] }
@@ -210,11 +241,12 @@ struct AccumulatorLayout: Sendable {
         return columns.map { c in
             switch c {
             case .count: return n
-            case .sum(let b): return s[b]
-            case .min(let b), .max(let b), .first(let b), .last(let b): return s[b]
-            case .avg(let b): return n == 0 ? .nan : s[b] / n
-            case .variance(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1))
-            case .stddev(let b): return n < 2 ? .nan : Swift.max(0, s[b + 1] / (n - 1)).squareRoot()
+            case .countOf(let c): return s[c]
+            case .sum(let b, let c), .min(let b, let c), .max(let b, let c): return s[c] == 0 ? .nan : s[b]
+            case .first(let b), .last(let b): return s[b]
+            case .avg(let b, let c): return s[c] == 0 ? .nan : s[b] / s[c]
+            case .variance(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1))
+            case .stddev(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1)).squareRoot()
             case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
             case .distinctOne: return n > 0 ? 1 : 0
             case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()

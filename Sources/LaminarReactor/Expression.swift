@@ -114,10 +114,14 @@ extension Expression: CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        for c in self { if c == target { out += replacement } else { out.append(c) } }
-        return out
+    /// By scalar, not by character: a quote followed by a combining mark is one `Character`
+    /// but still a quote to the lexer.
+    fileprivate func replacingAll(_ target: Unicode.Scalar, with replacement: String) -> String {
+        var out = String.UnicodeScalarView()
+        for c in unicodeScalars {
+            if c == target { out.append(contentsOf: replacement.unicodeScalars) } else { out.append(c) }
+        }
+        return String(out)
     }
 }
 

@@ -154,6 +154,36 @@ extension Reactor {
             guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
             complete(token, resumeResults(stream, after: after, keyPrefix: keyPrefix, token: token, producer: p), producer: p)
 
+        case .defineSource(let definition):
+            complete(token, defineSource(definition), producer: p, mutation: true)
+
+        case .deleteSource(let name):
+            guard let source = sources[name] else { return complete(token, .failure(.unknownSource(name)), producer: p) }
+            if !source.readers.isEmpty { return complete(token, .failure(.conflict(readersDetail(source))), producer: p) }
+            do {
+                try deleteSource(name)
+                complete(token, .ok, producer: p, mutation: true)
+            } catch {
+                complete(token, .failure(ReactorError(error)), producer: p)
+            }
+
+        case .sourceInfo(let name):
+            guard let source = sources[name] else { return complete(token, .failure(.unknownSource(name)), producer: p) }
+            complete(token, .source(source.info), producer: p)
+
+        case .listSources:
+            complete(token, .sources(sources.keys.sorted().map { sources[$0]!.info }), producer: p)
+
+        case .appendSourceEvents(let name, let batch, let idempotencyKey):
+            complete(token, appendSourceEvents(source: name, batch: batch, idempotencyKey: idempotencyKey, nowMs: clock.nowMs()),
+                producer: p, mutation: true)
+
+        case .catalog:
+            complete(token, catalogSnapshot, producer: p)
+
+        case .applyCatalog(let steps):
+            complete(token, applyCatalog(steps), producer: p, mutation: true)
+
         case .unsubscribe(let subscriptionToken):
             guard let id = subscriptions.first(where: { $0.value.producer == p.index && $0.value.token == subscriptionToken })?.key else {
                 return complete(token, .failure(.unknownSubscription), producer: p)

@@ -4,20 +4,35 @@ import LaminarStore
 extension Reactor {
     func defineStream(_ definition: StreamDefinition) -> ReactorResult {
         if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
+        if sources[definition.name] != nil { return .failure(.conflict("a source is named \(definition.name)")) }
+        var source: SourceRuntime? = nil
+        if let name = definition.source {
+            guard let s = sources[name] else { return .failure(.invalidStream("source: no such source: \(name)")) }
+            if let problem = sourceMismatch(definition, s.definition) { return .failure(.invalidStream(problem)) }
+            source = s
+        }
         if let existing = streams[definition.name] {
             if existing.definition == definition { return .ok }
             do { try deleteStream(definition.name) } catch { return .failure(ReactorError(error)) }
         } else if streams.count >= limits.streamsMax {
             return .failure(.tooManyStreams)
         }
+        let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
+        restoreResultRange(stream, checkpointed: false)
+        var batch: [StoreMutation] = [.put(key: ReservedKeys.definition(definition.name), value: definition.encoded())]
+        if let source {
+            // It reads the source's batches from the next one on; the checkpoint says so.
+            stream.sourceNext = source.nextSequence
+            stream.checkpointSourceNext = source.nextSequence
+            batch.append(.put(key: ReservedKeys.checkpoint(definition.name), value: stream.encodeCheckpoint(atMs: clock.nowMs())))
+        }
         do {
-            try store.put(ReservedKeys.definition(definition.name), definition.encoded(), condition: .always, expiresAtMs: nil)
+            try store.apply(batch)
         } catch {
             return .failure(ReactorError(error))
         }
         mutatedThisRound = true
-        let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
-        restoreResultRange(stream, checkpointed: false)
+        source?.readers.append(stream)
         streams[definition.name] = stream
         scheduleEmitTick(stream, nowMs: clock.nowMs())
         noteResultWork(stream)
@@ -51,6 +66,10 @@ extension Reactor {
         try store.apply(batch)
         stream.op.dropQueuedRows()
         streams[name] = nil
+        if let source = stream.definition.source.flatMap({ sources[$0] }) {
+            source.readers.removeAll { $0 === stream }
+            trimSource(source)
+        }
         if stream.inResultWork {
             stream.inResultWork = false
             resultWork.removeAll { $0 === stream }
@@ -61,25 +80,14 @@ extension Reactor {
 
     func appendEvents(stream name: String, batch: EventBatch, idempotencyKey: UInt64?, nowMs: Int64) -> ReactorResult {
         guard let stream = streams[name] else { return .failure(.unknownStream(name)) }
+        if let source = stream.definition.source {
+            return .failure(.conflict("stream \(name) reads source \(source): post its events to /sources/\(source)/events"))
+        }
         if batch.count > limits.batchEventsMax { return .failure(.batchTooLarge(events: batch.count, max: limits.batchEventsMax)) }
         if let idempotencyKey, stream.recentIdempotencyKeys.contains(idempotencyKey) {
             return .eventsAccepted(EventsAck(accepted: 0, late: 0, watermarkMs: stream.op.watermarkMs, duplicate: true))
         }
-        let bad: String? = batch.withEvents { events in
-            let bound = ReactorLimits.eventTimeAbsMaxMs
-            for i in 0..<events.count {
-                let ts = events.timestamp(i)
-                // The decoders refuse these first; a batch from elsewhere is held to the same rules.
-                if ts < -bound || ts > bound { return "event \(i + 1): time out of range" }
-                for j in 0..<events.fieldCount where !events.field(i, j).isFinite { return "event \(i + 1): value is not finite" }
-                if events.key(i).isEmpty { return "event \(i + 1): empty key" }
-            }
-            return nil
-        }
-        if let bad { return .failure(.invalidEvents(bad)) }
-        if batch.fieldCount != stream.definition.fields.count {
-            return .failure(.invalidEvents("the stream's events have \(stream.definition.fields.count) fields (\(stream.definition.fields.joined(separator: ", "))), the batch's \(batch.fieldCount)"))
-        }
+        if let problem = batchProblem(batch, fields: stream.definition.fields) { return .failure(problem) }
         if !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) { return .failure(.tooManyKeys) }
         // Log before applying; the completion waits for this round's commit. The entry is one
         // store value (`ReactorLimits.walEntryBytesMax`); a store configured with a smaller value
@@ -111,7 +119,8 @@ extension Reactor {
     /// (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
-        let r = batch.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
+        let input = stream.stage.map { $0.project(batch) } ?? batch
+        let r = input.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
         if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }
         if r.accepted > 0, stream.definition.emit == .changes, !stream.flushPending {
             stream.flushPending = true
@@ -126,7 +135,7 @@ extension Reactor {
         stream.flushPending = false
         guard stream.op.hasPendingChanges, streams[stream.definition.name] === stream else { return }
         do {
-            try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence), WALEntry.flush.encoded(),
+            try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence), WALEntry.flush.encoded(tag: stream.sourceNext),
                 condition: .always, expiresAtMs: nil)
         } catch {
             return  // the store refused (full disk): the changes go out with the next flush
@@ -162,7 +171,7 @@ extension Reactor {
         if target > stream.op.watermarkMs {
             do {
                 try store.put(ReservedKeys.wal(stream.definition.name, sequence: stream.nextSequence),
-                    WALEntry.watermark(target).encoded(), condition: .always, expiresAtMs: nil)
+                    WALEntry.watermark(target).encoded(tag: stream.sourceNext), condition: .always, expiresAtMs: nil)
                 stream.nextSequence += 1
                 mutatedThisRound = true
                 stream.op.advanceWatermark(toMs: target)
@@ -185,7 +194,8 @@ extension Reactor {
     /// closes that window again and emits its rows under the same sequence numbers.
     func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
-        guard logged >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
+        let sourceLogged = stream.sourceNext - stream.checkpointSourceNext  // 0 without a named source
+        guard stream.entriesSinceCheckpoint >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
         let name = stream.definition.name
         let atMs = clock.nowMs()
         var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
@@ -195,6 +205,10 @@ extension Reactor {
             stream.firstUncheckpointed = stream.nextSequence
             stream.lastCheckpointAtMs = atMs
             mutatedThisRound = true
+            if sourceLogged > 0, let source = stream.definition.source.flatMap({ sources[$0] }) {
+                stream.checkpointSourceNext = stream.sourceNext
+                trimSource(source)
+            }
         }
     }
 
@@ -204,11 +218,16 @@ extension Reactor {
     /// re-arms TTL timers. Runs on the caller's thread before `start`.
     func recover() throws {
         let now = clock.nowMs()
+        try recoverSources()
         var after: [UInt8]? = nil
         while true {
             let page = store.prefixScan(ReservedKeys.definitionPrefix, after: after, limit: 1024)
             for entry in page {
                 let definition = try StreamDefinition(decoding: entry.value)
+                let source = try definition.source.map { name in
+                    guard let s = sources[name] else { throw ByteReader.DecodeError() }
+                    return s
+                }
                 let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: now)
                 var checkpointed = false
                 if let cp = store.get(ReservedKeys.checkpoint(definition.name)) {
@@ -216,7 +235,8 @@ extension Reactor {
                     checkpointed = cp.value.first.map { $0 >= 3 } ?? false
                 }
                 if !checkpointed { restoreResultRange(stream, checkpointed: false) }
-                try replay(stream)
+                try replay(stream, source: source)
+                source?.readers.append(stream)
                 // Rows closed by the replay (again, or for the first time) are stored now, under
                 // the numbers they had: the same rows in the same order from the same start.
                 while stream.rowsPending > 0 { emitRows(stream, max: limits.resultRowsPerRoundMax) }
@@ -260,7 +280,10 @@ extension Reactor {
         }
     }
 
-    private func replay(_ stream: StreamRuntime) throws {
+    /// Replays the stream's write-ahead entries after its checkpoint; for a stream reading a
+    /// named source, interleaved with the source's entries from its `sourceNext` on (each entry
+    /// of its own carries the source point it was logged at).
+    private func replay(_ stream: StreamRuntime, source: SourceRuntime?) throws {
         let name = stream.definition.name
         let prefix = ReservedKeys.walPrefix(name)
         var after: [UInt8]? = nil
@@ -269,6 +292,7 @@ extension Reactor {
             for entry in page {
                 guard let seq = UInt64(String(decoding: entry.key[prefix.count...], as: UTF8.self), radix: 16) else { continue }
                 if seq < stream.firstUncheckpointed { continue }  // covered by the checkpoint
+                if let source { try replaySource(stream, source, upTo: try WALEntry.tag(of: entry.value)) }
                 switch try WALEntry(decoding: entry.value) {
                 case .batch(let batch, let key): _ = ingest(stream, batch: batch, idempotencyKey: key)
                 case .watermark(let ms):
@@ -283,6 +307,7 @@ extension Reactor {
             guard page.count == 256 else { break }
             after = page.last!.key
         }
+        if let source { try replaySource(stream, source, upTo: source.nextSequence) }
         if stream.firstUncheckpointed > stream.nextSequence { stream.firstUncheckpointed = stream.nextSequence }
         // firstUncheckpointed stays: the replayed entries are still in the log until the next checkpoint.
     }

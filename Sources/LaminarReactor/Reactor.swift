@@ -42,6 +42,8 @@ public final class Reactor: @unchecked Sendable {
     let clock: any ReactorClock
     var timers = TimerHeap<TimerKind>()
     var streams: [String: StreamRuntime] = [:]
+    /// Named sources (streams without one own an implicit source and are not listed here).
+    var sources: [String: SourceRuntime] = [:]
     /// `emit: changes` streams with rows to flush before this round commits.
     var changelogPending: [StreamRuntime] = []
     var subscriptions: [UInt64: Subscription] = [:]

@@ -47,6 +47,54 @@ public enum ReactorOperation: Sendable {
     case unsubscribe(subscription: UInt64)
     /// Size and durability counters of the store (for `/metrics`).
     case storeStats
+    /// Creates a named source (an unchanged definition is a no-op; a changed one replaces it
+    /// while no stream reads it, else `conflict`).
+    case defineSource(SourceDefinition)
+    /// `conflict` while streams read it.
+    case deleteSource(name: String)
+    case sourceInfo(name: String)
+    case listSources
+    /// A batch posted to a source: one write-ahead entry, applied to every stream reading it.
+    case appendSourceEvents(source: String, batch: EventBatch, idempotencyKey: UInt64?)
+    /// The sources and streams, for a SQL script to be compiled against (`.catalog`).
+    case catalog
+    /// Catalog changes of a SQL script, applied in order in one round: checked first (names,
+    /// conflicts, definitions), so a refused script applies none (`.catalogApplied`).
+    case applyCatalog([CatalogStep])
+}
+
+/// A named source and the streams that read it.
+public struct SourceInfo: Sendable, Hashable {
+    public var definition: SourceDefinition
+    /// Names of the streams reading it, sorted.
+    public var streams: [String]
+
+    public init(definition: SourceDefinition, streams: [String]) {
+        self.definition = definition
+        self.streams = streams
+    }
+}
+
+/// One statement of a SQL script as the reactor applies it.
+public enum CatalogStep: Sendable, Hashable {
+    case createSource(SourceDefinition)
+    /// Refused (`conflict`) when a stream of that name exists.
+    case createStream(StreamDefinition)
+    case dropSource(name: String, ifExists: Bool)
+    case dropStream(name: String, ifExists: Bool)
+    case showSources
+    case showStreams
+    /// Nothing to apply (an `EXPLAIN`): answered `.done`.
+    case none
+}
+
+/// What one `CatalogStep` did.
+public enum CatalogStepResult: Sendable, Hashable {
+    case done
+    /// A drop: whether there was something to drop.
+    case dropped(Bool)
+    case sources([SourceInfo])
+    case streams([StreamStats])
 }
 
 /// The store as `/metrics` shows it, read on the reactor thread.
@@ -159,6 +207,10 @@ public enum ReactorResult: Sendable {
     /// looked at, and whether the follow is now live (`resumeResults`).
     case retainedResults(rows: [RetainedRow], lastSeq: UInt64, live: Bool)
     case lateEvents([LateEvent])
+    case source(SourceInfo)
+    case sources([SourceInfo])
+    case catalog(sources: [SourceInfo], streams: [StreamStats])
+    case catalogApplied([CatalogStepResult])
     case failure(ReactorError)
     // Notifications:
     case change(KeyChange)
@@ -190,6 +242,11 @@ public enum ReactorError: Error, Sendable, Hashable {
     case reservedKey
     case unknownStream(String)
     case invalidStream(String)
+    case unknownSource(String)
+    case invalidSource(String)
+    /// The request contradicts the catalog: a name taken, a source streams read, events posted
+    /// to a stream that reads a named source. The detail says which.
+    case conflict(String)
     case tooManyStreams
     case invalidEvents(String)
     case batchTooLarge(events: Int, max: Int)

@@ -119,26 +119,29 @@ extension Reactor {
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
     /// waits for the queue of closed-window rows to empty).
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
-        stream.nextSequence - stream.firstUncheckpointed >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
+        stream.entriesSinceCheckpoint >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
     }
 
-    /// Emits up to `max` queued rows of `stream`, sends them to its followers in one notification,
-    /// and checkpoints when the queue is empty (checkpoints wait for it). Returns the rows emitted.
+    /// Takes up to `max` queued rows of `stream`, emits them (through the stream's projection,
+    /// which may drop rows that fail `having`), sends them to its followers in one notification,
+    /// and checkpoints when the queue is empty (checkpoints wait for it). Returns the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
         var sent = stream.op.takeRows(max: max)
+        let taken = sent.count
+        guard taken > 0 else { return 0 }
+        if let projection = stream.projection { sent = projection.apply(sent) }
         let n = sent.count
-        guard n > 0 else { return 0 }
         for i in 0..<n { emitRow(stream, &sent[i]) }
         stream.resultSlices += 1
-        if !stream.followers.isEmpty {
+        if n > 0 && !stream.followers.isEmpty {
             for id in stream.followers {
                 guard let sub = subscriptions[id] else { continue }
                 enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(sent)))
             }
         }
         if stream.rowsPending == 0 { checkpointIfDue(stream) }
-        return n
+        return taken
     }
 
     /// Stores one row: the one place a row gets its sequence number. The row goes under

@@ -214,25 +214,38 @@ public struct StreamDefinition: Sendable, Hashable {
             }
             if let alias = a.alias, alias.isEmpty || alias.utf8.count > 256 { return "aggregates[\(i)]: as must be 1 to 256 bytes" }
         }
+        if keyColumn.isEmpty || keyColumn.utf8.count > 256 { return "key_column must be 1 to 256 bytes" }
+        if ["window_start", "window_end", "seq", "op", "before", "final"].contains(keyColumn) { return "key_column: \"\(keyColumn)\" is reserved" }
+        for (i, a) in aggregates.enumerated() where a.input != nil && a.alias == nil {
+            return "aggregates[\(i)]: an aggregate over an expression needs as"
+        }
         let names = columnNames
         for (i, n) in names.enumerated() {
-            if ["key", "key_base64", "window_start", "window_end", "seq", "op", "before", "final"].contains(n) {
+            if [keyColumn, keyColumn + "_base64", "window_start", "window_end", "seq", "op", "before", "final"].contains(n) {
                 return "aggregates[\(i)]: column name \"\(n)\" is reserved"
             }
             if names[..<i].contains(n) { return "aggregates[\(i)]: column \"\(n)\" given twice" }
         }
         if retentionMs <= 0 || retentionMs > maxMs { return "retention must be a positive duration" }
+        do {
+            _ = try EventStage(self)
+            _ = try RowProjection(self)
+        } catch {
+            return error.detail
+        }
         return nil
     }
 
     // MARK: - Stored form
 
-    /// Version 2: every member, `retentionMs` last. Version 1 (earlier releases) is read too: a
-    /// tumbling window over one value with aggregates from count, sum, min, max, avg, and the
-    /// default retention.
+    /// Version 3: the members of version 2 (`retentionMs` last), then each aggregate's optional
+    /// `input`, `source`, `filter`, `outputColumns`, `having`, `keyColumn` and `sql` (optional
+    /// values behind a `u8` 0/1; expressions as `Expression.encode` writes them). Versions 2 and
+    /// 1 (earlier releases) are read too; version 1 is a tumbling window over one value with
+    /// aggregates from count, sum, min, max, avg, and the default retention.
     func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.u8(2)
+        w.u8(3)
         w.string(name); w.string(keyField); w.string(timeField)
         w.u8(fieldsDeclared ? 1 : 0)
         w.u32(UInt32(fields.count))
@@ -256,6 +269,15 @@ public struct StreamDefinition: Sendable, Hashable {
             w.u8(a.alias == nil ? 0 : 1); w.string(a.alias ?? "")
         }
         w.i64(retentionMs)
+        for a in aggregates { Expression.encodeOptional(a.input, into: &w) }
+        w.u8(source == nil ? 0 : 1); w.string(source ?? "")
+        Expression.encodeOptional(filter, into: &w)
+        w.u8(outputColumns == nil ? 0 : 1)
+        w.u32(UInt32(outputColumns?.count ?? 0))
+        for c in outputColumns ?? [] { w.string(c.name); c.expression.encode(into: &w) }
+        Expression.encodeOptional(having, into: &w)
+        w.string(keyColumn)
+        w.u8(sql == nil ? 0 : 1); w.string(sql ?? "")
         return w.bytes
     }
 
@@ -272,7 +294,7 @@ public struct StreamDefinition: Sendable, Hashable {
             }
             self.init(name: name, keyField: keyField, timeField: timeField, valueField: valueField, windowSizeMs: size,
                 allowedLatenessMs: lateness, aggregates: aggregates, idleTimeoutMs: idle)
-        case 2:
+        case 2, 3:
             let name = try r.string(), keyField = try r.string(), timeField = try r.string()
             self.init(name: name, keyField: keyField, timeField: timeField, windowSizeMs: 1)
             fieldsDeclared = try r.u8() == 1
@@ -304,6 +326,20 @@ public struct StreamDefinition: Sendable, Hashable {
                 return Aggregate(f, field: field, quantile: q, accuracy: accuracy, alias: hasAlias ? alias : nil)
             }
             retentionMs = try r.i64()
+            if version == 3 {
+                for i in aggregates.indices { aggregates[i].input = try Expression.decodeOptional(from: &r) }
+                let hasSource = try r.u8() == 1, sourceName = try r.string()
+                source = hasSource ? sourceName : nil
+                filter = try Expression.decodeOptional(from: &r)
+                let hasOutputs = try r.u8() == 1, n = Int(try r.u32())
+                guard n <= r.bytes.count - r.at else { throw ByteReader.DecodeError() }
+                let outputs = try (0..<n).map { _ in OutputColumn(name: try r.string(), expression: try Expression.decode(from: &r)) }
+                outputColumns = hasOutputs ? outputs : nil
+                having = try Expression.decodeOptional(from: &r)
+                keyColumn = try r.string()
+                let hasSQL = try r.u8() == 1, text = try r.string()
+                sql = hasSQL ? text : nil
+            }
         default:
             throw ByteReader.DecodeError()
         }

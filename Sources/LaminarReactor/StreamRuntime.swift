@@ -19,6 +19,10 @@ final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
     let columns: WindowResult.Columns
+    /// Per-event expressions (filter, aggregate inputs) and post-aggregate ones (select,
+    /// having); `nil` when the definition has none, so such streams pay nothing for them.
+    let stage: EventStage?
+    let projection: RowProjection?
     var op: WindowOperator
     /// `emit: changes`: rows changed this round, to flush before the round commits.
     var flushPending = false
@@ -30,6 +34,10 @@ final class StreamRuntime {
     var nextSequence: UInt64 = 1
     /// First write-ahead entry not covered by the checkpoint (`nextSequence` when none).
     var firstUncheckpointed: UInt64 = 1
+    /// A stream reading a named source: the next source entry it has not taken, and that
+    /// number as of its last checkpoint (the source keeps its entries from there on). 0 else.
+    var sourceNext: UInt64 = 0
+    var checkpointSourceNext: UInt64 = 0
     /// When the last checkpoint was written (wall clock, ms), `nil` if none yet.
     var lastCheckpointAtMs: Int64?
     var recentIdempotencyKeys: Set<UInt64> = []
@@ -55,7 +63,14 @@ final class StreamRuntime {
         self.id = id
         self.definition = definition
         self.columns = WindowResult.Columns(definition)
-        self.op = WindowOperator(definition: definition)
+        do {
+            stage = try EventStage(definition)
+            projection = try RowProjection(definition)
+        } catch {
+            preconditionFailure("a definition is validated before it runs: \(error.detail)")
+        }
+        self.op = WindowOperator(definition: stage?.operatorDefinition ?? definition,
+                                 nullable: stage?.nullable ?? [], nonNullCounts: stage?.nonNullCounts ?? [])
         self.lastEventAtMs = nowMs
         resultKeyPrefix = ReservedKeys.resultPrefix(stream: definition.name)
         resultLogPrefix = ReservedKeys.resultLogPrefix(definition.name)
@@ -71,12 +86,16 @@ final class StreamRuntime {
     var stats: StreamStats {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
-            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: nextSequence - firstUncheckpointed,
+            lastCheckpointAtMs: lastCheckpointAtMs, walEntries: entriesSinceCheckpoint,
             resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
     }
 
     /// Rows queued in the operator, not yet emitted (closed windows' rows are built as they go).
     var rowsPending: Int { op.rowsQueued }
+
+    /// Log entries recovery would replay: its own since the checkpoint, and its source's since
+    /// the source point of the checkpoint (a stream reading a named source).
+    var entriesSinceCheckpoint: UInt64 { nextSequence - firstUncheckpointed + (sourceNext - checkpointSourceNext) }
 
     /// The watermark up to which emitted results are complete: the operator's, or just before
     /// the end of the oldest closed window whose rows are still pending (a changelog's queue may
@@ -94,12 +113,13 @@ final class StreamRuntime {
         return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs
     }
 
-    /// Keeps the late events of the batch just ingested (`op.lateIndices`), dropping the oldest
-    /// beyond `max`.
+    /// Keeps the late events of the batch just ingested (`op.lateIndices`, through the stage's
+    /// map of the events it kept), dropping the oldest beyond `max`.
     func keepLate(_ batch: EventBatch, max: Int) {
         guard !op.lateIndices.isEmpty else { return }
         batch.withEvents { events in
-            for i in op.lateIndices {
+            for j in op.lateIndices {
+                let i = stage.map { $0.kept[j] } ?? j
                 lateEvents.append(LateEvent(key: Array(events.key(i)), timestampMs: events.timestamp(i),
                     values: (0..<events.fieldCount).map { events.field(i, $0) }))
             }
@@ -119,34 +139,40 @@ final class StreamRuntime {
 
     /// Checkpoint value: version (3), when it was written (ms), the next sequence number, the
     /// next result sequence number, idempotency keys (oldest first), operator
-    /// (`WindowOperator.encodeCheckpoint`). Versions 1 and 2 (earlier releases) lack the result
+    /// (`WindowOperator.encodeCheckpoint`); version 4, for a stream reading a named source, the
+    /// same followed by `sourceNext` (u64). Versions 1 and 2 (earlier releases) lack the result
     /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Written only
     /// with no rows pending, so the operator's state and `nextResultSeq` describe the same moment.
     func encodeCheckpoint(atMs: Int64) -> [UInt8] {
         precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
         var w = ByteWriter()
-        w.u8(3)
+        w.u8(definition.source == nil ? 3 : 4)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
         w.u64(nextResultSeq)
         w.u32(UInt32(idempotencyOrder.count))
         for k in idempotencyOrder { w.u64(k) }
         op.encodeCheckpoint(into: &w)
+        if definition.source != nil { w.u64(sourceNext) }
         return w.bytes
     }
 
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
         let version = try r.u8()
-        guard version >= 1 && version <= 3 else { throw ByteReader.DecodeError() }
+        guard version >= 1 && version <= 4, (version == 4) == (definition.source != nil) else { throw ByteReader.DecodeError() }
         if version >= 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
         if version >= 3 { nextResultSeq = try r.u64() }
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())
         for _ in 0..<n { remember(idempotencyKey: try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
-        if version == 3 {
+        if version >= 3 {
             try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
+            if version == 4 {
+                sourceNext = try r.u64()
+                checkpointSourceNext = sourceNext
+            }
         } else {
             guard case .tumble = definition.window else { throw ByteReader.DecodeError() }
             try op.decodeLegacyCheckpoint(from: &r, keysMax: limits.streamKeysMax)
@@ -158,7 +184,9 @@ final class StreamRuntime {
 /// A write-ahead entry: `[u8 kind][u8 has idempotency key][u64 key][payload]`; kind 1 = an
 /// accepted event batch (payload: its bytes), kind 2 = an idle watermark advance (payload: i64),
 /// kind 3 = a changelog flush (`emit: changes` round end, `every` tick; no payload), so replay
-/// emits the same rows at the same points.
+/// emits the same rows at the same points. For a stream reading a named source, kinds 2 and 3
+/// carry in the key field (`tag`) the stream's `sourceNext` when they were logged: replay
+/// applies the source's entries up to it first (0 otherwise).
 enum WALEntry {
     case batch(EventBatch, idempotencyKey: UInt64?)
     case watermark(Int64)
@@ -166,7 +194,7 @@ enum WALEntry {
 
     static let headerBytes = 10
 
-    func encoded() -> [UInt8] {
+    func encoded(tag: UInt64 = 0) -> [UInt8] {
         var w = ByteWriter()
         switch self {
         case .batch(let batch, let key):
@@ -174,11 +202,17 @@ enum WALEntry {
             w.u8(1); w.u8(key == nil ? 0 : 1); w.u64(key ?? 0)
             w.bytes.append(contentsOf: batch.bytes)
         case .watermark(let ms):
-            w.u8(2); w.u8(0); w.u64(0); w.i64(ms)
+            w.u8(2); w.u8(0); w.u64(tag); w.i64(ms)
         case .flush:
-            w.u8(3); w.u8(0); w.u64(0)
+            w.u8(3); w.u8(0); w.u64(tag)
         }
         return w.bytes
+    }
+
+    /// The key field of an entry (a watermark's or flush's tag).
+    static func tag(of bytes: [UInt8]) throws -> UInt64 {
+        var r = ByteReader(bytes, at: 2)
+        return try r.u64()
     }
 
     init(decoding bytes: [UInt8]) throws {

@@ -24,6 +24,9 @@ public struct WindowOperator {
     public let allowedLatenessMs: Int64
     let groupAll: Bool
     let changelog: Bool
+    /// A `delete` row carries the values last emitted in `before` (a stream with `having` needs
+    /// them to know whether the deleted row was shown).
+    let deletesCarryValues: Bool
     public var keepLate = false
     public internal(set) var watermarkMs: Int64 = .min
     public internal(set) var maxEventTimeMs: Int64 = .min
@@ -56,12 +59,15 @@ public struct WindowOperator {
         var group: UInt32
     }
 
-    public init(definition: StreamDefinition) {
+    /// `nullable`, `nonNullCounts`: fields computed by expressions that may be null (NaN), and
+    /// the `count` aggregates that count only their non-null values (`AccumulatorLayout`).
+    public init(definition: StreamDefinition, nullable: Set<Int> = [], nonNullCounts: Set<Int> = []) {
         self.definition = definition
-        layout = AccumulatorLayout(definition: definition)
+        layout = AccumulatorLayout(definition: definition, nullable: nullable, nonNullCounts: nonNullCounts)
         allowedLatenessMs = definition.allowedLatenessMs
         groupAll = definition.groupBy == .all
         changelog = definition.emit != .final
+        deletesCarryValues = definition.having != nil
         keepLate = definition.lateData == .keep
         switch definition.window {
         case .tumble(let size):
@@ -149,7 +155,8 @@ public struct WindowOperator {
                         let k = Int(gone)
                         sessions.dirtyMark[k] = false
                         guard sessions.emittedStart[k] != .min else { continue }
-                        output.append(WindowResult(key: rowKey(g), startMs: sessions.emittedStart[k], endMs: sessions.end[k], values: [], op: .delete))
+                        output.append(WindowResult(key: rowKey(g), startMs: sessions.emittedStart[k], endMs: sessions.end[k], values: [], op: .delete,
+                            before: deletesCarryValues ? sessionEmitted[k] : nil))
                         sessionEmitted[k] = nil
                     }
                 }
@@ -284,7 +291,8 @@ public struct WindowOperator {
         let previous = sessionEmitted.removeValue(forKey: s)
         let emittedStart = sessions.emittedStart[s]
         if emittedStart != .min && emittedStart != start {
-            output.append(WindowResult(key: key, startMs: emittedStart, endMs: end, values: [], op: .delete))
+            output.append(WindowResult(key: key, startMs: emittedStart, endMs: end, values: [], op: .delete,
+                before: deletesCarryValues ? previous : nil))
             output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .insert, isFinal: true))
         } else {
             output.append(WindowResult(key: key, startMs: start, endMs: end, values: values,
@@ -325,7 +333,8 @@ public struct WindowOperator {
             let previous = sessionEmitted[s]
             let start = sessions.start[s], end = sessions.end[s]
             if sessions.emittedStart[s] != .min && sessions.emittedStart[s] != start {
-                output.append(WindowResult(key: key, startMs: sessions.emittedStart[s], endMs: end, values: [], op: .delete))
+                output.append(WindowResult(key: key, startMs: sessions.emittedStart[s], endMs: end, values: [], op: .delete,
+                    before: deletesCarryValues ? previous : nil))
                 output.append(WindowResult(key: key, startMs: start, endMs: end, values: values, op: .insert))
             } else if let previous {
                 if !WindowOperator.same(previous, values) {

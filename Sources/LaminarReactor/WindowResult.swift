@@ -33,14 +33,30 @@ public struct WindowResult: Sendable, Hashable {
         self.isFinal = isFinal
     }
 
-    /// The column layout rows are rendered with: names and which are integers.
+    /// The column layout rows are rendered with: names and which are integers (the output
+    /// columns when the definition has some, else its aggregate columns), and the key's member.
     public struct Columns: Sendable, Hashable {
         public var names: [[UInt8]]
         public var integer: [Bool]
+        /// `key` unless the definition names another (`keyColumn`); `_base64` is appended for a
+        /// key that is not UTF-8.
+        public var keyName: String
 
         public init(_ definition: StreamDefinition) {
-            names = definition.columnNames.map { Array($0.utf8) }
-            integer = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+            let aggregateNames = definition.columnNames
+            let aggregateInteger = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
+            keyName = definition.keyColumn
+            if let outputs = definition.outputColumns {
+                names = outputs.map { Array($0.name.utf8) }
+                // An output that is exactly a count column stays an integer.
+                integer = outputs.map { o in
+                    guard case .column(let n) = o.expression, let i = aggregateNames.firstIndex(of: n) else { return false }
+                    return aggregateInteger[i]
+                }
+            } else {
+                names = aggregateNames.map { Array($0.utf8) }
+                integer = aggregateInteger
+            }
         }
     }
 
@@ -61,7 +77,7 @@ public struct WindowResult: Sendable, Hashable {
             out.append(0x2C)
         }
         if let key {
-            key.withUnsafeBytes { JSONWriter.appendBytesField("key", $0, to: &out) }
+            key.withUnsafeBytes { JSONWriter.appendBytesField(name: columns.keyName, $0, to: &out) }
             out.append(0x2C)
         }
         JSONWriter.appendName("window_start", to: &out)
@@ -116,8 +132,12 @@ public struct WindowResult: Sendable, Hashable {
 /// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint;
 ///   `_wal/{name}/{seq}`: a logged batch, watermark advance or changelog flush, `{seq}` 16 hex
 ///   digits.
+/// - `_sources/{name}`: a named source's definition; `_sourcecp/{name}`: its checkpoint (the
+///   oldest entry kept, the next sequence number, idempotency keys); `_srcwal/{name}/{seq}`: a
+///   batch posted to it, read by every stream of the source.
 public enum ReservedKeys {
-    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/"].map { Array($0.utf8) }
+    public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/",
+                                             "_sources/", "_sourcecp/", "_srcwal/"].map { Array($0.utf8) }
 
     public static func isReserved(_ key: [UInt8]) -> Bool {
         guard key.first == UInt8(ascii: "_") else { return false }
@@ -205,4 +225,9 @@ public enum ReservedKeys {
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
     public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
     public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
+    public static let sourcePrefix: [UInt8] = Array("_sources/".utf8)
+    public static func source(_ name: String) -> [UInt8] { Array("_sources/\(name)".utf8) }
+    public static func sourceCheckpoint(_ name: String) -> [UInt8] { Array("_sourcecp/\(name)".utf8) }
+    public static func sourceWALPrefix(_ name: String) -> [UInt8] { Array("_srcwal/\(name)/".utf8) }
+    public static func sourceWAL(_ name: String, sequence: UInt64) -> [UInt8] { Array("_srcwal/\(name)/\(hex16(sequence))".utf8) }
 }

@@ -67,6 +67,9 @@ extension RequestHandler {
     func handleStream(_ action: RouteAction, _ request: HTTPRequest, _ responder: HTTPResponder, _ start: UInt64) {
         let route = action.route
         switch action {
+        case .streamDefine(let name) where CatalogRoutes.mayNameSource(request.body):
+            definitions.forget(name)
+            run(CatalogRoutes.defineStream(name, body: request.body, runtime: runtime), responder, route, start)
         case .streamDefine(let name):
             switch StreamDefinitionJSON.parse(name: name, body: request.body, limits: runtime.reactorLimits) {
             case .failure(let failure): fail(responder, route, start, failure)

@@ -41,6 +41,8 @@ final class RequestHandler: HTTPHandler {
         case subscription(SubscriptionKind)
         case metrics
         case status
+        /// A request of several steps (`CatalogRoutes`): what to do with the result.
+        case step((ReactorResult) -> RouteStep)
     }
 
     var pending: [UInt64: Pending] = [:]
@@ -121,6 +123,16 @@ final class RequestHandler: HTTPHandler {
             handleSubscription(action, responder, start)
         case .streamDefine, .streamGet, .streamList, .streamDelete, .eventsPost, .results, .late:
             handleStream(action, request, responder, start)
+        case .sourceDefine, .sourceGet, .sourceList, .sourceDelete, .sourceEvents, .sql:
+            run(CatalogRoutes.start(action, body: request.body, header: { request.headers[$0] }, runtime: runtime), responder, route, start)
+        }
+    }
+
+    /// Carries out one step of a request of several steps (`CatalogRoutes`).
+    func run(_ step: RouteStep, _ responder: HTTPResponder, _ route: Route, _ start: UInt64) {
+        switch step {
+        case .respond(let response): respond(responder, route, start, response)
+        case .submit(let operation, let then): submit(operation, responder, route, start, .step(then))
         }
     }
 
@@ -197,6 +209,7 @@ final class RequestHandler: HTTPHandler {
         }
         guard let p = pending.removeValue(forKey: completion.token) else { return }
         switch p.kind {
+        case .step(let then): run(then(completion.result), p.responder, p.route, p.startNs)
         case .kv(let kind): completeKV(kind, completion.result, p)
         case .stream(let kind): completeStream(kind, completion.result, p)
         case .subscription(let kind): completeSubscription(kind, completion.result, token: completion.token, p)

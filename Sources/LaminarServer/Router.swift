@@ -65,6 +65,12 @@ public enum RouteAction: Sendable, Hashable {
     case status
     /// A file of the web console (`ConsoleRoutes`).
     case console(ConsoleAsset)
+    case sourceDefine(name: String)
+    case sourceGet(name: String)
+    case sourceList
+    case sourceDelete(name: String)
+    case sourceEvents(name: String, format: EventFormat, idempotencyKey: String?)
+    case sql
 
     public var route: Route {
         switch self {
@@ -86,6 +92,12 @@ public enum RouteAction: Sendable, Hashable {
         case .health: .health
         case .status: .status
         case .console: .console
+        case .sourceDefine: .sourceDefine
+        case .sourceGet: .sourceGet
+        case .sourceList: .sourceList
+        case .sourceDelete: .sourceDelete
+        case .sourceEvents: .sourceEvents
+        case .sql: .sql
         }
     }
 }
@@ -207,6 +219,7 @@ public struct Router: Sendable {
                     after: t.parameter("after"), limit: try limit(t), keyPrefix: prefix)
             }
         }
+        if let action = try catalogAction(method: method, target: t, header: header) { return action }
         if let console = try ConsoleRoutes.action(path: path, method: method) { return console }
         throw HTTPFailure.notFound("no such endpoint")
     }
@@ -277,7 +290,7 @@ public struct Router: Sendable {
         return n
     }
 
-    private func streamName(_ bytes: ArraySlice<UInt8>) throws -> String {
+    func streamName(_ bytes: ArraySlice<UInt8>) throws -> String {
         let ok = !bytes.isEmpty && bytes.count <= streamNameBytesMax
             && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
         guard ok else { throw HTTPFailure.badRequest("stream names are 1 to \(streamNameBytesMax) of A-Z a-z 0-9 . _ -") }
@@ -285,7 +298,7 @@ public struct Router: Sendable {
     }
 
     /// 1 to `idempotencyKeyBytesMax` visible ASCII characters.
-    private func idempotencyKey(_ value: String?) throws -> String? {
+    func idempotencyKey(_ value: String?) throws -> String? {
         guard let value else { return nil }
         let utf8 = value.utf8
         guard !utf8.isEmpty, utf8.count <= idempotencyKeyBytesMax, utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

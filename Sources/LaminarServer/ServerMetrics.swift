@@ -5,6 +5,7 @@ public enum Route: Int, CaseIterable, Sendable {
     case kvGet, kvHead, kvPut, kvDelete, kvScan, kvWatch, kvBatch
     case streamDefine, streamGet, streamList, streamDelete, eventsPost, results, resultsFollow, late
     case metrics, health, status, console, other
+    case sourceDefine, sourceGet, sourceList, sourceDelete, sourceEvents, sql
 
     public var label: String {
         switch self {
@@ -28,6 +29,12 @@ public enum Route: Int, CaseIterable, Sendable {
         case .status: "status"
         case .console: "console"
         case .other: "other"
+        case .sourceDefine: "source_define"
+        case .sourceGet: "source_get"
+        case .sourceList: "source_list"
+        case .sourceDelete: "source_delete"
+        case .sourceEvents: "source_events"
+        case .sql: "sql"
         }
     }
 }

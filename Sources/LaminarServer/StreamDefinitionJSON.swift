@@ -1,5 +1,6 @@
 import LaminarFormats
 import LaminarReactor
+import LaminarSQL
 
 /// The JSON form of a stream definition (`PUT /streams/{name}` body, `GET /streams/{name}`).
 ///
@@ -15,10 +16,21 @@ import LaminarReactor
 /// ("10s"; also `idle_timeout_ms`), `retention` ("24h", how long result rows stay after their
 /// window ends; also `retention_ms`). Unknown fields and bad values are refused with the field's
 /// name. The output form (`append`) is accepted as input too.
+///
+/// Members of continuous queries (SQL_CONTRACT.md; a SQL stream's compiled form): `source` (a
+/// named source: key, time and value fields are copied from it and may be omitted, or must equal
+/// it; `allowed_lateness` defaults to its watermark delay, `idle_timeout` to its idle timeout),
+/// `filter` (an expression over an event's fields and key), aggregate objects with `expr` (an
+/// expression instead of `field`; then `as` is required), `select` (`[{"as":…,"expr":…}]`:
+/// the result columns, over the aggregate columns, the key column, window_start and
+/// window_end), `having`, `key_column`. Expressions are SQL text (`SQLExpressionParser`); `sql`
+/// is output only.
 enum StreamDefinitionJSON {
     static let windowDefaultMs: Int64 = 1000
 
-    static func parse(name: String, body: [UInt8], limits: ReactorLimits) -> Result<StreamDefinition, HTTPFailure> {
+    static func parse(
+        name: String, body: [UInt8], limits: ReactorLimits, source findSource: (String) -> SourceDefinition? = { _ in nil }
+    ) -> Result<StreamDefinition, HTTPFailure> {
         var definition = StreamDefinition(name: name, windowSizeMs: windowDefaultMs)
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             return .success(definition)  // an empty body: every default
@@ -30,8 +42,11 @@ enum StreamDefinitionJSON {
         guard case .object(let members) = value else { return .failure(.invalidStream("the body must be a JSON object")) }
         var aggregateItems: [JSONValue]?
         var valueFieldGiven = false
+        var given: Set<String> = []
+        var windowGiven: WindowKind?, windowMsGiven: WindowKind?
         do throws(HTTPFailure) {
             for (field, member) in members {
+                given.insert(field)
                 switch field {
                 case "name":
                     guard case .string(let s) = member, s == name else {
@@ -57,7 +72,8 @@ enum StreamDefinitionJSON {
                     definition.fields = items.map(\.0)
                     definition.fieldsDeclared = true
                 case "window", "window_ms":
-                    definition.window = try window(member, field: field)
+                    // The output form has both: `window` the object, `window_ms` its size or gap.
+                    if field == "window" { windowGiven = try window(member, field: field) } else { windowMsGiven = try window(member, field: field) }
                 case "allowed_lateness", "allowed_lateness_ms":
                     guard let ms = milliseconds(member), ms >= 0 else {
                         throw .invalidStream("\(field): must be a duration such as \"2s\" or milliseconds, >= 0")
@@ -90,13 +106,35 @@ enum StreamDefinitionJSON {
                         throw .invalidStream("late_data: must be \"drop\" or \"keep\"")
                     }
                     definition.lateData = l
-                case "columns":
-                    continue  // output only (derived from the aggregates)
+                case "columns", "sql":
+                    continue  // output only (derived from the aggregates; the SQL text a stream was compiled from)
+                case "source":
+                    guard case .string(let s) = member, let source = findSource(s) else {
+                        throw .invalidStream("source: must name an existing source")
+                    }
+                    definition.source = source.name
+                case "filter", "having":
+                    let e = try expression(member, field)
+                    if field == "filter" { definition.filter = e } else { definition.having = e }
+                case "select":
+                    definition.outputColumns = try outputColumns(member)
+                case "key_column":
+                    guard case .string(let s) = member, !s.isEmpty, s.utf8.count <= 256 else {
+                        throw .invalidStream("key_column: must be a non-empty string of at most 256 bytes")
+                    }
+                    definition.keyColumn = s
                 default:
                     throw .invalidStream("\(field): unknown field")
                 }
             }
             if valueFieldGiven && definition.fieldsDeclared { throw .invalidStream("value_field: not with fields") }
+            if let w = windowGiven ?? windowMsGiven { definition.window = w }
+            if let w = windowGiven, let ms = windowMsGiven, ms != .tumble(sizeMs: definition.windowSizeMs) && ms != w {
+                throw .invalidStream("window_ms: must be the window's size (or gap) when both are given")
+            }
+            if let name = definition.source, let source = findSource(name) {
+                try adopt(source, into: &definition, given: given)
+            }
             if let aggregateItems {
                 definition.aggregates = try aggregateItems.enumerated().map { (i, item) throws(HTTPFailure) in
                     try aggregate(item, index: i, definition: definition)
@@ -180,6 +218,7 @@ enum StreamDefinitionJSON {
         guard case .object(let members) = item else { throw .invalidStream("aggregates[\(i)]: must be a string or an object with fn") }
         var function: AggregateFunction?, field = 0, q: Double?, accuracy = QuantileSketch.defaultAccuracy, alias: String?
         var fieldGiven = false
+        var input: Expression?
         for (name, v) in members {
             switch name {
             case "fn":
@@ -193,6 +232,8 @@ enum StreamDefinitionJSON {
                 }
                 field = at
                 fieldGiven = true
+            case "expr":
+                input = try expression(v, "aggregates[\(i)]: expr")
             case "q":
                 guard case .number(let x) = v, x > 0, x < 1 else { throw .invalidStream("aggregates[\(i)]: q must be a number in (0,1)") }
                 q = x
@@ -211,15 +252,82 @@ enum StreamDefinitionJSON {
             }
         }
         guard let function else { throw .invalidStream("aggregates[\(i)]: fn is missing") }
+        if input != nil {
+            if fieldGiven { throw .invalidStream("aggregates[\(i)]: field or expr, not both") }
+            if function == .countDistinct { throw .invalidStream("aggregates[\(i)]: count_distinct takes no expr") }
+            if alias == nil { throw .invalidStream("aggregates[\(i)]: as is required with expr") }
+        }
         if !function.readsField && fieldGiven { throw .invalidStream("aggregates[\(i)]: \(function.rawValue) takes no field") }
-        if function.readsField && !fieldGiven && definition.fieldsDeclared && definition.fields.count > 1 {
+        if function.readsField && !fieldGiven && input == nil && definition.fieldsDeclared && definition.fields.count > 1 {
             throw .invalidStream("aggregates[\(i)]: field is missing (the stream declares fields)")
         }
         if function == .p && q == nil { throw .invalidStream("aggregates[\(i)]: p needs q in (0,1)") }
         if function != .p && (q != nil || accuracy != QuantileSketch.defaultAccuracy) {
             throw .invalidStream("aggregates[\(i)]: q and accuracy belong to p")
         }
-        return Aggregate(function, field: field, quantile: q ?? 0.5, accuracy: accuracy, alias: alias)
+        return Aggregate(function, field: field, quantile: q ?? 0.5, accuracy: accuracy, alias: alias, input: input)
+    }
+
+    /// An expression member: SQL text. A bad one names the member, and the line and column
+    /// within its text.
+    private static func expression(_ member: JSONValue, _ field: String) throws(HTTPFailure) -> Expression {
+        guard case .string(let text) = member, text.utf8.count <= 65_536 else {
+            throw .invalidStream("\(field): must be an expression in SQL, such as \"volume > 0\"")
+        }
+        do {
+            return try SQLExpressionParser.parse(text)
+        } catch {
+            throw .invalidStream("\(field): line \(error.line), column \(error.column): \(error.detail)")
+        }
+    }
+
+    /// `select`: `[{"as":"vwap","expr":"_a0 / _a1"}, …]`, 1 to 64 distinct names.
+    private static func outputColumns(_ member: JSONValue) throws(HTTPFailure) -> [OutputColumn] {
+        guard case .array(let items) = member, !items.isEmpty, items.count <= 64 else {
+            throw .invalidStream("select: must be an array of 1 to 64 objects {\"as\":name,\"expr\":expression}")
+        }
+        var out: [OutputColumn] = []
+        for (i, item) in items.enumerated() {
+            guard case .object(let members) = item else { throw .invalidStream("select[\(i)]: must be an object {\"as\":name,\"expr\":expression}") }
+            var name: String?, e: Expression?
+            for (key, v) in members {
+                switch key {
+                case "as":
+                    guard case .string(let s) = v, !s.isEmpty, s.utf8.count <= 256 else {
+                        throw .invalidStream("select[\(i)]: as must be a non-empty string of at most 256 bytes")
+                    }
+                    name = s
+                case "expr":
+                    e = try expression(v, "select[\(i)]: expr")
+                default:
+                    throw .invalidStream("select[\(i)]: \(key): unknown field")
+                }
+            }
+            guard let name, let e else { throw .invalidStream("select[\(i)]: as and expr are required") }
+            if out.contains(where: { $0.name == name }) { throw .invalidStream("select[\(i)]: column \"\(name)\" given twice") }
+            out.append(OutputColumn(name: name, expression: e))
+        }
+        return out
+    }
+
+    /// A stream reading `source` takes its key, time and value fields (given ones must equal
+    /// them), and by default its watermark delay as allowed lateness and its idle timeout.
+    private static func adopt(_ source: SourceDefinition, into d: inout StreamDefinition, given: Set<String>) throws(HTTPFailure) {
+        if given.contains("key_field") && d.keyField != source.keyField {
+            throw .invalidStream("key_field: must be the source's (\(source.keyField)) or omitted")
+        }
+        if given.contains("time_field") && d.timeField != source.timeField {
+            throw .invalidStream("time_field: must be the source's (\(source.timeField)) or omitted")
+        }
+        if (given.contains("fields") || given.contains("value_field")) && d.fields != source.fields {
+            throw .invalidStream("fields: must be the source's (\(source.fields.joined(separator: ", "))) or omitted")
+        }
+        d.keyField = source.keyField
+        d.timeField = source.timeField
+        d.fields = source.fields
+        d.fieldsDeclared = true
+        if !given.contains("allowed_lateness") && !given.contains("allowed_lateness_ms") { d.allowedLatenessMs = source.watermarkDelayMs }
+        if !given.contains("idle_timeout") && !given.contains("idle_timeout_ms") { d.idleTimeoutMs = source.idleTimeoutMs }
     }
 
     private static func milliseconds(_ value: JSONValue) -> Int64? {
@@ -243,6 +351,7 @@ enum StreamDefinitionJSON {
     /// stats can follow.
     static func append(_ d: StreamDefinition, to out: inout [UInt8], open: Bool = false) {
         out.append(contentsOf: #"{"name":"#.utf8); JSONWriter.appendString(d.name, to: &out)
+        if let source = d.source { out.append(contentsOf: #","source":"#.utf8); JSONWriter.appendString(source, to: &out) }
         out.append(contentsOf: #","key_field":"#.utf8); JSONWriter.appendString(d.keyField, to: &out)
         out.append(contentsOf: #","time_field":"#.utf8); JSONWriter.appendString(d.timeField, to: &out)
         if d.fieldsDeclared {
@@ -269,6 +378,7 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #"},"window_ms":"#.utf8); JSONWriter.appendInteger(d.windowSizeMs, to: &out)
         out.append(contentsOf: #","group_by":"#.utf8); JSONWriter.appendString(d.groupBy.rawValue, to: &out)
         out.append(contentsOf: #","allowed_lateness_ms":"#.utf8); JSONWriter.appendInteger(d.allowedLatenessMs, to: &out)
+        if let filter = d.filter { out.append(contentsOf: #","filter":"#.utf8); JSONWriter.appendString(filter.description, to: &out) }
         out.append(contentsOf: #","aggregates":["#.utf8)
         for (i, a) in d.aggregates.enumerated() {
             if i > 0 { out.append(0x2C) }
@@ -277,7 +387,9 @@ enum StreamDefinitionJSON {
                 continue
             }
             out.append(contentsOf: #"{"fn":"#.utf8); JSONWriter.appendString(a.function.rawValue, to: &out)
-            if a.function.readsField {
+            if let input = a.input {
+                out.append(contentsOf: #","expr":"#.utf8); JSONWriter.appendString(input.description, to: &out)
+            } else if a.function.readsField {
                 out.append(contentsOf: #","field":"#.utf8); JSONWriter.appendString(d.fields[a.field], to: &out)
             }
             if a.function == .p {
@@ -287,12 +399,26 @@ enum StreamDefinitionJSON {
             if let alias = a.alias { out.append(contentsOf: #","as":"#.utf8); JSONWriter.appendString(alias, to: &out) }
             out.append(0x7D)
         }
-        out.append(contentsOf: #"],"columns":["#.utf8)
-        for (i, c) in d.columnNames.enumerated() {
+        out.append(0x5D)
+        if let columns = d.outputColumns {
+            out.append(contentsOf: #","select":["#.utf8)
+            for (i, c) in columns.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                out.append(contentsOf: #"{"as":"#.utf8); JSONWriter.appendString(c.name, to: &out)
+                out.append(contentsOf: #","expr":"#.utf8); JSONWriter.appendString(c.expression.description, to: &out)
+                out.append(0x7D)
+            }
+            out.append(0x5D)
+        }
+        if let having = d.having { out.append(contentsOf: #","having":"#.utf8); JSONWriter.appendString(having.description, to: &out) }
+        out.append(contentsOf: #","columns":["#.utf8)
+        for (i, c) in (d.outputColumns?.map(\.name) ?? d.columnNames).enumerated() {
             if i > 0 { out.append(0x2C) }
             JSONWriter.appendString(c, to: &out)
         }
-        out.append(contentsOf: #"],"emit":"#.utf8)
+        out.append(0x5D)
+        if d.keyColumn != "key" { out.append(contentsOf: #","key_column":"#.utf8); JSONWriter.appendString(d.keyColumn, to: &out) }
+        out.append(contentsOf: #","emit":"#.utf8)
         switch d.emit {
         case .final: out.append(contentsOf: #""final""#.utf8)
         case .changes: out.append(contentsOf: #""changes""#.utf8)
@@ -301,6 +427,7 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","late_data":"#.utf8); JSONWriter.appendString(d.lateData.rawValue, to: &out)
         out.append(contentsOf: #","idle_timeout_ms":"#.utf8); JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
         out.append(contentsOf: #","retention_ms":"#.utf8); JSONWriter.appendInteger(d.retentionMs, to: &out)
+        if let sql = d.sql { out.append(contentsOf: #","sql":"#.utf8); JSONWriter.appendString(sql, to: &out) }
         if !open { out.append(0x7D) }
     }
 

@@ -11,7 +11,7 @@ struct LaminarCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "laminar",
         abstract: "Laminar: a state store and stream processor over HTTP/2.",
-        subcommands: [Serve.self, Cluster.self],
+        subcommands: [Serve.self, Cluster.self, SQLCommand.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -12,6 +12,7 @@ let fuzzers: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-json", [.product(name: "LaminarFormats", package: "Laminar")]),
     ("fuzz-ndjson-events", [.product(name: "LaminarFormats", package: "Laminar")]),
     ("fuzz-binary-events", [.product(name: "LaminarFormats", package: "Laminar")]),
+    ("fuzz-sql", [.product(name: "LaminarSQL", package: "Laminar"), .product(name: "LaminarReactor", package: "Laminar")]),
     ("fuzz-store-recovery", [
         .product(name: "LaminarStore", package: "Laminar"),
         .product(name: "Logging", package: "swift-log"),

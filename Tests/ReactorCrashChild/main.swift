@@ -47,6 +47,10 @@ func call(_ op: ReactorOperation, token: UInt64) -> ReactorResult {
     }
 }
 
+// `source` as the second argument: the nine streams read one named source "src" (its key,
+// time and value fields), each batch is posted once to the source, and "ACK <batch>" follows
+// its one acknowledgement.
+let viaSource = CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "source"
 let tumble = StreamDefinition(name: "crash", windowSizeMs: 100, allowedLatenessMs: 0, aggregates: [.count, .sum])
 var streams: [StreamDefinition] = []
 for (kind, window) in [("tumble", WindowKind.tumble(sizeMs: 100)), ("hop", .hop(sizeMs: 100, slideMs: 50)), ("session", .session(gapMs: 5))] {
@@ -55,10 +59,16 @@ for (kind, window) in [("tumble", WindowKind.tumble(sizeMs: 100)), ("hop", .hop(
         d.name = "crash-\(kind)-\(mode)"
         d.window = window
         d.emit = emit
+        if viaSource { d.source = "src" }
         streams.append(d)
     }
 }
 var token: UInt64 = 0
+if viaSource {
+    let source = SourceDefinition(name: "src", keyField: "key", timeField: "ts", fields: ["value"])
+    guard case .ok = call(.defineSource(source), token: 1) else { fatalError("define source failed") }
+    token = 1
+}
 for d in streams {
     token += 1
     guard case .ok = call(.defineStream(d), token: token) else { fatalError("define failed") }
@@ -71,6 +81,14 @@ for b in 0..<1_000_000 {
     let keys = Array(repeating: "b\(b)", count: 10)
     let ts = (0..<10).map { Int64(b * 10 + $0) }
     let batch = EventBatch(keys: keys, timestamps: ts, values: Array(repeating: 1, count: 10))
+    if viaSource {
+        token += 1
+        guard case .eventsAccepted(let ack) = call(.appendSourceEvents(source: "src", batch: batch, idempotencyKey: UInt64(b)), token: token),
+            ack.accepted == 10
+        else { fatalError("batch \(b) not accepted by the source") }
+        say("ACK \(b)")
+        continue
+    }
     for d in streams {
         let name = d.name
         token += 1

@@ -1,0 +1,253 @@
+import LaminarFormats
+import LaminarStore
+
+extension Reactor {
+    func defineSource(_ definition: SourceDefinition) -> ReactorResult {
+        if let problem = definition.validate(limits: limits) { return .failure(.invalidSource(problem)) }
+        if streams[definition.name] != nil { return .failure(.conflict("a stream is named \(definition.name)")) }
+        if let existing = sources[definition.name] {
+            if existing.definition == definition { return .ok }
+            if !existing.readers.isEmpty { return .failure(.conflict(readersDetail(existing))) }
+            do { try deleteSource(definition.name) } catch { return .failure(ReactorError(error)) }
+        } else if sources.count >= limits.streamsMax {
+            return .failure(.tooManyStreams)
+        }
+        do {
+            try store.apply([.put(key: ReservedKeys.source(definition.name), value: definition.encoded()),
+                             .delete(key: ReservedKeys.sourceCheckpoint(definition.name))])
+        } catch {
+            return .failure(ReactorError(error))
+        }
+        mutatedThisRound = true
+        sources[definition.name] = SourceRuntime(definition: definition)
+        return .ok
+    }
+
+    func readersDetail(_ source: SourceRuntime) -> String {
+        "source \(source.definition.name) is read by " + source.info.streams.joined(separator: ", ") + "; drop those streams first"
+    }
+
+    /// Forgets a source nobody reads: its definition, checkpoint and entries in one batch.
+    func deleteSource(_ name: String) throws {
+        guard let source = sources[name] else { return }
+        precondition(source.readers.isEmpty, "callers refuse to delete a source that streams read")
+        var batch: [StoreMutation] = [.delete(key: ReservedKeys.source(name)), .delete(key: ReservedKeys.sourceCheckpoint(name))]
+        for seq in source.firstRetained..<source.nextSequence { batch.append(.delete(key: ReservedKeys.sourceWAL(name, sequence: seq))) }
+        try store.apply(batch)
+        sources[name] = nil
+        mutatedThisRound = true
+    }
+
+    /// What is wrong with a batch whatever it is posted to, or `nil`.
+    func batchProblem(_ batch: EventBatch, fields: [String]) -> ReactorError? {
+        if batch.count > limits.batchEventsMax { return .batchTooLarge(events: batch.count, max: limits.batchEventsMax) }
+        let bad: String? = batch.withEvents { events in
+            let bound = ReactorLimits.eventTimeAbsMaxMs
+            for i in 0..<events.count {
+                let ts = events.timestamp(i)
+                // The decoders refuse these first; a batch from elsewhere is held to the same rules.
+                if ts < -bound || ts > bound { return "event \(i + 1): time out of range" }
+                for j in 0..<events.fieldCount where !events.field(i, j).isFinite { return "event \(i + 1): value is not finite" }
+                if events.key(i).isEmpty { return "event \(i + 1): empty key" }
+            }
+            return nil
+        }
+        if let bad { return .invalidEvents(bad) }
+        if batch.fieldCount != fields.count {
+            return .invalidEvents("the events have \(fields.count) fields (\(fields.joined(separator: ", "))), the batch's \(batch.fieldCount)")
+        }
+        return nil
+    }
+
+    /// A batch posted to a source: checked against every reader (keys), logged once, applied to
+    /// each reader. The answer: `late` is the fewest late events of any reader, `watermark` the
+    /// lowest (both 0 / `Int64.min` when no stream reads the source: the batch is not kept).
+    func appendSourceEvents(source name: String, batch: EventBatch, idempotencyKey: UInt64?, nowMs: Int64) -> ReactorResult {
+        guard let source = sources[name] else { return .failure(.unknownSource(name)) }
+        let lowestWatermark = { source.readers.map(\.op.watermarkMs).min() ?? .min }
+        if let idempotencyKey, source.idempotency.contains(idempotencyKey) {
+            return .eventsAccepted(EventsAck(accepted: 0, late: 0, watermarkMs: lowestWatermark(), duplicate: true))
+        }
+        if let problem = batchProblem(batch, fields: source.definition.fields) { return .failure(problem) }
+        for stream in source.readers where !stream.op.wouldFit(events: batch.count, keysMax: limits.streamKeysMax) {
+            return .failure(.tooManyKeys)
+        }
+        if source.readers.isEmpty {
+            if let idempotencyKey { source.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+            return .eventsAccepted(EventsAck(accepted: batch.count, late: 0, watermarkMs: .min, duplicate: false))
+        }
+        let entry = WALEntry.batch(batch, idempotencyKey: idempotencyKey).encoded()
+        if entry.count > store.limits.valueBytesMax {
+            return .failure(.batchBytesTooLarge(bytes: entry.count, max: store.limits.valueBytesMax))
+        }
+        let seq = source.nextSequence
+        do {
+            try store.put(ReservedKeys.sourceWAL(name, sequence: seq), entry, condition: .always, expiresAtMs: nil)
+        } catch {
+            return .failure(ReactorError(error))
+        }
+        source.nextSequence += 1
+        mutatedThisRound = true
+        if let idempotencyKey { source.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        var fewestLate = Int.max
+        for stream in source.readers {
+            precondition(stream.sourceNext == seq, "a reader takes every entry of its source in order")
+            let r = ingest(stream, batch: batch, idempotencyKey: nil)
+            stream.sourceNext = seq + 1
+            fewestLate = min(fewestLate, r.late)
+            stream.lastEventAtMs = nowMs
+            if !stream.idleTimerPending {
+                stream.idleTimerPending = true
+                timers.schedule(atMs: nowMs + stream.definition.idleTimeoutMs, .idle(stream: stream.definition.name, id: stream.id))
+            }
+            checkpointIfDue(stream)
+        }
+        return .eventsAccepted(EventsAck(accepted: batch.count - fewestLate, late: fewestLate, watermarkMs: lowestWatermark(), duplicate: false))
+    }
+
+    /// Deletes the source's entries every reader's checkpoint covers (all of them when none
+    /// reads it), with the source checkpoint, in one batch.
+    func trimSource(_ source: SourceRuntime) {
+        let bound = source.readers.map(\.checkpointSourceNext).min() ?? source.nextSequence
+        guard bound > source.firstRetained else { return }
+        let name = source.definition.name
+        var batch: [StoreMutation] = [.put(key: ReservedKeys.sourceCheckpoint(name), value: source.encodeCheckpoint(firstRetained: bound))]
+        for seq in source.firstRetained..<bound { batch.append(.delete(key: ReservedKeys.sourceWAL(name, sequence: seq))) }
+        if (try? store.apply(batch)) != nil {
+            source.firstRetained = bound
+            mutatedThisRound = true
+        }
+    }
+
+    /// Whether a stream definition fits its source: same key, time and value fields (`nil`), or why not.
+    func sourceMismatch(_ d: StreamDefinition, _ source: SourceDefinition) -> String? {
+        if d.keyField != source.keyField { return "key_field must be the source's (\(source.keyField))" }
+        if d.timeField != source.timeField { return "time_field must be the source's (\(source.timeField))" }
+        if d.fields != source.fields { return "fields must be the source's (\(source.fields.joined(separator: ", ")))" }
+        return nil
+    }
+
+    // MARK: - SQL catalog
+
+    var catalogSnapshot: ReactorResult {
+        .catalog(sources: sources.keys.sorted().map { sources[$0]!.info }, streams: streams.keys.sorted().map { streams[$0]!.stats })
+    }
+
+    /// Applies a script's steps in order after checking them all against the catalog as it will
+    /// be at each step (names taken or missing, sources read), so a refused script changes nothing.
+    func applyCatalog(_ steps: [CatalogStep]) -> ReactorResult {
+        var sourceNames = Set(sources.keys), streamNames = Set(streams.keys)
+        var sourceDefinitions = sources.mapValues(\.definition)
+        var readers: [String: Set<String>] = sources.mapValues { Set($0.readers.map(\.definition.name)) }
+        for step in steps {
+            switch step {
+            case .createSource(let d):
+                if let problem = d.validate(limits: limits) { return .failure(.invalidSource(problem)) }
+                if sourceNames.contains(d.name) { return .failure(.conflict("source \(d.name) exists")) }
+                if streamNames.contains(d.name) { return .failure(.conflict("a stream is named \(d.name)")) }
+                if sourceNames.count >= limits.streamsMax { return .failure(.tooManyStreams) }
+                sourceNames.insert(d.name); readers[d.name] = []; sourceDefinitions[d.name] = d
+            case .createStream(let d):
+                if streamNames.contains(d.name) { return .failure(.conflict("stream \(d.name) exists")) }
+                if sourceNames.contains(d.name) { return .failure(.conflict("a source is named \(d.name)")) }
+                if let problem = d.validate(limits: limits) { return .failure(.invalidStream(problem)) }
+                if streamNames.count >= limits.streamsMax { return .failure(.tooManyStreams) }
+                if let s = d.source {
+                    guard sourceNames.contains(s), let source = sourceDefinitions[s] else { return .failure(.unknownSource(s)) }
+                    if let problem = sourceMismatch(d, source) { return .failure(.invalidStream(problem)) }
+                    readers[s, default: []].insert(d.name)
+                }
+                streamNames.insert(d.name)
+            case .dropSource(let name, let ifExists):
+                if !sourceNames.contains(name) {
+                    if ifExists { continue }
+                    return .failure(.unknownSource(name))
+                }
+                if let r = readers[name], !r.isEmpty {
+                    return .failure(.conflict("source \(name) is read by \(r.sorted().joined(separator: ", ")); drop those streams first"))
+                }
+                sourceNames.remove(name); sourceDefinitions[name] = nil
+            case .dropStream(let name, let ifExists):
+                if !streamNames.contains(name) {
+                    if ifExists { continue }
+                    return .failure(.unknownStream(name))
+                }
+                streamNames.remove(name)
+                for k in readers.keys { readers[k]!.remove(name) }
+            case .showSources, .showStreams, .none:
+                break
+            }
+        }
+        var results: [CatalogStepResult] = []
+        for step in steps {
+            switch step {
+            case .createSource(let d):
+                if case .failure(let e) = defineSource(d) { return .failure(e) }
+                results.append(.done)
+            case .createStream(let d):
+                if case .failure(let e) = defineStream(d) { return .failure(e) }
+                results.append(.done)
+            case .dropSource(let name, _):
+                guard sources[name] != nil else { results.append(.dropped(false)); continue }
+                do { try deleteSource(name) } catch { return .failure(ReactorError(error)) }
+                results.append(.dropped(true))
+            case .dropStream(let name, _):
+                guard streams[name] != nil else { results.append(.dropped(false)); continue }
+                do { try deleteStream(name) } catch { return .failure(ReactorError(error)) }
+                results.append(.dropped(true))
+            case .showSources:
+                results.append(.sources(sources.keys.sorted().map { sources[$0]!.info }))
+            case .showStreams:
+                results.append(.streams(streams.keys.sorted().map { streams[$0]!.stats }))
+            case .none:
+                results.append(.done)
+            }
+        }
+        return .catalogApplied(results)
+    }
+
+    // MARK: - Recovery
+
+    /// Reads the named sources, their checkpoints and the numbering and idempotency keys of
+    /// their entries (before the streams that read them are recovered).
+    func recoverSources() throws {
+        var after: [UInt8]? = nil
+        while true {
+            let page = store.prefixScan(ReservedKeys.sourcePrefix, after: after, limit: 1024)
+            for entry in page {
+                let source = SourceRuntime(definition: try SourceDefinition(decoding: entry.value))
+                let name = source.definition.name
+                if let cp = store.get(ReservedKeys.sourceCheckpoint(name)) {
+                    try source.decodeCheckpoint(cp.value, keysMax: limits.idempotencyKeysPerStreamMax)
+                }
+                let prefix = ReservedKeys.sourceWALPrefix(name)
+                var walAfter: [UInt8]? = nil
+                while true {
+                    let wal = store.prefixScan(prefix, after: walAfter, limit: 256)
+                    for e in wal {
+                        guard let seq = UInt64(String(decoding: e.key[prefix.count...], as: UTF8.self), radix: 16) else { continue }
+                        source.nextSequence = max(source.nextSequence, seq + 1)
+                        if e.value.count >= WALEntry.headerBytes, e.value[1] == 1 {
+                            source.idempotency.remember(try WALEntry.tag(of: e.value), max: limits.idempotencyKeysPerStreamMax)
+                        }
+                    }
+                    guard wal.count == 256 else { break }
+                    walAfter = wal.last!.key
+                }
+                sources[name] = source
+            }
+            guard page.count == 1024 else { break }
+            after = page.last!.key
+        }
+    }
+
+    /// Applies the source's entries from the stream's `sourceNext` up to `end` (replay).
+    func replaySource(_ stream: StreamRuntime, _ source: SourceRuntime, upTo end: UInt64) throws {
+        while stream.sourceNext < end {
+            guard let e = store.get(ReservedKeys.sourceWAL(source.definition.name, sequence: stream.sourceNext)),
+                  case .batch(let batch, _) = try WALEntry(decoding: e.value) else { throw ByteReader.DecodeError() }
+            _ = ingest(stream, batch: batch, idempotencyKey: nil)
+            stream.sourceNext += 1
+        }
+    }
+}

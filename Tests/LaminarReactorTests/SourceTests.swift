@@ -1,0 +1,150 @@
+import LaminarFormats
+import LaminarReactor
+import LaminarStore
+import Testing
+
+/// Named sources: one write-ahead entry per batch for every stream reading it, one
+/// acknowledgement, recovery of every reader from its own point, the catalog rules.
+@Suite(.serialized) struct SourceTests {
+    static let source = SourceDefinition(name: "trades", keyField: "symbol", timeField: "ts", fields: ["price", "volume"], watermarkDelayMs: 100)
+
+    /// A stream of `source` counting per window, with `window`.
+    static func reader(_ name: String, _ window: WindowKind, emit: EmitMode = .final) -> StreamDefinition {
+        var d = StreamDefinition(name: name, keyField: "symbol", windowSizeMs: 1000, allowedLatenessMs: 100,
+                                 aggregates: [Aggregate(.count, alias: "n"), Aggregate(.sum, alias: "pv", input: .binary(.multiply, .column("price"), .column("volume")))])
+        d.fields = source.fields
+        d.fieldsDeclared = true
+        d.window = window
+        d.emit = emit
+        d.source = "trades"
+        d.keyColumn = "symbol"
+        return d
+    }
+
+    static func batch(_ b: Int) -> EventBatch {
+        EventBatch(keys: (0..<10).map { "k\($0 % 3)" }, timestamps: (0..<10).map { Int64(b * 10 + $0) }, fields: Array(repeating: 2, count: 20))
+    }
+
+    /// The `n` and `pv` of every stored row of `stream`, summed (windows are closed first).
+    static func totals(_ c: TestClient, _ stream: String) throws -> (n: Int, pv: Double) {
+        let rows = try #require(c.call(.queryResults(stream: stream, key: nil, after: nil, limit: 10_000))?.entries)
+        var n = 0, pv = 0.0
+        for r in rows {
+            let text = String(decoding: r.value, as: UTF8.self)
+            if text.contains(#""symbol":"z""#) { continue }  // the event that closes the others
+            #expect(text.contains(#""symbol":"k"#), "rows name the key by the key column: \(text)")
+            n += Int(text.split(separator: "\"n\":")[1].prefix { $0.isNumber }) ?? -1
+            pv += Double(String(text.split(separator: "\"pv\":")[1].prefix { $0.isNumber || $0 == "." })) ?? -1
+        }
+        return (n, pv)
+    }
+
+    @Test func oneEntryPerBatchForEveryReader() throws {
+        let reactor = try Reactor(store: LogStore.inMemory())
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.defineSource(Self.source))?.isOK == true)
+        #expect(c.call(.defineSource(Self.source))?.isOK == true, "an unchanged definition is a no-op")
+        // Before any stream reads it, a batch is acknowledged and not kept.
+        #expect(c.call(.appendSourceEvents(source: "trades", batch: Self.batch(0), idempotencyKey: nil))?.ack?.accepted == 10)
+        #expect(c.call(.defineStream(Self.reader("a", .tumble(sizeMs: 100))))?.isOK == true)
+        #expect(c.call(.defineStream(Self.reader("b", .hop(sizeMs: 100, slideMs: 50), emit: .changes)))?.isOK == true)
+        for b in 1...5 {
+            let ack = try #require(c.call(.appendSourceEvents(source: "trades", batch: Self.batch(b), idempotencyKey: UInt64(b)))?.ack)
+            #expect(ack.accepted == 10 && !ack.duplicate)
+        }
+        #expect(c.call(.appendSourceEvents(source: "trades", batch: Self.batch(5), idempotencyKey: 5))?.ack?.duplicate == true)
+        let wal = try #require(c.call(.prefixScan(prefix: Array("_srcwal/trades/".utf8), after: nil, limit: 100))?.entries)
+        #expect(wal.count == 5, "one entry per batch, whatever the number of streams")
+        let own = try #require(c.call(.prefixScan(prefix: Array("_wal/a/".utf8), after: nil, limit: 100))?.entries)
+        #expect(own.isEmpty)
+        // Rules of the catalog.
+        #expect(c.call(.appendEvents(stream: "a", batch: Self.batch(9), idempotencyKey: nil))?.failure
+            == .conflict("stream a reads source trades: post its events to /sources/trades/events"))
+        #expect(c.call(.deleteSource(name: "trades"))?.failure == .conflict("source trades is read by a, b; drop those streams first"))
+        var changed = Self.source
+        changed.watermarkDelayMs = 0
+        #expect(c.call(.defineSource(changed))?.failure != nil)
+        var stranger = Self.reader("c", .tumble(sizeMs: 100))
+        stranger.fields = ["price", "vol"]
+        stranger.aggregates = [.count]
+        #expect(c.call(.defineStream(stranger))?.failure == .invalidStream("fields must be the source's (price, volume)"))
+        #expect(c.call(.defineStream(StreamDefinition(name: "trades", windowSizeMs: 10)))?.failure == .conflict("a source is named trades"))
+        #expect(c.call(.appendSourceEvents(source: "nope", batch: Self.batch(1), idempotencyKey: nil))?.failure == .unknownSource("nope"))
+        // A stream defined now sees the batches from now on.
+        #expect(c.call(.defineStream(Self.reader("late", .session(gapMs: 5))))?.isOK == true)
+        _ = c.call(.appendSourceEvents(source: "trades", batch: Self.batch(6), idempotencyKey: nil))
+        _ = c.call(.appendSourceEvents(source: "trades", batch: EventBatch(keys: ["z"], timestamps: [1_000_000], fields: [0, 0]), idempotencyKey: nil))
+        #expect(try Self.totals(c, "a").n == 60)
+        #expect(try Self.totals(c, "a").pv == 240)
+        #expect(try Self.totals(c, "late").n == 10)
+        guard case .source(let info)? = c.call(.sourceInfo(name: "trades")) else { Issue.record("sourceInfo"); return }
+        #expect(info.streams == ["a", "b", "late"])
+        // Once nobody reads it, it can go, with its log.
+        for s in ["a", "b", "late"] { #expect(c.call(.deleteStream(name: s))?.isOK == true) }
+        #expect(c.call(.deleteSource(name: "trades"))?.isOK == true)
+        #expect(c.call(.prefixScan(prefix: Array("_srcwal/".utf8), after: nil, limit: 100))?.entries?.isEmpty == true)
+    }
+
+    /// A script's catalog steps: checked as a whole first (a later conflict applies nothing),
+    /// then applied in order, each answered.
+    @Test func catalogStepsAllOrNothing() throws {
+        let reactor = try Reactor(store: LogStore.inMemory())
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        let stream = Self.reader("vwap", .tumble(sizeMs: 1000))
+        let refused = c.call(.applyCatalog([.createSource(Self.source), .createStream(stream), .dropSource(name: "trades", ifExists: false)]))
+        #expect(refused?.failure == .conflict("source trades is read by vwap; drop those streams first"))
+        guard case .sources(let none)? = c.call(.listSources) else { Issue.record("listSources"); return }
+        #expect(none.isEmpty, "nothing of a refused script is applied")
+        #expect(c.call(.listStreams).map { if case .streams(let n) = $0 { n.isEmpty } else { false } } == true)
+        guard case .catalogApplied(let results)? = c.call(.applyCatalog([
+            .createSource(Self.source), .createStream(stream), .showSources, .showStreams, .none,
+            .dropStream(name: "nope", ifExists: true), .dropStream(name: "vwap", ifExists: false), .dropSource(name: "trades", ifExists: true),
+        ])) else { Issue.record("applyCatalog"); return }
+        #expect(results.count == 8)
+        #expect(results[0] == .done && results[1] == .done && results[4] == .done)
+        #expect(results[2] == .sources([SourceInfo(definition: Self.source, streams: ["vwap"])]))
+        if case .streams(let all) = results[3] { #expect(all.map(\.definition) == [stream]) } else { Issue.record("showStreams") }
+        #expect(results[5] == .dropped(false) && results[6] == .dropped(true) && results[7] == .dropped(true))
+        #expect(c.call(.applyCatalog([.createStream(stream)]))?.failure == .unknownSource("trades"))
+        #expect(c.call(.applyCatalog([.dropStream(name: "x", ifExists: false)]))?.failure == .unknownStream("x"))
+        #expect(c.call(.applyCatalog([.createSource(Self.source), .createSource(Self.source)]))?.failure == .conflict("source trades exists"))
+    }
+
+    /// Readers checkpoint at different points; after a restart each replays the source from its
+    /// own point and counts every batch once; the source log is trimmed to what some reader
+    /// still needs; idempotency keys survive.
+    @Test func recoveryReplaysEachReaderFromItsOwnPoint() throws {
+        let dir = TempDir()
+        var limits = ReactorLimits()
+        limits.walEntriesPerCheckpointMax = 3
+        let readers = [Self.reader("tumble", .tumble(sizeMs: 100)), Self.reader("hop", .hop(sizeMs: 100, slideMs: 50), emit: .changes),
+                       Self.reader("session", .session(gapMs: 5), emit: .every(ms: 5))]
+        do {
+            let reactor = try Reactor(store: try LogStore.open(directory: dir.path), limits: limits)
+            let c = TestClient(reactor: reactor)
+            reactor.start()
+            #expect(c.call(.defineSource(Self.source))?.isOK == true)
+            #expect(c.call(.defineStream(readers[0]))?.isOK == true)
+            for b in 0..<4 { _ = c.call(.appendSourceEvents(source: "trades", batch: Self.batch(b), idempotencyKey: UInt64(100 + b))) }
+            #expect(c.call(.defineStream(readers[1]))?.isOK == true)
+            #expect(c.call(.defineStream(readers[2]))?.isOK == true)
+            for b in 4..<11 { _ = c.call(.appendSourceEvents(source: "trades", batch: Self.batch(b), idempotencyKey: UInt64(100 + b))) }
+            let wal = try #require(c.call(.prefixScan(prefix: Array("_srcwal/trades/".utf8), after: nil, limit: 100))?.entries)
+            #expect(wal.count < 11, "entries every reader's checkpoint covers are gone")
+            reactor.stop()
+        }
+        let reactor = try Reactor(store: try LogStore.open(directory: dir.path), limits: limits)
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.appendSourceEvents(source: "trades", batch: Self.batch(10), idempotencyKey: 110))?.ack?.duplicate == true)
+        _ = c.call(.appendSourceEvents(source: "trades", batch: EventBatch(keys: ["z"], timestamps: [1_000_000], fields: [0, 0]), idempotencyKey: nil))
+        #expect(try Self.totals(c, "tumble").n == 110)
+        #expect(try Self.totals(c, "hop").n == 70 * 2, "a hop event is in two windows")
+        #expect(try Self.totals(c, "session").n == 70)
+    }
+}
