@@ -6,15 +6,14 @@ data directory).
 1. Serving: `/` and `/console/…` with their Content-Type, Content-Security-Policy, nosniff and
    ETag (a 304 for If-None-Match); `GET /status` is the overview's JSON.
 2. Every page (overview, streams, a stream, SQL, keys) loads with no console error and no
-   uncaught exception (the few failed requests a step causes on purpose — a 404 probe of /sql on
-   a server without it, a 412, a 401 before the token — are allowed by URL and status only).
-3. A stream defined through the SQL editor (when the server has /sql; else with PUT /streams,
-   and the SQL page is checked against a stand-in for /sql that Playwright answers)
-   shows rows arriving as events are posted; a reload, with events posted while it loads,
+   uncaught exception (the few failed requests a step causes on purpose — a 400 of a script with
+   an error, a 412, a 401 before the token — are allowed by URL and status only).
+3. A source and a stream defined through the SQL editor (an error first, shown at its line and
+   column; EXPLAIN creates nothing) shows rows arriving as events are posted; a reload, with events posted while it loads,
    resumes without losing or repeating a row (the rows shown are exactly seq 1..result_seq).
    The server restarts under the page: the feed reconnects with Last-Event-ID, again with no row
    lost or repeated. A burst of 1201 rows keeps the newest 500, and a reload shows the same ones.
-   Late events (kept) are listed.
+   Late events of a stream on the same source that keeps them are listed on its page.
 4. Keys: a key and value holding <script> and HTML show as text (no script ran, no element was
    made); put with If-Match, a 412 when the key changed behind the page's back; delete; JSON and
    hex views; paging.
@@ -231,9 +230,6 @@ def phase_overview(s, p, post):
     log("overview: cards, charts and the route table")
 
 
-def has_sql(s):
-    status, _, _ = s.request("POST", "/sql", body="SHOW STREAMS", headers={"Content-Type": "application/sql"})
-    return status != 404
 
 
 SQL_SOURCE = """CREATE SOURCE clicks (
@@ -246,22 +242,11 @@ SQL_STREAM = """CREATE STREAM clicks_1s AS
   EMIT ON WINDOW CLOSE;"""
 
 
-def phase_define(s, p, sql):
-    """Defines the stream; returns (stream name, a function posting events (key, ts, value)...)."""
+def phase_define(s, p):
+    """Defines the source and the stream through the SQL editor; returns (stream name, a function
+    posting events (key, ts, value) to the source)."""
     p.page.goto(s.url + "/#/sql")
     p.page.wait_for_selector("#sql-editor")
-    if not sql:
-        p.page.wait_for_selector("#sql-availability:text('no /sql endpoint')")
-        status, _, body = s.request("PUT", "/streams/clicks_1s", body='{"window":"1s","aggregates":["count","sum","max"],"late_data":"keep"}')
-        check(status == 200, body)
-        p.assert_clean("sql page without /sql")
-        log("sql: this server has no /sql (the page says so); stream defined with PUT /streams")
-
-        def post(events):
-            body = "\n".join(json.dumps({"key": k, "ts": ts, "value": v}) for k, ts, v in events)
-            status, _, reply = s.request("POST", "/streams/clicks_1s/events", body=body, headers={"Content-Type": "application/x-ndjson"})
-            check(status == 202, reply)
-        return "clicks_1s", post
     # An error first: shown at its line and column, nothing applied.
     p.allowed.append((r"/sql$", 400))
     p.page.fill("#sql-editor", "SHOW STREAMS;\nCREATE STREAM broken AS SELEKT 1;")
@@ -290,67 +275,7 @@ def phase_define(s, p, sql):
     return "clicks_1s", post
 
 
-def phase_sql_stubbed(s, p):
-    """The SQL page against a stand-in for POST /sql (Playwright answers it, following the contract
-    of issue 13: NDJSON, one line per statement; 400 sql_error with line and column), for a server
-    built without /sql: the error is shown at its line and column, also for an EXPLAIN of a
-    statement further down the editor, and the lists and EXPLAIN's definition are shown."""
-    sent = []
-
-    def answer(route):
-        body = route.request.post_data or ""
-        sent.append(body)
-        if body.startswith("SHOW SOURCES"):
-            route.fulfill(status=200, content_type="application/x-ndjson", body='{"sources":[{"name":"clicks","key":"user_id"}]}\n')
-        elif body.startswith("SHOW STREAMS"):
-            route.fulfill(status=200, content_type="application/x-ndjson", body='{"streams":[{"name":"clicks_1s","source":"clicks"}]}\n')
-        elif body.startswith("EXPLAIN CREATE STREAM clicks_1s"):
-            if "SELEKT" in body:  # line 3 of the statement, column 3
-                route.fulfill(status=400, content_type="application/json",
-                              body='{"error":"sql_error","line":3,"column":3,"detail":"expected SELECT, found SELEKT"}\n')
-            else:
-                route.fulfill(status=200, content_type="application/x-ndjson",
-                              body='{"explain":{"name":"clicks_1s","window":{"type":"tumble","size_ms":1000},"columns":["clicks","total"]}}\n')
-        else:  # the whole script: an error on its line 7, column 3
-            route.fulfill(status=400, content_type="application/json",
-                          body='{"error":"sql_error","line":7,"column":3,"detail":"expected SELECT, found <script>x</script>"}\n')
-
-    p.page.route("**/sql", answer)
-    p.allowed.append((r"/sql$", 400))
-    try:
-        p.page.goto(s.url + "/#/streams")
-        p.page.goto(s.url + "/#/sql")
-        p.page.wait_for_selector("#sql-sources li:text('clicks')")
-        p.page.wait_for_selector("#sql-streams li a:text('clicks_1s')")
-        script = "CREATE SOURCE clicks (\n  user_id TEXT KEY, amount DOUBLE, ts TIMESTAMP\n);\n\nCREATE STREAM clicks_1s AS\n  SELECT user_id, COUNT(*) AS clicks\n  SELEKT x\n  FROM clicks GROUP BY user_id, TUMBLE(ts, INTERVAL '1' SECOND);"
-        p.page.fill("#sql-editor", script)
-        p.page.click("#sql-run")
-        p.page.wait_for_selector("#sql-error")
-        text = p.page.text_content("#sql-error")
-        check("line 7, column 3" in text and "  SELEKT x\n  ^" in text, text)
-        check("<script>x</script>" in text and p.page.locator("#sql-error script").count() == 0, "the detail is text")
-        check(p.page.locator(".gutter .bad").text_content().strip() == "7", "the gutter marks line 7")
-        offset = script.index("SELEKT")
-        check(p.page.evaluate("[document.getElementById('sql-editor').selectionStart]") == [offset], "the cursor is at the error")
-        # Explain sends the CREATE STREAM statement alone; its error maps back to the editor.
-        p.page.fill("#sql-editor", script)
-        p.page.click("#sql-explain")
-        p.page.wait_for_selector("#sql-error")
-        check(sent[-1].startswith("EXPLAIN CREATE STREAM clicks_1s AS\n"), sent[-1])
-        text = p.page.text_content("#sql-error")
-        check("line 7, column 3" in text, f"EXPLAIN's error at the editor's line: {text}")
-        p.page.fill("#sql-editor", script.replace("  SELEKT x\n", ""))
-        p.page.click("#sql-explain")
-        p.page.wait_for_selector("#sql-output pre.json")
-        check('"size_ms": 1000' in p.page.text_content("#sql-output pre.json"), "EXPLAIN's definition, pretty")
-        screenshot(p.page, "sql.png")
-        p.assert_clean("sql page (stand-in /sql)")
-    finally:
-        p.page.unroute("**/sql")
-    log("sql (stand-in for /sql): errors at line and column, EXPLAIN mapped to the editor, sources and streams listed")
-
-
-def phase_stream(s, p, name, post, late_kept):
+def phase_stream(s, p, name, post):
     p.page.goto(s.url + "/#/streams")
     p.page.wait_for_selector(f"tr[data-stream='{name}']")
     p.page.goto(f"{s.url}/#/stream/{name}")
@@ -417,13 +342,23 @@ def phase_stream(s, p, name, post, late_kept):
     wait_rows(p.page, 500, "the burst after a reload")
     time.sleep(0.5)
     check(sorted(rows_shown(p.page)) == list(range(expected - 499, expected + 1)), "the same 500 rows after a reload")
-    if late_kept:
-        post([("late-key", ts - 10_000, 42.0)])
-        p.page.wait_for_selector("#late pre.late")
-        check("late-key" in p.page.text_content("#late"), "the late event is listed")
     check(len(p.page.inner_text("#stream-stats")) > 0, "stats shown")
     p.assert_clean("stream page")
     log(f"stream: {expected} rows arrived live, {ROUNDS} reloads with events posted meanwhile, a server restart, a burst of 1201 rows (500 kept), none lost or repeated")
+
+
+def phase_late(s, p, post):
+    """A JSON stream on the same source keeps its late events; its page lists them."""
+    status, _, body = s.request("PUT", "/streams/clicks_late", body='{"source":"clicks","window":"1s","aggregates":["count"],"late_data":"keep"}')
+    check(status == 200, body)
+    now = int(time.time() * 1000)
+    post([("on-time", now, 1.0)])
+    post([("late-key", now - 10_000, 42.0)])
+    p.page.goto(f"{s.url}/#/stream/clicks_late")
+    p.page.wait_for_selector("#late pre.late")
+    check("late-key" in p.page.text_content("#late"), "the late event is listed")
+    p.assert_clean("late events")
+    log("late: a stream keeping late events lists them on its page")
 
 
 XSS_KEY = 'xss/<img src=x onerror="window.__xss=1">'
@@ -526,13 +461,9 @@ def main():
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             p = Page(context)
-            sql = has_sql(s)
-            if not sql:
-                p.allowed.append((r"/sql$", 404))
-            name, post = phase_define(s, p, sql)
-            if not sql:
-                phase_sql_stubbed(s, p)
-            phase_stream(s, p, name, post, late_kept=not sql)
+            name, post = phase_define(s, p)
+            phase_stream(s, p, name, post)
+            phase_late(s, p, post)
             p.page.goto(s.url + "/#/streams")
             p.page.wait_for_selector(f"tr[data-stream='{name}']")
             screenshot(p.page, "streams.png")
