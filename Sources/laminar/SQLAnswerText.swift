@@ -53,6 +53,7 @@ enum SQLAnswerText {
 
     /// A table: the preferred columns present in some row (all columns when none is), padded.
     static func table(_ rows: [JSONValue], preferred: [String]) -> String {
+        if rows.isEmpty { return "(none)" }
         var keys: [String] = []
         for case .object(let members) in rows {
             for (k, _) in members where !keys.contains(k) { keys.append(k) }
@@ -70,7 +71,6 @@ enum SQLAnswerText {
             lines.append(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ").trailingSpacesRemoved)
             if n == 0 { lines.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
         }
-        if rows.isEmpty { lines.append("(none)") }
         return lines.joined(separator: "\n")
     }
 
