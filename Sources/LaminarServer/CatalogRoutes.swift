@@ -107,15 +107,7 @@ enum CatalogRoutes {
         case .success(let (batch, key)):
             return .submit(.appendSourceEvents(source: name, batch: batch, idempotencyKey: key)) { result in
                 guard case .eventsAccepted(let ack) = result else { return unexpected(result) }
-                var out = Array(#"{"accepted":"#.utf8)
-                JSONWriter.appendInteger(ack.accepted, to: &out)
-                out.append(contentsOf: #","late":"#.utf8)
-                JSONWriter.appendInteger(ack.late, to: &out)
-                out.append(contentsOf: #","watermark":"#.utf8)
-                JSONWriter.appendInteger(ack.watermarkMs, to: &out)
-                out.append(contentsOf: ack.duplicate ? #","duplicate":true"#.utf8 : #","duplicate":false"#.utf8)
-                out.append(contentsOf: "}\n".utf8)
-                return .respond(HTTPResponse(status: 202, headers: json, body: out))
+                return .respond(HTTPResponse(status: 202, headers: json, body: ack.jsonBody))
             }
         }
     }

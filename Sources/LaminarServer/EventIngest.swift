@@ -53,3 +53,18 @@ final class EventIngest: HTTPBodySink {
         return .success(batch)
     }
 }
+
+extension EventsAck {
+    /// The `202` body of an event batch: `{"accepted":A,"late":L,"watermark":W,"duplicate":D}` and a newline.
+    var jsonBody: [UInt8] {
+        var out = Array(#"{"accepted":"#.utf8)
+        JSONWriter.appendInteger(accepted, to: &out)
+        out.append(contentsOf: #","late":"#.utf8)
+        JSONWriter.appendInteger(late, to: &out)
+        out.append(contentsOf: #","watermark":"#.utf8)
+        JSONWriter.appendInteger(watermarkMs, to: &out)
+        out.append(contentsOf: duplicate ? #","duplicate":true"#.utf8 : #","duplicate":false"#.utf8)
+        out.append(contentsOf: "}\n".utf8)
+        return out
+    }
+}

@@ -139,15 +139,7 @@ extension RequestHandler {
             proceed(definition, then, p)
         case (.events, .eventsAccepted(let ack)):
             metrics.recordEvents(accepted: ack.accepted, late: ack.late)
-            var body = Array(#"{"accepted":"#.utf8)
-            JSONWriter.appendInteger(ack.accepted, to: &body)
-            body.append(contentsOf: #","late":"#.utf8)
-            JSONWriter.appendInteger(ack.late, to: &body)
-            body.append(contentsOf: #","watermark":"#.utf8)
-            JSONWriter.appendInteger(ack.watermarkMs, to: &body)
-            body.append(contentsOf: ack.duplicate ? #","duplicate":true"#.utf8 : #","duplicate":false"#.utf8)
-            body.append(contentsOf: "}\n".utf8)
-            respond(p, HTTPResponse(status: 202, headers: Self.json, body: body))
+            respond(p, HTTPResponse(status: 202, headers: Self.json, body: ack.jsonBody))
         case (.results(let limit, let fromMs, let toMs), .entries(let entries)):
             // Values are the stored result JSON; the key ends with the window start (16 hex digits).
             var body: [UInt8] = []

@@ -209,7 +209,9 @@ final class RequestHandler: HTTPHandler {
         }
         guard let p = pending.removeValue(forKey: completion.token) else { return }
         switch p.kind {
-        case .step(let then): run(then(completion.result), p.responder, p.route, p.startNs)
+        case .step(let then):
+            if case .eventsAccepted(let ack) = completion.result { metrics.recordEvents(accepted: ack.accepted, late: ack.late) }
+            run(then(completion.result), p.responder, p.route, p.startNs)
         case .kv(let kind): completeKV(kind, completion.result, p)
         case .stream(let kind): completeStream(kind, completion.result, p)
         case .subscription(let kind): completeSubscription(kind, completion.result, token: completion.token, p)
