@@ -37,10 +37,10 @@ enum SourceJSON {
                 }
                 definition.fields = items.map(\.0)
             case "watermark_delay", "watermark_delay_ms":
-                guard let ms = milliseconds(v) else { return .failure(invalid("\(member): must be a duration such as \"5s\" or milliseconds, >= 0")) }
+                guard let ms = StreamDefinitionJSON.milliseconds(v) else { return .failure(invalid("\(member): must be a duration such as \"5s\" or milliseconds, >= 0")) }
                 definition.watermarkDelayMs = ms
             case "idle_timeout", "idle_timeout_ms":
-                guard let ms = milliseconds(v), ms > 0 else {
+                guard let ms = StreamDefinitionJSON.milliseconds(v), ms > 0 else {
                     return .failure(invalid("\(member): must be a positive duration such as \"10s\" or milliseconds"))
                 }
                 definition.idleTimeoutMs = ms
@@ -58,19 +58,6 @@ enum SourceJSON {
     }
 
     private static func invalid(_ detail: String) -> HTTPFailure { HTTPFailure(400, "invalid_source", detail) }
-
-    private static func milliseconds(_ value: JSONValue) -> Int64? {
-        switch value {
-        case .number(let n):
-            guard n == n.rounded(), n >= 0, n <= Double(ReactorLimits.eventTimeAbsMaxMs) else { return nil }
-            return Int64(n)
-        case .string(let s):
-            if s == "0" || s == "0s" || s == "0ms" { return 0 }
-            return DurationText.milliseconds(s)
-        default:
-            return nil
-        }
-    }
 
     /// `{"name":…,"key_field":…,"time_field":…,"fields":{…},"watermark_delay_ms":N,"idle_timeout_ms":N,"streams":[…]}`
     static func append(_ info: SourceInfo, to out: inout [UInt8]) {

@@ -330,7 +330,8 @@ enum StreamDefinitionJSON {
         if !given.contains("idle_timeout") && !given.contains("idle_timeout_ms") { d.idleTimeoutMs = source.idleTimeoutMs }
     }
 
-    private static func milliseconds(_ value: JSONValue) -> Int64? {
+    /// A duration member: whole non-negative milliseconds, or a duration string (`"5s"`, `"0"`).
+    static func milliseconds(_ value: JSONValue) -> Int64? {
         switch value {
         case .number(let n):
             guard n == n.rounded(), n >= 0, n <= Double(ReactorLimits.eventTimeAbsMaxMs) else { return nil }
