@@ -64,6 +64,11 @@ public struct HTTPRequestHeaders: Sendable, Equatable {
         }
     }
 
+    /// Every field as its bytes, in order (for the fuzzers' round trips: a value need not be UTF-8).
+    public var rawPairs: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] {
+        fields.map { f in (bytes[Int(f.nameStart)..<Int(f.nameStart + f.nameCount)], valueBytes(f)) }
+    }
+
     private func firstIndex(_ name: String) -> Int? {
         var name = name
         return name.withUTF8 { n in fields.firstIndex { matches($0, UnsafeRawBufferPointer(n)) } }

@@ -81,10 +81,16 @@ func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
 }
 
 func serialize(_ head: HTTP1RequestHead) -> [UInt8] {
-    var text = "\(head.method) \(String(decoding: head.target, as: UTF8.self)) HTTP/1.\(head.minorVersion)\r\n"
-    for (name, value) in head.headers.pairs { text += "\(name): \(value)\r\n" }
-    text += "\r\n"
-    return Array(text.utf8)
+    // Bytes, not text: a field value may hold obs-text (bytes 0x80-0xFF) that is not UTF-8.
+    var out = Array("\(head.method) ".utf8) + head.target + Array(" HTTP/1.\(head.minorVersion)\r\n".utf8)
+    for (name, value) in head.headers.rawPairs {
+        out += name
+        out += Array(": ".utf8)
+        out += value
+        out += [13, 10]
+    }
+    out += [13, 10]
+    return out
 }
 
 func check(_ raw: UnsafeRawBufferPointer) {
