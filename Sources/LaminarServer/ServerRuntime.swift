@@ -46,7 +46,7 @@ public final class ServerRuntime: @unchecked Sendable {
     private let logger: Logger
     private var stopped = false
     /// When the server started (CLOCK_MONOTONIC, ns): `/status` reports the uptime.
-    private let startedNs = ServerStatus.monotonicNs()
+    private let startedNs = RequestHandler.nowNs()
 
     /// The port the server listens on (the kernel's choice when configured as 0).
     public var port: UInt16 { http.port }
@@ -133,7 +133,7 @@ public final class ServerRuntime: @unchecked Sendable {
     func renderStatus(store s: StoreStatsSnapshot) -> [UInt8] {
         let h = http.shared
         return ServerStatus.render(
-            uptimeMs: Int64((ServerStatus.monotonicNs() &- startedNs) / 1_000_000), nowMs: ServerStatus.wallClockMs(),
+            uptimeMs: Int64((RequestHandler.nowNs() &- startedNs) / 1_000_000), nowMs: RequestHandler.wallClockMs(),
             store: s, storageFailure: storageFailureDetail,
             connections: .init(open: h.connectionsOpen.load(ordering: .relaxed), accepted: h.connectionsAccepted.load(ordering: .relaxed),
                                streamsOpen: h.streamsOpen.load(ordering: .relaxed)),

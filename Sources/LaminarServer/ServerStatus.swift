@@ -10,18 +10,6 @@ enum ServerStatus {
     /// The server's version, as `/status` reports it.
     static let version = "0.1.0"
 
-    static func monotonicNs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
-    static func wallClockMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
     /// The HTTP layer's gauges and counters at the time of the snapshot.
     struct Connections {
         var open: Int
