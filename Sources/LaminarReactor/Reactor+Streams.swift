@@ -19,7 +19,7 @@ extension Reactor {
             return .failure(.conflict("stream \(name) reads source \(source): post its events to /sources/\(source)/events"))
         }
         if batch.count > limits.batchEventsMax { return .failure(.batchTooLarge(events: batch.count, max: limits.batchEventsMax)) }
-        if let idempotencyKey, stream.recentIdempotencyKeys.contains(idempotencyKey) {
+        if let idempotencyKey, stream.idempotency.contains(idempotencyKey) {
             return .eventsAccepted(EventsAck(accepted: 0, late: 0, watermarkMs: stream.op.watermarkMs, duplicate: true))
         }
         if let problem = batchProblem(batch, fields: stream.definition.fields) { return .failure(problem) }
@@ -53,7 +53,7 @@ extension Reactor {
     /// (`late_data: keep`); an `emit: changes` stream is flushed at the end of the round
     /// (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
-        if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        if let idempotencyKey { stream.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let input = stream.stage.map { $0.project(batch) } ?? batch
         let r = input.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
         if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }
