@@ -1,5 +1,3 @@
-import LaminarFormats
-
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
 /// map from group id to a slot of `acc` (no object per group; one slot written per event).
 struct Pane {
