@@ -579,6 +579,9 @@ public final class LogStore: StateStore {
         assert(checkOwnerThread())
         try checkWritable()
         guard dirty else { return }
+        // Whatever the policy, a committed write is in the file (the page cache): a crash of the
+        // process alone loses none.
+        do { try region.flushWrites() } catch { throw noteFailure(error) }
         switch options.fsync {
         case .always: try flush()
         case .interval:
@@ -618,6 +621,10 @@ public final class LogStore: StateStore {
     public func beginSync() -> Int32? {
         assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
+        do { try region.flushWrites() } catch {
+            _ = noteFailure(error)  // fail-stop (`flushWrites`): nothing more is synced or acknowledged
+            return nil
+        }
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision

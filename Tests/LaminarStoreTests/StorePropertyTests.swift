@@ -156,8 +156,11 @@ struct ReferenceStore {
                         #expect(store.stats.recoveryUsedHint)
                     }
                 default:
-                    // Crash: no close, no flush; what was written is in the page cache.
+                    // Crash after a commit (at fsync never: no sync), no close: what the commit
+                    // wrote is in the page cache (appends reach the file at commit: the
+                    // write-behind tail, MappedRegion).
                     if kind == .persistent {
+                        try! store.commit()
                         store.abandon()
                         store = try! LogStore.open(directory: dir.path, options: options)
                     }
