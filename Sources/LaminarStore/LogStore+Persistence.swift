@@ -76,7 +76,7 @@ extension LogStore {
         store.lockFD = lockFD
         handedOver = true
         try store.recover(baseRevision: header.baseRevision)
-        try store.region.startWriteBehind(end: store.logicalEnd)
+        if store.usesWriteBehind(store.region) { try store.region.startWriteBehind(end: store.logicalEnd) }
         return store
     }
 
@@ -297,7 +297,7 @@ extension LogStore {
             try writer.append(key: key, value: value, revision: revision, expiresAtMs: expiry)
         }
         try writer.writeChunk()
-        if writer.region.fd >= 0 { try writer.region.startWriteBehind(end: writer.end) }
+        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         if let directory, let tempPath = writer.tempPath {
             try writer.region.sync()
             let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)

@@ -575,13 +575,15 @@ public final class LogStore: StateStore {
 
     // MARK: - Durability
 
+    /// Whether the data file's appends go to a write-behind tail (`MappedRegion`): at
+    /// `fsync always`, where a sync is writing the file back nearly all the time (a store into a
+    /// page it is writing waits for it). Under the other policies appends go through the mapping.
+    func usesWriteBehind(_ region: MappedRegion) -> Bool { region.fd >= 0 && options.fsync == .always }
+
     public func commit() throws {
         assert(checkOwnerThread())
         try checkWritable()
         guard dirty else { return }
-        // Whatever the policy, a committed write is in the file (the page cache): a crash of the
-        // process alone loses none.
-        do { try region.flushWrites() } catch { throw noteFailure(error) }
         switch options.fsync {
         case .always: try flush()
         case .interval:

@@ -21,11 +21,11 @@ import Darwin
 /// ingest at `--fsync always`; a `pwrite`, whose pages the mapping only reads, avoids it.
 /// Anonymous memory is always written in place.
 ///
-/// **Write-behind tail** (`startWriteBehind`, the store's data file while it is in use): the
+/// **Write-behind tail** (`startWriteBehind`, the store's data file at `fsync always`): the
 /// pages from the one holding the end of what the file has (`fileEnd`) on are anonymous memory
 /// at the same addresses. Writes land there, with no page-cache page, page fault or writeback
-/// in their way; `flushWrites` copies them to the file with one `pwrite` (before every sync and
-/// every commit, so that what a sync or a process crash sees is what the mapping showed), and
+/// in their way; `flushWrites` copies them to the file with one `pwrite` (before every sync, so
+/// that what it makes durable is what the mapping showed), and
 /// once a megabyte of whole pages is in the file it maps the file back over them (one `mmap`,
 /// which replaces the pages atomically: their bytes are the same in both, so a reader on another
 /// thread sees no difference). Why: a store into a file page that a sync in flight is writing

@@ -156,11 +156,8 @@ struct ReferenceStore {
                         #expect(store.stats.recoveryUsedHint)
                     }
                 default:
-                    // Crash after a commit (at fsync never: no sync), no close: what the commit
-                    // wrote is in the page cache (appends reach the file at commit: the
-                    // write-behind tail, MappedRegion).
+                    // Crash: no close, no flush; what was written is in the page cache.
                     if kind == .persistent {
-                        try! store.commit()
                         store.abandon()
                         store = try! LogStore.open(directory: dir.path, options: options)
                     }
