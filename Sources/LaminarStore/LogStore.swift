@@ -195,6 +195,17 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
+    public func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+        assert(checkOwnerThread())
+        return key.withUnsafeBytes { k in
+            let hash = hasher.hash(k)
+            let durable = writeSlots[Self.writeSlot(hash)] <= durableRevision
+            guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
+            let p = record(at: table.offset(at: slot))
+            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
+        }
+    }
+
     /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).
     @inline(__always)
     public func withValue<R>(
