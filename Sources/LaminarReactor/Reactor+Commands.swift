@@ -6,21 +6,20 @@ extension Reactor {
         let token = command.token
         switch command.operation {
         case .get(let key):
-            let result: ReactorResult
             if ttlTimersPending > 0 {
                 // Some key may have expired without its timer having fired yet.
+                let result: ReactorResult
                 if let e = store.get(key), !(e.expiresAtMs.map { $0 <= clock.nowMs() } ?? false) {
                     result = .value(StoredValue(e.value), version: e.version)
                 } else {
                     result = .failure(.notFound)
                 }
-            } else if let (value, version) = store.storedValue(key) {
-                // The value stays in the store's mapping, pinned until the I/O thread has sent it.
-                result = .value(value, version: version)
-            } else {
-                result = .failure(.notFound)
+                return completeRead(token, result, durable: key.withUnsafeBytes { store.isDurable($0) }, producer: p)
             }
-            completeRead(token, result, key: key, producer: p)
+            // One lookup; the value stays in the store's mapping, pinned until the I/O thread has sent it.
+            let read = store.read(key)
+            completeRead(token, read.found.map { .value($0.value, version: $0.version) } ?? .failure(.notFound),
+                durable: read.durable, producer: p)
 
         case .put(let key, let value, let condition, let ttlMs):
             if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }

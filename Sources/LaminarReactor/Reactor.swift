@@ -380,10 +380,11 @@ public final class Reactor: @unchecked Sendable {
     /// Completes a read of the single key `key`: at once (this round, whatever sync is pending)
     /// when every write to that key is durable — the answer is then one a crash cannot take
     /// back — else in order with the other completions, after the sync that covers them.
+    /// `durable`: `StateStore.isDurable` of the key.
     @inline(__always)
-    func completeRead(_ token: UInt64, _ result: ReactorResult, key: [UInt8], producer p: ReactorProducer) {
+    func completeRead(_ token: UInt64, _ result: ReactorResult, durable: Bool, producer p: ReactorProducer) {
         guard syncer != nil else { return complete(token, result, producer: p) }
-        if key.withUnsafeBytes({ store.isDurable($0) }) {
+        if durable {
             p.immediate.append(ReactorCompletion(token: token, result))
         } else {
             // It may show a write in doubt: if the sync fails, it is refused like that write.

@@ -195,6 +195,17 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
+    public func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+        assert(checkOwnerThread())
+        return key.withUnsafeBytes { k in
+            let hash = hasher.hash(k)
+            let durable = writeSlots[Self.writeSlot(hash)] <= durableRevision
+            guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
+            let p = record(at: table.offset(at: slot))
+            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
+        }
+    }
+
     /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).
     @inline(__always)
     public func withValue<R>(
@@ -575,6 +586,11 @@ public final class LogStore: StateStore {
 
     // MARK: - Durability
 
+    /// Whether the data file's appends go to a write-behind tail (`MappedRegion`): at
+    /// `fsync always`, where a sync is writing the file back nearly all the time (a store into a
+    /// page it is writing waits for it). Under the other policies appends go through the mapping.
+    func usesWriteBehind(_ region: MappedRegion) -> Bool { region.fd >= 0 && options.fsync == .always }
+
     public func commit() throws {
         assert(checkOwnerThread())
         try checkWritable()
@@ -618,6 +634,10 @@ public final class LogStore: StateStore {
     public func beginSync() -> Int32? {
         assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
+        do { try region.flushWrites() } catch {
+            _ = noteFailure(error)  // fail-stop (`flushWrites`): nothing more is synced or acknowledged
+            return nil
+        }
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision

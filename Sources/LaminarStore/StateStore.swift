@@ -197,6 +197,8 @@ public protocol StateStore: AnyObject {
     /// The value of `key` where it lies (no copy), pinned for a reader on another thread
     /// (`StoredValue`), and its version; `nil` if absent.
     func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)?
+    /// A read of one key to answer: `storedValue(key)` and `isDurable(key)` from one hash of it.
+    func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
     /// The version of `key`, or `nil` if absent.
     func version(of key: [UInt8]) -> Revision?
     func contains(_ key: [UInt8]) -> Bool
