@@ -121,7 +121,7 @@ final class HTTP2Session {
     // no reference counting on the per-request path.
     unowned(unsafe) let connection: Connection
     private var session: OpaquePointer?
-    private var streams: [Int32: HTTP2Stream] = [:]
+    private var streams = HTTP2StreamTable()
     /// Closed streams kept for reuse (no allocation per request), at most `spareStreamsMax`.
     private var spareStreams: [HTTP2Stream] = []
     private static let spareStreamsMax = 64
@@ -202,7 +202,7 @@ final class HTTP2Session {
     /// is not busy and moves no bytes is idle (an answer the client does not take counts as idle).
     var isBusy: Bool {
         if !waiting.isEmpty { return true }
-        return streams.values.contains { $0.handed && !$0.aborted && (!$0.responded || ($0.streaming && !$0.finished)) }
+        return streams.contains { $0.handed && !$0.aborted && (!$0.responded || ($0.streaming && !$0.finished)) }
     }
 
     // MARK: - Input
@@ -378,8 +378,8 @@ final class HTTP2Session {
     /// Nil when none.
     var slowRequestStartedMs: Int64? {
         var oldest = partialFrameSinceMs
-        for stream in streams.values where !stream.complete {
-            if oldest == nil || stream.startedMs < oldest! { oldest = stream.startedMs }
+        streams.forEach { stream in
+            if !stream.complete && (oldest == nil || stream.startedMs < oldest!) { oldest = stream.startedMs }
         }
         return oldest
     }
@@ -856,13 +856,14 @@ final class HTTP2Session {
         nghttp2_session_del(session)
         self.session = nil
         reportClosed()
-        for (id, stream) in streams {
+        let open = streams
+        streams = HTTP2StreamTable()
+        open.forEach { stream in
             connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
             if stream.dispatched && stream.rejectStatus == nil {
-                connection.handler.requestClosed(connection.token(id), reason: .aborted)
+                connection.handler.requestClosed(connection.token(stream.id), reason: .aborted)
             }
         }
-        streams = [:]
         waiting = []
         unanswered = 0
         unsentResponseBytes = 0
