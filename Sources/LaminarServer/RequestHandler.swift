@@ -97,7 +97,8 @@ final class RequestHandler: HTTPHandler {
             return
         }
         let action: RouteAction
-        switch runtime.router.route(method: request.method, target: request.target, header: { request.headers[$0] }) {
+        let headers = request.headers  // the closure captures the headers, not the whole request
+        switch runtime.router.route(method: request.method, target: request.target, header: { headers[$0] }) {
         case .success(let a): action = a
         case .failure(let failure):
             fail(responder, .other, start, failure)
