@@ -491,7 +491,8 @@ final class HTTP2Session {
         unsentResponseBytes += stream.responseBytes
         stream.responseOffset = 0
         stream.phase = .responded
-        return submit(stream, status: response.status, headers: response.headers, contentLength: response.bodyCount, withBody: hasBody)
+        return submit(stream, status: response.status, headers: response.headers, etag: response.etag,
+                      contentLength: response.bodyCount, withBody: hasBody)
     }
 
     func startStreaming(_ id: Int32, status: Int, headers: HTTPHeaders) -> Bool {
@@ -568,24 +569,33 @@ final class HTTP2Session {
     }
 
     /// Submits the response headers (and a data provider when there is a body).
-    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentLength: Int?, withBody: Bool) -> Bool {
+    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, etag: UInt64? = nil,
+                        contentLength: Int?, withBody: Bool) -> Bool {
         // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
         packed.removeAll(keepingCapacity: true)
         fieldLengths.removeAll(keepingCapacity: true)
         packed.append(contentsOf: Self.statusName)
-        Self.appendDecimal(status, to: &packed)
+        Self.appendDecimal(UInt64(status), to: &packed)
         fieldLengths.append((Self.statusName.count, packed.count - Self.statusName.count))
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
             let start = packed.count
-            packed.append(contentsOf: name.utf8)
+            Self.appendUTF8(name, to: &packed)
             let n = packed.count - start
-            packed.append(contentsOf: value.utf8)
+            Self.appendUTF8(value, to: &packed)
             fieldLengths.append((n, packed.count - start - n))
+        }
+        if let etag {
+            let start = packed.count
+            packed.append(contentsOf: Self.etagName)
+            packed.append(0x22)
+            Self.appendDecimal(etag, to: &packed)
+            packed.append(0x22)
+            fieldLengths.append((Self.etagName.count, packed.count - start - Self.etagName.count))
         }
         if let length = contentLength, status != 204, status != 304 {
             let start = packed.count
             packed.append(contentsOf: Self.contentLengthName)
-            Self.appendDecimal(length, to: &packed)
+            Self.appendDecimal(UInt64(length), to: &packed)
             fieldLengths.append((Self.contentLengthName.count, packed.count - start - Self.contentLengthName.count))
         }
         let fieldLengths = self.fieldLengths
@@ -609,6 +619,16 @@ final class HTTP2Session {
     }
 
     private static let statusName: [UInt8] = Array(":status".utf8)
+    private static let etagName: [UInt8] = Array("etag".utf8)
+
+    /// A string's UTF-8 bytes, copied from its contiguous storage when it has one (native and
+    /// literal strings do): no per-character iteration.
+    @inline(__always)
+    private static func appendUTF8(_ text: String, to out: inout [UInt8]) {
+        if text.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+            out.append(contentsOf: text.utf8)
+        }
+    }
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     private static let methodName: [UInt8] = Array(":method".utf8)
     private static let pathName: [UInt8] = Array(":path".utf8)
@@ -621,8 +641,7 @@ final class HTTP2Session {
         name.count == known.count && known.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, known.count) == 0 }
     }
 
-    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        precondition(value >= 0)
+    private static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

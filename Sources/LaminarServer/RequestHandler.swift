@@ -238,6 +238,7 @@ final class RequestHandler: HTTPHandler {
 
     static let json: HTTPHeaders = ["content-type": "application/json"]
     static let ndjson: HTTPHeaders = ["content-type": "application/x-ndjson"]
+    static let octetStream: HTTPHeaders = ["content-type": "application/octet-stream"]
 
     func respond(_ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ response: HTTPResponse) {
         metrics.recordRequest(route: route, status: response.status, durationNs: Self.nowNs() &- start)
