@@ -425,9 +425,8 @@ final class HTTP2Session {
             stream.isHead = stream.method == .head
             stream.phase = .handed
             unanswered += 1
-            var request = head(of: stream)
-            request.body = stream.body
-            request.bodySink = stream.bodySink
+            let request = HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers, body: stream.body,
+                                      version: .http2, token: connection.token(stream.id), bodySink: stream.bodySink)
             stream.body = []
             stream.bodySink = nil
             connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
