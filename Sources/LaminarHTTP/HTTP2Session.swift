@@ -573,9 +573,9 @@ final class HTTP2Session {
         // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
         packed.removeAll(keepingCapacity: true)
         fieldLengths.removeAll(keepingCapacity: true)
-        packed.append(contentsOf: Self.statusName)
+        Self.append(FieldName.status, to: &packed)
         Self.appendDecimal(UInt64(status), to: &packed)
-        fieldLengths.append((Self.statusName.count, packed.count - Self.statusName.count))
+        fieldLengths.append((FieldName.status.utf8CodeUnitCount, packed.count - FieldName.status.utf8CodeUnitCount))
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
             let start = packed.count
             Self.appendUTF8(name, to: &packed)
@@ -585,17 +585,17 @@ final class HTTP2Session {
         }
         if let etag {
             let start = packed.count
-            packed.append(contentsOf: Self.etagName)
+            Self.append(FieldName.etag, to: &packed)
             packed.append(0x22)
             Self.appendDecimal(etag, to: &packed)
             packed.append(0x22)
-            fieldLengths.append((Self.etagName.count, packed.count - start - Self.etagName.count))
+            fieldLengths.append((FieldName.etag.utf8CodeUnitCount, packed.count - start - FieldName.etag.utf8CodeUnitCount))
         }
         if let length = contentLength, status != 204, status != 304 {
             let start = packed.count
-            packed.append(contentsOf: Self.contentLengthName)
+            Self.append(FieldName.contentLength, to: &packed)
             Self.appendDecimal(UInt64(length), to: &packed)
-            fieldLengths.append((Self.contentLengthName.count, packed.count - start - Self.contentLengthName.count))
+            fieldLengths.append((FieldName.contentLength.utf8CodeUnitCount, packed.count - start - FieldName.contentLength.utf8CodeUnitCount))
         }
         let fieldLengths = self.fieldLengths
         let rc = packed.withUnsafeMutableBufferPointer { base -> Int32 in
@@ -617,8 +617,27 @@ final class HTTP2Session {
         return rc == 0
     }
 
-    private static let statusName: [UInt8] = Array(":status".utf8)
-    private static let etagName: [UInt8] = Array("etag".utf8)
+    /// Header names the session writes or looks for, as static text: used without touching an
+    /// Array (no retain, no lazily initialised global per use).
+    private enum FieldName {
+        static var status: StaticString { ":status" }
+        static var etag: StaticString { "etag" }
+        static var contentLength: StaticString { "content-length" }
+        static var method: StaticString { ":method" }
+        static var path: StaticString { ":path" }
+        static var authority: StaticString { ":authority" }
+        static var host: StaticString { "host" }
+    }
+
+    @inline(__always)
+    private static func bytes(_ text: StaticString) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    @inline(__always)
+    private static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: bytes(text))
+    }
 
     /// A string's UTF-8 bytes, copied from its contiguous storage when it has one (native and
     /// literal strings do): no per-character iteration.
@@ -628,16 +647,10 @@ final class HTTP2Session {
             out.append(contentsOf: text.utf8)
         }
     }
-    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
-    private static let methodName: [UInt8] = Array(":method".utf8)
-    private static let pathName: [UInt8] = Array(":path".utf8)
-    private static let authorityName: [UInt8] = Array(":authority".utf8)
-    private static let hostName: [UInt8] = Array("host".utf8)
-
     /// Byte equality of a header name with a known one (a length check, then memcmp).
     @inline(__always)
-    private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: [UInt8]) -> Bool {
-        name.count == known.count && known.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, known.count) == 0 }
+    private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: StaticString) -> Bool {
+        name.count == known.utf8CodeUnitCount && memcmp(known.utf8Start, name.baseAddress!, name.count) == 0
     }
 
     private static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
@@ -692,18 +705,18 @@ final class HTTP2Session {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if Self.equals(name, Self.methodName) {
+            if Self.equals(name, FieldName.method) {
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
-            } else if Self.equals(name, Self.pathName) {
+            } else if Self.equals(name, FieldName.path) {
                 // Into the (reused) stream's buffer: no allocation once it has grown.
                 stream.target.removeAll(keepingCapacity: true)
                 stream.target.append(contentsOf: value)
-            } else if Self.equals(name, Self.authorityName) {
-                Self.hostName.withUnsafeBytes { stream.headers.append(name: $0, value: UnsafeRawBufferPointer(value)) }
+            } else if Self.equals(name, FieldName.authority) {
+                stream.headers.append(name: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
             }
             return
         }
-        if Self.equals(name, Self.contentLengthName), let length = Self.decimal(value), length > limits.bodyBytesMax {
+        if Self.equals(name, FieldName.contentLength), let length = Self.decimal(value), length > limits.bodyBytesMax {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
