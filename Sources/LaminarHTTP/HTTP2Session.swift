@@ -647,6 +647,7 @@ final class HTTP2Session {
             out.append(contentsOf: text.utf8)
         }
     }
+
     /// Byte equality of a header name with a known one (a length check, then memcmp).
     @inline(__always)
     private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: StaticString) -> Bool {
