@@ -434,11 +434,6 @@ final class HTTP2Session {
         waiting.removeFirst(i)
     }
 
-    private func head(of stream: HTTP2Stream) -> HTTPRequest {
-        HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers,
-                    version: .http2, token: connection.token(stream.id))
-    }
-
     private func reportClosed() {
         while !closed.isEmpty {
             let batch = closed
@@ -766,14 +761,15 @@ final class HTTP2Session {
             return
         }
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil,
-           stream.method != nil, !stream.target.isEmpty {
-            // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
-            stream.bodySink = connection.handler.bodySink(for: head(of: stream))
-        }
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              let stream = streams[frame.pointee.hd.stream_id], !stream.dispatched else { return }
+              let stream = streams[frame.pointee.hd.stream_id] else { return }
+        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty {
+            // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
+            stream.bodySink = connection.handler.bodySink(for: HTTPRequest(
+                method: method, target: stream.target, headers: stream.headers, version: .http2, token: connection.token(stream.id)))
+        }
+        guard !stream.dispatched else { return }
         // A complete request, or one already refused (413, 431): answered now rather than after
         // the whole body. The rest of the body is read and dropped; no RST_STREAM(NO_ERROR) asks
         // the client to stop (RFC 9113 8.1 allows it, but curl 7.88 then fails the transfer),
