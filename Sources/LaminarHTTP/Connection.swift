@@ -278,11 +278,12 @@ final class Connection {
         loop.markDirty(self)
     }
 
-    private func writeHTTP1Head(_ h1: HTTP1Exchange, status: Int, headers: HTTPHeaders, contentLength: Int?) {
+    private func writeHTTP1Head(_ h1: HTTP1Exchange, status: Int, headers: HTTPHeaders, etag: UInt64? = nil, contentLength: Int?) {
         var head = "HTTP/1.\(h1.minorVersion) \(status) \(HTTPStatus.reason(status))\r\n"
         for (name, value) in headers where name != "content-length" && name != "connection" && name != "transfer-encoding" {
             head += "\(name): \(value)\r\n"
         }
+        if let etag { head += "etag: \"\(etag)\"\r\n" }
         if let length = contentLength {
             if status != 204 && status != 304 && status >= 200 { head += "content-length: \(length)\r\n" }
         } else if h1.minorVersion == 1 {
@@ -319,7 +320,7 @@ final class Connection {
         if isClosed { return false }
         if let session { return session.respond(streamID, response) }
         guard let h1, h1.outstanding == streamID, !h1.streaming else { return false }
-        writeHTTP1Head(h1, status: response.status, headers: response.headers, contentLength: response.bodyCount)
+        writeHTTP1Head(h1, status: response.status, headers: response.headers, etag: response.etag, contentLength: response.bodyCount)
         if !h1.isHead && response.status != 204 && response.status != 304 {
             if let borrowed = response.borrowedBody { out.append(borrowed.buffer) } else { out.append(contentsOf: response.body) }
         }

@@ -121,7 +121,7 @@ final class HTTP2Session {
     // no reference counting on the per-request path.
     unowned(unsafe) let connection: Connection
     private var session: OpaquePointer?
-    private var streams: [Int32: HTTP2Stream] = [:]
+    private var streams = HTTP2StreamTable()
     /// Closed streams kept for reuse (no allocation per request), at most `spareStreamsMax`.
     private var spareStreams: [HTTP2Stream] = []
     private static let spareStreamsMax = 64
@@ -202,7 +202,7 @@ final class HTTP2Session {
     /// is not busy and moves no bytes is idle (an answer the client does not take counts as idle).
     var isBusy: Bool {
         if !waiting.isEmpty { return true }
-        return streams.values.contains { $0.handed && !$0.aborted && (!$0.responded || ($0.streaming && !$0.finished)) }
+        return streams.contains { $0.handed && !$0.aborted && (!$0.responded || ($0.streaming && !$0.finished)) }
     }
 
     // MARK: - Input
@@ -378,8 +378,8 @@ final class HTTP2Session {
     /// Nil when none.
     var slowRequestStartedMs: Int64? {
         var oldest = partialFrameSinceMs
-        for stream in streams.values where !stream.complete {
-            if oldest == nil || stream.startedMs < oldest! { oldest = stream.startedMs }
+        streams.forEach { stream in
+            if !stream.complete && (oldest == nil || stream.startedMs < oldest!) { oldest = stream.startedMs }
         }
         return oldest
     }
@@ -425,19 +425,13 @@ final class HTTP2Session {
             stream.isHead = stream.method == .head
             stream.phase = .handed
             unanswered += 1
-            var request = head(of: stream)
-            request.body = stream.body
-            request.bodySink = stream.bodySink
+            let request = HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers, body: stream.body,
+                                      version: .http2, token: connection.token(stream.id), bodySink: stream.bodySink)
             stream.body = []
             stream.bodySink = nil
             connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
         }
         waiting.removeFirst(i)
-    }
-
-    private func head(of stream: HTTP2Stream) -> HTTPRequest {
-        HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers,
-                    version: .http2, token: connection.token(stream.id))
     }
 
     private func reportClosed() {
@@ -491,7 +485,8 @@ final class HTTP2Session {
         unsentResponseBytes += stream.responseBytes
         stream.responseOffset = 0
         stream.phase = .responded
-        return submit(stream, status: response.status, headers: response.headers, contentLength: response.bodyCount, withBody: hasBody)
+        return submit(stream, status: response.status, headers: response.headers, etag: response.etag,
+                      contentLength: response.bodyCount, withBody: hasBody)
     }
 
     func startStreaming(_ id: Int32, status: Int, headers: HTTPHeaders) -> Bool {
@@ -568,25 +563,34 @@ final class HTTP2Session {
     }
 
     /// Submits the response headers (and a data provider when there is a body).
-    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentLength: Int?, withBody: Bool) -> Bool {
+    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, etag: UInt64? = nil,
+                        contentLength: Int?, withBody: Bool) -> Bool {
         // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
         packed.removeAll(keepingCapacity: true)
         fieldLengths.removeAll(keepingCapacity: true)
-        packed.append(contentsOf: Self.statusName)
-        Self.appendDecimal(status, to: &packed)
-        fieldLengths.append((Self.statusName.count, packed.count - Self.statusName.count))
+        Self.append(FieldName.status, to: &packed)
+        Self.appendDecimal(UInt64(status), to: &packed)
+        fieldLengths.append((FieldName.status.utf8CodeUnitCount, packed.count - FieldName.status.utf8CodeUnitCount))
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
             let start = packed.count
-            packed.append(contentsOf: name.utf8)
+            Self.appendUTF8(name, to: &packed)
             let n = packed.count - start
-            packed.append(contentsOf: value.utf8)
+            Self.appendUTF8(value, to: &packed)
             fieldLengths.append((n, packed.count - start - n))
+        }
+        if let etag {
+            let start = packed.count
+            Self.append(FieldName.etag, to: &packed)
+            packed.append(0x22)
+            Self.appendDecimal(etag, to: &packed)
+            packed.append(0x22)
+            fieldLengths.append((FieldName.etag.utf8CodeUnitCount, packed.count - start - FieldName.etag.utf8CodeUnitCount))
         }
         if let length = contentLength, status != 204, status != 304 {
             let start = packed.count
-            packed.append(contentsOf: Self.contentLengthName)
-            Self.appendDecimal(length, to: &packed)
-            fieldLengths.append((Self.contentLengthName.count, packed.count - start - Self.contentLengthName.count))
+            Self.append(FieldName.contentLength, to: &packed)
+            Self.appendDecimal(UInt64(length), to: &packed)
+            fieldLengths.append((FieldName.contentLength.utf8CodeUnitCount, packed.count - start - FieldName.contentLength.utf8CodeUnitCount))
         }
         let fieldLengths = self.fieldLengths
         let rc = packed.withUnsafeMutableBufferPointer { base -> Int32 in
@@ -608,21 +612,44 @@ final class HTTP2Session {
         return rc == 0
     }
 
-    private static let statusName: [UInt8] = Array(":status".utf8)
-    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
-    private static let methodName: [UInt8] = Array(":method".utf8)
-    private static let pathName: [UInt8] = Array(":path".utf8)
-    private static let authorityName: [UInt8] = Array(":authority".utf8)
-    private static let hostName: [UInt8] = Array("host".utf8)
+    /// Header names the session writes or looks for, as static text: used without touching an
+    /// Array (no retain, no lazily initialised global per use).
+    private enum FieldName {
+        static var status: StaticString { ":status" }
+        static var etag: StaticString { "etag" }
+        static var contentLength: StaticString { "content-length" }
+        static var method: StaticString { ":method" }
+        static var path: StaticString { ":path" }
+        static var authority: StaticString { ":authority" }
+        static var host: StaticString { "host" }
+    }
+
+    @inline(__always)
+    private static func bytes(_ text: StaticString) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    @inline(__always)
+    private static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: bytes(text))
+    }
+
+    /// A string's UTF-8 bytes, copied from its contiguous storage when it has one (native and
+    /// literal strings do): no per-character iteration.
+    @inline(__always)
+    private static func appendUTF8(_ text: String, to out: inout [UInt8]) {
+        if text.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+            out.append(contentsOf: text.utf8)
+        }
+    }
 
     /// Byte equality of a header name with a known one (a length check, then memcmp).
     @inline(__always)
-    private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: [UInt8]) -> Bool {
-        name.count == known.count && known.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, known.count) == 0 }
+    private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: StaticString) -> Bool {
+        name.count == known.utf8CodeUnitCount && memcmp(known.utf8Start, name.baseAddress!, name.count) == 0
     }
 
-    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        precondition(value >= 0)
+    private static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -674,18 +701,18 @@ final class HTTP2Session {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if Self.equals(name, Self.methodName) {
+            if Self.equals(name, FieldName.method) {
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
-            } else if Self.equals(name, Self.pathName) {
+            } else if Self.equals(name, FieldName.path) {
                 // Into the (reused) stream's buffer: no allocation once it has grown.
                 stream.target.removeAll(keepingCapacity: true)
                 stream.target.append(contentsOf: value)
-            } else if Self.equals(name, Self.authorityName) {
-                Self.hostName.withUnsafeBytes { stream.headers.append(name: $0, value: UnsafeRawBufferPointer(value)) }
+            } else if Self.equals(name, FieldName.authority) {
+                stream.headers.append(name: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
             }
             return
         }
-        if Self.equals(name, Self.contentLengthName), let length = Self.decimal(value), length > limits.bodyBytesMax {
+        if Self.equals(name, FieldName.contentLength), let length = Self.decimal(value), length > limits.bodyBytesMax {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
@@ -734,14 +761,15 @@ final class HTTP2Session {
             return
         }
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil,
-           stream.method != nil, !stream.target.isEmpty {
-            // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
-            stream.bodySink = connection.handler.bodySink(for: head(of: stream))
-        }
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              let stream = streams[frame.pointee.hd.stream_id], !stream.dispatched else { return }
+              let stream = streams[frame.pointee.hd.stream_id] else { return }
+        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty {
+            // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
+            stream.bodySink = connection.handler.bodySink(for: HTTPRequest(
+                method: method, target: stream.target, headers: stream.headers, version: .http2, token: connection.token(stream.id)))
+        }
+        guard !stream.dispatched else { return }
         // A complete request, or one already refused (413, 431): answered now rather than after
         // the whole body. The rest of the body is read and dropped; no RST_STREAM(NO_ERROR) asks
         // the client to stop (RFC 9113 8.1 allows it, but curl 7.88 then fails the transfer),
@@ -856,13 +884,14 @@ final class HTTP2Session {
         nghttp2_session_del(session)
         self.session = nil
         reportClosed()
-        for (id, stream) in streams {
+        let open = streams
+        streams = HTTP2StreamTable()
+        open.forEach { stream in
             connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
             if stream.dispatched && stream.rejectStatus == nil {
-                connection.handler.requestClosed(connection.token(id), reason: .aborted)
+                connection.handler.requestClosed(connection.token(stream.id), reason: .aborted)
             }
         }
-        streams = [:]
         waiting = []
         unanswered = 0
         unsentResponseBytes = 0

@@ -76,18 +76,23 @@ public struct HTTPResponse: Sendable {
     /// straight into the connection's output as the DATA frames go out (HTTP/2: nghttp2's
     /// `NGHTTP2_DATA_FLAG_NO_COPY`). `body` is then empty.
     public var borrowedBody: HTTPBorrowedBytes?
+    /// A strong entity tag that is a version number, sent after `headers` as `etag: "N"` and
+    /// written as bytes by the layer (no `String` per response). Do not also put one in `headers`.
+    public var etag: UInt64?
 
-    public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+    public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = [], etag: UInt64? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.etag = etag
     }
 
-    public init(status: Int, headers: HTTPHeaders = [:], borrowing bytes: HTTPBorrowedBytes) {
+    public init(status: Int, headers: HTTPHeaders = [:], borrowing bytes: HTTPBorrowedBytes, etag: UInt64? = nil) {
         self.status = status
         self.headers = headers
         self.body = []
         self.borrowedBody = bytes
+        self.etag = etag
     }
 
     /// Length of the body, whichever way it is held.

@@ -25,7 +25,9 @@ public struct HTTPRequestHeaders: Sendable, Equatable {
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let start = bytes.count
         bytes.append(contentsOf: name)
-        for i in start..<bytes.count where bytes[i] &- 0x41 < 26 { bytes[i] |= 0x20 }
+        bytes.withUnsafeMutableBufferPointer { b in
+            for i in start..<b.count where b[i] &- 0x41 < 26 { b[i] |= 0x20 }
+        }
         bytes.append(contentsOf: value)
         fields.append(Field(nameStart: Int32(start), nameCount: Int32(name.count), valueCount: Int32(value.count)))
     }

@@ -44,16 +44,15 @@ extension RequestHandler {
         case (_, .failure(let error)):
             respond(p, error)
         case (.get, .value(let value, let version)):
-            let headers: HTTPHeaders = ["content-type": "application/octet-stream", "etag": ETag.format(version)]
             // Sent from the store's mapping, which the value pins until the response is gone.
             if let owner = value.owner {
                 let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: owner, start: $0.baseAddress!, count: $0.count) }
-                respond(p, HTTPResponse(status: 200, headers: headers, borrowing: borrowed))
+                respond(p, HTTPResponse(status: 200, headers: Self.octetStream, borrowing: borrowed, etag: version))
             } else {
-                respond(p, HTTPResponse(status: 200, headers: headers, body: value.bytes))
+                respond(p, HTTPResponse(status: 200, headers: Self.octetStream, body: value.bytes, etag: version))
             }
         case (.write, .written(let version)), (.write, .deleted(let version)):
-            respond(p, HTTPResponse(status: 204, headers: ["etag": ETag.format(version)]))
+            respond(p, HTTPResponse(status: 204, etag: version))
         case (.scan(let encoding, let limit), .entries(let entries)):
             var body: [UInt8] = []
             body.reserveCapacity(entries.bytes.count + entries.count * 40)

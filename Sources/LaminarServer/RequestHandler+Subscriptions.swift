@@ -154,6 +154,8 @@ extension RequestHandler {
 
     /// The request of a watch or follow finished or went away: its subscription ends.
     func subscriberLeft(_ token: HTTPRequestToken) {
+        // Every request ends here: most have no subscription, and two hashes are not free.
+        if subscriptions.isEmpty && resuming.isEmpty { return }
         resuming[token] = nil
         if let subscription = subscriptions.removeValue(forKey: token) {
             pending[subscription] = nil

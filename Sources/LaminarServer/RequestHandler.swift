@@ -97,7 +97,8 @@ final class RequestHandler: HTTPHandler {
             return
         }
         let action: RouteAction
-        switch runtime.router.route(method: request.method, target: request.target, header: { request.headers[$0] }) {
+        let headers = request.headers  // the closure captures the headers, not the whole request
+        switch runtime.router.route(method: request.method, target: request.target, header: { headers[$0] }) {
         case .success(let a): action = a
         case .failure(let failure):
             fail(responder, .other, start, failure)
@@ -237,6 +238,7 @@ final class RequestHandler: HTTPHandler {
 
     static let json: HTTPHeaders = ["content-type": "application/json"]
     static let ndjson: HTTPHeaders = ["content-type": "application/x-ndjson"]
+    static let octetStream: HTTPHeaders = ["content-type": "application/octet-stream"]
 
     func respond(_ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ response: HTTPResponse) {
         metrics.recordRequest(route: route, status: response.status, durationNs: Self.nowNs() &- start)

@@ -20,6 +20,19 @@ import Testing
         #expect(route("POST", "/kv/_batch") == .success(.kvBatch))
     }
 
+    /// `/kv/{key}` without a query is decided on a shorter path (`Router.decideKey`): it must
+    /// answer as the general path does for the same request with a query that changes nothing.
+    @Test func keyTargetsWithAndWithoutAQueryAgree() {
+        let cases: [(String, String, [String: String])] = [
+            ("GET", "/kv/a%2Fb", [:]), ("HEAD", "/kv/%00%FF", [:]), ("PUT", "/kv/k", ["if-match": "\"7\""]),
+            ("PUT", "/kv/k", ["if-match": "7"]), ("DELETE", "/kv/k", ["if-none-match": "*"]), ("GET", "/kv/%zz", [:]),
+            ("GET", "/kv/_batch", [:]), ("POST", "/kv/a", [:]), ("PATCH", "/kv/a", [:]), ("GET", "/kv/_batchx", [:]),
+        ]
+        for (method, target, headers) in cases {
+            #expect(route(method, target, headers) == route(method, target + "?unused=1", headers), "\(method) \(target)")
+        }
+    }
+
     @Test func scans() {
         #expect(route("GET", "/kv?prefix=user/&limit=2&after=user/1") == .success(.kvScanPrefix(prefix: Array("user/".utf8), after: Array("user/1".utf8), limit: 2, encoding: .utf8)))
         #expect(route("GET", "/kv?start=a&end=b&encoding=base64") == .success(.kvScanRange(start: Array("a".utf8), end: Array("b".utf8), after: nil, limit: 1000, encoding: .base64)))

@@ -1,0 +1,103 @@
+/// A session's open streams by id: open addressing with linear probing over a power-of-two
+/// table, the id's hash a multiplication (no `Hasher`: every nghttp2 callback of a request looks
+/// its stream up, about ten times per request). Deletion shifts the following entries back, so
+/// there are no tombstones and a lookup stops at the first empty slot.
+///
+/// Invariants: `ids[i] == 0` marks an empty slot (client stream ids are odd, never 0) and then
+/// `values[i] == nil`; the table is at most half full. Owned by one session on its loop thread.
+struct HTTP2StreamTable {
+    private var ids: [Int32]
+    private var values: [HTTP2Stream?]
+    private var mask: Int
+    private(set) var count = 0
+
+    init() {
+        ids = Array(repeating: 0, count: 16)
+        values = Array(repeating: nil, count: 16)
+        mask = 15
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    private func home(_ id: Int32) -> Int {
+        Int(truncatingIfNeeded: (UInt64(UInt32(bitPattern: id)) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    subscript(id: Int32) -> HTTP2Stream? {
+        get {
+            // Id 0 meets an empty slot first: nil, as it should be.
+            var i = home(id)
+            while true {
+                let slotID = ids[i]
+                if slotID == id { return values[i] }
+                if slotID == 0 { return nil }
+                i = (i + 1) & mask
+            }
+        }
+        set {
+            guard let newValue else { removeValue(forKey: id); return }
+            precondition(id != 0, "stream 0 is the connection")
+            var i = home(id)
+            while ids[i] != 0 && ids[i] != id { i = (i + 1) & mask }
+            if ids[i] == 0 {
+                ids[i] = id
+                count += 1
+            }
+            values[i] = newValue
+            if count * 2 > ids.count { grow() }
+        }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey id: Int32) -> HTTP2Stream? {
+        if id == 0 { return nil }
+        var i = home(id)
+        while ids[i] != id {
+            if ids[i] == 0 { return nil }
+            i = (i + 1) & mask
+        }
+        let removed = values[i]
+        ids[i] = 0
+        values[i] = nil
+        count -= 1
+        // Backward shift: move up every later entry of the run that may not skip the hole.
+        var hole = i
+        var j = (i + 1) & mask
+        while ids[j] != 0 {
+            let h = home(ids[j])
+            // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+            let fits = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j)
+            if fits {
+                ids[hole] = ids[j]
+                values[hole] = values[j]
+                ids[j] = 0
+                values[j] = nil
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        return removed
+    }
+
+    /// Calls `body` with every open stream, in no particular order.
+    func forEach(_ body: (HTTP2Stream) throws -> Void) rethrows {
+        for case let stream? in values { try body(stream) }
+    }
+
+    /// Whether some open stream satisfies `predicate`.
+    func contains(where predicate: (HTTP2Stream) -> Bool) -> Bool {
+        for case let stream? in values where predicate(stream) { return true }
+        return false
+    }
+
+    private mutating func grow() {
+        let oldIDs = ids
+        let oldValues = values
+        ids = Array(repeating: 0, count: oldIDs.count * 2)
+        values = Array(repeating: nil, count: oldIDs.count * 2)
+        mask = ids.count - 1
+        count = 0
+        for i in oldIDs.indices where oldIDs[i] != 0 { self[oldIDs[i]] = oldValues[i] }
+    }
+}
