@@ -42,6 +42,13 @@ public struct WindowResult: Sendable, Hashable {
         /// key that is not UTF-8.
         public var keyName: String
 
+        /// A layout read back from a stored slice (`ResultSlice`).
+        init(names: [[UInt8]], integer: [Bool], keyName: String) {
+            self.names = names
+            self.integer = integer
+            self.keyName = keyName
+        }
+
         public init(_ definition: StreamDefinition) {
             let aggregateNames = definition.columnNames
             let aggregateInteger = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
@@ -137,7 +144,7 @@ public struct WindowResult: Sendable, Hashable {
 ///   batch posted to it, read by every stream of the source.
 public enum ReservedKeys {
     public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/",
-                                             "_sources/", "_sourcecp/", "_srcwal/"].map { Array($0.utf8) }
+                                             "_sources/", "_sourcecp/", "_srcwal/", "_results/", "_resulthead/"].map { Array($0.utf8) }
 
     public static func isReserved(_ key: [UInt8]) -> Bool {
         guard key.first == UInt8(ascii: "_") else { return false }
@@ -225,6 +232,9 @@ public enum ReservedKeys {
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
     public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
     public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
+    public static let resultSlicePrefixAll: [UInt8] = Array("_results/".utf8)
+    public static func resultSlicePrefix(_ stream: String) -> [UInt8] { Array("_results/\(stream)/".utf8) }
+    public static func resultHead(_ stream: String) -> [UInt8] { Array("_resulthead/\(stream)".utf8) }
     public static let sourcePrefix: [UInt8] = Array("_sources/".utf8)
     public static func source(_ name: String) -> [UInt8] { Array("_sources/\(name)".utf8) }
     public static func sourceCheckpoint(_ name: String) -> [UInt8] { Array("_sourcecp/\(name)".utf8) }
