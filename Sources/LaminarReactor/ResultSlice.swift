@@ -153,6 +153,11 @@ enum ResultSlice {
             return RowHead(key: key, startMs: start, endMs: end, isDelete: flags & Flag.delete != 0)
         }
 
+        /// Whether every integer column's value is null or an `Int64` (a damaged value is not).
+        private static func integersFit(_ values: [Double], _ integer: [Bool]) -> Bool {
+            zip(values, integer).allSatisfy { v, i in !i || v.isNaN || (v >= -9.2e18 && v <= 9.2e18) }
+        }
+
         /// The row's JSON line with its `seq`: as followers got it for a delete, else its stored
         /// form (no `op`, no `before`), as `GET …/results` and resumes send it.
         func json(_ i: Int, seq: UInt64) -> [UInt8]? {
@@ -172,7 +177,8 @@ enum ResultSlice {
                 before = b
             }
             guard values.count == columns.names.count || (isDelete && values.isEmpty),
-                  before.map({ $0.count == columns.names.count }) ?? true else { return nil }
+                  before.map({ $0.count == columns.names.count }) ?? true,
+                  Self.integersFit(values, columns.integer), Self.integersFit(before ?? [], columns.integer) else { return nil }
             var r = WindowResult(key: key, startMs: start, endMs: end, values: values, op: isDelete ? .delete : nil,
                                  before: before, isFinal: flags & Flag.final != 0)
             r.seq = seq

@@ -195,7 +195,8 @@ import Testing
         let store = try LogStore.open(directory: dir.path)
         let s = try ResultDeliveryTests.Stepper(store, ReactorLimits())
         #expect(Self.page(s, "m") == [#"{"seq":3,"key":"u1","window_start":0,"window_end":1000,"count":2}"#,
-                                       #"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#])
+                                       #"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#,
+                                       #"{"key":"u9"}"#], "a row without seq is listed from its key")
         #expect(Self.resume(s, "m") == [#"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#,
                                          #"{"seq":3,"key":"u1","window_start":0,"window_end":1000,"count":2}"#,
                                          #"{"seq":4,"key":"u3","window_start":0,"window_end":1000,"op":"delete"}"#])
