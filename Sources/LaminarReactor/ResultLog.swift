@@ -76,15 +76,6 @@ final class ResultSet {
 }
 
 enum ResultLog {
-    /// A key prefix as it begins the escaped keys of result cursors (`00` → `00 FF`, no
-    /// terminator): a row's key begins with `prefix` exactly when its escaped form begins with this.
-    static func escapedKeyPrefix(_ prefix: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        ReservedKeys.appendEscapedKey(prefix, to: &out)
-        out.removeLast(ReservedKeys.keyTerminator.count)
-        return out
-    }
-
     /// The event key and window start of a result cursor (`_streams/{name}/{escaped key}` `00 01`
     /// `{start}`, what `GET …/results` pages end with); `nil` if `cursor` is not one.
     static func parseCursor(_ cursor: [UInt8], prefix: [UInt8]) -> (key: [UInt8], startMs: Int64)? {
