@@ -16,15 +16,21 @@ struct ResultIndex {
         var seq: UInt64
     }
 
-    private(set) var windows: [[UInt8]: [Window]] = [:]
+    /// An event key hashed as one run of bytes (`[UInt8]` itself feeds the hasher a byte at a time).
+    struct Key: Hashable {
+        let bytes: [UInt8]
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    }
+
+    private(set) var windows: [Key: [Window]] = [:]
     private(set) var keys = SortedKeys()
     private(set) var rowCount = 0
 
     /// Makes `seq` the current row of window (`key`, `startMs`); returns the row it replaced.
     @discardableResult
     mutating func set(key: [UInt8], startMs: Int64, seq: UInt64) -> UInt64? {
-        guard let i = windows.index(forKey: key) else {
-            windows[key] = [Window(startMs: startMs, seq: seq)]
+        guard let i = windows.index(forKey: Key(bytes: key)) else {
+            windows[Key(bytes: key)] = [Window(startMs: startMs, seq: seq)]
             keys.insert(key)
             rowCount += 1
             return nil
@@ -44,7 +50,7 @@ struct ResultIndex {
     /// returns the row removed.
     @discardableResult
     mutating func remove(key: [UInt8], startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
-        guard let i = windows.index(forKey: key) else { return nil }
+        guard let i = windows.index(forKey: Key(bytes: key)) else { return nil }
         guard let p = windows.values[i].firstIndex(where: { $0.startMs == startMs }) else { return nil }
         let removed = windows.values[i][p].seq
         if let seq, removed != seq { return nil }
@@ -60,7 +66,7 @@ struct ResultIndex {
 
     /// The `seq` of window (`key`, `startMs`)'s current row.
     func seq(key: [UInt8], startMs: Int64) -> UInt64? {
-        windows[key]?.first { $0.startMs == startMs }?.seq
+        windows[Key(bytes: key)]?.first { $0.startMs == startMs }?.seq
     }
 
     /// Calls `body` with up to `limit` windows in order (key bytes, then start): only `key` when
@@ -75,7 +81,7 @@ struct ResultIndex {
         var position = keys.lowerBound(from)
         while let k = keys.key(at: position) {
             if exact ? k != key : !k.starts(with: key) { break }
-            for w in windows[k]! {
+            for w in windows[Key(bytes: k)]! {
                 if let after, k == after.key, w.startMs <= after.startMs { continue }
                 body(k, w)
                 n += 1
@@ -89,14 +95,41 @@ struct ResultIndex {
 
 /// A set of byte strings in byte order (a key before every longer key it begins): a sorted list
 /// of sorted leaves of at most `leafMax` keys, so an insert or removal moves at most a leaf and
-/// the leaf directory, never the whole set.
+/// the leaf directory, never the whole set. Each entry carries its key's first 16 bytes as two
+/// big-endian integers, so that a search compares integers in contiguous memory and reads a
+/// key's bytes (another allocation) only when those are equal.
 ///
 /// Invariants: no leaf is empty; keys strictly increase across leaves; `firstKeys[i]` is
 /// `leaves[i][0]`.
 struct SortedKeys {
+    struct Entry {
+        var hi: UInt64
+        var lo: UInt64
+        var key: [UInt8]
+
+        init(_ key: [UInt8]) {
+            self.key = key
+            var h: UInt64 = 0, l: UInt64 = 0
+            let n = Swift.min(16, key.count)
+            for i in 0..<n {
+                if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
+            }
+            hi = h
+            lo = l
+        }
+
+        /// Three-way comparison with `other` (negative: self is smaller).
+        @inline(__always)
+        func compare(_ other: Entry) -> Int {
+            if hi != other.hi { return hi < other.hi ? -1 : 1 }
+            if lo != other.lo { return lo < other.lo ? -1 : 1 }
+            return SortedKeys.compare(key, other.key)
+        }
+    }
+
     static let leafMax = 256
-    private var leaves: [[[UInt8]]] = []
-    private var firstKeys: [[UInt8]] = []
+    private var leaves: [[Entry]] = []
+    private var firstKeys: [Entry] = []
     private(set) var count = 0
 
     struct Position {
@@ -114,23 +147,28 @@ struct SortedKeys {
     }
 
     /// The first position whose key is `>= key`.
-    func lowerBound(_ key: [UInt8]) -> Position {
+    func lowerBound(_ key: [UInt8]) -> Position { lowerBound(Entry(key)) }
+
+    private func lowerBound(_ e: Entry) -> Position {
         var lo = 0, hi = firstKeys.count
         while lo < hi {
             let mid = (lo + hi) >> 1
-            if Self.compare(firstKeys[mid], key) < 0 { lo = mid + 1 } else { hi = mid }
+            if firstKeys[mid].compare(e) < 0 { lo = mid + 1 } else { hi = mid }
         }
         if lo == 0 { return Position(leaf: 0, index: 0) }
         let leaf = lo - 1
-        var l = 1, h = leaves[leaf].count
-        while l < h {
-            let mid = (l + h) >> 1
-            if Self.compare(leaves[leaf][mid], key) < 0 { l = mid + 1 } else { h = mid }
+        let found: Int = leaves[leaf].withUnsafeBufferPointer { b in
+            var l = 1, h = b.count
+            while l < h {
+                let mid = (l + h) >> 1
+                if b[mid].compare(e) < 0 { l = mid + 1 } else { h = mid }
+            }
+            return l
         }
-        return l == leaves[leaf].count ? Position(leaf: leaf + 1, index: 0) : Position(leaf: leaf, index: l)
+        return found == leaves[leaf].count ? Position(leaf: leaf + 1, index: 0) : Position(leaf: leaf, index: found)
     }
 
-    func key(at p: Position) -> [UInt8]? { p.leaf < leaves.count ? leaves[p.leaf][p.index] : nil }
+    func key(at p: Position) -> [UInt8]? { p.leaf < leaves.count ? leaves[p.leaf][p.index].key : nil }
 
     func position(after p: Position) -> Position {
         p.index + 1 < leaves[p.leaf].count ? Position(leaf: p.leaf, index: p.index + 1) : Position(leaf: p.leaf + 1, index: 0)
@@ -138,16 +176,17 @@ struct SortedKeys {
 
     /// Inserts a key known to be absent.
     mutating func insert(_ key: [UInt8]) {
+        let e = Entry(key)
         count += 1
         if leaves.isEmpty {
-            leaves.append([key])
-            firstKeys.append(key)
+            leaves.append([e])
+            firstKeys.append(e)
             return
         }
-        var p = lowerBound(key)
+        var p = lowerBound(e)
         if p.leaf == leaves.count { p = Position(leaf: leaves.count - 1, index: leaves[leaves.count - 1].count) }
-        leaves[p.leaf].insert(key, at: p.index)
-        if p.index == 0 { firstKeys[p.leaf] = key }
+        leaves[p.leaf].insert(e, at: p.index)
+        if p.index == 0 { firstKeys[p.leaf] = e }
         if leaves[p.leaf].count > Self.leafMax {
             let half = leaves[p.leaf].count / 2
             let upper = Array(leaves[p.leaf][half...])
@@ -159,8 +198,8 @@ struct SortedKeys {
 
     /// Removes a key known to be present.
     mutating func remove(_ key: [UInt8]) {
-        let p = lowerBound(key)
-        precondition(p.leaf < leaves.count && leaves[p.leaf][p.index] == key, "SortedKeys: removing an absent key")
+        let p = lowerBound(Entry(key))
+        precondition(p.leaf < leaves.count && leaves[p.leaf][p.index].key == key, "SortedKeys: removing an absent key")
         count -= 1
         leaves[p.leaf].remove(at: p.index)
         if leaves[p.leaf].isEmpty {
@@ -174,12 +213,13 @@ struct SortedKeys {
     func checkInvariants() {
         precondition(leaves.count == firstKeys.count, "SortedKeys: directory out of step")
         var n = 0
-        var previous: [UInt8]?
+        var previous: Entry?
         for (i, leaf) in leaves.enumerated() {
-            precondition(!leaf.isEmpty && leaf.count <= Self.leafMax && leaf[0] == firstKeys[i], "SortedKeys: bad leaf")
-            for k in leaf {
-                if let previous { precondition(Self.compare(previous, k) < 0, "SortedKeys: out of order") }
-                previous = k
+            precondition(!leaf.isEmpty && leaf.count <= Self.leafMax && leaf[0].key == firstKeys[i].key, "SortedKeys: bad leaf")
+            for e in leaf {
+                precondition(Entry(e.key).hi == e.hi && Entry(e.key).lo == e.lo, "SortedKeys: stale prefix")
+                if let previous { precondition(previous.compare(e) < 0 && Self.compare(previous.key, e.key) < 0, "SortedKeys: out of order") }
+                previous = e
                 n += 1
             }
         }
