@@ -6,10 +6,15 @@ import Glibc
 /// (`ResultSlice`); this is rebuilt from them when the reactor starts.
 ///
 /// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
-/// order); only a key new to the index also goes into the ordered key set (`SortedKeys`).
+/// order); only a key new to the index also goes into the ordered key set (`SortedKeys`). A key
+/// whose last window leaves stays, with no windows, until `purge` finds it still empty once more
+/// than `max(emptiedKeep, rowCount)` keys were emptied after it: a key that comes back within a
+/// window or two (the common case: one row per key and window) costs no removal and reinsertion,
+/// and reads skip at most that many empty keys.
 ///
-/// Invariants: no key maps to an empty list; each list strictly ascends by start; `keys` holds
-/// exactly the keys of `windows`; `rowCount` is the number of windows over all keys.
+/// Invariants: each list strictly ascends by start; `keys` holds exactly the keys of `windows`;
+/// every key with an empty list is in `emptied` from `emptiedHead` on; `rowCount` is the number
+/// of windows over all keys.
 struct ResultIndex {
     struct Window {
         var startMs: Int64
@@ -25,6 +30,9 @@ struct ResultIndex {
     private(set) var windows: [Key: [Window]] = [:]
     private(set) var keys = SortedKeys()
     private(set) var rowCount = 0
+    private var emptied: [[UInt8]] = []
+    private var emptiedHead = 0
+    static let emptiedKeep = 65_536
 
     /// Makes `seq` the current row of window (`key`, `startMs`); returns the row it replaced.
     @discardableResult
@@ -54,14 +62,28 @@ struct ResultIndex {
         guard let p = windows.values[i].firstIndex(where: { $0.startMs == startMs }) else { return nil }
         let removed = windows.values[i][p].seq
         if let seq, removed != seq { return nil }
-        defer { rowCount -= 1 }
-        if windows.values[i].count == 1 {
-            windows.remove(at: i)
-            keys.remove(key)
-        } else {
-            windows.values[i].remove(at: p)
-        }
+        rowCount -= 1
+        windows.values[i].remove(at: p)
+        if windows.values[i].isEmpty { emptied.append(key) }
         return removed
+    }
+
+    /// Removes up to `max` keys emptied long enough ago that are still empty (see the type).
+    mutating func purge(max: Int) {
+        var n = 0
+        while n < max, emptied.count - emptiedHead > Swift.max(Self.emptiedKeep, rowCount) {
+            let key = emptied[emptiedHead]
+            emptiedHead += 1
+            n += 1
+            if let i = windows.index(forKey: Key(bytes: key)), windows.values[i].isEmpty {
+                windows.remove(at: i)
+                keys.remove(key)
+            }
+        }
+        if emptiedHead > 4096 && emptiedHead * 2 > emptied.count {
+            emptied.removeFirst(emptiedHead)
+            emptiedHead = 0
+        }
     }
 
     /// The `seq` of window (`key`, `startMs`)'s current row.

@@ -278,6 +278,7 @@ extension Reactor {
             }
         }
         guard n > 0 else { return (0, false) }
+        set.index.purge(max: n + 64)
         var head = ByteWriter()
         head.u64(stream.oldestRetainedSeq)
         deletes.append(.put(key: ReservedKeys.resultHead(set.name), value: head.bytes))
