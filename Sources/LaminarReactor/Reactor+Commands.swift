@@ -119,10 +119,8 @@ extension Reactor {
                 producer: p, mutation: true)
 
         case .queryResults(let name, let key, let after, let limit, let keyPrefix):
-            guard streams[name] != nil else { return complete(token, .failure(.unknownStream(name)), producer: p) }
-            var prefix = key.map { ReservedKeys.resultPrefix(stream: name, key: $0) } ?? ReservedKeys.resultPrefix(stream: name)
-            if key == nil, let keyPrefix { prefix += ResultLog.escapedKeyPrefix(keyPrefix) }
-            complete(token, .entries(store.prefixPage(prefix, after: after, limit: clampLimit(limit))), producer: p)
+            guard let stream = streams[name] else { return complete(token, .failure(.unknownStream(name)), producer: p) }
+            complete(token, .entries(resultPage(stream, key: key, keyPrefix: keyPrefix, after: after, limit: clampLimit(limit))), producer: p)
 
         case .watch(let prefix):
             // After a storage failure nothing changes any more: a new watch or follow would wait forever.

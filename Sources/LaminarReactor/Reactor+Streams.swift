@@ -123,6 +123,15 @@ extension Reactor {
         }
     }
 
+    /// The write-ahead entries after which the stream's checkpoint is due: `walEntriesPerCheckpointMax`,
+    /// or one per `checkpointGroupsPerEntry` groups of its open windows when that is more. A
+    /// checkpoint writes every open group, so with a million keys a fixed interval would spend
+    /// most of the writer's time writing checkpoints; this keeps the checkpoint's cost per logged
+    /// event bounded whatever the number of keys, and the replay after a crash proportional to it.
+    func checkpointEntries(_ stream: StreamRuntime) -> UInt64 {
+        UInt64(Swift.max(limits.walEntriesPerCheckpointMax, stream.op.checkpointGroups / limits.checkpointGroupsPerEntry))
+    }
+
     /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
     /// Not while rows of closed windows are pending: the checkpoint then waits for the last slice
     /// (`emitRows` calls again), so it never splits a window's rows, and replay after a crash
@@ -130,7 +139,7 @@ extension Reactor {
     func checkpointIfDue(_ stream: StreamRuntime) {
         let logged = stream.nextSequence - stream.firstUncheckpointed
         let sourceLogged = stream.sourceNext - stream.checkpointSourceNext  // 0 without a named source
-        guard stream.entriesSinceCheckpoint >= UInt64(limits.walEntriesPerCheckpointMax), stream.rowsPending == 0 else { return }
+        guard stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0 else { return }
         let name = stream.definition.name
         let atMs = clock.nowMs()
         var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
@@ -153,6 +162,7 @@ extension Reactor {
     /// re-arms TTL timers. Runs on the caller's thread before `start`.
     func recover() throws {
         let now = clock.nowMs()
+        try migrateEarlierResults()
         try recoverSources()
         var after: [UInt8]? = nil
         while true {
@@ -169,13 +179,15 @@ extension Reactor {
                     try stream.decodeCheckpoint(cp.value, limits: limits)
                     checkpointed = cp.value.first.map { $0 >= 3 } ?? false
                 }
-                if !checkpointed { restoreResultRange(stream, checkpointed: false) }
+                // The results replay emits again (from the checkpointed next seq on) leave first.
+                restoreResultRange(stream, checkpointed: checkpointed, dropReplayed: true)
                 try replay(stream, source: source)
                 source?.readers.append(stream)
                 // Rows closed by the replay (again, or for the first time) are stored now, under
                 // the numbers they had: the same rows in the same order from the same start.
                 while stream.rowsPending > 0 { emitRows(stream, max: limits.resultRowsPerRoundMax) }
                 restoreResultRange(stream, checkpointed: true)
+                while stream.oldestRetainedSeq < stream.results.leftBefore, expireRows(stream, max: limits.resultExpiriesPerRoundMax).0 > 0 {}
                 streams[definition.name] = stream
                 scheduleEmitTick(stream, nowMs: now)
                 if stream.inResultWork { stream.inResultWork = false; resultWork.removeAll { $0 === stream } }
@@ -188,6 +200,7 @@ extension Reactor {
             guard page.count == 1024 else { break }
             after = page.last!.key
         }
+        loadOrphanResults()
         // TTLs: every key with an expiry gets its timer back (a full scan, at start-up only).
         // The same scan moves window results stored by earlier versions to the current key
         // layout (`ReservedKeys.resultKeyFromEarlierLayout`), one atomic batch per page.
@@ -200,6 +213,9 @@ extension Reactor {
                 if let current = ReservedKeys.resultKeyFromEarlierLayout(entry.key) {
                     moves.append(.put(key: current, value: entry.value))
                     moves.append(.delete(key: entry.key))
+                    indexUnnumberedRow(current)
+                } else {
+                    indexUnnumberedRow(entry.key)
                 }
             }
             if !moves.isEmpty {

@@ -54,6 +54,9 @@ public final class Reactor: @unchecked Sendable {
     var mutatedThisRound = false
     /// Streams with result rows to emit or expire (`emitResultSlices`), each at most once.
     var resultWork: [StreamRuntime] = []
+    /// Retained results by stream name (`ResultSet`): they outlive a deleted stream, and a
+    /// stream defined again under the name takes them over.
+    var resultSets: [String: ResultSet] = [:]
     var progressTimerPending = false
     /// Pipelined commit: writes made since the sync in flight (or the last one) started.
     var unsyncedMutations = false

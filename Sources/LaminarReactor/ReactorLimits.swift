@@ -41,6 +41,9 @@ public struct ReactorLimits: Sendable, Hashable {
     public var idempotencyKeysPerStreamMax: Int = 4096
     /// Write-ahead entries per stream after which the reactor writes a checkpoint.
     public var walEntriesPerCheckpointMax: Int = 256
+    /// A stream with many open groups checkpoints after one logged entry per this many groups
+    /// when that is more than `walEntriesPerCheckpointMax` (`Reactor.checkpointEntries`).
+    public var checkpointGroupsPerEntry: Int = 512
     /// Late events kept per stream with `late_data: keep` (the most recent ones).
     public var lateEventsPerStreamMax: Int = 10_000
     /// Longest stream name in bytes.
@@ -95,6 +98,7 @@ public struct ReactorLimits: Sendable, Hashable {
         if walEntryBytesMax > StoreLimits.formatValueBytesMax { return "walEntryBytesMax exceeds the largest value a store record holds" }
         if valueBytesMax > StoreLimits.formatValueBytesMax { return "valueBytesMax exceeds the largest value a store record holds" }
         if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
+        if checkpointGroupsPerEntry < 1 { return "checkpointGroupsPerEntry must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
         if resultRowsPerRoundMax < 1 || resultExpiriesPerRoundMax < 1 || resultsRetainedPerStreamMax < 1 || resultPageRowsMax < 1 {
             return "result limits must be positive"

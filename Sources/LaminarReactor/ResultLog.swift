@@ -1,62 +1,108 @@
 import LaminarStore
 
-/// The retained-results log of a stream, `_resultlog/{name}/{seq}` (`ReservedKeys`): one small
-/// entry per emitted row, `[i64 window end][the row's key after _streams/{name}/]`, pointing at
-/// the row itself (`_streams/{name}/…`, JSON, `"seq"` first). Rows are stored once; the log
-/// orders them by sequence number for `since` and for retention, which both walk it from an
-/// exact sequence number (no scan). An entry whose row was replaced by a later row of the same
-/// window (the row then carries another seq) is skipped: a resume sees the current row once,
-/// under its own seq.
+/// The retained results of one stream name: where its result slices are (`ResultSlice`, under
+/// `_results/{name}/{first seq}`), the oldest row still retained, and the index of each window's
+/// current row (`ResultIndex`). Kept by the reactor by name: rows stay retained when the stream
+/// is deleted, and a stream defined again under the name takes them over.
 ///
-/// A `delete` row (`emit: changes`/`every`, a session merged away) removes its window's row, so
-/// its entry keeps the row itself after the key: `[i64 window end][row key suffix][delete row
-/// JSON]`. The suffix ends where it can be found again: its escaped key ends at the first
-/// `00 01`, then 16 hex digits of the start.
+/// Invariants: slices from `head` on ascend by first `seq` and do not overlap; `oldest` is in
+/// the first of them or before it (rows before `oldest` have left: the index no longer holds
+/// them, their slice goes once all its rows have); the index points only at rows of those slices.
+final class ResultSet {
+    let name: String
+    /// `_results/{name}/`.
+    let slicePrefix: [UInt8]
+    private(set) var sliceFirst: [UInt64] = []
+    private(set) var sliceCount: [Int] = []
+    private(set) var head = 0
+    var index = ResultIndex()
+    /// The oldest retained row: a later one than the head slice's first when rows of it left.
+    var oldest: UInt64 = 1
+    /// Rows before this had left when the reactor started (`_resulthead/{name}`): a replay that
+    /// emits some of them again lets them leave again at once.
+    var leftBefore: UInt64 = 0
+
+    init(name: String) {
+        self.name = name
+        slicePrefix = ReservedKeys.resultSlicePrefix(name)
+    }
+
+    var sliceCountRetained: Int { sliceFirst.count - head }
+
+    func sliceKey(_ first: UInt64) -> [UInt8] {
+        var key = slicePrefix
+        ReservedKeys.appendHex16(first, to: &key)
+        return key
+    }
+
+    func appendSlice(first: UInt64, count: Int) {
+        precondition(sliceFirst.last.map { $0 < first } ?? true, "slices ascend")
+        sliceFirst.append(first)
+        sliceCount.append(count)
+    }
+
+    /// The retained slice holding `seq` (its position), `nil` for a hole or a row that left.
+    func slice(holding seq: UInt64) -> Int? {
+        var lo = head, hi = sliceFirst.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if sliceFirst[mid] <= seq { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > head else { return nil }
+        let i = lo - 1
+        return seq < sliceFirst[i] + UInt64(sliceCount[i]) ? i : nil
+    }
+
+    func first(ofSlice i: Int) -> UInt64 { sliceFirst[i] }
+    func count(ofSlice i: Int) -> Int { sliceCount[i] }
+    var headSlice: Int? { head < sliceFirst.count ? head : nil }
+
+    /// The head slice left whole (its last row expired).
+    func dropHeadSlice() {
+        head += 1
+        if head == sliceFirst.count || head >= 1024 && head * 2 >= sliceFirst.count {
+            sliceFirst.removeFirst(head)
+            sliceCount.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Reads row `seq` (which must be in slice `i`) in place.
+    func withRow<R>(_ store: any StateStore, slice i: Int, seq: UInt64, _ body: (ResultSlice.Reader, Int) -> R?) -> R? {
+        store.withValue(sliceKey(sliceFirst[i])) { bytes, _ in
+            ResultSlice.Reader(bytes).flatMap { body($0, Int(seq - sliceFirst[i])) }
+        } ?? nil
+    }
+}
+
 enum ResultLog {
-    /// An entry pointing at a stored row, or (`row` given) one holding a `delete` row.
-    static func entry(endMs: Int64, rowKeySuffix: ArraySlice<UInt8>, row: [UInt8]? = nil) -> [UInt8] {
-        var w = ByteWriter()
-        w.bytes.reserveCapacity(8 + rowKeySuffix.count + (row?.count ?? 0))
-        w.i64(endMs)
-        w.bytes.append(contentsOf: rowKeySuffix)
-        if let row { w.bytes.append(contentsOf: row) }
-        return w.bytes
-    }
-
-    /// The window end, row key suffix and (a `delete`) kept row of an entry; `nil` if it is not one.
-    static func decode(_ bytes: [UInt8]) -> (endMs: Int64, rowKeySuffix: ArraySlice<UInt8>, row: ArraySlice<UInt8>?)? {
-        var r = ByteReader(bytes)
-        guard let end = try? r.i64() else { return nil }
-        var i = 8
-        while i + 1 < bytes.count, !(bytes[i] == 0 && bytes[i + 1] == 1) { i += 1 }
-        let suffixEnd = i + ReservedKeys.keyTerminator.count + 16
-        guard suffixEnd <= bytes.count else { return nil }
-        return (end, bytes[8..<suffixEnd], suffixEnd < bytes.count ? bytes[suffixEnd...] : nil)
-    }
-
-    /// The sequence number a stored row begins with (`{"seq":N,…`), `nil` if none.
-    static func storedSeq(_ row: [UInt8]) -> UInt64? {
-        let head: [UInt8] = Array(#"{"seq":"#.utf8)
-        guard row.count > head.count, row.starts(with: head) else { return nil }
-        var v: UInt64 = 0
-        var i = head.count
-        while i < row.count, row[i] >= 0x30, row[i] <= 0x39 {
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(row[i] - 0x30))
-            if o1 || o2 { return nil }
-            v = a
+    /// The event key and window start of a result cursor (`_streams/{name}/{escaped key}` `00 01`
+    /// `{start}`, what `GET …/results` pages end with); `nil` if `cursor` is not one.
+    static func parseCursor(_ cursor: [UInt8], prefix: [UInt8]) -> (key: [UInt8], startMs: Int64)? {
+        guard cursor.count >= prefix.count + 18, cursor.starts(with: prefix) else { return nil }
+        var key: [UInt8] = []
+        var i = prefix.count
+        let end = cursor.count - 16
+        while i < end {
+            if cursor[i] == 0 {
+                guard i + 1 < end + 16 else { return nil }
+                if cursor[i + 1] == 0xFF { key.append(0); i += 2; continue }
+                if cursor[i + 1] == 1 && i + 2 == end { break }
+                return nil
+            }
+            key.append(cursor[i])
             i += 1
         }
-        return i > head.count ? v : nil
-    }
-
-    /// A key prefix as it begins the escaped keys of result keys (`00` → `00 FF`, no terminator):
-    /// a row's key begins with `prefix` exactly when its escaped form begins with this.
-    static func escapedKeyPrefix(_ prefix: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        ReservedKeys.appendEscapedKey(prefix, to: &out)
-        out.removeLast(ReservedKeys.keyTerminator.count)
-        return out
+        guard i == end - 2 || (i < end && cursor[i] == 0) else { return nil }
+        var v: UInt64 = 0
+        for b in cursor[end...] {
+            switch b {
+            case 0x30...0x39: v = v << 4 | UInt64(b - 0x30)
+            case 0x41...0x46: v = v << 4 | UInt64(b - 0x37)
+            default: return nil
+            }
+        }
+        return (key, Int64(bitPattern: v ^ (1 << 63)))
     }
 }
 
@@ -119,22 +165,22 @@ extension Reactor {
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
     /// waits for the queue of closed-window rows to empty).
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
-        stream.entriesSinceCheckpoint >= 2 * UInt64(limits.walEntriesPerCheckpointMax)
+        stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
     }
 
     /// Takes up to `max` queued rows of `stream`, emits them (through the stream's projection,
-    /// which may drop rows that fail `having`), sends them to its followers in one notification,
-    /// and checkpoints when the queue is empty (checkpoints wait for it). Returns the rows taken.
+    /// which may drop rows that fail `having`), stores them, sends them to its followers in one
+    /// notification, and checkpoints when the queue is empty (checkpoints wait for it). Returns
+    /// the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
         var sent = stream.op.takeRows(max: max)
         let taken = sent.count
         guard taken > 0 else { return 0 }
         if let projection = stream.projection { sent = projection.apply(sent) }
-        let n = sent.count
-        for i in 0..<n { emitRow(stream, &sent[i]) }
+        storeRows(stream, &sent)
         stream.resultSlices += 1
-        if n > 0 && !stream.followers.isEmpty {
+        if !sent.isEmpty && !stream.followers.isEmpty {
             for id in stream.followers {
                 guard let sub = subscriptions[id] else { continue }
                 enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(sent)))
@@ -144,83 +190,114 @@ extension Reactor {
         return taken
     }
 
-    /// Stores one row: the one place a row gets its sequence number. The row goes under
-    /// `_streams/{name}/…` (its stored JSON, `"seq"` first; `group_by: all` rows under the empty
-    /// key) and into the retained-results log; a `delete` row removes the window's row and is
-    /// kept in its log entry instead. Replay after a crash emits the same rows in the same order
-    /// from the same checkpointed `nextResultSeq`, so a row gets the same number however often it
-    /// is emitted.
-    func emitRow(_ stream: StreamRuntime, _ row: inout WindowResult) {
-        row.seq = stream.nextResultSeq
-        stream.nextResultSeq += 1
-        var key = stream.resultKeyPrefix
-        key.reserveCapacity(key.count + (row.key?.count ?? 0) + 18)
-        let prefixCount = key.count
-        ReservedKeys.appendEscapedKey(row.key ?? [], to: &key)
-        ReservedKeys.appendOrderedStart(row.startMs, to: &key)
-        mutatedThisRound = true
-        do {
-            if row.op == .delete {
-                let rev = try store.delete(key, condition: .always)
-                try store.put(stream.resultLogKey(row.seq),
-                    ResultLog.entry(endMs: row.endMs, rowKeySuffix: key[prefixCount...], row: row.json(columns: stream.columns)),
-                    condition: .always, expiresAtMs: nil)
-                if let rev { notifyWatchers(key: key, value: nil, revision: rev) }
-            } else {
-                let value = row.json(columns: stream.columns, stored: true)
-                let rev = try store.put(key, value, condition: .always, expiresAtMs: nil)
-                try store.put(stream.resultLogKey(row.seq),
-                    ResultLog.entry(endMs: row.endMs, rowKeySuffix: key[prefixCount...]), condition: .always, expiresAtMs: nil)
-                notifyWatchers(key: key, value: value, revision: rev)
+    /// Numbers rows and stores them as result slices (`ResultSlice`, one store write per
+    /// `ResultSlice.bytesMax` of rows): the one place a row gets its sequence number. Replay after
+    /// a crash emits the same rows in the same order from the same checkpointed `nextResultSeq`,
+    /// so a row gets the same number however often it is emitted (recovery first drops the
+    /// slices at or after that number). The index learns each row once its slice is written.
+    func storeRows(_ stream: StreamRuntime, _ rows: inout [WindowResult]) {
+        guard !rows.isEmpty else { return }
+        var builder = ResultSlice.Builder(firstSeq: stream.nextResultSeq)
+        var from = 0
+        for i in rows.indices {
+            rows[i].seq = stream.nextResultSeq
+            stream.nextResultSeq += 1
+            builder.append(rows[i])
+            if builder.isFull || i == rows.count - 1 {
+                writeSlice(stream, builder, rows[from...i])
+                from = i + 1
+                builder = ResultSlice.Builder(firstSeq: stream.nextResultSeq)
             }
-        } catch {
-            // The store refused (full disk): the row is lost, as a failed write is; its seq stays a
-            // hole that resumes and retention step over.
         }
-        if stream.oldestRetainedSeq == row.seq { stream.oldestRetainedEndMs = row.endMs }
+    }
+
+    private func writeSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, _ rows: ArraySlice<WindowResult>) {
+        let set = stream.results
+        do {
+            try store.put(set.sliceKey(builder.firstSeq), builder.finish(columns: stream.columns), condition: .always, expiresAtMs: nil)
+        } catch {
+            // The store refused (full disk): the rows are lost, as a failed write is; their seqs
+            // stay a hole that resumes and retention step over.
+            return
+        }
+        mutatedThisRound = true
+        set.appendSlice(first: builder.firstSeq, count: builder.count)
+        for row in rows {
+            let replaced: UInt64?
+            if row.op == .delete {
+                replaced = set.index.remove(key: row.key ?? [], startMs: row.startMs, ifSeq: nil)
+            } else {
+                replaced = set.index.set(key: row.key ?? [], startMs: row.startMs, seq: row.seq)
+            }
+            if replaced == 0 {
+                // An unnumbered row of an earlier version (`indexUnnumberedRow`) is replaced.
+                _ = try? store.delete(ReservedKeys.result(stream: set.name, key: row.key ?? [], startMs: row.startMs), condition: .always)
+            }
+        }
+        if stream.oldestRetainedSeq == builder.firstSeq, let first = rows.first { stream.oldestRetainedEndMs = first.endMs }
     }
 
     // MARK: - Retention
 
-    /// Removes up to `max` rows from the head of the retained log while the oldest is past its
-    /// retention (or more rows than `resultsRetainedPerStreamMax` are retained): its log entry,
-    /// and its row unless a later row of the same window replaced it. Returns the rows removed,
-    /// and whether the store refused (then the stream waits for its next close).
+    /// Removes up to `max` rows from the head of the retained results while the oldest is past
+    /// its retention (or more rows than `resultsRetainedPerStreamMax` are retained): from the
+    /// index unless a later row of its window replaced it, and its slice once all its rows have
+    /// left; `_resulthead/{name}` then says where the retained rows begin. Returns the rows
+    /// removed, and whether the store refused (then the stream waits for its next close).
     func expireRows(_ stream: StreamRuntime, max: Int) -> (Int, failed: Bool) {
         let retainedMax = limits.resultsRetainedPerStreamMax
+        let set = stream.results
         var n = 0
+        var deletes: [StoreMutation] = []
         while n < max, stream.expiryDue(retainedMax: retainedMax) {
             let seq = stream.oldestRetainedSeq
-            let logKey = stream.resultLogKey(seq)
-            if let entry = store.get(logKey), let (end, suffix, _) = ResultLog.decode(entry.value) {
-                if stream.oldestRetainedEndMs != end {
-                    stream.oldestRetainedEndMs = end
+            guard let i = set.headSlice else {
+                stream.oldestRetainedSeq = stream.nextResultSeq  // the rest are holes
+                break
+            }
+            let first = set.first(ofSlice: i)
+            if seq < first {
+                stream.oldestRetainedSeq = first  // a hole (a failed write) before the slice
+                stream.oldestRetainedEndMs = nil
+                continue
+            }
+            let row = set.withRow(store, slice: i, seq: seq) { r, at in r.head(at) }
+            if let row {
+                if stream.oldestRetainedEndMs != row.endMs {
+                    stream.oldestRetainedEndMs = row.endMs
                     if !stream.expiryDue(retainedMax: retainedMax) { break }
                 }
-                let rowKey = stream.resultKeyPrefix + suffix
-                do {
-                    if let row = store.get(rowKey), ResultLog.storedSeq(row.value) == seq,
-                       let rev = try store.delete(rowKey, condition: .ifVersion(row.version)) {
-                        notifyWatchers(key: rowKey, value: nil, revision: rev)
-                    }
-                    _ = try store.delete(logKey, condition: .always)
-                } catch {
-                    return (n, true)
-                }
-                mutatedThisRound = true
+                if !row.isDelete { set.index.remove(key: Array(row.key ?? []), startMs: row.startMs, ifSeq: seq) }
             }
             stream.oldestRetainedSeq = seq + 1
             stream.oldestRetainedEndMs = nil
             n += 1
+            if seq + 1 == first + UInt64(set.count(ofSlice: i)) {
+                deletes.append(.delete(key: set.sliceKey(first)))
+                set.dropHeadSlice()
+            }
         }
+        guard n > 0 else { return (0, false) }
+        set.index.purge(max: n + 64)
+        var head = ByteWriter()
+        head.u64(stream.oldestRetainedSeq)
+        deletes.append(.put(key: ReservedKeys.resultHead(set.name), value: head.bytes))
+        do {
+            try store.apply(deletes)
+        } catch {
+            return (n, true)  // the slices stay (recovery drops them by `_resulthead`) or come back
+        }
+        mutatedThisRound = true
         return (n, false)
     }
 
     /// Sets where a new or recovered stream's result numbering stands: after a deleted stream of
-    /// the same name (`_resultnext/{name}`) unless a checkpoint said more, and the oldest row of
-    /// the log (rows of a deleted stream stay retained under the new definition). `deletedNext`:
-    /// that of a stream deleted earlier in the same store batch (`CatalogOverlay`).
-    func restoreResultRange(_ stream: StreamRuntime, checkpointed: Bool, deletedNext: UInt64? = nil) {
+    /// the same name (`_resultnext/{name}`) unless a checkpoint said more, and the oldest row
+    /// retained under the name (rows of a deleted stream stay retained under the new definition).
+    /// `deletedNext`: that of a stream deleted earlier in the same store batch (`CatalogOverlay`).
+    /// `dropReplayed` (recovery, before the replay): the slices from the next `seq` on are
+    /// dropped, since the replay emits those rows again.
+    func restoreResultRange(_ stream: StreamRuntime, checkpointed: Bool, deletedNext: UInt64? = nil, dropReplayed: Bool = false) {
         let name = stream.definition.name
         if let deletedNext {
             stream.nextResultSeq = Swift.max(stream.nextResultSeq, deletedNext)
@@ -228,20 +305,125 @@ extension Reactor {
             var r = ByteReader(next.value)
             stream.nextResultSeq = Swift.max(stream.nextResultSeq, (try? r.u64()) ?? 1)
         }
-        let prefix = ReservedKeys.resultLogPrefix(name)
-        if let head = store.prefixScan(prefix, after: nil, limit: 1).first,
-           let seq = UInt64(String(decoding: head.key[prefix.count...], as: UTF8.self), radix: 16), seq < stream.nextResultSeq {
-            stream.oldestRetainedSeq = seq
-        } else {
+        stream.results = resultSets[name] ?? loadResults(name, cutoff: dropReplayed ? stream.nextResultSeq : nil)
+        resultSets[name] = stream.results
+        if stream.results.headSlice == nil || stream.oldestRetainedSeq >= stream.nextResultSeq {
             stream.oldestRetainedSeq = stream.nextResultSeq
         }
         stream.oldestRetainedEndMs = nil
     }
 
+    // MARK: - Recovery
+
+    /// Reads the result slices of `name` into a new `ResultSet` (start-up: time in the retained
+    /// rows). Slices at or after `cutoff` (the checkpointed next `seq`: replay emits those rows
+    /// again) and slices whose rows have all left (`_resulthead/{name}`) are deleted; an
+    /// unreadable slice is skipped (its rows are missing).
+    func loadResults(_ name: String, cutoff: UInt64?) -> ResultSet {
+        let set = ResultSet(name: name)
+        var oldest: UInt64 = 0
+        if let h = store.get(ReservedKeys.resultHead(name)), h.value.count == 8 {
+            var r = ByteReader(h.value)
+            oldest = (try? r.u64()) ?? 0
+        }
+        set.leftBefore = oldest
+        var drop: [StoreMutation] = []
+        var after: [UInt8]? = nil
+        var firstRetained: UInt64? = nil
+        while true {
+            var last: [UInt8]? = nil
+            let n = store.visitPrefix(set.slicePrefix, after: after, limit: 64) { entry in
+                last = Array(entry.key)
+                guard entry.key.count == set.slicePrefix.count + 16,
+                      let first = UInt64(String(decoding: entry.key[set.slicePrefix.count...], as: UTF8.self), radix: 16),
+                      let reader = ResultSlice.Reader(entry.value) else { return }
+                var count = reader.count
+                if let cutoff {
+                    if first >= cutoff { drop.append(.delete(key: Array(entry.key))); return }
+                    count = Swift.min(count, Int(cutoff - first))
+                }
+                if first + UInt64(count) <= oldest { drop.append(.delete(key: Array(entry.key))); return }
+                guard count > 0, set.sliceFirst.last.map({ $0 + UInt64(set.sliceCount.last!) <= first }) ?? true else { return }
+                set.appendSlice(first: first, count: count)
+                if firstRetained == nil { firstRetained = Swift.max(first, oldest) }
+                for i in 0..<count where first + UInt64(i) >= oldest {
+                    guard let row = reader.head(i) else { continue }
+                    let key = Array(row.key ?? [])
+                    if row.isDelete {
+                        set.index.remove(key: key, startMs: row.startMs, ifSeq: nil)
+                    } else {
+                        set.index.set(key: key, startMs: row.startMs, seq: first + UInt64(i))
+                    }
+                }
+            }
+            guard n == 64, let last else { break }
+            after = last
+        }
+        set.oldest = firstRetained ?? UInt64.max
+        if !drop.isEmpty, (try? store.apply(drop)) != nil { mutatedThisRound = true }
+        return set
+    }
+
+    /// The retained results of names no stream has (deleted streams), read at start-up.
+    func loadOrphanResults() {
+        let prefix = ReservedKeys.resultSlicePrefixAll
+        var after: [UInt8]? = nil
+        while true {
+            var name: String? = nil
+            store.visitPrefix(prefix, after: after, limit: 1) { entry in
+                guard let slash = entry.key[prefix.count...].firstIndex(of: UInt8(ascii: "/")) else { return }
+                name = String(decoding: entry.key[prefix.count..<slash], as: UTF8.self)
+            }
+            guard let name else { return }
+            if resultSets[name] == nil {
+                let set = loadResults(name, cutoff: nil)
+                if set.headSlice == nil { set.oldest = 1 }
+                resultSets[name] = set
+            }
+            after = ReservedKeys.resultSlicePrefix(name) + [0xFF]
+        }
+    }
+
+    // MARK: - Reading
+
+    /// A page of the current rows of `stream`'s windows, in key bytes then start order, as
+    /// entries keyed by their cursors (`_streams/{name}/{escaped key}` `00 01` `{start}`) whose
+    /// values are the rows' JSON lines: only `key`, or keys beginning with `keyPrefix`, after
+    /// the cursor `after`.
+    func resultPage(_ stream: StreamRuntime, key: [UInt8]?, keyPrefix: [UInt8]?, after: [UInt8]?, limit: Int) -> ScanPage {
+        let set = stream.results
+        let cursorPrefix = ReservedKeys.resultPrefix(stream: stream.definition.name)
+        var from: (key: [UInt8], startMs: Int64)? = nil
+        if let after {
+            guard let parsed = ResultLog.parseCursor(after, prefix: cursorPrefix) else { return ScanPage() }
+            from = parsed
+        }
+        var page = ScanPage(limit: limit)
+        var cursor = cursorPrefix
+        _ = set.index.visit(key: key ?? keyPrefix ?? [], exact: key != nil, after: from, limit: limit) { k, w in
+            let json: [UInt8]
+            if w.seq == 0 {  // a row stored before result numbering, at its own key
+                guard let row = store.get(ReservedKeys.result(stream: set.name, key: k, startMs: w.startMs)) else { return }
+                json = row.value
+            } else {
+                guard let i = set.slice(holding: w.seq),
+                      let j = set.withRow(store, slice: i, seq: w.seq, { r, at in r.json(at, seq: w.seq) }) else { return }
+                json = j
+            }
+            cursor.removeSubrange(cursorPrefix.count...)
+            ReservedKeys.appendEscapedKey(k, to: &cursor)
+            ReservedKeys.appendOrderedStart(w.startMs, to: &cursor)
+            cursor.withUnsafeBytes { c in json.withUnsafeBytes { v in page.append(key: c, value: v, version: w.seq, expiresAtMs: 0) } }
+        }
+        return page
+    }
+
     // MARK: - Resuming
 
     /// A page of retained rows after `after` for `resumeResults`; subscribes the command's token
-    /// when the page reaches the newest row (same round: nothing emitted in between).
+    /// when the page reaches the newest row (same round: nothing emitted in between). A row
+    /// replaced by a later row of its window is skipped (the later one comes under its own
+    /// seq); a delete row is sent as followers got it.
     func resumeResults(_ stream: StreamRuntime, after: UInt64, keyPrefix: [UInt8], token: UInt64, producer p: ReactorProducer) -> ReactorResult {
         let last = stream.nextResultSeq - 1
         if after > last { return .failure(.sinceAhead(lastSeq: last)) }
@@ -249,19 +431,23 @@ extension Reactor {
         let stop = min(stream.nextResultSeq, after + 1 + UInt64(limits.resultPageRowsMax))
         let live = stop == stream.nextResultSeq
         if live && p.subscriptionCount >= limits.subscriptionsPerProducerMax { return .failure(.tooManySubscriptions) }
-        let escaped = ResultLog.escapedKeyPrefix(keyPrefix)
+        let set = stream.results
         var rows: [RetainedRow] = []
         var seq = after + 1
         while seq < stop {
-            defer { seq += 1 }
-            guard let entry = store.get(stream.resultLogKey(seq)),
-                  let (_, suffix, kept) = ResultLog.decode(entry.value), suffix.starts(with: escaped) else { continue }
-            if let kept {
-                rows.append(RetainedRow(seq: seq, json: Array(kept)))
-                continue
+            guard let i = set.slice(holding: seq) else { seq += 1; continue }
+            let first = set.first(ofSlice: i)
+            let end = min(stop, first + UInt64(set.count(ofSlice: i)))
+            _ = store.withValue(set.sliceKey(first)) { bytes, _ in
+                guard let reader = ResultSlice.Reader(bytes) else { return }
+                for s in seq..<end {
+                    guard let row = reader.head(Int(s - first)) else { continue }
+                    guard keyPrefix.isEmpty || (row.key ?? []).starts(with: keyPrefix) else { continue }
+                    if !row.isDelete && set.index.seq(key: Array(row.key ?? []), startMs: row.startMs) != s { continue }
+                    if let json = reader.json(Int(s - first), seq: s) { rows.append(RetainedRow(seq: s, json: json)) }
+                }
             }
-            guard let row = store.get(stream.resultKeyPrefix + suffix), ResultLog.storedSeq(row.value) == seq else { continue }
-            rows.append(RetainedRow(seq: seq, json: row.value))
+            seq = end
         }
         if live {
             let id = addSubscription(Subscription(kind: .follow(stream.definition.name), producer: p.index, token: token))

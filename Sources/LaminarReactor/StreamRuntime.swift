@@ -13,7 +13,7 @@ public struct LateEvent: Sendable, Hashable {
 /// (rows of closed windows not yet emitted, the result sequence, the retained range).
 ///
 /// Invariants: `oldestRetainedSeq <= nextResultSeq`; rows `oldestRetainedSeq..<nextResultSeq`
-/// are in the retained-results log (a row whose store write failed leaves a hole);
+/// are in the stream's result slices (a slice whose store write failed leaves a hole);
 /// no checkpoint while rows are pending (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
@@ -46,17 +46,19 @@ final class StreamRuntime {
     var idleTimerPending = false
     /// The sequence number the next emitted row gets (checkpointed; replay reassigns the same).
     var nextResultSeq: UInt64 = 1
+    /// The stream's retained results (the reactor's `resultSets` entry for its name).
+    var results: ResultSet
     /// The oldest row still retained (`nextResultSeq` when none).
-    var oldestRetainedSeq: UInt64 = 1
+    var oldestRetainedSeq: UInt64 {
+        get { results.oldest }
+        set { results.oldest = newValue }
+    }
     /// Window end of the row at `oldestRetainedSeq` when known (retention looks at it first).
     var oldestRetainedEndMs: Int64?
     /// Rounds that emitted some of this stream's rows (stats: a big close takes several).
     var resultSlices: UInt64 = 0
     /// Listed in `Reactor.resultWork` (rows pending or retention maybe due).
     var inResultWork = false
-    /// `_streams/{name}/` and `_resultlog/{name}/`, made once (every emitted row uses both).
-    let resultKeyPrefix: [UInt8]
-    let resultLogPrefix: [UInt8]
 
     init(id: UInt64, definition: StreamDefinition, nowMs: Int64) {
         self.id = id
@@ -71,15 +73,7 @@ final class StreamRuntime {
         self.op = WindowOperator(definition: stage?.operatorDefinition ?? definition,
                                  nullable: stage?.nullable ?? [], nonNullCounts: stage?.nonNullCounts ?? [])
         self.lastEventAtMs = nowMs
-        resultKeyPrefix = ReservedKeys.resultPrefix(stream: definition.name)
-        resultLogPrefix = ReservedKeys.resultLogPrefix(definition.name)
-    }
-
-    /// `_resultlog/{name}/{seq}`.
-    func resultLogKey(_ seq: UInt64) -> [UInt8] {
-        var key = resultLogPrefix
-        ReservedKeys.appendHex16(seq, to: &key)
-        return key
+        results = ResultSet(name: definition.name)
     }
 
     var stats: StreamStats {
@@ -107,6 +101,7 @@ final class StreamRuntime {
     /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).
     func expiryDue(retainedMax: Int) -> Bool {
         guard oldestRetainedSeq < nextResultSeq else { return false }
+        if oldestRetainedSeq < results.leftBefore { return true }
         if nextResultSeq - oldestRetainedSeq > UInt64(retainedMax) { return true }
         guard let end = oldestRetainedEndMs else { return true }  // unknown: look at it
         return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs

@@ -85,6 +85,9 @@ public struct WindowOperator {
     public var openWindowCount: Int { isSession ? sessions.openCount : panes.panes.count }
     public var keyCount: Int { groupAll ? 0 : keys.count }
 
+    /// Groups a checkpoint writes: those of open panes (tumble/hop) or open sessions.
+    var checkpointGroups: Int { isSession ? sessions.openCount : panes.panes.reduce(0) { $0 + $1.count } }
+
     /// Whether a batch of `events` new events can never exceed `keysMax` keys (conservative).
     public func wouldFit(events: Int, keysMax: Int) -> Bool { groupAll || keys.count + events <= keysMax }
 

@@ -42,6 +42,13 @@ public struct WindowResult: Sendable, Hashable {
         /// key that is not UTF-8.
         public var keyName: String
 
+        /// A layout read back from a stored slice (`ResultSlice`).
+        init(names: [[UInt8]], integer: [Bool], keyName: String) {
+            self.names = names
+            self.integer = integer
+            self.keyName = keyName
+        }
+
         public init(_ definition: StreamDefinition) {
             let aggregateNames = definition.columnNames
             let aggregateInteger = definition.aggregates.map { $0.function == .count || $0.function == .countDistinct }
@@ -64,9 +71,8 @@ public struct WindowResult: Sendable, Hashable {
     /// `{"key":"u1","window_start":0,"window_end":1000,"count":3,"sum":4.5}`, then for changelog
     /// rows `"op":"update","before":{…}` and `"final":true` at close. A key that is not valid
     /// UTF-8 is written `"key_base64":"…"`; `group_by: all` rows have no key; null for NaN.
-    /// `seq` is written first when set (non-zero): `ResultLog.storedSeq` reads it back from a
-    /// stored row. `stored`: the form kept in the store as the
-    /// window's current row (no `op`, no `before`).
+    /// `seq` is written first when set (non-zero). `stored`: the form of a window's current row
+    /// (`GET …/results`, resumes: no `op`, no `before`).
     public func json(columns: Columns, stored: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + (key?.count ?? 0) * 4 / 3 + values.count * 24)
@@ -119,14 +125,16 @@ public struct WindowResult: Sendable, Hashable {
 
 /// The reserved store keys of the reactor.
 ///
-/// - `_streams/{name}/{key}\0\u{1}{start}`: a window result (JSON). `{key}` is the event key's
-///   bytes with each `00` byte written `00 FF`, ended by `00 01`: so one key's results never
-///   share a prefix with another key's, and result keys sort by event key bytes first (a key
-///   before every longer key it begins), then by start. `{start}` is 16 upper-case hex digits of
-///   `UInt64(bitPattern: start) ^ 1<<63`, a fixed width whose byte order is numeric order,
-///   negatives included (−1 → `7FFFFFFFFFFFFFFF`, 0 → `8000000000000000`).
-/// - `_resultlog/{name}/{seq}`: the retained-results log, one entry per emitted row, `{seq}` 16
-///   hex digits: `[i64 window end][the row's key after _streams/{name}/]` (`ResultLog`).
+/// - `_results/{name}/{first seq}`: a result slice, rows with consecutive `seq`s (`ResultSlice`);
+///   `_resulthead/{name}`: the oldest retained `seq` (u64), written as rows leave.
+/// - `_streams/{name}/{key}\0\u{1}{start}`: the form of a result cursor (`GET …/results` pages);
+///   a store key only for rows of earlier versions (`EarlierResults`). `{key}` is the event
+///   key's bytes with each `00` byte written `00 FF`, ended by `00 01`: so cursors sort by event
+///   key bytes first (a key before every longer key it begins), then by start. `{start}` is 16
+///   upper-case hex digits of `UInt64(bitPattern: start) ^ 1<<63`, a fixed width whose byte
+///   order is numeric order, negatives included (−1 → `7FFFFFFFFFFFFFFF`, 0 → `8000000000000000`).
+/// - `_resultlog/{name}/{seq}`: earlier versions' retained-results log, moved into slices at
+///   start-up (`migrateEarlierResults`).
 /// - `_resultnext/{name}`: the next result sequence number (u64) of a deleted stream, so that a
 ///   stream defined again under that name goes on numbering where it stopped.
 /// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint;
@@ -137,7 +145,7 @@ public struct WindowResult: Sendable, Hashable {
 ///   batch posted to it, read by every stream of the source.
 public enum ReservedKeys {
     public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/",
-                                             "_sources/", "_sourcecp/", "_srcwal/"].map { Array($0.utf8) }
+                                             "_sources/", "_sourcecp/", "_srcwal/", "_results/", "_resulthead/"].map { Array($0.utf8) }
 
     public static func isReserved(_ key: [UInt8]) -> Bool {
         guard key.first == UInt8(ascii: "_") else { return false }
@@ -223,8 +231,10 @@ public enum ReservedKeys {
     public static func checkpoint(_ stream: String) -> [UInt8] { Array("_checkpoint/\(stream)".utf8) }
     public static func walPrefix(_ stream: String) -> [UInt8] { Array("_wal/\(stream)/".utf8) }
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
-    public static func resultLogPrefix(_ stream: String) -> [UInt8] { Array("_resultlog/\(stream)/".utf8) }
     public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }
+    public static let resultSlicePrefixAll: [UInt8] = Array("_results/".utf8)
+    public static func resultSlicePrefix(_ stream: String) -> [UInt8] { Array("_results/\(stream)/".utf8) }
+    public static func resultHead(_ stream: String) -> [UInt8] { Array("_resulthead/\(stream)".utf8) }
     public static let sourcePrefix: [UInt8] = Array("_sources/".utf8)
     public static func source(_ name: String) -> [UInt8] { Array("_sources/\(name)".utf8) }
     public static func sourceCheckpoint(_ name: String) -> [UInt8] { Array("_sourcecp/\(name)".utf8) }

@@ -12,7 +12,7 @@ extension HTTPFailure {
         case .emptyKey: self.init(400, "bad_request", "empty key")
         case .keyTooLarge(let bytes, let max): self.init(400, "key_too_large", "key of \(bytes) bytes exceeds the limit of \(max) bytes")
         case .valueTooLarge(let bytes, let max): self.init(413, "value_too_large", "value of \(bytes) bytes exceeds the limit of \(max) bytes")
-        case .reservedKey: self.init(403, "reserved_key", "keys under _streams/, _streamdefs/, _checkpoint/, _wal/, _resultlog/, _resultnext/, _sources/, _sourcecp/ and _srcwal/ are written by the server only")
+        case .reservedKey: self.init(403, "reserved_key", "keys under _streams/, _streamdefs/, _checkpoint/, _wal/, _resultlog/, _resultnext/, _sources/, _sourcecp/, _srcwal/, _results/ and _resulthead/ are written by the server only")
         case .unknownStream(let name): self.init(404, "not_found", "no such stream: \(name)")
         case .invalidStream(let why): self.init(400, "invalid_stream", why)
         case .unknownSource(let name): self.init(404, "not_found", "no such source: \(name)")

@@ -81,7 +81,7 @@ struct EndToEndResultsTests {
         #expect(body["error"] as? String == "gone" && body["oldest_seq"] as? Int == 3, "\(gone.text)")
         let left = try ndjson(try request("--http1.1", "GET", server.url("/streams/r/results")).text)
         #expect(left.map { $0["key"] as? String } == ["a1", "a2"], "expired rows left the store: \(left)")
-        #expect(try ndjson(try request("--http1.1", "GET", server.url("/kv?prefix=_resultlog/r/")).text).count == 2)
+        #expect(try ndjson(try request("--http1.1", "GET", server.url("/kv?prefix=_resulthead/r")).text).count == 1)
         let followed = try curl(["-N", "-m", "2", server.url("/streams/r/results?follow=1&since=2&prefix=a1")])
         #expect(Self.seqs(Self.rows(followed.out)) == [4], "\(followed.out)")  // a1 of window 2000
         for (query, status) in [("follow=1&since=abc", 400), ("follow=1&since=-1", 400), ("since=1", 400), ("follow=1&since=99", 400),

@@ -1,0 +1,207 @@
+import Foundation
+import LaminarFormats
+@testable import LaminarReactor
+import LaminarStore
+import Testing
+
+/// Result slices (`ResultSlice`: the binary row form), the in-memory index of current rows
+/// (`ResultIndex`), and the reactor's results across restarts, retention and an old data
+/// directory's results (`migrateEarlierResults`).
+@Suite struct ResultSliceTests {
+    static let columns = WindowResult.Columns(StreamDefinition(name: "s", windowSizeMs: 1000, aggregates: [.count, .sum]))
+
+    @Test func rowsRoundTripThroughASlice() throws {
+        var rows = [
+            WindowResult(key: Array("u1".utf8), startMs: -1000, endMs: 0, values: [3, 4.5]),
+            WindowResult(key: [0xFE, 0x00, 0xFF], startMs: 0, endMs: 1000, values: [1, .nan], op: .update, before: [0, 1], isFinal: true),
+            WindowResult(key: nil, startMs: 5, endMs: 6, values: [2, 2]),
+            WindowResult(key: Array("gone".utf8), startMs: 7, endMs: 8, values: [], op: .delete, before: [1, 2]),
+        ]
+        var b = ResultSlice.Builder(firstSeq: 41)
+        for i in rows.indices { rows[i].seq = 41 + UInt64(i); b.append(rows[i]) }
+        b.appendJSON(key: Array("old".utf8), startMs: 9, endMs: 10, isDelete: false, json: Array(#"{"seq":45,"key":"old"}"#.utf8)[...])
+        let value = b.finish(columns: Self.columns)
+        try value.withUnsafeBytes { bytes in
+            let r = try #require(ResultSlice.Reader(bytes))
+            #expect(r.count == 5 && r.columns == Self.columns)
+            for (i, row) in rows.enumerated() {
+                let head = try #require(r.head(i))
+                #expect(head.key.map(Array.init) == row.key && head.startMs == row.startMs && head.endMs == row.endMs)
+                #expect(head.isDelete == (row.op == .delete))
+                // Stored form for rows (no op, no before), as sent for a delete.
+                let expected = row.json(columns: Self.columns, stored: row.op != .delete)
+                #expect(r.json(i, seq: row.seq) == expected, "\(String(decoding: r.json(i, seq: row.seq) ?? [], as: UTF8.self))")
+            }
+            #expect(r.json(4, seq: 45) == Array(#"{"seq":45,"key":"old"}"#.utf8))
+            #expect(r.head(5) == nil && r.head(-1) == nil)
+        }
+    }
+
+    /// A damaged slice never traps: a short or altered value reads as no slice or missing rows.
+    @Test func damagedSlicesAreRefused() throws {
+        var b = ResultSlice.Builder(firstSeq: 1)
+        for i in 0..<20 { b.append(WindowResult(key: Array("k\(i)".utf8), startMs: Int64(i), endMs: Int64(i) + 1, values: [1, 2])) }
+        let value = b.finish(columns: Self.columns)
+        for cut in stride(from: 0, to: value.count, by: 7) {
+            Array(value[..<cut]).withUnsafeBytes { #expect(ResultSlice.Reader($0) == nil, "cut at \(cut)") }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var bad = value
+            bad[Int.random(in: 0..<bad.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
+            bad.withUnsafeBytes { bytes in
+                guard let r = ResultSlice.Reader(bytes) else { return }
+                for i in 0..<r.count { _ = r.head(i); _ = r.json(i, seq: UInt64(i + 1)) }
+            }
+        }
+        var wrongVersion = value
+        wrongVersion[0] = 2
+        wrongVersion.withUnsafeBytes { #expect(ResultSlice.Reader($0) == nil) }
+    }
+
+    /// The index against a dictionary: random sets and removals, then ordered visits whole, by
+    /// prefix, by exact key and after a cursor.
+    @Test func theIndexKeepsTheCurrentRowOfEachWindowInOrder() {
+        var index = ResultIndex()
+        var model: [[UInt8]: [Int64: UInt64]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        let keys: [[UInt8]] = (0..<300).map { i in i % 7 == 0 ? [UInt8(i % 256), 0] : Array("k\(i % 97)/\(i)".utf8) } + [[]]
+        for seq in UInt64(1)...5000 {
+            let key = keys.randomElement(using: &rng)!
+            let start = Int64.random(in: -3...5, using: &rng) * 1000
+            if Int.random(in: 0..<5, using: &rng) == 0 {
+                let only: UInt64? = Bool.random(using: &rng) ? model[key]?[start] : seq
+                index.remove(key: key, startMs: start, ifSeq: only)
+                if only == nil || model[key]?[start] == only { model[key]?[start] = nil }
+                if model[key]?.isEmpty == true { model[key] = nil }
+            } else {
+                index.set(key: key, startMs: start, seq: seq)
+                model[key, default: [:]][start] = seq
+            }
+        }
+        index.keys.checkInvariants()
+        let expected = model.keys.sorted { SortedKeys.compare($0, $1) < 0 }.flatMap { k in model[k]!.keys.sorted().map { (k, $0, model[k]![$0]!) } }
+        var got: [([UInt8], Int64, UInt64)] = []
+        _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got.append((k, w.startMs, w.seq)) }
+        #expect(got.count == expected.count && index.rowCount == expected.count)
+        #expect(zip(got, expected).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 && $0.2 == $1.2 })
+        // Pages of 7 after each page's last row give the same.
+        var paged: [([UInt8], Int64, UInt64)] = []
+        var after: ([UInt8], Int64)? = nil
+        while true {
+            var page: [([UInt8], Int64, UInt64)] = []
+            _ = index.visit(key: [], exact: false, after: after.map { (key: $0.0, startMs: $0.1) }, limit: 7) { k, w in page.append((k, w.startMs, w.seq)) }
+            paged += page
+            guard page.count == 7 else { break }
+            after = (page.last!.0, page.last!.1)
+        }
+        #expect(paged.count == expected.count && zip(paged, expected).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 })
+        var prefixed: [[UInt8]] = []
+        _ = index.visit(key: Array("k1".utf8), exact: false, after: nil, limit: .max) { k, _ in prefixed.append(k) }
+        #expect(prefixed == expected.map(\.0).filter { $0.starts(with: Array("k1".utf8)) })
+        let one = expected.first!.0
+        var exact: [[UInt8]] = []
+        _ = index.visit(key: one, exact: true, after: nil, limit: .max) { k, _ in exact.append(k) }
+        #expect(exact == expected.map(\.0).filter { $0 == one })
+    }
+
+    static func page(_ s: ResultDeliveryTests.Stepper, _ name: String) -> [String] {
+        let entries: [StoreEntry] = s.call(.queryResults(stream: name, key: nil, after: nil, limit: 10_000))?.entries ?? []
+        return entries.map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
+    static func resume(_ s: ResultDeliveryTests.Stepper, _ name: String, after: UInt64 = 0) -> [String] {
+        guard case .retainedResults(let rows, _, _)? = s.call(.resumeResults(stream: name, after: after, keyPrefix: [])) else { return [] }
+        return rows.map { String(decoding: $0.json, as: UTF8.self) }
+    }
+
+    /// Rows, retention and the oldest retained row survive a clean restart; rows of a deleted
+    /// stream come back under a new stream of the name after a restart.
+    @Test func resultsRetentionAndDeletedStreamsSurviveARestart() throws {
+        let dir = TempDir()
+        var l = ReactorLimits()
+        l.followProgressIntervalMs = 0
+        l.resultRowsPerRoundMax = 3
+        var plain: [String] = [], resumed: [String] = [], stats: StreamStats?
+        do {
+            let store = try LogStore.open(directory: dir.path)
+            let s = try ResultDeliveryTests.Stepper(store, l)
+            #expect(s.call(.defineStream(StreamDefinition(name: "r", windowSizeMs: 1000, retentionMs: 2000)))?.isOK == true)
+            #expect(s.call(.defineStream(StreamDefinition(name: "gone", windowSizeMs: 1000)))?.isOK == true)
+            let keys = ["b", "a", "c", "a\u{0}", "d"]
+            for w in 0..<4 {
+                let batch = EventBatch(keys: keys, timestamps: Array(repeating: Int64(w * 1000 + 10), count: keys.count), values: [1, 2, 3, 4, 5])
+                _ = s.call(.appendEvents(stream: "r", batch: batch, idempotencyKey: nil))
+                _ = s.call(.appendEvents(stream: "gone", batch: batch, idempotencyKey: nil))
+            }
+            for _ in 0..<10 { s.round() }
+            stats = s.stats("r")
+            // Watermark 3010, retention 2 s: window [0, 1000) left, [1000, 2000) and [2000, 3000) stay.
+            #expect(stats?.oldestRetainedSeq == 6 && stats?.resultSeq == 15, "\(String(describing: stats))")
+            plain = Self.page(s, "r")
+            resumed = Self.resume(s, "r", after: 5)
+            #expect(plain.count == 10 && resumed.count == 10)
+            #expect(plain.first?.contains(#""key":"a","window_start":1000"#) == true, "\(plain.first ?? "")")
+            #expect(Self.page(s, "gone").count == 15)
+            #expect(s.call(.deleteStream(name: "gone"))?.isOK == true)
+            try store.close()
+        }
+        let store = try LogStore.open(directory: dir.path)
+        let s = try ResultDeliveryTests.Stepper(store, l)
+        let after = try #require(s.stats("r"))
+        #expect(after.oldestRetainedSeq == 6 && after.resultSeq == 15, "\(after)")
+        #expect(Self.page(s, "r") == plain)
+        #expect(Self.resume(s, "r", after: 5) == resumed)
+        #expect(s.call(.resumeResults(stream: "r", after: 4, keyPrefix: []))?.failure == .resultsGone(oldestSeq: 6))
+        #expect(s.call(.defineStream(StreamDefinition(name: "gone", windowSizeMs: 1000)))?.isOK == true)
+        #expect(Self.page(s, "gone").count == 15 && s.stats("gone")?.resultSeq == 15)
+        try store.close()
+    }
+
+    /// A data directory written before result slices: `_resultlog` entries and `_streams` rows
+    /// are moved into slices at start-up, with their seqs; a replaced row is dropped, a delete
+    /// row kept; the old keys are gone.
+    @Test func resultsOfAnEarlierLayoutAreMovedIntoSlices() throws {
+        let dir = TempDir()
+        do {
+            let store = try LogStore.open(directory: dir.path)
+            let s = try ResultDeliveryTests.Stepper(store, ReactorLimits())
+            #expect(s.call(.defineStream(StreamDefinition(name: "m", windowSizeMs: 1000)))?.isOK == true)
+            func rowKey(_ key: String, _ start: Int64) -> [UInt8] { ReservedKeys.result(stream: "m", key: Array(key.utf8), startMs: start) }
+            func logEntry(_ end: Int64, _ key: [UInt8], _ kept: String? = nil) -> [UInt8] {
+                var w = ByteWriter()
+                w.i64(end)
+                w.bytes += key[ReservedKeys.resultPrefix(stream: "m").count...]
+                if let kept { w.bytes += Array(kept.utf8) }
+                return w.bytes
+            }
+            let logs = (1...4).map { Array("_resultlog/m/".utf8) + Array(ReservedKeys.hex16(UInt64($0)).utf8) }
+            // seq 1 (u1, 0) was replaced by seq 3; seq 2 (u2, 0); seq 4 deleted (u3, 0).
+            var next = ByteWriter()
+            next.u64(5)
+            try store.apply([
+                .put(key: ReservedKeys.resultNext("m"), value: next.bytes),
+                .put(key: rowKey("u1", 0), value: Array(#"{"seq":3,"key":"u1","window_start":0,"window_end":1000,"count":2}"#.utf8)),
+                .put(key: rowKey("u2", 0), value: Array(#"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#.utf8)),
+                .put(key: logs[0], value: logEntry(1000, rowKey("u1", 0))),
+                .put(key: logs[1], value: logEntry(1000, rowKey("u2", 0))),
+                .put(key: logs[2], value: logEntry(1000, rowKey("u1", 0))),
+                .put(key: logs[3], value: logEntry(1000, rowKey("u3", 0), #"{"seq":4,"key":"u3","window_start":0,"window_end":1000,"op":"delete"}"#)),
+                .put(key: Array("_streams/m/u9".utf8) + [0, 1] + Array(ReservedKeys.orderedStart(0).utf8), value: Array(#"{"key":"u9"}"#.utf8)),
+            ])
+            try store.commit()
+            try store.close()
+        }
+        let store = try LogStore.open(directory: dir.path)
+        let s = try ResultDeliveryTests.Stepper(store, ReactorLimits())
+        #expect(Self.page(s, "m") == [#"{"seq":3,"key":"u1","window_start":0,"window_end":1000,"count":2}"#,
+                                       #"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#,
+                                       #"{"key":"u9"}"#], "a row without seq is listed from its key")
+        #expect(Self.resume(s, "m") == [#"{"seq":2,"key":"u2","window_start":0,"window_end":1000,"count":1}"#,
+                                         #"{"seq":3,"key":"u1","window_start":0,"window_end":1000,"count":2}"#,
+                                         #"{"seq":4,"key":"u3","window_start":0,"window_end":1000,"op":"delete"}"#])
+        #expect(store.prefixScan(Array("_resultlog/".utf8), after: nil, limit: 10).isEmpty)
+        #expect(store.prefixScan(Array("_streams/m/".utf8), after: nil, limit: 10).count == 1, "a row without seq stays as a key")
+        try store.close()
+    }
+}
