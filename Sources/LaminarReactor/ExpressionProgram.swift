@@ -73,6 +73,16 @@ final class ExpressionProgram {
     private let stack: UnsafeMutablePointer<(x: Double, null: Bool)>
     /// Whether the value can be null (a division, a null literal).
     let mayBeNull: Bool
+    /// Whether the value depends on the numbered slots only (not on the key nor the times), so
+    /// equal slots give equal values.
+    var readsSlotsOnly: Bool {
+        ops.allSatisfy { op in
+            switch op {
+            case .time, .windowEnd, .keyIsNull, .keyCompare, .keyLike, .keyIn: false
+            default: true
+            }
+        }
+    }
 
     /// Compiles `e`; throws a sentence naming what is wrong (`unknown column "prise"`).
     /// `boolean`: the expression must be a condition (a filter, `having`), else a number.
