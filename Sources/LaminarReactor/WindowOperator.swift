@@ -43,7 +43,7 @@ public struct WindowOperator {
     var sessions: SessionWindows
     let isSession: Bool
     /// Changelog: the values last emitted for each open (window start, group) of tumble/hop.
-    var emitted: [WindowGroup: [Double]] = [:]
+    var emitted = EmittedWindows()
     /// Changelog: session values last emitted, by session id.
     var sessionEmitted: [Int: [Double]] = [:]
     var dirtyPanes = false
@@ -52,12 +52,6 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
-
-    /// A window of a group (changelog state of tumble/hop).
-    struct WindowGroup: Hashable {
-        var startMs: Int64
-        var group: UInt32
-    }
 
     /// `nullable`, `nonNullCounts`: fields computed by expressions that may be null (NaN), and
     /// the `count` aggregates that count only their non-null values (`AccumulatorLayout`).
@@ -306,7 +300,7 @@ public struct WindowOperator {
     private mutating func closedRow(_ slot: UnsafePointer<Double>, group g: UInt32, startMs w: Int64, endMs end: Int64) -> WindowResult {
         let values = layout.values(slot, pools: pools)
         guard changelog else { return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values) }
-        let previous = emitted.removeValue(forKey: WindowGroup(startMs: w, group: g))
+        let previous = emitted.remove(g, w)
         return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values,
             op: previous == nil ? .insert : .update, before: previous, isFinal: true)
     }
@@ -409,7 +403,7 @@ public struct WindowOperator {
                         values = merged.withUnsafeBufferPointer { layout.values($0.baseAddress!, pools: pools) }
                         merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
                     }
-                    let previous = emitted.updateValue(values, forKey: WindowGroup(startMs: w, group: g))
+                    let previous = emitted.update(g, w, values)
                     if previous == nil || !WindowOperator.same(previous!, values) {
                         output.append(WindowResult(key: key, startMs: w, endMs: w + size, values: values,
                             op: previous == nil ? .insert : .update, before: previous))
