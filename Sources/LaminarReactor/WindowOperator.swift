@@ -134,6 +134,9 @@ public struct WindowOperator {
 
     private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
         var late = 0
+        // A local copy: `self.layout` passed beside `&pools` and `self.sessions` was copied
+        // (its arrays retained and released) per event.
+        let layout = self.layout
         let gap = sessions.gapMs
         for i in 0..<events.count {
             let ts = events.timestamp(i)
