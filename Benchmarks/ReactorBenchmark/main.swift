@@ -1,6 +1,9 @@
 // laminar-bench-reactor: in-process reactor figures (issue 3). Prints a table, then ONE JSON line
 // last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
-// `--only ring|events|kv` runs one part (for a profiler; its JSON has that part's fields only).
+// `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
+// part's fields only); `--events N` sets the events per timed run (warm-up N/4) and `--data-gib N`
+// the store's data bound, for callgrind (which cannot reserve the default 64 GiB):
+//   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
 //
 //   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
 //                        producer and consumer on two threads, pushes and pops in batches of 64;
@@ -63,9 +66,14 @@ func makeTempDirectory(_ name: String) -> String {
 
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
+/// `--data-gib N`: the store's data bound (address space reserved), default the store's; valgrind
+/// cannot reserve the default 64 GiB, so profiling runs pass a small one.
+nonisolated(unsafe) var dataBytesMax: Int?
+
 func storeOptions() -> LogStoreOptions {
     var options = LogStoreOptions()
     options.fsync = .never
+    if let dataBytesMax { options.dataBytesMax = dataBytesMax }
     options.logger.logLevel = .warning
     return options
 }
@@ -150,6 +158,8 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
     var builder = EventBatch.Builder(capacity: batchEvents)
     var eventIndex = 0
     var token: UInt64 = 0
+    // Decided once, not per event (a String comparison per event was a sixth of the producer's work).
+    let isSession = kind == "session", isSketch = kind == "sketch"
 
     /// Sends `count` events (a multiple of `batchEvents`), returns nanoseconds taken.
     func send(_ count: Int) -> UInt64 {
@@ -164,9 +174,9 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
                 builder.removeAll()
                 for _ in 0..<batchEvents {
                     // Event time advances 1 ms per 1000 events: ~1M events per 1 s window.
-                    let key = kind == "session" ? eventIndex % 1000 + 1000 * (eventIndex / 1_000_000 % (keys / 1000)) : eventIndex % keys
+                    let key = isSession ? eventIndex % 1000 + 1000 * (eventIndex / 1_000_000 % (keys / 1000)) : eventIndex % keys
                     keyBytes[key].withUnsafeBytes {
-                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: kind == "sketch" ? Double(eventIndex % 977) : 1.0)
+                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: isSketch ? Double(eventIndex % 977) : 1.0)
                     }
                     eventIndex += 1
                 }
@@ -266,8 +276,9 @@ while let a = args.next() {
     case "--quick": quick = true
     case "--only": only = args.next()
     case "--events": eventsOverride = args.next().flatMap { Int($0) }
+    case "--data-gib": dataBytesMax = args.next().flatMap { Int($0) }.map { $0 << 30 }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--only ring|events|hop|session|sketch|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
         exit(2)
     }
 }

@@ -138,7 +138,10 @@ public struct EventBatch: Sendable, Hashable {
         try bytes.withUnsafeBytes { try body(EventView(raw: $0, count: count, fieldCount: fieldCount)) }
     }
 
-    /// Read access to a batch's events, valid inside `withEvents`.
+    /// Read access to a batch's events, valid inside `withEvents`. Offsets are computed with
+    /// wrapping arithmetic and keys read without a bounds check: a batch's lengths were checked
+    /// when it was made (`n < 2^24`, `keyEnd` non-decreasing up to the key bytes' length), and
+    /// these run per event on the reactor.
     public struct EventView {
         @usableFromInline let raw: UnsafeRawBufferPointer
         public let count: Int
@@ -152,7 +155,7 @@ public struct EventBatch: Sendable, Hashable {
 
         @inlinable @inline(__always)
         public func timestamp(_ i: Int) -> Int64 {
-            Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * i, as: Int64.self))
+            Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 &+ 8 &* i, as: Int64.self))
         }
 
         /// Event `i`'s first field.
@@ -162,16 +165,23 @@ public struct EventBatch: Sendable, Hashable {
         /// Event `i`'s field `j` (`j < fieldCount`).
         @inlinable @inline(__always)
         public func field(_ i: Int, _ j: Int) -> Double {
-            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 + 8 * count + 8 * (i * fieldCount + j), as: UInt64.self)))
+            Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 &+ 8 &* count &+ 8 &* (i &* fieldCount &+ j), as: UInt64.self)))
+        }
+
+        /// The end offset of event `i`'s key in the key bytes (its start is event `i − 1`'s end,
+        /// 0 for the first): non-decreasing, the last one the key bytes' length.
+        @inlinable @inline(__always)
+        public func keyEnd(_ i: Int) -> Int {
+            Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8 &+ 8 &* count &* (1 &+ fieldCount) &+ 4 &* i, as: UInt32.self)))
         }
 
         @inlinable @inline(__always)
         public func key(_ i: Int) -> UnsafeRawBufferPointer {
-            let ends = 8 + 8 * count * (1 + fieldCount)
-            let start = i == 0 ? 0 : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * (i - 1), as: UInt32.self)))
-            let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends + 4 * i, as: UInt32.self)))
-            let keys = ends + 4 * count
-            return UnsafeRawBufferPointer(rebasing: raw[(keys + start)..<(keys + end)])
+            let ends = 8 &+ 8 &* count &* (1 &+ fieldCount)
+            let start = i == 0 ? 0 : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends &+ 4 &* (i &- 1), as: UInt32.self)))
+            let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends &+ 4 &* i, as: UInt32.self)))
+            let keys = ends &+ 4 &* count
+            return UnsafeRawBufferPointer(start: raw.baseAddress! + (keys &+ start), count: end &- start)
         }
     }
 

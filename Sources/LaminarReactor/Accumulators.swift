@@ -161,7 +161,9 @@ struct AccumulatorLayout: Sendable {
                 s[3] = Double(bitPattern: UInt64(bitPattern: ts)); s[4] = Double(bitPattern: arrival); isLast = true
             }
         }
-        for p in parts {
+        // Index loops over the parts (an array's iterator would retain it per event).
+        for j in 0..<parts.count {
+            let p = parts[j]
             let x = events.field(i, p.field)
             let b = p.base
             var n = n
@@ -183,7 +185,8 @@ struct AccumulatorLayout: Sendable {
                 if isLast { s[p.firstLast + 1] = x }
             }
         }
-        for k in sketches {
+        for j in 0..<sketches.count {
+            let k = sketches[j]
             let x = events.field(i, k.field)
             if k.nullable && x.isNaN { continue }
             pools.sketches.add(Int(s[k.base]), x, k.mapping)

@@ -1,3 +1,4 @@
+import CLinux
 import LaminarStore
 
 /// Maps key bytes to dense ids `0..<count` with a flat open-addressing table (no per-key object).
@@ -6,8 +7,14 @@ import LaminarStore
 /// Event keys come from clients, so the hash is the store's seeded one (`KeyHasher`) with a
 /// random seed per interner: nobody can choose keys that all land in one probe run and turn
 /// each event of the single writer into a scan of the table.
+///
+/// A slot holds the key's id and the top 32 bits of its hash (a fingerprint): a probe compares
+/// key bytes only when the fingerprint matches, and touches no other array before that. The
+/// per-event path hashes a key once (`hash`), may `prefetch` its slot a few events ahead, then
+/// looks it up with that hash (`intern(_:hash:limit:)`).
 struct KeyInterner {
-    private var slots: [UInt32]            // keyId + 1; 0 = empty
+    /// `fingerprint << 32 | (keyId + 1)`; 0 = empty.
+    private var slots: [UInt64]
     private var mask: Int
     private(set) var hashes: [UInt64] = []
     private var starts: [UInt32] = []
@@ -26,34 +33,66 @@ struct KeyInterner {
 
     func key(_ id: Int) -> ArraySlice<UInt8> { arena[Int(starts[id])..<Int(starts[id + 1])] }
 
-    /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.
     @inline(__always)
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+
+    /// Starts loading the slot where the lookup of a key of hash `h` begins.
+    @inline(__always)
+    func prefetch(_ h: UInt64) {
+        slots.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: h) & mask)) }
+    }
+
+    /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.
     mutating func intern(_ key: UnsafeRawBufferPointer, limit: Int) -> UInt32? {
-        let h = hasher.hash(key)
+        intern(key, hash: hasher.hash(key), limit: limit)
+    }
+
+    /// `intern(_:limit:)` with the key's hash (`hash(key)`) already made.
+    @inline(__always)
+    mutating func intern(_ key: UnsafeRawBufferPointer, hash h: UInt64, limit: Int) -> UInt32? {
+        let fingerprint = h & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let s = slots[i]
-            if s == 0 { break }
-            let id = Int(s - 1)
-            if hashes[id] == h && equals(id, key) { return UInt32(id) }
-            i = (i + 1) & mask
+        let found: Int = slots.withUnsafeBufferPointer { s in
+            while true {
+                let e = s[i]
+                if e == 0 { return -1 }
+                if e & 0xFFFF_FFFF_0000_0000 == fingerprint {
+                    let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
+                    if equals(id, key) { return id }
+                }
+                i = (i &+ 1) & mask
+            }
         }
+        if found >= 0 { return UInt32(truncatingIfNeeded: found) }
         guard count < limit else { return nil }
         let id = count
         hashes.append(h)
         arena.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
         starts.append(UInt32(arena.count))
-        slots[i] = UInt32(id + 1)
+        slots[i] = fingerprint | UInt64(id + 1)
         if count * 2 > slots.count { grow() }
         return UInt32(id)
     }
 
+    /// Whether key `id` is `key`: short keys (the usual) by two overlapping word loads each.
     @inline(__always)
     private func equals(_ id: Int, _ key: UnsafeRawBufferPointer) -> Bool {
-        let s = Int(starts[id]), e = Int(starts[id + 1])
-        guard e - s == key.count else { return false }
+        let (s, e) = starts.withUnsafeBufferPointer { (Int($0[id]), Int($0[id &+ 1])) }
+        let n = key.count
+        guard e &- s == n else { return false }
+        guard n > 0 else { return true }
         return arena.withUnsafeBytes { a in
-            key.count == 0 || memcmp(a.baseAddress! + s, key.baseAddress!, key.count) == 0
+            let p = UnsafeRawPointer(a.baseAddress! + s), q = key.baseAddress!
+            if n >= 8 {
+                if n > 16 { return memcmp(p, q, n) == 0 }
+                return p.loadUnaligned(as: UInt64.self) == q.loadUnaligned(as: UInt64.self)
+                    && p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) == q.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            }
+            if n >= 4 {
+                return p.loadUnaligned(as: UInt32.self) == q.loadUnaligned(as: UInt32.self)
+                    && p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self) == q.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            }
+            return memcmp(p, q, n) == 0
         }
     }
 
@@ -62,9 +101,10 @@ struct KeyInterner {
         slots = Array(repeating: 0, count: c)
         mask = c - 1
         for id in 0..<count {
-            var i = Int(truncatingIfNeeded: hashes[id]) & mask
+            let h = hashes[id]
+            var i = Int(truncatingIfNeeded: h) & mask
             while slots[i] != 0 { i = (i + 1) & mask }
-            slots[i] = UInt32(id + 1)
+            slots[i] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
         }
     }
 }

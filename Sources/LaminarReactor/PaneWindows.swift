@@ -1,5 +1,3 @@
-import LaminarFormats
-
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
 /// map from group id to a slot of `acc` (no object per group; one slot written per event).
 struct Pane {
@@ -53,17 +51,6 @@ struct Pane {
         return s
     }
 
-    /// Adds event `i` to `group`'s slot (made if new); returns the slot.
-    @inline(__always)
-    mutating func add(_ group: UInt32, _ events: EventBatch.EventView, _ i: Int, ts: Int64, arrival: UInt64, keyHash: UInt64,
-                      layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
-        let s = slot(group, layout: layout, pools: &pools)
-        acc.withUnsafeMutableBufferPointer { b in
-            layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: keyHash, pools: &pools)
-        }
-        return s
-    }
-
     private mutating func grow() {
         let c = slotOfGroup.count * 2
         slotOfGroup = Array(repeating: 0, count: c)
@@ -114,6 +101,11 @@ struct PaneWindows {
     var nextWindowStart: Int64 = .min
     /// Scratch for merging the panes of one hop window.
     var scratch = Pane(startMs: 0)
+    /// Per group id: the start of the pane the group was last added to and its slot there. A
+    /// hint only (`slot(pane:group:)` checks that the pane's slot still holds the group), so an
+    /// event of a group already in its pane — nearly all — skips the pane's table.
+    private var hintStart: [Int64] = []
+    private var hintSlot: [Int32] = []
 
     init(sizeMs: Int64, slideMs: Int64) {
         self.sizeMs = sizeMs
@@ -139,6 +131,23 @@ struct PaneWindows {
     var nextCloseAtMs: Int64 {
         guard let first = panes.first else { return .max }
         return max(nextWindowStart, first.startMs - (panesPerWindow - 1) * slideMs) + sizeMs
+    }
+
+    /// The slot of `group` in pane `k`, made if new.
+    @inline(__always)
+    mutating func slot(pane k: Int, group: UInt32, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        let g = Int(group)
+        let start = panes[k].startMs
+        if g < hintStart.count {
+            let s = Int(hintSlot[g])
+            if hintStart[g] == start && s < panes[k].count && panes[k].groupIds[s] == group { return s }
+        } else {
+            while hintStart.count <= g { hintStart.append(.min); hintSlot.append(0) }
+        }
+        let s = panes[k].slot(group, layout: layout, pools: &pools)
+        hintStart[g] = start
+        hintSlot[g] = Int32(s)
+        return s
     }
 
     /// The index of the pane starting at `start`, inserted if new.

@@ -2,43 +2,6 @@ import LaminarFormats
 import LaminarStore
 
 extension Reactor {
-    func defineStream(_ definition: StreamDefinition) -> ReactorResult {
-        if let problem = definition.validate(limits: limits) { return .failure(.invalidStream(problem)) }
-        if sources[definition.name] != nil { return .failure(.conflict("a source is named \(definition.name)")) }
-        var source: SourceRuntime? = nil
-        if let name = definition.source {
-            guard let s = sources[name] else { return .failure(.invalidStream("source: no such source: \(name)")) }
-            if let problem = sourceMismatch(definition, s.definition) { return .failure(.invalidStream(problem)) }
-            source = s
-        }
-        if let existing = streams[definition.name] {
-            if existing.definition == definition { return .ok }
-            do { try deleteStream(definition.name) } catch { return .failure(ReactorError(error)) }
-        } else if streams.count >= limits.streamsMax {
-            return .failure(.tooManyStreams)
-        }
-        let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: clock.nowMs())
-        restoreResultRange(stream, checkpointed: false)
-        var batch: [StoreMutation] = [.put(key: ReservedKeys.definition(definition.name), value: definition.encoded())]
-        if let source {
-            // It reads the source's batches from the next one on; the checkpoint says so.
-            stream.sourceNext = source.nextSequence
-            stream.checkpointSourceNext = source.nextSequence
-            batch.append(.put(key: ReservedKeys.checkpoint(definition.name), value: stream.encodeCheckpoint(atMs: clock.nowMs())))
-        }
-        do {
-            try store.apply(batch)
-        } catch {
-            return .failure(ReactorError(error))
-        }
-        mutatedThisRound = true
-        source?.readers.append(stream)
-        streams[definition.name] = stream
-        scheduleEmitTick(stream, nowMs: clock.nowMs())
-        noteResultWork(stream)
-        return .ok
-    }
-
     /// `emit: {"every": D}`: the processing-time timer of the stream's changelog flushes.
     func scheduleEmitTick(_ stream: StreamRuntime, nowMs: Int64) {
         guard case .every(let ms) = stream.definition.emit else { return }
@@ -50,41 +13,13 @@ extension Reactor {
         return nextStreamId
     }
 
-    /// Forgets a stream: its definition, checkpoint and write-ahead entries go in one atomic batch
-    /// (its results stay readable under `_streams/`, and retained, with its next result sequence
-    /// number kept for a stream defined again under the name); followers get a final notification.
-    /// Like its open windows, rows of closed windows not yet stored (`rows_pending`: at most a few
-    /// rounds' worth) are dropped, so that a delete takes no time that grows with a window's rows.
-    /// If the store refuses the batch (a full disk, a storage failure), the stream stays as it was.
-    func deleteStream(_ name: String) throws {
-        guard let stream = streams[name] else { return }
-        var next = ByteWriter()
-        next.u64(stream.nextResultSeq)
-        var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name)),
-                                      .put(key: ReservedKeys.resultNext(name), value: next.bytes)]
-        for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
-        try store.apply(batch)
-        stream.op.dropQueuedRows()
-        streams[name] = nil
-        if let source = stream.definition.source.flatMap({ sources[$0] }) {
-            source.readers.removeAll { $0 === stream }
-            trimSource(source)
-        }
-        if stream.inResultWork {
-            stream.inResultWork = false
-            resultWork.removeAll { $0 === stream }
-        }
-        mutatedThisRound = true
-        for id in stream.followers { endSubscription(id, reason: .streamDeleted) }
-    }
-
     func appendEvents(stream name: String, batch: EventBatch, idempotencyKey: UInt64?, nowMs: Int64) -> ReactorResult {
         guard let stream = streams[name] else { return .failure(.unknownStream(name)) }
         if let source = stream.definition.source {
             return .failure(.conflict("stream \(name) reads source \(source): post its events to /sources/\(source)/events"))
         }
         if batch.count > limits.batchEventsMax { return .failure(.batchTooLarge(events: batch.count, max: limits.batchEventsMax)) }
-        if let idempotencyKey, stream.recentIdempotencyKeys.contains(idempotencyKey) {
+        if let idempotencyKey, stream.idempotency.contains(idempotencyKey) {
             return .eventsAccepted(EventsAck(accepted: 0, late: 0, watermarkMs: stream.op.watermarkMs, duplicate: true))
         }
         if let problem = batchProblem(batch, fields: stream.definition.fields) { return .failure(problem) }
@@ -118,7 +53,7 @@ extension Reactor {
     /// (`late_data: keep`); an `emit: changes` stream is flushed at the end of the round
     /// (`flushChangelogs`).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
-        if let idempotencyKey { stream.remember(idempotencyKey: idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        if let idempotencyKey { stream.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let input = stream.stage.map { $0.project(batch) } ?? batch
         let r = input.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
         if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }

@@ -75,17 +75,20 @@ public struct SourceInfo: Sendable, Hashable {
     }
 }
 
-/// One statement of a SQL script as the reactor applies it.
+/// One statement of a SQL script, compiled (LaminarSQL) and checked against the catalog: what
+/// `POST /sql` applies (in order, all or none, in one store batch) or answers.
 public enum CatalogStep: Sendable, Hashable {
     case createSource(SourceDefinition)
-    /// Refused (`conflict`) when a stream of that name exists.
+    /// The definition carries its SQL text in `sql`. Refused (`conflict`) when a stream of that
+    /// name exists.
     case createStream(StreamDefinition)
+    /// `ifExists` and absent: nothing to do, answered as such.
     case dropSource(name: String, ifExists: Bool)
     case dropStream(name: String, ifExists: Bool)
     case showSources
     case showStreams
-    /// Nothing to apply (an `EXPLAIN`): answered `.done`.
-    case none
+    /// The compiled definition, answered (`.done`) without creating anything.
+    case explain(StreamDefinition)
 }
 
 /// What one `CatalogStep` did.

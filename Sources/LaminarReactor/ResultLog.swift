@@ -218,10 +218,13 @@ extension Reactor {
 
     /// Sets where a new or recovered stream's result numbering stands: after a deleted stream of
     /// the same name (`_resultnext/{name}`) unless a checkpoint said more, and the oldest row of
-    /// the log (rows of a deleted stream stay retained under the new definition).
-    func restoreResultRange(_ stream: StreamRuntime, checkpointed: Bool) {
+    /// the log (rows of a deleted stream stay retained under the new definition). `deletedNext`:
+    /// that of a stream deleted earlier in the same store batch (`CatalogOverlay`).
+    func restoreResultRange(_ stream: StreamRuntime, checkpointed: Bool, deletedNext: UInt64? = nil) {
         let name = stream.definition.name
-        if !checkpointed, let next = store.get(ReservedKeys.resultNext(name)), next.value.count == 8 {
+        if let deletedNext {
+            stream.nextResultSeq = Swift.max(stream.nextResultSeq, deletedNext)
+        } else if !checkpointed, let next = store.get(ReservedKeys.resultNext(name)), next.value.count == 8 {
             var r = ByteReader(next.value)
             stream.nextResultSeq = Swift.max(stream.nextResultSeq, (try? r.u64()) ?? 1)
         }

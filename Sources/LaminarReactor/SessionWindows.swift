@@ -50,15 +50,31 @@ struct SessionWindows {
         if !mergedAway.isEmpty { mergedAway.removeAll(keepingCapacity: true) }
         while head.count <= Int(g) { head.append(-1) }
         let newEnd = ts + gapMs
-        overlapping.removeAll(keepingCapacity: true)
+        // The usual case first, with no scratch list: the event overlaps one session (or none).
+        var only: Int32 = -1
+        var several = false
         var s = head[Int(g)]
+        while s >= 0 {
+            if start[Int(s)] <= newEnd && end[Int(s)] >= ts {
+                if only >= 0 { several = true; break }
+                only = s
+            }
+            s = next[Int(s)]
+        }
+        if only < 0 { return Int(allocate(group: g, startMs: ts, endMs: newEnd, layout: layout, pools: &pools)) }
+        if !several {
+            let t = Int(only)
+            if ts < start[t] { start[t] = ts }
+            if newEnd > end[t] { end[t] = newEnd }
+            return t
+        }
+        overlapping.removeAll(keepingCapacity: true)
+        s = head[Int(g)]
         while s >= 0 {
             if start[Int(s)] <= newEnd && end[Int(s)] >= ts { overlapping.append(s) }
             s = next[Int(s)]
         }
-        guard var target = overlapping.first else {
-            return Int(allocate(group: g, startMs: ts, endMs: newEnd, layout: layout, pools: &pools))
-        }
+        var target = overlapping[0]
         for o in overlapping.dropFirst() where start[Int(o)] < start[Int(target)] { target = o }
         let t = Int(target)
         for o in overlapping where o != target {

@@ -33,8 +33,8 @@ final class SourceRuntime {
         w.u8(1)
         w.u64(firstRetained)
         w.u64(nextSequence)
-        w.u32(UInt32(idempotency.order.count))
-        for k in idempotency.order { w.u64(k) }
+        w.u32(UInt32(idempotency.count))
+        for k in idempotency.oldestFirst { w.u64(k) }
         return w.bytes
     }
 
@@ -46,24 +46,6 @@ final class SourceRuntime {
         let n = Int(try r.u32())
         for _ in 0..<n { idempotency.remember(try r.u64(), max: keysMax) }
         guard r.atEnd, firstRetained <= nextSequence else { throw ByteReader.DecodeError() }
-    }
-}
-
-/// The most recent idempotency keys, at most `max`, oldest forgotten first.
-struct IdempotencyMemory {
-    private(set) var keys: Set<UInt64> = []
-    private(set) var order: [UInt64] = []
-
-    func contains(_ k: UInt64) -> Bool { keys.contains(k) }
-
-    mutating func remember(_ k: UInt64, max: Int) {
-        guard keys.insert(k).inserted else { return }
-        order.append(k)
-        if order.count > max {
-            let drop = order.count - max
-            for old in order[0..<drop] { keys.remove(old) }
-            order.removeFirst(drop)
-        }
     }
 }
 

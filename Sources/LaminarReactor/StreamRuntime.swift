@@ -40,8 +40,7 @@ final class StreamRuntime {
     var checkpointSourceNext: UInt64 = 0
     /// When the last checkpoint was written (wall clock, ms), `nil` if none yet.
     var lastCheckpointAtMs: Int64?
-    var recentIdempotencyKeys: Set<UInt64> = []
-    var idempotencyOrder: [UInt64] = []
+    var idempotency = IdempotencyMemory()
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
     var idleTimerPending = false
@@ -127,16 +126,6 @@ final class StreamRuntime {
         if lateEvents.count > max { lateEvents.removeFirst(lateEvents.count - max) }
     }
 
-    func remember(idempotencyKey: UInt64, max: Int) {
-        guard recentIdempotencyKeys.insert(idempotencyKey).inserted else { return }
-        idempotencyOrder.append(idempotencyKey)
-        if idempotencyOrder.count > max {
-            let drop = idempotencyOrder.count - max
-            for k in idempotencyOrder[0..<drop] { recentIdempotencyKeys.remove(k) }
-            idempotencyOrder.removeFirst(drop)
-        }
-    }
-
     /// Checkpoint value: version (3), when it was written (ms), the next sequence number, the
     /// next result sequence number, idempotency keys (oldest first), operator
     /// (`WindowOperator.encodeCheckpoint`); version 4, for a stream reading a named source, the
@@ -150,8 +139,8 @@ final class StreamRuntime {
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
         w.u64(nextResultSeq)
-        w.u32(UInt32(idempotencyOrder.count))
-        for k in idempotencyOrder { w.u64(k) }
+        w.u32(UInt32(idempotency.count))
+        for k in idempotency.oldestFirst { w.u64(k) }
         op.encodeCheckpoint(into: &w)
         if definition.source != nil { w.u64(sourceNext) }
         return w.bytes
@@ -166,7 +155,7 @@ final class StreamRuntime {
         if version >= 3 { nextResultSeq = try r.u64() }
         firstUncheckpointed = nextSequence
         let n = Int(try r.u32())
-        for _ in 0..<n { remember(idempotencyKey: try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
+        for _ in 0..<n { idempotency.remember(try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
         if version >= 3 {
             try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
             if version == 4 {

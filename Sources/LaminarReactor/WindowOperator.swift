@@ -36,6 +36,8 @@ public struct WindowOperator {
     /// Events seen so far: the next event's arrival number (`first`/`last` ties).
     var arrivals: UInt64 = 0
     var keys = KeyInterner()
+    /// Scratch: the key hashes of the batch being ingested (`hashKeys`).
+    private var keyHashes: [UInt64] = []
     /// Seeds the key hash of `count_distinct` (kept in checkpoints, so HLLs merge across restarts).
     var distinctHasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
     var pools = AccumulatorPools()
@@ -91,32 +93,60 @@ public struct WindowOperator {
         return (events.count - late, late)
     }
 
+    /// Event `i`'s group (its key's id; the key hashed by `hashKeys`), and its key hashed for
+    /// `count_distinct` (0 when not asked for).
     @inline(__always)
     private mutating func group(_ events: EventBatch.EventView, _ i: Int, keysMax: Int) -> (UInt32, UInt64) {
         let key = events.key(i)
         let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(key) : 0
         if groupAll { return (0, hash) }
-        guard let id = keys.intern(key, limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
+        if i + WindowOperator.prefetchDistance < events.count { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
+        guard let id = keys.intern(key, hash: keyHashes[i], limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
         return (id, hash)
     }
+
+    /// Hashes every event's key into `keyHashes` (a column at a time: the lookups that follow
+    /// prefetch their table slot a few events ahead).
+    private mutating func hashKeys(_ events: EventBatch.EventView) {
+        if keyHashes.count < events.count { keyHashes = Array(repeating: 0, count: events.count) }
+        let hasher = keys.hasher
+        keyHashes.withUnsafeMutableBufferPointer { h in
+            for i in 0..<events.count { h[i] = hasher.hash(events.key(i)) }
+        }
+    }
+
+    /// How many events ahead the key table's slot is prefetched.
+    static let prefetchDistance = 8
 
     private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
         var late = 0
         var cached = -1
         let size = panes.sizeMs, slide = panes.slideMs
-        for i in 0..<events.count {
+        let n = events.count
+        // A local copy: the closures below would otherwise copy `self.layout` (retaining its
+        // arrays) for every event.
+        let layout = self.layout
+        if !groupAll {
+            hashKeys(events)
+            for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
+        }
+        for i in 0..<n {
             let ts = events.timestamp(i)
             let start = PaneWindows.floor(ts, slide)
             if start + size <= watermarkMs {
                 late += 1
                 if keepLate { lateIndices.append(i) }
             } else {
-                let (g, hash) = group(events, i, keysMax: keysMax)
+                let (g, hllHash) = group(events, i, keysMax: keysMax)
                 if cached < 0 || cached >= panes.panes.count || panes.panes[cached].startMs != start {
                     cached = panes.paneIndex(start: start, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
                 }
-                let s = panes.panes[cached].add(g, events, i, ts: ts, arrival: arrivals, keyHash: hash, layout: layout, pools: &pools)
+                let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
+                let arrival = arrivals
+                panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
+                    layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hllHash, pools: &pools)
+                }
                 if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
             }
             arrivals += 1
@@ -134,11 +164,14 @@ public struct WindowOperator {
 
     private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
         var late = 0
-        // A local copy: `self.layout` passed beside `&pools` and `self.sessions` was copied
-        // (its arrays retained and released) per event.
-        let layout = self.layout
         let gap = sessions.gapMs
-        for i in 0..<events.count {
+        let n = events.count
+        let layout = self.layout  // as in `ingestPanes`
+        if !groupAll {
+            hashKeys(events)
+            for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
+        }
+        for i in 0..<n {
             let ts = events.timestamp(i)
             if ts + gap <= watermarkMs {
                 late += 1

@@ -47,7 +47,7 @@ struct SQLStatementBinder<Catalog: SQLCatalog> {
 
     // MARK: - Statements
 
-    mutating func compile(_ statement: SQLStatementSyntax) throws(SQLError) -> CompiledStatement {
+    mutating func compile(_ statement: SQLStatementSyntax) throws(SQLError) -> CatalogStep {
         switch statement {
         case .createSource(let s):
             let definition = try createSource(s)

@@ -139,7 +139,7 @@ enum CatalogRoutes {
         let script = String(decoding: body, as: UTF8.self)
         return .submit(.catalog) { result in
             guard case .catalog(let sources, let streams) = result else { return unexpected(result) }
-            let statements: [CompiledStatement]
+            let statements: [CatalogStep]
             do throws(SQLError) {
                 statements = try SQLCompiler.compile(script, catalog: SnapshotCatalog(sources: sources, streams: streams))
             } catch {
@@ -148,7 +148,7 @@ enum CatalogRoutes {
             if statements.count > sqlStatementsMax {
                 return sqlFailure(SQLError(line: 1, column: 1, detail: "a script holds at most \(sqlStatementsMax) statements"))
             }
-            return .submit(.applyCatalog(statements.map(step))) { result in
+            return .submit(.applyCatalog(statements)) { result in
                 guard case .catalogApplied(let results) = result, results.count == statements.count else { return unexpected(result) }
                 var out: [UInt8] = []
                 for (statement, r) in zip(statements, results) { appendLine(statement, r, to: &out) }
@@ -157,20 +157,8 @@ enum CatalogRoutes {
         }
     }
 
-    static func step(_ s: CompiledStatement) -> CatalogStep {
-        switch s {
-        case .createSource(let d): .createSource(d)
-        case .createStream(let d): .createStream(d)
-        case .dropSource(let name, let ifExists): .dropSource(name: name, ifExists: ifExists)
-        case .dropStream(let name, let ifExists): .dropStream(name: name, ifExists: ifExists)
-        case .showSources: .showSources
-        case .showStreams: .showStreams
-        case .explain: .none
-        }
-    }
-
     /// One NDJSON line answering one statement (`proto-docs/http-api.md`, `POST /sql`).
-    static func appendLine(_ s: CompiledStatement, _ r: CatalogStepResult, to out: inout [UInt8]) {
+    static func appendLine(_ s: CatalogStep, _ r: CatalogStepResult, to out: inout [UInt8]) {
         func head(_ statement: String, _ name: String?) {
             out.append(contentsOf: #"{"statement":""#.utf8)
             out.append(contentsOf: statement.utf8)

@@ -134,26 +134,9 @@ struct EndToEndResultsTests {
     @Test func slowServerSentEventsClientIsCut() throws {
         let server = try Server(["--memory", "--subscriber-backlog-bytes", "4096", "--progress-interval-ms", "0"])
         #expect(try request("--http1.1", "PUT", server.url("/streams/f"), ["-d", #"{"window_ms":1}"#]).status == 200)
-        let fd = try connectLoopback(port: server.port, seconds: 3, receiveBufferBytes: 4096)
+        let fd = try subscribeWithoutReading(server, "GET /streams/f/results HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
         defer { close(fd) }
-        let ask = Array("GET /streams/f/results HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".utf8)
-        #expect(ask.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == ask.count)
-        try waitUntil(10, "the SSE follow to be subscribed") { try server.metric("laminar_subscriptions") == 1 }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        var ts = 1
-        for batch in 0..<40 {
-            var body = ""
-            for i in 0..<5000 {
-                body += #"{"key":"k\#(i % 50)","ts":\#(ts),"value":1}"# + "\n"
-                ts += 1
-            }
-            let file = try dir.write("b\(batch).ndjson", Data(body.utf8))
-            let answer = try request("--http2-prior-knowledge", "POST", server.url("/streams/f/events"),
-                                     ["--data-binary", "@\(file)", "-H", "content-type: application/x-ndjson"])
-            #expect(answer.status == 202)
-            if try server.metric("laminar_subscriptions") == 0 { break }
-        }
+        try postOneMillisecondWindows(server, stream: "f", untilDropped: true)
         try waitUntil(10, "the stuck SSE client to be dropped") { try server.metric("laminar_subscriptions") == 0 }
         let (answer, _) = readAll(fd)
         let text = String(decoding: answer, as: UTF8.self)

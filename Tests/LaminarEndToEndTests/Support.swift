@@ -345,3 +345,34 @@ func rawExchange(port: Int, _ bytes: [UInt8], seconds: Int = 5) throws -> (answe
     }
     return readAll(fd)
 }
+
+/// A raw HTTP/1.1 client that sends `head` (a follow of results) and never reads, with a receive
+/// buffer of 4 KiB; returned once the server counts its subscription. The caller closes it.
+func subscribeWithoutReading(_ server: Server, _ head: String) throws -> Int32 {
+    let fd = try connectLoopback(port: server.port, seconds: 3, receiveBufferBytes: 4096)
+    let ask = Array(head.utf8)
+    #expect(ask.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == ask.count)
+    try waitUntil(10, "the follow to be subscribed") { try server.metric("laminar_subscriptions") == 1 }
+    return fd
+}
+
+/// Posts up to 40 NDJSON batches of 5000 events 1 ms apart over 50 keys to `stream`: with 1 ms
+/// windows every event closes one, ~16 MB of result lines, far past the kernel's socket buffers.
+/// Stops early once no subscription is left if `untilDropped`.
+func postOneMillisecondWindows(_ server: Server, stream: String, untilDropped: Bool) throws {
+    let dir = try TempDir()
+    defer { dir.remove() }
+    var ts = 1
+    for batch in 0..<40 {
+        var body = ""
+        for i in 0..<5000 {
+            body += #"{"key":"k\#(i % 50)","ts":\#(ts),"value":1}"# + "\n"
+            ts += 1
+        }
+        let file = try dir.write("batch\(batch).ndjson", Data(body.utf8))
+        let answer = try request("--http2-prior-knowledge", "POST", server.url("/streams/\(stream)/events"),
+                                 ["--data-binary", "@\(file)", "-H", "content-type: application/x-ndjson"])
+        #expect(answer.status == 202, "batch \(batch): \(answer.text)")
+        if untilDropped, try server.metric("laminar_subscriptions") == 0 { break }
+    }
+}

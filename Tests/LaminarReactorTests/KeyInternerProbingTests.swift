@@ -44,6 +44,28 @@ import Testing
         }
     }
 
+    /// Keys of one length that differ in a single byte, at every position, for every length up
+    /// to 24 (keys up to 16 bytes are compared by two overlapping word loads), are all different.
+    @Test func oneByteApartAreDistinct() {
+        var interner = KeyInterner()
+        var keys: [[UInt8]] = []
+        for n in 1...24 {
+            let base = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            keys.append(base)
+            for p in 0..<n {
+                var k = base
+                k[p] ^= 0x40
+                keys.append(k)
+            }
+        }
+        let ids = keys.map { intern(&interner, $0)! }
+        #expect(Set(ids).count == keys.count, "distinct keys got distinct ids")
+        for (key, id) in zip(keys, ids) {
+            #expect(intern(&interner, key) == id)
+            #expect(Array(interner.key(Int(id))) == key)
+        }
+    }
+
     /// Many keys in few slots: linear probing past occupied slots finds each one again.
     @Test func collidingSlotsAreProbed() {
         var interner = KeyInterner()

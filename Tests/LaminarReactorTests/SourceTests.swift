@@ -101,7 +101,7 @@ import Testing
         #expect(none.isEmpty, "nothing of a refused script is applied")
         #expect(c.call(.listStreams).map { if case .streams(let n) = $0 { n.isEmpty } else { false } } == true)
         guard case .catalogApplied(let results)? = c.call(.applyCatalog([
-            .createSource(Self.source), .createStream(stream), .showSources, .showStreams, .none,
+            .createSource(Self.source), .createStream(stream), .showSources, .showStreams, .explain(stream),
             .dropStream(name: "nope", ifExists: true), .dropStream(name: "vwap", ifExists: false), .dropSource(name: "trades", ifExists: true),
         ])) else { Issue.record("applyCatalog"); return }
         #expect(results.count == 8)
@@ -117,6 +117,35 @@ import Testing
     /// Readers checkpoint at different points; after a restart each replays the source from its
     /// own point and counts every batch once; the source log is trimmed to what some reader
     /// still needs; idempotency keys survive.
+    /// A script's changes are one store batch: when the store refuses a write of the third
+    /// statement (here a definition larger than the store takes; a full disk is refused the
+    /// same way, before anything is written), the two before it are not applied either.
+    @Test func aScriptTheStoreRefusesAppliesNothing() throws {
+        var options = LogStoreOptions()
+        options.limits = StoreLimits(keyBytesMax: 4096, valueBytesMax: 2048)
+        let reactor = try Reactor(store: LogStore.inMemory(options: options))
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        var big = Self.reader("big", .tumble(sizeMs: 1000))
+        big.sql = "SELECT " + String(repeating: "x", count: 4000)
+        let refused = c.call(.applyCatalog([.createSource(Self.source), .createStream(Self.reader("vwap", .tumble(sizeMs: 1000))), .createStream(big)]))
+        guard case .valueTooLarge(_, max: 2048)? = refused?.failure else { Issue.record("\(String(describing: refused))"); return }
+        guard case .sources(let none)? = c.call(.listSources) else { Issue.record("listSources"); return }
+        #expect(none.isEmpty, "nothing of a script the store refused is applied")
+        #expect(c.call(.listStreams).map { if case .streams(let n) = $0 { n.isEmpty } else { false } } == true)
+        #expect(c.call(.get(key: ReservedKeys.source("trades")))?.failure == .notFound)
+        // Drop and create again in one script: the result numbering goes on from the dropped stream.
+        guard case .catalogApplied? = c.call(.applyCatalog([.createSource(Self.source), .createStream(Self.reader("vwap", .tumble(sizeMs: 1000)))])) else {
+            Issue.record("applyCatalog"); return
+        }
+        guard case .catalogApplied(let again)? = c.call(.applyCatalog([
+            .dropStream(name: "vwap", ifExists: false), .createStream(Self.reader("vwap", .hop(sizeMs: 1000, slideMs: 500))), .showStreams,
+        ])) else { Issue.record("drop and create"); return }
+        #expect(again.count == 3 && again[0] == .dropped(true))
+        if case .streams(let all) = again[2] { #expect(all.map(\.definition.window) == [.hop(sizeMs: 1000, slideMs: 500)]) } else { Issue.record("show") }
+    }
+
     @Test func recoveryReplaysEachReaderFromItsOwnPoint() throws {
         let dir = TempDir()
         var limits = ReactorLimits()

@@ -29,7 +29,7 @@ func compileError(_ script: String, _ catalog: TestCatalog = .withTrades) -> SQL
 }
 
 /// The one statement `script` compiles to (a test failure traps with the error).
-func compileOne(_ script: String, _ catalog: TestCatalog = .withTrades) throws -> CompiledStatement {
+func compileOne(_ script: String, _ catalog: TestCatalog = .withTrades) throws -> CatalogStep {
     let statements = try SQLCompiler.compile(script, catalog: catalog)
     guard statements.count == 1 else { throw SQLError(line: 0, column: 0, detail: "\(statements.count) statements") }
     return statements[0]

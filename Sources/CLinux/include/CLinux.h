@@ -13,6 +13,10 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 
+/// Starts loading the cache line at `p` (no fault if `p` is not mapped): the reactor's key table
+/// looks up keys a few events ahead of using them (LaminarReactor/KeyInterner.swift).
+static inline void CLinux_prefetch(const void *p) { __builtin_prefetch(p); }
+
 int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 /// epoll_create1(EPOLL_CLOEXEC).
 int CLinux_epoll_create(void);

@@ -48,7 +48,7 @@ func check(_ raw: UnsafeRawBufferPointer) {
         return
     }
     let catalog = Catalog(sources: ["trades": trades])
-    let statements: [CompiledStatement]
+    let statements: [CatalogStep]
     do {
         statements = try SQLCompiler.compile(text, catalog: catalog)
     } catch {
