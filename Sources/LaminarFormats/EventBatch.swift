@@ -78,6 +78,54 @@ public struct EventBatch: Sendable, Hashable {
         self = builder.build()
     }
 
+    /// The events at `kept` (ascending indices; all when `nil`), each with `extra` more fields
+    /// after its own, written by `fill(i, fields)` for event `i` of this batch: one buffer
+    /// written in place, keys and fields copied as bytes (a stream's per-event expressions).
+    public func selecting(_ kept: [Int]?, appending extra: Int, _ fill: (Int, UnsafeMutableBufferPointer<Double>) -> Void) -> EventBatch {
+        let own = fieldCount, m = own + extra
+        precondition(extra >= 0 && m <= EventBatch.fieldsMax)
+        return withEvents { events in
+            let n = kept?.count ?? count
+            let sourceKeys = 8 + 8 * count * (1 + own) + 4 * count
+            var keyTotal = bytes.count - sourceKeys
+            if let kept {
+                keyTotal = 0
+                for i in kept { keyTotal += events.key(i).count }
+            }
+            let total = EventBatch.headerBytes + (12 + 8 * m) * n + keyTotal
+            let out = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                let dst = UnsafeMutableRawPointer(buffer.baseAddress!), src = events.raw.baseAddress!
+                dst.storeBytes(of: (UInt32(n) | UInt32(m - 1) << 24).littleEndian, as: UInt32.self)
+                dst.storeBytes(of: UInt32(keyTotal).littleEndian, toByteOffset: 4, as: UInt32.self)
+                let values = 8 + 8 * n, ends = 8 + 8 * n * (1 + m), keys = ends + 4 * n
+                let sourceValues = 8 + 8 * count
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: Swift.max(extra, 1)) { scratch in
+                    var keyEnd = 0
+                    for j in 0..<n {
+                        let i = kept?[j] ?? j
+                        (dst + 8 + 8 * j).copyMemory(from: src + 8 + 8 * i, byteCount: 8)
+                        (dst + values + 8 * m * j).copyMemory(from: src + sourceValues + 8 * own * i, byteCount: 8 * own)
+                        fill(i, scratch)
+                        for k in 0..<extra {
+                            dst.storeBytes(of: scratch[k].bitPattern.littleEndian, toByteOffset: values + 8 * (m * j + own + k), as: UInt64.self)
+                        }
+                        if kept != nil {
+                            let key = events.key(i)
+                            if key.count > 0 { (dst + keys + keyEnd).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+                            keyEnd += key.count
+                            dst.storeBytes(of: UInt32(keyEnd).littleEndian, toByteOffset: ends + 4 * j, as: UInt32.self)
+                        }
+                    }
+                }
+                if kept == nil {
+                    (dst + ends).copyMemory(from: src + sourceKeys - 4 * count, byteCount: 4 * count + keyTotal)
+                }
+                initialized = total
+            }
+            return EventBatch(validated: out, count: n, fieldCount: m)
+        }
+    }
+
     init(validated bytes: [UInt8], count: Int, fieldCount: Int) {
         self.bytes = bytes
         self.count = count

@@ -7,7 +7,7 @@ import LaminarFormats
 /// whose aggregates read those fields by index; a definition without expressions has no stage
 /// and its batches go to the operator as they are.
 ///
-/// Reactor thread only (the programs' stacks and the builder are reused batch after batch).
+/// Reactor thread only (the programs' stacks are reused batch after batch).
 final class EventStage {
     let filter: ExpressionProgram?
     /// Programs computing the extra fields, in order after the definition's own.
@@ -20,8 +20,6 @@ final class EventStage {
     let nonNullCounts: Set<Int>
     /// For the last projected batch: the original index of each event kept.
     private(set) var kept: [Int] = []
-    private var builder: EventBatch.Builder
-    private var scratch: [Double]
 
     /// `nil` when the definition has no per-event expression; throws naming the member at fault.
     init?(_ d: StreamDefinition) throws(ExpressionError) {
@@ -70,34 +68,29 @@ final class EventStage {
         operatorDefinition = op
         self.nullable = nullable
         self.nonNullCounts = nonNullCounts
-        builder = EventBatch.Builder(fieldCount: op.fields.count)
-        scratch = [Double](repeating: 0, count: op.fields.count)
     }
 
     /// The events of `batch` the filter keeps, with the input fields appended (`kept` maps them
     /// back). One allocation per batch (the batch built), none per event.
     func project(_ batch: EventBatch) -> EventBatch {
-        // Work on locals (moved out and back, so still unique): the class's stored properties
+        // Work on a local (moved out and back, so still unique): the class's stored property
         // would cost an exclusivity check per access, per event.
-        var builder = EventBatch.Builder(fieldCount: operatorDefinition.fields.count), kept: [Int] = [], scratch: [Double] = []
-        swap(&builder, &self.builder); swap(&kept, &self.kept); swap(&scratch, &self.scratch)
-        defer { swap(&builder, &self.builder); swap(&kept, &self.kept); swap(&scratch, &self.scratch) }
-        builder.removeAll()
+        var kept: [Int] = []
+        swap(&kept, &self.kept)
+        defer { swap(&kept, &self.kept) }
         kept.removeAll(keepingCapacity: true)
-        let own = batch.fieldCount, filter = self.filter, inputs = self.inputs
-        batch.withEvents { events in
-            scratch.withUnsafeMutableBufferPointer { f in
-                for i in 0..<events.count {
-                    let input = EventInput(events: events, i: i)
-                    if let filter, !filter.isTrue(input) { continue }
-                    kept.append(i)
-                    for j in 0..<own { f[j] = events.field(i, j) }
-                    for k in 0..<inputs.count { f[own + k] = inputs[k].number(input) ?? .nan }
-                    builder.append(key: events.key(i), timestamp: events.timestamp(i), fields: UnsafeBufferPointer(f))
-                }
+        let filter = self.filter, inputs = self.inputs
+        return batch.withEvents { events in
+            if let filter {
+                for i in 0..<events.count where filter.isTrue(EventInput(events: events, i: i)) { kept.append(i) }
+            } else {
+                kept.append(contentsOf: 0..<events.count)
+            }
+            return batch.selecting(kept.count == events.count ? nil : kept, appending: inputs.count) { i, out in
+                let input = EventInput(events: events, i: i)
+                for k in 0..<inputs.count { out[k] = inputs[k].number(input) ?? .nan }
             }
         }
-        return builder.build()
     }
 }
 

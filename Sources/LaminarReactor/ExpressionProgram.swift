@@ -73,6 +73,16 @@ final class ExpressionProgram {
     private let stack: UnsafeMutablePointer<(x: Double, null: Bool)>
     /// Whether the value can be null (a division, a null literal).
     let mayBeNull: Bool
+    /// Whether the value depends on the numbered slots only (not on the key nor the times), so
+    /// equal slots give equal values.
+    var readsSlotsOnly: Bool {
+        ops.allSatisfy { op in
+            switch op {
+            case .time, .windowEnd, .keyIsNull, .keyCompare, .keyLike, .keyIn: false
+            default: true
+            }
+        }
+    }
 
     /// Compiles `e`; throws a sentence naming what is wrong (`unknown column "prise"`).
     /// `boolean`: the expression must be a condition (a filter, `having`), else a number.
@@ -89,7 +99,22 @@ final class ExpressionProgram {
         literals = c.literals
         mayBeNull = c.mayBeNull
         stack = .allocate(capacity: max(c.depth, 1))
+        shape = switch (c.ops.count, c.ops.first, c.ops.dropFirst().first, c.ops.last) {
+        case (3, .slot(let a)?, .slot(let b)?, .arithmetic(let o)?), (3, .slot(let a)?, .slot(let b)?, .compare(let o)?): .slots(a, b, o)
+        case (3, .slot(let a)?, .constant(let k)?, .arithmetic(let o)?) where !k.isNaN,
+             (3, .slot(let a)?, .constant(let k)?, .compare(let o)?) where !k.isNaN: .slotConstant(a, k, o)
+        default: .general
+        }
     }
+
+    /// Programs of the commonest shapes (`price * volume`, `volume > 0`), evaluated without
+    /// the stack machine.
+    private enum Shape {
+        case general
+        case slots(Int, Int, BinaryOperator)
+        case slotConstant(Int, Double, BinaryOperator)
+    }
+    private let shape: Shape
 
     deinit { stack.deallocate() }
 
@@ -248,6 +273,11 @@ final class ExpressionProgram {
     }
 
     private func run<I: ExpressionInput>(_ input: I) -> (x: Double, null: Bool) {
+        switch shape {
+        case .slots(let a, let b, let o): return ExpressionProgram.binary(input.number(a), input.number(b), o)
+        case .slotConstant(let a, let k, let o): return ExpressionProgram.binary(input.number(a), k, o)
+        case .general: break
+        }
         do {
             let s = stack
             var top = -1
@@ -310,6 +340,23 @@ final class ExpressionProgram {
             }
             return s[0]
         }
+    }
+
+    /// `a o b` for an arithmetic or comparison `o`, as the stack machine computes it (NaN is null).
+    @inline(__always)
+    private static func binary(_ a: Double, _ b: Double, _ o: BinaryOperator) -> (x: Double, null: Bool) {
+        if a.isNaN || b.isNaN { return (0, true) }
+        let x: Double
+        switch o {
+        case .add: x = a + b
+        case .subtract: x = a - b
+        case .multiply: x = a * b
+        case .divide:
+            if b == 0 { return (0, true) }
+            x = a / b
+        default: return (o.holds(a, b) ? 1 : 0, false)
+        }
+        return x.isFinite ? (x, false) : (0, true)  // overflow: no value
     }
 
     /// -1, 0, 1 as `a` sorts before, with, after `b` (bytes, shorter first on a common prefix).

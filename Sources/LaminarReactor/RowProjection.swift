@@ -13,6 +13,13 @@ final class RowProjection {
     let outputs: [ExpressionProgram]?
     let having: ExpressionProgram?
 
+    /// The rows seen last: the values of the columns and what they showed (the output values,
+    /// `nil` when `having` hid them). Kept only when the programs read the columns alone, not
+    /// the key nor the window: then equal columns show the same (the windows of a hop that an
+    /// update changed alike, their `before` alike, give one evaluation).
+    private var recent: [(values: [Double], shown: [Double]?)] = []
+    private let memoize: Bool
+
     /// `nil` when the definition has neither; throws naming the member at fault.
     init?(_ d: StreamDefinition) throws(ExpressionError) {
         guard d.outputColumns != nil || d.having != nil else { return nil }
@@ -43,52 +50,55 @@ final class RowProjection {
         } catch {
             throw ExpressionError("having: " + error.detail)
         }
+        memoize = (programs ?? []).allSatisfy(\.readsSlotsOnly) && (having?.readsSlotsOnly ?? true)
     }
 
-    private func visible(_ values: [Double], _ row: WindowResult) -> Bool {
-        guard let having else { return true }
-        return values.withUnsafeBufferPointer { having.isTrue(RowInput(values: $0, key: row.key, startMs: row.startMs, endMs: row.endMs)) }
-    }
-
-    private func project(_ values: [Double], _ row: WindowResult) -> [Double] {
-        guard let outputs else { return values }
-        return values.withUnsafeBufferPointer { v in
+    /// What the aggregate columns `values` of `row` show: the output columns, or `nil` when
+    /// `having` is not true for them.
+    private func shown(_ values: [Double], _ row: WindowResult) -> [Double]? {
+        if memoize, let m = recent.first(where: { WindowOperator.same($0.values, values) }) { return m.shown }
+        let out: [Double]? = values.withUnsafeBufferPointer { v in
             let input = RowInput(values: v, key: row.key, startMs: row.startMs, endMs: row.endMs)
+            if let having, !having.isTrue(input) { return nil }
+            guard let outputs else { return values }
             return outputs.map { $0.number(input) ?? .nan }
         }
+        if memoize {
+            if recent.count == 2 { recent.removeFirst() }
+            recent.append((values, out))
+        }
+        return out
     }
 
     /// The rows to emit for the operator's `rows`, in order.
     func apply(_ rows: [WindowResult]) -> [WindowResult] {
+        defer { recent.removeAll(keepingCapacity: true) }
         var out: [WindowResult] = []
         out.reserveCapacity(rows.count)
         for row in rows {
             var r = row
             switch row.op {
-            case nil:
-                guard visible(row.values, row) else { continue }
-                r.values = project(row.values, row)
-            case .insert:
-                guard visible(row.values, row) else { continue }
-                r.values = project(row.values, row)
+            case nil, .insert:
+                guard let v = shown(row.values, row) else { continue }
+                r.values = v
             case .update:
-                let was = row.before.map { visible($0, row) } ?? false
-                let isNow = visible(row.values, row)
-                if was && isNow {
-                    r.values = project(row.values, row)
-                    r.before = project(row.before!, row)
-                    if !r.isFinal && WindowOperator.same(r.values, r.before!) { continue }
-                } else if was {
+                let was = row.before.flatMap { shown($0, row) }
+                let isNow = shown(row.values, row)
+                if let was, let isNow {
+                    r.values = isNow
+                    r.before = was
+                    if !r.isFinal && WindowOperator.same(isNow, was) { continue }
+                } else if was != nil {
                     r = WindowResult(key: row.key, startMs: row.startMs, endMs: row.endMs, values: [], op: .delete)
-                } else if isNow {
-                    r.values = project(row.values, row)
+                } else if let isNow {
+                    r.values = isNow
                     r.op = .insert
                     r.before = nil
                 } else {
                     continue
                 }
             case .delete:
-                if let before = row.before, !visible(before, row) { continue }
+                if let before = row.before, shown(before, row) == nil { continue }
                 r.before = nil
             }
             out.append(r)

@@ -33,8 +33,8 @@ extension WindowOperator {
                 }
             }
             w.u32(UInt32(emitted.count))
-            for (wg, values) in emitted {
-                w.i64(wg.startMs); w.blob(groupKey(wg.group))
+            emitted.forEach { g, start, values in
+                w.i64(start); w.blob(groupKey(g))
                 Self.encodeValues(values, into: &w)
             }
         }
@@ -80,7 +80,7 @@ extension WindowOperator {
                 let start = try r.i64()
                 let g = try internGroup(try r.blob(), keysMax: keysMax)
                 guard let values = try Self.decodeValues(from: &r) else { throw ByteReader.DecodeError() }
-                emitted[WindowGroup(startMs: start, group: g)] = values
+                _ = emitted.update(g, start, values)
             }
         }
         refreshNextClose()

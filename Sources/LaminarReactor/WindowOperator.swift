@@ -45,7 +45,7 @@ public struct WindowOperator {
     var sessions: SessionWindows
     let isSession: Bool
     /// Changelog: the values last emitted for each open (window start, group) of tumble/hop.
-    var emitted: [WindowGroup: [Double]] = [:]
+    var emitted = EmittedWindows()
     /// Changelog: session values last emitted, by session id.
     var sessionEmitted: [Int: [Double]] = [:]
     var dirtyPanes = false
@@ -54,12 +54,6 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
-
-    /// A window of a group (changelog state of tumble/hop).
-    struct WindowGroup: Hashable {
-        var startMs: Int64
-        var group: UInt32
-    }
 
     /// `nullable`, `nonNullCounts`: fields computed by expressions that may be null (NaN), and
     /// the `count` aggregates that count only their non-null values (`AccumulatorLayout`).
@@ -345,7 +339,7 @@ public struct WindowOperator {
     private mutating func closedRow(_ slot: UnsafePointer<Double>, group g: UInt32, startMs w: Int64, endMs end: Int64) -> WindowResult {
         let values = layout.values(slot, pools: pools)
         guard changelog else { return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values) }
-        let previous = emitted.removeValue(forKey: WindowGroup(startMs: w, group: g))
+        let previous = emitted.remove(g, w)
         return WindowResult(key: rowKey(g), startMs: w, endMs: end, values: values,
             op: previous == nil ? .insert : .update, before: previous, isFinal: true)
     }
@@ -391,44 +385,73 @@ public struct WindowOperator {
         guard dirtyPanes else { return }
         dirtyPanes = false
         let r = panes.panesPerWindow, slide = panes.slideMs, size = panes.sizeMs
-        var changed = Set<WindowGroup>()
+        // Each (group, pane) changed since the last flush, once.
+        var touched: [(group: UInt32, pane: Int64)] = []
         for k in 0..<panes.panes.count {
             let p = panes.panes[k].startMs
             for d in panes.panes[k].dirty {
-                let g = panes.panes[k].groupIds[Int(d)]
-                var w = max(panes.nextWindowStart, p - (r - 1) * slide)
-                while w <= p { changed.insert(WindowGroup(startMs: w, group: g)); w += slide }
+                touched.append((panes.panes[k].groupIds[Int(d)], p))
                 panes.panes[k].dirtyMark[Int(d)] = false
             }
             panes.panes[k].dirty.removeAll(keepingCapacity: true)
         }
-        // Key bytes, not group ids, order the rows: ids are assigned anew when a checkpoint is
-        // read, and replay must emit the same rows in the same order.
-        let ordered = changed.sorted { a, b in
-            if a.group == b.group { return a.startMs < b.startMs }
+        // Key bytes, not group ids, order the rows (then the window start): ids are assigned
+        // anew when a checkpoint is read, and replay must emit the same rows in the same order.
+        touched.sort { a, b in
+            if a.group == b.group { return a.pane < b.pane }
             return keys.key(Int(a.group)).lexicographicallyPrecedes(keys.key(Int(b.group)))
         }
         var merged = [Double](repeating: 0, count: layout.width)
-        for wg in ordered {
-            var found = false
-            merged.withUnsafeMutableBufferPointer { m in
-                layout.initialize(m.baseAddress!, pools: &pools)
-                for k in 0..<panes.panes.count where panes.panes[k].startMs >= wg.startMs && panes.panes[k].startMs < wg.startMs + size {
-                    guard let s = panes.panes[k].find(wg.group) else { continue }
-                    found = true
-                    panes.panes[k].acc.withUnsafeBufferPointer { b in
-                        layout.merge(into: m.baseAddress!, b.baseAddress! + s * layout.width, pools: &pools)
-                    }
-                }
+        var holding: [(start: Int64, pane: Int, slot: Int)] = []
+        var i = 0
+        while i < touched.count {
+            let g = touched[i].group
+            var j = i + 1
+            while j < touched.count && touched[j].group == g { j += 1 }
+            // The panes holding the group, ascending: a window's values are the merge of those
+            // within it, so windows covering the same of them (most of a hop's windows) share
+            // one merge.
+            holding.removeAll(keepingCapacity: true)
+            for k in 0..<panes.panes.count {
+                if let s = panes.panes[k].find(g) { holding.append((panes.panes[k].startMs, k, s)) }
             }
-            let values = merged.withUnsafeBufferPointer { layout.values($0.baseAddress!, pools: pools) }
-            merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
-            guard found else { continue }
-            let previous = emitted[wg]
-            if let previous, WindowOperator.same(previous, values) { continue }
-            output.append(WindowResult(key: rowKey(wg.group), startMs: wg.startMs, endMs: wg.startMs + size, values: values,
-                op: previous == nil ? .insert : .update, before: previous))
-            emitted[wg] = values
+            let key = rowKey(g)
+            var values: [Double] = []
+            var mergedRange = 0..<0
+            var next = Int64.min  // windows before it were looked at for this group
+            for t in i..<j {
+                // The windows holding the changed pane p, not yet looked at, ascending.
+                let p = touched[t].pane
+                var w = max(panes.nextWindowStart, p - (r - 1) * slide, next)
+                while w <= p {
+                    var lo = 0
+                    while lo < holding.count && holding[lo].start < w { lo += 1 }
+                    var hi = lo
+                    while hi < holding.count && holding[hi].start < w + size { hi += 1 }
+                    precondition(hi > lo, "a changed window holds the changed pane")
+                    if lo..<hi != mergedRange {
+                        mergedRange = lo..<hi
+                        merged.withUnsafeMutableBufferPointer { m in
+                            layout.initialize(m.baseAddress!, pools: &pools)
+                            for h in lo..<hi {
+                                panes.panes[holding[h].pane].acc.withUnsafeBufferPointer { b in
+                                    layout.merge(into: m.baseAddress!, b.baseAddress! + holding[h].slot * layout.width, pools: &pools)
+                                }
+                            }
+                        }
+                        values = merged.withUnsafeBufferPointer { layout.values($0.baseAddress!, pools: pools) }
+                        merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
+                    }
+                    let previous = emitted.update(g, w, values)
+                    if previous == nil || !WindowOperator.same(previous!, values) {
+                        output.append(WindowResult(key: key, startMs: w, endMs: w + size, values: values,
+                            op: previous == nil ? .insert : .update, before: previous))
+                    }
+                    w += slide
+                }
+                next = w
+            }
+            i = j
         }
     }
 

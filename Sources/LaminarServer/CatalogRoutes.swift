@@ -101,6 +101,11 @@ enum CatalogRoutes {
         return ingest.finish().map { ($0, key) }
     }
 
+    /// A binary body to `POST /sources/{name}/events` decoded as it arrived.
+    static func sourceEvents(_ ingest: EventIngest) -> RouteStep {
+        append(ingest.stream, ingest.finish().map { ($0, ingest.idempotencyKey) })
+    }
+
     private static func append(_ name: String, _ decoded: Result<(EventBatch, UInt64?), HTTPFailure>) -> RouteStep {
         switch decoded {
         case .failure(let failure): return fail(failure)

@@ -2,14 +2,17 @@ import LaminarFormats
 import LaminarHTTP
 import LaminarReactor
 
-/// One `POST /streams/{name}/events` body, decoded as it arrives: the HTTP layer hands each DATA
+/// One `POST /streams/{name}/events` (or binary `/sources/{name}/events`) body, decoded as it
+/// arrives: the HTTP layer hands each DATA
 /// chunk (HTTP/1.1: each read) to `consume`, the decoder appends the events to its batch builder
 /// in place, and `finish` lays the batch out for the reactor. The body itself is never kept.
 ///
 /// All or nothing: the first bad line (or event) is remembered and the rest of the body is
 /// ignored; `finish` then answers 400 naming it. Loop thread only.
 final class EventIngest: HTTPBodySink {
+    /// The stream, or the source when `isSource`, the body is posted to.
     let stream: String
+    let isSource: Bool
     let idempotencyKey: UInt64?
     /// The field names NDJSON lines are decoded with (nil for binary): checked against the
     /// stream's definition when the request completes.
@@ -19,8 +22,19 @@ final class EventIngest: HTTPBodySink {
     private var binary: BinaryEventDecoder?
     private var failure: EventDecodeError?
 
-    init(stream: String, format: EventFormat, fields: EventFields, limits: EventDecodeLimits, idempotencyKey: UInt64?, arrivalMs: Int64) {
+    convenience init(stream: String, format: EventFormat, fields: EventFields, limits: EventDecodeLimits, idempotencyKey: UInt64?, arrivalMs: Int64) {
+        self.init(stream, isSource: false, format: format, fields: fields, limits: limits, idempotencyKey: idempotencyKey, arrivalMs: arrivalMs)
+    }
+
+    /// A body posted to the source `source`.
+    convenience init(source: String, format: EventFormat, fields: EventFields, limits: EventDecodeLimits, idempotencyKey: UInt64?, arrivalMs: Int64) {
+        self.init(source, isSource: true, format: format, fields: fields, limits: limits, idempotencyKey: idempotencyKey, arrivalMs: arrivalMs)
+    }
+
+    private init(_ stream: String, isSource: Bool, format: EventFormat, fields: EventFields, limits: EventDecodeLimits,
+                 idempotencyKey: UInt64?, arrivalMs: Int64) {
         self.stream = stream
+        self.isSource = isSource
         self.idempotencyKey = idempotencyKey
         self.fields = format == .ndjson ? fields : nil
         switch format {

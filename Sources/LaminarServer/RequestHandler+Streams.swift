@@ -34,12 +34,19 @@ extension RequestHandler {
         case late
     }
 
-    /// An events body is decoded as it arrives when the decoder can be set up now: binary always,
-    /// NDJSON when this thread has seen the stream's definition (its field names; checked again
-    /// against the current definition when the request completes).
+    /// An events body is decoded as it arrives when the decoder can be set up now: binary always
+    /// (to a stream or a source), NDJSON to a stream when this thread has seen its definition
+    /// (its field names; checked again against the current definition when the request completes).
     func eventsBodySink(for request: HTTPRequest) -> EventIngest? {
-        guard request.method == .post, request.path.starts(with: Self.streamsPrefix), request.path.reversed().starts(with: Self.eventsSuffixReversed),
-              isAdmitted(request),
+        guard request.method == .post, request.path.reversed().starts(with: Self.eventsSuffixReversed), isAdmitted(request) else { return nil }
+        if request.path.starts(with: Self.sourcesPrefix) {
+            guard case .success(.sourceEvents(let name, .binary, let idempotencyKey)) = runtime.router.route(
+                method: request.method, target: Array(request.path), header: { request.headers[$0] })
+            else { return nil }
+            return EventIngest(source: name, format: .binary, fields: EventFields(), limits: runtime.eventLimits,
+                               idempotencyKey: idempotencyKey.map(Self.idempotencyHash), arrivalMs: Self.wallClockMs())
+        }
+        guard request.path.starts(with: Self.streamsPrefix),
               case .success(.eventsPost(let name, let format, let idempotencyKey)) = runtime.router.route(
                   method: request.method, target: Array(request.path), header: { request.headers[$0] })
         else { return nil }
@@ -53,12 +60,16 @@ extension RequestHandler {
     }
 
     private static let streamsPrefix: [UInt8] = Array("/streams/".utf8)
+    private static let sourcesPrefix: [UInt8] = Array("/sources/".utf8)
     private static let eventsSuffixReversed: [UInt8] = Array("/events".utf8.reversed())
 
     /// A `POST …/events` whose body `eventsBodySink` decoded as it arrived.
     func handleDecodedEvents(_ ingest: EventIngest, _ responder: HTTPResponder, _ start: UInt64) {
+        let route: Route = ingest.isSource ? .sourceEvents : .eventsPost
         if draining {
-            fail(responder, .eventsPost, start, HTTPFailure(503, "unavailable", "the server is stopping"))
+            fail(responder, route, start, HTTPFailure(503, "unavailable", "the server is stopping"))
+        } else if ingest.isSource {
+            run(CatalogRoutes.sourceEvents(ingest), responder, route, start)
         } else {
             withDefinition(ingest.stream, .ingest(ingest), responder, .eventsPost, start)
         }

@@ -34,6 +34,21 @@ import Testing
                               ["-H", "content-type: application/x-ndjson", "--data-binary", "@-"], stdin: Data(missing.utf8))
         #expect(try bad.status == 400 && (bad.json()["error"] as? String) == "invalid_events", "\(bad.text)")
 
+        // Binary bodies are decoded as they arrive (HTTP/1.1 and HTTP/2), with the same answers.
+        let binary = ["-H", "content-type: application/vnd.laminar.events", "--data-binary", "@-"]
+        let lev2 = Self.lev2([("AAPL", 2000, 10, 2), ("IBM", 2001, 20, 1), ("AAPL", 2002, 12, 0)])
+        for (i, version) in ["--http1.1", "--http2-prior-knowledge"].enumerated() {
+            let keyed = binary + ["-H", "idempotency-key: bin\(i)"]
+            let first = try request(version, "POST", server.url("/sources/trades/events"), keyed, stdin: lev2)
+            #expect(try first.status == 202 && (first.json()["accepted"] as? Int) == 3, "\(first.text)")
+            let repeated = try request(version, "POST", server.url("/sources/trades/events"), keyed, stdin: lev2)
+            #expect(try repeated.json()["duplicate"] as? Bool == true, "\(repeated.text)")
+            let garbled = try request(version, "POST", server.url("/sources/trades/events"), binary, stdin: Data("LEV9xxxx".utf8))
+            #expect(garbled.text == #"{"error":"invalid_events","detail":"header: bad magic: expected \"LEV1\" or \"LEV2\""}"# + "\n")
+            let nowhere = try request(version, "POST", server.url("/sources/nosuch/events"), binary, stdin: lev2)
+            #expect(try nowhere.status == 404 && (nowhere.json()["error"] as? String) == "not_found", "\(nowhere.text)")
+        }
+
         let refused = try request("--http1.1", "PUT", server.url("/sources/bad"), json,
                                   stdin: Data(#"{"key_field":"k","time_field":"ts","fields":{"k":"f64"}}"#.utf8))
         #expect(try refused.status == 400 && (refused.json()["error"] as? String) == "invalid_source", "\(refused.text)")
@@ -48,6 +63,18 @@ import Testing
         #expect(try request("--http1.1", "POST", server.url("/sources/trades/events"),
                             ["-H", "content-type: application/x-ndjson", "--data-binary", "@-"], stdin: Data(events.utf8)).status == 404)
         #expect(try request("--http1.1", "PATCH", server.url("/sources/trades")).status == 405)
+    }
+
+    /// A `LEV2` body of two fields (price, volume).
+    static func lev2(_ events: [(key: String, ts: Int64, price: Double, volume: Double)]) -> Data {
+        var d = Data("LEV2".utf8)
+        func le<T: FixedWidthInteger>(_ x: T) { withUnsafeBytes(of: x.littleEndian) { d.append(contentsOf: $0) } }
+        le(UInt32(events.count)); le(UInt32(2))
+        for e in events {
+            le(UInt16(e.key.utf8.count)); d.append(contentsOf: e.key.utf8); le(e.ts)
+            le(e.price.bitPattern); le(e.volume.bitPattern)
+        }
+        return d
     }
 
     @Test func sqlAnswersErrorsAsSQLErrors() throws {

@@ -9,6 +9,26 @@ import Testing
         batch.withEvents { e in (0..<e.count).map { i in (0..<e.fieldCount).map { e.field(i, $0) } } }
     }
 
+    /// `selecting` gives the batch a builder would: the events kept (all, some, none), their
+    /// keys, times and fields, and the appended fields `fill` wrote.
+    @Test func selectingKeepsEventsAndAppendsFields() {
+        let batch = EventBatch(keys: ["a", "", "ccc", "dd"], timestamps: [1, -2, 3, 4], fields: [1, 2, 3, 4, 5, 6, 7, 8])
+        for kept in [nil, [0, 2, 3], [1], [3], []] as [[Int]?] {
+            let got = batch.selecting(kept, appending: 2) { i, out in out[0] = Double(i) * 10; out[1] = -Double(i) }
+            var builder = EventBatch.Builder(fieldCount: 4)
+            batch.withEvents { e in
+                for i in kept ?? Array(0..<e.count) {
+                    [e.field(i, 0), e.field(i, 1), Double(i) * 10, -Double(i)].withUnsafeBufferPointer {
+                        builder.append(key: e.key(i), timestamp: e.timestamp(i), fields: $0)
+                    }
+                }
+            }
+            #expect(got == builder.build(), "kept \(String(describing: kept))")
+            #expect(EventBatch(bytes: got.bytes) == got)
+        }
+        #expect(batch.selecting(nil, appending: 0) { _, _ in } == batch)
+    }
+
     @Test func ndjsonCarriesFieldsByName() throws {
         var d = NDJSONEventDecoder(fields: Self.fields, arrivalMs: 1)
         try d.feed(Array(#"{"symbol":"A","ts":5,"spread":0.5,"price":10,"volume":3}"#.utf8 + [10] + #"{"volume":1,"price":11,"spread":0.25,"symbol":"B"}"#.utf8))
