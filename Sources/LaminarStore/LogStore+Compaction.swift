@@ -134,8 +134,6 @@ extension LogStore {
     /// it, then its hint and the directory.
     private func swap(to output: CompactionOutput) throws {
         let writer = output.writer
-        // Everything is in the new file; its appends from now on go to a write-behind tail.
-        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         if let directory, let tempPath = writer.tempPath {
             try writer.region.sync()
             let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)

@@ -76,7 +76,6 @@ extension LogStore {
         store.lockFD = lockFD
         handedOver = true
         try store.recover(baseRevision: header.baseRevision)
-        if store.usesWriteBehind(store.region) { try store.region.startWriteBehind(end: store.logicalEnd) }
         return store
     }
 
@@ -297,7 +296,6 @@ extension LogStore {
             try writer.append(key: key, value: value, revision: revision, expiresAtMs: expiry)
         }
         try writer.writeChunk()
-        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         if let directory, let tempPath = writer.tempPath {
             try writer.region.sync()
             let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)

@@ -586,11 +586,6 @@ public final class LogStore: StateStore {
 
     // MARK: - Durability
 
-    /// Whether the data file's appends go to a write-behind tail (`MappedRegion`): at
-    /// `fsync always`, where a sync is writing the file back nearly all the time (a store into a
-    /// page it is writing waits for it). Under the other policies appends go through the mapping.
-    func usesWriteBehind(_ region: MappedRegion) -> Bool { region.fd >= 0 && options.fsync == .always }
-
     public func commit() throws {
         assert(checkOwnerThread())
         try checkWritable()
@@ -634,10 +629,6 @@ public final class LogStore: StateStore {
     public func beginSync() -> Int32? {
         assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
-        do { try region.flushWrites() } catch {
-            _ = noteFailure(error)  // fail-stop (`flushWrites`): nothing more is synced or acknowledged
-            return nil
-        }
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision

@@ -21,18 +21,6 @@ import Darwin
 /// ingest at `--fsync always`; a `pwrite`, whose pages the mapping only reads, avoids it.
 /// Anonymous memory is always written in place.
 ///
-/// **Write-behind tail** (`startWriteBehind`, the store's data file at `fsync always`): the
-/// pages from the one holding the end of what the file has (`fileEnd`) on are anonymous memory
-/// at the same addresses. Writes land there, with no page-cache page, page fault or writeback
-/// in their way; `flushWrites` copies them to the file with one `pwrite` (before every sync, so
-/// that what it makes durable is what the mapping showed), and
-/// once a megabyte of whole pages is in the file it maps the file back over them (one `mmap`,
-/// which replaces the pages atomically: their bytes are the same in both, so a reader on another
-/// thread sees no difference). Why: a store into a file page that a sync in flight is writing
-/// back waits for that page's lock until its write is submitted (a reactor stalled for
-/// milliseconds in `ext4_page_mkwrite` under put load, profiled), and every page dirtied
-/// through the mapping costs a write-protect fault after each sync.
-///
 /// File errors (through `io`): a full disk at growth, or at a write that changed nothing, is a
 /// recoverable `StoreError.io`; a failed sync, a torn write into a file in use or any other
 /// write error is `StoreError.storageFailed` (see `StoreError.writeFailed`).
@@ -53,15 +41,6 @@ final class MappedRegion {
     /// Whether a reader relies on the file (the data file; not compaction output before its
     /// rename): then even a torn write of a full disk is fail-stop.
     var inUse = true
-
-    /// Write-behind tail (`startWriteBehind`): `[tailStart, capacity)` is anonymous memory
-    /// (`tailStart` a page boundary, or `Int.max` when off); `[0, fileEnd)` is in the file;
-    /// `writtenEnd` is the end of the bytes written. Only `[fileEnd, writtenEnd)` is not in the file.
-    private(set) var tailStart = Int.max
-    private(set) var fileEnd = 0
-    private var writtenEnd = 0
-    /// The file is mapped back over the tail's whole pages once this many bytes of them are in it.
-    static let tailRemapBytes = 1 << 20
 
     /// Where `write(at:count:_:)` lays bytes out before one `pwrite` (files only); reused.
     private var staging: UnsafeMutableRawPointer?
@@ -107,13 +86,6 @@ final class MappedRegion {
     /// region is a file and `count` is at least `pwriteBytesMin`.
     func write(at offset: Int, count: Int, _ fill: (UnsafeMutableRawPointer) -> Void) throws {
         precondition(offset >= 0 && count >= 0 && offset + count <= capacity, "write outside the region")
-        if offset >= tailStart {
-            precondition(offset >= fileEnd, "a write-behind tail only appends")
-            fill(base + offset)
-            writtenEnd = max(writtenEnd, offset + count)
-            return
-        }
-        precondition(tailStart == Int.max, "a write-behind tail only appends")
         guard fd >= 0, count >= MappedRegion.pwriteBytesMin else {
             fill(base + offset)
             return
@@ -138,17 +110,10 @@ final class MappedRegion {
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         precondition(offset >= 0 && offset + bytes.count <= capacity, "write outside the region")
         guard bytes.count > 0 else { return }
-        if offset >= tailStart {
-            precondition(offset >= fileEnd, "a write-behind tail only appends")
-            (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            writtenEnd = max(writtenEnd, offset + bytes.count)
-            return
-        }
         guard fd >= 0 else {
             (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return
         }
-        precondition(tailStart == Int.max, "a write-behind tail only appends")
         let (written, e) = io.pwrite(fd, bytes, at: offset)
         if e != 0 { throw StoreError.writeFailed("pwrite", path: path, errno: e, written: written, fileInUse: inUse) }
     }
@@ -167,64 +132,14 @@ final class MappedRegion {
             let rc = io.allocate(fd, offset: capacity, length: target - capacity)
             if rc != 0 { throw StoreError.allocateFailed(path: path, errno: rc) }
         }
-        if target > tailStart {
-            try mapAnonymous(from: capacity, to: target)
-        } else {
-            try mapRange(from: capacity, to: target)
-        }
+        try mapRange(from: capacity, to: target)
         capacity = target
-    }
-
-    // MARK: - Write-behind tail
-
-    /// Makes the pages from the one holding `end` on anonymous memory (see the type's comment),
-    /// that page keeping its bytes. Every byte written so far must be in the file (`end` is the
-    /// end of the data; nothing is written beyond it), and no other thread may be reading the
-    /// region (a store being opened, or compaction output not yet swapped in). Files only; once.
-    func startWriteBehind(end: Int) throws {
-        precondition(fd >= 0 && tailStart == Int.max && end <= capacity)
-        let start = end / MappedRegion.pageBytes * MappedRegion.pageBytes
-        if start < capacity {
-            let partial = end - start
-            let saved = [UInt8](UnsafeRawBufferPointer(start: base + start, count: partial))
-            try mapAnonymous(from: start, to: capacity)
-            saved.withUnsafeBytes { (base + start).copyMemory(from: $0.baseAddress!, byteCount: partial) }
-        }
-        fileEnd = end
-        writtenEnd = end
-        tailStart = start
-    }
-
-    /// Writes the tail's bytes not yet in the file to it (one `pwrite`); once enough of its
-    /// whole pages are in the file, maps the file back over them. A failure is always fail-stop
-    /// (`StoreError.storageFailed`): the records are in the index already, and the file (its
-    /// space allocated ahead) could not take them. A no-op without a write-behind tail.
-    func flushWrites() throws {
-        guard tailStart != Int.max, writtenEnd > fileEnd else { return }
-        let (_, e) = io.pwrite(fd, UnsafeRawBufferPointer(start: base + fileEnd, count: writtenEnd - fileEnd), at: fileEnd)
-        if e != 0 { throw StoreError.storageFailed(operation: "pwrite", path: path, errno: e) }
-        fileEnd = writtenEnd
-        let wholePagesEnd = fileEnd / MappedRegion.pageBytes * MappedRegion.pageBytes
-        if wholePagesEnd - tailStart >= MappedRegion.tailRemapBytes {
-            // The file has these bytes now: the shared mapping shows the same as the anonymous
-            // pages it replaces (atomically, for readers on other threads).
-            try mapRange(from: tailStart, to: wholePagesEnd)
-            tailStart = wholePagesEnd
-        }
-    }
-
-    private func mapAnonymous(from start: Int, to end: Int) throws {
-        guard end > start else { return }
-        let p = mmap(base + start, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-        if p == nil || p == MAP_FAILED {
-            throw StoreError.io(operation: "mmap(anonymous)", path: path, errno: errno)
-        }
     }
 
     /// Shrinks the backing file to `bytes` and grows it back to the current capacity, so that
     /// everything from `bytes` on reads as zeros (used to wipe a discarded torn tail).
     func zeroTail(from bytes: Int) throws {
-        precondition(bytes <= capacity && tailStart == Int.max)
+        precondition(bytes <= capacity)
         if fd < 0 {
             memset(base + bytes, 0, capacity - bytes)
             return
@@ -247,7 +162,6 @@ final class MappedRegion {
     /// failure is always fail-stop: the kernel may have dropped the pages it could not write.
     func sync() throws {
         guard fd >= 0 else { return }
-        try flushWrites()
         let e = io.fdatasync(fd)
         if e != 0 { throw StoreError.storageFailed(operation: "fdatasync", path: path, errno: e) }
     }

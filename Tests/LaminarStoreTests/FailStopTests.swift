@@ -106,11 +106,10 @@ import Testing
         case .sync, .rename, .truncate: return true
         case .allocate: return false
         case .write:
-            // Into the data file: the flush of its write-behind tail (MappedRegion), whose records
-            // are in the index already; into a temporary file (hint, compaction output) a failed
-            // write is discarded, unless torn.
-            guard let path else { return fault.tear }
-            return path.hasSuffix("/" + LogStore.dataFileName)
+            // A torn write into the data file leaves bytes of a refused write in a file in use;
+            // into a temporary file (hint, compaction output) it is discarded.
+            guard fault.tear else { return false }
+            return path?.hasSuffix("/" + LogStore.dataFileName) ?? true
         }
     }
 
