@@ -93,6 +93,19 @@ public enum JSONWriter {
         }
     }
 
+    /// `[e0,e1,…]`: each element written by `element`, commas between.
+    @inline(__always)
+    public static func appendArray<C: Collection>(_ items: C, to out: inout [UInt8], _ element: (C.Element, inout [UInt8]) -> Void) {
+        out.append(0x5B)
+        var first = true
+        for item in items {
+            if !first { out.append(0x2C) }
+            first = false
+            element(item, &out)
+        }
+        out.append(0x5D)
+    }
+
     /// The error body of every endpoint: `{"error":"...","detail":"..."}`.
     public static func errorBody(_ error: String, detail: String) -> [UInt8] {
         var out: [UInt8] = []

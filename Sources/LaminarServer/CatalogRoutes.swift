@@ -33,12 +33,9 @@ enum CatalogRoutes {
         case .sourceList:
             return .submit(.listSources) { result in
                 guard case .sources(let infos) = result else { return unexpected(result) }
-                var out = Array(#"{"sources":["#.utf8)
-                for (i, info) in infos.enumerated() {
-                    if i > 0 { out.append(0x2C) }
-                    SourceJSON.append(info, to: &out)
-                }
-                out.append(contentsOf: "]}\n".utf8)
+                var out = Array(#"{"sources":"#.utf8)
+                JSONWriter.appendArray(infos, to: &out, SourceJSON.append)
+                out.append(contentsOf: "}\n".utf8)
                 return .respond(HTTPResponse(status: 200, headers: json, body: out))
             }
         case .sourceDelete(let name):
@@ -176,20 +173,12 @@ enum CatalogRoutes {
             out.append(contentsOf: (b ? #","dropped":true"# : #","dropped":false"#).utf8)
         case (.showSources, .sources(let infos)):
             head("show_sources", nil)
-            out.append(contentsOf: #","sources":["#.utf8)
-            for (i, info) in infos.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                SourceJSON.append(info, to: &out)
-            }
-            out.append(0x5D)
+            out.append(contentsOf: #","sources":"#.utf8)
+            JSONWriter.appendArray(infos, to: &out, SourceJSON.append)
         case (.showStreams, .streams(let all)):
             head("show_streams", nil)
-            out.append(contentsOf: #","streams":["#.utf8)
-            for (i, stats) in all.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                StreamDefinitionJSON.appendStats(stats, to: &out)
-            }
-            out.append(0x5D)
+            out.append(contentsOf: #","streams":"#.utf8)
+            JSONWriter.appendArray(all, to: &out, StreamDefinitionJSON.appendStats)
         case (.explain(let d), _):
             head("explain", nil)
             out.append(contentsOf: #","definition":"#.utf8)

@@ -60,12 +60,8 @@ enum ServerStatus {
         out[out.count - 1] = 0x7D
         out.append(0x2C)
         JSONWriter.appendName("latency_bounds_ms", to: &out)
-        out.append(0x5B)
-        for (i, bound) in ThreadMetrics.latencyBucketsNs.enumerated() {
-            if i > 0 { out.append(0x2C) }
-            JSONWriter.appendNumber(Double(bound) / 1e6, to: &out)
-        }
-        out.append(contentsOf: "],".utf8)
+        JSONWriter.appendArray(ThreadMetrics.latencyBucketsNs, to: &out) { JSONWriter.appendNumber(Double($0) / 1e6, to: &$1) }
+        out.append(0x2C)
         JSONWriter.appendName("routes", to: &out)
         out.append(0x7B)
         var first = true

@@ -68,21 +68,14 @@ enum SourceJSON {
         JSONWriter.appendString(d.keyField, to: &out)
         out.append(contentsOf: #","time_field":"#.utf8)
         JSONWriter.appendString(d.timeField, to: &out)
-        out.append(contentsOf: #","fields":{"#.utf8)
-        for (i, f) in d.fields.enumerated() {
-            if i > 0 { out.append(0x2C) }
-            JSONWriter.appendString(f, to: &out)
-            out.append(contentsOf: #":"f64""#.utf8)
-        }
-        out.append(contentsOf: #"},"watermark_delay_ms":"#.utf8)
+        out.append(contentsOf: #","fields":"#.utf8)
+        StreamDefinitionJSON.appendFieldTypes(d.fields, to: &out)
+        out.append(contentsOf: #","watermark_delay_ms":"#.utf8)
         JSONWriter.appendInteger(d.watermarkDelayMs, to: &out)
         out.append(contentsOf: #","idle_timeout_ms":"#.utf8)
         JSONWriter.appendInteger(d.idleTimeoutMs, to: &out)
-        out.append(contentsOf: #","streams":["#.utf8)
-        for (i, s) in info.streams.enumerated() {
-            if i > 0 { out.append(0x2C) }
-            JSONWriter.appendString(s, to: &out)
-        }
-        out.append(contentsOf: "]}".utf8)
+        out.append(contentsOf: #","streams":"#.utf8)
+        JSONWriter.appendArray(info.streams, to: &out, JSONWriter.appendString)
+        out.append(0x7D)
     }
 }

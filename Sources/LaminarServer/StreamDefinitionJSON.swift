@@ -344,6 +344,17 @@ enum StreamDefinitionJSON {
         }
     }
 
+    /// `{"price":"f64",…}`: the numeric fields of a stream or source, by name (all are f64).
+    static func appendFieldTypes(_ fields: [String], to out: inout [UInt8]) {
+        out.append(0x7B)
+        for (i, f) in fields.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            JSONWriter.appendString(f, to: &out)
+            out.append(contentsOf: #":"f64""#.utf8)
+        }
+        out.append(0x7D)
+    }
+
     /// `{"name":…,"key_field":…,"time_field":…,` then `"value_field":…` or `"fields":{…}`,
     /// `"window":{"type":…,"size_ms"|"gap_ms":…[,"slide_ms":…]},"window_ms":…` (size or gap),
     /// `"group_by":…,"allowed_lateness_ms":…,"aggregates":[…],"columns":[…],"emit":…,
@@ -356,13 +367,8 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","key_field":"#.utf8); JSONWriter.appendString(d.keyField, to: &out)
         out.append(contentsOf: #","time_field":"#.utf8); JSONWriter.appendString(d.timeField, to: &out)
         if d.fieldsDeclared {
-            out.append(contentsOf: #","fields":{"#.utf8)
-            for (i, f) in d.fields.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                JSONWriter.appendString(f, to: &out)
-                out.append(contentsOf: #":"f64""#.utf8)
-            }
-            out.append(0x7D)
+            out.append(contentsOf: #","fields":"#.utf8)
+            appendFieldTypes(d.fields, to: &out)
         } else {
             out.append(contentsOf: #","value_field":"#.utf8); JSONWriter.appendString(d.valueField, to: &out)
         }
@@ -380,12 +386,11 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","group_by":"#.utf8); JSONWriter.appendString(d.groupBy.rawValue, to: &out)
         out.append(contentsOf: #","allowed_lateness_ms":"#.utf8); JSONWriter.appendInteger(d.allowedLatenessMs, to: &out)
         if let filter = d.filter { out.append(contentsOf: #","filter":"#.utf8); JSONWriter.appendString(filter.description, to: &out) }
-        out.append(contentsOf: #","aggregates":["#.utf8)
-        for (i, a) in d.aggregates.enumerated() {
-            if i > 0 { out.append(0x2C) }
+        out.append(contentsOf: #","aggregates":"#.utf8)
+        JSONWriter.appendArray(d.aggregates, to: &out) { a, out in
             if a.alias == nil && (!a.function.readsField || (!d.fieldsDeclared && a.function != .p)) {
                 JSONWriter.appendString(a.function.rawValue, to: &out)
-                continue
+                return
             }
             out.append(contentsOf: #"{"fn":"#.utf8); JSONWriter.appendString(a.function.rawValue, to: &out)
             if let input = a.input {
@@ -400,24 +405,17 @@ enum StreamDefinitionJSON {
             if let alias = a.alias { out.append(contentsOf: #","as":"#.utf8); JSONWriter.appendString(alias, to: &out) }
             out.append(0x7D)
         }
-        out.append(0x5D)
         if let columns = d.outputColumns {
-            out.append(contentsOf: #","select":["#.utf8)
-            for (i, c) in columns.enumerated() {
-                if i > 0 { out.append(0x2C) }
+            out.append(contentsOf: #","select":"#.utf8)
+            JSONWriter.appendArray(columns, to: &out) { c, out in
                 out.append(contentsOf: #"{"as":"#.utf8); JSONWriter.appendString(c.name, to: &out)
                 out.append(contentsOf: #","expr":"#.utf8); JSONWriter.appendString(c.expression.description, to: &out)
                 out.append(0x7D)
             }
-            out.append(0x5D)
         }
         if let having = d.having { out.append(contentsOf: #","having":"#.utf8); JSONWriter.appendString(having.description, to: &out) }
-        out.append(contentsOf: #","columns":["#.utf8)
-        for (i, c) in (d.outputColumns?.map(\.name) ?? d.columnNames).enumerated() {
-            if i > 0 { out.append(0x2C) }
-            JSONWriter.appendString(c, to: &out)
-        }
-        out.append(0x5D)
+        out.append(contentsOf: #","columns":"#.utf8)
+        JSONWriter.appendArray(d.outputColumns?.map(\.name) ?? d.columnNames, to: &out, JSONWriter.appendString)
         if d.keyColumn != "key" { out.append(contentsOf: #","key_column":"#.utf8); JSONWriter.appendString(d.keyColumn, to: &out) }
         out.append(contentsOf: #","emit":"#.utf8)
         switch d.emit {
