@@ -2,7 +2,8 @@
 // last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
 // `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
 // part's fields only); `--events N` sets the events per timed run (warm-up N/4) and `--data-gib N`
-// the store's data bound, for callgrind (which cannot reserve the default 64 GiB):
+// the store's data bound, for callgrind (which cannot reserve the default 64 GiB); `--kv-ops N`
+// the KV operations per timed run (and warm-up):
 //   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
 //
 //   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
@@ -269,6 +270,8 @@ var quick = false
 var only: String?
 /// `--events N`: events per timed run (and a warm-up of N/4), for a smoke run.
 var eventsOverride: Int?
+/// `--kv-ops N`: KV operations per timed run (and the warm-up), for a profiler.
+var kvOpsOverride: Int?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -276,9 +279,10 @@ while let a = args.next() {
     case "--quick": quick = true
     case "--only": only = args.next()
     case "--events": eventsOverride = args.next().flatMap { Int($0) }
+    case "--kv-ops": kvOpsOverride = args.next().flatMap { Int($0) }
     case "--data-gib": dataBytesMax = args.next().flatMap { Int($0) }.map { $0 << 30 }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
         exit(2)
     }
 }
@@ -293,7 +297,7 @@ func row(_ name: String, _ value: String, _ unit: String, _ goal: String) {
 let ringItems = quick ? 10_000_000 : 100_000_000
 let eventCount = eventsOverride ?? (quick ? 4_000_000 : 30_000_000)
 let warmUpEventCount = eventsOverride.map { $0 / 4 } ?? 2_000_000
-let kvOps = quick ? 1_000_000 : 5_000_000
+let kvOps = kvOpsOverride ?? (quick ? 1_000_000 : 5_000_000)
 /// The 1-minute load average at start: the ring figure needs both threads on a core at once, so
 /// a busy machine (load above the core count) inflates it; the JSON carries it for context.
 let loadAverage1m = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
