@@ -25,6 +25,7 @@
 //   kv_ops_per_s         50/50 put/get (16-byte keys, 100-byte values, 10K keys prefilled) through
 //                        producer ring → reactor → store → completion ring, up to 1,024 commands
 //                        in flight; persistent LogStore in a temp dir, fsync never; warm-up first
+//   kv_cpu_ns_per_op     process CPU time (user + system, all threads) per op in that timed run
 //
 // Allocation in the timed loops: the ring loop allocates nothing. The event loop allocates one
 // buffer per 4,096-event batch (an EventBatch is an immutable byte array handed to the reactor, as
@@ -208,7 +209,7 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
 
 // MARK: kv
 
-func benchKV(ops: Int, keys: Int) throws -> Double {
+func benchKV(ops: Int, keys: Int) throws -> (perSecond: Double, cpuNsPerOp: Double) {
     let dir = makeTempDirectory("laminar-bench-reactor-kv")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let reactor = try Reactor(store: LogStore.open(directory: dir, options: storeOptions()))
@@ -258,9 +259,10 @@ func benchKV(ops: Int, keys: Int) throws -> Double {
 
     _ = run(keys, putsOnly: true)  // prefill: every get finds its key
     _ = run(min(ops, 1_000_000), putsOnly: false)  // warm-up
+    let cpu = cpuNs()
     let elapsed = run(ops, putsOnly: false)
     precondition(sink != 0)
-    return Double(ops) / (Double(elapsed) / 1e9)
+    return (Double(ops) / (Double(elapsed) / 1e9), Double(cpuNs() - cpu) / Double(ops))
 }
 
 // MARK: main
@@ -322,8 +324,10 @@ for (kind, name, goal) in [("events", "reactor", ">= 10000000"), ("hop", "hop", 
 }
 if only == nil || only == "kv" {
     let kv = try benchKV(ops: kvOps, keys: 10_000)
-    row("kv_ops_per_s", String(format: "%.0f", kv), "ops/s", ">= 5000000")
-    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv))
+    row("kv_ops_per_s", String(format: "%.0f", kv.perSecond), "ops/s", ">= 5000000")
+    row("kv_cpu_ns_per_op", String(format: "%.1f", kv.cpuNsPerOp), "ns", "")
+    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv.perSecond))
+    fields.append(String(format: "\"kv_cpu_ns_per_op\":%.1f", kv.cpuNsPerOp))
 }
 fields += [String(format: "\"loadavg_1m\":%.2f", loadAverage1m), "\"ring_batch\":64", "\"event_batch\":4096", "\"event_keys\":10000", "\"kv_keys\":10000", "\"fsync\":\"never\""]
 let json = "{" + fields.joined(separator: ",") + "}"
