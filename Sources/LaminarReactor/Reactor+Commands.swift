@@ -19,7 +19,7 @@ extension Reactor {
                 return completeRead(token, result, durable: key.withUnsafeBytes { store.isDurable($0) }, producer: p)
             }
             // One lookup; the value stays in the store's mapping, pinned until the I/O thread has sent it.
-            let read = store.read(key)
+            let read = store.read(key, durability: syncer != nil)
             if let found = read.found {
                 completeRead(token, .value(found.value, version: found.version), durable: read.durable, producer: p)
             } else {

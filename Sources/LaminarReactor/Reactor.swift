@@ -208,12 +208,21 @@ public final class Reactor: @unchecked Sendable {
             fire(timer, nowMs: now)
             worked = true
         }
-        for p in producers {
-            currentProducer = p
-            let n = p.submissions.pop(max: limits.commandsPerRoundMax) { command in
-                execute(command, producer: p)
+        let commandsMax = limits.commandsPerRoundMax
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: CommandPrefetch.hashSlots) { scratch in
+            let hashes = scratch.baseAddress!
+            hashes.initialize(repeating: 0, count: CommandPrefetch.hashSlots)
+            for p in producers {
+                currentProducer = p
+                let ring = p.submissions
+                var popped = 0
+                let n = ring.pop(max: commandsMax) { command in
+                    CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hashes: hashes)
+                    popped += 1
+                    execute(command, producer: p)
+                }
+                if n > 0 { worked = true }
             }
-            if n > 0 { worked = true }
         }
         flushChangelogs()
         // Rows of closing windows, a bounded slice per round, after the round's commands: no

@@ -3,12 +3,35 @@ import LaminarFormats
 import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
-public struct ReactorCommand: Sendable {
-    public var token: UInt64
-    public var operation: ReactorOperation
+public struct ReactorCommand: @unchecked Sendable {
+    public let token: UInt64
+    public let operation: ReactorOperation
+    /// Where a single-key command's key bytes and a put's value bytes lie, noted by the producer
+    /// when it builds the command, for the reactor to prefetch a few commands ahead
+    /// (`CommandPrefetch`) without touching the enum (a look into its payload copied it: a
+    /// retain and a release of each array per look). Valid while the command lives: it holds the arrays.
+    let keyBytes: UnsafeRawPointer?
+    let valueBytes: UnsafeRawPointer?
+    let keyCount: Int32
+
     public init(token: UInt64, _ operation: ReactorOperation) {
         self.token = token
+        switch operation {
+        case .get(let key), .delete(let key, _):
+            (keyBytes, keyCount) = key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count)) }
+            valueBytes = nil
+        case .put(let key, let value, _, _):
+            (keyBytes, keyCount) = key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count)) }
+            valueBytes = value.withUnsafeBytes { $0.baseAddress }
+        default:
+            (keyBytes, keyCount, valueBytes) = (nil, 0, nil)
+        }
         self.operation = operation
+    }
+
+    /// The key of a single-key command, nil for others (`keyBytes`).
+    var key: UnsafeRawBufferPointer? {
+        keyBytes.map { UnsafeRawBufferPointer(start: $0, count: Int(keyCount)) }
     }
 }
 

@@ -52,7 +52,7 @@ public final class ReactorProducer: @unchecked Sendable {
     /// Queues a command; `false` is backpressure (ring full or too many in flight): stop reading
     /// requests until completions come back. Call `wakeReactorIfParked()` after a burst.
     @inline(__always)
-    public func submit(_ command: ReactorCommand) -> Bool {
+    public func submit(_ command: consuming ReactorCommand) -> Bool {
         guard inFlight < inFlightMax, submissions.push(command) else { return false }
         inFlight += 1
         return true

@@ -19,7 +19,7 @@ public struct StoredValue: @unchecked Sendable {
     /// What keeps `start..<start+count` alive: the `MappedRegion` the bytes lie in, or the
     /// `CopiedBytes` holding a copy.
     public let owner: AnyObject
-    private let start: UnsafeRawPointer
+    @usableFromInline let start: UnsafeRawPointer
     public let count: Int
 
     init(region: MappedRegion, bytes: UnsafeRawBufferPointer) {
@@ -38,7 +38,7 @@ public struct StoredValue: @unchecked Sendable {
     }
 
     /// The bytes, valid inside `body` (and as long as this value lives).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(owner) { try body(UnsafeRawBufferPointer(start: start, count: count)) }
     }

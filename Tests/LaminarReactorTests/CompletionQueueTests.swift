@@ -64,3 +64,20 @@ import LaminarStore
         #expect(owner == nil, "every copy released")
     }
 }
+
+/// `ReactorCommand`'s prefetch hints (`CommandPrefetch`) name the bytes of the command's own arrays.
+@Suite struct CommandHintTests {
+    @Test func hintsPointAtTheKeyAndValueBytes() {
+        let key: [UInt8] = Array("some-key".utf8), value: [UInt8] = [1, 2, 3, 4]
+        let put = ReactorCommand(token: 1, .put(key: key, value: value, condition: .always, ttlMs: nil))
+        #expect(put.key.map { Array($0) } == key)
+        key.withUnsafeBytes { #expect(put.keyBytes == $0.baseAddress) }
+        value.withUnsafeBytes { #expect(put.valueBytes == $0.baseAddress) }
+        let get = ReactorCommand(token: 2, .get(key: key))
+        #expect(get.key.map { Array($0) } == key && get.valueBytes == nil)
+        let delete = ReactorCommand(token: 3, .delete(key: key, condition: .always))
+        #expect(delete.key.map { Array($0) } == key)
+        let other = ReactorCommand(token: 4, .listStreams)
+        #expect(other.key == nil && other.valueBytes == nil)
+    }
+}
