@@ -3,15 +3,18 @@ import LaminarFormats
 import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
+///
+/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the key's
+/// length.
 public struct ReactorCommand: @unchecked Sendable {
     public let token: UInt64
-    public let operation: ReactorOperation
     /// Where a single-key command's key bytes and a put's value bytes lie, noted by the producer
     /// when it builds the command, for the reactor to prefetch a few commands ahead
     /// (`CommandPrefetch`) without touching the enum (a look into its payload copied it: a
     /// retain and a release of each array per look). Valid while the command lives: it holds the arrays.
     let keyBytes: UnsafeRawPointer?
     let valueBytes: UnsafeRawPointer?
+    public let operation: ReactorOperation
     let keyCount: Int32
 
     public init(token: UInt64, _ operation: ReactorOperation) {
@@ -38,7 +41,7 @@ public struct ReactorCommand: @unchecked Sendable {
 /// What a command asks for.
 ///
 /// Layout: a command is copied into the submission ring and out of it, so the enum is kept to
-/// the size of its commonest cases (`get`, `put`: 56 bytes with the token): every case whose
+/// the size of its commonest cases (`put`: 41 bytes): every case whose
 /// payload is larger is `indirect` (boxed once when built; those commands carry a whole
 /// definition or an event batch, so one allocation is nothing beside their work). A 224-byte
 /// command — the size a `StreamDefinition` inline gave every case — cost a `memcpy` and an

@@ -65,8 +65,15 @@ import LaminarStore
     }
 }
 
-/// `ReactorCommand`'s prefetch hints (`CommandPrefetch`) name the bytes of the command's own arrays.
+/// `ReactorCommand`'s prefetch hints (`CommandPrefetch`) name the bytes of the command's own
+/// arrays; commands and completions stay small (every ring hop copies one: the KV path lost
+/// half its speed when a growing `StreamDefinition` made every command 224 bytes).
 @Suite struct CommandHintTests {
+    @Test func commandsAndCompletionsStaySmall() {
+        #expect(MemoryLayout<ReactorCommand>.stride <= 72)
+        #expect(MemoryLayout<ReactorCompletion>.stride <= 48)
+    }
+
     @Test func hintsPointAtTheKeyAndValueBytes() {
         let key: [UInt8] = Array("some-key".utf8), value: [UInt8] = [1, 2, 3, 4]
         let put = ReactorCommand(token: 1, .put(key: key, value: value, condition: .always, ttlMs: nil))
