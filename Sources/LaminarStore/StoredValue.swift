@@ -11,10 +11,9 @@
 /// in memory of its own (`CopiedBytes`), pinned the same way.
 ///
 /// One reference count operation per value made, copied and dropped (no allocation for a mapped
-/// value), and a copy
-/// is one `swift_retain` of `owner` (it was an enum of a mapping or an array, whose outlined
-/// copy switched over both: ~80 instructions per copy, several copies per GET on its way to
-/// the socket).
+/// value): a copy is one `swift_retain` of `owner` (it was an enum of a mapping or an array,
+/// whose outlined copy switched over both: ~80 instructions per copy, several copies per GET on
+/// its way to the socket).
 public struct StoredValue: @unchecked Sendable {
     /// What keeps `start..<start+count` alive: the `MappedRegion` the bytes lie in, or the
     /// `CopiedBytes` holding a copy.
