@@ -195,11 +195,11 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
-    public func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+    public func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
             let hash = hasher.hash(k)
-            let durable = writeSlots[Self.writeSlot(hash)] <= durableRevision
+            let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
             guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
             let p = record(at: table.offset(at: slot))
             return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
@@ -224,6 +224,15 @@ public final class LogStore: StateStore {
     public func isDurable(_ key: UnsafeRawBufferPointer) -> Bool {
         assert(checkOwnerThread())
         return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
+    }
+
+    public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+
+    public func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?) {
+        let home = table.home(hash: hash)
+        guard record else { return (UnsafeRawPointer(table.slots + home), nil) }
+        let offset = table.offset(at: home)
+        return (UnsafeRawPointer(table.slots + home), offset == 0 ? nil : UnsafeRawPointer(region.base + offset))
     }
 
     @inline(__always)
@@ -270,7 +279,10 @@ public final class LogStore: StateStore {
     }
 
     private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
-        try key.withUnsafeBytes { k in
+        // The region and the new revision in locals: calls on `self.region` and a fill closure
+        // reading `self` each retained and released them (three pairs per put).
+        let region = self.region
+        return try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
                 let hash = hasher.hash(k)
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
@@ -281,10 +293,11 @@ public final class LogStore: StateStore {
                 if revision == Revision.max { throw StoreError.revisionsExhausted }
                 let offset = logicalEnd
                 let expiry = storedExpiry(expiresAtMs)
+                let newRevision = revision + 1
                 try region.write(at: offset, count: size) { p in
-                    _ = RecordFormat.write(to: p, key: k, value: v, revision: revision + 1, expiresAtMs: expiry, flags: 0)
+                    _ = RecordFormat.write(to: p, key: k, value: v, revision: newRevision, expiresAtMs: expiry, flags: 0)
                 }
-                revision += 1
+                revision = newRevision
                 logicalEnd += size
                 dirty = true
                 noteWrite(hash: hash, revision: revision)

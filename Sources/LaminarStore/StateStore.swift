@@ -197,8 +197,11 @@ public protocol StateStore: AnyObject {
     /// The value of `key` where it lies (no copy), pinned for a reader on another thread
     /// (`StoredValue`), and its version; `nil` if absent.
     func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)?
-    /// A read of one key to answer: `storedValue(key)` and `isDurable(key)` from one hash of it.
-    func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
+    /// A read of one key to answer: `storedValue(key)` and, with `durability`, `isDurable(key)`
+    /// from one hash of it. Without `durability`, `durable` is false and the per-key write
+    /// revisions are not looked at (a cache miss per read in a store larger than the cache:
+    /// a reader that does not wait for syncs skips it).
+    func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
     /// The version of `key`, or `nil` if absent.
     func version(of key: [UInt8]) -> Revision?
     func contains(_ key: [UInt8]) -> Bool
@@ -239,6 +242,14 @@ public protocol StateStore: AnyObject {
     var failure: StoreError? { get }
     /// Whether every write to `key` so far is durable (false means "maybe not"). O(1).
     func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
+    /// The hash a lookup of `key` uses (for `lookupHints`).
+    func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64
+    /// Where a lookup of a key of hash `hash` will read, for a caller that knows its next keys and
+    /// prefetches them so their cache misses overlap: the hash table slot its probe starts at
+    /// and, with `record`, the record that slot names now (reading the slot: ask once it is in
+    /// cache). Hints only, any `hash` is safe: the record may be another key's, and nothing is
+    /// valid to read later.
+    func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?)
     /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
     var garbageRatio: Double { get }
     /// Counters for metrics.
