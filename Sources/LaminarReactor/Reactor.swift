@@ -257,9 +257,9 @@ public final class Reactor: @unchecked Sendable {
         var took = false
         if syncer.isDone {
             took = true
-            let (error, nanoseconds) = syncer.take()
+            let (error, nanoseconds, operation) = syncer.take()
             do {
-                try store.endSync(nanoseconds: nanoseconds, errno: error)
+                try store.endSync(nanoseconds: nanoseconds, errno: error, operation: operation)
             } catch {
                 // Not durable: neither what the sync covered nor anything after it is a success.
                 failUnreleasedMutations(.failure(ReactorError(error)))
@@ -272,12 +272,12 @@ public final class Reactor: @unchecked Sendable {
         guard startNext, !syncer.inFlight else { return took }
         if unsyncedMutations {
             unsyncedMutations = false
-            if let fd = store.beginSync() {
+            if let job = store.beginSync() {
                 for p in producers {
                     p.snapshotOutbox = p.outbox.count
                     p.snapshotPending = p.pending.count
                 }
-                syncer.start(fd: fd)
+                syncer.start(job)
                 return took
             }
         }

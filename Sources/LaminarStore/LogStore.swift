@@ -634,38 +634,45 @@ public final class LogStore: StateStore {
     // MARK: - Pipelined commit (a syncer thread makes one batch of writes durable while the owner
     // goes on writing the next; see `Reactor`)
 
-    /// First half, on the owner's thread: the data file's descriptor, whose `fdatasync` makes
-    /// every write so far durable, or nil when nothing needs syncing (no write since the last
-    /// sync, fsync policy other than `always`, or in memory). Until `endSync`, the owner must not
-    /// compact, flush or close the store; writes go on as usual.
+    /// First half, on the owner's thread: the job (`SyncJob`: the write-behind tail's bytes not
+    /// yet in the data file, then its `fdatasync`) that makes every write so far durable, or nil
+    /// when nothing needs syncing (no write since the last sync, fsync policy other than
+    /// `always`, or in memory). Until `endSync`, the owner must not compact, flush or close the
+    /// store; writes go on as usual.
     /// Once the store has failed, it returns nil: nothing is synced or acknowledged any more.
-    public func beginSync() -> Int32? {
+    public func beginSync() -> SyncJob? {
         assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision
-        return region.fd
+        return region.takePendingWrites()
     }
 
-    /// Second half, on the owner's thread, once `options.fileIO.fdatasync` of `beginSync`'s
-    /// descriptor returned (`errno` 0 on success): counts it, then takes a bounded step of
-    /// compaction (`stepCompaction`; nothing is in flight now). A failed sync is fail-stop
+    /// Second half, on the owner's thread, once `beginSync`'s job ran (`errno` 0 on success;
+    /// `operation` the call that failed): counts it, then takes a bounded step of compaction
+    /// (`stepCompaction`; nothing is in flight now). A failed job is fail-stop
     /// (`StoreError.storageFailed`, thrown now and by every later write): after a failed
     /// writeback the kernel may have marked the pages clean or dropped them, so syncing again
     /// would prove nothing.
-    public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
+    public func endSync(nanoseconds: UInt64, errno error: Int32, operation: String) throws {
         assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds
         if error != 0 {
-            throw noteFailure(StoreError.storageFailed(operation: "fdatasync", path: region.path, errno: error))
+            throw noteFailure(StoreError.storageFailed(operation: operation, path: region.path, errno: error))
         }
+        do { try region.writesDone() } catch { throw noteFailure(error) }
         durableEnd = max(durableEnd, syncingEnd)
         durableRevision = max(durableRevision, syncingRevision)
         stepCompaction()
     }
+
+    /// Whether `region` takes its appends in a write-behind tail (`MappedRegion`): the data file
+    /// at `fsync always`, where a sync is writing the file back nearly all the time. Under the
+    /// other policies (no sync in flight while the writer appends) appends go through the mapping.
+    func usesWriteBehind(_ region: MappedRegion) -> Bool { region.fd >= 0 && options.fsync == .always }
 
     /// Checks that the hash table, the ordered index and the live-byte count agree (tests).
     public func checkInvariants() {

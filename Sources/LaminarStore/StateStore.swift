@@ -257,11 +257,12 @@ public protocol StateStore: AnyObject {
 
     /// Ends a writer's batch: makes it durable according to the fsync policy (group commit).
     func commit() throws
-    /// Pipelined commit, first half on the writer's thread: the descriptor whose `fdatasync`
-    /// makes every write so far durable, or nil when nothing needs syncing.
-    func beginSync() -> Int32?
-    /// Second half, once that `fdatasync` returned (`errno` 0 on success).
-    func endSync(nanoseconds: UInt64, errno: Int32) throws
+    /// Pipelined commit, first half on the writer's thread: the job (a write and an `fdatasync`,
+    /// for any thread) that makes every write so far durable, or nil when nothing needs syncing.
+    func beginSync() -> SyncJob?
+    /// Second half, once that job returned (`errno` 0 on success, else the errno of `operation`,
+    /// the call that failed).
+    func endSync(nanoseconds: UInt64, errno: Int32, operation: String) throws
     /// Makes everything written so far durable now, whatever the policy.
     func flush() throws
     /// Hands the store to another thread: debug builds assert that one thread at a time uses a
@@ -270,6 +271,11 @@ public protocol StateStore: AnyObject {
 }
 
 extension StateStore {
+    /// `endSync` of a job whose failure, if any, was its `fdatasync`.
+    public func endSync(nanoseconds: UInt64, errno: Int32) throws {
+        try endSync(nanoseconds: nanoseconds, errno: errno, operation: "fdatasync")
+    }
+
     /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
     /// at most `limit`, copied into one page.
     public func prefixPage(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> ScanPage {
