@@ -175,6 +175,22 @@ public struct EventBatch: Sendable, Hashable {
             Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8 &+ 8 &* count &* (1 &+ fieldCount) &+ 4 &* i, as: UInt32.self)))
         }
 
+        /// Calls `body` with the time, value (as bit patterns, event by event) and key-end
+        /// columns as typed buffers, for passes a column at a time. Entries are little-endian
+        /// as stored (`Int64(littleEndian:)`, …). The columns are aligned: a batch's bytes are
+        /// an array's own storage (16-byte aligned) and the offsets are multiples of 8 and 4.
+        @inlinable
+        public func withColumns<R>(_ body: (UnsafeBufferPointer<Int64>, UnsafeBufferPointer<UInt64>, UnsafeBufferPointer<UInt32>) -> R) -> R {
+            let times = 8, values = 8 &+ 8 &* count, ends = 8 &+ 8 &* count &* (1 &+ fieldCount)
+            return UnsafeRawBufferPointer(rebasing: raw[times..<values]).withMemoryRebound(to: Int64.self) { t in
+                UnsafeRawBufferPointer(rebasing: raw[values..<ends]).withMemoryRebound(to: UInt64.self) { v in
+                    UnsafeRawBufferPointer(rebasing: raw[ends..<(ends &+ 4 &* count)]).withMemoryRebound(to: UInt32.self) { e in
+                        body(t, v, e)
+                    }
+                }
+            }
+        }
+
         @inlinable @inline(__always)
         public func key(_ i: Int) -> UnsafeRawBufferPointer {
             let ends = 8 &+ 8 &* count &* (1 &+ fieldCount)
