@@ -179,7 +179,7 @@ public struct WindowOperator {
         return true
     }
 
-    /// The late event `i`: counted, and kept when asked.
+    /// The late event `i`, listed when late events are kept (`groupEvents` counted it).
     @inline(__always)
     private mutating func takeLate(_ i: Int) {
         if keepLate { lateIndices.append(i) }
