@@ -1,9 +1,10 @@
 // laminar-bench-reactor: in-process reactor figures (issue 3). Prints a table, then ONE JSON line
 // last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
 // `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
-// part's fields only); `--events N` sets the events per timed run (warm-up N/4) and `--data-gib N`
-// the store's data bound, for callgrind (which cannot reserve the default 64 GiB); `--kv-ops N`
-// the KV operations per timed run (and warm-up):
+// part's fields only; `--only multi`, not in the full run, is bench-ingest's multi_field stream:
+// three fields, six aggregates, values i % 977); `--events N` sets the events per timed run
+// (warm-up N/4), `--data-gib N` the store's data bound, for callgrind (which cannot reserve
+// the default 64 GiB), and `--kv-ops N` the KV operations per timed run (and warm-up):
 //   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
 //
 //   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
@@ -131,6 +132,12 @@ func eventsDefinition(_ kind: String) -> StreamDefinition {
         d.window = .session(gapMs: 100)
     case "sketch":
         d.aggregates = [.count, .sum, Aggregate(.p, quantile: 0.5), Aggregate(.p, quantile: 0.99)]
+    case "multi":
+        // bench-ingest's multi_field stream: price, volume, spread; six aggregates.
+        d.fields = ["price", "volume", "spread"]
+        d.fieldsDeclared = true
+        d.aggregates = [.count, Aggregate(.sum, field: 1), Aggregate(.max, field: 0), Aggregate(.min, field: 0),
+                        Aggregate(.avg, field: 2), Aggregate(.p, field: 0, quantile: 0.99)]
     default:
         break
     }
@@ -156,39 +163,70 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
         }) > 0 { defined = true } else { doorbell.wait(timeoutMs: 100) }
     }
 
-    let keyBytes: [[UInt8]] = (0..<keys).map { Array("key-\($0)".utf8) }
-    var builder = EventBatch.Builder(capacity: batchEvents)
-    var eventIndex = 0
+    // The keys in one byte array (`keyEnds[k]` ends key k): a key is read in place, without
+    // retaining an array per event.
+    var keyBytes: [UInt8] = []
+    var keyEnds: [Int] = []
+    for k in 0..<keys {
+        keyBytes += Array("key-\(k)".utf8)
+        keyEnds.append(keyBytes.count)
+    }
+    let isMulti = kind == "multi"
     var token: UInt64 = 0
     // Decided once, not per event (a String comparison per event was a sixth of the producer's work).
     let isSession = kind == "session", isSketch = kind == "sketch"
+    // Event i: time i / 1000 ms (1 ms per 1000 events: ~1M events per 1 s
+    // window); key i % keys, or for sessions i % 1000 + 1000 · (i / 1M % (keys / 1000)); value
+    // 1.0, or i % 977 for sketches. Kept as counters that wrap, not divided out per event (a
+    // division by `keys` per event was ~10 ns).
+    var key = 0, time: Int64 = 0, inMillisecond = 0, value = 0, sessionBase = 0, inSessionSet = 0
 
     /// Sends `count` events (a multiple of `batchEvents`), returns nanoseconds taken.
     func send(_ count: Int) -> UInt64 {
         let batches = count / batchEvents
+        // Locals, as `fields`: captured ones were checked for exclusive access per use.
+        var builder = EventBatch.Builder(fieldCount: isMulti ? 3 : 1, capacity: batchEvents)
         var submitted = 0
         var accepted = 0
         let start = nowNs()
         while accepted < batches * batchEvents {
-            // Keep up to 8 batches in flight; build the next while the reactor works.
+            // Keep up to 8 batches in flight; build the next while the reactor works: each batch
+            // wakes the reactor as it is submitted (waking after the eighth left the reactor
+            // parked while the producer built them all, and the two threads took turns).
             var pushed = false
             while submitted < batches && producer.inFlight < 8 {
                 builder.removeAll()
-                for _ in 0..<batchEvents {
-                    // Event time advances 1 ms per 1000 events: ~1M events per 1 s window.
-                    let key = isSession ? eventIndex % 1000 + 1000 * (eventIndex / 1_000_000 % (keys / 1000)) : eventIndex % keys
-                    keyBytes[key].withUnsafeBytes {
-                        builder.append(key: $0, timestamp: Int64(eventIndex / 1000), value: isSketch ? Double(eventIndex % 977) : 1.0)
+                var fields: [Double] = [0, 0, 0]
+                keyBytes.withUnsafeBytes { all in
+                    for _ in 0..<batchEvents {
+                        let k = isSession ? sessionBase + key % 1000 : key
+                        let from = k == 0 ? 0 : keyEnds[k - 1]
+                        let keyOfEvent = UnsafeRawBufferPointer(rebasing: all[from..<keyEnds[k]])
+                        if isMulti {
+                            // As bench-ingest's bodies: the value, then value/2, value·3.
+                            let v = Double(value)
+                            fields[0] = v; fields[1] = v / 2; fields[2] = v * 3
+                            fields.withUnsafeBufferPointer { builder.append(key: keyOfEvent, timestamp: time, fields: $0) }
+                        } else {
+                            builder.append(key: keyOfEvent, timestamp: time, value: isSketch ? Double(value) : 1.0)
+                        }
+                        key += 1; if key == keys { key = 0 }
+                        value += 1; if value == 977 { value = 0 }
+                        inMillisecond += 1; if inMillisecond == 1000 { inMillisecond = 0; time += 1 }
+                        inSessionSet += 1
+                        if inSessionSet == 1_000_000 {
+                            inSessionSet = 0
+                            sessionBase += 1000; if sessionBase == keys / 1000 * 1000 { sessionBase = 0 }
+                        }
                     }
-                    eventIndex += 1
                 }
                 token += 1
                 precondition(producer.submit(ReactorCommand(token: token,
                     .appendEvents(stream: "bench", batch: builder.build(), idempotencyKey: nil))))
                 submitted += 1
                 pushed = true
+                producer.wakeReactorIfParked()
             }
-            if pushed { producer.wakeReactorIfParked() }
             let n = producer.poll { c in
                 guard case .eventsAccepted(let ack) = c.result else { fatalError("batch failed: \(c.result)") }
                 precondition(ack.late == 0, "late events: the benchmark must count every event")
@@ -284,7 +322,7 @@ while let a = args.next() {
     case "--kv-ops": kvOpsOverride = args.next().flatMap { Int($0) }
     case "--data-gib": dataBytesMax = args.next().flatMap { Int($0) }.map { $0 << 30 }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--only ring|events|hop|session|sketch|multi|kv]")
         exit(2)
     }
 }
@@ -315,7 +353,7 @@ if only == nil || only == "ring" {
     fields += [String(format: "\"ring_handoff_ns\":%.3f", ringNs), String(format: "\"ring_items_per_s\":%.0f", 1e9 / ringNs)]
 }
 for (kind, name, goal) in [("events", "reactor", ">= 10000000"), ("hop", "hop", ">= 5000000"), ("session", "session", ">= 5000000"),
-                           ("sketch", "sketch", ">= 5000000")] where only == nil || only == kind {
+                           ("sketch", "sketch", ">= 5000000"), ("multi", "multi_field", "")] where only == kind || (only == nil && kind != "multi") {
     let r = try benchEvents(kind: kind, events: eventCount, warmUpEvents: warmUpEventCount, batchEvents: 4096, keys: 10_000)
     row("\(name)_events_per_s", String(format: "%.0f", r.perSecond), "events/s", goal)
     row("\(name)_cpu_ns_per_event", String(format: "%.1f", r.cpuNsPerEvent), "ns", "")

@@ -175,6 +175,22 @@ public struct EventBatch: Sendable, Hashable {
             Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8 &+ 8 &* count &* (1 &+ fieldCount) &+ 4 &* i, as: UInt32.self)))
         }
 
+        /// Calls `body` with the time, value (as bit patterns, event by event) and key-end
+        /// columns as typed buffers, for passes a column at a time. Entries are little-endian
+        /// as stored (`Int64(littleEndian:)`, …). The columns are aligned: a batch's bytes are
+        /// an array's own storage (16-byte aligned) and the offsets are multiples of 8 and 4.
+        @inlinable
+        public func withColumns<R>(_ body: (UnsafeBufferPointer<Int64>, UnsafeBufferPointer<UInt64>, UnsafeBufferPointer<UInt32>) -> R) -> R {
+            let times = 8, values = 8 &+ 8 &* count, ends = 8 &+ 8 &* count &* (1 &+ fieldCount)
+            return UnsafeRawBufferPointer(rebasing: raw[times..<values]).withMemoryRebound(to: Int64.self) { t in
+                UnsafeRawBufferPointer(rebasing: raw[values..<ends]).withMemoryRebound(to: UInt64.self) { v in
+                    UnsafeRawBufferPointer(rebasing: raw[ends..<(ends &+ 4 &* count)]).withMemoryRebound(to: UInt32.self) { e in
+                        body(t, v, e)
+                    }
+                }
+            }
+        }
+
         @inlinable @inline(__always)
         public func key(_ i: Int) -> UnsafeRawBufferPointer {
             let ends = 8 &+ 8 &* count &* (1 &+ fieldCount)
@@ -182,102 +198,6 @@ public struct EventBatch: Sendable, Hashable {
             let end = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: ends &+ 4 &* i, as: UInt32.self)))
             let keys = ends &+ 4 &* count
             return UnsafeRawBufferPointer(start: raw.baseAddress! + (keys &+ start), count: end &- start)
-        }
-    }
-
-    /// Appends events in columns, then lays them out in one buffer (`build`). Reusable after
-    /// `removeAll`, keeping its capacity.
-    public struct Builder {
-        public private(set) var timestamps: [Int64] = []
-        /// `fieldCount` values per event, event by event.
-        public private(set) var values: [Double] = []
-        var keyEnds: [UInt32] = []
-        public private(set) var keyBytes: [UInt8] = []
-        public let fieldCount: Int
-
-        public init(fieldCount: Int = 1, capacity: Int = 0) {
-            precondition(fieldCount >= 1 && fieldCount <= EventBatch.fieldsMax)
-            self.fieldCount = fieldCount
-            reserveCapacity(capacity)
-        }
-
-        public var count: Int { timestamps.count }
-
-        /// Event `i`'s key bytes.
-        public func key(_ i: Int) -> ArraySlice<UInt8> {
-            keyBytes[(i == 0 ? 0 : Int(keyEnds[i - 1]))..<Int(keyEnds[i])]
-        }
-
-        public mutating func reserveCapacity(_ n: Int) {
-            timestamps.reserveCapacity(n)
-            values.reserveCapacity(n * fieldCount)
-            keyEnds.reserveCapacity(n)
-        }
-
-        public mutating func append(key: String, timestamp: Int64, value: Double) {
-            keyBytes.append(contentsOf: key.utf8)
-            finish(timestamp: timestamp, value: value)
-        }
-
-        public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, value: Double) {
-            keyBytes.appendBytes(key)
-            finish(timestamp: timestamp, value: value)
-        }
-
-        public mutating func append(key: [UInt8], timestamp: Int64, value: Double) {
-            keyBytes.append(contentsOf: key)
-            finish(timestamp: timestamp, value: value)
-        }
-
-        /// Appends an event with all its fields (`fields.count == fieldCount`).
-        public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
-            keyBytes.appendBytes(key)
-            appendFields(timestamp: timestamp, fields)
-        }
-
-        public mutating func append(key: [UInt8], timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
-            keyBytes.append(contentsOf: key)
-            appendFields(timestamp: timestamp, fields)
-        }
-
-        private mutating func appendFields(timestamp: Int64, _ fields: UnsafeBufferPointer<Double>) {
-            precondition(fields.count == fieldCount)
-            timestamps.append(timestamp)
-            values.append(contentsOf: fields)
-            keyEnds.append(UInt32(keyBytes.count))
-        }
-
-        private mutating func finish(timestamp: Int64, value: Double) {
-            precondition(fieldCount == 1)
-            timestamps.append(timestamp)
-            values.append(value)
-            keyEnds.append(UInt32(keyBytes.count))
-        }
-
-        public mutating func removeAll() {
-            timestamps.removeAll(keepingCapacity: true)
-            values.removeAll(keepingCapacity: true)
-            keyEnds.removeAll(keepingCapacity: true)
-            keyBytes.removeAll(keepingCapacity: true)
-        }
-
-        public func build() -> EventBatch {
-            let n = timestamps.count, m = fieldCount
-            precondition(n < 1 << 24, "a batch holds fewer than 2^24 events")
-            let total = EventBatch.headerBytes + (12 + 8 * m) * n + keyBytes.count
-            let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-                let raw = UnsafeMutableRawBufferPointer(buffer)
-                raw.storeBytes(of: (UInt32(n) | UInt32(m - 1) << 24).littleEndian, toByteOffset: 0, as: UInt32.self)
-                raw.storeBytes(of: UInt32(keyBytes.count).littleEndian, toByteOffset: 4, as: UInt32.self)
-                timestamps.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                values.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n * (1 + m)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                keyBytes.withUnsafeBytes {
-                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + (12 + 8 * m) * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                }
-                initialized = total
-            }
-            return EventBatch(validated: bytes, count: n, fieldCount: m)
         }
     }
 }

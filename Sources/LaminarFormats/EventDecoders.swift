@@ -288,16 +288,17 @@ public enum BinaryEventFormat {
     /// one field, `LEV2` for more; `EventBatch.arrivalTime` as a time asks for the arrival time.
     public static func encode(_ batch: EventBatch.Builder, into out: inout [UInt8]) {
         let m = batch.fieldCount
-        out.reserveCapacity(out.count + header2Bytes + batch.keyBytes.count + batch.count * (10 + 8 * m))
+        out.reserveCapacity(out.count + header2Bytes + batch.keyByteCount + batch.count * (10 + 8 * m))
         out.append(contentsOf: m == 1 ? magic : magic2)
         withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
         if m > 1 { withUnsafeBytes(of: UInt32(m).littleEndian) { out.append(contentsOf: $0) } }
         for i in 0..<batch.count {
-            let key = batch.key(i)
-            withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
-            out.append(contentsOf: key)
-            withUnsafeBytes(of: batch.timestamps[i].littleEndian) { out.append(contentsOf: $0) }
-            for j in 0..<m { withUnsafeBytes(of: batch.values[i * m + j].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            batch.withKey(i) { key in
+                withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
+                out.appendBytes(key)
+            }
+            withUnsafeBytes(of: batch.timestamp(i).littleEndian) { out.append(contentsOf: $0) }
+            for j in 0..<m { withUnsafeBytes(of: batch.field(i, j).bitPattern.littleEndian) { out.append(contentsOf: $0) } }
         }
     }
 }

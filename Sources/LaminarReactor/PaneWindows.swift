@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
 /// map from group id to a slot of `acc` (no object per group; one slot written per event).
 struct Pane {
@@ -73,6 +75,12 @@ struct Pane {
         }
     }
 
+    /// Calls `body` with the groups and the slots (`count` of them, `layout.width` wide).
+    @inline(__always)
+    mutating func withColumns<R>(_ body: (UnsafeBufferPointer<UInt32>, UnsafeMutablePointer<Double>) -> R) -> R {
+        groupIds.withUnsafeBufferPointer { g in acc.withUnsafeMutableBufferPointer { a in body(g, a.baseAddress!) } }
+    }
+
     @inline(__always)
     mutating func markDirty(_ s: Int) {
         if !dirtyMark[s] { dirtyMark[s] = true; dirty.append(Int32(s)) }
@@ -83,6 +91,29 @@ struct Pane {
         acc.withUnsafeBufferPointer { b in
             for s in 0..<groupIds.count { layout.release(b.baseAddress! + s * layout.width, pools: &pools) }
         }
+    }
+}
+
+/// The event-time bookkeeping of a batch being ingested, held in locals for a run of events
+/// (`PaneWindows.addRun`); the operator's fields are written back after the run.
+struct IngestClock {
+    var watermarkMs: Int64
+    var maxEventTimeMs: Int64
+    var arrivals: UInt64
+    let allowedLatenessMs: Int64
+    /// A close is due once the watermark reaches this.
+    let closeAtMs: Int64
+
+    /// Takes the time of an event just added; returns whether a close is now due.
+    @inline(__always)
+    mutating func observe(_ ts: Int64) -> Bool {
+        arrivals &+= 1
+        guard ts > maxEventTimeMs else { return false }
+        maxEventTimeMs = ts
+        let w = ts - allowedLatenessMs
+        guard w > watermarkMs else { return false }
+        watermarkMs = w
+        return w >= closeAtMs
     }
 }
 
@@ -148,6 +179,41 @@ struct PaneWindows {
         hintStart[g] = start
         hintSlot[g] = Int32(s)
         return s
+    }
+
+    /// Adds the events from `from` on, in order, while each lies in pane `k`, is not late
+    /// (`groups[i] != WindowOperator.lateGroup`) and its group's hint gives its slot there, and
+    /// the watermark stays before `clock.closeAtMs`: the usual event, with one pane's arrays and
+    /// the hints held once for the whole run (no bounds, uniqueness or ARC per event). Returns
+    /// the first event not taken and whether the last one taken made a close due.
+    @inline(__always)
+    mutating func addRun(pane k: Int, from: Int, _ events: EventBatch.EventView, groups: UnsafeBufferPointer<UInt32>,
+                         clock: inout IngestClock, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> (next: Int, closeDue: Bool) {
+        let lo = panes[k].startMs, hi = lo + slideMs, n = events.count, width = layout.width
+        return hintStart.withUnsafeBufferPointer { hs in
+            hintSlot.withUnsafeBufferPointer { hsl in
+                panes[k].withColumns { gids, acc in
+                    var i = from
+                    while i < n {
+                        let ts = events.timestamp(i)
+                        // A late event's group (UInt32.max) is beyond every hint.
+                        let g = Int(groups[i])
+                        guard ts >= lo && ts < hi && g < hs.count && hs[g] == lo else { break }
+                        let s = Int(hsl[g])
+                        guard s < gids.count && gids[s] == UInt32(truncatingIfNeeded: g) else { break }
+                        layout.add(acc + s &* width, events, i, ts: ts, arrival: clock.arrivals, keyHash: 0, pools: &pools)
+                        i += 1
+                        if clock.observe(ts) { return (i, true) }
+                    }
+                    return (i, false)
+                }
+            }
+        }
+    }
+
+    /// Marks dirty the slots in pane `k` of the groups of events `range`, just taken by `addRun`.
+    mutating func markRunDirty(pane k: Int, groups: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) {
+        for i in range { panes[k].markDirty(Int(hintSlot[Int(groups[i])])) }
     }
 
     /// The index of the pane starting at `start`, inserted if new.

@@ -63,15 +63,25 @@ struct SketchPool: Sendable {
         freeHeaders.append(Int32(id))
     }
 
+    /// Adds `x` to sketch `id`: the headers and the arena held once (one uniqueness check
+    /// each), the usual bucket written in place (`Arena.addInPlace`), `add` when it does not fit.
     @inline(__always)
     mutating func add(_ id: Int, _ x: Double, _ mapping: SketchMapping) {
-        headers[id].count += 1
-        if x > QuantileSketch.minIndexable {
-            arena.add(&headers[id].positive, mapping.index(x), 1)
-        } else if x < -QuantileSketch.minIndexable {
-            arena.add(&headers[id].negative, mapping.index(-x), 1)
-        } else {
+        let magnitude = Swift.abs(x)
+        guard magnitude > QuantileSketch.minIndexable else {
+            headers[id].count += 1
             headers[id].zeroCount += 1
+            return
+        }
+        let index = mapping.index(magnitude), positive = x > 0
+        let added = headers.withUnsafeMutableBufferPointer { h in
+            arena.counts.withUnsafeMutableBufferPointer { c in
+                h[id].count &+= 1
+                return positive ? Arena.addInPlace(&h[id].positive, index, c) : Arena.addInPlace(&h[id].negative, index, c)
+            }
+        }
+        if !added {
+            if positive { arena.add(&headers[id].positive, index, 1) } else { arena.add(&headers[id].negative, index, 1) }
         }
     }
 
@@ -260,6 +270,32 @@ struct Arena: Sendable {
             }
         }
         s.lo = 1; s.hi = 0; s.entries = 0
+    }
+
+    /// Adds 1 to bucket `index` of `s` if it fits where `s` is (`add`'s first two cases, on the
+    /// arena's words `c`); `false` (nothing done) otherwise.
+    @inline(__always)
+    static func addInPlace(_ s: inout Store, _ index: Int, _ c: UnsafeMutableBufferPointer<UInt64>) -> Bool {
+        let base = Int(s.base)
+        if s.entries < 0 {
+            let at = index &- Int(s.offset)
+            guard at >= 0 && at < s.capacity else { return false }
+            c[base &+ at] &+= 1
+            if index < Int(s.lo) { s.lo = Int32(truncatingIfNeeded: index) } else if index > Int(s.hi) { s.hi = Int32(truncatingIfNeeded: index) }
+            return true
+        }
+        let entries = Int(s.entries)
+        if s.isEmpty {
+            guard base >= 0 && entries < s.capacity else { return false }
+            s.lo = Int32(truncatingIfNeeded: index); s.hi = s.lo
+        } else {
+            let lo = Swift.min(Int(s.lo), index), hi = Swift.max(Int(s.hi), index)
+            guard base >= 0 && entries < s.capacity && hi &- lo < QuantileSketch.bucketsMax else { return false }
+            s.lo = Int32(truncatingIfNeeded: lo); s.hi = Int32(truncatingIfNeeded: hi)
+        }
+        c[base &+ entries] = Arena.pack(index, 1)
+        s.entries = Int32(truncatingIfNeeded: entries &+ 1)
+        return true
     }
 
     /// Adds `n` (> 0) to bucket `index` of `s`. A dense store keeps a bucket inside its block

@@ -38,6 +38,8 @@ public struct WindowOperator {
     var keys = KeyInterner()
     /// Scratch: the key hashes of the batch being ingested (`hashKeys`).
     private var keyHashes: [UInt64] = []
+    /// Scratch: the group of each event of the batch being ingested (`groupEvents`).
+    private var groupOf: [UInt32] = []
     /// Seeds the key hash of `count_distinct` (kept in checkpoints, so HLLs merge across restarts).
     var distinctHasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
     var pools = AccumulatorPools()
@@ -96,17 +98,58 @@ public struct WindowOperator {
         return (events.count - late, late)
     }
 
-    /// Event `i`'s group (its key's id; the key hashed by `hashKeys`), and its key hashed for
-    /// `count_distinct` (0 when not asked for).
-    @inline(__always)
-    private mutating func group(_ events: EventBatch.EventView, _ i: Int, keysMax: Int) -> (UInt32, UInt64) {
-        let key = events.key(i)
-        let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(key) : 0
-        if groupAll { return (0, hash) }
-        if i + WindowOperator.prefetchDistance < events.count { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
-        guard let id = keys.intern(key, hash: keyHashes[i], limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
-        return (id, hash)
+    /// Marks the batch's late events and interns the keys of the others, in event order:
+    /// `groupOf[i]` is event `i`'s group, `lateGroup` when it is late. Lateness is known before
+    /// any event is added: during a batch only its events move the watermark (after event `i`
+    /// it is `max(watermark, max(ts of events 0...i) − allowedLateness)`), so this pass follows
+    /// it as `ingestPanes`/`ingestSessions` will. Returns how many events are late.
+    private mutating func groupEvents(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+        let n = events.count
+        if groupOf.count < n { groupOf = Array(repeating: 0, count: n) }
+        if !groupAll { hashKeys(events) }
+        let size = panes.sizeMs, gap = sessions.gapMs, session = isSession, all = groupAll
+        var wm = watermarkMs, maxT = maxEventTimeMs
+        // Tumble/hop: late iff floor(ts, slide) + size <= wm, i.e. ts < floor(wm − size, slide) + slide
+        // (`firstOpenStart`), which changes only when wm reaches `openLimit`.
+        var openStart = panes.firstOpenStart(watermark: wm), openLimit = openStart == .min ? Int64.min + size : openStart + size
+        var late = 0
+        if !all { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
+        // Plain subscripts, not buffer closures: `keys.intern` inside a closure retained the
+        // key table's arrays per event.
+        for i in 0..<n {
+            let ts = events.timestamp(i)
+            let isLate: Bool
+            if session {
+                isLate = ts + gap <= wm
+            } else {
+                if wm >= openLimit {
+                    openStart = panes.firstOpenStart(watermark: wm)
+                    openLimit = openStart + size
+                }
+                isLate = ts < openStart
+            }
+            if isLate {
+                groupOf[i] = WindowOperator.lateGroup
+                late += 1
+            } else if all {
+                groupOf[i] = 0
+            } else {
+                if i + WindowOperator.prefetchDistance < n { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
+                guard let id = keys.intern(events.key(i), hash: keyHashes[i], limit: keysMax) else {
+                    preconditionFailure("caller must check wouldFit before ingest")
+                }
+                groupOf[i] = id
+            }
+            if ts > maxT {
+                maxT = ts
+                if ts - allowedLatenessMs > wm { wm = ts - allowedLatenessMs }
+            }
+        }
+        return late
     }
+
+    /// `groupOf` of a late event.
+    static let lateGroup = UInt32.max
 
     /// Hashes every event's key into `keyHashes` (a column at a time: the lookups that follow
     /// prefetch their table slot a few events ahead).
@@ -121,66 +164,102 @@ public struct WindowOperator {
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
 
+    /// Event time `ts` taken (after its event was added or found late): the watermark follows;
+    /// windows it passes close (returns whether any may have).
+    @inline(__always)
+    private mutating func observe(_ ts: Int64) -> Bool {
+        arrivals += 1
+        guard ts > maxEventTimeMs else { return false }
+        maxEventTimeMs = ts
+        let w = ts - allowedLatenessMs
+        guard w > watermarkMs else { return false }
+        watermarkMs = w
+        guard w >= nextCloseAtMs else { return false }
+        closeReady()
+        return true
+    }
+
+    /// The late event `i`, listed when late events are kept (`groupEvents` counted it).
+    @inline(__always)
+    private mutating func takeLate(_ i: Int) {
+        if keepLate { lateIndices.append(i) }
+    }
+
     private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
-        var late = 0
-        var cached = -1
-        let size = panes.sizeMs, slide = panes.slideMs
+        let late = groupEvents(events, keysMax: keysMax)
+        let slide = panes.slideMs
         let n = events.count
         // A local copy: the closures below would otherwise copy `self.layout` (retaining its
         // arrays) for every event.
         let layout = self.layout
-        if !groupAll {
-            hashKeys(events)
-            for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
-        }
-        for i in 0..<n {
+        // Runs of events in one pane whose groups have their slot there take `PaneWindows.addRun`
+        // (no HLL: it needs each key's hash).
+        let runs = layout.hllBase < 0
+        var cached = -1
+        var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
+        var i = 0
+        while i < n {
             let ts = events.timestamp(i)
-            let start = PaneWindows.floor(ts, slide)
-            if start + size <= watermarkMs {
-                late += 1
-                if keepLate { lateIndices.append(i) }
-            } else {
-                let (g, hllHash) = group(events, i, keysMax: keysMax)
-                if cached < 0 || cached >= panes.panes.count || panes.panes[cached].startMs != start {
-                    cached = panes.paneIndex(start: start, watermark: watermarkMs)
-                    if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
-                }
-                let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
-                let arrival = arrivals
-                panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
-                    layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hllHash, pools: &pools)
-                }
-                if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
+            let g = groupOf[i]
+            if g == WindowOperator.lateGroup {
+                takeLate(i)
+                i += 1
+                if observe(ts) { cached = -1 }
+                continue
             }
-            arrivals += 1
-            if ts > maxEventTimeMs {
-                maxEventTimeMs = ts
-                let w = ts - allowedLatenessMs
-                if w > watermarkMs {
-                    watermarkMs = w
-                    if w >= nextCloseAtMs { closeReady(); cached = -1 }
+            if cached < 0 || ts < paneStart || ts >= paneEnd || cached >= panes.panes.count || panes.panes[cached].startMs != paneStart {
+                paneStart = PaneWindows.floor(ts, slide)
+                paneEnd = paneStart + slide
+                cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
+                if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
+            }
+            if runs {
+                var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
+                                        allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                let (next, closeDue) = groupOf.withUnsafeBufferPointer { groups in
+                    panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout, pools: &pools)
+                }
+                if next > i {
+                    if changelog {
+                        groupOf.withUnsafeBufferPointer { panes.markRunDirty(pane: cached, groups: $0, i..<next) }
+                        dirtyPanes = true
+                    }
+                    watermarkMs = clock.watermarkMs
+                    maxEventTimeMs = clock.maxEventTimeMs
+                    arrivals = clock.arrivals
+                    i = next
+                    if closeDue {
+                        closeReady()
+                        cached = -1
+                    }
+                    continue
                 }
             }
+            // One event: a group new to the pane, or an HLL to feed.
+            let hllHash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
+            let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
+            let arrival = arrivals
+            panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
+                layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hllHash, pools: &pools)
+            }
+            if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
+            i += 1
+            if observe(ts) { cached = -1 }
         }
         return late
     }
 
     private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
-        var late = 0
-        let gap = sessions.gapMs
+        let late = groupEvents(events, keysMax: keysMax)
         let n = events.count
         let layout = self.layout  // as in `ingestPanes`
-        if !groupAll {
-            hashKeys(events)
-            for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
-        }
         for i in 0..<n {
             let ts = events.timestamp(i)
-            if ts + gap <= watermarkMs {
-                late += 1
-                if keepLate { lateIndices.append(i) }
+            let g = groupOf[i]
+            if g == WindowOperator.lateGroup {
+                takeLate(i)
             } else {
-                let (g, hash) = group(events, i, keysMax: keysMax)
+                let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
                 let s = sessions.place(ts: ts, group: g, layout: layout, pools: &pools)
                 if changelog && !sessions.mergedAway.isEmpty {
                     // Each emitted session merged away is deleted; its last values no longer hold.
@@ -200,15 +279,7 @@ public struct WindowOperator {
                 if changelog { sessions.markDirty(s) }
                 if sessions.nextCloseAtMs < nextCloseAtMs { nextCloseAtMs = sessions.nextCloseAtMs }
             }
-            arrivals += 1
-            if ts > maxEventTimeMs {
-                maxEventTimeMs = ts
-                let w = ts - allowedLatenessMs
-                if w > watermarkMs {
-                    watermarkMs = w
-                    if w >= nextCloseAtMs { closeReady() }
-                }
-            }
+            _ = observe(ts)
         }
         return late
     }
