@@ -77,7 +77,7 @@ extension Reactor {
         }
         stream.nextSequence += 1
         mutatedThisRound = true
-        stream.op.flushChanges()
+        stream.op.flushChanges(showing: stream.projection)
         queueRows(stream)
         checkpointIfDue(stream)
     }
@@ -250,7 +250,7 @@ extension Reactor {
                     stream.op.advanceWatermark(toMs: ms)
                     queueRows(stream)
                 case .flush:
-                    stream.op.flushChanges()
+                    stream.op.flushChanges(showing: stream.projection)
                     queueRows(stream)
                 }
                 stream.nextSequence = seq + 1

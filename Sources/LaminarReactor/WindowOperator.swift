@@ -349,9 +349,14 @@ public struct WindowOperator {
 
     /// Changelog: emits an `insert` or `update` row for each open window whose values changed
     /// since its last row (`emit: changes` after each round, `every` on its timer).
-    public mutating func flushChanges() {
+    public mutating func flushChanges() { flushChanges(showing: nil) }
+
+    /// `flushChanges` for a stream with select/having: the rows of open tumbling and hopping
+    /// windows that `projection` would drop are not built (`RowProjection.keeps`); the values
+    /// they carry are still what was last emitted for their window, as if they had been.
+    mutating func flushChanges(showing projection: RowProjection?) {
         guard changelog else { return }
-        if isSession { flushSessions() } else { flushPanes() }
+        if isSession { flushSessions() } else { flushPanes(showing: projection) }
     }
 
     private mutating func flushSessions() {
@@ -381,7 +386,7 @@ public struct WindowOperator {
         }
     }
 
-    private mutating func flushPanes() {
+    private mutating func flushPanes(showing projection: RowProjection?) {
         guard dirtyPanes else { return }
         dirtyPanes = false
         let r = panes.panesPerWindow, slide = panes.slideMs, size = panes.sizeMs
@@ -415,7 +420,7 @@ public struct WindowOperator {
             for k in 0..<panes.panes.count {
                 if let s = panes.panes[k].find(g) { holding.append((panes.panes[k].startMs, k, s)) }
             }
-            let key = rowKey(g)
+            var key: [UInt8]? = nil, keyMade = false  // made once, when a row is
             var values: [Double] = []
             var mergedRange = 0..<0
             var next = Int64.min  // windows before it were looked at for this group
@@ -443,7 +448,9 @@ public struct WindowOperator {
                         merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
                     }
                     let previous = emitted.update(g, w, values)
-                    if previous == nil || !WindowOperator.same(previous!, values) {
+                    if previous == nil || !WindowOperator.same(previous!, values),
+                       projection?.keeps(previous: previous, values, key: { rowKey(g) }, startMs: w, endMs: w + size) ?? true {
+                        if !keyMade { key = rowKey(g); keyMade = true }
                         output.append(WindowResult(key: key, startMs: w, endMs: w + size, values: values,
                             op: previous == nil ? .insert : .update, before: previous))
                     }

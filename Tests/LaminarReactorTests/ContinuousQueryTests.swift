@@ -146,12 +146,54 @@ import Testing
             let input = s.stage.map { $0.project(batch) } ?? batch
             _ = input.withEvents { s.op.ingest($0, keysMax: 1000) }
             take()
-            s.op.flushChanges()
+            s.op.flushChanges(showing: s.projection)
             take()
         }
         s.op.advanceWatermark(toMs: 1 << 50)
         take()
         return rows
+    }
+
+    /// A changelog flush told the stream's projection builds only the rows the projection keeps:
+    /// the rows emitted are those of the flush that builds every row, projected afterwards, and
+    /// fewer rows are built (a hop's windows holding the same panes, updates whose output did
+    /// not change, windows `having` hides). With programs that read the key and window too.
+    @Test(arguments: [WindowKind.tumble(sizeMs: 1000), .hop(sizeMs: 1000, slideMs: 250)], [false, true])
+    func flushWithTheProjectionBuildsOnlyTheRowsItKeeps(window: WindowKind, readsKey: Bool) {
+        var built = (all: 0, kept: 0)
+        for seed in 1...20 as ClosedRange<UInt64> {
+            var d = Self.trades(window: window, emit: .changes)
+            d.outputColumns = [OutputColumn(name: "top", expression: .column("_a3"))]
+            d.having = .binary(.greaterEqual, .column("_a0"), .number(2))
+            if readsKey {
+                d.having = .binary(.and, d.having!, .binary(.or, .like(.column("symbol"), pattern: "A%", negated: false),
+                                                           .binary(.greater, .column("window_start"), .number(600))))
+            }
+            #expect(d.validate(limits: .default) == nil)
+            let all = StreamRuntime(id: 1, definition: d, nowMs: 0), kept = StreamRuntime(id: 2, definition: d, nowMs: 0)
+            var rows: (all: [WindowResult], kept: [WindowResult]) = ([], [])
+            for batch in Self.randomBatches(seed: seed) {
+                for s in [all, kept] { _ = (s.stage.map { $0.project(batch) } ?? batch).withEvents { s.op.ingest($0, keysMax: 1000) } }
+                rows.all += all.projection!.apply(all.op.takeOutput())
+                rows.kept += kept.projection!.apply(kept.op.takeOutput())
+                all.op.flushChanges()
+                kept.op.flushChanges(showing: kept.projection)
+                built.all += all.op.rowsQueued
+                built.kept += kept.op.rowsQueued
+                rows.all += all.projection!.apply(all.op.takeOutput())
+                rows.kept += kept.projection!.apply(kept.op.takeOutput())
+            }
+            for s in [all, kept] { s.op.advanceWatermark(toMs: 1 << 50) }
+            rows.all += all.projection!.apply(all.op.takeOutput())
+            rows.kept += kept.projection!.apply(kept.op.takeOutput())
+            #expect(rows.kept.count == rows.all.count, "seed \(seed)")
+            for (k, a) in zip(rows.kept, rows.all) {
+                #expect(k.key == a.key && k.startMs == a.startMs && k.endMs == a.endMs && k.op == a.op && k.isFinal == a.isFinal, "seed \(seed)")
+                #expect(WindowOperator.same(k.values, a.values) && (k.before == nil) == (a.before == nil), "seed \(seed)")
+                if let kb = k.before, let ab = a.before { #expect(WindowOperator.same(kb, ab), "seed \(seed)") }
+            }
+        }
+        #expect(built.kept < built.all)
     }
 
     static func randomBatches(seed: UInt64) -> [EventBatch] {
