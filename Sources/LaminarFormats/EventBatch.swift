@@ -186,101 +186,184 @@ public struct EventBatch: Sendable, Hashable {
     }
 
     /// Appends events in columns, then lays them out in one buffer (`build`). Reusable after
-    /// `removeAll`, keeping its capacity.
+    /// `removeAll`, keeping its capacity. The columns are raw memory grown by doubling, so an
+    /// event costs a few stores and one copy of its key (the decoders append every event of a
+    /// body through it); a copied builder copies them before its first change.
     public struct Builder {
-        public private(set) var timestamps: [Int64] = []
-        /// `fieldCount` values per event, event by event.
-        public private(set) var values: [Double] = []
-        var keyEnds: [UInt32] = []
-        public private(set) var keyBytes: [UInt8] = []
+        private var columns: Columns
         public let fieldCount: Int
 
         public init(fieldCount: Int = 1, capacity: Int = 0) {
             precondition(fieldCount >= 1 && fieldCount <= EventBatch.fieldsMax)
             self.fieldCount = fieldCount
-            reserveCapacity(capacity)
+            columns = Columns(fieldCount: fieldCount, capacity: capacity)
         }
 
-        public var count: Int { timestamps.count }
+        public var count: Int { columns.count }
+        /// Key bytes of all events so far.
+        public var keyByteCount: Int { columns.keyCount }
+
+        /// Event `i`'s time.
+        public func timestamp(_ i: Int) -> Int64 {
+            precondition(i >= 0 && i < count)
+            return columns.timestamps[i]
+        }
+
+        /// Event `i`'s field `j`.
+        public func field(_ i: Int, _ j: Int) -> Double {
+            precondition(i >= 0 && i < count && j >= 0 && j < fieldCount)
+            return columns.values[i * fieldCount + j]
+        }
 
         /// Event `i`'s key bytes.
         public func key(_ i: Int) -> ArraySlice<UInt8> {
-            keyBytes[(i == 0 ? 0 : Int(keyEnds[i - 1]))..<Int(keyEnds[i])]
+            precondition(i >= 0 && i < count)
+            let start = i == 0 ? 0 : Int(columns.keyEnds[i - 1]), end = Int(columns.keyEnds[i])
+            return Array(UnsafeBufferPointer(start: columns.keyBytes + start, count: end - start))[...]
         }
 
         public mutating func reserveCapacity(_ n: Int) {
-            timestamps.reserveCapacity(n)
-            values.reserveCapacity(n * fieldCount)
-            keyEnds.reserveCapacity(n)
+            unique().reserve(events: n, keyBytes: 0)
+        }
+
+        /// The columns, copied first if another builder shares them.
+        @inline(__always)
+        private mutating func unique() -> Columns {
+            if !isKnownUniquelyReferenced(&columns) { columns = columns.copy() }
+            return columns
         }
 
         public mutating func append(key: String, timestamp: Int64, value: Double) {
-            keyBytes.append(contentsOf: key.utf8)
-            finish(timestamp: timestamp, value: value)
+            precondition(fieldCount == 1)
+            var key = key
+            key.withUTF8 { k in
+                withUnsafePointer(to: value) { append(key: UnsafeRawBufferPointer(k), timestamp: timestamp, fields: UnsafeBufferPointer(start: $0, count: 1)) }
+            }
         }
 
         public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, value: Double) {
-            keyBytes.appendBytes(key)
-            finish(timestamp: timestamp, value: value)
+            precondition(fieldCount == 1)
+            withUnsafePointer(to: value) { append(key: key, timestamp: timestamp, fields: UnsafeBufferPointer(start: $0, count: 1)) }
         }
 
         public mutating func append(key: [UInt8], timestamp: Int64, value: Double) {
-            keyBytes.append(contentsOf: key)
-            finish(timestamp: timestamp, value: value)
+            key.withUnsafeBytes { append(key: $0, timestamp: timestamp, value: value) }
         }
 
         /// Appends an event with all its fields (`fields.count == fieldCount`).
         public mutating func append(key: UnsafeRawBufferPointer, timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
-            keyBytes.appendBytes(key)
-            appendFields(timestamp: timestamp, fields)
+            precondition(fields.count == fieldCount)
+            append(key: key, timestamp: timestamp) { slot in slot.initialize(from: fields.baseAddress!, count: fields.count) }
         }
 
         public mutating func append(key: [UInt8], timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
-            keyBytes.append(contentsOf: key)
-            appendFields(timestamp: timestamp, fields)
+            key.withUnsafeBytes { append(key: $0, timestamp: timestamp, fields: fields) }
         }
 
-        private mutating func appendFields(timestamp: Int64, _ fields: UnsafeBufferPointer<Double>) {
-            precondition(fields.count == fieldCount)
-            timestamps.append(timestamp)
-            values.append(contentsOf: fields)
-            keyEnds.append(UInt32(keyBytes.count))
-        }
-
-        private mutating func finish(timestamp: Int64, value: Double) {
-            precondition(fieldCount == 1)
-            timestamps.append(timestamp)
-            values.append(value)
-            keyEnds.append(UInt32(keyBytes.count))
+        /// Appends an event whose `fieldCount` fields `fill` writes in place; if `fill` throws,
+        /// nothing is appended (the binary decoder checks each value as it writes it).
+        @inline(__always)
+        public mutating func append<E: Error>(key: UnsafeRawBufferPointer, timestamp: Int64,
+                                              fill: (UnsafeMutablePointer<Double>) throws(E) -> Void) throws(E) {
+            let c = unique()
+            if c.count == c.capacity || c.keyCount + key.count > c.keyCapacity { c.reserve(events: 1, keyBytes: key.count) }
+            let i = c.count
+            try fill(c.values + i * fieldCount)
+            if key.count > 0 { (c.keyBytes + c.keyCount).initialize(from: key.baseAddress!.assumingMemoryBound(to: UInt8.self), count: key.count) }
+            c.keyCount += key.count
+            c.timestamps[i] = timestamp
+            c.keyEnds[i] = UInt32(truncatingIfNeeded: c.keyCount)
+            c.count = i + 1
         }
 
         public mutating func removeAll() {
-            timestamps.removeAll(keepingCapacity: true)
-            values.removeAll(keepingCapacity: true)
-            keyEnds.removeAll(keepingCapacity: true)
-            keyBytes.removeAll(keepingCapacity: true)
+            let c = unique()
+            c.count = 0
+            c.keyCount = 0
         }
 
         public func build() -> EventBatch {
-            let n = timestamps.count, m = fieldCount
+            let c = columns, n = c.count, m = fieldCount
             precondition(n < 1 << 24, "a batch holds fewer than 2^24 events")
-            let total = EventBatch.headerBytes + (12 + 8 * m) * n + keyBytes.count
+            precondition(c.keyCount <= Int(UInt32.max), "key bytes fit the batch's u32 offsets")
+            let total = EventBatch.headerBytes + (12 + 8 * m) * n + c.keyCount
             let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-                let raw = UnsafeMutableRawBufferPointer(buffer)
+                let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
                 raw.storeBytes(of: (UInt32(n) | UInt32(m - 1) << 24).littleEndian, toByteOffset: 0, as: UInt32.self)
-                raw.storeBytes(of: UInt32(keyBytes.count).littleEndian, toByteOffset: 4, as: UInt32.self)
-                timestamps.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                values.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                keyEnds.withUnsafeBytes { raw.baseAddress!.advanced(by: 8 + 8 * n * (1 + m)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                keyBytes.withUnsafeBytes {
-                    if $0.count > 0 { raw.baseAddress!.advanced(by: 8 + (12 + 8 * m) * n).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                }
+                raw.storeBytes(of: UInt32(c.keyCount).littleEndian, toByteOffset: 4, as: UInt32.self)
+                #if _endian(little)
+                (raw + 8).copyMemory(from: c.timestamps, byteCount: 8 * n)
+                (raw + 8 + 8 * n).copyMemory(from: c.values, byteCount: 8 * n * m)
+                (raw + 8 + 8 * n * (1 + m)).copyMemory(from: c.keyEnds, byteCount: 4 * n)
+                #else
+                for i in 0..<n { raw.storeBytes(of: c.timestamps[i].littleEndian, toByteOffset: 8 + 8 * i, as: Int64.self) }
+                for v in 0..<(n * m) { raw.storeBytes(of: c.values[v].bitPattern.littleEndian, toByteOffset: 8 + 8 * n + 8 * v, as: UInt64.self) }
+                for i in 0..<n { raw.storeBytes(of: c.keyEnds[i].littleEndian, toByteOffset: 8 + 8 * n * (1 + m) + 4 * i, as: UInt32.self) }
+                #endif
+                if c.keyCount > 0 { (raw + 8 + (12 + 8 * m) * n).copyMemory(from: c.keyBytes, byteCount: c.keyCount) }
                 initialized = total
             }
             return EventBatch(validated: bytes, count: n, fieldCount: m)
         }
+
+        /// A builder's columns: times, `fieldCount` values per event, key end offsets, key bytes.
+        /// Owned by one builder (`unique`); `count <= capacity`, `keyCount <= keyCapacity`.
+        final class Columns {
+            let fieldCount: Int
+            var count = 0, capacity = 0, keyCount = 0, keyCapacity = 0
+            var timestamps = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+            var values: UnsafeMutablePointer<Double>
+            var keyEnds = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+            var keyBytes = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+
+            init(fieldCount: Int, capacity: Int) {
+                self.fieldCount = fieldCount
+                values = .allocate(capacity: fieldCount)
+                reserve(events: capacity, keyBytes: 0)
+            }
+
+            deinit {
+                timestamps.deallocate(); values.deallocate(); keyEnds.deallocate(); keyBytes.deallocate()
+            }
+
+            func copy() -> Columns {
+                let c = Columns(fieldCount: fieldCount, capacity: count)
+                c.reserve(events: 0, keyBytes: keyCount)
+                c.timestamps.initialize(from: timestamps, count: count)
+                c.values.initialize(from: values, count: count * fieldCount)
+                c.keyEnds.initialize(from: keyEnds, count: count)
+                c.keyBytes.initialize(from: keyBytes, count: keyCount)
+                c.count = count
+                c.keyCount = keyCount
+                return c
+            }
+
+            /// Room for `events` more events and `keyBytes` more key bytes (at least doubling).
+            func reserve(events: Int, keyBytes more: Int) {
+                if count + events > capacity {
+                    let new = Swift.max(count + events, 2 * capacity, 16)
+                    timestamps = Columns.grow(timestamps, count, new)
+                    values = Columns.grow(values, count * fieldCount, new * fieldCount)
+                    keyEnds = Columns.grow(keyEnds, count, new)
+                    capacity = new
+                }
+                if keyCount + more > keyCapacity {
+                    let new = Swift.max(keyCount + more, 2 * keyCapacity, 256)
+                    keyBytes = Columns.grow(keyBytes, keyCount, new)
+                    keyCapacity = new
+                }
+            }
+
+            private static func grow<T>(_ p: UnsafeMutablePointer<T>, _ used: Int, _ capacity: Int) -> UnsafeMutablePointer<T> {
+                let q = UnsafeMutablePointer<T>.allocate(capacity: capacity)
+                q.moveInitialize(from: p, count: used)
+                p.deallocate()
+                return q
+            }
+        }
     }
 }
+
 /// Why an event batch was rejected, and where: NDJSON errors name the 1-based line
 /// (`line 3: …`, blank lines counted), binary errors the 1-based event (`event 2: …`) or the
 /// header (`header: …`). The whole batch is rejected; nothing of it is applied.

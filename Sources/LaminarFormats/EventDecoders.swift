@@ -288,7 +288,7 @@ public enum BinaryEventFormat {
     /// one field, `LEV2` for more; `EventBatch.arrivalTime` as a time asks for the arrival time.
     public static func encode(_ batch: EventBatch.Builder, into out: inout [UInt8]) {
         let m = batch.fieldCount
-        out.reserveCapacity(out.count + header2Bytes + batch.keyBytes.count + batch.count * (10 + 8 * m))
+        out.reserveCapacity(out.count + header2Bytes + batch.keyByteCount + batch.count * (10 + 8 * m))
         out.append(contentsOf: m == 1 ? magic : magic2)
         withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
         if m > 1 { withUnsafeBytes(of: UInt32(m).littleEndian) { out.append(contentsOf: $0) } }
@@ -296,8 +296,8 @@ public enum BinaryEventFormat {
             let key = batch.key(i)
             withUnsafeBytes(of: UInt16(key.count).littleEndian) { out.append(contentsOf: $0) }
             out.append(contentsOf: key)
-            withUnsafeBytes(of: batch.timestamps[i].littleEndian) { out.append(contentsOf: $0) }
-            for j in 0..<m { withUnsafeBytes(of: batch.values[i * m + j].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            withUnsafeBytes(of: batch.timestamp(i).littleEndian) { out.append(contentsOf: $0) }
+            for j in 0..<m { withUnsafeBytes(of: batch.field(i, j).bitPattern.littleEndian) { out.append(contentsOf: $0) } }
         }
     }
 }
@@ -315,7 +315,6 @@ public struct BinaryEventDecoder {
     private var partial: [UInt8] = []
     private var expected: Int?
     private var fields = 1
-    private var values: [Double] = [0]
 
     public init(limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
@@ -405,7 +404,6 @@ public struct BinaryEventDecoder {
                     throw EventDecodeError(event: 0, reason: "fields per event must be 1 to \(EventBatch.fieldsMax), got \(m)")
                 }
                 fields = m
-                values = Array(repeating: 0, count: m)
                 builder = EventBatch.Builder(fieldCount: m)
                 size = BinaryEventFormat.header2Bytes
             }
@@ -425,19 +423,22 @@ public struct BinaryEventDecoder {
             throw EventDecodeError(event: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
-        for j in 0..<fields {
-            let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength + 8 * j, as: UInt64.self)))
-            guard value.isFinite else {
-                throw EventDecodeError(event: event, reason: fields == 1 ? "value is not a finite number" : "field \(j + 1) is not a finite number")
-            }
-            values[j] = value
-        }
         let timestamp = time == EventBatch.arrivalTime ? arrivalMs : time
-        guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
-            throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
-        }
+        let fields = self.fields
         let key = UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)])
-        values.withUnsafeBufferPointer { builder.append(key: key, timestamp: timestamp, fields: $0) }
+        // The values go straight into the builder's column, each checked as it is written.
+        try builder.append(key: key, timestamp: timestamp) { (slot: UnsafeMutablePointer<Double>) throws(EventDecodeError) in
+            for j in 0..<fields {
+                let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength + 8 * j, as: UInt64.self)))
+                guard value.isFinite else {
+                    throw EventDecodeError(event: event, reason: fields == 1 ? "value is not a finite number" : "field \(j + 1) is not a finite number")
+                }
+                (slot + j).initialize(to: value)
+            }
+            guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
+                throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
+            }
+        }
         return size
     }
 }

@@ -165,12 +165,12 @@ extension EventBatch {
         for i in 0..<batch.count {
             out.append(contentsOf: #"{"key":"#.utf8)
             JSONWriter.appendString(Array(batch.key(i)), to: &out)
-            if batch.timestamps[i] != EventBatch.arrivalTime {
+            if batch.timestamp(i) != EventBatch.arrivalTime {
                 out.append(contentsOf: #","ts":"#.utf8)
-                JSONWriter.appendInteger(batch.timestamps[i], to: &out)
+                JSONWriter.appendInteger(batch.timestamp(i), to: &out)
             }
             out.append(contentsOf: #","value":"#.utf8)
-            JSONWriter.appendNumber(batch.values[i], to: &out)
+            JSONWriter.appendNumber(batch.field(i, 0), to: &out)
             out.append(contentsOf: "}\n".utf8)
         }
         return out
