@@ -82,13 +82,21 @@ final class EventStage {
         let filter = self.filter, inputs = self.inputs
         return batch.withEvents { events in
             if let filter {
-                for i in 0..<events.count where filter.isTrue(EventInput(events: events, i: i)) { kept.append(i) }
+                filter.select(events, into: &kept)
             } else {
                 kept.append(contentsOf: 0..<events.count)
             }
-            return batch.selecting(kept.count == events.count ? nil : kept, appending: inputs.count) { i, out in
-                let input = EventInput(events: events, i: i)
-                for k in 0..<inputs.count { out[k] = inputs[k].number(input) ?? .nan }
+            let subset = kept.count == events.count ? nil : kept
+            // The inputs a column at a time (`columns`, input k's value of kept event j at k·n + j),
+            // then laid out event by event as the batch is built.
+            let n = kept.count
+            return withUnsafeTemporaryAllocation(of: Double.self, capacity: Swift.max(1, n * inputs.count)) { columns in
+                for k in 0..<inputs.count { inputs[k].numbers(events, subset, into: columns.baseAddress! + k * n) }
+                var j = 0
+                return batch.selecting(subset, appending: inputs.count) { _, out in
+                    for k in 0..<inputs.count { out[k] = columns[k * n + j] }
+                    j += 1
+                }
             }
         }
     }

@@ -39,6 +39,36 @@ import Testing
 
     let a = Expression.column("a"), b = Expression.column("b"), n = Expression.column("n"), symbol = Expression.column("symbol")
 
+    /// Programs run a column at a time over a batch (`numbers`, `select`: the commonest shapes
+    /// without a call per event) give what they give event by event, with a subset of events too.
+    @Test func columnEvaluationMatchesEventByEvent() throws {
+        let batch = EventBatch(keys: ["A", "B", "AB", "C", "A"], timestamps: [1, 2, 3, 4, 5],
+                               fields: [6, 0, -1, 3, 2.5, 2, 1e308, 1e308, 0, -0.0])
+        let scope = ExpressionScope(names: ["a": .slot(0), "b": .slot(1), "symbol": .key, "ts": .time])
+        let expressions: [Expression] = [.binary(.multiply, a, b), .binary(.divide, a, b), .binary(.greater, b, .number(0)),
+                                         .binary(.lessEqual, a, b), .binary(.subtract, a, .number(1)),
+                                         .binary(.add, .binary(.multiply, a, b), .column("ts")),
+                                         .binary(.and, .binary(.greater, a, .number(0)), .like(symbol, pattern: "A%", negated: false))]
+        try batch.withEvents { events in
+            for e in expressions {
+                let boolean: Bool = if case .binary(let op, _, _) = e { op.group != .arithmetic } else { false }
+                let p = try ExpressionProgram(e, scope: scope, boolean: boolean)
+                let one = (0..<events.count).map { p.number(EventInput(events: events, i: $0)) ?? .nan }
+                for kept in [nil, [1, 3, 4], []] as [[Int]?] {
+                    var out = [Double](repeating: 42, count: events.count)
+                    out.withUnsafeMutableBufferPointer { p.numbers(events, kept, into: $0.baseAddress!) }
+                    let want = (kept ?? Array(0..<events.count)).map { one[$0] }
+                    #expect(WindowOperator.same(Array(out.prefix(want.count)), want), "\(e)")
+                }
+                if boolean {
+                    var kept: [Int] = []
+                    p.select(events, into: &kept)
+                    #expect(kept == (0..<events.count).filter { p.isTrue(EventInput(events: events, i: $0)) }, "\(e)")
+                }
+            }
+        }
+    }
+
     @Test func arithmeticAndDivisionByZero() throws {
         #expect(try Self.value(.binary(.add, a, .binary(.multiply, .number(2), a))) == 18)
         #expect(try Self.value(.binary(.divide, a, b)) == nil)  // x / 0 is null
