@@ -70,6 +70,16 @@ final class EventStage {
         self.nonNullCounts = nonNullCounts
     }
 
+    /// The source key ids (`SourceRuntime.internKeys`, `count` of them) of the events the last
+    /// `project` kept, or `nil` when it kept them all (the ids are then those given).
+    func keptKeyIds(_ ids: [UInt32], of count: Int) -> [UInt32]? {
+        guard kept.count != count else { return nil }
+        keptIds.removeAll(keepingCapacity: true)
+        for i in kept { keptIds.append(ids[i]) }
+        return keptIds
+    }
+    private var keptIds: [UInt32] = []
+
     /// The events of `batch` the filter keeps, with the input fields appended (`kept` maps them
     /// back). One allocation per batch (the batch built), none per event.
     func project(_ batch: EventBatch) -> EventBatch {

@@ -38,6 +38,11 @@ public struct WindowOperator {
     var keys = KeyInterner()
     /// Scratch: the key hashes of the batch being ingested (`hashKeys`).
     private var keyHashes: [UInt64] = []
+    /// For a stream reading a named source with other streams: the group of each of the
+    /// source's key ids (`SourceRuntime.internKeys`) plus one, 0 while not yet seen here. The
+    /// source interns a batch's keys once for all its readers; each then finds its group by
+    /// the id, and interns a key itself only the first time it sees it.
+    private var groupOfSourceKey: [UInt32] = []
     /// Seeds the key hash of `count_distinct` (kept in checkpoints, so HLLs merge across restarts).
     var distinctHasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
     var pools = AccumulatorPools()
@@ -88,9 +93,17 @@ public struct WindowOperator {
     /// Adds a batch's events; returns how many were accepted and how many were late. The caller
     /// has checked times, values and field count, and `wouldFit`, so a batch is taken whole.
     public mutating func ingest(_ events: EventBatch.EventView, keysMax: Int) -> (accepted: Int, late: Int) {
+        ingest(events, keysMax: keysMax, sourceKeys: nil)
+    }
+
+    /// `ingest` with the source's key id of each event (`SourceRuntime.internKeys`;
+    /// `SourceRuntime.noKeyId` for a key the source did not intern), or `nil`.
+    mutating func ingest(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> (accepted: Int, late: Int) {
         precondition(events.fieldCount == definition.fields.count, "caller checks the field count")
+        precondition(sourceKeys.map { $0.count == events.count } ?? true, "a source key id per event")
         lateIndices.removeAll(keepingCapacity: true)
-        let late = isSession ? ingestSessions(events, keysMax: keysMax) : ingestPanes(events, keysMax: keysMax)
+        let late = isSession ? ingestSessions(events, keysMax: keysMax, sourceKeys: sourceKeys)
+                             : ingestPanes(events, keysMax: keysMax, sourceKeys: sourceKeys)
         eventsLate += UInt64(late)
         eventsAccepted += UInt64(events.count - late)
         return (events.count - late, late)
@@ -98,13 +111,27 @@ public struct WindowOperator {
 
     /// Event `i`'s group (its key's id; the key hashed by `hashKeys`), and its key hashed for
     /// `count_distinct` (0 when not asked for).
+    /// With `sourceKeys`, the key is hashed and looked up only the first time its source id is
+    /// seen (`groupOfSourceKey`).
     @inline(__always)
-    private mutating func group(_ events: EventBatch.EventView, _ i: Int, keysMax: Int) -> (UInt32, UInt64) {
-        let key = events.key(i)
-        let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(key) : 0
+    private mutating func group(_ events: EventBatch.EventView, _ i: Int, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> (UInt32, UInt64) {
+        let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
         if groupAll { return (0, hash) }
+        if let sourceKeys {
+            let sid = Int(sourceKeys[i])
+            let g = groupOfSourceKey.withUnsafeBufferPointer { sid < $0.count ? $0[sid] : 0 }
+            if g != 0 { return (g &- 1, hash) }
+            guard let id = keys.intern(events.key(i), limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
+            if sid != Int(SourceRuntime.noKeyId) {
+                if sid >= groupOfSourceKey.count {
+                    groupOfSourceKey.append(contentsOf: repeatElement(0, count: Swift.max(sid + 1, 2 * groupOfSourceKey.count, 1024) - groupOfSourceKey.count))
+                }
+                groupOfSourceKey[sid] = id + 1
+            }
+            return (id, hash)
+        }
         if i + WindowOperator.prefetchDistance < events.count { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
-        guard let id = keys.intern(key, hash: keyHashes[i], limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
+        guard let id = keys.intern(events.key(i), hash: keyHashes[i], limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
         return (id, hash)
     }
 
@@ -121,7 +148,7 @@ public struct WindowOperator {
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
 
-    private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+    private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
         var late = 0
         var cached = -1
         let size = panes.sizeMs, slide = panes.slideMs
@@ -129,7 +156,7 @@ public struct WindowOperator {
         // A local copy: the closures below would otherwise copy `self.layout` (retaining its
         // arrays) for every event.
         let layout = self.layout
-        if !groupAll {
+        if !groupAll && sourceKeys == nil {
             hashKeys(events)
             for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
         }
@@ -140,7 +167,7 @@ public struct WindowOperator {
                 late += 1
                 if keepLate { lateIndices.append(i) }
             } else {
-                let (g, hllHash) = group(events, i, keysMax: keysMax)
+                let (g, hllHash) = group(events, i, keysMax: keysMax, sourceKeys: sourceKeys)
                 if cached < 0 || cached >= panes.panes.count || panes.panes[cached].startMs != start {
                     cached = panes.paneIndex(start: start, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
@@ -165,12 +192,12 @@ public struct WindowOperator {
         return late
     }
 
-    private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+    private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
         var late = 0
         let gap = sessions.gapMs
         let n = events.count
         let layout = self.layout  // as in `ingestPanes`
-        if !groupAll {
+        if !groupAll && sourceKeys == nil {
             hashKeys(events)
             for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) }
         }
@@ -180,7 +207,7 @@ public struct WindowOperator {
                 late += 1
                 if keepLate { lateIndices.append(i) }
             } else {
-                let (g, hash) = group(events, i, keysMax: keysMax)
+                let (g, hash) = group(events, i, keysMax: keysMax, sourceKeys: sourceKeys)
                 let s = sessions.place(ts: ts, group: g, layout: layout, pools: &pools)
                 if changelog && !sessions.mergedAway.isEmpty {
                     // Each emitted session merged away is deleted; its last values no longer hold.
