@@ -18,7 +18,8 @@ final class RowProjection {
     /// the key nor the window: then equal columns show the same (the windows of a hop that an
     /// update changed alike, their `before` alike, give one evaluation).
     private var recent: [(values: [Double], shown: [Double]?)] = []
-    private let memoize: Bool
+    /// Whether the programs read the columns only (then equal columns show the same).
+    let memoize: Bool
 
     /// `nil` when the definition has neither; throws naming the member at fault.
     init?(_ d: StreamDefinition) throws(ExpressionError) {

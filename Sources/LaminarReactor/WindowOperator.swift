@@ -429,9 +429,10 @@ public struct WindowOperator {
         }
         // Key bytes, not group ids, order the rows (then the window start): ids are assigned
         // anew when a checkpoint is read, and replay must emit the same rows in the same order.
+        let keys = self.keys  // one copy for the sort, not one per comparison
         touched.sort { a, b in
             if a.group == b.group { return a.pane < b.pane }
-            return keys.key(Int(a.group)).lexicographicallyPrecedes(keys.key(Int(b.group)))
+            return keys.precedes(Int(a.group), Int(b.group))
         }
         var merged = [Double](repeating: 0, count: layout.width)
         var holding: [(start: Int64, pane: Int, slot: Int)] = []
@@ -449,6 +450,10 @@ public struct WindowOperator {
             }
             var key: [UInt8]? = nil, keyMade = false  // made once, when a row is
             var values: [Double] = []
+            // The projection's answer for the last window looked at, and the values it had before:
+            // with the same values and previous values (a hop's windows holding the same panes),
+            // a projection reading the columns only answers the same.
+            var asked: (previous: [Double]?, keeps: Bool)? = nil
             var mergedRange = 0..<0
             var next = Int64.min  // windows before it were looked at for this group
             for t in i..<j {
@@ -463,6 +468,7 @@ public struct WindowOperator {
                     precondition(hi > lo, "a changed window holds the changed pane")
                     if lo..<hi != mergedRange {
                         mergedRange = lo..<hi
+                        asked = nil
                         merged.withUnsafeMutableBufferPointer { m in
                             layout.initialize(m.baseAddress!, pools: &pools)
                             for h in lo..<hi {
@@ -475,8 +481,16 @@ public struct WindowOperator {
                         merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
                     }
                     let previous = emitted.update(g, w, values)
-                    if previous == nil || !WindowOperator.same(previous!, values),
-                       projection?.keeps(previous: previous, values, key: { rowKey(g) }, startMs: w, endMs: w + size) ?? true {
+                    var emit = previous == nil || !WindowOperator.same(previous!, values)
+                    if emit, let projection {
+                        if let asked, projection.memoize, asked.previous == nil ? previous == nil : previous.map({ WindowOperator.same($0, asked.previous!) }) ?? false {
+                            emit = asked.keeps
+                        } else {
+                            emit = projection.keeps(previous: previous, values, key: { rowKey(g) }, startMs: w, endMs: w + size)
+                            asked = (previous, emit)
+                        }
+                    }
+                    if emit {
                         if !keyMade { key = rowKey(g); keyMade = true }
                         output.append(WindowResult(key: key, startMs: w, endMs: w + size, values: values,
                             op: previous == nil ? .insert : .update, before: previous))
