@@ -74,6 +74,19 @@ extension EventBatch {
             count += 1
         }
 
+        /// Appends an event whose `fieldCount` values `fill` writes straight into the column (the
+        /// binary decoder checks each value as it writes it); nothing is appended when `fill` throws.
+        public mutating func append<E: Error>(key: UnsafeRawBufferPointer, timestamp: Int64,
+                                              fill: (UnsafeMutablePointer<Double>) throws(E) -> Void) throws(E) {
+            let n = key.count
+            if !isKnownUniquelyReferenced(&block) || count == block.capacity || n > block.keyCapacity - keyByteCount {
+                makeRoom(events: 1, keyBytes: n)
+            }
+            try fill(block.values + count * fieldCount)
+            _ = appendKey(key, timestamp: timestamp)
+            count += 1
+        }
+
         public mutating func append(key: [UInt8], timestamp: Int64, fields: UnsafeBufferPointer<Double>) {
             key.withUnsafeBytes { append(key: $0, timestamp: timestamp, fields: fields) }
         }

@@ -316,7 +316,6 @@ public struct BinaryEventDecoder {
     private var partial: [UInt8] = []
     private var expected: Int?
     private var fields = 1
-    private var values: [Double] = [0]
 
     public init(limits: EventDecodeLimits = EventDecodeLimits(), arrivalMs: Int64) {
         self.limits = limits
@@ -406,7 +405,6 @@ public struct BinaryEventDecoder {
                     throw EventDecodeError(event: 0, reason: "fields per event must be 1 to \(EventBatch.fieldsMax), got \(m)")
                 }
                 fields = m
-                values = Array(repeating: 0, count: m)
                 builder = EventBatch.Builder(fieldCount: m)
                 size = BinaryEventFormat.header2Bytes
             }
@@ -426,19 +424,22 @@ public struct BinaryEventDecoder {
             throw EventDecodeError(event: event, reason: "more events than the header's \(expected)")
         }
         let time = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + keyLength, as: Int64.self))
-        for j in 0..<fields {
-            let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength + 8 * j, as: UInt64.self)))
-            guard value.isFinite else {
-                throw EventDecodeError(event: event, reason: fields == 1 ? "value is not a finite number" : "field \(j + 1) is not a finite number")
-            }
-            values[j] = value
-        }
         let timestamp = time == EventBatch.arrivalTime ? arrivalMs : time
-        guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
-            throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
-        }
+        let fields = self.fields
         let key = UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + keyLength)])
-        values.withUnsafeBufferPointer { builder.append(key: key, timestamp: timestamp, fields: $0) }
+        // The values go straight into the builder's column, each checked as it is written.
+        try builder.append(key: key, timestamp: timestamp) { (slot: UnsafeMutablePointer<Double>) throws(EventDecodeError) in
+            for j in 0..<fields {
+                let value = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 10 + keyLength + 8 * j, as: UInt64.self)))
+                guard value.isFinite else {
+                    throw EventDecodeError(event: event, reason: fields == 1 ? "value is not a finite number" : "field \(j + 1) is not a finite number")
+                }
+                (slot + j).initialize(to: value)
+            }
+            guard timestamp >= -EventDecodeLimits.eventTimeAbsMaxMs, timestamp <= EventDecodeLimits.eventTimeAbsMaxMs else {
+                throw EventDecodeError(event: event, reason: EventDecodeLimits.timeOutOfRange)
+            }
+        }
         return size
     }
 }

@@ -70,6 +70,16 @@ final class EventStage {
         self.nonNullCounts = nonNullCounts
     }
 
+    /// The source key ids (`SourceRuntime.internKeys`, `count` of them) of the events the last
+    /// `project` kept, or `nil` when it kept them all (the ids are then those given).
+    func keptKeyIds(_ ids: [UInt32], of count: Int) -> [UInt32]? {
+        guard kept.count != count else { return nil }
+        keptIds.removeAll(keepingCapacity: true)
+        for i in kept { keptIds.append(ids[i]) }
+        return keptIds
+    }
+    private var keptIds: [UInt32] = []
+
     /// The events of `batch` the filter keeps, with the input fields appended (`kept` maps them
     /// back). One allocation per batch (the batch built), none per event.
     func project(_ batch: EventBatch) -> EventBatch {
@@ -82,13 +92,21 @@ final class EventStage {
         let filter = self.filter, inputs = self.inputs
         return batch.withEvents { events in
             if let filter {
-                for i in 0..<events.count where filter.isTrue(EventInput(events: events, i: i)) { kept.append(i) }
+                filter.select(events, into: &kept)
             } else {
                 kept.append(contentsOf: 0..<events.count)
             }
-            return batch.selecting(kept.count == events.count ? nil : kept, appending: inputs.count) { i, out in
-                let input = EventInput(events: events, i: i)
-                for k in 0..<inputs.count { out[k] = inputs[k].number(input) ?? .nan }
+            let subset = kept.count == events.count ? nil : kept
+            // The inputs a column at a time (`columns`, input k's value of kept event j at k·n + j),
+            // then laid out event by event as the batch is built.
+            let n = kept.count
+            return withUnsafeTemporaryAllocation(of: Double.self, capacity: Swift.max(1, n * inputs.count)) { columns in
+                for k in 0..<inputs.count { inputs[k].numbers(events, subset, into: columns.baseAddress! + k * n) }
+                var j = 0
+                return batch.selecting(subset, appending: inputs.count) { _, out in
+                    for k in 0..<inputs.count { out[k] = columns[k * n + j] }
+                    j += 1
+                }
             }
         }
     }

@@ -1,3 +1,5 @@
+import LaminarFormats
+
 /// What an `ExpressionProgram` reads: numbered numeric slots (event fields per event, aggregate
 /// columns after aggregation), the key bytes (absent for `group_by: all` rows), and two times
 /// (the event time per event; window start and end after aggregation).
@@ -341,6 +343,46 @@ final class ExpressionProgram {
             return s[0]
         }
     }
+
+    /// `number` of every event of `events` (`kept`: those events only, in order) into `out`, NaN
+    /// for null: the commonest shapes a column at a time, with no call per event.
+    func numbers(_ events: EventBatch.EventView, _ kept: [Int]?, into out: UnsafeMutablePointer<Double>) {
+        guard let kept else { return numbers(events, count: events.count, into: out) { $0 } }
+        kept.withUnsafeBufferPointer { k in numbers(events, count: k.count, into: out) { k[$0] } }
+    }
+
+    /// `numbers` of the events `event(0..<count)`.
+    @inline(__always)
+    private func numbers(_ events: EventBatch.EventView, count n: Int, into out: UnsafeMutablePointer<Double>, _ event: (Int) -> Int) {
+        switch shape {
+        case .slots(let a, let b, let o):
+            for j in 0..<n {
+                let i = event(j)
+                out[j] = ExpressionProgram.number(ExpressionProgram.binary(events.field(i, a), events.field(i, b), o))
+            }
+        case .slotConstant(let a, let k, let o):
+            for j in 0..<n { out[j] = ExpressionProgram.number(ExpressionProgram.binary(events.field(event(j), a), k, o)) }
+        case .general:
+            for j in 0..<n { out[j] = number(EventInput(events: events, i: event(j))) ?? .nan }
+        }
+    }
+
+    /// Appends to `kept` the index of every event of `events` for which the condition is true.
+    func select(_ events: EventBatch.EventView, into kept: inout [Int]) {
+        switch shape {
+        case .slots(let a, let b, let o):
+            for i in 0..<events.count where ExpressionProgram.truth(ExpressionProgram.binary(events.field(i, a), events.field(i, b), o)) {
+                kept.append(i)
+            }
+        case .slotConstant(let a, let k, let o):
+            for i in 0..<events.count where ExpressionProgram.truth(ExpressionProgram.binary(events.field(i, a), k, o)) { kept.append(i) }
+        case .general:
+            for i in 0..<events.count where isTrue(EventInput(events: events, i: i)) { kept.append(i) }
+        }
+    }
+
+    @inline(__always) private static func number(_ v: (x: Double, null: Bool)) -> Double { v.null ? .nan : v.x }
+    @inline(__always) private static func truth(_ v: (x: Double, null: Bool)) -> Bool { !v.null && v.x != 0 }
 
     /// `a o b` for an arithmetic or comparison `o`, as the stack machine computes it (NaN is null).
     @inline(__always)

@@ -33,6 +33,14 @@ struct KeyInterner {
 
     func key(_ id: Int) -> ArraySlice<UInt8> { arena[Int(starts[id])..<Int(starts[id + 1])] }
 
+    /// Whether key `a` sorts before key `b`, byte by byte (a prefix first), with no copy.
+    func precedes(_ a: Int, _ b: Int) -> Bool {
+        let (sa, ea, sb, eb) = starts.withUnsafeBufferPointer { (Int($0[a]), Int($0[a + 1]), Int($0[b]), Int($0[b + 1])) }
+        let n = min(ea - sa, eb - sb)
+        let c = n == 0 ? 0 : arena.withUnsafeBytes { memcmp($0.baseAddress! + sa, $0.baseAddress! + sb, n) }
+        return c != 0 ? c < 0 : ea - sa < eb - sb
+    }
+
     @inline(__always)
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
 

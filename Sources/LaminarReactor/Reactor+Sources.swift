@@ -89,9 +89,11 @@ extension Reactor {
         mutatedThisRound = true
         if let idempotencyKey { source.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         var fewestLate = Int.max
+        // Several readers: the keys are looked up once, here, and each reader maps their ids.
+        let keyIds = source.readers.count > 1 ? source.internKeys(batch, limit: limits.streamKeysMax) : nil
         for stream in source.readers {
             precondition(stream.sourceNext == seq, "a reader takes every entry of its source in order")
-            let r = ingest(stream, batch: batch, idempotencyKey: nil)
+            let r = ingest(stream, batch: batch, idempotencyKey: nil, sourceKeys: keyIds)
             stream.sourceNext = seq + 1
             fewestLate = min(fewestLate, r.late)
             stream.lastEventAtMs = nowMs

@@ -52,10 +52,23 @@ extension Reactor {
     /// replay; `emitResultSlices` stores and sends them); keeps its late events
     /// (`late_data: keep`); an `emit: changes` stream is flushed at the end of the round
     /// (`flushChangelogs`).
-    func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?) -> (accepted: Int, late: Int) {
+    ///
+    /// `sourceKeys`: the source's key id of each event of `batch` (`SourceRuntime.internKeys`), so
+    /// the operator need not look each key up again; `nil` when the batch is not a source's
+    /// shared by several readers (then the operator hashes the keys itself).
+    func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?, sourceKeys: [UInt32]? = nil) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
         let input = stream.stage.map { $0.project(batch) } ?? batch
-        let r = input.withEvents { stream.op.ingest($0, keysMax: limits.streamKeysMax) }
+        let keysMax = limits.streamKeysMax
+        let r: (accepted: Int, late: Int)
+        if let sourceKeys {
+            let ids = stream.stage.flatMap { $0.keptKeyIds(sourceKeys, of: batch.count) } ?? sourceKeys
+            r = ids.withUnsafeBufferPointer { ids in
+                input.withEvents { stream.op.ingest($0, keysMax: keysMax, sourceKeys: UnsafeBufferPointer(rebasing: ids[..<$0.count])) }
+            }
+        } else {
+            r = input.withEvents { stream.op.ingest($0, keysMax: keysMax) }
+        }
         if stream.op.keepLate { stream.keepLate(batch, max: limits.lateEventsPerStreamMax) }
         if r.accepted > 0, stream.definition.emit == .changes, !stream.flushPending {
             stream.flushPending = true
@@ -77,7 +90,7 @@ extension Reactor {
         }
         stream.nextSequence += 1
         mutatedThisRound = true
-        stream.op.flushChanges()
+        stream.op.flushChanges(showing: stream.projection)
         queueRows(stream)
         checkpointIfDue(stream)
     }
@@ -250,7 +263,7 @@ extension Reactor {
                     stream.op.advanceWatermark(toMs: ms)
                     queueRows(stream)
                 case .flush:
-                    stream.op.flushChanges()
+                    stream.op.flushChanges(showing: stream.projection)
                     queueRows(stream)
                 }
                 stream.nextSequence = seq + 1

@@ -18,7 +18,8 @@ final class RowProjection {
     /// the key nor the window: then equal columns show the same (the windows of a hop that an
     /// update changed alike, their `before` alike, give one evaluation).
     private var recent: [(values: [Double], shown: [Double]?)] = []
-    private let memoize: Bool
+    /// Whether the programs read the columns only (then equal columns show the same).
+    let memoize: Bool
 
     /// `nil` when the definition has neither; throws naming the member at fault.
     init?(_ d: StreamDefinition) throws(ExpressionError) {
@@ -56,9 +57,14 @@ final class RowProjection {
     /// What the aggregate columns `values` of `row` show: the output columns, or `nil` when
     /// `having` is not true for them.
     private func shown(_ values: [Double], _ row: WindowResult) -> [Double]? {
+        shown(values, key: row.key, startMs: row.startMs, endMs: row.endMs)
+    }
+
+    /// `shown` for the window `startMs..<endMs` of `key` (read only when the programs read it).
+    private func shown(_ values: [Double], key: @autoclosure () -> [UInt8]?, startMs: Int64, endMs: Int64) -> [Double]? {
         if memoize, let m = recent.first(where: { WindowOperator.same($0.values, values) }) { return m.shown }
         let out: [Double]? = values.withUnsafeBufferPointer { v in
-            let input = RowInput(values: v, key: row.key, startMs: row.startMs, endMs: row.endMs)
+            let input = RowInput(values: v, key: memoize ? nil : key(), startMs: startMs, endMs: endMs)
             if let having, !having.isTrue(input) { return nil }
             guard let outputs else { return values }
             return outputs.map { $0.number(input) ?? .nan }
@@ -68,6 +74,20 @@ final class RowProjection {
             recent.append((values, out))
         }
         return out
+    }
+
+    /// Whether `apply` keeps the changelog row of an open window whose aggregate values go from
+    /// `previous` (`nil`: an insert) to `values`: shown now and not shown before, or shown both
+    /// times with other output columns. The window operator asks before it builds a row (a
+    /// hop flush looks at every window holding a changed pane), so the rows `having` hides or
+    /// whose output columns did not change are never made. `key` is called only when the
+    /// programs read the key.
+    func keeps(previous: [Double]?, _ values: [Double], key: () -> [UInt8]?, startMs: Int64, endMs: Int64) -> Bool {
+        guard let isNow = shown(values, key: key(), startMs: startMs, endMs: endMs) else {
+            return previous.map { shown($0, key: key(), startMs: startMs, endMs: endMs) != nil } ?? false
+        }
+        guard let previous, let was = shown(previous, key: key(), startMs: startMs, endMs: endMs) else { return true }
+        return !WindowOperator.same(isNow, was)
     }
 
     /// The rows to emit for the operator's `rows`, in order.

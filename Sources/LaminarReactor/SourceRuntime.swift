@@ -17,9 +17,44 @@ final class SourceRuntime {
     var nextSequence: UInt64 = 1
     var firstRetained: UInt64 = 1
     var idempotency = IdempotencyMemory()
+    /// The keys of the source's batches, interned once per batch for all its readers (only with
+    /// two readers or more): each reader's operator maps these ids to its own groups. Never
+    /// persisted (the ids are the readers' business for as long as the process lives); at most
+    /// the stream key limit, beyond which a key gets `noKeyId` and each reader looks it up itself.
+    private var keys: KeyInterner? = KeyInterner()  // taken out while a batch is interned
+    /// The key id of each event of the last batch (`internKeys`).
+    private var keyIds: [UInt32] = []
+    private var keyHashes: [UInt64] = []
+
+    /// An event whose key the source did not intern (its interner is full).
+    static let noKeyId = UInt32.max
 
     init(definition: SourceDefinition) {
         self.definition = definition
+    }
+
+    /// The source key id of each event of `batch` (`noKeyId` past `limit` keys), valid until the
+    /// next call: hashed a column at a time, each lookup prefetching its slot a few events ahead.
+    func internKeys(_ batch: EventBatch, limit: Int) -> [UInt32] {
+        let n = batch.count
+        if keyIds.count < n {
+            keyIds = Array(repeating: 0, count: n)
+            keyHashes = Array(repeating: 0, count: n)
+        }
+        // Locals, moved out and back: a class's stored properties would cost an exclusivity
+        // check per access, per event.
+        var keys = self.keys.take()!, ids: [UInt32] = [], hashes: [UInt64] = []
+        swap(&ids, &keyIds)
+        swap(&hashes, &keyHashes)
+        hashes.withUnsafeMutableBufferPointer { h in
+            ids.withUnsafeMutableBufferPointer { ids in
+                batch.withEvents { keys.internAll($0, hashes: h.baseAddress!, ids: ids.baseAddress!, limit: limit) }
+            }
+        }
+        self.keys = keys
+        swap(&hashes, &keyHashes)
+        swap(&ids, &keyIds)
+        return keyIds
     }
 
     var info: SourceInfo {
@@ -46,6 +81,21 @@ final class SourceRuntime {
         let n = Int(try r.u32())
         for _ in 0..<n { idempotency.remember(try r.u64(), max: keysMax) }
         guard r.atEnd, firstRetained <= nextSequence else { throw ByteReader.DecodeError() }
+    }
+}
+
+extension KeyInterner {
+    /// The id of every event's key into `ids` (`SourceRuntime.noKeyId` past `limit` keys), the
+    /// keys hashed first into `hashes` (a column at a time), each lookup prefetching its slot a
+    /// few events ahead.
+    mutating func internAll(_ events: EventBatch.EventView, hashes: UnsafeMutablePointer<UInt64>, ids: UnsafeMutablePointer<UInt32>, limit: Int) {
+        let n = events.count, ahead = WindowOperator.prefetchDistance
+        for i in 0..<n { hashes[i] = hash(events.key(i)) }
+        for i in 0..<min(n, ahead) { prefetch(hashes[i]) }
+        for i in 0..<n {
+            if i + ahead < n { prefetch(hashes[i + ahead]) }
+            ids[i] = intern(events.key(i), hash: hashes[i], limit: limit) ?? SourceRuntime.noKeyId
+        }
     }
 }
 

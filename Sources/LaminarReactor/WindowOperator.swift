@@ -40,6 +40,11 @@ public struct WindowOperator {
     private var keyHashes: [UInt64] = []
     /// Scratch: the group of each event of the batch being ingested (`groupEvents`).
     private var groupOf: [UInt32] = []
+    /// For a stream reading a named source with other streams: the group of each of the
+    /// source's key ids (`SourceRuntime.internKeys`) plus one, 0 while not yet seen here. The
+    /// source interns a batch's keys once for all its readers; each then finds its group by
+    /// the id, and interns a key itself only the first time it sees it.
+    private var groupOfSourceKey: [UInt32] = []
     /// Seeds the key hash of `count_distinct` (kept in checkpoints, so HLLs merge across restarts).
     var distinctHasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
     var pools = AccumulatorPools()
@@ -90,9 +95,17 @@ public struct WindowOperator {
     /// Adds a batch's events; returns how many were accepted and how many were late. The caller
     /// has checked times, values and field count, and `wouldFit`, so a batch is taken whole.
     public mutating func ingest(_ events: EventBatch.EventView, keysMax: Int) -> (accepted: Int, late: Int) {
+        ingest(events, keysMax: keysMax, sourceKeys: nil)
+    }
+
+    /// `ingest` with the source's key id of each event (`SourceRuntime.internKeys`;
+    /// `SourceRuntime.noKeyId` for a key the source did not intern), or `nil`.
+    mutating func ingest(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> (accepted: Int, late: Int) {
         precondition(events.fieldCount == definition.fields.count, "caller checks the field count")
+        precondition(sourceKeys.map { $0.count == events.count } ?? true, "a source key id per event")
         lateIndices.removeAll(keepingCapacity: true)
-        let late = isSession ? ingestSessions(events, keysMax: keysMax) : ingestPanes(events, keysMax: keysMax)
+        let late = isSession ? ingestSessions(events, keysMax: keysMax, sourceKeys: sourceKeys)
+                             : ingestPanes(events, keysMax: keysMax, sourceKeys: sourceKeys)
         eventsLate += UInt64(late)
         eventsAccepted += UInt64(events.count - late)
         return (events.count - late, late)
@@ -102,18 +115,21 @@ public struct WindowOperator {
     /// `groupOf[i]` is event `i`'s group, `lateGroup` when it is late. Lateness is known before
     /// any event is added: during a batch only its events move the watermark (after event `i`
     /// it is `max(watermark, max(ts of events 0...i) − allowedLateness)`), so this pass follows
-    /// it as `ingestPanes`/`ingestSessions` will. Returns how many events are late.
-    private mutating func groupEvents(_ events: EventBatch.EventView, keysMax: Int) -> Int {
+    /// it as `ingestPanes`/`ingestSessions` will. With `sourceKeys` (the source's key ids of the
+    /// batch, `SourceRuntime.internKeys`) a key is looked up here only the first time its id is
+    /// seen. Returns how many events are late.
+    private mutating func groupEvents(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
         let n = events.count
         if groupOf.count < n { groupOf = Array(repeating: 0, count: n) }
-        if !groupAll { hashKeys(events) }
+        let hashed = !groupAll && sourceKeys == nil
+        if hashed { hashKeys(events) }
         let size = panes.sizeMs, gap = sessions.gapMs, session = isSession, all = groupAll
         var wm = watermarkMs, maxT = maxEventTimeMs
         // Tumble/hop: late iff floor(ts, slide) + size <= wm, i.e. ts < floor(wm − size, slide) + slide
         // (`firstOpenStart`), which changes only when wm reaches `openLimit`.
         var openStart = panes.firstOpenStart(watermark: wm), openLimit = openStart == .min ? Int64.min + size : openStart + size
         var late = 0
-        if !all { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
+        if hashed { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
         // Plain subscripts, not buffer closures: `keys.intern` inside a closure retained the
         // key table's arrays per event.
         for i in 0..<n {
@@ -133,6 +149,8 @@ public struct WindowOperator {
                 late += 1
             } else if all {
                 groupOf[i] = 0
+            } else if let sourceKeys {
+                groupOf[i] = groupOfSourceKey(events, i, sourceId: Int(sourceKeys[i]), keysMax: keysMax)
             } else {
                 if i + WindowOperator.prefetchDistance < n { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
                 guard let id = keys.intern(events.key(i), hash: keyHashes[i], limit: keysMax) else {
@@ -146,6 +164,22 @@ public struct WindowOperator {
             }
         }
         return late
+    }
+
+    /// The group of event `i`, whose key has id `sourceId` in its source (`groupOfSourceKey`):
+    /// interned here only the first time the id is seen.
+    @inline(__always)
+    private mutating func groupOfSourceKey(_ events: EventBatch.EventView, _ i: Int, sourceId sid: Int, keysMax: Int) -> UInt32 {
+        let g = groupOfSourceKey.withUnsafeBufferPointer { sid < $0.count ? $0[sid] : 0 }
+        if g != 0 { return g &- 1 }
+        guard let id = keys.intern(events.key(i), limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
+        if sid != Int(SourceRuntime.noKeyId) {
+            if sid >= groupOfSourceKey.count {
+                groupOfSourceKey.append(contentsOf: repeatElement(0, count: Swift.max(sid + 1, 2 * groupOfSourceKey.count, 1024) - groupOfSourceKey.count))
+            }
+            groupOfSourceKey[sid] = id + 1
+        }
+        return id
     }
 
     /// `groupOf` of a late event.
@@ -185,8 +219,8 @@ public struct WindowOperator {
         if keepLate { lateIndices.append(i) }
     }
 
-    private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
-        let late = groupEvents(events, keysMax: keysMax)
+    private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
+        let late = groupEvents(events, keysMax: keysMax, sourceKeys: sourceKeys)
         let slide = panes.slideMs
         let n = events.count
         // A local copy: the closures below would otherwise copy `self.layout` (retaining its
@@ -249,8 +283,8 @@ public struct WindowOperator {
         return late
     }
 
-    private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int) -> Int {
-        let late = groupEvents(events, keysMax: keysMax)
+    private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
+        let late = groupEvents(events, keysMax: keysMax, sourceKeys: sourceKeys)
         let n = events.count
         let layout = self.layout  // as in `ingestPanes`
         for i in 0..<n {
@@ -420,9 +454,14 @@ public struct WindowOperator {
 
     /// Changelog: emits an `insert` or `update` row for each open window whose values changed
     /// since its last row (`emit: changes` after each round, `every` on its timer).
-    public mutating func flushChanges() {
+    public mutating func flushChanges() { flushChanges(showing: nil) }
+
+    /// `flushChanges` for a stream with select/having: the rows of open tumbling and hopping
+    /// windows that `projection` would drop are not built (`RowProjection.keeps`); the values
+    /// they carry are still what was last emitted for their window, as if they had been.
+    mutating func flushChanges(showing projection: RowProjection?) {
         guard changelog else { return }
-        if isSession { flushSessions() } else { flushPanes() }
+        if isSession { flushSessions() } else { flushPanes(showing: projection) }
     }
 
     private mutating func flushSessions() {
@@ -452,7 +491,7 @@ public struct WindowOperator {
         }
     }
 
-    private mutating func flushPanes() {
+    private mutating func flushPanes(showing projection: RowProjection?) {
         guard dirtyPanes else { return }
         dirtyPanes = false
         let r = panes.panesPerWindow, slide = panes.slideMs, size = panes.sizeMs
@@ -468,9 +507,10 @@ public struct WindowOperator {
         }
         // Key bytes, not group ids, order the rows (then the window start): ids are assigned
         // anew when a checkpoint is read, and replay must emit the same rows in the same order.
+        let keys = self.keys  // one copy for the sort, not one per comparison
         touched.sort { a, b in
             if a.group == b.group { return a.pane < b.pane }
-            return keys.key(Int(a.group)).lexicographicallyPrecedes(keys.key(Int(b.group)))
+            return keys.precedes(Int(a.group), Int(b.group))
         }
         var merged = [Double](repeating: 0, count: layout.width)
         var holding: [(start: Int64, pane: Int, slot: Int)] = []
@@ -486,8 +526,12 @@ public struct WindowOperator {
             for k in 0..<panes.panes.count {
                 if let s = panes.panes[k].find(g) { holding.append((panes.panes[k].startMs, k, s)) }
             }
-            let key = rowKey(g)
+            var key: [UInt8]? = nil, keyMade = false  // made once, when a row is
             var values: [Double] = []
+            // The projection's answer for the last window looked at, and the values it had before:
+            // with the same values and previous values (a hop's windows holding the same panes),
+            // a projection reading the columns only answers the same.
+            var asked: (previous: [Double]?, keeps: Bool)? = nil
             var mergedRange = 0..<0
             var next = Int64.min  // windows before it were looked at for this group
             for t in i..<j {
@@ -502,6 +546,7 @@ public struct WindowOperator {
                     precondition(hi > lo, "a changed window holds the changed pane")
                     if lo..<hi != mergedRange {
                         mergedRange = lo..<hi
+                        asked = nil
                         merged.withUnsafeMutableBufferPointer { m in
                             layout.initialize(m.baseAddress!, pools: &pools)
                             for h in lo..<hi {
@@ -514,7 +559,17 @@ public struct WindowOperator {
                         merged.withUnsafeBufferPointer { layout.release($0.baseAddress!, pools: &pools) }
                     }
                     let previous = emitted.update(g, w, values)
-                    if previous == nil || !WindowOperator.same(previous!, values) {
+                    var emit = previous == nil || !WindowOperator.same(previous!, values)
+                    if emit, let projection {
+                        if let asked, projection.memoize, asked.previous == nil ? previous == nil : previous.map({ WindowOperator.same($0, asked.previous!) }) ?? false {
+                            emit = asked.keeps
+                        } else {
+                            emit = projection.keeps(previous: previous, values, key: { rowKey(g) }, startMs: w, endMs: w + size)
+                            asked = (previous, emit)
+                        }
+                    }
+                    if emit {
+                        if !keyMade { key = rowKey(g); keyMade = true }
                         output.append(WindowResult(key: key, startMs: w, endMs: w + size, values: values,
                             op: previous == nil ? .insert : .update, before: previous))
                     }

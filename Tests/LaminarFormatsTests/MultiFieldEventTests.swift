@@ -29,6 +29,35 @@ import Testing
         #expect(batch.selecting(nil, appending: 0) { _, _ in } == batch)
     }
 
+    /// The builder's columns grow past their first capacity, a copied builder keeps its own
+    /// events, an event whose `fill` throws is not appended, and `removeAll` starts again.
+    @Test func builderGrowsCopiesAndDropsAFailedEvent() {
+        struct Refused: Error {}
+        var a = EventBatch.Builder(fieldCount: 2, capacity: 1)
+        var keys: [String] = [], times: [Int64] = [], fields: [Double] = []
+        for i in 0..<300 {
+            let key = String(repeating: "k", count: 1 + i % 40)
+            [Double(i), -Double(i)].withUnsafeBufferPointer { a.append(key: Array(key.utf8), timestamp: Int64(i), fields: $0) }
+            keys.append(key); times.append(Int64(i)); fields += [Double(i), -Double(i)]
+        }
+        var b = a
+        #expect(throws: Refused.self) {
+            try b.append(key: UnsafeRawBufferPointer(start: nil, count: 0), timestamp: 0) { (slot: UnsafeMutablePointer<Double>) throws(Refused) in
+                slot.initialize(to: 1)
+                throw Refused()
+            }
+        }
+        #expect(b.count == 300)
+        [7, 8].withUnsafeBufferPointer { b.append(key: Array("new".utf8), timestamp: 300, fields: $0) }
+        #expect(a.count == 300 && b.count == 301)
+        let expected = EventBatch(keys: keys, timestamps: times, fields: fields)
+        #expect(a.build() == expected)
+        #expect(EventBatch(keys: keys + ["new"], timestamps: times + [300], fields: fields + [7, 8]) == b.build())
+        #expect(a.withKey(299) { Array($0) } == Array(keys[299].utf8) && a.timestamp(5) == 5 && a.field(5, 1) == -5)
+        b.removeAll()
+        #expect(b.count == 0 && b.keyByteCount == 0 && a.count == 300)
+    }
+
     @Test func ndjsonCarriesFieldsByName() throws {
         var d = NDJSONEventDecoder(fields: Self.fields, arrivalMs: 1)
         try d.feed(Array(#"{"symbol":"A","ts":5,"spread":0.5,"price":10,"volume":3}"#.utf8 + [10] + #"{"volume":1,"price":11,"spread":0.25,"symbol":"B"}"#.utf8))

@@ -2,6 +2,16 @@ import Testing
 @testable import LaminarReactor
 
 @Suite struct KeyInternerTests {
+    /// `precedes` orders keys byte by byte, a prefix first, as `lexicographicallyPrecedes` does.
+    @Test func precedesIsByteOrder() {
+        var interner = KeyInterner(capacity: 4)
+        let keys: [[UInt8]] = [[0x62], [0x61], [0x61, 0x62], [0xFF, 0x00], [0x61, 0x62, 0x00], [0x00], [0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61]]
+        for key in keys { _ = key.withUnsafeBytes { interner.intern($0, limit: 100) } }
+        for a in keys.indices {
+            for b in keys.indices { #expect(interner.precedes(a, b) == keys[a].lexicographicallyPrecedes(keys[b]), "\(keys[a]) \(keys[b])") }
+        }
+    }
+
     /// Ids are dense and stable; keys read back byte for byte, any bytes; the limit holds.
     @Test func internsBytesToDenseIds() {
         var interner = KeyInterner(capacity: 4)

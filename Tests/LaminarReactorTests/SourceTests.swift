@@ -87,6 +87,52 @@ import Testing
         #expect(c.call(.prefixScan(prefix: Array("_srcwal/".utf8), after: nil, limit: 100))?.entries?.isEmpty == true)
     }
 
+    /// Readers of one source (the source looks each batch's keys up once for all of them) give
+    /// the rows of the same streams posted to on their own: filters keeping some keys, every
+    /// window kind, and more keys at the source than it interns (the stream key limit), so
+    /// later keys are looked up by each reader itself.
+    @Test func readersSharingKeyLookupsMatchStreamsOnTheirOwn() throws {
+        var limits = ReactorLimits()
+        limits.streamKeysMax = 50
+        let reactor = try Reactor(store: LogStore.inMemory(), limits: limits)
+        let c = TestClient(reactor: reactor)
+        reactor.start()
+        defer { reactor.stop() }
+        #expect(c.call(.defineSource(Self.source))?.isOK == true)
+        var readers = [Self.reader("ra", .tumble(sizeMs: 100)), Self.reader("rb", .hop(sizeMs: 100, slideMs: 25), emit: .changes),
+                       Self.reader("rc", .session(gapMs: 30))]
+        readers[0].filter = .like(.column("symbol"), pattern: "a%", negated: false)
+        readers[1].filter = .like(.column("symbol"), pattern: "a%", negated: true)
+        readers[2].filter = .binary(.and, .like(.column("symbol"), pattern: "b1%", negated: false), .binary(.greater, .column("volume"), .number(1)))
+        for r in readers {
+            #expect(c.call(.defineStream(r))?.isOK == true)
+            var alone = r
+            alone.name = "alone_" + r.name
+            alone.source = nil
+            #expect(c.call(.defineStream(alone))?.isOK == true)
+        }
+        var rng = SeededRandom(state: 7)
+        var clock: Int64 = 0
+        for _ in 0..<40 {
+            var keys: [String] = [], times: [Int64] = [], fields: [Double] = []
+            for _ in 0..<10 {
+                clock += Int64.random(in: -5...12, using: &rng)
+                keys.append(["a", "b"][Int.random(in: 0...1, using: &rng)] + String(Int.random(in: 0..<30, using: &rng)))
+                times.append(clock)
+                fields += [Double(Int.random(in: 1...9, using: &rng)), Double(Int.random(in: 0...3, using: &rng))]
+            }
+            let batch = EventBatch(keys: keys, timestamps: times, fields: fields)
+            #expect(c.call(.appendSourceEvents(source: "trades", batch: batch, idempotencyKey: nil))?.ack != nil)
+            for r in readers { #expect(c.call(.appendEvents(stream: "alone_" + r.name, batch: batch, idempotencyKey: nil))?.ack != nil) }
+        }
+        for r in readers {
+            let shared = try #require(c.call(.queryResults(stream: r.name, key: nil, after: nil, limit: 100_000))?.entries)
+            let alone = try #require(c.call(.queryResults(stream: "alone_" + r.name, key: nil, after: nil, limit: 100_000))?.entries)
+            #expect(!shared.isEmpty)
+            #expect(shared.map(\.value) == alone.map(\.value), "\(r.name)")
+        }
+    }
+
     /// A script's catalog steps: checked as a whole first (a later conflict applies nothing),
     /// then applied in order, each answered.
     @Test func catalogStepsAllOrNothing() throws {
