@@ -54,6 +54,8 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
+    /// Scratch: one row's values (`takeClosedRows`).
+    private var valueScratch: [Double] = []
 
     /// `nullable`, `nonNullCounts`: fields computed by expressions that may be null (NaN), and
     /// the `count` aggregates that count only their non-null values (`AccumulatorLayout`).
@@ -270,6 +272,50 @@ public struct WindowOperator {
             }
         }
         return rows
+    }
+
+    /// Whether the queue begins with a closed window of `emit: final`, whose rows
+    /// `takeClosedRows` hands out without building `WindowResult`s.
+    public var headIsClosedFinalWindow: Bool {
+        guard !changelog, output.head < output.items.count, case .window = output.items[output.head] else { return false }
+        return true
+    }
+
+    /// Takes up to `max` rows of the closed window at the head of the queue (`emit: final`,
+    /// `headIsClosedFinalWindow`), in the order `takeRows` gives them: `body` gets each row's
+    /// key bytes (`nil` for `group_by: all`), window start and end, and values (NaN for null),
+    /// all in place and valid during the call only. Returns the rows taken.
+    public mutating func takeClosedRows(max: Int, _ body: (UnsafeRawBufferPointer?, Int64, Int64, UnsafeBufferPointer<Double>) -> Void) -> Int {
+        guard max > 0, headIsClosedFinalWindow, case .window(var w) = output.items[output.head] else { return 0 }
+        let stop = Swift.min(w.pane.count, w.next + max)
+        let width = layout.width, columns = layout.columns.count
+        if valueScratch.count < columns { valueScratch = Array(repeating: 0, count: columns) }
+        let layout = self.layout, pools = self.pools, keys = self.keys, groupAll = self.groupAll
+        valueScratch.withUnsafeMutableBufferPointer { v in
+            let values = UnsafeBufferPointer(rebasing: v[0..<columns])
+            w.pane.acc.withUnsafeBufferPointer { b in
+                w.pane.groupIds.withUnsafeBufferPointer { groups in
+                    for s in w.next..<stop {
+                        layout.writeValues(b.baseAddress! + s * width, to: v.baseAddress!, pools: pools)
+                        if groupAll {
+                            body(nil, w.startMs, w.endMs, values)
+                        } else {
+                            keys.key(Int(groups[s])).withUnsafeBytes { body($0, w.startMs, w.endMs, values) }
+                        }
+                    }
+                }
+            }
+        }
+        output.took(stop - w.next)
+        let taken = stop - w.next
+        w.next = stop
+        if stop == w.pane.count {
+            output.advance()
+            panes.giveBack(w.pane, layout: layout, pools: &self.pools)
+        } else {
+            output.items[output.head] = .window(w)
+        }
+        return taken
     }
 
     /// Drops the rows not taken (a deleted stream): closed windows' panes go back unread.

@@ -59,6 +59,47 @@ import Testing
         wrongVersion.withUnsafeBytes { #expect(ResultSlice.Reader($0) == nil) }
     }
 
+    /// Keys purged from the index (their table slots freed by backward shift, their ids reused)
+    /// while others come and go: every remaining window is still found, in order.
+    @Test func purgedKeysLeaveTheIndexConsistent() {
+        var index = ResultIndex()
+        var model: [[UInt8]: [Int64: UInt64]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        var seq: UInt64 = 0
+        for round in 0..<40 {
+            for _ in 0..<400 {
+                let key = Array("u\(Int.random(in: 0..<3000, using: &rng))".utf8)
+                let start = Int64(round) * 1000
+                seq += 1
+                index.set(key: key, startMs: start, seq: seq)
+                model[key, default: [:]][start] = seq
+            }
+            // The oldest windows leave, as retention removes them.
+            for (key, windows) in model {
+                for (start, s) in windows where start <= Int64(round - 2) * 1000 {
+                    key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
+                    model[key]![start] = nil
+                }
+                if model[key]!.isEmpty { model[key] = nil }
+            }
+            index.purge(max: .max, keep: 0)
+            index.checkInvariants()
+        }
+        #expect(index.keyCount <= 3000 && index.keyCount >= model.count)
+        for (key, windows) in model {
+            for (start, s) in windows { #expect(key.withUnsafeBytes { index.seq(key: $0, startMs: start) } == s) }
+        }
+        var got = 0
+        var previous: ([UInt8], Int64)? = nil
+        _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in
+            if let (pk, ps) = previous { #expect(SortedKeys.compare(pk, k) < 0 || (pk == k && ps < w.startMs)) }
+            #expect(model[k]?[w.startMs] == w.seq)
+            previous = (k, w.startMs)
+            got += 1
+        }
+        #expect(got == model.values.reduce(0) { $0 + $1.count })
+    }
+
     /// The index against a dictionary: random sets and removals, then ordered visits whole, by
     /// prefix, by exact key and after a cursor.
     @Test func theIndexKeepsTheCurrentRowOfEachWindowInOrder() {
@@ -79,7 +120,7 @@ import Testing
                 model[key, default: [:]][start] = seq
             }
         }
-        index.keys.checkInvariants()
+        index.checkInvariants()
         let expected = model.keys.sorted { SortedKeys.compare($0, $1) < 0 }.flatMap { k in model[k]!.keys.sorted().map { (k, $0, model[k]![$0]!) } }
         var got: [([UInt8], Int64, UInt64)] = []
         _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got.append((k, w.startMs, w.seq)) }
