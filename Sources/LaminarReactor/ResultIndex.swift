@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 
@@ -10,7 +11,10 @@ import LaminarStore
 /// key's seeded hash and its id; linear probing, removal by backward shift): no per-lookup
 /// allocation, and lookups take the key's bytes in place (`UnsafeRawBufferPointer`), so the
 /// reactor can pass a row's key straight from a slice or the operator's key table. The seed is
-/// random per index: clients choose the keys.
+/// random per index: clients choose the keys. Everything a lookup reads of a key — its hash,
+/// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes is
+/// found with two cache misses (slot, record) and its windows with one more; callers that know
+/// the next keys ahead `prefetch` them.
 ///
 /// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
 /// order); only a key new to the index also goes into the ordered key set (`SortedKeys`). A key
@@ -28,15 +32,32 @@ struct ResultIndex {
         var seq: UInt64
     }
 
+    /// Per id: the key's hash, length (-1: the id is free), first 16 bytes (big-endian,
+    /// zero-padded), the key, and its windows.
+    struct Entry {
+        var hash: UInt64
+        var head0: UInt64
+        var head1: UInt64
+        var length: Int
+        var key: [UInt8]
+        var windows: [Window]
+
+        @inline(__always)
+        static func heads(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+            var h0: UInt64 = 0, h1: UInt64 = 0
+            let n = Swift.min(16, key.count)
+            for i in 0..<n {
+                if i < 8 { h0 |= UInt64(key[i]) << (56 - 8 * i) } else { h1 |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
+            }
+            return (h0, h1)
+        }
+    }
+
     /// `fingerprint << 32 | (id + 1)`; 0 = empty.
     private var slots: [UInt64] = Array(repeating: 0, count: 64)
     private var mask = 63
     private let hasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
-    /// Per id: the key (empty and not live once purged), its hash, its windows.
-    private var keyOf: [[UInt8]] = []
-    private var hashOf: [UInt64] = []
-    private var live: [Bool] = []
-    private var windowsOf: [[Window]] = []
+    private var entries: [Entry] = []
     private var freeIds: [UInt32] = []
     private(set) var keyCount = 0
     private(set) var keys = SortedKeys()
@@ -49,23 +70,42 @@ struct ResultIndex {
 
     // MARK: - Key table
 
+    @inline(__always)
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+
+    /// Starts loading what a lookup of the key of hash `h` reads: its table slot, and once that
+    /// has arrived (call again a few keys later with `entry: true`), its record.
+    @inline(__always)
+    func prefetch(_ h: UInt64, entry: Bool) {
+        slots.withUnsafeBufferPointer { s in
+            let i = Int(truncatingIfNeeded: h) & mask
+            guard entry else { CLinux_prefetch(s.baseAddress! + i); return }
+            let e = s[i]
+            guard e != 0 else { return }
+            entries.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1)) }
+        }
+    }
+
     /// The id of `key` (hash `h`) and its table slot, or the empty slot where it would go.
     @inline(__always)
     private func find(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> (slot: Int, id: Int?) {
         let fingerprint = h & 0xFFFF_FFFF_0000_0000
+        let (h0, h1) = Entry.heads(key)
         var i = Int(truncatingIfNeeded: h) & mask
         return slots.withUnsafeBufferPointer { s in
-            while true {
-                let e = s[i]
-                if e == 0 { return (i, nil) }
-                if e & 0xFFFF_FFFF_0000_0000 == fingerprint {
-                    let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
-                    let same = keyOf[id].withUnsafeBytes { k in
-                        k.count == key.count && (k.count == 0 || memcmp(k.baseAddress!, key.baseAddress!, k.count) == 0)
+            entries.withUnsafeBufferPointer { m in
+                while true {
+                    let e = s[i]
+                    if e == 0 { return (i, nil) }
+                    if e & 0xFFFF_FFFF_0000_0000 == fingerprint {
+                        let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
+                        if m[id].length == key.count && m[id].head0 == h0 && m[id].head1 == h1
+                            && (key.count <= 16 || m[id].key.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }) {
+                            return (i, id)
+                        }
                     }
-                    if same { return (i, id) }
+                    i = (i &+ 1) & mask
                 }
-                i = (i &+ 1) & mask
             }
         }
     }
@@ -75,19 +115,19 @@ struct ResultIndex {
 
     /// Adds `key` (absent; `slot` from `find`) with one window; returns its id.
     private mutating func add(_ key: [UInt8], hash h: UInt64, slot: Int, window: Window) -> Int {
+        let (h0, h1) = key.withUnsafeBytes { Entry.heads($0) }
         let id: Int
         if let free = freeIds.popLast() {
             id = Int(free)
-            keyOf[id] = key
-            hashOf[id] = h
-            live[id] = true
-            windowsOf[id].append(window)
+            entries[id].hash = h
+            entries[id].head0 = h0
+            entries[id].head1 = h1
+            entries[id].length = key.count
+            entries[id].key = key
+            entries[id].windows.append(window)
         } else {
-            id = keyOf.count
-            keyOf.append(key)
-            hashOf.append(h)
-            live.append(true)
-            windowsOf.append([window])
+            id = entries.count
+            entries.append(Entry(hash: h, head0: h0, head1: h1, length: key.count, key: key, windows: [window]))
         }
         slots[slot] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
         keyCount += 1
@@ -98,8 +138,8 @@ struct ResultIndex {
 
     /// Removes key `id` (live, no windows) from the table, the ordered set and the ids in use.
     private mutating func drop(_ id: Int) {
-        let key = keyOf[id]
-        var i = key.withUnsafeBytes { find($0, hash: hashOf[id]).slot }
+        let key = entries[id].key
+        var i = key.withUnsafeBytes { find($0, hash: entries[id].hash).slot }
         // Backward-shift deletion: later entries of the probe run move up so lookups need no
         // tombstones.
         var j = i
@@ -107,7 +147,7 @@ struct ResultIndex {
             j = (j + 1) & mask
             let e = slots[j]
             if e == 0 { break }
-            let home = Int(truncatingIfNeeded: hashOf[Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1]) & mask
+            let home = Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1].hash) & mask
             // The entry at j may move to i unless its home lies cyclically in (i, j].
             let stays = i <= j ? (home > i && home <= j) : (home > i || home <= j)
             if !stays {
@@ -117,8 +157,8 @@ struct ResultIndex {
         }
         slots[i] = 0
         keys.remove(key)
-        keyOf[id] = []
-        live[id] = false
+        entries[id].key = []
+        entries[id].length = -1
         keyCount -= 1
         freeIds.append(UInt32(id))
     }
@@ -127,8 +167,8 @@ struct ResultIndex {
         let c = slots.count * 2
         slots = Array(repeating: 0, count: c)
         mask = c - 1
-        for id in 0..<keyOf.count where live[id] {
-            let h = hashOf[id]
+        for id in entries.indices where entries[id].length >= 0 {
+            let h = entries[id].hash
             var i = Int(truncatingIfNeeded: h) & mask
             while slots[i] != 0 { i = (i + 1) & mask }
             slots[i] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
@@ -147,23 +187,28 @@ struct ResultIndex {
     /// without a copy when the key is new).
     @discardableResult
     mutating func set(key: UnsafeRawBufferPointer, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
-        let h = hasher.hash(key)
+        set(key: key, hash: hasher.hash(key), startMs: startMs, seq: seq, owned: owned)
+    }
+
+    /// `set` with the key's hash (`hash(key)`) already made.
+    @discardableResult
+    mutating func set(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
         let (slot, found) = find(key, hash: h)
         guard let i = found else {
             _ = add(owned ?? Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
             rowCount += 1
             return nil
         }
-        var p = windowsOf[i].count
-        while p > 0 && windowsOf[i][p - 1].startMs > startMs { p -= 1 }
-        if p > 0 && windowsOf[i][p - 1].startMs == startMs {
-            defer { windowsOf[i][p - 1].seq = seq }
-            return windowsOf[i][p - 1].seq
+        var p = entries[i].windows.count
+        while p > 0 && entries[i].windows[p - 1].startMs > startMs { p -= 1 }
+        if p > 0 && entries[i].windows[p - 1].startMs == startMs {
+            defer { entries[i].windows[p - 1].seq = seq }
+            return entries[i].windows[p - 1].seq
         }
-        if p == windowsOf[i].count {
-            windowsOf[i].append(Window(startMs: startMs, seq: seq))
+        if p == entries[i].windows.count {
+            entries[i].windows.append(Window(startMs: startMs, seq: seq))
         } else {
-            windowsOf[i].insert(Window(startMs: startMs, seq: seq), at: p)
+            entries[i].windows.insert(Window(startMs: startMs, seq: seq), at: p)
         }
         rowCount += 1
         return nil
@@ -179,12 +224,12 @@ struct ResultIndex {
     @discardableResult
     mutating func remove(key: UnsafeRawBufferPointer, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
         guard let i = id(of: key) else { return nil }
-        guard let p = windowsOf[i].firstIndex(where: { $0.startMs == startMs }) else { return nil }
-        let removed = windowsOf[i][p].seq
+        guard let p = entries[i].windows.firstIndex(where: { $0.startMs == startMs }) else { return nil }
+        let removed = entries[i].windows[p].seq
         if let seq, removed != seq { return nil }
         rowCount -= 1
-        windowsOf[i].remove(at: p)
-        if windowsOf[i].isEmpty { emptied.append(UInt32(i)) }
+        entries[i].windows.remove(at: p)
+        if entries[i].windows.isEmpty { emptied.append(UInt32(i)) }
         return removed
     }
 
@@ -196,7 +241,7 @@ struct ResultIndex {
             let id = Int(emptied[emptiedHead])
             emptiedHead += 1
             n += 1
-            if live[id] && windowsOf[id].isEmpty { drop(id) }
+            if entries[id].length >= 0 && entries[id].windows.isEmpty { drop(id) }
         }
         if emptiedHead > 4096 && emptiedHead * 2 > emptied.count {
             emptied.removeFirst(emptiedHead)
@@ -211,7 +256,7 @@ struct ResultIndex {
 
     func seq(key: UnsafeRawBufferPointer, startMs: Int64) -> UInt64? {
         guard let i = id(of: key) else { return nil }
-        return windowsOf[i].first { $0.startMs == startMs }?.seq
+        return entries[i].windows.first { $0.startMs == startMs }?.seq
     }
 
     /// Calls `body` with up to `limit` windows in order (key bytes, then start): only `key` when
@@ -226,7 +271,7 @@ struct ResultIndex {
         var position = keys.lowerBound(from)
         while let (k, id) = keys.entry(at: position) {
             if exact ? k != key : !k.starts(with: key) { break }
-            for w in windowsOf[Int(id)] {
+            for w in entries[Int(id)].windows {
                 if let after, k == after.key, w.startMs <= after.startMs { continue }
                 body(k, w)
                 n += 1
@@ -242,11 +287,12 @@ struct ResultIndex {
         keys.checkInvariants()
         precondition(keys.count == keyCount, "ResultIndex: ordered set and table disagree")
         var n = 0, rows = 0
-        for id in 0..<keyOf.count where live[id] {
+        for id in entries.indices where entries[id].length >= 0 {
             n += 1
-            rows += windowsOf[id].count
-            precondition(keyOf[id].withUnsafeBytes { self.id(of: $0) } == id, "ResultIndex: key not found under its id")
-            for k in windowsOf[id].indices.dropFirst() { precondition(windowsOf[id][k - 1].startMs < windowsOf[id][k].startMs, "ResultIndex: order") }
+            rows += entries[id].windows.count
+            precondition(entries[id].length == entries[id].key.count, "ResultIndex: length")
+            precondition(entries[id].key.withUnsafeBytes { self.id(of: $0) } == id, "ResultIndex: key not found under its id")
+            for k in entries[id].windows.indices.dropFirst() { precondition(entries[id].windows[k - 1].startMs < entries[id].windows[k].startMs, "ResultIndex: order") }
         }
         precondition(n == keyCount && rows == rowCount, "ResultIndex: counts")
         precondition(slots.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } == keyCount, "ResultIndex: table count")

@@ -253,12 +253,21 @@ extension Reactor {
         }
         mutatedThisRound = true
         set.appendSlice(first: builder.firstSeq, count: builder.count)
+        // The keys' hashes first, so that each lookup's slot and record are loaded a few rows
+        // ahead (a million keys do not fit in any cache).
+        hashScratch.removeAll(keepingCapacity: true)
+        builder.forEachHead { key, _, _ in hashScratch.append(set.index.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
         var seq = builder.firstSeq
         var firstEndMs: Int64? = nil
+        var i = 0
         builder.forEachHead { key, start, end in
             let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)
             if firstEndMs == nil { firstEndMs = end }
-            if set.index.set(key: k, startMs: start, seq: seq) == 0 {
+            if i + 8 < hashScratch.count { set.index.prefetch(hashScratch[i + 8], entry: false) }
+            if i + 4 < hashScratch.count { set.index.prefetch(hashScratch[i + 4], entry: true) }
+            let h = hashScratch[i]
+            i += 1
+            if set.index.set(key: k, hash: h, startMs: start, seq: seq) == 0 {
                 // An unnumbered row of an earlier version (`indexUnnumberedRow`) is replaced.
                 _ = try? store.delete(ReservedKeys.result(stream: set.name, key: Array(k), startMs: start), condition: .always)
             }
