@@ -42,6 +42,21 @@ struct KeyInterner {
         slots.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: h) & mask)) }
     }
 
+    /// The later stages of that lookahead, for tables too big for the caches: once the slot has
+    /// arrived (`bytes: false`), the key's offset; once that has (`bytes: true`), its bytes.
+    /// Both look at the first slot of the probe only.
+    @inline(__always)
+    func prefetchKey(_ h: UInt64, bytes: Bool) {
+        let e = slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: h) & mask] }
+        guard e != 0 else { return }
+        let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
+        starts.withUnsafeBufferPointer { st in
+            guard bytes else { CLinux_prefetch(st.baseAddress! + id); return }
+            let at = Int(st[id])
+            arena.withUnsafeBytes { CLinux_prefetch($0.baseAddress! + at) }
+        }
+    }
+
     /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.
     mutating func intern(_ key: UnsafeRawBufferPointer, limit: Int) -> UInt32? {
         intern(key, hash: hasher.hash(key), limit: limit)

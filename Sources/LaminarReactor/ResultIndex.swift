@@ -223,7 +223,13 @@ struct ResultIndex {
 
     @discardableResult
     mutating func remove(key: UnsafeRawBufferPointer, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
-        guard let i = id(of: key) else { return nil }
+        remove(key: key, hash: hasher.hash(key), startMs: startMs, ifSeq: seq)
+    }
+
+    /// `remove` with the key's hash (`hash(key)`) already made.
+    @discardableResult
+    mutating func remove(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
+        guard let i = find(key, hash: h).id else { return nil }
         guard let p = entries[i].windows.firstIndex(where: { $0.startMs == startMs }) else { return nil }
         let removed = entries[i].windows[p].seq
         if let seq, removed != seq { return nil }

@@ -331,21 +331,30 @@ extension Reactor {
             var notDue = false
             let read: Void? = store.withValue(set.sliceKey(first)) { bytes, _ in
                 let reader = ResultSlice.Reader(bytes)
+                let noKey = UnsafeRawBufferPointer(start: nil, count: 0)
                 while n < max {
-                    let s = stream.oldestRetainedSeq
-                    if let row = reader?.head(Int(s - first)) {
-                        if stream.oldestRetainedEndMs != row.endMs {
-                            stream.oldestRetainedEndMs = row.endMs
-                            if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return }
+                    // Up to 256 rows at a time: their keys hashed first, so that each lookup's
+                    // slot and record are loaded a few rows ahead.
+                    let from = stream.oldestRetainedSeq
+                    let to = Swift.min(end, from + UInt64(Swift.min(256, max - n)))
+                    hashScratch.removeAll(keepingCapacity: true)
+                    for s in from..<to { hashScratch.append(reader?.head(Int(s - first)).map { set.index.hash($0.key ?? noKey) } ?? 0) }
+                    for s in from..<to {
+                        let k = Int(s - from)
+                        if k + 8 < hashScratch.count { set.index.prefetch(hashScratch[k + 8], entry: false) }
+                        if k + 4 < hashScratch.count { set.index.prefetch(hashScratch[k + 4], entry: true) }
+                        if let row = reader?.head(Int(s - first)) {
+                            if stream.oldestRetainedEndMs != row.endMs {
+                                stream.oldestRetainedEndMs = row.endMs
+                                if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return }
+                            }
+                            if !row.isDelete { set.index.remove(key: row.key ?? noKey, hash: hashScratch[k], startMs: row.startMs, ifSeq: s) }
                         }
-                        if !row.isDelete {
-                            set.index.remove(key: row.key ?? UnsafeRawBufferPointer(start: nil, count: 0), startMs: row.startMs, ifSeq: s)
-                        }
+                        stream.oldestRetainedSeq = s + 1
+                        stream.oldestRetainedEndMs = nil
+                        n += 1
+                        if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return }
                     }
-                    stream.oldestRetainedSeq = s + 1
-                    stream.oldestRetainedEndMs = nil
-                    n += 1
-                    if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return }
                 }
             }
             if read == nil {

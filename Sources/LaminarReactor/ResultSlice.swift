@@ -50,13 +50,29 @@ enum ResultSlice {
         /// A row of `emit: final` (no op, not final, no `before`) from its parts in place: the
         /// same bytes `append` writes for such a row.
         mutating func append(key: UnsafeRawBufferPointer?, startMs: Int64, endMs: Int64, values: UnsafeBufferPointer<Double>) {
-            offsets.append(UInt32(rows.count))
-            rows.append(key != nil ? Flag.hasKey : 0)
-            if let key { appendU32(UInt32(key.count)); rows.append(contentsOf: key) }
-            appendU64(UInt64(bitPattern: startMs))
-            appendU64(UInt64(bitPattern: endMs))
-            appendU32(UInt32(values.count))
-            for v in values { appendU64(v.bitPattern) }
+            let at = rows.count
+            offsets.append(UInt32(at))
+            let keyBytes = key.map { 4 + $0.count } ?? 0
+            // The row's room in one step, then its fields stored in place (no copy call per field).
+            rows.append(contentsOf: repeatElement(0, count: 1 + keyBytes + 20 + 8 * values.count))
+            rows.withUnsafeMutableBytes { b in
+                var p = b.baseAddress! + at
+                p.storeBytes(of: key != nil ? Flag.hasKey : 0, as: UInt8.self)
+                p += 1
+                if let key {
+                    p.storeBytes(of: UInt32(key.count).littleEndian, as: UInt32.self)
+                    if !key.isEmpty { (p + 4).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+                    p += keyBytes
+                }
+                p.storeBytes(of: UInt64(bitPattern: startMs).littleEndian, as: UInt64.self)
+                (p + 8).storeBytes(of: UInt64(bitPattern: endMs).littleEndian, as: UInt64.self)
+                (p + 16).storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
+                p += 20
+                for v in values {
+                    p.storeBytes(of: v.bitPattern.littleEndian, as: UInt64.self)
+                    p += 8
+                }
+            }
         }
 
         /// Calls `body` with the key (in place), window start and end of each row appended, in order.

@@ -106,6 +106,11 @@ public struct WindowOperator {
         let hash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(key) : 0
         if groupAll { return (0, hash) }
         if i + WindowOperator.prefetchDistance < events.count { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
+        if keys.count > WindowOperator.deepPrefetchKeys {
+            // The key's offset and bytes are cache misses too with this many keys.
+            if i + 4 < events.count { keys.prefetchKey(keyHashes[i + 4], bytes: false) }
+            if i + 2 < events.count { keys.prefetchKey(keyHashes[i + 2], bytes: true) }
+        }
         guard let id = keys.intern(key, hash: keyHashes[i], limit: keysMax) else { preconditionFailure("caller must check wouldFit before ingest") }
         return (id, hash)
     }
@@ -122,6 +127,9 @@ public struct WindowOperator {
 
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
+    /// Above this many keys the key's offset and bytes are prefetched as well
+    /// (`KeyInterner.prefetchKey`): the table no longer fits the caches.
+    static let deepPrefetchKeys = 1 << 16
 
     private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int) -> Int {
         var late = 0
