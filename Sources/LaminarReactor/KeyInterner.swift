@@ -21,6 +21,8 @@ struct KeyInterner {
     private var arena: [UInt8] = []
     let hasher: KeyHasher
     var count: Int { hashes.count }
+    /// Bytes of all keys together.
+    var keyBytes: Int { arena.count }
 
     init(capacity: Int = 1024, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         var c = 16

@@ -37,6 +37,39 @@ import Testing
         }
     }
 
+    /// A row appended from its parts in place (closed windows of `emit: final`) is the same bytes
+    /// as the same row appended as a `WindowResult`, also in a builder reused after `reset`, and
+    /// `forEachHead` reads the rows' keys and windows back.
+    @Test func rowsFromPartsAreTheSameBytes() {
+        let rows = [
+            WindowResult(key: Array("k1".utf8), startMs: 0, endMs: 1000, values: [3, 4.5]),
+            WindowResult(key: nil, startMs: -1000, endMs: 0, values: [1, .nan]),
+            WindowResult(key: [], startMs: 5, endMs: 6, values: [0, -0.0]),
+            WindowResult(key: Array(repeating: 0xFF, count: 40), startMs: .min, endMs: .max, values: [2, 1e300]),
+        ]
+        var whole = ResultSlice.Builder(firstSeq: 7)
+        var parts = ResultSlice.Builder(firstSeq: 1)
+        parts.append(key: nil, startMs: 1, endMs: 2, values: UnsafeBufferPointer(start: nil, count: 0))
+        parts.reset(firstSeq: 7)
+        for r in rows {
+            whole.append(r)
+            r.values.withUnsafeBufferPointer { v in
+                if let k = r.key {
+                    k.withUnsafeBytes { parts.append(key: $0, startMs: r.startMs, endMs: r.endMs, values: v) }
+                } else {
+                    parts.append(key: nil, startMs: r.startMs, endMs: r.endMs, values: v)
+                }
+            }
+        }
+        var reused: [UInt8] = Array(repeating: 9, count: 3)
+        parts.finish(columns: Self.columns, into: &reused)
+        #expect(parts.firstSeq == 7 && parts.count == rows.count)
+        #expect(whole.finish(columns: Self.columns) == reused)
+        var heads: [([UInt8]?, Int64, Int64)] = []
+        parts.forEachHead { k, start, end in heads.append((k.map { Array($0) }, start, end)) }
+        #expect(heads.map(\.0) == rows.map(\.key) && heads.map(\.1) == rows.map(\.startMs) && heads.map(\.2) == rows.map(\.endMs))
+    }
+
     /// A damaged slice never traps: a short or altered value reads as no slice or missing rows.
     @Test func damagedSlicesAreRefused() throws {
         var b = ResultSlice.Builder(firstSeq: 1)
