@@ -43,14 +43,7 @@ struct ResultIndex {
         var windows: [Window]
 
         @inline(__always)
-        static func heads(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
-            var h0: UInt64 = 0, h1: UInt64 = 0
-            let n = Swift.min(16, key.count)
-            for i in 0..<n {
-                if i < 8 { h0 |= UInt64(key[i]) << (56 - 8 * i) } else { h1 |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
-            }
-            return (h0, h1)
-        }
+        static func heads(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) { SortedKeys.prefix16(key) }
     }
 
     /// `fingerprint << 32 | (id + 1)`; 0 = empty.
@@ -324,13 +317,7 @@ struct SortedKeys {
         init(_ key: [UInt8], id: UInt32 = 0) {
             self.key = key
             self.id = id
-            var h: UInt64 = 0, l: UInt64 = 0
-            let n = Swift.min(16, key.count)
-            for i in 0..<n {
-                if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
-            }
-            hi = h
-            lo = l
+            (hi, lo) = key.withUnsafeBytes { SortedKeys.prefix16($0) }
         }
 
         /// Three-way comparison with `other` (negative: self is smaller).
@@ -350,6 +337,17 @@ struct SortedKeys {
     struct Position {
         var leaf: Int
         var index: Int
+    }
+
+    /// A key's first 16 bytes as two big-endian integers, zero-padded.
+    @inline(__always)
+    static func prefix16(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        var h: UInt64 = 0, l: UInt64 = 0
+        let n = Swift.min(16, key.count)
+        for i in 0..<n {
+            if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
+        }
+        return (h, l)
     }
 
     static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int {
@@ -382,8 +380,6 @@ struct SortedKeys {
         }
         return found == leaves[leaf].count ? Position(leaf: leaf + 1, index: 0) : Position(leaf: leaf, index: found)
     }
-
-    func key(at p: Position) -> [UInt8]? { p.leaf < leaves.count ? leaves[p.leaf][p.index].key : nil }
 
     /// The key at `p` and its id, `nil` past the end.
     func entry(at p: Position) -> (key: [UInt8], id: UInt32)? {

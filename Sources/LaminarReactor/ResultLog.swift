@@ -328,6 +328,11 @@ extension Reactor {
             }
             // The rows of the head slice from `seq` on, in one read of the slice.
             let end = first + UInt64(set.count(ofSlice: i))
+            if seq >= end {  // every row of the head slice has left
+                deletes.append(.delete(key: set.sliceKey(first)))
+                set.dropHeadSlice()
+                continue
+            }
             var notDue = false
             let read: Void? = store.withValue(set.sliceKey(first)) { bytes, _ in
                 let reader = ResultSlice.Reader(bytes)

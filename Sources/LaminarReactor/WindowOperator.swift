@@ -298,17 +298,21 @@ public struct WindowOperator {
         let stop = Swift.min(w.pane.count, w.next + max)
         let width = layout.width, columns = layout.columns.count
         if valueScratch.count < columns { valueScratch = Array(repeating: 0, count: columns) }
-        let layout = self.layout, pools = self.pools, keys = self.keys, groupAll = self.groupAll
-        valueScratch.withUnsafeMutableBufferPointer { v in
-            let values = UnsafeBufferPointer(rebasing: v[0..<columns])
-            w.pane.acc.withUnsafeBufferPointer { b in
-                w.pane.groupIds.withUnsafeBufferPointer { groups in
-                    for s in w.next..<stop {
-                        layout.writeValues(b.baseAddress! + s * width, to: v.baseAddress!, pools: pools)
-                        if groupAll {
-                            body(nil, w.startMs, w.endMs, values)
-                        } else {
-                            keys.key(Int(groups[s])).withUnsafeBytes { body($0, w.startMs, w.endMs, values) }
+        do {
+            // Local copies for the loop (ended before `giveBack` changes the pools, so that
+            // nothing shares their storage then).
+            let layout = self.layout, pools = self.pools, keys = self.keys, groupAll = self.groupAll
+            valueScratch.withUnsafeMutableBufferPointer { v in
+                let values = UnsafeBufferPointer(rebasing: v[0..<columns])
+                w.pane.acc.withUnsafeBufferPointer { b in
+                    w.pane.groupIds.withUnsafeBufferPointer { groups in
+                        for s in w.next..<stop {
+                            layout.writeValues(b.baseAddress! + s * width, to: v.baseAddress!, pools: pools)
+                            if groupAll {
+                                body(nil, w.startMs, w.endMs, values)
+                            } else {
+                                keys.key(Int(groups[s])).withUnsafeBytes { body($0, w.startMs, w.endMs, values) }
+                            }
                         }
                     }
                 }
@@ -319,7 +323,7 @@ public struct WindowOperator {
         w.next = stop
         if stop == w.pane.count {
             output.advance()
-            panes.giveBack(w.pane, layout: layout, pools: &self.pools)
+            panes.giveBack(w.pane, layout: layout, pools: &pools)
         } else {
             output.items[output.head] = .window(w)
         }
