@@ -54,6 +54,9 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
+    /// Groups of the tumbling or hopping window closed last (not checkpointed: 0 after a restart
+    /// until the next close); `Reactor.checkpointEntries` reads it.
+    public private(set) var lastClosedGroups = 0
     /// Scratch: one row's values (`takeClosedRows`).
     private var valueScratch: [Double] = []
 
@@ -363,6 +366,7 @@ public struct WindowOperator {
                     pane = panes.takeScratch()
                 }
                 output.appendWindow(pane, startMs: w, endMs: w + panes.sizeMs)
+                lastClosedGroups = pane.count
                 windowsClosed += 1
                 panes.windowDone(w, layout: layout, pools: &pools)
             }
