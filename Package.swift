@@ -143,8 +143,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "laminar-reactor-crash-child", dependencies: ["LaminarReactor", "LaminarFormats"], path: "Tests/ReactorCrashChild"),
+        // Its producer loop stands in for an I/O thread, built as the request path is.
         .executableTarget(
-            name: "laminar-bench-reactor", dependencies: ["LaminarReactor", "LaminarFormats"], path: "Benchmarks/ReactorBenchmark"),
+            name: "laminar-bench-reactor", dependencies: ["LaminarReactor", "LaminarFormats"], path: "Benchmarks/ReactorBenchmark",
+            swiftSettings: requestPathSettings),
         // The load-test client (DESIGN.md §7): nghttp2 client sessions on LaminarHTTP's client loop.
         .executableTarget(
             name: "laminar-load",

@@ -2,7 +2,8 @@
 // last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
 // `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
 // part's fields only); `--events N` sets the events per timed run (warm-up N/4) and `--data-gib N`
-// the store's data bound, for callgrind (which cannot reserve the default 64 GiB):
+// the store's data bound, for callgrind (which cannot reserve the default 64 GiB); `--kv-ops N`
+// the KV operations per timed run (and warm-up):
 //   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
 //
 //   ring_handoff_ns      per element through LaminarReactor's SPSCRing<UInt64> (capacity 4096),
@@ -24,6 +25,7 @@
 //   kv_ops_per_s         50/50 put/get (16-byte keys, 100-byte values, 10K keys prefilled) through
 //                        producer ring → reactor → store → completion ring, up to 1,024 commands
 //                        in flight; persistent LogStore in a temp dir, fsync never; warm-up first
+//   kv_cpu_ns_per_op     process CPU time (user + system, all threads) per op in that timed run
 //
 // Allocation in the timed loops: the ring loop allocates nothing. The event loop allocates one
 // buffer per 4,096-event batch (an EventBatch is an immutable byte array handed to the reactor, as
@@ -207,7 +209,7 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
 
 // MARK: kv
 
-func benchKV(ops: Int, keys: Int) throws -> Double {
+func benchKV(ops: Int, keys: Int) throws -> (perSecond: Double, cpuNsPerOp: Double) {
     let dir = makeTempDirectory("laminar-bench-reactor-kv")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let reactor = try Reactor(store: LogStore.open(directory: dir, options: storeOptions()))
@@ -257,9 +259,10 @@ func benchKV(ops: Int, keys: Int) throws -> Double {
 
     _ = run(keys, putsOnly: true)  // prefill: every get finds its key
     _ = run(min(ops, 1_000_000), putsOnly: false)  // warm-up
+    let cpu = cpuNs()
     let elapsed = run(ops, putsOnly: false)
     precondition(sink != 0)
-    return Double(ops) / (Double(elapsed) / 1e9)
+    return (Double(ops) / (Double(elapsed) / 1e9), Double(cpuNs() - cpu) / Double(ops))
 }
 
 // MARK: main
@@ -269,6 +272,8 @@ var quick = false
 var only: String?
 /// `--events N`: events per timed run (and a warm-up of N/4), for a smoke run.
 var eventsOverride: Int?
+/// `--kv-ops N`: KV operations per timed run (and the warm-up), for a profiler.
+var kvOpsOverride: Int?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -276,9 +281,10 @@ while let a = args.next() {
     case "--quick": quick = true
     case "--only": only = args.next()
     case "--events": eventsOverride = args.next().flatMap { Int($0) }
+    case "--kv-ops": kvOpsOverride = args.next().flatMap { Int($0) }
     case "--data-gib": dataBytesMax = args.next().flatMap { Int($0) }.map { $0 << 30 }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--only ring|events|hop|session|sketch|kv]")
         exit(2)
     }
 }
@@ -293,7 +299,7 @@ func row(_ name: String, _ value: String, _ unit: String, _ goal: String) {
 let ringItems = quick ? 10_000_000 : 100_000_000
 let eventCount = eventsOverride ?? (quick ? 4_000_000 : 30_000_000)
 let warmUpEventCount = eventsOverride.map { $0 / 4 } ?? 2_000_000
-let kvOps = quick ? 1_000_000 : 5_000_000
+let kvOps = kvOpsOverride ?? (quick ? 1_000_000 : 5_000_000)
 /// The 1-minute load average at start: the ring figure needs both threads on a core at once, so
 /// a busy machine (load above the core count) inflates it; the JSON carries it for context.
 let loadAverage1m = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
@@ -318,8 +324,10 @@ for (kind, name, goal) in [("events", "reactor", ">= 10000000"), ("hop", "hop", 
 }
 if only == nil || only == "kv" {
     let kv = try benchKV(ops: kvOps, keys: 10_000)
-    row("kv_ops_per_s", String(format: "%.0f", kv), "ops/s", ">= 5000000")
-    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv))
+    row("kv_ops_per_s", String(format: "%.0f", kv.perSecond), "ops/s", ">= 5000000")
+    row("kv_cpu_ns_per_op", String(format: "%.1f", kv.cpuNsPerOp), "ns", "")
+    fields.append(String(format: "\"kv_ops_per_s\":%.0f", kv.perSecond))
+    fields.append(String(format: "\"kv_cpu_ns_per_op\":%.1f", kv.cpuNsPerOp))
 }
 fields += [String(format: "\"loadavg_1m\":%.2f", loadAverage1m), "\"ring_batch\":64", "\"event_batch\":4096", "\"event_keys\":10000", "\"kv_keys\":10000", "\"fsync\":\"never\""]
 let json = "{" + fields.joined(separator: ",") + "}"

@@ -2,19 +2,24 @@ import Glibc
 import LaminarStore
 import Synchronization
 
-/// The reactor's second thread at `fsync always`: it runs `fdatasync` on the data file while the
-/// reactor goes on applying the next round's commands (pipelined group commit). One sync at a
-/// time: `start` only when `isIdle`; when the sync returns, `isDone` turns true and the reactor's
-/// doorbell rings. The reactor thread alone calls `start`, `take` and `stop`. The sync goes
-/// through the store's `FileIO` (so tests can make it fail); its outcome is handed back as is:
-/// deciding what a failure means is the store's job (`LogStore.endSync`).
+/// The reactor's second thread at `fsync always`: it runs the store's `SyncJob` (the bytes of
+/// the write-behind tail not yet in the data file, one `pwrite`, then `fdatasync`) while the
+/// reactor goes on applying the next round's commands (pipelined group commit), so the reactor
+/// itself never writes into the file nor waits for its pages. One sync at a time: `start` only
+/// when `isIdle`; when the job returns, `isDone` turns true and the reactor's doorbell rings. The
+/// reactor thread alone calls `start`, `take` and `stop`. The job goes through the store's
+/// `FileIO` (so tests can make it fail); its outcome is handed back as is: deciding what a
+/// failure means is the store's job (`LogStore.endSync`).
 final class CommitSyncer: @unchecked Sendable {
     private let request = Doorbell()
     private let wakeReactor: Doorbell
     private let io: any FileIO
-    private let fd = Atomic<Int32>(-1)
+    /// The job to run next (set by `start`, taken by the thread).
+    private let job = Mutex<SyncJob?>(nil)
     private let finished = Atomic<Bool>(false)
     private let resultErrno = Atomic<Int32>(0)
+    /// Whether the failed call (with `resultErrno` not 0) was the write rather than the sync.
+    private let resultWriteFailed = Atomic<Bool>(false)
     private let resultNanos = Atomic<UInt64>(0)
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t = 0
@@ -33,23 +38,28 @@ final class CommitSyncer: @unchecked Sendable {
         precondition(rc == 0, "pthread_create failed")
     }
 
-    /// Starts `fdatasync(fd)` on the syncer thread.
-    func start(fd: Int32) {
+    /// Starts `job` on the syncer thread.
+    func start(_ job: SyncJob) {
         precondition(!inFlight)
         inFlight = true
         finished.store(false, ordering: .relaxed)
-        self.fd.store(fd, ordering: .releasing)
+        self.job.withLock { $0 = job }
         request.ring()
     }
+
+    /// Starts `fdatasync(fd)` on the syncer thread.
+    func start(fd: Int32) { start(SyncJob(fd: fd)) }
 
     /// Whether the sync in flight has returned (then `take` it).
     var isDone: Bool { inFlight && finished.load(ordering: .acquiring) }
 
-    /// The finished sync's outcome: `errno` (0 on success) and its duration.
-    func take() -> (errno: Int32, nanoseconds: UInt64) {
+    /// The finished job's outcome: `errno` (0 on success), its duration and the call that
+    /// failed (`pwrite` or `fdatasync`).
+    func take() -> (errno: Int32, nanoseconds: UInt64, operation: String) {
         precondition(isDone)
         inFlight = false
-        return (resultErrno.load(ordering: .relaxed), resultNanos.load(ordering: .relaxed))
+        let operation = resultWriteFailed.load(ordering: .relaxed) ? "pwrite" : "fdatasync"
+        return (resultErrno.load(ordering: .relaxed), resultNanos.load(ordering: .relaxed), operation)
     }
 
     /// Waits for the sync in flight, if any, to return.
@@ -67,14 +77,14 @@ final class CommitSyncer: @unchecked Sendable {
         while true {
             request.wait(timeoutMs: -1)
             if stopping.load(ordering: .acquiring) { return }
-            let fd = self.fd.exchange(-1, ordering: .acquiring)
-            guard fd >= 0 else { continue }
+            guard let job = self.job.withLock({ j -> SyncJob? in defer { j = nil }; return j }) else { continue }
             var start = timespec(), end = timespec()
             clock_gettime(CLOCK_MONOTONIC, &start)
-            let error = io.fdatasync(fd)
+            let (error, operation) = job.run(io: io)
             clock_gettime(CLOCK_MONOTONIC, &end)
             let nanos = UInt64(max(0, (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)))
             resultErrno.store(error, ordering: .relaxed)
+            resultWriteFailed.store(error != 0 && operation == "pwrite", ordering: .relaxed)
             resultNanos.store(nanos, ordering: .relaxed)
             finished.store(true, ordering: .releasing)
             wakeReactor.ring()

@@ -1,10 +1,12 @@
 import LaminarStore
 
 extension Reactor {
-    /// Applies one command and queues its completion (reactor thread).
-    func execute(_ command: ReactorCommand, producer p: ReactorProducer) {
+    /// Applies one command and queues its completion (reactor thread). The command is consumed:
+    /// its arrays are borrowed by the store and released once, here, not retained for the call.
+    func execute(_ command: consuming ReactorCommand, producer p: ReactorProducer) {
         let token = command.token
-        switch command.operation {
+        let operation = command.operation
+        switch operation {
         case .get(let key):
             if ttlTimersPending > 0 {
                 // Some key may have expired without its timer having fired yet.
@@ -17,9 +19,12 @@ extension Reactor {
                 return completeRead(token, result, durable: key.withUnsafeBytes { store.isDurable($0) }, producer: p)
             }
             // One lookup; the value stays in the store's mapping, pinned until the I/O thread has sent it.
-            let read = store.read(key)
-            completeRead(token, read.found.map { .value($0.value, version: $0.version) } ?? .failure(.notFound),
-                durable: read.durable, producer: p)
+            let read = store.read(key, durability: syncer != nil)
+            if let found = read.found {
+                completeRead(token, .value(found.value, version: found.version), durable: read.durable, producer: p)
+            } else {
+                completeRead(token, .failure(.notFound), durable: read.durable, producer: p)
+            }
 
         case .put(let key, let value, let condition, let ttlMs):
             if ReservedKeys.isReserved(key) { return complete(token, .failure(.reservedKey), producer: p) }

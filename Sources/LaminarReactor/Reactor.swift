@@ -214,12 +214,21 @@ public final class Reactor: @unchecked Sendable {
             fire(timer, nowMs: now)
             worked = true
         }
-        for p in producers {
-            currentProducer = p
-            let n = p.submissions.pop(max: limits.commandsPerRoundMax) { command in
-                execute(command, producer: p)
+        let commandsMax = limits.commandsPerRoundMax
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: CommandPrefetch.hashSlots) { scratch in
+            let hashes = scratch.baseAddress!
+            hashes.initialize(repeating: 0, count: CommandPrefetch.hashSlots)
+            for p in producers {
+                currentProducer = p
+                let ring = p.submissions
+                var popped = 0
+                let n = ring.pop(max: commandsMax) { command in
+                    CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hashes: hashes)
+                    popped += 1
+                    execute(command, producer: p)
+                }
+                if n > 0 { worked = true }
             }
-            if n > 0 { worked = true }
         }
         flushChangelogs()
         // Rows of closing windows, a bounded slice per round, after the round's commands: no
@@ -254,9 +263,9 @@ public final class Reactor: @unchecked Sendable {
         var took = false
         if syncer.isDone {
             took = true
-            let (error, nanoseconds) = syncer.take()
+            let (error, nanoseconds, operation) = syncer.take()
             do {
-                try store.endSync(nanoseconds: nanoseconds, errno: error)
+                try store.endSync(nanoseconds: nanoseconds, errno: error, operation: operation)
             } catch {
                 // Not durable: neither what the sync covered nor anything after it is a success.
                 failUnreleasedMutations(.failure(ReactorError(error)))
@@ -269,12 +278,12 @@ public final class Reactor: @unchecked Sendable {
         guard startNext, !syncer.inFlight else { return took }
         if unsyncedMutations {
             unsyncedMutations = false
-            if let fd = store.beginSync() {
+            if let job = store.beginSync() {
                 for p in producers {
                     p.snapshotOutbox = p.outbox.count
                     p.snapshotPending = p.pending.count
                 }
-                syncer.start(fd: fd)
+                syncer.start(job)
                 return took
             }
         }
@@ -287,9 +296,7 @@ public final class Reactor: @unchecked Sendable {
 
     /// Turns every mutation completion not yet released into `result`: it is not durable.
     private func failUnreleasedMutations(_ result: ReactorResult) {
-        for p in producers {
-            for i in p.outboxMutations where i >= p.releasedOutbox { p.outbox[i].result = result }
-        }
+        for p in producers { p.outbox.failMutations(from: p.releasedOutbox, with: result) }
     }
 
     /// Before completions are released: if the store has failed, no mutation completion still
@@ -319,26 +326,12 @@ public final class Reactor: @unchecked Sendable {
     func deliver() -> Bool {
         var any = false
         for p in producers {
-            var pushed = 0
-            for c in p.immediate {
-                precondition(p.completions.push(c), "completion ring overflow: in-flight accounting broken")
-                pushed += 1
-            }
-            p.immediate.removeAll(keepingCapacity: true)
+            // Cannot overflow the ring: in-flight commands never exceed its non-notification share.
+            var pushed = p.immediate.count
+            p.immediate.drain(pushed, into: p.completions)
             let released = p.releasedOutbox
-            for c in p.outbox[..<released] {
-                // Cannot fail: in-flight commands never exceed the ring's non-notification share.
-                precondition(p.completions.push(c), "completion ring overflow: in-flight accounting broken")
-                pushed += 1
-            }
-            if released == p.outbox.count {
-                p.outbox.removeAll(keepingCapacity: true)
-                p.outboxMutations.removeAll(keepingCapacity: true)
-            } else if released > 0 {
-                p.outbox.removeFirst(released)
-                p.outboxMutations.removeAll { $0 < released }
-                for i in p.outboxMutations.indices { p.outboxMutations[i] -= released }
-            }
+            p.outbox.drain(released, into: p.completions)
+            pushed += released
             p.snapshotOutbox = max(0, p.snapshotOutbox - released)
             p.releasedOutbox = 0
             var space = notificationSpace(p)
@@ -381,9 +374,8 @@ public final class Reactor: @unchecked Sendable {
     // MARK: - Completions and notifications
 
     @inline(__always)
-    func complete(_ token: UInt64, _ result: ReactorResult, producer p: ReactorProducer, mutation: Bool = false) {
-        if mutation { p.outboxMutations.append(p.outbox.count) }
-        p.outbox.append(ReactorCompletion(token: token, result))
+    func complete(_ token: UInt64, _ result: consuming ReactorResult, producer p: ReactorProducer, mutation: Bool = false) {
+        p.outbox.append(ReactorCompletion(token: token, result), mutation: mutation)
     }
 
     /// Completes a read of the single key `key`: at once (this round, whatever sync is pending)
@@ -391,10 +383,10 @@ public final class Reactor: @unchecked Sendable {
     /// back — else in order with the other completions, after the sync that covers them.
     /// `durable`: `StateStore.isDurable` of the key.
     @inline(__always)
-    func completeRead(_ token: UInt64, _ result: ReactorResult, durable: Bool, producer p: ReactorProducer) {
+    func completeRead(_ token: UInt64, _ result: consuming ReactorResult, durable: Bool, producer p: ReactorProducer) {
         guard syncer != nil else { return complete(token, result, producer: p) }
         if durable {
-            p.immediate.append(ReactorCompletion(token: token, result))
+            p.immediate.append(ReactorCompletion(token: token, result), mutation: false)
         } else {
             // It may show a write in doubt: if the sync fails, it is refused like that write.
             complete(token, result, producer: p, mutation: true)

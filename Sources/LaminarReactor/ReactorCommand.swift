@@ -3,40 +3,73 @@ import LaminarFormats
 import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
-public struct ReactorCommand: Sendable {
-    public var token: UInt64
-    public var operation: ReactorOperation
+///
+/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the key's
+/// length.
+public struct ReactorCommand: @unchecked Sendable {
+    public let token: UInt64
+    /// Where a single-key command's key bytes and a put's value bytes lie, noted by the producer
+    /// when it builds the command, for the reactor to prefetch a few commands ahead
+    /// (`CommandPrefetch`) without touching the enum (a look into its payload copied it: a
+    /// retain and a release of each array per look). Valid while the command lives: it holds the arrays.
+    let keyBytes: UnsafeRawPointer?
+    let valueBytes: UnsafeRawPointer?
+    public let operation: ReactorOperation
+    let keyCount: Int32
+
     public init(token: UInt64, _ operation: ReactorOperation) {
         self.token = token
+        switch operation {
+        case .get(let key), .delete(let key, _):
+            (keyBytes, keyCount) = key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count)) }
+            valueBytes = nil
+        case .put(let key, let value, _, _):
+            (keyBytes, keyCount) = key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count)) }
+            valueBytes = value.withUnsafeBytes { $0.baseAddress }
+        default:
+            (keyBytes, keyCount, valueBytes) = (nil, 0, nil)
+        }
         self.operation = operation
+    }
+
+    /// The key of a single-key command, nil for others (`keyBytes`).
+    var key: UnsafeRawBufferPointer? {
+        keyBytes.map { UnsafeRawBufferPointer(start: $0, count: Int(keyCount)) }
     }
 }
 
 /// What a command asks for.
+///
+/// Layout: a command is copied into the submission ring and out of it, so the enum is kept to
+/// the size of its commonest cases (`put`: 41 bytes): every case whose
+/// payload is larger is `indirect` (boxed once when built; those commands carry a whole
+/// definition or an event batch, so one allocation is nothing beside their work). A 224-byte
+/// command — the size a `StreamDefinition` inline gave every case — cost a `memcpy` and an
+/// outlined copy per ring hop.
 public enum ReactorOperation: Sendable {
     case get(key: [UInt8])
     /// `ttlMs`: the key expires that many milliseconds of processing time from now.
     case put(key: [UInt8], value: [UInt8], condition: WriteCondition, ttlMs: Int64?)
     case delete(key: [UInt8], condition: WriteCondition)
     case prefixScan(prefix: [UInt8], after: [UInt8]?, limit: Int)
-    case rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int)
+    indirect case rangeScan(start: [UInt8], end: [UInt8]?, after: [UInt8]?, limit: Int)
     /// All or nothing, one revision.
     case batch([StoreMutation])
     /// Creates or replaces (an unchanged definition is a no-op; a changed one resets its state).
-    case defineStream(StreamDefinition)
+    indirect case defineStream(StreamDefinition)
     case deleteStream(name: String)
     case streamStats(name: String)
     case listStreams
     /// `idempotencyKey`: a retried batch with a key seen recently counts once.
-    case appendEvents(stream: String, batch: EventBatch, idempotencyKey: UInt64?)
+    indirect case appendEvents(stream: String, batch: EventBatch, idempotencyKey: UInt64?)
     /// Closed-window results of a stream (one key, or the keys that begin with `keyPrefix`, or
     /// all), in key then start order.
-    case queryResults(stream: String, key: [UInt8]?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]? = nil)
+    indirect case queryResults(stream: String, key: [UInt8]?, after: [UInt8]?, limit: Int, keyPrefix: [UInt8]? = nil)
     /// The retained result rows after sequence number `after` (at most
     /// `ReactorLimits.resultPageRowsMax` looked at), of keys beginning with `keyPrefix`.
     /// Answered by `.retainedResults`; when the page reaches the newest row, the command's token
     /// also becomes a live follow (as `.follow`), with no row missed or repeated in between.
-    case resumeResults(stream: String, after: UInt64, keyPrefix: [UInt8])
+    indirect case resumeResults(stream: String, after: UInt64, keyPrefix: [UInt8])
     /// The late events a stream kept (`late_data: keep`), in arrival order.
     case lateEvents(stream: String)
     /// Subscribes to changes of keys under `prefix`; notifications carry this command's token.
@@ -49,13 +82,13 @@ public enum ReactorOperation: Sendable {
     case storeStats
     /// Creates a named source (an unchanged definition is a no-op; a changed one replaces it
     /// while no stream reads it, else `conflict`).
-    case defineSource(SourceDefinition)
+    indirect case defineSource(SourceDefinition)
     /// `conflict` while streams read it.
     case deleteSource(name: String)
     case sourceInfo(name: String)
     case listSources
     /// A batch posted to a source: one write-ahead entry, applied to every stream reading it.
-    case appendSourceEvents(source: String, batch: EventBatch, idempotencyKey: UInt64?)
+    indirect case appendSourceEvents(source: String, batch: EventBatch, idempotencyKey: UInt64?)
     /// The sources and streams, for a SQL script to be compiled against (`.catalog`).
     case catalog
     /// Catalog changes of a SQL script, applied in order in one round: checked first (names,
@@ -192,6 +225,9 @@ public struct EventsAck: Sendable, Hashable {
 
 /// Results. Notifications (`isNotification`) use completion-ring slots reserved for them and do
 /// not count against the producer's commands in flight.
+///
+/// Layout: as with `ReactorOperation`, the cases with payloads larger than a value's
+/// (`StoredValue` and its version, 32 bytes) are `indirect`, so a completion stays 48 bytes.
 public enum ReactorResult: Sendable {
     /// A value as the store holds it (`StoredValue`: no copy; pinned while held).
     case value(StoredValue, version: Revision)
@@ -200,17 +236,17 @@ public enum ReactorResult: Sendable {
     case entries(ScanPage)
     case batchApplied(revision: Revision)
     case ok
-    case streamStats(StreamStats)
+    indirect case streamStats(StreamStats)
     case streams([String])
     case eventsAccepted(EventsAck)
-    case storeStats(StoreStatsSnapshot)
+    indirect case storeStats(StoreStatsSnapshot)
     /// The subscription is live; notifications follow with the same token.
     case subscribed
     /// A page of retained rows (their seq and stored JSON, seq first), the last sequence number
     /// looked at, and whether the follow is now live (`resumeResults`).
     case retainedResults(rows: [RetainedRow], lastSeq: UInt64, live: Bool)
     case lateEvents([LateEvent])
-    case source(SourceInfo)
+    indirect case source(SourceInfo)
     case sources([SourceInfo])
     case catalog(sources: [SourceInfo], streams: [StreamStats])
     case catalogApplied([CatalogStepResult])

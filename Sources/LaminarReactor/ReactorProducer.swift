@@ -21,11 +21,11 @@ public final class ReactorProducer: @unchecked Sendable {
 
     // Reactor thread:
     /// Completions that need no sync (reads of durable keys), delivered at the end of the round.
-    var immediate: [ReactorCompletion] = []
-    var outbox: [ReactorCompletion] = []
-    /// Indices into `outbox` of the completions a failed commit turns into `storageFailed`:
-    /// mutations, and reads that may show one not yet durable.
-    var outboxMutations: [Int] = []
+    var immediate: CompletionQueue
+    /// Completions in command order, delivered once the commit that covers them returned; those
+    /// marked as mutations (and reads that may show one not yet durable) a failed commit turns
+    /// into `storageFailed`.
+    var outbox: CompletionQueue
     var pending: [(subscription: UInt64, completion: ReactorCompletion)] = []
     var pendingHead = 0
     /// `outbox[..<releasedOutbox]` and `pending[..<releasedPending]` may be delivered: what the
@@ -45,12 +45,14 @@ public final class ReactorProducer: @unchecked Sendable {
         self.wake = wake
         self.inFlightMax = limits.commandsInFlightMax
         self.parking = parking
+        self.immediate = CompletionQueue(capacity: limits.commandsInFlightMax)
+        self.outbox = CompletionQueue(capacity: limits.commandsInFlightMax)
     }
 
     /// Queues a command; `false` is backpressure (ring full or too many in flight): stop reading
     /// requests until completions come back. Call `wakeReactorIfParked()` after a burst.
     @inline(__always)
-    public func submit(_ command: ReactorCommand) -> Bool {
+    public func submit(_ command: consuming ReactorCommand) -> Bool {
         guard inFlight < inFlightMax, submissions.push(command) else { return false }
         inFlight += 1
         return true

@@ -141,6 +141,18 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         return n
     }
 
+    /// Consumer: inside `pop(max:_:)`'s body while it hands over its `i`-th element, the element
+    /// `ahead` places after that one if this pop will hand it over too, for a look (a prefetch),
+    /// not to take; nil past the end of the pop. `popped` is the `i` of the element in hand.
+    @inlinable @inline(__always)
+    public func peekDuringPop(max: Int, popped i: Int, ahead: Int) -> UnsafePointer<Element>? {
+        assert(checkConsumerThread())
+        let h = head.load(ordering: .relaxed)
+        let j = i &+ ahead
+        guard j < Swift.min(cachedTail &- h, max) else { return nil }
+        return UnsafePointer(slots + ((h &+ j) & mask))
+    }
+
     /// Whether the consumer would find nothing to pop now.
     @inlinable
     public var isEmpty: Bool {

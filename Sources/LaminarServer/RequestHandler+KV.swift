@@ -44,13 +44,10 @@ extension RequestHandler {
         case (_, .failure(let error)):
             respond(p, error)
         case (.get, .value(let value, let version)):
-            // Sent from the store's mapping, which the value pins until the response is gone.
-            if let owner = value.owner {
-                let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: owner, start: $0.baseAddress!, count: $0.count) }
-                respond(p, HTTPResponse(status: 200, headers: Self.octetStream, borrowing: borrowed, etag: version))
-            } else {
-                respond(p, HTTPResponse(status: 200, headers: Self.octetStream, body: value.bytes, etag: version))
-            }
+            // Sent from where the value lies (the store's mapping, or its copy), which the value
+            // pins until the response is gone.
+            let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: value.owner, start: $0.baseAddress!, count: $0.count) }
+            respond(p, HTTPResponse(status: 200, headers: Self.octetStream, borrowing: borrowed, etag: version))
         case (.write, .written(let version)), (.write, .deleted(let version)):
             respond(p, HTTPResponse(status: 204, etag: version))
         case (.scan(let encoding, let limit), .entries(let entries)):

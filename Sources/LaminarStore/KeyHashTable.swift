@@ -109,6 +109,10 @@ struct KeyHashTable {
         }
     }
 
+    /// The slot a probe for `hash` starts at.
+    @inline(__always)
+    func home(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
+
     /// Reads the home slot of `hash` (a scan loads the slots of a batch of keys together, so
     /// that their cache misses overlap, before it probes them); the value means nothing.
     @inline(__always)

@@ -141,6 +141,8 @@ extension LogStore {
         }
         compaction = nil
         writer.region.inUse = true
+        // Everything is in the new file, durable; its appends from now on go to a write-behind tail.
+        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         let oldRegion = region, oldTable = table, oldOrdered = ordered
         region = writer.region
         table = output.table

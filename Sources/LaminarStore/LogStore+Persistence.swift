@@ -76,6 +76,7 @@ extension LogStore {
         store.lockFD = lockFD
         handedOver = true
         try store.recover(baseRevision: header.baseRevision)
+        if store.usesWriteBehind(region) { try region.startWriteBehind(end: store.logicalEnd) }
         return store
     }
 
@@ -303,6 +304,7 @@ extension LogStore {
         }
         committed = true
         writer.region.inUse = true
+        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         // The new file is the data file now: switch the indexes over to it.
         region = writer.region
         generation = writer.generation

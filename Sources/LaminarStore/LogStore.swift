@@ -195,11 +195,11 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
-    public func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+    public func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
             let hash = hasher.hash(k)
-            let durable = writeSlots[Self.writeSlot(hash)] <= durableRevision
+            let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
             guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
             let p = record(at: table.offset(at: slot))
             return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
@@ -224,6 +224,15 @@ public final class LogStore: StateStore {
     public func isDurable(_ key: UnsafeRawBufferPointer) -> Bool {
         assert(checkOwnerThread())
         return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
+    }
+
+    public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+
+    public func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?) {
+        let home = table.home(hash: hash)
+        guard record else { return (UnsafeRawPointer(table.slots + home), nil) }
+        let offset = table.offset(at: home)
+        return (UnsafeRawPointer(table.slots + home), offset == 0 ? nil : UnsafeRawPointer(region.base + offset))
     }
 
     @inline(__always)
@@ -270,7 +279,10 @@ public final class LogStore: StateStore {
     }
 
     private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
-        try key.withUnsafeBytes { k in
+        // The region and the new revision in locals: calls on `self.region` and a fill closure
+        // reading `self` each retained and released them (three pairs per put).
+        let region = self.region
+        return try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
                 let hash = hasher.hash(k)
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
@@ -281,10 +293,11 @@ public final class LogStore: StateStore {
                 if revision == Revision.max { throw StoreError.revisionsExhausted }
                 let offset = logicalEnd
                 let expiry = storedExpiry(expiresAtMs)
+                let newRevision = revision + 1
                 try region.write(at: offset, count: size) { p in
-                    _ = RecordFormat.write(to: p, key: k, value: v, revision: revision + 1, expiresAtMs: expiry, flags: 0)
+                    _ = RecordFormat.write(to: p, key: k, value: v, revision: newRevision, expiresAtMs: expiry, flags: 0)
                 }
-                revision += 1
+                revision = newRevision
                 logicalEnd += size
                 dirty = true
                 noteWrite(hash: hash, revision: revision)
@@ -621,38 +634,45 @@ public final class LogStore: StateStore {
     // MARK: - Pipelined commit (a syncer thread makes one batch of writes durable while the owner
     // goes on writing the next; see `Reactor`)
 
-    /// First half, on the owner's thread: the data file's descriptor, whose `fdatasync` makes
-    /// every write so far durable, or nil when nothing needs syncing (no write since the last
-    /// sync, fsync policy other than `always`, or in memory). Until `endSync`, the owner must not
-    /// compact, flush or close the store; writes go on as usual.
+    /// First half, on the owner's thread: the job (`SyncJob`: the write-behind tail's bytes not
+    /// yet in the data file, then its `fdatasync`) that makes every write so far durable, or nil
+    /// when nothing needs syncing (no write since the last sync, fsync policy other than
+    /// `always`, or in memory). Until `endSync`, the owner must not compact, flush or close the
+    /// store; writes go on as usual.
     /// Once the store has failed, it returns nil: nothing is synced or acknowledged any more.
-    public func beginSync() -> Int32? {
+    public func beginSync() -> SyncJob? {
         assert(checkOwnerThread())
         guard !closed, failure == nil, dirty, options.fsync == .always, region.fd >= 0 else { return nil }
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision
-        return region.fd
+        return region.takePendingWrites()
     }
 
-    /// Second half, on the owner's thread, once `options.fileIO.fdatasync` of `beginSync`'s
-    /// descriptor returned (`errno` 0 on success): counts it, then takes a bounded step of
-    /// compaction (`stepCompaction`; nothing is in flight now). A failed sync is fail-stop
+    /// Second half, on the owner's thread, once `beginSync`'s job ran (`errno` 0 on success;
+    /// `operation` the call that failed): counts it, then takes a bounded step of compaction
+    /// (`stepCompaction`; nothing is in flight now). A failed job is fail-stop
     /// (`StoreError.storageFailed`, thrown now and by every later write): after a failed
     /// writeback the kernel may have marked the pages clean or dropped them, so syncing again
     /// would prove nothing.
-    public func endSync(nanoseconds: UInt64, errno error: Int32) throws {
+    public func endSync(nanoseconds: UInt64, errno error: Int32, operation: String) throws {
         assert(checkOwnerThread())
         lastSyncNs = monotonicNanos()
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds
         if error != 0 {
-            throw noteFailure(StoreError.storageFailed(operation: "fdatasync", path: region.path, errno: error))
+            throw noteFailure(StoreError.storageFailed(operation: operation, path: region.path, errno: error))
         }
+        do { try region.writesDone() } catch { throw noteFailure(error) }
         durableEnd = max(durableEnd, syncingEnd)
         durableRevision = max(durableRevision, syncingRevision)
         stepCompaction()
     }
+
+    /// Whether `region` takes its appends in a write-behind tail (`MappedRegion`): the data file
+    /// at `fsync always`, where a sync is writing the file back nearly all the time. Under the
+    /// other policies (no sync in flight while the writer appends) appends go through the mapping.
+    func usesWriteBehind(_ region: MappedRegion) -> Bool { region.fd >= 0 && options.fsync == .always }
 
     /// Checks that the hash table, the ordered index and the live-byte count agree (tests).
     public func checkInvariants() {

@@ -21,6 +21,17 @@ import Darwin
 /// ingest at `--fsync always`; a `pwrite`, whose pages the mapping only reads, avoids it.
 /// Anonymous memory is always written in place.
 ///
+/// **Write-behind** (`startWriteBehind`: the store's data file at `fsync always`): from the page
+/// holding the end of the data on, the same addresses are anonymous memory. Writes land there and
+/// nowhere else, so the writer never touches a page of the file: no page fault, no page lock, no
+/// wait for a writeback in flight (a store into a file page that a sync is writing back waits for
+/// that page's lock: the reactor stalled for milliseconds in `ext4_page_mkwrite` under put load,
+/// profiled). The bytes reach the file through a `SyncJob` (`takePendingWrites`): one `pwrite`
+/// and the `fdatasync`, on the thread that syncs (the reactor's commit syncer), or in `sync()`.
+/// Once a sync has made 1 MiB of whole tail pages durable, `writesDone` maps the file back over
+/// them (one `mmap`: their bytes are the same in both, so a reader on another thread sees no
+/// change), so the anonymous part stays small.
+///
 /// File errors (through `io`): a full disk at growth, or at a write that changed nothing, is a
 /// recoverable `StoreError.io`; a failed sync, a torn write into a file in use or any other
 /// write error is `StoreError.storageFailed` (see `StoreError.writeFailed`).
@@ -41,6 +52,16 @@ final class MappedRegion {
     /// Whether a reader relies on the file (the data file; not compaction output before its
     /// rename): then even a torn write of a full disk is fail-stop.
     var inUse = true
+
+    /// Write-behind (see the type's comment): `[tailStart, capacity)` is anonymous memory
+    /// (`tailStart` a page boundary, or `Int.max` when off). `[0, fileEnd)` is in the file,
+    /// `[fileEnd, jobEnd)` handed to a sync job in flight, `[jobEnd, writtenEnd)` only in memory.
+    private(set) var tailStart = Int.max
+    private(set) var fileEnd = 0
+    private var jobEnd = 0
+    private var writtenEnd = 0
+    /// The file is mapped back over whole tail pages once this many bytes of them are durable.
+    static let tailRemapBytes = 1 << 20
 
     /// Where `write(at:count:_:)` lays bytes out before one `pwrite` (files only); reused.
     private var staging: UnsafeMutableRawPointer?
@@ -86,6 +107,13 @@ final class MappedRegion {
     /// region is a file and `count` is at least `pwriteBytesMin`.
     func write(at offset: Int, count: Int, _ fill: (UnsafeMutableRawPointer) -> Void) throws {
         precondition(offset >= 0 && count >= 0 && offset + count <= capacity, "write outside the region")
+        if offset >= tailStart {
+            precondition(offset >= jobEnd, "a write-behind tail only appends")
+            fill(base + offset)
+            writtenEnd = max(writtenEnd, offset + count)
+            return
+        }
+        precondition(tailStart == Int.max, "a write-behind tail only appends")
         guard fd >= 0, count >= MappedRegion.pwriteBytesMin else {
             fill(base + offset)
             return
@@ -110,6 +138,13 @@ final class MappedRegion {
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         precondition(offset >= 0 && offset + bytes.count <= capacity, "write outside the region")
         guard bytes.count > 0 else { return }
+        if offset >= tailStart {
+            precondition(offset >= jobEnd, "a write-behind tail only appends")
+            (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            writtenEnd = max(writtenEnd, offset + bytes.count)
+            return
+        }
+        precondition(tailStart == Int.max, "a write-behind tail only appends")
         guard fd >= 0 else {
             (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return
@@ -129,17 +164,22 @@ final class MappedRegion {
         target = (target + MappedRegion.growthBytesMin - 1) / MappedRegion.growthBytesMin * MappedRegion.growthBytesMin
         target = min(target, reservedBytes)
         if fd >= 0 {
+            // Under write-behind too: the file has room for the tail before a sync job writes it.
             let rc = io.allocate(fd, offset: capacity, length: target - capacity)
             if rc != 0 { throw StoreError.allocateFailed(path: path, errno: rc) }
         }
-        try mapRange(from: capacity, to: target)
+        if target > tailStart {
+            try mapAnonymous(from: capacity, to: target)
+        } else {
+            try mapRange(from: capacity, to: target)
+        }
         capacity = target
     }
 
     /// Shrinks the backing file to `bytes` and grows it back to the current capacity, so that
     /// everything from `bytes` on reads as zeros (used to wipe a discarded torn tail).
     func zeroTail(from bytes: Int) throws {
-        precondition(bytes <= capacity)
+        precondition(bytes <= capacity && tailStart == Int.max)
         if fd < 0 {
             memset(base + bytes, 0, capacity - bytes)
             return
@@ -158,12 +198,74 @@ final class MappedRegion {
         }
     }
 
-    /// Writes dirty pages of the file to disk (`fdatasync`); a no-op for anonymous memory. A
-    /// failure is always fail-stop: the kernel may have dropped the pages it could not write.
+    /// Writes dirty pages of the file to disk (`fdatasync`), after the write-behind tail's bytes
+    /// not yet in the file; a no-op for anonymous memory. A failure is always fail-stop: the
+    /// kernel may have dropped the pages it could not write. Not while a sync job is in flight.
     func sync() throws {
         guard fd >= 0 else { return }
-        let e = io.fdatasync(fd)
-        if e != 0 { throw StoreError.storageFailed(operation: "fdatasync", path: path, errno: e) }
+        let job = takePendingWrites()
+        let (e, operation) = job.run(io: io)
+        if e != 0 { throw StoreError.storageFailed(operation: operation, path: path, errno: e) }
+        try writesDone()
+    }
+
+    // MARK: - Write-behind
+
+    /// Makes the pages from the one holding `end` on anonymous memory (see the type's comment),
+    /// that page keeping its bytes. Every byte written so far must be in the file and durable
+    /// (`end` is the end of the data; nothing is written beyond it), and no other thread may be
+    /// reading the region (a store being opened, or compaction output not yet swapped in).
+    /// Files only; once. A failure is fail-stop (the file is in use, its pages may be unmapped).
+    func startWriteBehind(end: Int) throws {
+        precondition(fd >= 0 && tailStart == Int.max && end <= capacity)
+        let start = end / MappedRegion.pageBytes * MappedRegion.pageBytes
+        if start < capacity {
+            let partial = end - start
+            let saved = [UInt8](UnsafeRawBufferPointer(start: base + start, count: partial))
+            do { try mapAnonymous(from: start, to: capacity) } catch let StoreError.io(operation, path, errno) {
+                throw StoreError.storageFailed(operation: operation, path: path, errno: errno)
+            }
+            saved.withUnsafeBytes { (base + start).copyMemory(from: $0.baseAddress!, byteCount: partial) }
+        }
+        fileEnd = end
+        jobEnd = end
+        writtenEnd = end
+        tailStart = start
+    }
+
+    /// The job that makes everything written so far durable: the tail's bytes not yet in the
+    /// file (none without write-behind), then `fdatasync`. Until `writesDone` (after the job
+    /// succeeded) those bytes must not change and no remapping happens, so the job may run on
+    /// another thread; writes go on after them.
+    func takePendingWrites() -> SyncJob {
+        precondition(fd >= 0)
+        guard tailStart != Int.max else { return SyncJob(fd: fd) }
+        precondition(jobEnd == fileEnd, "one sync job at a time")
+        jobEnd = writtenEnd
+        return SyncJob(fd: fd, bytes: UnsafeRawBufferPointer(start: base + fileEnd, count: jobEnd - fileEnd), offset: fileEnd)
+    }
+
+    /// After the job of `takePendingWrites` succeeded: its bytes are in the file, durable; once
+    /// 1 MiB of whole tail pages is, maps the file back over them. A failure to map is
+    /// fail-stop (the old pages may be gone).
+    func writesDone() throws {
+        guard tailStart != Int.max else { return }
+        fileEnd = jobEnd
+        let wholePagesEnd = fileEnd / MappedRegion.pageBytes * MappedRegion.pageBytes
+        if wholePagesEnd - tailStart >= MappedRegion.tailRemapBytes {
+            do { try mapRange(from: tailStart, to: wholePagesEnd) } catch let StoreError.io(operation, path, errno) {
+                throw StoreError.storageFailed(operation: operation, path: path, errno: errno)
+            }
+            tailStart = wholePagesEnd
+        }
+    }
+
+    private func mapAnonymous(from start: Int, to end: Int) throws {
+        guard end > start else { return }
+        let p = mmap(base + start, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        if p == nil || p == MAP_FAILED {
+            throw StoreError.io(operation: "mmap(anonymous)", path: path, errno: errno)
+        }
     }
 
     private func mapRange(from start: Int, to end: Int) throws {

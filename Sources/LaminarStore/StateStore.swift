@@ -197,8 +197,11 @@ public protocol StateStore: AnyObject {
     /// The value of `key` where it lies (no copy), pinned for a reader on another thread
     /// (`StoredValue`), and its version; `nil` if absent.
     func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)?
-    /// A read of one key to answer: `storedValue(key)` and `isDurable(key)` from one hash of it.
-    func read(_ key: [UInt8]) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
+    /// A read of one key to answer: `storedValue(key)` and, with `durability`, `isDurable(key)`
+    /// from one hash of it. Without `durability`, `durable` is false and the per-key write
+    /// revisions are not looked at (a cache miss per read in a store larger than the cache:
+    /// a reader that does not wait for syncs skips it).
+    func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
     /// The version of `key`, or `nil` if absent.
     func version(of key: [UInt8]) -> Revision?
     func contains(_ key: [UInt8]) -> Bool
@@ -239,6 +242,14 @@ public protocol StateStore: AnyObject {
     var failure: StoreError? { get }
     /// Whether every write to `key` so far is durable (false means "maybe not"). O(1).
     func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
+    /// The hash a lookup of `key` uses (for `lookupHints`).
+    func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64
+    /// Where a lookup of a key of hash `hash` will read, for a caller that knows its next keys and
+    /// prefetches them so their cache misses overlap: the hash table slot its probe starts at
+    /// and, with `record`, the record that slot names now (reading the slot: ask once it is in
+    /// cache). Hints only, any `hash` is safe: the record may be another key's, and nothing is
+    /// valid to read later.
+    func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?)
     /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
     var garbageRatio: Double { get }
     /// Counters for metrics.
@@ -246,11 +257,12 @@ public protocol StateStore: AnyObject {
 
     /// Ends a writer's batch: makes it durable according to the fsync policy (group commit).
     func commit() throws
-    /// Pipelined commit, first half on the writer's thread: the descriptor whose `fdatasync`
-    /// makes every write so far durable, or nil when nothing needs syncing.
-    func beginSync() -> Int32?
-    /// Second half, once that `fdatasync` returned (`errno` 0 on success).
-    func endSync(nanoseconds: UInt64, errno: Int32) throws
+    /// Pipelined commit, first half on the writer's thread: the job (a write and an `fdatasync`,
+    /// for any thread) that makes every write so far durable, or nil when nothing needs syncing.
+    func beginSync() -> SyncJob?
+    /// Second half, once that job returned (`errno` 0 on success, else the errno of `operation`,
+    /// the call that failed).
+    func endSync(nanoseconds: UInt64, errno: Int32, operation: String) throws
     /// Makes everything written so far durable now, whatever the policy.
     func flush() throws
     /// Hands the store to another thread: debug builds assert that one thread at a time uses a
@@ -259,6 +271,11 @@ public protocol StateStore: AnyObject {
 }
 
 extension StateStore {
+    /// `endSync` of a job whose failure, if any, was its `fdatasync`.
+    public func endSync(nanoseconds: UInt64, errno: Int32) throws {
+        try endSync(nanoseconds: nanoseconds, errno: errno, operation: "fdatasync")
+    }
+
     /// Live entries whose key starts with `prefix`, in key order, strictly after `after` if given,
     /// at most `limit`, copied into one page.
     public func prefixPage(_ prefix: [UInt8], after: [UInt8]?, limit: Int) -> ScanPage {

@@ -20,6 +20,22 @@ import Glibc
         ring.checkInvariants()
     }
 
+    @Test func peekDuringPopSeesOnlyWhatThisPopHandsOver() {
+        let ring = SPSCRing<Int>(capacity: 8)
+        _ = ring.push(count: 6) { 10 + $0 }
+        _ = ring.pop()  // head moves to 1: the pop below starts at 11 and wraps nothing
+        var seen: [[Int?]] = []
+        let n = ring.pop(max: 4) { element in
+            let i = element - 11
+            seen.append([ring.peekDuringPop(max: 4, popped: i, ahead: 1)?.pointee, ring.peekDuringPop(max: 4, popped: i, ahead: 2)?.pointee])
+        }
+        #expect(n == 4)
+        // 4 elements popped (11...14): a peek never reaches 15, still in the ring but not in this pop.
+        #expect(seen == [[12, 13], [13, 14], [14, nil], [nil, nil]])
+        #expect(ring.pop() == 15)
+        ring.checkInvariants()
+    }
+
     @Test func batchPushStopsAtCapacity() {
         let ring = SPSCRing<Int>(capacity: 8)
         #expect(ring.push(count: 5) { $0 } == 5)

@@ -43,9 +43,10 @@ import Testing
         func slot(_ key: String) -> Int { bytes(key).withUnsafeBytes { LogStore.writeSlot(store.hasher.hash($0)) } }
         #expect(!durable("a"))
         #expect(durable("never-written") || slot("never-written") == slot("a"))
-        let fd = try #require(store.beginSync())
+        let job = try #require(store.beginSync())
         try store.put(bytes("b"), [2])
-        try store.endSync(nanoseconds: 0, errno: SystemFileIO.shared.fdatasync(fd))
+        let (e, operation) = job.run(io: SystemFileIO.shared)
+        try store.endSync(nanoseconds: 0, errno: e, operation: operation)
         #expect(!durable("b"), "written after the sync started")
         if slot("a") != slot("b") { #expect(durable("a")) }
         try store.flush()

@@ -17,7 +17,7 @@ import Testing
         let (pinned, version) = try #require(store.storedValue(bytes("pinned")))
         #expect(version == store.version(of: bytes("pinned")))
         #expect(pinned.count == original.count && pinned.bytes == original)
-        let mappingBefore = try #require(pinned.owner)
+        let mappingBefore = pinned.owner
         let pinsTheStoresMapping = mappingBefore === (store.region as AnyObject)
         #expect(pinsTheStoresMapping)
 
@@ -42,8 +42,12 @@ import Testing
     }
 
     @Test func aCopiedValueReadsAsItsArray() {
-        let value = StoredValue([9, 8, 7])
-        #expect(value.count == 3 && value.bytes == [9, 8, 7] && value.owner == nil)
+        var source: [UInt8] = [9, 8, 7]
+        let value = StoredValue(source)
+        source[0] = 1  // the value holds a copy of its own
+        #expect(value.count == 3 && value.bytes == [9, 8, 7] && value.owner is CopiedBytes)
         value.withUnsafeBytes { #expect(Array($0) == [9, 8, 7]) }
+        let empty = StoredValue([])
+        #expect(empty.count == 0 && empty.bytes == [])
     }
 }
