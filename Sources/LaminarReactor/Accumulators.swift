@@ -240,20 +240,28 @@ struct AccumulatorLayout: Sendable {
 
     /// The column values of a slot; NaN stands for null (variance of one event, an empty sketch).
     func values(_ s: UnsafePointer<Double>, pools: AccumulatorPools) -> [Double] {
-        let n = s[0]
-        return columns.map { c in
-            switch c {
-            case .count: return n
-            case .countOf(let c): return s[c]
-            case .sum(let b, let c), .min(let b, let c), .max(let b, let c): return s[c] == 0 ? .nan : s[b]
-            case .first(let b), .last(let b): return s[b]
-            case .avg(let b, let c): return s[c] == 0 ? .nan : s[b] / s[c]
-            case .variance(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1))
-            case .stddev(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1)).squareRoot()
-            case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
-            case .distinctOne: return n > 0 ? 1 : 0
-            case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()
-            }
+        columns.map { value($0, s, pools: pools) }
+    }
+
+    /// The same written to `out` (`columns.count` values), with no allocation.
+    @inline(__always)
+    func writeValues(_ s: UnsafePointer<Double>, to out: UnsafeMutablePointer<Double>, pools: AccumulatorPools) {
+        for (i, c) in columns.enumerated() { out[i] = value(c, s, pools: pools) }
+    }
+
+    @inline(__always)
+    private func value(_ c: Column, _ s: UnsafePointer<Double>, pools: AccumulatorPools) -> Double {
+        switch c {
+        case .count: return s[0]
+        case .countOf(let c): return s[c]
+        case .sum(let b, let c), .min(let b, let c), .max(let b, let c): return s[c] == 0 ? .nan : s[b]
+        case .first(let b), .last(let b): return s[b]
+        case .avg(let b, let c): return s[c] == 0 ? .nan : s[b] / s[c]
+        case .variance(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1))
+        case .stddev(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1)).squareRoot()
+        case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
+        case .distinctOne: return s[0] > 0 ? 1 : 0
+        case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()
         }
     }
 

@@ -21,6 +21,8 @@ struct KeyInterner {
     private var arena: [UInt8] = []
     let hasher: KeyHasher
     var count: Int { hashes.count }
+    /// Bytes of all keys together.
+    var keyBytes: Int { arena.count }
 
     init(capacity: Int = 1024, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         var c = 16
@@ -48,6 +50,21 @@ struct KeyInterner {
     @inline(__always)
     func prefetch(_ h: UInt64) {
         slots.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: h) & mask)) }
+    }
+
+    /// The later stages of that lookahead, for tables too big for the caches: once the slot has
+    /// arrived (`bytes: false`), the key's offset; once that has (`bytes: true`), its bytes.
+    /// Both look at the first slot of the probe only.
+    @inline(__always)
+    func prefetchKey(_ h: UInt64, bytes: Bool) {
+        let e = slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: h) & mask] }
+        guard e != 0 else { return }
+        let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
+        starts.withUnsafeBufferPointer { st in
+            guard bytes else { CLinux_prefetch(st.baseAddress! + id); return }
+            let at = Int(st[id])
+            arena.withUnsafeBytes { CLinux_prefetch($0.baseAddress! + at) }
+        }
     }
 
     /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.

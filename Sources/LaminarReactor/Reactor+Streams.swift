@@ -141,8 +141,15 @@ extension Reactor {
     /// checkpoint writes every open group, so with a million keys a fixed interval would spend
     /// most of the writer's time writing checkpoints; this keeps the checkpoint's cost per logged
     /// event bounded whatever the number of keys, and the replay after a crash proportional to it.
+    ///
+    /// The groups of the window closed last count too (`WindowOperator.lastClosedGroups`): at
+    /// a window close the open groups fall to a handful, and counting only those made the
+    /// checkpoint look overdue at every close of a big window (so the rest of its rows went out
+    /// in a few huge rounds, stalling event batches). A backlog of closed windows does not count,
+    /// so an overdue checkpoint still bounds it.
     func checkpointEntries(_ stream: StreamRuntime) -> UInt64 {
-        UInt64(Swift.max(limits.walEntriesPerCheckpointMax, stream.op.checkpointGroups / limits.checkpointGroupsPerEntry))
+        let groups = Swift.max(stream.op.checkpointGroups, stream.op.lastClosedGroups)
+        return UInt64(Swift.max(limits.walEntriesPerCheckpointMax, groups / limits.checkpointGroupsPerEntry))
     }
 
     /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.

@@ -1,9 +1,20 @@
+import CLinux
 import Glibc
+import LaminarStore
 
 /// The current row of each window among a stream's retained results, in memory: event key →
 /// its windows (start and the `seq` of the window's current row) ascending by start, and the
 /// keys in byte order for ordered reads (`GET …/results`). The rows themselves are in the store
 /// (`ResultSlice`); this is rebuilt from them when the reactor starts.
+///
+/// Keys get dense ids through a flat open-addressing table (a slot holds the top 32 bits of the
+/// key's seeded hash and its id; linear probing, removal by backward shift): no per-lookup
+/// allocation, and lookups take the key's bytes in place (`UnsafeRawBufferPointer`), so the
+/// reactor can pass a row's key straight from a slice or the operator's key table. The seed is
+/// random per index: clients choose the keys. Everything a lookup reads of a key — its hash,
+/// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes is
+/// found with two cache misses (slot, record) and its windows with one more; callers that know
+/// the next keys ahead `prefetch` them.
 ///
 /// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
 /// order); only a key new to the index also goes into the ordered key set (`SortedKeys`). A key
@@ -12,44 +23,186 @@ import Glibc
 /// window or two (the common case: one row per key and window) costs no removal and reinsertion,
 /// and reads skip at most that many empty keys.
 ///
-/// Invariants: each list strictly ascends by start; `keys` holds exactly the keys of `windows`;
-/// every key with an empty list is in `emptied` from `emptiedHead` on; `rowCount` is the number
-/// of windows over all keys.
+/// Invariants: each list strictly ascends by start; `keys` holds exactly the live keys, each
+/// with its id; every live key with an empty list is in `emptied` from `emptiedHead` on;
+/// `rowCount` is the number of windows over all keys; the table holds each live id once.
 struct ResultIndex {
     struct Window {
         var startMs: Int64
         var seq: UInt64
     }
 
-    /// An event key hashed as one run of bytes (`[UInt8]` itself feeds the hasher a byte at a time).
-    struct Key: Hashable {
-        let bytes: [UInt8]
-        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    /// Per id: the key's hash, length (-1: the id is free), first 16 bytes (big-endian,
+    /// zero-padded), the key, and its windows.
+    struct Entry {
+        var hash: UInt64
+        var head0: UInt64
+        var head1: UInt64
+        var length: Int
+        var key: [UInt8]
+        var windows: [Window]
+
+        @inline(__always)
+        static func heads(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) { SortedKeys.prefix16(key) }
     }
 
-    private(set) var windows: [Key: [Window]] = [:]
+    /// `fingerprint << 32 | (id + 1)`; 0 = empty.
+    private var slots: [UInt64] = Array(repeating: 0, count: 64)
+    private var mask = 63
+    private let hasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
+    private var entries: [Entry] = []
+    private var freeIds: [UInt32] = []
+    private(set) var keyCount = 0
     private(set) var keys = SortedKeys()
     private(set) var rowCount = 0
-    private var emptied: [[UInt8]] = []
+    /// Ids whose list became empty, oldest first (an id may be listed again after reuse:
+    /// `purge` checks that it is still live and empty).
+    private var emptied: [UInt32] = []
     private var emptiedHead = 0
     static let emptiedKeep = 65_536
+
+    // MARK: - Key table
+
+    @inline(__always)
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+
+    /// Starts loading what a lookup of the key of hash `h` reads: its table slot, and once that
+    /// has arrived (call again a few keys later with `entry: true`), its record.
+    @inline(__always)
+    func prefetch(_ h: UInt64, entry: Bool) {
+        slots.withUnsafeBufferPointer { s in
+            let i = Int(truncatingIfNeeded: h) & mask
+            guard entry else { CLinux_prefetch(s.baseAddress! + i); return }
+            let e = s[i]
+            guard e != 0 else { return }
+            entries.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1)) }
+        }
+    }
+
+    /// The id of `key` (hash `h`) and its table slot, or the empty slot where it would go.
+    @inline(__always)
+    private func find(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> (slot: Int, id: Int?) {
+        let fingerprint = h & 0xFFFF_FFFF_0000_0000
+        let (h0, h1) = Entry.heads(key)
+        var i = Int(truncatingIfNeeded: h) & mask
+        return slots.withUnsafeBufferPointer { s in
+            entries.withUnsafeBufferPointer { m in
+                while true {
+                    let e = s[i]
+                    if e == 0 { return (i, nil) }
+                    if e & 0xFFFF_FFFF_0000_0000 == fingerprint {
+                        let id = Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1
+                        if m[id].length == key.count && m[id].head0 == h0 && m[id].head1 == h1
+                            && (key.count <= 16 || m[id].key.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }) {
+                            return (i, id)
+                        }
+                    }
+                    i = (i &+ 1) & mask
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func id(of key: UnsafeRawBufferPointer) -> Int? { find(key, hash: hasher.hash(key)).id }
+
+    /// Adds `key` (absent; `slot` from `find`) with one window; returns its id.
+    private mutating func add(_ key: [UInt8], hash h: UInt64, slot: Int, window: Window) -> Int {
+        let (h0, h1) = key.withUnsafeBytes { Entry.heads($0) }
+        let id: Int
+        if let free = freeIds.popLast() {
+            id = Int(free)
+            entries[id].hash = h
+            entries[id].head0 = h0
+            entries[id].head1 = h1
+            entries[id].length = key.count
+            entries[id].key = key
+            entries[id].windows.append(window)
+        } else {
+            id = entries.count
+            entries.append(Entry(hash: h, head0: h0, head1: h1, length: key.count, key: key, windows: [window]))
+        }
+        slots[slot] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
+        keyCount += 1
+        keys.insert(key, id: UInt32(id))
+        if keyCount * 2 > slots.count { grow() }
+        return id
+    }
+
+    /// Removes key `id` (live, no windows) from the table, the ordered set and the ids in use.
+    private mutating func drop(_ id: Int) {
+        let key = entries[id].key
+        var i = key.withUnsafeBytes { find($0, hash: entries[id].hash).slot }
+        // Backward-shift deletion: later entries of the probe run move up so lookups need no
+        // tombstones.
+        var j = i
+        while true {
+            j = (j + 1) & mask
+            let e = slots[j]
+            if e == 0 { break }
+            let home = Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1].hash) & mask
+            // The entry at j may move to i unless its home lies cyclically in (i, j].
+            let stays = i <= j ? (home > i && home <= j) : (home > i || home <= j)
+            if !stays {
+                slots[i] = e
+                i = j
+            }
+        }
+        slots[i] = 0
+        keys.remove(key)
+        entries[id].key = []
+        entries[id].length = -1
+        keyCount -= 1
+        freeIds.append(UInt32(id))
+    }
+
+    private mutating func grow() {
+        let c = slots.count * 2
+        slots = Array(repeating: 0, count: c)
+        mask = c - 1
+        for id in entries.indices where entries[id].length >= 0 {
+            let h = entries[id].hash
+            var i = Int(truncatingIfNeeded: h) & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
+        }
+    }
+
+    // MARK: - Windows
 
     /// Makes `seq` the current row of window (`key`, `startMs`); returns the row it replaced.
     @discardableResult
     mutating func set(key: [UInt8], startMs: Int64, seq: UInt64) -> UInt64? {
-        guard let i = windows.index(forKey: Key(bytes: key)) else {
-            windows[Key(bytes: key)] = [Window(startMs: startMs, seq: seq)]
-            keys.insert(key)
+        key.withUnsafeBytes { set(key: $0, startMs: startMs, seq: seq, owned: key) }
+    }
+
+    /// `set` with the key's bytes in place; `owned`, if given, is the same key as an array (kept
+    /// without a copy when the key is new).
+    @discardableResult
+    mutating func set(key: UnsafeRawBufferPointer, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
+        set(key: key, hash: hasher.hash(key), startMs: startMs, seq: seq, owned: owned)
+    }
+
+    /// `set` with the key's hash (`hash(key)`) already made.
+    @discardableResult
+    mutating func set(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
+        let (slot, found) = find(key, hash: h)
+        guard let i = found else {
+            _ = add(owned ?? Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
             rowCount += 1
             return nil
         }
-        var p = windows.values[i].count
-        while p > 0 && windows.values[i][p - 1].startMs > startMs { p -= 1 }
-        if p > 0 && windows.values[i][p - 1].startMs == startMs {
-            defer { windows.values[i][p - 1].seq = seq }
-            return windows.values[i][p - 1].seq
+        var p = entries[i].windows.count
+        while p > 0 && entries[i].windows[p - 1].startMs > startMs { p -= 1 }
+        if p > 0 && entries[i].windows[p - 1].startMs == startMs {
+            defer { entries[i].windows[p - 1].seq = seq }
+            return entries[i].windows[p - 1].seq
         }
-        windows.values[i].insert(Window(startMs: startMs, seq: seq), at: p)
+        if p == entries[i].windows.count {
+            entries[i].windows.append(Window(startMs: startMs, seq: seq))
+        } else {
+            entries[i].windows.insert(Window(startMs: startMs, seq: seq), at: p)
+        }
         rowCount += 1
         return nil
     }
@@ -58,27 +211,36 @@ struct ResultIndex {
     /// returns the row removed.
     @discardableResult
     mutating func remove(key: [UInt8], startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
-        guard let i = windows.index(forKey: Key(bytes: key)) else { return nil }
-        guard let p = windows.values[i].firstIndex(where: { $0.startMs == startMs }) else { return nil }
-        let removed = windows.values[i][p].seq
+        key.withUnsafeBytes { remove(key: $0, startMs: startMs, ifSeq: seq) }
+    }
+
+    @discardableResult
+    mutating func remove(key: UnsafeRawBufferPointer, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
+        remove(key: key, hash: hasher.hash(key), startMs: startMs, ifSeq: seq)
+    }
+
+    /// `remove` with the key's hash (`hash(key)`) already made.
+    @discardableResult
+    mutating func remove(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
+        guard let i = find(key, hash: h).id else { return nil }
+        guard let p = entries[i].windows.firstIndex(where: { $0.startMs == startMs }) else { return nil }
+        let removed = entries[i].windows[p].seq
         if let seq, removed != seq { return nil }
         rowCount -= 1
-        windows.values[i].remove(at: p)
-        if windows.values[i].isEmpty { emptied.append(key) }
+        entries[i].windows.remove(at: p)
+        if entries[i].windows.isEmpty { emptied.append(UInt32(i)) }
         return removed
     }
 
-    /// Removes up to `max` keys emptied long enough ago that are still empty (see the type).
-    mutating func purge(max: Int) {
+    /// Removes up to `max` keys emptied long enough ago that are still empty (see the type;
+    /// `keep` is `emptiedKeep` but in tests).
+    mutating func purge(max: Int, keep: Int = Self.emptiedKeep) {
         var n = 0
-        while n < max, emptied.count - emptiedHead > Swift.max(Self.emptiedKeep, rowCount) {
-            let key = emptied[emptiedHead]
+        while n < max, emptied.count - emptiedHead > Swift.max(keep, rowCount) {
+            let id = Int(emptied[emptiedHead])
             emptiedHead += 1
             n += 1
-            if let i = windows.index(forKey: Key(bytes: key)), windows.values[i].isEmpty {
-                windows.remove(at: i)
-                keys.remove(key)
-            }
+            if entries[id].length >= 0 && entries[id].windows.isEmpty { drop(id) }
         }
         if emptiedHead > 4096 && emptiedHead * 2 > emptied.count {
             emptied.removeFirst(emptiedHead)
@@ -88,7 +250,12 @@ struct ResultIndex {
 
     /// The `seq` of window (`key`, `startMs`)'s current row.
     func seq(key: [UInt8], startMs: Int64) -> UInt64? {
-        windows[Key(bytes: key)]?.first { $0.startMs == startMs }?.seq
+        key.withUnsafeBytes { seq(key: $0, startMs: startMs) }
+    }
+
+    func seq(key: UnsafeRawBufferPointer, startMs: Int64) -> UInt64? {
+        guard let i = id(of: key) else { return nil }
+        return entries[i].windows.first { $0.startMs == startMs }?.seq
     }
 
     /// Calls `body` with up to `limit` windows in order (key bytes, then start): only `key` when
@@ -101,9 +268,9 @@ struct ResultIndex {
         if let after, SortedKeys.compare(after.key, key) > 0 { from = after.key }
         var n = 0
         var position = keys.lowerBound(from)
-        while let k = keys.key(at: position) {
+        while let (k, id) = keys.entry(at: position) {
             if exact ? k != key : !k.starts(with: key) { break }
-            for w in windows[Key(bytes: k)]! {
+            for w in entries[Int(id)].windows {
                 if let after, k == after.key, w.startMs <= after.startMs { continue }
                 body(k, w)
                 n += 1
@@ -112,6 +279,22 @@ struct ResultIndex {
             position = keys.position(after: position)
         }
         return n
+    }
+
+    /// Checks the table against the ordered set and the ids (tests).
+    func checkInvariants() {
+        keys.checkInvariants()
+        precondition(keys.count == keyCount, "ResultIndex: ordered set and table disagree")
+        var n = 0, rows = 0
+        for id in entries.indices where entries[id].length >= 0 {
+            n += 1
+            rows += entries[id].windows.count
+            precondition(entries[id].length == entries[id].key.count, "ResultIndex: length")
+            precondition(entries[id].key.withUnsafeBytes { self.id(of: $0) } == id, "ResultIndex: key not found under its id")
+            for k in entries[id].windows.indices.dropFirst() { precondition(entries[id].windows[k - 1].startMs < entries[id].windows[k].startMs, "ResultIndex: order") }
+        }
+        precondition(n == keyCount && rows == rowCount, "ResultIndex: counts")
+        precondition(slots.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } == keyCount, "ResultIndex: table count")
     }
 }
 
@@ -128,16 +311,13 @@ struct SortedKeys {
         var hi: UInt64
         var lo: UInt64
         var key: [UInt8]
+        /// The key's id in the `ResultIndex` (0 for a search probe).
+        var id: UInt32
 
-        init(_ key: [UInt8]) {
+        init(_ key: [UInt8], id: UInt32 = 0) {
             self.key = key
-            var h: UInt64 = 0, l: UInt64 = 0
-            let n = Swift.min(16, key.count)
-            for i in 0..<n {
-                if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
-            }
-            hi = h
-            lo = l
+            self.id = id
+            (hi, lo) = key.withUnsafeBytes { SortedKeys.prefix16($0) }
         }
 
         /// Three-way comparison with `other` (negative: self is smaller).
@@ -157,6 +337,17 @@ struct SortedKeys {
     struct Position {
         var leaf: Int
         var index: Int
+    }
+
+    /// A key's first 16 bytes as two big-endian integers, zero-padded.
+    @inline(__always)
+    static func prefix16(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        var h: UInt64 = 0, l: UInt64 = 0
+        let n = Swift.min(16, key.count)
+        for i in 0..<n {
+            if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
+        }
+        return (h, l)
     }
 
     static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int {
@@ -190,15 +381,20 @@ struct SortedKeys {
         return found == leaves[leaf].count ? Position(leaf: leaf + 1, index: 0) : Position(leaf: leaf, index: found)
     }
 
-    func key(at p: Position) -> [UInt8]? { p.leaf < leaves.count ? leaves[p.leaf][p.index].key : nil }
+    /// The key at `p` and its id, `nil` past the end.
+    func entry(at p: Position) -> (key: [UInt8], id: UInt32)? {
+        guard p.leaf < leaves.count else { return nil }
+        let e = leaves[p.leaf][p.index]
+        return (e.key, e.id)
+    }
 
     func position(after p: Position) -> Position {
         p.index + 1 < leaves[p.leaf].count ? Position(leaf: p.leaf, index: p.index + 1) : Position(leaf: p.leaf + 1, index: 0)
     }
 
     /// Inserts a key known to be absent.
-    mutating func insert(_ key: [UInt8]) {
-        let e = Entry(key)
+    mutating func insert(_ key: [UInt8], id: UInt32 = 0) {
+        let e = Entry(key, id: id)
         count += 1
         if leaves.isEmpty {
             leaves.append([e])

@@ -174,6 +174,12 @@ extension Reactor {
     /// the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
+        if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
+            let taken = emitClosedRows(stream, max: max)
+            stream.resultSlices += 1
+            if stream.rowsPending == 0 { checkpointIfDue(stream) }
+            return taken
+        }
         var sent = stream.op.takeRows(max: max)
         let taken = sent.count
         guard taken > 0 else { return 0 }
@@ -209,6 +215,65 @@ extension Reactor {
                 builder = ResultSlice.Builder(firstSeq: stream.nextResultSeq)
             }
         }
+    }
+
+    /// `emitRows` for closed windows of `emit: final` when nobody needs the rows as values (no
+    /// projection, no follower): rows go from the operator's panes straight into the slice
+    /// (`WindowOperator.takeClosedRows`), numbered and stored as `storeRows` does, with no
+    /// `WindowResult` per row. Returns the rows taken.
+    private func emitClosedRows(_ stream: StreamRuntime, max: Int) -> Int {
+        var builder = ResultSlice.Builder(firstSeq: 0)
+        swap(&builder, &sliceBuilder)
+        defer { swap(&builder, &sliceBuilder) }
+        builder.reset(firstSeq: stream.nextResultSeq)
+        var taken = 0
+        while taken < max && stream.op.headIsClosedFinalWindow {
+            taken += stream.op.takeClosedRows(max: max - taken) { key, start, end, values in
+                stream.nextResultSeq += 1
+                builder.append(key: key, startMs: start, endMs: end, values: values)
+                if builder.isFull {
+                    writeClosedSlice(stream, builder)
+                    builder.reset(firstSeq: stream.nextResultSeq)
+                }
+            }
+        }
+        if !builder.isEmpty { writeClosedSlice(stream, builder) }
+        return taken
+    }
+
+    /// Stores a slice built by `emitClosedRows`; the index learns its rows (read back from the
+    /// builder) once it is written.
+    private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder) {
+        let set = stream.results
+        builder.finish(columns: stream.columns, into: &sliceValue)
+        do {
+            try store.put(set.sliceKey(builder.firstSeq), sliceValue, condition: .always, expiresAtMs: nil)
+        } catch {
+            return  // as in `writeSlice`: the rows' seqs stay a hole
+        }
+        mutatedThisRound = true
+        set.appendSlice(first: builder.firstSeq, count: builder.count)
+        // The keys' hashes first, so that each lookup's slot and record are loaded a few rows
+        // ahead (a million keys do not fit in any cache).
+        hashScratch.removeAll(keepingCapacity: true)
+        builder.forEachHead { key, _, _ in hashScratch.append(set.index.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
+        var seq = builder.firstSeq
+        var firstEndMs: Int64? = nil
+        var i = 0
+        builder.forEachHead { key, start, end in
+            let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            if firstEndMs == nil { firstEndMs = end }
+            if i + 8 < hashScratch.count { set.index.prefetch(hashScratch[i + 8], entry: false) }
+            if i + 4 < hashScratch.count { set.index.prefetch(hashScratch[i + 4], entry: true) }
+            let h = hashScratch[i]
+            i += 1
+            if set.index.set(key: k, hash: h, startMs: start, seq: seq) == 0 {
+                // An unnumbered row of an earlier version (`indexUnnumberedRow`) is replaced.
+                _ = try? store.delete(ReservedKeys.result(stream: set.name, key: Array(k), startMs: start), condition: .always)
+            }
+            seq += 1
+        }
+        if stream.oldestRetainedSeq == builder.firstSeq, let firstEndMs { stream.oldestRetainedEndMs = firstEndMs }
     }
 
     private func writeSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, _ rows: ArraySlice<WindowResult>) {
@@ -261,18 +326,50 @@ extension Reactor {
                 stream.oldestRetainedEndMs = nil
                 continue
             }
-            let row = set.withRow(store, slice: i, seq: seq) { r, at in r.head(at) }
-            if let row {
-                if stream.oldestRetainedEndMs != row.endMs {
-                    stream.oldestRetainedEndMs = row.endMs
-                    if !stream.expiryDue(retainedMax: retainedMax) { break }
-                }
-                if !row.isDelete { set.index.remove(key: Array(row.key ?? []), startMs: row.startMs, ifSeq: seq) }
+            // The rows of the head slice from `seq` on, in one read of the slice.
+            let end = first + UInt64(set.count(ofSlice: i))
+            if seq >= end {  // every row of the head slice has left
+                deletes.append(.delete(key: set.sliceKey(first)))
+                set.dropHeadSlice()
+                continue
             }
-            stream.oldestRetainedSeq = seq + 1
-            stream.oldestRetainedEndMs = nil
-            n += 1
-            if seq + 1 == first + UInt64(set.count(ofSlice: i)) {
+            var notDue = false
+            let read: Void? = store.withValue(set.sliceKey(first)) { bytes, _ in
+                let reader = ResultSlice.Reader(bytes)
+                let noKey = UnsafeRawBufferPointer(start: nil, count: 0)
+                while n < max {
+                    // Up to 256 rows at a time: their keys hashed first, so that each lookup's
+                    // slot and record are loaded a few rows ahead.
+                    let from = stream.oldestRetainedSeq
+                    let to = Swift.min(end, from + UInt64(Swift.min(256, max - n)))
+                    hashScratch.removeAll(keepingCapacity: true)
+                    for s in from..<to { hashScratch.append(reader?.head(Int(s - first)).map { set.index.hash($0.key ?? noKey) } ?? 0) }
+                    for s in from..<to {
+                        let k = Int(s - from)
+                        if k + 8 < hashScratch.count { set.index.prefetch(hashScratch[k + 8], entry: false) }
+                        if k + 4 < hashScratch.count { set.index.prefetch(hashScratch[k + 4], entry: true) }
+                        if let row = reader?.head(Int(s - first)) {
+                            if stream.oldestRetainedEndMs != row.endMs {
+                                stream.oldestRetainedEndMs = row.endMs
+                                if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return }
+                            }
+                            if !row.isDelete { set.index.remove(key: row.key ?? noKey, hash: hashScratch[k], startMs: row.startMs, ifSeq: s) }
+                        }
+                        stream.oldestRetainedSeq = s + 1
+                        stream.oldestRetainedEndMs = nil
+                        n += 1
+                        if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return }
+                    }
+                }
+            }
+            if read == nil {
+                // The slice is gone (never expected): its rows are missing.
+                n += Int(end - seq)
+                stream.oldestRetainedSeq = end
+                stream.oldestRetainedEndMs = nil
+            }
+            if notDue { break }
+            if stream.oldestRetainedSeq == end {
                 deletes.append(.delete(key: set.sliceKey(first)))
                 set.dropHeadSlice()
             }
@@ -348,7 +445,7 @@ extension Reactor {
                 if firstRetained == nil { firstRetained = Swift.max(first, oldest) }
                 for i in 0..<count where first + UInt64(i) >= oldest {
                     guard let row = reader.head(i) else { continue }
-                    let key = Array(row.key ?? [])
+                    let key = row.key ?? UnsafeRawBufferPointer(start: nil, count: 0)
                     if row.isDelete {
                         set.index.remove(key: key, startMs: row.startMs, ifSeq: nil)
                     } else {
@@ -442,8 +539,9 @@ extension Reactor {
                 guard let reader = ResultSlice.Reader(bytes) else { return }
                 for s in seq..<end {
                     guard let row = reader.head(Int(s - first)) else { continue }
-                    guard keyPrefix.isEmpty || (row.key ?? []).starts(with: keyPrefix) else { continue }
-                    if !row.isDelete && set.index.seq(key: Array(row.key ?? []), startMs: row.startMs) != s { continue }
+                    let key = row.key ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                    guard keyPrefix.isEmpty || key.starts(with: keyPrefix) else { continue }
+                    if !row.isDelete && set.index.seq(key: key, startMs: row.startMs) != s { continue }
                     if let json = reader.json(Int(s - first), seq: s) { rows.append(RetainedRow(seq: s, json: json)) }
                 }
             }

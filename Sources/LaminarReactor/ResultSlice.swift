@@ -31,13 +31,61 @@ enum ResultSlice {
         static let json: UInt8 = 16
     }
 
-    /// Builds one slice: rows appended in `seq` order, then `finish`.
+    /// Builds one slice: rows appended in `seq` order, then `finish`. `reset` starts the next
+    /// slice in the same memory.
     struct Builder {
         private(set) var rows: [UInt8] = []
         private(set) var offsets: [UInt32] = []
-        let firstSeq: UInt64
+        private(set) var firstSeq: UInt64
 
         init(firstSeq: UInt64) { self.firstSeq = firstSeq }
+
+        /// Empties the builder for a slice starting at `firstSeq`, keeping its memory.
+        mutating func reset(firstSeq: UInt64) {
+            self.firstSeq = firstSeq
+            rows.removeAll(keepingCapacity: true)
+            offsets.removeAll(keepingCapacity: true)
+        }
+
+        /// A row of `emit: final` (no op, not final, no `before`) from its parts in place: the
+        /// same bytes `append` writes for such a row.
+        mutating func append(key: UnsafeRawBufferPointer?, startMs: Int64, endMs: Int64, values: UnsafeBufferPointer<Double>) {
+            let at = rows.count
+            offsets.append(UInt32(at))
+            let keyBytes = key.map { 4 + $0.count } ?? 0
+            // The row's room in one step, then its fields stored in place (no copy call per field).
+            rows.append(contentsOf: repeatElement(0, count: 1 + keyBytes + 20 + 8 * values.count))
+            rows.withUnsafeMutableBytes { b in
+                var p = b.baseAddress! + at
+                p.storeBytes(of: key != nil ? Flag.hasKey : 0, as: UInt8.self)
+                p += 1
+                if let key {
+                    p.storeBytes(of: UInt32(key.count).littleEndian, as: UInt32.self)
+                    if !key.isEmpty { (p + 4).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+                    p += keyBytes
+                }
+                p.storeBytes(of: UInt64(bitPattern: startMs).littleEndian, as: UInt64.self)
+                (p + 8).storeBytes(of: UInt64(bitPattern: endMs).littleEndian, as: UInt64.self)
+                (p + 16).storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
+                p += 20
+                for v in values {
+                    p.storeBytes(of: v.bitPattern.littleEndian, as: UInt64.self)
+                    p += 8
+                }
+            }
+        }
+
+        /// Calls `body` with the key (in place), window start and end of each row appended, in order.
+        func forEachHead(_ body: (UnsafeRawBufferPointer?, Int64, Int64) -> Void) {
+            rows.withUnsafeBytes { bytes in
+                for o in offsets {
+                    var c = Cursor(bytes: bytes, at: Int(o))
+                    let flags = c.u8()!
+                    let key = flags & Flag.hasKey != 0 ? c.blob()! : nil
+                    body(key, c.i64()!, c.i64()!)
+                }
+            }
+        }
 
         var count: Int { offsets.count }
         var isEmpty: Bool { offsets.isEmpty }
@@ -77,7 +125,16 @@ enum ResultSlice {
 
         /// The slice's value: header, offsets, rows.
         func finish(columns: WindowResult.Columns) -> [UInt8] {
+            var value: [UInt8] = []
+            finish(columns: columns, into: &value)
+            return value
+        }
+
+        /// The same written over `value` (its memory reused).
+        func finish(columns: WindowResult.Columns, into value: inout [UInt8]) {
             var w = ByteWriter()
+            swap(&w.bytes, &value)
+            w.bytes.removeAll(keepingCapacity: true)
             w.bytes.reserveCapacity(64 + columns.names.count * 16 + 4 * (offsets.count + 1) + rows.count)
             w.u8(ResultSlice.version)
             w.u32(UInt32(offsets.count))
@@ -88,16 +145,17 @@ enum ResultSlice {
             for o in offsets { w.u32(UInt32(base) + o) }
             w.u32(UInt32(base + rows.count))
             w.bytes.append(contentsOf: rows)
-            return w.bytes
+            swap(&w.bytes, &value)
         }
 
         private mutating func appendU32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { rows.append(contentsOf: $0) } }
         private mutating func appendU64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { rows.append(contentsOf: $0) } }
     }
 
-    /// What an index needs of a row: its window, and whether it deletes the window's row.
+    /// What an index needs of a row: its window, and whether it deletes the window's row. The
+    /// key's bytes are in place in the slice (valid while the slice's bytes are).
     struct RowHead {
-        var key: ArraySlice<UInt8>?
+        var key: UnsafeRawBufferPointer?
         var startMs: Int64
         var endMs: Int64
         var isDelete: Bool
@@ -144,10 +202,10 @@ enum ResultSlice {
 
         func head(_ i: Int) -> RowHead? {
             guard var c = row(i), let flags = c.u8() else { return nil }
-            var key: ArraySlice<UInt8>? = nil
+            var key: UnsafeRawBufferPointer? = nil
             if flags & Flag.hasKey != 0 {
                 guard let k = c.blob() else { return nil }
-                key = ArraySlice(k)
+                key = k
             }
             guard let start = c.i64(), let end = c.i64() else { return nil }
             return RowHead(key: key, startMs: start, endMs: end, isDelete: flags & Flag.delete != 0)

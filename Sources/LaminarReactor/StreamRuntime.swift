@@ -130,6 +130,7 @@ final class StreamRuntime {
     func encodeCheckpoint(atMs: Int64) -> [UInt8] {
         precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
         var w = ByteWriter()
+        w.bytes.reserveCapacity(64 + 8 * idempotency.count + op.checkpointBytesEstimate)
         w.u8(definition.source == nil ? 3 : 4)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)

@@ -4,6 +4,15 @@ import LaminarStore
 /// open panes (tumble/hop) or sessions with each group's key and slot (sketches and HLLs
 /// included), and the changelog state (rows last emitted, groups changed since).
 extension WindowOperator {
+    /// About the bytes `encodeCheckpoint` writes (sketches and HLLs aside), so that a writer
+    /// reserves them once: a checkpoint of a million groups is tens of megabytes, and growing
+    /// it by doubling would copy it again and again.
+    var checkpointBytesEstimate: Int {
+        let key = 4 + (keys.count > 0 ? keys.keyBytes / keys.count : 0)
+        let group = key + 1 + 8 * layout.width + (isSession ? 32 : 0)
+        return 256 + checkpointGroups * group + emitted.count * (key + 12 + 8 * layout.columns.count)
+    }
+
     func encodeCheckpoint(into w: inout ByteWriter) {
         w.i64(watermarkMs); w.i64(maxEventTimeMs)
         w.u64(eventsAccepted); w.u64(eventsLate); w.u64(windowsClosed); w.u64(arrivals)

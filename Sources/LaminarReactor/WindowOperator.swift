@@ -61,6 +61,11 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
+    /// Groups of the tumbling or hopping window closed last (not checkpointed: 0 after a restart
+    /// until the next close); `Reactor.checkpointEntries` reads it.
+    public private(set) var lastClosedGroups = 0
+    /// Scratch: one row's values (`takeClosedRows`).
+    private var valueScratch: [Double] = []
 
     /// `nullable`, `nonNullCounts`: fields computed by expressions that may be null (NaN), and
     /// the `count` aggregates that count only their non-null values (`AccumulatorLayout`).
@@ -129,6 +134,7 @@ public struct WindowOperator {
         // (`firstOpenStart`), which changes only when wm reaches `openLimit`.
         var openStart = panes.firstOpenStart(watermark: wm), openLimit = openStart == .min ? Int64.min + size : openStart + size
         var late = 0
+        let deep = keys.count > WindowOperator.deepPrefetchKeys
         if hashed { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
         // Plain subscripts, not buffer closures: `keys.intern` inside a closure retained the
         // key table's arrays per event.
@@ -153,6 +159,11 @@ public struct WindowOperator {
                 groupOf[i] = groupOfSourceKey(events, i, sourceId: Int(sourceKeys[i]), keysMax: keysMax)
             } else {
                 if i + WindowOperator.prefetchDistance < n { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
+                if deep {
+                    // The key's offset and bytes are cache misses too with this many keys.
+                    if i + 4 < n { keys.prefetchKey(keyHashes[i + 4], bytes: false) }
+                    if i + 2 < n { keys.prefetchKey(keyHashes[i + 2], bytes: true) }
+                }
                 guard let id = keys.intern(events.key(i), hash: keyHashes[i], limit: keysMax) else {
                     preconditionFailure("caller must check wouldFit before ingest")
                 }
@@ -197,6 +208,9 @@ public struct WindowOperator {
 
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
+    /// Above this many keys the key's offset and bytes are prefetched as well
+    /// (`KeyInterner.prefetchKey`): the table no longer fits the caches.
+    static let deepPrefetchKeys = 1 << 16
 
     /// Event time `ts` taken (after its event was added or found late): the watermark follows;
     /// windows it passes close (returns whether any may have).
@@ -377,6 +391,54 @@ public struct WindowOperator {
         return rows
     }
 
+    /// Whether the queue begins with a closed window of `emit: final`, whose rows
+    /// `takeClosedRows` hands out without building `WindowResult`s.
+    public var headIsClosedFinalWindow: Bool {
+        guard !changelog, output.head < output.items.count, case .window = output.items[output.head] else { return false }
+        return true
+    }
+
+    /// Takes up to `max` rows of the closed window at the head of the queue (`emit: final`,
+    /// `headIsClosedFinalWindow`), in the order `takeRows` gives them: `body` gets each row's
+    /// key bytes (`nil` for `group_by: all`), window start and end, and values (NaN for null),
+    /// all in place and valid during the call only. Returns the rows taken.
+    public mutating func takeClosedRows(max: Int, _ body: (UnsafeRawBufferPointer?, Int64, Int64, UnsafeBufferPointer<Double>) -> Void) -> Int {
+        guard max > 0, headIsClosedFinalWindow, case .window(var w) = output.items[output.head] else { return 0 }
+        let stop = Swift.min(w.pane.count, w.next + max)
+        let width = layout.width, columns = layout.columns.count
+        if valueScratch.count < columns { valueScratch = Array(repeating: 0, count: columns) }
+        do {
+            // Local copies for the loop (ended before `giveBack` changes the pools, so that
+            // nothing shares their storage then).
+            let layout = self.layout, pools = self.pools, keys = self.keys, groupAll = self.groupAll
+            valueScratch.withUnsafeMutableBufferPointer { v in
+                let values = UnsafeBufferPointer(rebasing: v[0..<columns])
+                w.pane.acc.withUnsafeBufferPointer { b in
+                    w.pane.groupIds.withUnsafeBufferPointer { groups in
+                        for s in w.next..<stop {
+                            layout.writeValues(b.baseAddress! + s * width, to: v.baseAddress!, pools: pools)
+                            if groupAll {
+                                body(nil, w.startMs, w.endMs, values)
+                            } else {
+                                keys.key(Int(groups[s])).withUnsafeBytes { body($0, w.startMs, w.endMs, values) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        output.took(stop - w.next)
+        let taken = stop - w.next
+        w.next = stop
+        if stop == w.pane.count {
+            output.advance()
+            panes.giveBack(w.pane, layout: layout, pools: &pools)
+        } else {
+            output.items[output.head] = .window(w)
+        }
+        return taken
+    }
+
     /// Drops the rows not taken (a deleted stream): closed windows' panes go back unread.
     public mutating func dropQueuedRows() {
         while output.head < output.items.count {
@@ -410,6 +472,7 @@ public struct WindowOperator {
                     pane = panes.takeScratch()
                 }
                 output.appendWindow(pane, startMs: w, endMs: w + panes.sizeMs)
+                lastClosedGroups = pane.count
                 windowsClosed += 1
                 panes.windowDone(w, layout: layout, pools: &pools)
             }

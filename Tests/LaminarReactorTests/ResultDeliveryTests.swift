@@ -92,6 +92,21 @@ import Testing
         #expect(done.rowsPending == 0 && done.resultSeq == 1000 && done.walEntries == 0, "\(done)")
     }
 
+    /// A big window's close is not an overdue checkpoint: the window's groups still count after
+    /// it closed (only a handful are open then), so its rows go on in slices of the round bound.
+    @Test func aBigWindowsCloseKeepsItsCheckpointInterval() throws {
+        var l = limits
+        l.checkpointGroupsPerEntry = 100  // 1000 groups: a checkpoint after 10 entries
+        let s = try Stepper(LogStore.inMemory(), l)
+        #expect(s.call(.defineStream(StreamDefinition(name: "b", windowSizeMs: 1000)))?.isOK == true)
+        _ = s.call(.appendEvents(stream: "b", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))
+        _ = s.call(.appendEvents(stream: "b", batch: Self.keysBatch(1, ts: 1500), idempotencyKey: nil))  // closes 1000 rows
+        #expect(s.stats("b")?.rowsPending == 900)  // then 800
+        _ = s.call(.appendEvents(stream: "b", batch: Self.keysBatch(1, ts: 1600), idempotencyKey: nil))
+        let st = try #require(s.stats("b"))
+        #expect(st.rowsPending == 800 - 100 && st.walEntries == 3, "\(st)")  // no quarter of the queue on top
+    }
+
     @Test func aCrashInTheMiddleOfASlicedCloseKeepsEverySeq() throws {
         let dir = TempDir()
         var before: [String: UInt64] = [:]

@@ -37,6 +37,39 @@ import Testing
         }
     }
 
+    /// A row appended from its parts in place (closed windows of `emit: final`) is the same bytes
+    /// as the same row appended as a `WindowResult`, also in a builder reused after `reset`, and
+    /// `forEachHead` reads the rows' keys and windows back.
+    @Test func rowsFromPartsAreTheSameBytes() {
+        let rows = [
+            WindowResult(key: Array("k1".utf8), startMs: 0, endMs: 1000, values: [3, 4.5]),
+            WindowResult(key: nil, startMs: -1000, endMs: 0, values: [1, .nan]),
+            WindowResult(key: [], startMs: 5, endMs: 6, values: [0, -0.0]),
+            WindowResult(key: Array(repeating: 0xFF, count: 40), startMs: .min, endMs: .max, values: [2, 1e300]),
+        ]
+        var whole = ResultSlice.Builder(firstSeq: 7)
+        var parts = ResultSlice.Builder(firstSeq: 1)
+        parts.append(key: nil, startMs: 1, endMs: 2, values: UnsafeBufferPointer(start: nil, count: 0))
+        parts.reset(firstSeq: 7)
+        for r in rows {
+            whole.append(r)
+            r.values.withUnsafeBufferPointer { v in
+                if let k = r.key {
+                    k.withUnsafeBytes { parts.append(key: $0, startMs: r.startMs, endMs: r.endMs, values: v) }
+                } else {
+                    parts.append(key: nil, startMs: r.startMs, endMs: r.endMs, values: v)
+                }
+            }
+        }
+        var reused: [UInt8] = Array(repeating: 9, count: 3)
+        parts.finish(columns: Self.columns, into: &reused)
+        #expect(parts.firstSeq == 7 && parts.count == rows.count)
+        #expect(whole.finish(columns: Self.columns) == reused)
+        var heads: [([UInt8]?, Int64, Int64)] = []
+        parts.forEachHead { k, start, end in heads.append((k.map { Array($0) }, start, end)) }
+        #expect(heads.map(\.0) == rows.map(\.key) && heads.map(\.1) == rows.map(\.startMs) && heads.map(\.2) == rows.map(\.endMs))
+    }
+
     /// A damaged slice never traps: a short or altered value reads as no slice or missing rows.
     @Test func damagedSlicesAreRefused() throws {
         var b = ResultSlice.Builder(firstSeq: 1)
@@ -59,6 +92,47 @@ import Testing
         wrongVersion.withUnsafeBytes { #expect(ResultSlice.Reader($0) == nil) }
     }
 
+    /// Keys purged from the index (their table slots freed by backward shift, their ids reused)
+    /// while others come and go: every remaining window is still found, in order.
+    @Test func purgedKeysLeaveTheIndexConsistent() {
+        var index = ResultIndex()
+        var model: [[UInt8]: [Int64: UInt64]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        var seq: UInt64 = 0
+        for round in 0..<40 {
+            for _ in 0..<400 {
+                let key = Array("u\(Int.random(in: 0..<3000, using: &rng))".utf8)
+                let start = Int64(round) * 1000
+                seq += 1
+                index.set(key: key, startMs: start, seq: seq)
+                model[key, default: [:]][start] = seq
+            }
+            // The oldest windows leave, as retention removes them.
+            for (key, windows) in model {
+                for (start, s) in windows where start <= Int64(round - 2) * 1000 {
+                    key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
+                    model[key]![start] = nil
+                }
+                if model[key]!.isEmpty { model[key] = nil }
+            }
+            index.purge(max: .max, keep: 0)
+            index.checkInvariants()
+        }
+        #expect(index.keyCount <= 3000 && index.keyCount >= model.count)
+        for (key, windows) in model {
+            for (start, s) in windows { #expect(key.withUnsafeBytes { index.seq(key: $0, startMs: start) } == s) }
+        }
+        var got = 0
+        var previous: ([UInt8], Int64)? = nil
+        _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in
+            if let (pk, ps) = previous { #expect(SortedKeys.compare(pk, k) < 0 || (pk == k && ps < w.startMs)) }
+            #expect(model[k]?[w.startMs] == w.seq)
+            previous = (k, w.startMs)
+            got += 1
+        }
+        #expect(got == model.values.reduce(0) { $0 + $1.count })
+    }
+
     /// The index against a dictionary: random sets and removals, then ordered visits whole, by
     /// prefix, by exact key and after a cursor.
     @Test func theIndexKeepsTheCurrentRowOfEachWindowInOrder() {
@@ -79,7 +153,7 @@ import Testing
                 model[key, default: [:]][start] = seq
             }
         }
-        index.keys.checkInvariants()
+        index.checkInvariants()
         let expected = model.keys.sorted { SortedKeys.compare($0, $1) < 0 }.flatMap { k in model[k]!.keys.sorted().map { (k, $0, model[k]![$0]!) } }
         var got: [([UInt8], Int64, UInt64)] = []
         _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got.append((k, w.startMs, w.seq)) }
