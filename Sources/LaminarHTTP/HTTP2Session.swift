@@ -140,9 +140,7 @@ final class HTTP2Session {
     /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
     private var serverResets = 0
     /// Scratch for `submit` (response header fields), reused across responses.
-    private var packed: [UInt8] = []
-    private var fieldLengths: [(Int, Int)] = []
-    private var nva: [nghttp2_nv] = []
+    private var fields = ResponseFields()
     /// Frame boundaries of the input, tracked beside nghttp2 (which does not tell them).
     private var scanner = HTTP2FrameScanner(prefaceBytes: HTTP2Session.clientPreface.count)
     /// Since when the input has stopped in the middle of a frame (a slowloris dribbling bytes).
@@ -565,48 +563,30 @@ final class HTTP2Session {
     /// Submits the response headers (and a data provider when there is a body).
     private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, etag: UInt64? = nil,
                         contentLength: Int?, withBody: Bool) -> Bool {
-        // Names and values are packed into one reused buffer; nghttp2 copies them during the call.
-        packed.removeAll(keepingCapacity: true)
-        fieldLengths.removeAll(keepingCapacity: true)
-        Self.append(FieldName.status, to: &packed)
-        Self.appendDecimal(UInt64(status), to: &packed)
-        fieldLengths.append((FieldName.status.utf8CodeUnitCount, packed.count - FieldName.status.utf8CodeUnitCount))
+        // Sized first, then written through raw pointers into the session's reused block;
+        // nghttp2 copies the fields during the call.
+        var fieldCount = 3
+        var byteCount = FieldName.status.utf8CodeUnitCount + FieldName.etag.utf8CodeUnitCount + 2
+            + FieldName.contentLength.utf8CodeUnitCount + 3 * ResponseFields.decimalBytesMax
+        for (name, value) in headers {
+            fieldCount += 1
+            byteCount += name.utf8.count + value.utf8.count
+        }
+        fields.begin(fieldCount: fieldCount, byteCount: byteCount)
+        fields.add(FieldName.status, decimal: UInt64(status))
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
-            let start = packed.count
-            Self.appendUTF8(name, to: &packed)
-            let n = packed.count - start
-            Self.appendUTF8(value, to: &packed)
-            fieldLengths.append((n, packed.count - start - n))
+            fields.add(name, value)
         }
-        if let etag {
-            let start = packed.count
-            Self.append(FieldName.etag, to: &packed)
-            packed.append(0x22)
-            Self.appendDecimal(etag, to: &packed)
-            packed.append(0x22)
-            fieldLengths.append((FieldName.etag.utf8CodeUnitCount, packed.count - start - FieldName.etag.utf8CodeUnitCount))
-        }
+        if let etag { fields.add(FieldName.etag, quotedDecimal: etag) }
         if let length = contentLength, status != 204, status != 304 {
-            let start = packed.count
-            Self.append(FieldName.contentLength, to: &packed)
-            Self.appendDecimal(UInt64(length), to: &packed)
-            fieldLengths.append((FieldName.contentLength.utf8CodeUnitCount, packed.count - start - FieldName.contentLength.utf8CodeUnitCount))
+            fields.add(FieldName.contentLength, decimal: UInt64(length))
         }
-        let fieldLengths = self.fieldLengths
-        let rc = packed.withUnsafeMutableBufferPointer { base -> Int32 in
-            nva.removeAll(keepingCapacity: true)
-            var offset = 0
-            for (n, v) in fieldLengths {
-                nva.append(nghttp2_nv(
-                    name: base.baseAddress! + offset, value: base.baseAddress! + offset + n,
-                    namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                offset += n + v
-            }
-            if withBody {
-                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readResponseBody)
-                return nghttp2_submit_response(session, stream.id, nva, nva.count, &provider)
-            }
-            return nghttp2_submit_response(session, stream.id, nva, nva.count, nil)
+        let rc: Int32
+        if withBody {
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readResponseBody)
+            rc = nghttp2_submit_response(session, stream.id, fields.fields, fields.count, &provider)
+        } else {
+            rc = nghttp2_submit_response(session, stream.id, fields.fields, fields.count, nil)
         }
         connection.loop.markDirty(connection)
         return rc == 0
@@ -629,40 +609,10 @@ final class HTTP2Session {
         UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
     }
 
-    @inline(__always)
-    private static func append(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: bytes(text))
-    }
-
-    /// A string's UTF-8 bytes, copied from its contiguous storage when it has one (native and
-    /// literal strings do): no per-character iteration.
-    @inline(__always)
-    private static func appendUTF8(_ text: String, to out: inout [UInt8]) {
-        if text.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
-            out.append(contentsOf: text.utf8)
-        }
-    }
-
     /// Byte equality of a header name with a known one (a length check, then memcmp).
     @inline(__always)
     private static func equals(_ name: UnsafeBufferPointer<UInt8>, _ known: StaticString) -> Bool {
         name.count == known.utf8CodeUnitCount && memcmp(known.utf8Start, name.baseAddress!, name.count) == 0
-    }
-
-    private static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = value
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[19 - count] = UInt8(truncatingIfNeeded: n % 10) &+ 0x30
-                n /= 10
-                count += 1
-            } while n > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]).assumingMemoryBound(to: UInt8.self))
-        }
     }
 
     /// By length first: most names (content-type, etag) are told apart without a comparison.
