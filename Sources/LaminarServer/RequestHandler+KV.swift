@@ -17,11 +17,11 @@ extension RequestHandler {
         let route = action.route
         switch action {
         case .kvGet(let key, _):
-            submit(.get(key: key), responder, route, start, .kv(.get))
+            submitKV(.get(key: key), responder, route, start, isGet: true)
         case .kvPut(let key, let condition, let ttlMs):
-            submit(.put(key: key, value: request.body, condition: condition, ttlMs: ttlMs), responder, route, start, .kv(.write))
+            submitKV(.put(key: key, value: request.body, condition: condition, ttlMs: ttlMs), responder, route, start, isGet: false)
         case .kvDelete(let key, let condition):
-            submit(.delete(key: key, condition: condition), responder, route, start, .kv(.write))
+            submitKV(.delete(key: key, condition: condition), responder, route, start, isGet: false)
         case .kvScanPrefix(let prefix, let after, let limit, let encoding):
             submit(.prefixScan(prefix: prefix, after: after, limit: limit), responder, route, start, .kv(.scan(encoding, limit: limit)))
         case .kvScanRange(let startKey, let end, let after, let limit, let encoding):
