@@ -30,6 +30,8 @@ final class EventLoop {
     private var nextConnectionID: UInt64 = 1
     /// Connections with output to flush or parsing to resume at the end of this iteration.
     private var dirty: [Connection] = []
+    /// The memory nghttp2 allocates for this loop's server sessions (deleted before the loop is).
+    let nghttp2Allocator = NGHTTP2Allocator()
     /// One read buffer for every connection of the loop.
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Monotonic milliseconds, refreshed once per iteration.

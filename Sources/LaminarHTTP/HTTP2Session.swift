@@ -177,8 +177,9 @@ final class HTTP2Session {
         nghttp2_option_set_stream_reset_rate_limit(option, limits.receivedResetsBurst, limits.receivedResetsPerSecond)
         nghttp2_option_set_max_continuations(option, limits.continuationsMax)
         defer { nghttp2_option_del(option) }
-        let rc = nghttp2_session_server_new2(&session, serverCallbacks, Unmanaged.passUnretained(self).toOpaque(), option)
-        precondition(rc == 0, "nghttp2_session_server_new2: \(rc)")
+        var mem = connection.loop.nghttp2Allocator.mem
+        let rc = nghttp2_session_server_new3(&session, serverCallbacks, Unmanaged.passUnretained(self).toOpaque(), option, &mem)
+        precondition(rc == 0, "nghttp2_session_server_new3: \(rc)")
         var settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.concurrentStreamsMax),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: limits.streamWindowBytes),
