@@ -164,6 +164,11 @@ final class HTTP2Session {
     /// The highest stream handed to the handler (or answered by the session): the last stream id
     /// of the GOAWAY for a connection error we find.
     private var lastDispatchedStreamID: Int32 = 0
+    /// The stream whose request header block is arriving (opened by `beginHeaders`): the header
+    /// callbacks that follow find it without a table lookup and a retain each. Cleared when it
+    /// closes, so it never outlives the table's reference.
+    private unowned(unsafe) var headerStream: HTTP2Stream?
+    private var headerStreamID: Int32 = 0
 
     init(connection: Connection) {
         self.connection = connection
@@ -636,13 +641,15 @@ final class HTTP2Session {
         let stream = newStream(frame.pointee.hd.stream_id)
         stream.startedMs = connection.loop.nowMs
         streams[stream.id] = stream
+        headerStream = stream
+        headerStreamID = stream.id
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
     }
 
     fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-              let stream = streams[frame.pointee.hd.stream_id], stream.rejectStatus == nil else { return }
+              headerStreamID == frame.pointee.hd.stream_id, let stream = headerStream, stream.rejectStatus == nil else { return }
         let limits = connection.limits
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > limits.headerListBytesMax {
@@ -748,6 +755,10 @@ final class HTTP2Session {
 
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
         guard var stream = streams.removeValue(forKey: id) else { return }
+        if headerStreamID == id {
+            headerStream = nil
+            headerStreamID = 0
+        }
         defer { recycle(&stream) }
         connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
         answered(stream)
@@ -837,6 +848,8 @@ final class HTTP2Session {
         reportClosed()
         let open = streams
         streams = HTTP2StreamTable()
+        headerStream = nil
+        headerStreamID = 0
         open.forEach { stream in
             connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
             if stream.dispatched && stream.rejectStatus == nil {
