@@ -28,7 +28,7 @@ import Testing
                                        "etag: \"18446744073709551615\"", "content-length: 0"])
         // A second response reuses the block; one larger than it grows it.
         let long = String(repeating: "x", count: 5000)
-        fields.begin(fieldCount: 20, byteCount: 5100)
+        fields.begin(fieldCount: 20, byteCount: 5200)
         fields.add(":status", decimal: 404)
         for i in 0..<18 { fields.add("x-\(i)", i == 17 ? long : "é\(i)") }
         let written = Self.pairs(fields)
@@ -38,14 +38,18 @@ import Testing
 
     @Test func decimalsOfEveryLength() {
         var buffer = [UInt8](repeating: 0, count: 20)
-        var value: UInt64 = 0
-        for digits in 1...20 {
-            let n = buffer.withUnsafeMutableBufferPointer { ResponseFields.write(decimal: value, to: $0.baseAddress!) }
-            #expect(n == digits && String(decoding: buffer[..<n], as: UTF8.self) == String(value))
-            if digits < 20 { value = value * 10 + 9 }
+        // The smallest and the largest number of each length, 0 and UInt64.max.
+        var values: [UInt64] = [0, .max]
+        var power: UInt64 = 1
+        for _ in 1...19 {
+            values.append(power)
+            values.append(power &* 10 &- 1)
+            power &*= 10
         }
-        let n = buffer.withUnsafeMutableBufferPointer { ResponseFields.write(decimal: .max, to: $0.baseAddress!) }
-        #expect(String(decoding: buffer[..<n], as: UTF8.self) == String(UInt64.max))
+        for value in values {
+            let n = buffer.withUnsafeMutableBufferPointer { ResponseFields.write(decimal: value, to: $0.baseAddress!) }
+            #expect(String(decoding: buffer[..<n], as: UTF8.self) == String(value))
+        }
     }
 
     @Test func allocatorReusesBlocksAndKeepsContents() {
