@@ -67,19 +67,23 @@ struct ResponseFields: ~Copyable {
         count += 1
     }
 
+    @inline(__always)
     mutating func add(_ name: StaticString, _ value: String) {
         add({ Self.write(name, to: $0) }, { Self.write(value, to: $0) })
     }
 
+    @inline(__always)
     mutating func add(_ name: String, _ value: String) {
         add({ Self.write(name, to: $0) }, { Self.write(value, to: $0) })
     }
 
+    @inline(__always)
     mutating func add(_ name: StaticString, decimal: UInt64) {
         add({ Self.write(name, to: $0) }, { Self.write(decimal: decimal, to: $0) })
     }
 
     /// `name: "N"`: an entity tag that is a number.
+    @inline(__always)
     mutating func add(_ name: StaticString, quotedDecimal: UInt64) {
         add({ Self.write(name, to: $0) }, { p in
             p[0] = 0x22
