@@ -9,8 +9,9 @@ import Glibc
 /// free of those blocks cost ~1 350 instructions per request under callgrind.
 ///
 /// Every block carries a 16-byte header before it with its capacity, so `free` and `realloc`
-/// know its class. Each class keeps at most `keptPerClassMax` free blocks (the rest go back to
-/// malloc), so what is kept is bounded: 64 classes × 1 024 blocks of at most 4 KiB.
+/// know its class. Each class keeps at most `keptBytesPerClassMax` of free blocks (the rest go
+/// back to malloc: `keptBlocksMax`), so what a loop keeps is bounded: 64 classes × 512 KiB,
+/// 32 MiB at the very worst, a few MiB in practice (nghttp2's blocks fall in a few small classes).
 ///
 /// Thread ownership: the loop thread (nghttp2 allocates only inside session calls, which run
 /// there). Lifetime: the loop's; every session using it is deleted before it is (`EventLoop`
@@ -18,7 +19,7 @@ import Glibc
 final class NGHTTP2Allocator {
     static let classStep = 64
     static let classBytesMax = 4096
-    static let keptPerClassMax = 1024
+    static let keptBytesPerClassMax = 512 << 10
     private static let headerBytes = 16
     private static let classCount = classBytesMax / classStep
 
@@ -26,7 +27,12 @@ final class NGHTTP2Allocator {
     private struct FreeList {
         var head: UnsafeMutableRawPointer?
         var count: Int
+        /// `keptBlocksMax` of the class.
+        let limit: Int
     }
+
+    /// Free blocks a class of `classBytes` keeps at most.
+    static func keptBlocksMax(classBytes: Int) -> Int { keptBytesPerClassMax / classBytes }
 
     /// The free lists, one per class: nghttp2's `mem_user_data`. The callbacks work on this
     /// pointer alone (no Swift object, so no retain and release per call).
@@ -34,7 +40,9 @@ final class NGHTTP2Allocator {
 
     init() {
         lists = .allocate(capacity: Self.classCount)
-        lists.initialize(repeating: FreeList(head: nil, count: 0), count: Self.classCount)
+        for c in 0..<Self.classCount {
+            (lists + c).initialize(to: FreeList(head: nil, count: 0, limit: Self.keptBlocksMax(classBytes: (c + 1) * Self.classStep)))
+        }
     }
 
     deinit {
@@ -88,7 +96,7 @@ final class NGHTTP2Allocator {
         let capacity = capacity(of: block)
         if capacity <= classBytesMax {
             let c = capacity / classStep - 1
-            if lists[c].count < keptPerClassMax {
+            if lists[c].count < lists[c].limit {
                 block.storeBytes(of: lists[c].head, as: UnsafeMutableRawPointer?.self)
                 lists[c].head = block
                 lists[c].count += 1

@@ -85,13 +85,16 @@ import Testing
     @Test func allocatorKeepsABoundedNumberOfBlocks() {
         let allocator = NGHTTP2Allocator()
         let mem = allocator.mem
-        let n = NGHTTP2Allocator.keptPerClassMax + 10
-        let blocks = (0..<n).map { _ in mem.malloc!(64, mem.mem_user_data)! }
-        for block in blocks { mem.free!(block, mem.mem_user_data) }
-        // The kept ones come back (most recently freed first); past the bound, fresh blocks.
-        let again = (0..<n).map { _ in mem.malloc!(64, mem.mem_user_data)! }
-        let kept = Set(blocks.prefix(NGHTTP2Allocator.keptPerClassMax))
-        #expect(Set(again.prefix(NGHTTP2Allocator.keptPerClassMax)) == kept)
-        for block in again { mem.free!(block, mem.mem_user_data) }
+        for classBytes in [64, 4096] {
+            let bound = NGHTTP2Allocator.keptBlocksMax(classBytes: classBytes)
+            #expect(bound * classBytes <= NGHTTP2Allocator.keptBytesPerClassMax)
+            let n = bound + 10
+            let blocks = (0..<n).map { _ in mem.malloc!(classBytes, mem.mem_user_data)! }
+            for block in blocks { mem.free!(block, mem.mem_user_data) }
+            // The kept ones come back (most recently freed first); past the bound, fresh blocks.
+            let again = (0..<n).map { _ in mem.malloc!(classBytes, mem.mem_user_data)! }
+            #expect(Set(again.prefix(bound)) == Set(blocks.prefix(bound)))
+            for block in again { mem.free!(block, mem.mem_user_data) }
+        }
     }
 }
