@@ -207,7 +207,7 @@ final class Connection {
                     h1.head = head
                     h1.body = []
                     h1.bodySink = nil
-                    if head.framing != .none && head.framing != .length(0) {
+                    if head.framing != .none && head.framing != .length(0) && handler.mayTakeBodySink(method: head.method) {
                         h1.bodySink = handler.bodySink(for: HTTPRequest(
                             method: head.method, target: head.target, headers: head.headers,
                             version: head.minorVersion == 0 ? .http1_0 : .http1_1, token: token(h1.sequence &+ 1)))

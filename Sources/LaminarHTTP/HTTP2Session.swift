@@ -722,7 +722,8 @@ final class HTTP2Session {
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
               let stream = streams[frame.pointee.hd.stream_id] else { return }
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty {
+           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty,
+           connection.handler.mayTakeBodySink(method: method) {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
             stream.bodySink = connection.handler.bodySink(for: HTTPRequest(
                 method: method, target: stream.target, headers: stream.headers, version: .http2, token: connection.token(stream.id)))

@@ -155,6 +155,10 @@ public protocol HTTPHandler: AnyObject {
     /// body whole in `HTTPRequest.body`. `request.body` is empty here.
     func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)?
 
+    /// Whether a request with this method may get a body sink: when false, `bodySink(for:)` is
+    /// not asked (no request head is built for it). Default: every method.
+    func mayTakeBodySink(method: HTTPMethod) -> Bool
+
     /// A complete request. Answer now or later (from `didWake`) through `responder`, which may be
     /// stored. Every request gets exactly one `requestClosed` call afterwards.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
@@ -180,6 +184,7 @@ public protocol HTTPHandler: AnyObject {
 
 extension HTTPHandler {
     public func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? { nil }
+    public func mayTakeBodySink(method: HTTPMethod) -> Bool { true }
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
     public func roundDidEnd() {}

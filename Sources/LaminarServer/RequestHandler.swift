@@ -88,6 +88,10 @@ final class RequestHandler: HTTPHandler {
 
     // MARK: - Requests
 
+    /// Only event posts (`POST …/events`, `eventsBodySink`) are decoded as they arrive: no
+    /// request head is built to ask for the others (puts).
+    func mayTakeBodySink(method: HTTPMethod) -> Bool { method == .post }
+
     /// Event bodies are decoded as they arrive when the decoder can be set up now
     /// (`eventsBodySink`); other bodies arrive whole.
     func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? {
