@@ -50,7 +50,8 @@ final class RequestHandler: HTTPHandler {
     /// command's token is `kvTokenBit | slot`. Kept apart from `pending` because an entry holds
     /// nothing reference-counted (no retain, release or hashing per request, as a Dictionary
     /// entry of `Pending` cost ~1 300 instructions per request under callgrind). A slot is
-    /// freed when its command's one completion arrives.
+    /// freed when its command's one completion arrives, so the table grows only to the most
+    /// such commands in flight (or waiting in `overflow`) at once.
     struct KVPending {
         var responder: HTTPResponder
         var route: Route
@@ -184,11 +185,7 @@ final class RequestHandler: HTTPHandler {
     func submit(_ operation: ReactorOperation, _ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ kind: Kind) {
         let token = nextTokenValue()
         pending[token] = Pending(responder: responder, route: route, startNs: start, kind: kind)
-        enqueue(ReactorCommand(token: token, operation))
-        if overflowHead < overflow.count {
-            responder.pauseReading()
-            pausedResponders.append(responder)
-        }
+        enqueue(ReactorCommand(token: token, operation), for: responder)
     }
 
     /// `submit` for a get, put or delete: the answer's state goes to `kvPending`.
@@ -202,7 +199,12 @@ final class RequestHandler: HTTPHandler {
             slot = kvPending.count
             kvPending.append(entry)
         }
-        enqueue(ReactorCommand(token: Self.kvTokenBit | UInt64(slot), operation))
+        enqueue(ReactorCommand(token: Self.kvTokenBit | UInt64(slot), operation), for: responder)
+    }
+
+    /// Queues a request's command; while commands wait in the overflow, its connection stops reading.
+    private func enqueue(_ command: ReactorCommand, for responder: HTTPResponder) {
+        enqueue(command)
         if overflowHead < overflow.count {
             responder.pauseReading()
             pausedResponders.append(responder)
