@@ -59,14 +59,16 @@ public struct KeyHasher: Sendable {
 /// is the file header, never a record). The load factor stays at or below 3/4.
 ///
 /// Memory is owned manually: the owner calls `deallocate()` exactly once.
+@usableFromInline
 struct KeyHashTable {
+    @usableFromInline
     struct Slot {
-        var hash: UInt64
-        var offset: UInt64
+        @usableFromInline var hash: UInt64
+        @usableFromInline var offset: UInt64
     }
 
-    private(set) var slots: UnsafeMutablePointer<Slot>
-    private(set) var mask: Int
+    @usableFromInline private(set) var slots: UnsafeMutablePointer<Slot>
+    @usableFromInline private(set) var mask: Int
     private(set) var count: Int = 0
 
     var capacity: Int { mask + 1 }
@@ -98,14 +100,14 @@ struct KeyHashTable {
     }
 
     /// The slot index holding `key`, or `nil`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func find(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> Int? {
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
             if slot.offset == 0 { return nil }
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return i }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -130,7 +132,7 @@ struct KeyHashTable {
             let slot = slots[i]
             if slot.offset == 0 { return (i, false) }
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return (i, true) }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -148,7 +150,7 @@ struct KeyHashTable {
         slots[index].offset = UInt64(offset)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func offset(at index: Int) -> Int { Int(slots[index].offset) }
 
     /// Empties slot `index`, shifting later members of its probe run back (no tombstones).
@@ -194,11 +196,21 @@ struct KeyHashTable {
         free(oldSlots)
     }
 
-    @inline(__always)
+    /// Whether the record at `record` holds `key`. Keys of 8 to 16 bytes are compared as two
+    /// (overlapping) words in line, without a call.
+    @inlinable @inline(__always)
     static func keyEquals(_ record: UnsafeRawPointer, _ key: UnsafeRawBufferPointer) -> Bool {
-        let stored = RecordFormat.keyLength(record)
-        guard stored == key.count else { return false }
-        return memcmp(record + RecordFormat.headerBytes, key.baseAddress!, stored) == 0
+        let n = key.count
+        guard RecordFormat.keyLength(record) == n else { return false }
+        let stored = record + RecordFormat.headerBytes
+        let k = key.baseAddress!
+        if n >= 8 && n <= 16 {
+            let head = stored.loadUnaligned(as: UInt64.self) ^ k.loadUnaligned(as: UInt64.self)
+            let tail = stored.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                ^ k.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            return head | tail == 0
+        }
+        return memcmp(stored, k, n) == 0
     }
 
     /// Checks the table's structure: the count, and that every key is reachable from its home slot.

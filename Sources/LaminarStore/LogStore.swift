@@ -81,10 +81,10 @@ public final class LogStore: StateStore {
     /// The data directory, or `nil` for an in-memory store.
     public let directory: String?
 
-    var region: MappedRegion
-    var table: KeyHashTable
+    @usableFromInline var region: MappedRegion
+    @usableFromInline var table: KeyHashTable
     var ordered = OrderedKeyIndex()
-    var hasher: KeyHasher
+    @usableFromInline var hasher: KeyHasher
     /// End of the last record; new records go here.
     var logicalEnd: Int
     /// The data file's generation (from its header).
@@ -206,13 +206,17 @@ public final class LogStore: StateStore {
         }
     }
 
-    /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).
-    @inline(__always)
+    /// Zero-copy lookup by a key already in memory. Inlinable, so that `body` is specialized and
+    /// inlined in the caller (a generic call through value witnesses cost more than the probe);
+    /// the lookup itself is one plain call.
+    @inlinable @inline(__always)
     public func withValue<R>(
         rawKey key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Revision) throws -> R
     ) rethrows -> R? {
-        guard let offset = locate(key) else { return nil }
-        let p = record(at: offset)
+        assert(checkOwnerThread())
+        let base = region.base
+        guard let slot = table.find(hash: hasher.hash(key), key: key, base: base) else { return nil }
+        let p = UnsafeRawPointer(base + table.offset(at: slot))
         return try body(RecordFormat.value(p), RecordFormat.revision(p))
     }
 
