@@ -115,11 +115,11 @@ struct KeyHashTable {
     @inline(__always)
     func home(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
 
-    /// Reads the home slot of `hash` (a scan loads the slots of a batch of keys together, so
-    /// that their cache misses overlap, before it probes them); the value means nothing.
+    /// The address of the home slot of `hash`, for a prefetch (a scan starts the slot reads of
+    /// later keys before it probes for them).
     @inline(__always)
-    func touch(hash: UInt64) -> UInt32 {
-        UInt32(truncatingIfNeeded: slots[Int(truncatingIfNeeded: hash) & mask].offset)
+    func slotAddress(hash: UInt64) -> UnsafeRawPointer {
+        UnsafeRawPointer(slots + (Int(truncatingIfNeeded: hash) & mask))
     }
 
     /// The slot index of `key` and whether it was there; if not, the slot returned is empty
