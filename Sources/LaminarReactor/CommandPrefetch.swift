@@ -9,7 +9,9 @@ import LaminarStore
 ///
 /// Three steps, each once the step before has had time to land: `bytesAhead` commands ahead,
 /// the key's and a put's value's bytes; `slotAhead` ahead, the key is hashed and its table slot
-/// fetched; `recordAhead` ahead, the slot (in cache now) is read and its record fetched.
+/// (and its write-revision slot) fetched; `recordAhead` ahead, the slot's probe run (in cache
+/// now) is read and the record of the slot holding the key's hash fetched
+/// (`StateStore.prefetchLookup`).
 /// Prefetches only: nothing read here is trusted, a wrong guess costs a wasted line. The
 /// command's `keyBytes`/`valueBytes` are read, never its enum (a look into the enum's payload
 /// copied it: a retain and a release per array).
@@ -40,12 +42,10 @@ enum CommandPrefetch {
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: slotAhead), let k = c[0].key {
             let h = store.lookupHash(k)
             hashes[(i &+ slotAhead) & (hashSlots - 1)] = h
-            CLinux_prefetch(store.lookupHints(hash: h, record: false).slot)
+            store.prefetchLookup(hash: h, record: false)
         }
-        if let c = ring.peekDuringPop(max: max, popped: i, ahead: recordAhead), c[0].keyBytes != nil,
-            let record = store.lookupHints(hash: hashes[(i &+ recordAhead) & (hashSlots - 1)], record: true).record
-        {
-            CLinux_prefetch(record)
+        if let c = ring.peekDuringPop(max: max, popped: i, ahead: recordAhead), c[0].keyBytes != nil {
+            store.prefetchLookup(hash: hashes[(i &+ recordAhead) & (hashSlots - 1)], record: true)
         }
     }
 }

@@ -111,9 +111,20 @@ struct KeyHashTable {
         }
     }
 
-    /// The slot a probe for `hash` starts at.
+    /// The record offset of the first slot holding `hash` among the first `probesMax` slots of its
+    /// probe run, or 0: where a lookup of a key with that hash will most likely read (a prefetch
+    /// hint; the key is not compared). The home slot alone was another key's in about 4 lookups
+    /// in 10 at a load of 0.6.
     @inline(__always)
-    func home(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
+    func probableOffset(hash: UInt64, probesMax: Int = 4) -> Int {
+        var i = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<probesMax {
+            let slot = slots[i]
+            if slot.offset == 0 || slot.hash == hash { return Int(slot.offset) }
+            i = (i &+ 1) & mask
+        }
+        return 0
+    }
 
     /// The address of the home slot of `hash`, for a prefetch (a scan starts the slot reads of
     /// later keys before it probes for them).

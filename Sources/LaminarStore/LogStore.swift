@@ -231,11 +231,14 @@ public final class LogStore: StateStore {
 
     public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
 
-    public func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?) {
-        let home = table.home(hash: hash)
-        guard record else { return (UnsafeRawPointer(table.slots + home), nil) }
-        let offset = table.offset(at: home)
-        return (UnsafeRawPointer(table.slots + home), offset == 0 ? nil : UnsafeRawPointer(region.base + offset))
+    public func prefetchLookup(hash: UInt64, record: Bool) {
+        guard record else {
+            CLinux_prefetch(table.slotAddress(hash: hash))
+            CLinux_prefetch(writeSlots + Self.writeSlot(hash))  // `noteWrite` of a put, `read(durability:)`
+            return
+        }
+        let offset = table.probableOffset(hash: hash)
+        if offset != 0 { CLinux_prefetch(region.base + offset) }
     }
 
     @inline(__always)

@@ -242,14 +242,15 @@ public protocol StateStore: AnyObject {
     var failure: StoreError? { get }
     /// Whether every write to `key` so far is durable (false means "maybe not"). O(1).
     func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
-    /// The hash a lookup of `key` uses (for `lookupHints`).
+    /// The hash a lookup of `key` uses (for `prefetchLookup`).
     func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64
-    /// Where a lookup of a key of hash `hash` will read, for a caller that knows its next keys and
-    /// prefetches them so their cache misses overlap: the hash table slot its probe starts at
-    /// and, with `record`, the record that slot names now (reading the slot: ask once it is in
-    /// cache). Hints only, any `hash` is safe: the record may be another key's, and nothing is
-    /// valid to read later.
-    func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?)
+    /// Starts the memory reads a read or write of a key of hash `hash` will make, for a caller
+    /// that knows its next keys, so that their cache misses overlap: without `record`, the hash
+    /// table slot its probe starts at (and what a write updates by the hash alone); with
+    /// `record`, it reads that slot's probe run (ask once the slot is in cache) and starts the
+    /// read of the record of the slot holding `hash`. Prefetches only: any `hash` is safe, and
+    /// nothing read is trusted later.
+    func prefetchLookup(hash: UInt64, record: Bool)
     /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
     var garbageRatio: Double { get }
     /// Counters for metrics.
