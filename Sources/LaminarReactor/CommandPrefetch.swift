@@ -25,10 +25,12 @@ enum CommandPrefetch {
 
     /// Called with the `i`-th command of a pop in hand (before it runs). `hashes`: scratch of
     /// `hashSlots` entries the caller keeps for the whole pop (an entry not written by the slot
-    /// step, at a pop's start, only makes a wasted prefetch).
+    /// step, at a pop's start, only makes a wasted prefetch); `hasher`: the store's
+    /// `lookupHasher`.
     @inline(__always)
     static func ahead(
-        _ ring: SPSCRing<ReactorCommand>, max: Int, popped i: Int, store: any StateStore, hashes: UnsafeMutablePointer<UInt64>
+        _ ring: SPSCRing<ReactorCommand>, max: Int, popped i: Int, store: any StateStore, hasher: KeyHasher,
+        hashes: UnsafeMutablePointer<UInt64>
     ) {
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: bytesAhead) {
             if let k = c[0].keyBytes { CLinux_prefetch(k) }
@@ -40,12 +42,24 @@ enum CommandPrefetch {
             }
         }
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: slotAhead), let k = c[0].key {
-            let h = store.lookupHash(k)
+            let h = hasher.hash(k)
             hashes[(i &+ slotAhead) & (hashSlots - 1)] = h
             store.prefetchLookup(hash: h, record: false)
         }
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: recordAhead), c[0].keyBytes != nil {
             store.prefetchLookup(hash: hashes[(i &+ recordAhead) & (hashSlots - 1)], record: true)
         }
+    }
+
+    /// The `i`-th command's key hash for `Reactor.execute` (0 for a command without a key), after
+    /// `ahead` for it: the slot step's, `slotAhead` commands before (every command of a pop from
+    /// `slotAhead` on went through that step), else hashed now. The store then need not hash
+    /// the key again.
+    @inline(__always)
+    static func keyHash(
+        of command: borrowing ReactorCommand, popped i: Int, hasher: KeyHasher, hashes: UnsafeMutablePointer<UInt64>
+    ) -> UInt64 {
+        guard let k = command.key else { return 0 }
+        return i >= slotAhead ? hashes[i & (hashSlots - 1)] : hasher.hash(k)
     }
 }

@@ -194,10 +194,10 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
-    public func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+    public func read(_ key: [UInt8], hash: UInt64, durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
-            let hash = hasher.hash(k)
+            assert(hash == hasher.hash(k), "read: a hash not of this key")
             let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
             guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
             let p = record(at: table.offset(at: slot))
@@ -229,7 +229,7 @@ public final class LogStore: StateStore {
         return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
     }
 
-    public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+    public var lookupHasher: KeyHasher { hasher }
 
     public func prefetchLookup(hash: UInt64, record: Bool) {
         guard record else {
@@ -281,16 +281,27 @@ public final class LogStore: StateStore {
         assert(checkOwnerThread())
         try validate(key: key, valueBytes: value.count)
         try checkWritable()
-        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs) } catch { throw noteFailure(error) }
+        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs, hash: nil) } catch { throw noteFailure(error) }
     }
 
-    private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+    @discardableResult
+    public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?, hash: UInt64) throws -> Revision {
+        assert(checkOwnerThread())
+        try validate(key: key, valueBytes: value.count)
+        try checkWritable()
+        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs, hash: hash) } catch { throw noteFailure(error) }
+    }
+
+    /// `hash`: the key's, if the caller has it.
+    @inline(__always)
+    private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?, hash given: UInt64?) throws -> Revision {
         // The region and the new revision in locals: calls on `self.region` and a fill closure
         // reading `self` each retained and released them (three pairs per put).
         let region = self.region
         return try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
-                let hash = hasher.hash(k)
+                let hash = given ?? hasher.hash(k)
+                assert(hash == hasher.hash(k), "put: a hash not of this key")
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
                 let current = found ? RecordFormat.revision(record(at: table.offset(at: slot))) : nil
                 try check(condition, current: current, key: key)
