@@ -23,6 +23,15 @@ enum CommandPrefetch {
     /// Hashes kept from the slot step for the record step (`hashes` has `hashSlots` entries).
     static let hashSlots = 8
 
+    /// Where a Swift array's reference count lies before its elements (its buffer object: type,
+    /// reference count, count, capacity, elements). The reactor releases a command's key and
+    /// value arrays, last retained on the producer's core: a release waited for that line to
+    /// come over (perf: `swift_release` 5.5% of the reactor's samples in bench-reactor's KV
+    /// case), so the bytes step fetches it for writing too. A hint only: were the layout
+    /// different, a line would be fetched for nothing.
+    static let arrayRefCountOffset = 8
+    static let arrayElementsOffset = 32
+
     /// Called with the `i`-th command of a pop in hand (before it runs). `hashes`: scratch of
     /// `hashSlots` entries the caller keeps for the whole pop (an entry not written by the slot
     /// step, at a pop's start, only makes a wasted prefetch); `hasher`: the store's
@@ -33,12 +42,16 @@ enum CommandPrefetch {
         hashes: UnsafeMutablePointer<UInt64>
     ) {
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: bytesAhead) {
-            if let k = c[0].keyBytes { CLinux_prefetch(k) }
+            if let k = c[0].keyBytes {
+                CLinux_prefetch(k)
+                CLinux_prefetch_write(k - arrayElementsOffset + arrayRefCountOffset)
+            }
             if let v = c[0].valueBytes {
                 // A value up to 3 lines (the benchmark's 100 bytes); longer ones take their misses.
                 CLinux_prefetch(v)
                 CLinux_prefetch(v + 64)
                 CLinux_prefetch(v + 128)
+                CLinux_prefetch_write(v - arrayElementsOffset + arrayRefCountOffset)
             }
         }
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: slotAhead), let k = c[0].key {
