@@ -54,14 +54,17 @@ enum CommandPrefetch {
                 CLinux_prefetch_write(v - arrayElementsOffset + arrayRefCountOffset)
             }
         }
+        var slotOf: UInt64?
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: slotAhead), let k = c[0].key {
             let h = hasher.hash(k)
             hashes[(i &+ slotAhead) & (hashSlots - 1)] = h
-            store.prefetchLookup(hash: h, record: false)
+            slotOf = h
         }
+        var recordOf: UInt64?
         if let c = ring.peekDuringPop(max: max, popped: i, ahead: recordAhead), c[0].keyBytes != nil {
-            store.prefetchLookup(hash: hashes[(i &+ recordAhead) & (hashSlots - 1)], record: true)
+            recordOf = hashes[(i &+ recordAhead) & (hashSlots - 1)]
         }
+        if slotOf != nil || recordOf != nil { store.prefetchLookup(slotOf: slotOf, recordOf: recordOf) }
     }
 
     /// The `i`-th command's key hash for `Reactor.execute` (0 for a command without a key), after

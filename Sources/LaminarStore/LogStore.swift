@@ -231,14 +231,15 @@ public final class LogStore: StateStore {
 
     public var lookupHasher: KeyHasher { hasher }
 
-    public func prefetchLookup(hash: UInt64, record: Bool) {
-        guard record else {
+    public func prefetchLookup(slotOf: UInt64?, recordOf: UInt64?) {
+        if let hash = slotOf {
             CLinux_prefetch(table.slotAddress(hash: hash))
             CLinux_prefetch(writeSlots + Self.writeSlot(hash))  // `noteWrite` of a put, `read(durability:)`
-            return
         }
-        let offset = table.probableOffset(hash: hash)
-        if offset != 0 { CLinux_prefetch(region.base + offset) }
+        if let hash = recordOf {
+            let offset = table.probableOffset(hash: hash)
+            if offset != 0 { CLinux_prefetch(region.base + offset) }
+        }
     }
 
     @inline(__always)

@@ -248,13 +248,13 @@ public protocol StateStore: AnyObject {
     func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
     /// The hash function of lookups (`lookupHash`), for a caller that hashes many keys in line.
     var lookupHasher: KeyHasher { get }
-    /// Starts the memory reads a read or write of a key of hash `hash` will make, for a caller
-    /// that knows its next keys, so that their cache misses overlap: without `record`, the hash
-    /// table slot its probe starts at (and what a write updates by the hash alone); with
-    /// `record`, it reads that slot's probe run (ask once the slot is in cache) and starts the
-    /// read of the record of the slot holding `hash`. Prefetches only: any `hash` is safe, and
-    /// nothing read is trusted later.
-    func prefetchLookup(hash: UInt64, record: Bool)
+    /// Starts the memory reads reads or writes of keys will make, for a caller that knows its next
+    /// keys, so that their cache misses overlap (two keys' steps in one call): for the key of
+    /// hash `slotOf`, the hash table slot its probe starts at (and what a write updates by the
+    /// hash alone); for the key of hash `recordOf`, whose slot should be in cache by now, it
+    /// reads the slot's probe run and starts the read of the record of the slot holding that
+    /// hash. Prefetches only: any hash is safe, and nothing read is trusted later.
+    func prefetchLookup(slotOf: UInt64?, recordOf: UInt64?)
     /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
     var garbageRatio: Double { get }
     /// Counters for metrics.
