@@ -94,6 +94,7 @@ let package = Package(
             name: "LaminarStore",
             dependencies: [
                 "CCRC32C",
+                "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: requestPathSettings

@@ -53,6 +53,9 @@ struct StoreBenchmark {
         var jsonOut: String?
         /// `--profile OP`: only LogStore's OP (get10k, contains10k, get, put, scan), looped for a profiler.
         var profile: String?
+        /// `--data-gib N`: the stores' data bound (address space reserved); valgrind cannot
+        /// reserve the default 64 GiB.
+        var dataBytesMax: Int?
     }
 
     static func parse(_ arguments: [String]) -> Config {
@@ -79,6 +82,9 @@ struct StoreBenchmark {
                 config.insertReps = 1
                 config.reopenReps = 1
             case "--profile": config.profile = value()
+            case "--data-gib":
+                guard let gib = Int(value()), gib > 0 else { usage() }
+                config.dataBytesMax = gib << 30
             default: StoreBenchmark.usage()
             }
             i += 1
@@ -87,7 +93,7 @@ struct StoreBenchmark {
     }
 
     static func usage() -> Never {
-        print("usage: laminar-bench-store [--json-out PATH] [--reps N] [--quick] [--profile get10k|contains10k|get|put|scan]")
+        print("usage: laminar-bench-store [--json-out PATH] [--reps N] [--quick] [--profile get10k|contains10k|get|put|scan] [--data-gib N]")
         exit(2)
     }
 
@@ -123,6 +129,7 @@ struct Run {
         options = LogStoreOptions()
         options.fsync = .never
         options.logger.logLevel = .warning
+        if let bytes = config.dataBytesMax { options.dataBytesMax = bytes }
     }
 
     mutating func record(_ key: String, _ value: Double, _ unit: String, _ note: String = "") {

@@ -3,7 +3,9 @@ import LaminarStore
 extension Reactor {
     /// Applies one command and queues its completion (reactor thread). The command is consumed:
     /// its arrays are borrowed by the store and released once, here, not retained for the call.
-    func execute(_ command: consuming ReactorCommand, producer p: ReactorProducer) {
+    /// `keyHash`: for a command with a key (`ReactorCommand.key`), `store.lookupHash` of it, so
+    /// that a get or put does not hash it again; anything for other commands.
+    func execute(_ command: consuming ReactorCommand, producer p: ReactorProducer, keyHash: UInt64) {
         let token = command.token
         let operation = command.operation
         switch operation {
@@ -19,7 +21,7 @@ extension Reactor {
                 return completeRead(token, result, durable: key.withUnsafeBytes { store.isDurable($0) }, producer: p)
             }
             // One lookup; the value stays in the store's mapping, pinned until the I/O thread has sent it.
-            let read = store.read(key, durability: syncer != nil)
+            let read = store.read(key, hash: keyHash, durability: syncer != nil)
             if let found = read.found {
                 completeRead(token, .value(found.value, version: found.version), durable: read.durable, producer: p)
             } else {
@@ -33,7 +35,7 @@ extension Reactor {
             }
             let expiresAt = ttlMs.map { clock.nowMs() + max($0, 0) }
             do {
-                let rev = try store.put(key, value, condition: condition, expiresAtMs: expiresAt)
+                let rev = try store.put(key, value, condition: condition, expiresAtMs: expiresAt, hash: keyHash)
                 mutatedThisRound = true
                 if let expiresAt { scheduleExpiry(key: key, atMs: expiresAt) }
                 notifyWatchers(key: key, value: value, revision: rev)

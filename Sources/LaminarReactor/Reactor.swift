@@ -218,14 +218,16 @@ public final class Reactor: @unchecked Sendable {
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: CommandPrefetch.hashSlots) { scratch in
             let hashes = scratch.baseAddress!
             hashes.initialize(repeating: 0, count: CommandPrefetch.hashSlots)
+            let hasher = store.lookupHasher
             for p in producers {
                 currentProducer = p
                 let ring = p.submissions
                 var popped = 0
                 let n = ring.pop(max: commandsMax) { command in
-                    CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hashes: hashes)
+                    CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hasher: hasher, hashes: hashes)
+                    let keyHash = CommandPrefetch.keyHash(of: command, popped: popped, hasher: hasher, hashes: hashes)
                     popped += 1
-                    execute(command, producer: p)
+                    execute(command, producer: p, keyHash: keyHash)
                 }
                 if n > 0 { worked = true }
             }

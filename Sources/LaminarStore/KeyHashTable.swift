@@ -59,14 +59,16 @@ public struct KeyHasher: Sendable {
 /// is the file header, never a record). The load factor stays at or below 3/4.
 ///
 /// Memory is owned manually: the owner calls `deallocate()` exactly once.
+@usableFromInline
 struct KeyHashTable {
+    @usableFromInline
     struct Slot {
-        var hash: UInt64
-        var offset: UInt64
+        @usableFromInline var hash: UInt64
+        @usableFromInline var offset: UInt64
     }
 
-    private(set) var slots: UnsafeMutablePointer<Slot>
-    private(set) var mask: Int
+    @usableFromInline private(set) var slots: UnsafeMutablePointer<Slot>
+    @usableFromInline private(set) var mask: Int
     private(set) var count: Int = 0
 
     var capacity: Int { mask + 1 }
@@ -98,26 +100,37 @@ struct KeyHashTable {
     }
 
     /// The slot index holding `key`, or `nil`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func find(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> Int? {
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
             if slot.offset == 0 { return nil }
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return i }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
-    /// The slot a probe for `hash` starts at.
+    /// The record offset of the first slot holding `hash` among the first `probesMax` slots of its
+    /// probe run, or 0: where a lookup of a key with that hash will most likely read (a prefetch
+    /// hint; the key is not compared). The home slot alone was another key's in about 4 lookups
+    /// in 10 at a load of 0.6.
     @inline(__always)
-    func home(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
+    func probableOffset(hash: UInt64, probesMax: Int = 4) -> Int {
+        var i = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<probesMax {
+            let slot = slots[i]
+            if slot.offset == 0 || slot.hash == hash { return Int(slot.offset) }
+            i = (i &+ 1) & mask
+        }
+        return 0
+    }
 
-    /// Reads the home slot of `hash` (a scan loads the slots of a batch of keys together, so
-    /// that their cache misses overlap, before it probes them); the value means nothing.
+    /// The address of the home slot of `hash`, for a prefetch (a scan starts the slot reads of
+    /// later keys before it probes for them).
     @inline(__always)
-    func touch(hash: UInt64) -> UInt32 {
-        UInt32(truncatingIfNeeded: slots[Int(truncatingIfNeeded: hash) & mask].offset)
+    func slotAddress(hash: UInt64) -> UnsafeRawPointer {
+        UnsafeRawPointer(slots + (Int(truncatingIfNeeded: hash) & mask))
     }
 
     /// The slot index of `key` and whether it was there; if not, the slot returned is empty
@@ -130,7 +143,7 @@ struct KeyHashTable {
             let slot = slots[i]
             if slot.offset == 0 { return (i, false) }
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return (i, true) }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -148,7 +161,7 @@ struct KeyHashTable {
         slots[index].offset = UInt64(offset)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func offset(at index: Int) -> Int { Int(slots[index].offset) }
 
     /// Empties slot `index`, shifting later members of its probe run back (no tombstones).
@@ -194,11 +207,21 @@ struct KeyHashTable {
         free(oldSlots)
     }
 
-    @inline(__always)
+    /// Whether the record at `record` holds `key`. Keys of 8 to 16 bytes are compared as two
+    /// (overlapping) words in line, without a call.
+    @inlinable @inline(__always)
     static func keyEquals(_ record: UnsafeRawPointer, _ key: UnsafeRawBufferPointer) -> Bool {
-        let stored = RecordFormat.keyLength(record)
-        guard stored == key.count else { return false }
-        return memcmp(record + RecordFormat.headerBytes, key.baseAddress!, stored) == 0
+        let n = key.count
+        guard RecordFormat.keyLength(record) == n else { return false }
+        let stored = record + RecordFormat.headerBytes
+        let k = key.baseAddress!
+        if n >= 8 && n <= 16 {
+            let head = stored.loadUnaligned(as: UInt64.self) ^ k.loadUnaligned(as: UInt64.self)
+            let tail = stored.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                ^ k.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            return head | tail == 0
+        }
+        return memcmp(stored, k, n) == 0
     }
 
     /// Checks the table's structure: the count, and that every key is reachable from its home slot.

@@ -10,6 +10,7 @@ extension LogStore {
     }
 
     /// Whether the calling thread owns the store (taking it when nobody does). For `assert`.
+    @usableFromInline
     func checkOwnerThread() -> Bool {
         let me = pthread_self()
         if ownerThread == 0 { ownerThread = me }

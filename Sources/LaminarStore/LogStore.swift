@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CLinux
 import Logging
 
 /// How a `LogStore` behaves; every bound with its unit and default.
@@ -81,10 +82,10 @@ public final class LogStore: StateStore {
     /// The data directory, or `nil` for an in-memory store.
     public let directory: String?
 
-    var region: MappedRegion
-    var table: KeyHashTable
+    @usableFromInline var region: MappedRegion
+    @usableFromInline var table: KeyHashTable
     var ordered = OrderedKeyIndex()
-    var hasher: KeyHasher
+    @usableFromInline var hasher: KeyHasher
     /// End of the last record; new records go here.
     var logicalEnd: Int
     /// The data file's generation (from its header).
@@ -112,8 +113,6 @@ public final class LogStore: StateStore {
     /// share a slot only make `isDurable` answer false more often, never true wrongly.
     let writeSlots: UnsafeMutablePointer<Revision>
     static let writeSlotBits = 14
-    /// Where a scan stores what its early loads read, so the compiler keeps them (`visit`).
-    var scanTouchSink: UInt32 = 0
     /// The one thread that uses the store (debug builds assert it): the first caller, until
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
@@ -195,10 +194,10 @@ public final class LogStore: StateStore {
         return (StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p))
     }
 
-    public func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+    public func read(_ key: [UInt8], hash: UInt64, durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
-            let hash = hasher.hash(k)
+            assert(hash == hasher.hash(k), "read: a hash not of this key")
             let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
             guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
             let p = record(at: table.offset(at: slot))
@@ -206,13 +205,17 @@ public final class LogStore: StateStore {
         }
     }
 
-    /// Zero-copy lookup by a key already in memory (the HTTP layer's request buffer).
-    @inline(__always)
+    /// Zero-copy lookup by a key already in memory. Inlinable, so that `body` is specialized and
+    /// inlined in the caller (a generic call through value witnesses cost more than the probe);
+    /// the lookup itself is one plain call.
+    @inlinable @inline(__always)
     public func withValue<R>(
         rawKey key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Revision) throws -> R
     ) rethrows -> R? {
-        guard let offset = locate(key) else { return nil }
-        let p = record(at: offset)
+        assert(checkOwnerThread())
+        let base = region.base
+        guard let slot = table.find(hash: hasher.hash(key), key: key, base: base) else { return nil }
+        let p = UnsafeRawPointer(base + table.offset(at: slot))
         return try body(RecordFormat.value(p), RecordFormat.revision(p))
     }
 
@@ -226,13 +229,17 @@ public final class LogStore: StateStore {
         return writeSlots[Self.writeSlot(hasher.hash(key))] <= durableRevision
     }
 
-    public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
+    public var lookupHasher: KeyHasher { hasher }
 
-    public func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?) {
-        let home = table.home(hash: hash)
-        guard record else { return (UnsafeRawPointer(table.slots + home), nil) }
-        let offset = table.offset(at: home)
-        return (UnsafeRawPointer(table.slots + home), offset == 0 ? nil : UnsafeRawPointer(region.base + offset))
+    public func prefetchLookup(slotOf: UInt64?, recordOf: UInt64?) {
+        if let hash = slotOf {
+            CLinux_prefetch(table.slotAddress(hash: hash))
+            CLinux_prefetch(writeSlots + Self.writeSlot(hash))  // `noteWrite` of a put, `read(durability:)`
+        }
+        if let hash = recordOf {
+            let offset = table.probableOffset(hash: hash)
+            if offset != 0 { CLinux_prefetch(region.base + offset) }
+        }
     }
 
     @inline(__always)
@@ -275,16 +282,27 @@ public final class LogStore: StateStore {
         assert(checkOwnerThread())
         try validate(key: key, valueBytes: value.count)
         try checkWritable()
-        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs) } catch { throw noteFailure(error) }
+        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs, hash: nil) } catch { throw noteFailure(error) }
     }
 
-    private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision {
+    @discardableResult
+    public func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?, hash: UInt64) throws -> Revision {
+        assert(checkOwnerThread())
+        try validate(key: key, valueBytes: value.count)
+        try checkWritable()
+        do { return try append(key, value, condition: condition, expiresAtMs: expiresAtMs, hash: hash) } catch { throw noteFailure(error) }
+    }
+
+    /// `hash`: the key's, if the caller has it.
+    @inline(__always)
+    private func append(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?, hash given: UInt64?) throws -> Revision {
         // The region and the new revision in locals: calls on `self.region` and a fill closure
         // reading `self` each retained and released them (three pairs per put).
         let region = self.region
         return try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
-                let hash = hasher.hash(k)
+                let hash = given ?? hasher.hash(k)
+                assert(hash == hasher.hash(k), "put: a hash not of this key")
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
                 let current = found ? RecordFormat.revision(record(at: table.offset(at: slot))) : nil
                 try check(condition, current: current, key: key)
@@ -501,64 +519,82 @@ public final class LogStore: StateStore {
         }
     }
 
-    /// Entries a scan resolves together (see `visit`).
-    static let scanBatch = 16
+    /// How far ahead of the entry it hands over a scan starts the memory reads of later entries
+    /// (see `visit`): the record an ordered entry names `scanRecordAhead` entries ahead, the
+    /// table slot and the rest of the record `scanSlotAhead` ahead. A power of two bounds both.
+    static let scanRecordAhead = 16
+    static let scanSlotAhead = 8
+    /// Lines of a record prefetched for its value (longer values stream in as they are read).
+    static let scanValueLinesMax = 8
 
     /// Visits entries from `position` on while `inRange(key)` holds, at most `limit`; returns how
     /// many. The ordered index may name an older record of a key, so each key is resolved through
-    /// the hash table. To keep the memory misses of that (the ordered entry's record, the table
-    /// slot, the current record: three random reads per key in a large store) from running one
-    /// after another, it goes in batches of `scanBatch`, one pass per kind of read, each pass's
-    /// reads independent of each other, so the processor overlaps them. No allocation.
+    /// the hash table. That is three random reads per key in a large store (the record the
+    /// ordered entry names, for its key; the table slot; the current record, for the value), so
+    /// the scan runs as a pipeline of prefetches: `scanRecordAhead` entries ahead it starts the
+    /// read of the named record; `scanSlotAhead` ahead (the record is in cache by then) it checks
+    /// the key's range, hashes it and starts the reads of its table slot and of the rest of the
+    /// record (which is the current one unless the key was overwritten); the entry in hand then
+    /// finds everything in cache. Prefetches do not hold up the processor as loads do, so the
+    /// misses of many keys are in flight together. No allocation.
     private func visit(
         from position: OrderedKeyIndex.Position, limit: Int, _ body: (StoreEntryView) -> Void,
         while inRange: (UnsafeRawBufferPointer) -> Bool
     ) -> Int {
+        let ring = Self.scanRecordAhead
+        precondition(ring & (ring - 1) == 0 && Self.scanSlotAhead < ring)
         var position = position
-        var visited = 0
         let base = region.base
-        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * Self.scanBatch) { scratch in
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * ring) { scratch in
             let offsets = scratch.baseAddress!
-            let hashes = offsets + Self.scanBatch
-            while visited < limit {
-                // Pass 1: the batch's ordered entries, and the length word of each record they name.
-                var n = 0
-                var touch: UInt32 = 0
-                while n < min(Self.scanBatch, limit - visited), let entry = ordered.entry(at: position) {
-                    offsets[n] = entry.offset
-                    touch &+= UInt32(truncatingIfNeeded: RecordFormat.keyLength(base + Int(entry.offset)))
-                    n += 1
+            let hashes = offsets + ring
+            // Entries [emitted, checked) are in range, hashed and prefetched; [checked, taken)
+            // only taken from the ordered index, their records prefetched.
+            var taken = 0
+            var checked = 0
+            var emitted = 0
+            var exhausted = false
+            while true {
+                while !exhausted && taken < limit && taken < emitted + ring, let entry = ordered.entry(at: position) {
+                    offsets[taken & (ring - 1)] = entry.offset
+                    let p = base + Int(entry.offset)
+                    CLinux_prefetch(p)
+                    CLinux_prefetch(p + RecordFormat.headerBytes + 15)  // a key of up to 16 bytes
                     position = ordered.position(after: position)
+                    taken += 1
                 }
-                if n == 0 { break }
-                // Pass 2: range check and hash of each key; the hash table slot it lands on.
-                var inBatch = n
-                for i in 0..<n {
-                    let key = RecordFormat.key(record(at: Int(offsets[i])))
-                    guard inRange(key) else { inBatch = i; break }
-                    hashes[i] = hasher.hash(key)
-                    touch &+= table.touch(hash: hashes[i])
-                }
-                // Pass 3: the current record of each key.
-                for i in 0..<inBatch {
-                    let key = RecordFormat.key(record(at: Int(offsets[i])))
-                    guard let slot = table.find(hash: hashes[i], key: key, base: base) else {
-                        preconditionFailure("ordered index names a key the hash table lacks")
+                if taken < limit && taken < emitted + ring { exhausted = true }
+                while checked < taken && checked < emitted + Self.scanSlotAhead {
+                    let p = base + Int(offsets[checked & (ring - 1)])
+                    let key = RecordFormat.key(p)
+                    guard inRange(key) else {
+                        taken = checked
+                        exhausted = true
+                        break
                     }
-                    offsets[i] = UInt64(table.offset(at: slot))
+                    let hash = hasher.hash(key)
+                    hashes[checked & (ring - 1)] = hash
+                    CLinux_prefetch(table.slotAddress(hash: hash))
+                    let lines = min((RecordFormat.paddedSize(p) + 63) >> 6, Self.scanValueLinesMax)
+                    var line = 1
+                    while line < lines {
+                        CLinux_prefetch(p + (line << 6))
+                        line += 1
+                    }
+                    checked += 1
                 }
-                // Pass 4: hand them over.
-                for i in 0..<inBatch {
-                    let p = record(at: Int(offsets[i]))
-                    body(StoreEntryView(
-                        key: RecordFormat.key(p), value: RecordFormat.value(p), version: RecordFormat.revision(p),
-                        expiresAtMs: RecordFormat.expiresAtMs(p)))
+                if emitted == checked { return emitted }
+                let i = emitted & (ring - 1)
+                let named = UnsafeRawPointer(base + Int(offsets[i]))
+                guard let slot = table.find(hash: hashes[i], key: RecordFormat.key(named), base: base) else {
+                    preconditionFailure("ordered index names a key the hash table lacks")
                 }
-                visited += inBatch
-                scanTouchSink = touch  // keeps the touching loads
-                if inBatch < n { break }
+                let p = record(at: table.offset(at: slot))
+                body(StoreEntryView(
+                    key: RecordFormat.key(p), value: RecordFormat.value(p), version: RecordFormat.revision(p),
+                    expiresAtMs: RecordFormat.expiresAtMs(p)))
+                emitted += 1
             }
-            return visited
         }
     }
 

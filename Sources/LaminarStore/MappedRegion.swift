@@ -37,9 +37,10 @@ import Darwin
 /// write error is `StoreError.storageFailed` (see `StoreError.writeFailed`).
 ///
 /// Owned by one thread (the store's writer); not thread-safe.
+@usableFromInline
 final class MappedRegion {
     /// Start of the region; stable for the region's life.
-    let base: UnsafeMutableRawPointer
+    @usableFromInline let base: UnsafeMutableRawPointer
     /// Bytes mapped and usable from `base`.
     private(set) var capacity: Int
     /// Bytes of address space reserved; `capacity` never exceeds it.

@@ -26,11 +26,12 @@ import CCRC32C
 /// ```
 /// A record is valid when its lengths fit in the file and its CRC matches. An all-zero header is
 /// the clean end of the log (the file is preallocated with zeros).
+@usableFromInline
 enum RecordFormat {
     static let fileMagic: [UInt8] = Array("LMNRDATA".utf8)
     static let formatVersion: UInt32 = 1
     static let fileHeaderBytes = 32
-    static let headerBytes = 32
+    @usableFromInline static let headerBytes = 32
     static let alignment = 8
 
     static let flagTombstone: UInt8 = 1
@@ -65,16 +66,16 @@ enum RecordFormat {
         return size
     }
 
-    @inline(__always) static func valueLength(_ p: UnsafeRawPointer) -> Int {
+    @inlinable @inline(__always) static func valueLength(_ p: UnsafeRawPointer) -> Int {
         Int(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
     }
-    @inline(__always) static func revision(_ p: UnsafeRawPointer) -> Revision {
+    @inlinable @inline(__always) static func revision(_ p: UnsafeRawPointer) -> Revision {
         UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
     }
     @inline(__always) static func expiresAtMs(_ p: UnsafeRawPointer) -> Int64 {
         Int64(littleEndian: p.loadUnaligned(fromByteOffset: 16, as: Int64.self))
     }
-    @inline(__always) static func keyLength(_ p: UnsafeRawPointer) -> Int {
+    @inlinable @inline(__always) static func keyLength(_ p: UnsafeRawPointer) -> Int {
         Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt16.self)))
     }
     @inline(__always) static func flags(_ p: UnsafeRawPointer) -> UInt8 {
@@ -83,7 +84,7 @@ enum RecordFormat {
     @inline(__always) static func key(_ p: UnsafeRawPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: p + headerBytes, count: keyLength(p))
     }
-    @inline(__always) static func value(_ p: UnsafeRawPointer) -> UnsafeRawBufferPointer {
+    @inlinable @inline(__always) static func value(_ p: UnsafeRawPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: p + headerBytes + keyLength(p), count: valueLength(p))
     }
     @inline(__always) static func paddedSize(_ p: UnsafeRawPointer) -> Int {

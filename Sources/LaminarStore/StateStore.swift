@@ -198,10 +198,11 @@ public protocol StateStore: AnyObject {
     /// (`StoredValue`), and its version; `nil` if absent.
     func storedValue(_ key: [UInt8]) -> (value: StoredValue, version: Revision)?
     /// A read of one key to answer: `storedValue(key)` and, with `durability`, `isDurable(key)`
-    /// from one hash of it. Without `durability`, `durable` is false and the per-key write
-    /// revisions are not looked at (a cache miss per read in a store larger than the cache:
-    /// a reader that does not wait for syncs skips it).
-    func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
+    /// from one hash of it, `hash`, which must be `lookupHash(key)` (a caller that prefetched
+    /// the key's lookup has it; `read(_:durability:)` hashes). Without `durability`, `durable` is
+    /// false and the per-key write revisions are not looked at (a cache miss per read in a store
+    /// larger than the cache: a reader that does not wait for syncs skips it).
+    func read(_ key: [UInt8], hash: UInt64, durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool)
     /// The version of `key`, or `nil` if absent.
     func version(of key: [UInt8]) -> Revision?
     func contains(_ key: [UInt8]) -> Bool
@@ -209,6 +210,9 @@ public protocol StateStore: AnyObject {
     /// Writes `value` under `key` if `condition` holds; returns the key's new version.
     @discardableResult
     func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?) throws -> Revision
+    /// The same, for a caller that has `hash == lookupHash(key)` already.
+    @discardableResult
+    func put(_ key: [UInt8], _ value: [UInt8], condition: WriteCondition, expiresAtMs: Int64?, hash: UInt64) throws -> Revision
     /// Removes `key` if `condition` holds; returns the delete's revision, or `nil` (and changes
     /// nothing) if the key was absent and the condition allowed that.
     @discardableResult
@@ -242,14 +246,15 @@ public protocol StateStore: AnyObject {
     var failure: StoreError? { get }
     /// Whether every write to `key` so far is durable (false means "maybe not"). O(1).
     func isDurable(_ key: UnsafeRawBufferPointer) -> Bool
-    /// The hash a lookup of `key` uses (for `lookupHints`).
-    func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64
-    /// Where a lookup of a key of hash `hash` will read, for a caller that knows its next keys and
-    /// prefetches them so their cache misses overlap: the hash table slot its probe starts at
-    /// and, with `record`, the record that slot names now (reading the slot: ask once it is in
-    /// cache). Hints only, any `hash` is safe: the record may be another key's, and nothing is
-    /// valid to read later.
-    func lookupHints(hash: UInt64, record: Bool) -> (slot: UnsafeRawPointer, record: UnsafeRawPointer?)
+    /// The hash function of lookups (`lookupHash`), for a caller that hashes many keys in line.
+    var lookupHasher: KeyHasher { get }
+    /// Starts the memory reads reads or writes of keys will make, for a caller that knows its next
+    /// keys, so that their cache misses overlap (two keys' steps in one call): for the key of
+    /// hash `slotOf`, the hash table slot its probe starts at (and what a write updates by the
+    /// hash alone); for the key of hash `recordOf`, whose slot should be in cache by now, it
+    /// reads the slot's probe run and starts the read of the record of the slot holding that
+    /// hash. Prefetches only: any hash is safe, and nothing read is trusted later.
+    func prefetchLookup(slotOf: UInt64?, recordOf: UInt64?)
     /// The garbage share of the data (bytes of overwritten and deleted records over all bytes).
     var garbageRatio: Double { get }
     /// Counters for metrics.
@@ -271,6 +276,16 @@ public protocol StateStore: AnyObject {
 }
 
 extension StateStore {
+    /// The hash a lookup of `key` uses (for `prefetchLookup`, `read(_:hash:durability:)` and
+    /// `put(_:_:condition:expiresAtMs:hash:)`).
+    @inlinable
+    public func lookupHash(_ key: UnsafeRawBufferPointer) -> UInt64 { lookupHasher.hash(key) }
+
+    /// `read(_:hash:durability:)`, hashing `key`.
+    public func read(_ key: [UInt8], durability: Bool) -> (found: (value: StoredValue, version: Revision)?, durable: Bool) {
+        read(key, hash: key.withUnsafeBytes { lookupHash($0) }, durability: durability)
+    }
+
     /// `endSync` of a job whose failure, if any, was its `fdatasync`.
     public func endSync(nanoseconds: UInt64, errno: Int32) throws {
         try endSync(nanoseconds: nanoseconds, errno: errno, operation: "fdatasync")

@@ -36,6 +36,55 @@ import Glibc
         #expect(c.call(.get(key: bytes("a/2")))?.failure == .notFound)
     }
 
+    /// One round of many KV commands: from the `CommandPrefetch.slotAhead`-th command of a pop
+    /// on, a get or put uses the key hash its prefetch step computed (debug builds check it is
+    /// the key's), the first ones hash in line; commands without a key sit in between. Every
+    /// answer must be that of the commands run one at a time.
+    @Test(arguments: [false, true])
+    func aRoundOfManyCommandsUsesEachKeysOwnHash(persistent: Bool) throws {
+        let dir = TempDir()
+        let store = try persistent ? LogStore.open(directory: dir.path) : LogStore.inMemory()
+        let reactor = try Reactor(store: store)
+        let producer = reactor.makeProducer {}
+        func key(_ i: Int) -> [UInt8] { bytes("k\(i)" + String(repeating: "-", count: i % 23)) }
+        var ops: [ReactorOperation] = []
+        for i in 0..<60 {
+            ops.append(.put(key: key(i), value: bytes("v\(i)"), condition: .always, ttlMs: nil))
+            ops.append(.get(key: key(i)))
+            ops.append(.get(key: key(i + 1000)))  // absent
+            if i % 7 == 0 { ops.append(.prefixScan(prefix: bytes("k1"), after: nil, limit: 3)) }
+            if i % 5 == 0 { ops.append(.delete(key: key(i), condition: .always)) }
+            if i % 5 == 0 { ops.append(.get(key: key(i))) }  // deleted just before
+        }
+        #expect(ops.count < reactor.limits.commandsPerRoundMax)
+        for (t, op) in ops.enumerated() { #expect(producer.submit(ReactorCommand(token: UInt64(t), op))) }
+        reactor.runRound()
+        var results: [UInt64: ReactorResult] = [:]
+        _ = producer.poll { results[$0.token] = $0.result }
+        #expect(results.count == ops.count)
+        var model: [[UInt8]: [UInt8]] = [:]
+        for (t, op) in ops.enumerated() {
+            let result = results[UInt64(t)]
+            switch op {
+            case .put(let k, let v, _, _):
+                #expect(result?.written != nil)
+                model[k] = v
+            case .get(let k):
+                if let expected = model[k] {
+                    guard case .value(let value, _)? = result else { Issue.record("get \(t): \(String(describing: result))"); continue }
+                    #expect(value.bytes == expected, "get \(t)")
+                } else {
+                    #expect(result?.failure == .notFound, "get \(t)")
+                }
+            case .delete(let k, _):
+                guard case .deleted? = result else { Issue.record("delete \(t)"); continue }
+                model[k] = nil
+            default:
+                #expect(result?.entries != nil)
+            }
+        }
+    }
+
     @Test func ttlExpiryByInjectedClock() throws {
         let clock = ManualClock()
         let reactor = try Reactor(store: LogStore.inMemory(), clock: clock)

@@ -144,6 +144,58 @@ import Testing
         #expect(store.rangeScan(start: bytes("09"), end: bytes("05"), after: nil, limit: 10).isEmpty)
     }
 
+    /// Scans read ahead of the entry they hand over (`LogStore.visit`): pages that end inside
+    /// and beyond that window, ranges that end inside it, keys overwritten (the ordered index
+    /// names their first record) or deleted, keys of 4 to 42 bytes and values up to 2 KiB, all
+    /// against a sorted model.
+    @Test(arguments: StoreKind.allCases)
+    func scansAgreeWithAModelAcrossTheReadAheadWindow(kind: StoreKind) throws {
+        let dir = TempDirectory()
+        let store = try makeStore(kind, directory: dir.path)
+        var model: [[UInt8]: [UInt8]] = [:]
+        func key(_ i: Int) -> [UInt8] {
+            bytes("k/" + String(format2(i % 97)) + String(repeating: "x", count: i % 39))
+        }
+        for i in 0..<300 {
+            let k = key(i)
+            let v = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: (i * 37) % 2048)
+            try store.put(k, v)
+            model[k] = v
+        }
+        for i in stride(from: 0, to: 300, by: 3) {
+            let v = bytes("again-\(i)")
+            try store.put(key(i), v)
+            model[key(i)] = v
+        }
+        for i in stride(from: 1, to: 300, by: 7) {
+            try store.delete(key(i))
+            model[key(i)] = nil
+        }
+        store.checkInvariants()
+        let sorted = model.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        for limit in [1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000] {
+            let page = store.prefixPage(bytes("k/"), after: nil, limit: limit)
+            let expected = Array(sorted.prefix(limit))
+            #expect(page.map { Array($0.key) } == expected, "limit \(limit)")
+            let wrong = zip(page, expected).filter { Array($0.value) != model[$1]! }.map { String(decoding: $0.1, as: UTF8.self) }
+            #expect(wrong.isEmpty, "limit \(limit): wrong values for \(wrong)")
+        }
+        for (start, end) in [(3, 5), (10, 30), (40, 41), (0, 96)] {
+            let lo = bytes("k/" + String(format2(start)))
+            let hi = bytes("k/" + String(format2(end)))
+            let expected = sorted.filter { !$0.lexicographicallyPrecedes(lo) && $0.lexicographicallyPrecedes(hi) }
+            var seen: [[UInt8]] = []
+            let n = store.visitRange(start: lo, end: hi, after: nil, limit: 1000) { e in
+                seen.append(Array(e.key))
+                #expect(Array(e.value) == model[Array(e.key)], "value of \(String(decoding: e.key, as: UTF8.self))")
+            }
+            #expect(seen == expected && n == expected.count, "range \(start)..<\(end)")
+            let prefix = bytes("k/" + String(format2(start)))
+            let withPrefix = sorted.filter { $0.starts(with: prefix) }
+            #expect(store.prefixPage(prefix, after: nil, limit: 1000).map { Array($0.key) } == withPrefix)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func scansSkipDeletedKeysAndSeeLatestValues(kind: StoreKind) throws {
         let dir = TempDirectory()

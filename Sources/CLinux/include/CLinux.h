@@ -16,6 +16,9 @@
 /// Starts loading the cache line at `p` (no fault if `p` is not mapped): the reactor's key table
 /// looks up keys a few events ahead of using them (LaminarReactor/KeyInterner.swift).
 static inline void CLinux_prefetch(const void *p) { __builtin_prefetch(p); }
+/// The same, for a line about to be written (PREFETCHW: fetched for ownership, so the write does
+/// not wait for another core to give the line up), e.g. a reference count another thread touched.
+static inline void CLinux_prefetch_write(const void *p) { __builtin_prefetch(p, 1); }
 
 int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 /// epoll_create1(EPOLL_CLOEXEC).
