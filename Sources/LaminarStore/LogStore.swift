@@ -199,10 +199,15 @@ public final class LogStore: StateStore {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
             let hash = hasher.hash(k)
-            let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
-            guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
+            guard let slot = table.find(hash: hash, key: k, base: region.base) else {
+                return (nil, durability && writeSlots[Self.writeSlot(hash)] <= durableRevision)
+            }
+            // A present key's current record is its last write (a later put would be the current
+            // record, a later delete would have removed it): durable exactly when that record's
+            // revision is, whatever other keys sharing its write slot do.
             let p = record(at: table.offset(at: slot))
-            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
+            let version = RecordFormat.revision(p)
+            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), version), durability && version <= durableRevision)
         }
     }
 
