@@ -17,11 +17,15 @@ public enum CompactionStep: Sendable, Hashable, CaseIterable {
     case syncedTail
     /// Owner: one slice of the records appended since the thread's last round was copied.
     case copiedTail
-    /// Owner: the new file is fsynced and renamed over `data.lmnr`; memory switched to it.
+    /// Owner, at `fsync always`: the new file holds every record; the store switched to it
+    /// (appends go there), still under its temporary name.
+    case switchedFile
+    /// The new file is fsynced and renamed over `data.lmnr` (at `fsync always` by the sync job
+    /// after the switch, on the thread running it; otherwise by the owner, then the switch).
     case renamedData
-    /// Owner: `index.hint.compact` is renamed over `index.hint` (before the directory fsync).
+    /// `index.hint.compact` is renamed over `index.hint` (before the directory fsync).
     case renamedHint
-    /// Owner: the directory is fsynced; the compaction is complete.
+    /// The directory is fsynced; the compaction is complete.
     case finished
 }
 
