@@ -108,6 +108,7 @@ final class CompactionJob: @unchecked Sendable {
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
+            lowerThreadPriority()
             me.outcome = Result { try me.run() }
             me.finished.store(true, ordering: .releasing)
             return nil
@@ -192,6 +193,9 @@ final class CompactionJob: @unchecked Sendable {
             }
             if published.load(ordering: .acquiring) - copiedTo <= options.compactionSliceBytes { break }
         }
+        // The owner reads these pages from its first lookup on: map them all in now, here, so
+        // that it takes no page fault on them.
+        writer.region.prefault(bytes: writer.end)
         handedOver = true
         tableOwned = false
         return CompactionOutput(

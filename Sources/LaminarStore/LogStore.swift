@@ -18,7 +18,7 @@ public struct LogStoreOptions: Sendable {
     /// At most this many bytes of records appended during a compaction are copied into the new
     /// file per `commit()` / `endSync` (at least one record), so no step stalls the writer long;
     /// the compaction thread copies the rest until no more than this is left.
-    public var compactionSliceBytes: Int = 1 << 20
+    public var compactionSliceBytes: Int = 256 << 10
     /// Called at each step of a background compaction, on the thread making it (tests).
     public var compactionObserver: (@Sendable (CompactionStep) -> Void)?
     /// Address space reserved for the data: the largest the data file may grow.
