@@ -249,6 +249,42 @@ import Testing
         try store.close()
     }
 
+    /// Descriptors of this process open on `path` after it was unlinked.
+    static func deletedDescriptors(of path: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) == path + " (deleted)"
+        }.count
+    }
+
+    /// After a compaction the old file (unlinked by the rename) is retired off the writer's
+    /// thread: not while a value read from it is still held (its bytes stay readable), and once
+    /// the last such value is gone, cut and closed.
+    @Test func theOldFileIsRetiredOnceNoValuePinsIt() throws {
+        let dir = TempDirectory()
+        var options = LogStoreOptions()
+        options.compactionBytesMin = .max
+        let store = try LogStore.open(directory: dir.path, options: options)
+        for round in 0..<3 { for i in 0..<3000 { try store.put(bytes("k\(i)"), Self.value(i, round)) } }
+        try store.commit()
+        var pinned: StoredValue? = try #require(store.storedValue(bytes("k42"))).value
+        try store.compact()
+        #expect(store.stats.compactions == 1)
+        let path = dir.path + "/" + LogStore.dataFileName
+        usleep(200_000)
+        #expect(Self.deletedDescriptors(of: path) == 1, "the old file is gone while a value pins it")
+        #expect(pinned?.bytes == Self.value(42, 2))
+        pinned = nil
+        var waited = 0
+        while Self.deletedDescriptors(of: path) > 0 && waited < 10_000 {
+            usleep(10_000)
+            waited += 10
+        }
+        #expect(Self.deletedDescriptors(of: path) == 0, "the old file was not closed")
+        #expect(store.get(bytes("k42"))?.value == Self.value(42, 2))
+        try store.close()
+    }
+
     /// Closing (or a restore) while the compaction thread runs stops it and removes its files.
     @Test func closingDuringACompactionRemovesItsFiles() throws {
         let dir = TempDirectory()
