@@ -81,6 +81,8 @@ final class CompactionJob: @unchecked Sendable {
     private let options: LogStoreOptions
     private let liveBytes: Int
     private let keyCount: Int
+    /// Slots of the owner's hash table at the start: the new table gets at least as many.
+    private let tableCapacity: Int
     private let cancelled = Atomic<Bool>(false)
     /// The log's end as the owner last published it (`publish`).
     private let published: Atomic<Int>
@@ -93,7 +95,7 @@ final class CompactionJob: @unchecked Sendable {
     private var outcome: Result<CompactionOutput, any Error> = .failure(StoreError.closed)
 
     init(
-        source: UnsafeRawPointer, snapshotEnd: Int, baseRevision: Revision, liveBytes: Int, keyCount: Int,
+        source: UnsafeRawPointer, snapshotEnd: Int, baseRevision: Revision, liveBytes: Int, keyCount: Int, tableCapacity: Int,
         hasher: KeyHasher, directory: String?, options: LogStoreOptions
     ) {
         self.source = source
@@ -101,6 +103,7 @@ final class CompactionJob: @unchecked Sendable {
         self.baseRevision = baseRevision
         self.liveBytes = liveBytes
         self.keyCount = keyCount
+        self.tableCapacity = tableCapacity
         self.hasher = hasher
         self.directory = directory
         self.options = options
@@ -151,7 +154,9 @@ final class CompactionJob: @unchecked Sendable {
             directory: directory, options: options, recordBytes: liveBytes, baseRevision: baseRevision, expectedRecords: live.count)
         var handedOver = false
         defer { if !handedOver { writer.discard() } }
-        var table = KeyHashTable(minimumCapacity: live.count)
+        // As large as the owner's: a table sized to the live keys alone could have to grow at the
+        // first new key after the switch, rehashing every key on the owner's thread.
+        var table = KeyHashTable(minimumCapacity: max(live.count, tableCapacity * 3 / 4))
         var tableOwned = true
         defer { if tableOwned { table.deallocate() } }
         for (i, record) in live.enumerated() {

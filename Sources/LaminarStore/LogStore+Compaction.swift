@@ -107,7 +107,7 @@ extension LogStore {
         compaction = .copyingLive(
             CompactionJob(
                 source: UnsafeRawPointer(region.base), snapshotEnd: logicalEnd, baseRevision: revision, liveBytes: liveBytes,
-                keyCount: count, hasher: hasher, directory: directory, options: options))
+                keyCount: count, tableCapacity: table.capacity, hasher: hasher, directory: directory, options: options))
     }
 
     /// Waits for the compaction thread, if one runs, and takes its output (tests).
