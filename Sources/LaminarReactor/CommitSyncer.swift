@@ -3,7 +3,8 @@ import LaminarStore
 import Synchronization
 
 /// The reactor's second thread at `fsync always`: it runs the store's `SyncJob` (the bytes of
-/// the write-behind tail not yet in the data file, one `pwrite`, then `fdatasync`) while the
+/// the write-behind tail not yet in the data file, one `pwrite`, then `fdatasync`, and after a
+/// compaction's switch that file's renames and the directory fsync) while the
 /// reactor goes on applying the next round's commands (pipelined group commit), so the reactor
 /// itself never writes into the file nor waits for its pages. One sync at a time: `start` only
 /// when `isIdle`; when the job returns, `isDone` turns true and the reactor's doorbell rings. The
@@ -18,8 +19,10 @@ final class CommitSyncer: @unchecked Sendable {
     private let job = Mutex<SyncJob?>(nil)
     private let finished = Atomic<Bool>(false)
     private let resultErrno = Atomic<Int32>(0)
-    /// Whether the failed call (with `resultErrno` not 0) was the write rather than the sync.
-    private let resultWriteFailed = Atomic<Bool>(false)
+    /// The failed call (with `resultErrno` not 0): an index into `operations`.
+    private let resultOperation = Atomic<Int>(0)
+    /// The calls a job makes (`SyncJob.run`: the write, the sync, and a compaction's publication).
+    private static let operations = ["fdatasync", "pwrite", "rename", "open", "fsync"]
     private let resultNanos = Atomic<UInt64>(0)
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t = 0
@@ -54,11 +57,11 @@ final class CommitSyncer: @unchecked Sendable {
     var isDone: Bool { inFlight && finished.load(ordering: .acquiring) }
 
     /// The finished job's outcome: `errno` (0 on success), its duration and the call that
-    /// failed (`pwrite` or `fdatasync`).
+    /// failed (`pwrite`, `fdatasync`, or a step of a compaction's publication).
     func take() -> (errno: Int32, nanoseconds: UInt64, operation: String) {
         precondition(isDone)
         inFlight = false
-        let operation = resultWriteFailed.load(ordering: .relaxed) ? "pwrite" : "fdatasync"
+        let operation = Self.operations[resultOperation.load(ordering: .relaxed)]
         return (resultErrno.load(ordering: .relaxed), resultNanos.load(ordering: .relaxed), operation)
     }
 
@@ -84,7 +87,7 @@ final class CommitSyncer: @unchecked Sendable {
             clock_gettime(CLOCK_MONOTONIC, &end)
             let nanos = UInt64(max(0, (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)))
             resultErrno.store(error, ordering: .relaxed)
-            resultWriteFailed.store(error != 0 && operation == "pwrite", ordering: .relaxed)
+            resultOperation.store(error == 0 ? 0 : Self.operations.firstIndex(of: operation) ?? 0, ordering: .relaxed)
             resultNanos.store(nanos, ordering: .relaxed)
             finished.store(true, ordering: .releasing)
             wakeReactor.ring()

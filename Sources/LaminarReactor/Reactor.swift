@@ -278,7 +278,7 @@ public final class Reactor: @unchecked Sendable {
             }
         }
         guard startNext, !syncer.inFlight else { return took }
-        if unsyncedMutations {
+        if unsyncedMutations || store.syncDue {
             unsyncedMutations = false
             if let job = store.beginSync() {
                 for p in producers {

@@ -17,11 +17,15 @@ public enum CompactionStep: Sendable, Hashable, CaseIterable {
     case syncedTail
     /// Owner: one slice of the records appended since the thread's last round was copied.
     case copiedTail
-    /// Owner: the new file is fsynced and renamed over `data.lmnr`; memory switched to it.
+    /// Owner, at `fsync always`: the new file holds every record; the store switched to it
+    /// (appends go there), still under its temporary name.
+    case switchedFile
+    /// The new file is fsynced and renamed over `data.lmnr` (at `fsync always` by the sync job
+    /// after the switch, on the thread running it; otherwise by the owner, then the switch).
     case renamedData
-    /// Owner: `index.hint.compact` is renamed over `index.hint` (before the directory fsync).
+    /// `index.hint.compact` is renamed over `index.hint` (before the directory fsync).
     case renamedHint
-    /// Owner: the directory is fsynced; the compaction is complete.
+    /// The directory is fsynced; the compaction is complete.
     case finished
 }
 
@@ -77,6 +81,8 @@ final class CompactionJob: @unchecked Sendable {
     private let options: LogStoreOptions
     private let liveBytes: Int
     private let keyCount: Int
+    /// Slots of the owner's hash table at the start: the new table gets at least as many.
+    private let tableCapacity: Int
     private let cancelled = Atomic<Bool>(false)
     /// The log's end as the owner last published it (`publish`).
     private let published: Atomic<Int>
@@ -89,7 +95,7 @@ final class CompactionJob: @unchecked Sendable {
     private var outcome: Result<CompactionOutput, any Error> = .failure(StoreError.closed)
 
     init(
-        source: UnsafeRawPointer, snapshotEnd: Int, baseRevision: Revision, liveBytes: Int, keyCount: Int,
+        source: UnsafeRawPointer, snapshotEnd: Int, baseRevision: Revision, liveBytes: Int, keyCount: Int, tableCapacity: Int,
         hasher: KeyHasher, directory: String?, options: LogStoreOptions
     ) {
         self.source = source
@@ -97,6 +103,7 @@ final class CompactionJob: @unchecked Sendable {
         self.baseRevision = baseRevision
         self.liveBytes = liveBytes
         self.keyCount = keyCount
+        self.tableCapacity = tableCapacity
         self.hasher = hasher
         self.directory = directory
         self.options = options
@@ -104,6 +111,7 @@ final class CompactionJob: @unchecked Sendable {
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
+            lowerThreadPriority()
             me.outcome = Result { try me.run() }
             me.finished.store(true, ordering: .releasing)
             return nil
@@ -146,7 +154,9 @@ final class CompactionJob: @unchecked Sendable {
             directory: directory, options: options, recordBytes: liveBytes, baseRevision: baseRevision, expectedRecords: live.count)
         var handedOver = false
         defer { if !handedOver { writer.discard() } }
-        var table = KeyHashTable(minimumCapacity: live.count)
+        // As large as the owner's: a table sized to the live keys alone could have to grow at the
+        // first new key after the switch, rehashing every key on the owner's thread.
+        var table = KeyHashTable(minimumCapacity: max(live.count, tableCapacity * 3 / 4))
         var tableOwned = true
         defer { if tableOwned { table.deallocate() } }
         for (i, record) in live.enumerated() {
@@ -188,6 +198,9 @@ final class CompactionJob: @unchecked Sendable {
             }
             if published.load(ordering: .acquiring) - copiedTo <= options.compactionSliceBytes { break }
         }
+        // The owner reads these pages from its first lookup on: map them all in now, here, so
+        // that it takes no page fault on them.
+        writer.region.prefault(bytes: writer.end)
         handedOver = true
         tableOwned = false
         return CompactionOutput(

@@ -4,6 +4,24 @@ enum CompactionState {
     case copyingLive(CompactionJob)
     /// The owner copies the records appended since the snapshot, a slice per step, then swaps.
     case copyingTail(CompactionOutput)
+    /// The store runs on the new file; the next sync job renames it into place (`switchOver`).
+    case publishing(PendingPublication)
+}
+
+/// A compaction switched to (`LogStore.switchOver`) but not yet published: the publication for
+/// the next sync job, and what the switch replaced, released once it is published.
+final class PendingPublication {
+    let publication: CompactionPublication
+    let oldRegion: MappedRegion
+    let oldTable: KeyHashTable
+    let oldOrdered: OrderedKeyIndex
+
+    init(publication: CompactionPublication, oldRegion: MappedRegion, oldTable: KeyHashTable, oldOrdered: OrderedKeyIndex) {
+        self.publication = publication
+        self.oldRegion = oldRegion
+        self.oldTable = oldTable
+        self.oldOrdered = oldOrdered
+    }
 }
 
 /// Compaction off the writer's path. When garbage reaches the threshold, the owner notes a
@@ -15,19 +33,22 @@ enum CompactionState {
 /// rounds, until little is left. Then, at each `commit()` / `endSync` (between the reactor's
 /// rounds, no sync in flight), the owner copies at most `compactionSliceBytes` of the rest into
 /// the new file as they are (batches and tombstones included) and applies them to the new
-/// index; once the new
-/// file has caught up, it fsyncs it, renames it over `data.lmnr`, switches region, table and
-/// ordered index (assignments; the old ones are freed on a thread of their own, `Retirement`),
-/// renames the hint and fsyncs the directory.
+/// index. Once the new file has caught up, at `fsync always`, the owner switches region, table
+/// and ordered index to it (assignments: `switchOver`), and the next sync job, on the syncer's
+/// thread, fsyncs it, renames it over `data.lmnr`, renames the hint and fsyncs the directory
+/// (`CompactionPublication`); the old file and indexes are then freed by `Retirement`. Under the
+/// other policies the owner does those steps itself at the switch (`swap`).
 ///
-/// Crash safety: until the data rename, `data.lmnr` is the old file, complete, and the `.compact`
-/// files are leftovers that open removes; the new file has every record of the old one when it is
-/// renamed, fsynced first, so either name holds every acknowledged write. A hint that does not
-/// match the data file's generation is ignored.
+/// Crash safety: until the data rename, `data.lmnr` is the old file, holding every acknowledged
+/// write (nothing written to the new file is acknowledged before its publication), and the
+/// `.compact` files are leftovers that open removes; the new file has every record of the old one
+/// when it is renamed, fsynced first, so either name holds every acknowledged write. A hint that
+/// does not match the data file's generation is ignored.
 ///
 /// Failures: a full disk while writing the new file or its hint abandons that compaction (files
 /// removed, the store goes on; the next try waits until the log has grown by an eighth); a failed
-/// sync or rename is fail-stop (`noteFailure`).
+/// sync or rename is fail-stop (`noteFailure`), and so is any failure of a sync job once the store
+/// runs on the new file.
 extension LogStore {
     /// Whether a compaction is in progress.
     public var compactionInProgress: Bool { compaction != nil }
@@ -44,9 +65,11 @@ extension LogStore {
     public func compact() throws {
         assert(checkOwnerThread())
         try checkWritable()
+        try finishPendingPublication()
         if compaction == nil { startCompaction() }
         if case .copyingLive(let job) = compaction { try takeOutput(of: job) }
         while case .copyingTail(let output) = compaction { try advance(output, bytesMax: Int.max) }
+        try finishPendingPublication()
     }
 
     /// One bounded step (after a commit or a sync, on the owner's thread, nothing in flight):
@@ -67,6 +90,8 @@ extension LogStore {
                 if job.isFinished { try takeOutput(of: job) }
             case .copyingTail(let output):
                 try advance(output, bytesMax: options.compactionSliceBytes)
+            case .publishing:
+                return  // the next sync job publishes it
             }
         } catch {
             if failure == nil {
@@ -82,7 +107,7 @@ extension LogStore {
         compaction = .copyingLive(
             CompactionJob(
                 source: UnsafeRawPointer(region.base), snapshotEnd: logicalEnd, baseRevision: revision, liveBytes: liveBytes,
-                keyCount: count, hasher: hasher, directory: directory, options: options))
+                keyCount: count, tableCapacity: table.capacity, hasher: hasher, directory: directory, options: options))
     }
 
     /// Waits for the compaction thread, if one runs, and takes its output (tests).
@@ -130,32 +155,27 @@ extension LogStore {
         stats.compactionTailBytes += UInt64(end - start)
     }
 
-    /// The new file holds everything: make it durable, rename it over the data file, switch to
-    /// it, then its hint and the directory.
+    /// The new file holds everything: switch to it. At `fsync always` (write-behind) the switch
+    /// is all the owner does, O(1) (`switchOver`); the next sync job publishes the file. Otherwise
+    /// (`interval`, `never`, in memory) the owner makes it durable, renames it over the data file
+    /// and fsyncs the directory itself, then switches.
     private func swap(to output: CompactionOutput) throws {
         let writer = output.writer
+        if let directory, usesWriteBehind(writer.region) {
+            try switchOver(to: output, directory: directory)
+            return
+        }
         if let directory, let tempPath = writer.tempPath {
             try writer.region.sync()
             let e = options.fileIO.rename(tempPath, directory + "/" + LogStore.dataFileName)
             if e != 0 { throw StoreError.storageFailed(operation: "rename", path: tempPath, errno: e) }
         }
-        compaction = nil
-        writer.region.inUse = true
-        // Everything is in the new file, durable; its appends from now on go to a write-behind tail.
-        if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
-        let oldRegion = region, oldTable = table, oldOrdered = ordered
-        region = writer.region
-        table = output.table
-        output.ownsTable = false
-        ordered = output.ordered
-        Retirement.release(oldRegion, oldTable, oldOrdered)
-        liveBytes = output.liveBytes
-        generation = writer.generation
-        logicalEnd = writer.end
+        let old = switchMemory(to: output)
         durableEnd = writer.end
         durableRevision = revision
         dirty = false
         stats.compactions += 1
+        Retirement.release(old.region, old.table, old.ordered)
         options.compactionObserver?(.renamedData)
         if let directory {
             // Until the directory fsync returns the rename may not be durable: a crash could bring
@@ -172,6 +192,68 @@ extension LogStore {
         logger.info("compacted", metadata: ["keys": "\(count)", "bytes": "\(logicalEnd)", "tail_bytes": "\(stats.compactionTailBytes)"])
     }
 
+    /// At `fsync always`: the new file (every record of the old one in it, the last slices not
+    /// yet fsynced) becomes the store's memory: appends go to its write-behind tail from now on.
+    /// No system call but one `mmap` of the tail's page. It is still `data.lmnr.compact`: the
+    /// next sync job (`beginSync`, or `flush`) fsyncs it, renames it and its hint into place and
+    /// fsyncs the directory (`CompactionPublication`), and no write made from now on is durable
+    /// (`durableRevision`) or acknowledged before that job returned. Until then a crash brings
+    /// back the old file, which holds every write acknowledged so far. The old region and indexes
+    /// are kept until then, and released off the owner's thread after (`finishPublication`).
+    private func switchOver(to output: CompactionOutput, directory: String) throws {
+        let writer = output.writer
+        writer.region.inUse = true
+        try writer.region.startWriteBehind(end: writer.end)
+        let old = switchMemory(to: output)
+        // `durableEnd` stays the old file's: it is what a crash keeps until the publication.
+        dirty = true  // the publication rides on the next sync job, writes or not
+        compaction = .publishing(
+            PendingPublication(
+                publication: CompactionPublication(directory: directory, hasHint: output.wroteHint, observer: options.compactionObserver),
+                oldRegion: old.region, oldTable: old.table, oldOrdered: old.ordered))
+        options.compactionObserver?(.switchedFile)
+    }
+
+    /// Points the store at the output's file and indexes; returns the old ones.
+    private func switchMemory(to output: CompactionOutput) -> (region: MappedRegion, table: KeyHashTable, ordered: OrderedKeyIndex) {
+        let writer = output.writer
+        compaction = nil
+        writer.region.inUse = true
+        let old = (region: region, table: table, ordered: ordered)
+        region = writer.region
+        table = output.table
+        output.ownsTable = false
+        ordered = output.ordered
+        liveBytes = output.liveBytes
+        generation = writer.generation
+        logicalEnd = writer.end
+        return old
+    }
+
+    /// The publication to attach to the sync job being made, if one is due (`beginSync`, `flush`).
+    var publicationDue: CompactionPublication? {
+        if case .publishing(let pending) = compaction { return pending.publication }
+        return nil
+    }
+
+    /// After a sync job that carried the publication succeeded: the new file is `data.lmnr`,
+    /// durable; the compaction is complete. The old file, unlinked now, and the old indexes are
+    /// released off the owner's thread (`Retirement`, which shrinks the file gradually).
+    func finishPublication() {
+        guard case .publishing(let pending) = compaction else { preconditionFailure("no publication pending") }
+        compaction = nil
+        stats.compactions += 1
+        Retirement.release(pending.oldRegion, pending.oldTable, pending.oldOrdered)
+        logger.info("compacted", metadata: ["keys": "\(count)", "bytes": "\(logicalEnd)", "tail_bytes": "\(stats.compactionTailBytes)"])
+    }
+
+    /// Runs the publication pending, if any, now on this thread (a `flush`: nothing in flight).
+    func finishPendingPublication() throws {
+        guard publicationDue != nil else { return }
+        dirty = true
+        try flush()
+    }
+
     /// Abandons the compaction in progress after `error` (its files removed); a storage failure
     /// fails the store. Returns the error to throw.
     private func compactionFailed(_ error: any Error) -> any Error {
@@ -184,13 +266,18 @@ extension LogStore {
     /// and, with `removeFiles`, its files (a crash leaves them: `abandon()`; open removes them).
     func abandonCompaction(removeFiles: Bool) {
         guard let state = compaction else { return }
-        compaction = nil
         var output: CompactionOutput?
         switch state {
+        case .publishing:
+            // The store runs on the new file already: its publication is not abandoned (a close
+            // completes it; a crash leaves the old file, which has every acknowledged write).
+            return
         case .copyingLive(let job):
+            compaction = nil
             job.cancel()
             if case .success(let o) = job.join() { output = o }
         case .copyingTail(let o):
+            compaction = nil
             output = o
         }
         if removeFiles {

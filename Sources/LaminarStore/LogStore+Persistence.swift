@@ -268,6 +268,9 @@ extension LogStore {
         let entries = byKey.values.sorted { $0.key.lexicographicallyPrecedes($1.key) }
         let newRevision = entries.reduce(max(revision, snapshot.revision)) { max($0, $1.version) }
         let recordBytes = entries.reduce(0) { $0 + RecordFormat.paddedSize(keyBytes: $1.key.count, valueBytes: $1.value.count) }
+        // A compaction's file not yet published is the store's file: publish it before a new
+        // `data.lmnr.compact` is written.
+        do { try finishPendingPublication() } catch { throw noteFailure(error) }
         abandonCompaction(removeFiles: true)
         try rewrite(baseRevision: newRevision, recordBytes: recordBytes) { emit in
             for e in entries {

@@ -19,7 +19,7 @@ public struct LogStoreOptions: Sendable {
     /// At most this many bytes of records appended during a compaction are copied into the new
     /// file per `commit()` / `endSync` (at least one record), so no step stalls the writer long;
     /// the compaction thread copies the rest until no more than this is left.
-    public var compactionSliceBytes: Int = 1 << 20
+    public var compactionSliceBytes: Int = 256 << 10
     /// Called at each step of a background compaction, on the thread making it (tests).
     public var compactionObserver: (@Sendable (CompactionStep) -> Void)?
     /// Address space reserved for the data: the largest the data file may grow.
@@ -98,7 +98,8 @@ public final class LogStore: StateStore {
     var closed = false
     /// The storage failure that stopped writes, or nil while the store is healthy.
     public internal(set) var failure: StoreError?
-    /// The log's length as of the last successful sync (or open): what a crash now keeps.
+    /// The log's length as of the last successful sync (or open): what a crash now keeps. (While
+    /// a compaction's new file waits for its publication, the old file's: a crash keeps that one.)
     public internal(set) var durableEnd = 0
     /// The log's length when the sync in flight (`beginSync`) started.
     var syncingEnd = 0
@@ -107,6 +108,8 @@ public final class LogStore: StateStore {
     public internal(set) var durableRevision: Revision = 0
     /// The store's revision when the sync in flight (`beginSync`) started.
     var syncingRevision: Revision = 0
+    /// Whether the sync in flight publishes a compaction's new file (`CompactionPublication`).
+    var syncingPublication = false
     /// Per-key write revisions, folded: slot `writeSlot(hash)` holds the highest revision of any
     /// write to a key hashing there (put, delete, batch, restore, recovery alike, since all of
     /// them go through `append` or `applyRecord`). Fixed size, no allocation per write; keys that
@@ -198,10 +201,15 @@ public final class LogStore: StateStore {
         assert(checkOwnerThread())
         return key.withUnsafeBytes { k in
             assert(hash == hasher.hash(k), "read: a hash not of this key")
-            let durable = durability && writeSlots[Self.writeSlot(hash)] <= durableRevision
-            guard let slot = table.find(hash: hash, key: k, base: region.base) else { return (nil, durable) }
+            guard let slot = table.find(hash: hash, key: k, base: region.base) else {
+                return (nil, durability && writeSlots[Self.writeSlot(hash)] <= durableRevision)
+            }
+            // A present key's current record is its last write (a later put would be the current
+            // record, a later delete would have removed it): durable exactly when that record's
+            // revision is, whatever other keys sharing its write slot do.
             let p = record(at: table.offset(at: slot))
-            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), RecordFormat.revision(p)), durable)
+            let version = RecordFormat.revision(p)
+            return ((StoredValue(region: region, bytes: RecordFormat.value(p)), version), durability && version <= durableRevision)
         }
     }
 
@@ -655,7 +663,17 @@ public final class LogStore: StateStore {
         guard dirty else { return }
         let start = monotonicNanos()
         let covered = logicalEnd
-        do { try region.sync() } catch { throw noteFailure(error) }
+        if region.fd >= 0 {
+            var job = region.takePendingWrites()
+            job.publication = publicationDue
+            let (e, operation) = job.run(io: options.fileIO)
+            if e != 0 {
+                if job.publication != nil { notePublicationFailed(operation: operation, end: covered) }
+                throw noteFailure(StoreError.storageFailed(operation: operation, path: region.path, errno: e))
+            }
+            do { try region.writesDone() } catch { throw noteFailure(error) }
+            if job.publication != nil { finishPublication() }
+        }
         let end = monotonicNanos()
         dirty = false
         durableEnd = covered
@@ -682,8 +700,22 @@ public final class LogStore: StateStore {
         dirty = false
         syncingEnd = logicalEnd
         syncingRevision = revision
-        return region.takePendingWrites()
+        var job = region.takePendingWrites()
+        job.publication = publicationDue
+        syncingPublication = job.publication != nil
+        return job
     }
+
+    /// A sync job carrying a compaction's publication failed at `operation`: past its
+    /// `fdatasync` (a rename, the directory fsync), the new file up to `end` is durable and may
+    /// be `data.lmnr` after a crash, so that is what a crash keeps (`durableEnd`).
+    private func notePublicationFailed(operation: String, end: Int) {
+        if operation != "pwrite" && operation != "fdatasync" { durableEnd = end }
+    }
+
+    /// Whether a sync job is due even without a write since the last one: a compaction's new
+    /// file waits for the job that publishes it (`LogStore+Compaction`).
+    public var syncDue: Bool { publicationDue != nil && failure == nil && !closed }
 
     /// Second half, on the owner's thread, once `beginSync`'s job ran (`errno` 0 on success;
     /// `operation` the call that failed): counts it, then takes a bounded step of compaction
@@ -697,11 +729,16 @@ public final class LogStore: StateStore {
         stats.fsyncCount += 1
         stats.fsyncNanosTotal += nanoseconds
         if error != 0 {
+            if syncingPublication { notePublicationFailed(operation: operation, end: syncingEnd) }
             throw noteFailure(StoreError.storageFailed(operation: operation, path: region.path, errno: error))
         }
         do { try region.writesDone() } catch { throw noteFailure(error) }
-        durableEnd = max(durableEnd, syncingEnd)
+        durableEnd = syncingPublication ? syncingEnd : max(durableEnd, syncingEnd)
         durableRevision = max(durableRevision, syncingRevision)
+        if syncingPublication {
+            syncingPublication = false
+            finishPublication()
+        }
         stepCompaction()
     }
 

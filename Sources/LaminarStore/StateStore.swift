@@ -265,6 +265,9 @@ public protocol StateStore: AnyObject {
     /// Pipelined commit, first half on the writer's thread: the job (a write and an `fdatasync`,
     /// for any thread) that makes every write so far durable, or nil when nothing needs syncing.
     func beginSync() -> SyncJob?
+    /// Whether a sync job is due even though nothing was written since the last one (a
+    /// compaction's new file waiting for the job that publishes it): then call `beginSync`.
+    var syncDue: Bool { get }
     /// Second half, once that job returned (`errno` 0 on success, else the errno of `operation`,
     /// the call that failed).
     func endSync(nanoseconds: UInt64, errno: Int32, operation: String) throws

@@ -159,6 +159,134 @@ import Testing
         try reopened.close()
     }
 
+    /// At `fsync always` the swap is a switch of memory on the owner (no rename, no sync, no
+    /// directory fsync there); the next sync job publishes the file. Until it has, a crash keeps
+    /// the old file with every acknowledged write, a write made after the switch is not durable
+    /// (a read of it waits) while reads of other keys are, and the job runs even with no write.
+    @Test func theSwitchIsPublishedByTheNextSyncJob() throws {
+        let dir = TempDirectory()
+        let io = FaultInjectingFileIO()
+        var options = LogStoreOptions()
+        options.fileIO = io
+        options.compactionBytesMin = .max  // started by hand
+        options.compactionSliceBytes = 4096
+        let store = try LogStore.open(directory: dir.path, options: options)
+        func sync() throws {
+            let job = try #require(store.beginSync())
+            let (e, operation) = job.run(io: io)
+            try store.endSync(nanoseconds: 0, errno: e, operation: operation)
+        }
+        for round in 0..<2 {
+            for i in 0..<2000 { try store.put(bytes("k\(i)"), Self.value(i, round)) }
+            try sync()
+        }
+        store.startCompaction()
+        try store.waitForCompactionThread()
+        var steps = 0
+        while store.publicationDue == nil {
+            try store.put(bytes("during\(steps)"), [UInt8(steps & 0xFF)])
+            let renames = io.count(.rename), syncs = io.count(.sync)
+            try sync()  // its endSync takes the next slice, or switches
+            steps += 1
+            if store.publicationDue != nil {
+                #expect(io.count(.rename) == renames && io.count(.sync) == syncs + 1, "the switch renamed or synced on the owner")
+            }
+            #expect(steps < 1000)
+            if steps >= 1000 { return }
+        }
+        #expect(store.stats.compactions == 0 && store.compactionInProgress && store.syncDue)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/" + LogStore.compactFileName))
+        try store.put(bytes("after-switch"), [42])
+        #expect(store.read(bytes("after-switch"), durability: true).durable == false)
+        #expect(store.read(bytes("k7"), durability: true).durable, "a key acknowledged before the switch stays durable")
+        // A crash now: the old file, with everything acknowledged, nothing written since.
+        do {
+            let copy = try WriteBehindTests.reopenCopy(dir.path)
+            defer { try? FileManager.default.removeItem(atPath: dir.path + "-copy") }
+            #expect(copy.get(bytes("k7"))?.value == Self.value(7, 1))
+            #expect(copy.get(bytes("during\(steps - 1)"))?.value == [UInt8((steps - 1) & 0xFF)])
+            #expect(copy.get(bytes("after-switch")) == nil)
+            try copy.close()
+        }
+        let renames = io.count(.rename)
+        try sync()  // publishes: two renames (data, hint) and the directory fsync
+        #expect(io.count(.rename) == renames + 2)
+        #expect(store.stats.compactions == 1 && !store.compactionInProgress && !store.syncDue)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + LogStore.compactFileName))
+        #expect(store.read(bytes("after-switch"), durability: true).durable)
+        store.checkInvariants()
+        store.abandon()  // a crash after the publication
+        let reopened = try LogStore.open(directory: dir.path)
+        #expect(reopened.stats.recoveryUsedHint)
+        #expect(reopened.get(bytes("after-switch"))?.value == [42] && reopened.get(bytes("k1999"))?.value == Self.value(1999, 1))
+        #expect(reopened.count == 2000 + steps + 1)
+        try reopened.close()
+    }
+
+    /// Without a write after the switch, the publication still comes: `syncDue` asks for a job.
+    @Test func aSwitchWithoutWritesIsPublishedToo() throws {
+        let dir = TempDirectory()
+        var options = LogStoreOptions()
+        options.compactionBytesMin = .max
+        let store = try LogStore.open(directory: dir.path, options: options)
+        for round in 0..<2 { for i in 0..<500 { try store.put(bytes("k\(i)"), Self.value(i, round)) } }
+        let first = try #require(store.beginSync())
+        var (e, operation) = first.run(io: SystemFileIO.shared)
+        try store.endSync(nanoseconds: 0, errno: e, operation: operation)
+        store.startCompaction()
+        try store.waitForCompactionThread()
+        try store.put(bytes("last"), [1])
+        let job = try #require(store.beginSync())
+        (e, operation) = job.run(io: SystemFileIO.shared)
+        try store.endSync(nanoseconds: 0, errno: e, operation: operation)
+        // That endSync copied the last record and switched; nothing is written after it, yet a
+        // job is due, and it publishes.
+        #expect(store.syncDue && store.stats.compactions == 0)
+        let publish = try #require(store.beginSync())
+        (e, operation) = publish.run(io: SystemFileIO.shared)
+        try store.endSync(nanoseconds: 0, errno: e, operation: operation)
+        #expect(store.stats.compactions == 1 && !store.syncDue && store.beginSync() == nil)
+        try store.close()
+    }
+
+    /// Descriptors of this process open on `path` after it was unlinked.
+    static func deletedDescriptors(of path: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) == path + " (deleted)"
+        }.count
+    }
+
+    /// After a compaction the old file (unlinked by the rename) is retired off the writer's
+    /// thread: not while a value read from it is still held (its bytes stay readable), and once
+    /// the last such value is gone, cut and closed.
+    @Test func theOldFileIsRetiredOnceNoValuePinsIt() throws {
+        let dir = TempDirectory()
+        var options = LogStoreOptions()
+        options.compactionBytesMin = .max
+        let store = try LogStore.open(directory: dir.path, options: options)
+        for round in 0..<3 { for i in 0..<3000 { try store.put(bytes("k\(i)"), Self.value(i, round)) } }
+        try store.commit()
+        var pinned: StoredValue? = try #require(store.storedValue(bytes("k42"))).value
+        let slots = store.table.capacity
+        try store.compact()
+        #expect(store.stats.compactions == 1)
+        #expect(store.table.capacity >= slots, "the new hash table would grow (rehash on the writer) sooner than the old one")
+        let path = dir.path + "/" + LogStore.dataFileName
+        usleep(200_000)
+        #expect(Self.deletedDescriptors(of: path) == 1, "the old file is gone while a value pins it")
+        #expect(pinned?.bytes == Self.value(42, 2))
+        pinned = nil
+        var waited = 0
+        while Self.deletedDescriptors(of: path) > 0 && waited < 10_000 {
+            usleep(10_000)
+            waited += 10
+        }
+        #expect(Self.deletedDescriptors(of: path) == 0, "the old file was not closed")
+        #expect(store.get(bytes("k42"))?.value == Self.value(42, 2))
+        try store.close()
+    }
+
     /// Closing (or a restore) while the compaction thread runs stops it and removes its files.
     @Test func closingDuringACompactionRemovesItsFiles() throws {
         let dir = TempDirectory()

@@ -94,7 +94,7 @@ import Testing
         let lastAck = try CrashTests.runAndKill(dir: dir.path, first: 0, acks: .max, pauseAt: step)
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         switch step {
-        case .copiedLive, .syncedTail, .copiedTail: #expect(names.contains(LogStore.compactFileName), "killed before the rename: \(names)")
+        case .copiedLive, .syncedTail, .copiedTail, .switchedFile: #expect(names.contains(LogStore.compactFileName), "killed before the rename: \(names)")
         case .wroteHint: #expect(names.contains(LogStore.compactHintFileName), "\(names)")
         case .renamedData: #expect(!names.contains(LogStore.compactFileName) && names.contains(LogStore.compactHintFileName), "\(names)")
         case .renamedHint, .finished: #expect(!names.contains(LogStore.compactFileName) && !names.contains(LogStore.compactHintFileName), "\(names)")

@@ -402,6 +402,28 @@ import Testing
         let again = try LogStore.open(directory: dir.path)
         #expect(again.get(bytes("big3"))?.value == big)
     }
+
+    /// A read of a present key is durable exactly when its own last write is: a write in flight
+    /// for another key that shares its slot of the durability table does not make it wait.
+    @Test func aReadWaitsOnlyForItsOwnKey() throws {
+        let dir = TempDirectory()
+        let store = try LogStore.open(directory: dir.path)
+        let a = bytes("reader")
+        let slotOfA = LogStore.writeSlot(a.withUnsafeBytes { store.lookupHash($0) })
+        var i = 0
+        while LogStore.writeSlot(bytes("w\(i)").withUnsafeBytes { store.lookupHash($0) }) != slotOfA { i += 1 }
+        let b = bytes("w\(i)")  // shares A's slot
+        try store.put(a, [1])
+        try store.commit()
+        try store.put(b, [2])
+        let job = try #require(store.beginSync())
+        #expect(store.read(a, durability: true).durable, "A waits for B's sync")
+        #expect(!store.read(b, durability: true).durable)
+        let (e, operation) = job.run(io: SystemFileIO.shared)
+        try store.endSync(nanoseconds: 0, errno: e, operation: operation)
+        #expect(store.read(b, durability: true).durable)
+        try store.close()
+    }
 }
 
 func format2(_ i: Int) -> String { i < 10 ? "0\(i)" : "\(i)" }
