@@ -163,9 +163,10 @@ extension Reactor {
     }
 
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
-    /// waits for the queue of closed-window rows to empty).
+    /// waits for the queue of closed-window rows to empty). Not while a checkpoint is being
+    /// stored in parts: its snapshot was taken, and it covers the entries logged before it.
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
-        stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
+        stream.checkpointJob == nil && stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
     }
 
     /// Takes up to `max` queued rows of `stream`, emits them (through the stream's projection,
@@ -174,6 +175,12 @@ extension Reactor {
     /// the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
+        let taken = takeAndEmitRows(stream, max: max)
+        roundNotes.rowsEmitted += taken
+        return taken
+    }
+
+    private func takeAndEmitRows(_ stream: StreamRuntime, max: Int) -> Int {
         if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
             let taken = emitClosedRows(stream, max: max)
             stream.resultSlices += 1
