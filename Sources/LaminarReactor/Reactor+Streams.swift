@@ -58,6 +58,7 @@ extension Reactor {
     /// shared by several readers (then the operator hashes the keys itself).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?, sourceKeys: [UInt32]? = nil) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        eventsThisRound += batch.count
         let input = stream.stage.map { $0.project(batch) } ?? batch
         let keysMax = limits.streamKeysMax
         let r: (accepted: Int, late: Int)

@@ -83,6 +83,8 @@ public final class Reactor: @unchecked Sendable {
     /// Round durations (`RoundTiming`); `roundNotes` what the current round did.
     public let roundTiming = RoundTiming()
     var roundNotes = RoundNotes()
+    /// Events the current round ingested (its result rows keep pace with them: `emitResultSlices`).
+    var eventsThisRound = 0
     /// Why the store failed (`StoreError.storageFailed`'s description), nil while it works.
     private let failureReport = Mutex<String?>(nil)
     public private(set) var producers: [ReactorProducer] = []
@@ -160,10 +162,11 @@ public final class Reactor: @unchecked Sendable {
     func run() {
         let logAboveNs = UInt64(limits.slowRoundLogMs) * 1_000_000
         while true {
-            let t0 = RoundTiming.nowNs()
+            let t0 = RoundTiming.nowNs(), cpu0 = logAboveNs > 0 ? RoundTiming.threadCPUNs() : 0
             roundNotes = RoundNotes()
             let worked = runRound()
-            roundTiming.record(RoundTiming.nowNs() - t0, notes: roundNotes, logAboveNs: logAboveNs)
+            roundTiming.record(RoundTiming.nowNs() - t0, cpuNs: logAboveNs > 0 ? RoundTiming.threadCPUNs() - cpu0 : 0,
+                               notes: roundNotes, logAboveNs: logAboveNs)
             if stopRequested.load(ordering: .acquiring) {
                 if !worked { break }
                 continue
@@ -218,6 +221,7 @@ public final class Reactor: @unchecked Sendable {
     @discardableResult
     public func runRound() -> Bool {
         roundCount.add(1, ordering: .relaxed)
+        eventsThisRound = 0
         var worked = false
         let now = clock.nowMs()
         while let timer = timers.popDue(nowMs: now) {

@@ -57,11 +57,13 @@ public struct ReactorLimits: Sendable, Hashable {
     public var streamNameBytesMax: Int = 128
     /// Interval of the store's `interval` fsync policy timer, in milliseconds.
     public var fsyncIntervalMs: Int64 = 100
-    /// Rows of closed windows the reactor stores and sends in one round, all streams together:
-    /// a window with more rows is emitted in slices over several rounds, so commands (event
+    /// Rows of closed windows the reactor stores and sends in one slice, and in one round, all
+    /// streams together, or as many as the events the round ingested (`Reactor.emitResultSlices`): a
+    /// window with more rows is emitted in slices over several rounds, so commands (event
     /// batches) never wait for a whole window's rows.
     public var resultRowsPerRoundMax: Int = 8192
-    /// Expired result rows one round removes (retention), all streams together.
+    /// Expired result rows one round removes (retention), all streams together, or as many as
+    /// the events the round ingested.
     public var resultExpiriesPerRoundMax: Int = 8192
     /// Result rows a stream retains (stored and readable with `since`); beyond it the oldest leave
     /// whatever their retention.

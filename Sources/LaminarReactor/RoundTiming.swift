@@ -15,18 +15,22 @@ public final class RoundTiming: Sendable {
 
     init() {}
 
-    static func nowNs() -> UInt64 {
+    static func nowNs(_ clock: clockid_t = CLOCK_MONOTONIC) -> UInt64 {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(clock, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// Reactor thread: a round took `ns`; `logAboveNs` 0 logs nothing.
-    func record(_ ns: UInt64, notes: RoundNotes, logAboveNs: UInt64) {
+    /// The calling thread's CPU time (a round's own work, whatever else the machine runs).
+    static func threadCPUNs() -> UInt64 { nowNs(CLOCK_THREAD_CPUTIME_ID) }
+
+    /// Reactor thread: a round took `ns` (wall clock), `cpuNs` of it on the CPU (0 when not
+    /// measured); `logAboveNs` 0 logs nothing.
+    func record(_ ns: UInt64, cpuNs: UInt64, notes: RoundNotes, logAboveNs: UInt64) {
         if ns > maxNs.load(ordering: .relaxed) { maxNs.store(ns, ordering: .relaxed) }
         if ns > Self.slowNs { slowRounds.add(1, ordering: .relaxed) }
         if logAboveNs > 0 && ns > logAboveNs {
-            let line = Array("laminar reactor: round of \(ns / 1000) us: \(notes)\n".utf8)
+            let line = Array("laminar reactor: round of \(ns / 1000) us (\(cpuNs / 1000) us CPU): \(notes)\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
     }
