@@ -88,6 +88,9 @@ final class CheckpointJob: @unchecked Sendable {
     func partCount(partBytes: Int) -> Int { Swift.max(1, (bytes.count + partBytes - 1) / partBytes) }
 
     private func encode() {
+        // Background work: on Linux the nice value is per thread (`who` 0: this one), so the
+        // encoding yields the cores to the reactor and the I/O threads when they want them.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
         bytes = snapshot!.encode()
         snapshot = nil  // the live state's arrays are its own again
         encodedFlag.store(true, ordering: .releasing)
