@@ -251,6 +251,8 @@ public final class Reactor: @unchecked Sendable {
         if emitResultSlices() { worked = true }
         // A part of each checkpoint being stored in parts (its encoding runs on its own thread).
         if advanceCheckpoints() { worked = true }
+        let commitStart = RoundTiming.nowNs()
+        defer { roundNotes.commitNs = RoundTiming.nowNs() - commitStart }
         if let syncer {
             if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false

@@ -155,6 +155,7 @@ extension Reactor {
             }
             if expiries > 0 {
                 let (n, failed) = expireRows(stream, max: expiries)
+                roundNotes.rowsExpired += n
                 expiries -= n
                 if n > 0 { did = true }
                 stuck = failed

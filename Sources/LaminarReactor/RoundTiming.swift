@@ -40,13 +40,18 @@ public final class RoundTiming: Sendable {
 struct RoundNotes: CustomStringConvertible {
     var commands = 0
     var rowsEmitted = 0
+    var rowsExpired = 0
+    /// Time in the round's commit and delivery step (the store's sync handoff, which takes
+    /// compaction steps, then completions), ns.
+    var commitNs: UInt64 = 0
     var checkpointBytesInline = 0
     var checkpointPartBytes = 0
     var checkpointsStarted = 0
     var timersFired = 0
 
     var description: String {
-        "\(commands) commands, \(timersFired) timers, \(rowsEmitted) rows emitted, checkpoints: \(checkpointBytesInline) bytes "
+        "\(commands) commands, \(timersFired) timers, \(rowsEmitted) rows emitted, \(rowsExpired) expired, commit and delivery \(commitNs / 1000) us, "
+            + "checkpoints: \(checkpointBytesInline) bytes "
             + "written whole, \(checkpointPartBytes) bytes of parts, \(checkpointsStarted) started in parts"
     }
 }
