@@ -251,8 +251,9 @@ public final class Reactor: @unchecked Sendable {
         if emitResultSlices() { worked = true }
         // A part of each checkpoint being stored in parts (its encoding runs on its own thread).
         if advanceCheckpoints() { worked = true }
-        let commitStart = RoundTiming.nowNs()
-        defer { roundNotes.commitNs = RoundTiming.nowNs() - commitStart }
+        // Only for the slow-round log (`ReactorLimits.slowRoundLogMs`): two clock reads a round.
+        let commitStart = limits.slowRoundLogMs > 0 ? RoundTiming.nowNs() : 0
+        defer { if commitStart > 0 { roundNotes.commitNs = RoundTiming.nowNs() - commitStart } }
         if let syncer {
             if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false
