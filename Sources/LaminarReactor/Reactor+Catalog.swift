@@ -131,7 +131,7 @@ extension Reactor {
             // It reads the source's batches from the next one on; the checkpoint says so.
             stream.sourceNext = source.nextSequence
             stream.checkpointSourceNext = source.nextSequence
-            batch.append(.put(key: ReservedKeys.checkpoint(definition.name), value: stream.encodeCheckpoint(atMs: clock.nowMs())))
+            batch.append(.put(key: ReservedKeys.checkpoint(definition.name), value: stream.checkpointSnapshot(atMs: clock.nowMs()).encode()))
         }
         overlay.streams[definition.name] = .some(stream)
         return CatalogChange(mutations: batch) {
@@ -152,7 +152,15 @@ extension Reactor {
         var batch: [StoreMutation] = [.delete(key: ReservedKeys.definition(name)), .delete(key: ReservedKeys.checkpoint(name)),
                                       .put(key: ReservedKeys.resultNext(name), value: next.bytes)]
         for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
+        // The current checkpoint's parts, and those a checkpoint being stored has written.
+        for i in 0..<stream.checkpointParts {
+            batch.append(.delete(key: ReservedKeys.checkpointPart(name, generation: stream.checkpointGeneration, index: i)))
+        }
+        if let job = stream.checkpointJob {
+            for i in 0..<job.partsWritten { batch.append(.delete(key: ReservedKeys.checkpointPart(name, generation: job.generation, index: i))) }
+        }
         return CatalogChange(mutations: batch) {
+            stream.checkpointJob = nil
             stream.op.dropQueuedRows()
             self.streams[name] = nil
             if let source = stream.definition.source.flatMap({ self.sources[$0] }) {

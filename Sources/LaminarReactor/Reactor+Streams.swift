@@ -58,6 +58,7 @@ extension Reactor {
     /// shared by several readers (then the operator hashes the keys itself).
     func ingest(_ stream: StreamRuntime, batch: EventBatch, idempotencyKey: UInt64?, sourceKeys: [UInt32]? = nil) -> (accepted: Int, late: Int) {
         if let idempotencyKey { stream.idempotency.remember(idempotencyKey, max: limits.idempotencyKeysPerStreamMax) }
+        eventsThisRound += batch.count
         let input = stream.stage.map { $0.project(batch) } ?? batch
         let keysMax = limits.streamKeysMax
         let r: (accepted: Int, late: Int)
@@ -152,27 +153,155 @@ extension Reactor {
         return UInt64(Swift.max(limits.walEntriesPerCheckpointMax, groups / limits.checkpointGroupsPerEntry))
     }
 
-    /// Writes the stream's checkpoint and deletes the write-ahead entries it covers, atomically.
-    /// Not while rows of closed windows are pending: the checkpoint then waits for the last slice
-    /// (`emitRows` calls again), so it never splits a window's rows, and replay after a crash
-    /// closes that window again and emits its rows under the same sequence numbers.
+    /// Takes the stream's checkpoint when due. Not while rows of closed windows are pending: the
+    /// checkpoint then waits for the last slice (`emitRows` calls again), so it never splits a
+    /// window's rows, and replay after a crash closes that window again and emits its rows under
+    /// the same sequence numbers. A small one is written at once; a big one is taken as a
+    /// snapshot, encoded off the reactor and stored in parts (`CheckpointJob`,
+    /// `advanceCheckpoints`), one checkpoint at a time per stream.
     func checkpointIfDue(_ stream: StreamRuntime) {
-        let logged = stream.nextSequence - stream.firstUncheckpointed
-        let sourceLogged = stream.sourceNext - stream.checkpointSourceNext  // 0 without a named source
-        guard stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0 else { return }
+        guard stream.checkpointJob == nil, stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0 else { return }
+        let snapshot = stream.checkpointSnapshot(atMs: clock.nowMs())
+        if snapshot.op.checkpointBytesEstimate > limits.checkpointInlineBytesMax {
+            stream.checkpointJob = CheckpointJob(streamId: stream.id, generation: stream.checkpointGeneration + 1, snapshot: snapshot,
+                                                 sourceNext: stream.sourceNext, wake: parking.doorbell)
+            checkpointJobs.append(stream)
+            roundNotes.checkpointsStarted += 1
+            return
+        }
+        let value = snapshot.encode()
+        roundNotes.checkpointBytesInline += value.count
+        finishCheckpoint(stream, value: value, coversSequence: snapshot.nextSequence, sourceNext: stream.sourceNext,
+                         atMs: snapshot.atMs, parts: 0)
+    }
+
+    /// Makes a checkpoint current in one atomic batch: its value (or the head naming its
+    /// `parts`, stored already), the deletion of the write-ahead entries it covers (those before
+    /// `coversSequence`) and of the parts of the checkpoint it replaces. `parts`, `generation`:
+    /// those of the new one (0 parts: `value` is the checkpoint). Returns whether the store took
+    /// it (if not, the previous checkpoint and the log after it stay as they were).
+    @discardableResult
+    func finishCheckpoint(_ stream: StreamRuntime, value: [UInt8], coversSequence: UInt64, sourceNext: UInt64, atMs: Int64,
+                          parts: Int, generation: UInt64 = 0) -> Bool {
         let name = stream.definition.name
-        let atMs = clock.nowMs()
-        var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: stream.encodeCheckpoint(atMs: atMs))]
-        batch.reserveCapacity(Int(logged) + 1)
-        for seq in stream.firstUncheckpointed..<stream.nextSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
-        if (try? store.apply(batch)) != nil {
-            stream.firstUncheckpointed = stream.nextSequence
-            stream.lastCheckpointAtMs = atMs
-            mutatedThisRound = true
-            if sourceLogged > 0, let source = stream.definition.source.flatMap({ sources[$0] }) {
-                stream.checkpointSourceNext = stream.sourceNext
-                trimSource(source)
+        var batch: [StoreMutation] = [.put(key: ReservedKeys.checkpoint(name), value: value)]
+        batch.reserveCapacity(Int(coversSequence - stream.firstUncheckpointed) + stream.checkpointParts + 1)
+        for seq in stream.firstUncheckpointed..<coversSequence { batch.append(.delete(key: ReservedKeys.wal(name, sequence: seq))) }
+        for i in 0..<stream.checkpointParts {
+            batch.append(.delete(key: ReservedKeys.checkpointPart(name, generation: stream.checkpointGeneration, index: i)))
+        }
+        guard (try? store.apply(batch)) != nil else { return false }
+        stream.firstUncheckpointed = coversSequence
+        stream.lastCheckpointAtMs = atMs
+        stream.checkpointParts = parts
+        if parts > 0 { stream.checkpointGeneration = generation }
+        mutatedThisRound = true
+        if sourceNext > stream.checkpointSourceNext, let source = stream.definition.source.flatMap({ sources[$0] }) {
+            stream.checkpointSourceNext = sourceNext
+            trimSource(source)
+        }
+        return true
+    }
+
+    /// One round's share of the checkpoints being written in parts: for each whose encoding is
+    /// done, one part (`ReactorLimits.checkpointPartBytes`); after its last part, the head
+    /// (`finishCheckpoint`). Returns whether it did any.
+    func advanceCheckpoints() -> Bool {
+        guard !checkpointJobs.isEmpty else { return false }
+        var did = false
+        var i = 0
+        while i < checkpointJobs.count {
+            let stream = checkpointJobs[i]
+            guard let job = stream.checkpointJob, streams[stream.definition.name] === stream else {
+                stream.checkpointJob = nil  // the stream was deleted (its parts with it)
+                checkpointJobs.remove(at: i)
+                continue
             }
+            guard job.isEncoded else { i += 1; continue }
+            did = true
+            if writeCheckpointPart(stream, job) {
+                stream.checkpointJob = nil
+                checkpointJobs.remove(at: i)
+                checkpointIfDue(stream)  // the entries logged meanwhile may make the next one due
+            } else {
+                i += 1
+            }
+        }
+        return did
+    }
+
+    /// Stores the job's next part, and after the last one makes it current. Returns whether the
+    /// job is over (made current, or given up when the store refused a write: its parts are
+    /// deleted and the next checkpoint is due again at once).
+    private func writeCheckpointPart(_ stream: StreamRuntime, _ job: CheckpointJob) -> Bool {
+        let name = stream.definition.name
+        let partBytes = Swift.max(1, Swift.min(limits.checkpointPartBytes, store.limits.valueBytesMax))
+        let parts = job.partCount(partBytes: partBytes)
+        if job.partsWritten < parts {
+            let lo = job.partsWritten * partBytes, hi = Swift.min(lo + partBytes, job.bytes.count)
+            do {
+                _ = try store.put(ReservedKeys.checkpointPart(name, generation: job.generation, index: job.partsWritten),
+                                  Array(job.bytes[lo..<hi]), condition: .always, expiresAtMs: nil)
+            } catch {
+                abandon(stream, job)
+                return true
+            }
+            job.partsWritten += 1
+            roundNotes.checkpointPartBytes += hi - lo
+            mutatedThisRound = true
+            if job.partsWritten < parts { return false }
+        }
+        if !finishCheckpoint(stream, value: job.head(partBytes: partBytes), coversSequence: job.coversSequence,
+                             sourceNext: job.sourceNext, atMs: job.atMs, parts: parts, generation: job.generation) {
+            abandon(stream, job)
+        }
+        return true
+    }
+
+    /// Deletes what a job stored of its parts (best effort: recovery deletes parts no head names).
+    private func abandon(_ stream: StreamRuntime, _ job: CheckpointJob) {
+        let name = stream.definition.name
+        let deletes = (0..<job.partsWritten).map { StoreMutation.delete(key: ReservedKeys.checkpointPart(name, generation: job.generation, index: $0)) }
+        if !deletes.isEmpty, (try? store.apply(deletes)) != nil { mutatedThisRound = true }
+    }
+
+    /// The stream's checkpoint value from its stored `head`: the head itself, or (version 5) the
+    /// parts it names put together.
+    func checkpointValue(_ stream: StreamRuntime, head: [UInt8]) throws -> [UInt8] {
+        guard head.first == 5 else { return head }
+        var r = ByteReader(head)
+        _ = try r.u8()
+        let generation = try r.u64(), parts = Int(try r.u32()), total = Int(try r.u64())
+        guard r.atEnd, parts >= 1, total >= 0 else { throw ByteReader.DecodeError() }
+        var value: [UInt8] = []
+        value.reserveCapacity(total)
+        for i in 0..<parts {
+            guard let part = store.get(ReservedKeys.checkpointPart(stream.definition.name, generation: generation, index: i)) else {
+                throw ByteReader.DecodeError()
+            }
+            value.append(contentsOf: part.value)
+        }
+        guard value.count == total else { throw ByteReader.DecodeError() }
+        stream.checkpointGeneration = generation
+        stream.checkpointParts = parts
+        return value
+    }
+
+    /// Deletes the stream's checkpoint parts that its current head does not name (left by a
+    /// crash while a checkpoint was being stored in parts). Recovery only.
+    func deleteOrphanCheckpointParts(_ stream: StreamRuntime) throws {
+        let name = stream.definition.name
+        let current = stream.checkpointParts > 0 ? ReservedKeys.checkpointPartPrefix(name, generation: stream.checkpointGeneration) : nil
+        var after: [UInt8]? = nil
+        while true {
+            let page = store.prefixScan(ReservedKeys.checkpointPartPrefix(name), after: after, limit: 1024)
+            let deletes = page.filter { e in current.map { !e.key.starts(with: $0) } ?? true }.map { StoreMutation.delete(key: $0.key) }
+            if !deletes.isEmpty {
+                _ = try store.apply(deletes)
+                mutatedThisRound = true
+            }
+            guard page.count == 1024 else { break }
+            after = page.last!.key
         }
     }
 
@@ -196,9 +325,11 @@ extension Reactor {
                 let stream = StreamRuntime(id: takeStreamId(), definition: definition, nowMs: now)
                 var checkpointed = false
                 if let cp = store.get(ReservedKeys.checkpoint(definition.name)) {
-                    try stream.decodeCheckpoint(cp.value, limits: limits)
-                    checkpointed = cp.value.first.map { $0 >= 3 } ?? false
+                    let value = try checkpointValue(stream, head: cp.value)
+                    try stream.decodeCheckpoint(value, limits: limits)
+                    checkpointed = value.first.map { $0 >= 3 } ?? false
                 }
+                try deleteOrphanCheckpointParts(stream)
                 // The results replay emits again (from the checkpointed next seq on) leave first.
                 restoreResultRange(stream, checkpointed: checkpointed, dropReplayed: true)
                 try replay(stream, source: source)

@@ -54,6 +54,8 @@ public final class Reactor: @unchecked Sendable {
     var mutatedThisRound = false
     /// Streams with result rows to emit or expire (`emitResultSlices`), each at most once.
     var resultWork: [StreamRuntime] = []
+    /// Streams with a checkpoint being written in parts (`advanceCheckpoints`), each at most once.
+    var checkpointJobs: [StreamRuntime] = []
     /// Scratch for `emitClosedRows`: the slice being built and its finished value (memory kept
     /// from round to round, so a close of a million rows allocates nothing per slice).
     var sliceBuilder = ResultSlice.Builder(firstSeq: 0)
@@ -78,6 +80,11 @@ public final class Reactor: @unchecked Sendable {
     /// Times the reactor parked (tests check the wake-up protocol was exercised).
     public let parkCount = Atomic<Int>(0)
     public let roundCount = Atomic<Int>(0)
+    /// Round durations (`RoundTiming`); `roundNotes` what the current round did.
+    public let roundTiming = RoundTiming()
+    var roundNotes = RoundNotes()
+    /// Events the current round ingested (its result rows keep pace with them: `emitResultSlices`).
+    var eventsThisRound = 0
     /// Why the store failed (`StoreError.storageFailed`'s description), nil while it works.
     private let failureReport = Mutex<String?>(nil)
     public private(set) var producers: [ReactorProducer] = []
@@ -153,8 +160,13 @@ public final class Reactor: @unchecked Sendable {
     // MARK: - The loop
 
     func run() {
+        let logAboveNs = UInt64(limits.slowRoundLogMs) * 1_000_000
         while true {
+            let t0 = RoundTiming.nowNs(), cpu0 = logAboveNs > 0 ? RoundTiming.threadCPUNs() : 0
+            roundNotes = RoundNotes()
             let worked = runRound()
+            roundTiming.record(RoundTiming.nowNs() - t0, cpuNs: logAboveNs > 0 ? RoundTiming.threadCPUNs() - cpu0 : 0,
+                               notes: roundNotes, logAboveNs: logAboveNs)
             if stopRequested.load(ordering: .acquiring) {
                 if !worked { break }
                 continue
@@ -197,6 +209,7 @@ public final class Reactor: @unchecked Sendable {
     private func hasWork() -> Bool {
         if syncer?.isDone == true { return true }
         if !resultWork.isEmpty { return true }
+        if checkpointJobs.contains(where: { $0.checkpointJob?.isEncoded ?? true }) { return true }
         for p in producers {
             if !p.submissions.isEmpty { return true }
             if p.pendingHead < p.releasedPending && notificationSpace(p) > 0 { return true }
@@ -208,10 +221,12 @@ public final class Reactor: @unchecked Sendable {
     @discardableResult
     public func runRound() -> Bool {
         roundCount.add(1, ordering: .relaxed)
+        eventsThisRound = 0
         var worked = false
         let now = clock.nowMs()
         while let timer = timers.popDue(nowMs: now) {
             fire(timer, nowMs: now)
+            roundNotes.timersFired += 1
             worked = true
         }
         let commandsMax = limits.commandsPerRoundMax
@@ -229,13 +244,18 @@ public final class Reactor: @unchecked Sendable {
                     popped += 1
                     execute(command, producer: p, keyHash: keyHash)
                 }
-                if n > 0 { worked = true }
+                if n > 0 { worked = true; roundNotes.commands += n }
             }
         }
         flushChangelogs()
         // Rows of closing windows, a bounded slice per round, after the round's commands: no
         // command waits for a whole window's rows.
         if emitResultSlices() { worked = true }
+        // A part of each checkpoint being stored in parts (its encoding runs on its own thread).
+        if advanceCheckpoints() { worked = true }
+        // Only for the slow-round log (`ReactorLimits.slowRoundLogMs`): two clock reads a round.
+        let commitStart = limits.slowRoundLogMs > 0 ? RoundTiming.nowNs() : 0
+        defer { if commitStart > 0 { roundNotes.commitNs = RoundTiming.nowNs() - commitStart } }
         if let syncer {
             if mutatedThisRound { unsyncedMutations = true }
             mutatedThisRound = false

@@ -44,17 +44,26 @@ public struct ReactorLimits: Sendable, Hashable {
     /// A stream with many open groups checkpoints after one logged entry per this many groups
     /// when that is more than `walEntriesPerCheckpointMax` (`Reactor.checkpointEntries`).
     public var checkpointGroupsPerEntry: Int = 512
+    /// A checkpoint bigger than this (estimated bytes) is not written in the round that takes it:
+    /// its state is encoded on a thread of its own and stored in parts, one per round
+    /// (`CheckpointJob`), so no round of the reactor spends time that grows with the state.
+    /// Below it (about a millisecond of encoding) it is written at once.
+    public var checkpointInlineBytesMax: Int = 256 << 10
+    /// Bytes of one part of a checkpoint stored in parts (one store value per round).
+    public var checkpointPartBytes: Int = 512 << 10
     /// Late events kept per stream with `late_data: keep` (the most recent ones).
     public var lateEventsPerStreamMax: Int = 10_000
     /// Longest stream name in bytes.
     public var streamNameBytesMax: Int = 128
     /// Interval of the store's `interval` fsync policy timer, in milliseconds.
     public var fsyncIntervalMs: Int64 = 100
-    /// Rows of closed windows the reactor stores and sends in one round, all streams together:
-    /// a window with more rows is emitted in slices over several rounds, so commands (event
+    /// Rows of closed windows the reactor stores and sends in one slice, and in one round, all
+    /// streams together, or as many as the events the round ingested (`Reactor.emitResultSlices`): a
+    /// window with more rows is emitted in slices over several rounds, so commands (event
     /// batches) never wait for a whole window's rows.
     public var resultRowsPerRoundMax: Int = 8192
-    /// Expired result rows one round removes (retention), all streams together.
+    /// Expired result rows one round removes (retention), all streams together, or as many as
+    /// the events the round ingested.
     public var resultExpiriesPerRoundMax: Int = 8192
     /// Result rows a stream retains (stored and readable with `since`); beyond it the oldest leave
     /// whatever their retention.
@@ -64,6 +73,10 @@ public struct ReactorLimits: Sendable, Hashable {
     /// A follower gets a progress notification (watermark, last seq) this often, in milliseconds;
     /// the HTTP layer sends it on when nothing else went out meanwhile. 0: never.
     public var followProgressIntervalMs: Int64 = 1000
+    /// Debug: the reactor writes a line on stderr for each round longer than this, in
+    /// milliseconds, naming what it did (`RoundTiming`); 0: never. The server takes it from the
+    /// environment variable `LAMINAR_DEBUG_SLOW_ROUND_MS`.
+    public var slowRoundLogMs: Int = 0
 
     public static let `default` = ReactorLimits()
 
@@ -99,6 +112,8 @@ public struct ReactorLimits: Sendable, Hashable {
         if valueBytesMax > StoreLimits.formatValueBytesMax { return "valueBytesMax exceeds the largest value a store record holds" }
         if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
         if checkpointGroupsPerEntry < 1 { return "checkpointGroupsPerEntry must be positive" }
+        if checkpointInlineBytesMax < 0 { return "checkpointInlineBytesMax must not be negative" }
+        if checkpointPartBytes < 1 { return "checkpointPartBytes must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
         if resultRowsPerRoundMax < 1 || resultExpiriesPerRoundMax < 1 || resultsRetainedPerStreamMax < 1 || resultPageRowsMax < 1 {
             return "result limits must be positive"

@@ -125,20 +125,27 @@ extension Reactor {
     }
 
     /// One round's share of result work: at most `resultRowsPerRoundMax` rows emitted and
-    /// `resultExpiriesPerRoundMax` rows expired, all streams together. Returns whether it did any.
+    /// `resultExpiriesPerRoundMax` rows expired, all streams together, or each as many as the
+    /// events the round ingested: a tumbling window closes at most one row per event, so the rows keep
+    /// pace with the events however slow rounds get under load (a fixed share fell behind, and
+    /// the checkpoint waiting for the queue then forced a quarter of it into one round), and a
+    /// round's share stays proportional to its commands, never to a window's rows. Returns
+    /// whether it did any.
     func emitResultSlices() -> Bool {
         guard !resultWork.isEmpty else { return false }
-        var rows = limits.resultRowsPerRoundMax
-        var expiries = limits.resultExpiriesPerRoundMax
+        var rows = Swift.max(limits.resultRowsPerRoundMax, eventsThisRound)
+        var expiries = Swift.max(limits.resultExpiriesPerRoundMax, eventsThisRound)
         var did = false
         var i = 0
         while i < resultWork.count {
             let stream = resultWork[i]
             var stuck = false
-            if stream.rowsPending > 0 && rows > 0 {
-                let n = emitRows(stream, max: rows)
-                rows -= n
+            // Slices of at most `resultRowsPerRoundMax` rows (a follower's notification each).
+            while stream.rowsPending > 0 && rows > 0 {
+                let n = emitRows(stream, max: Swift.min(rows, limits.resultRowsPerRoundMax))
                 did = true
+                if n == 0 { break }
+                rows -= n
             }
             if stream.rowsPending > 0 && checkpointOverdue(stream) {
                 // Closes come faster than slices drain them and the checkpoint waits: a quarter of
@@ -148,6 +155,7 @@ extension Reactor {
             }
             if expiries > 0 {
                 let (n, failed) = expireRows(stream, max: expiries)
+                roundNotes.rowsExpired += n
                 expiries -= n
                 if n > 0 { did = true }
                 stuck = failed
@@ -163,9 +171,10 @@ extension Reactor {
     }
 
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
-    /// waits for the queue of closed-window rows to empty).
+    /// waits for the queue of closed-window rows to empty). Not while a checkpoint is being
+    /// stored in parts: its snapshot was taken, and it covers the entries logged before it.
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
-        stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
+        stream.checkpointJob == nil && stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
     }
 
     /// Takes up to `max` queued rows of `stream`, emits them (through the stream's projection,
@@ -174,6 +183,12 @@ extension Reactor {
     /// the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
+        let taken = takeAndEmitRows(stream, max: max)
+        roundNotes.rowsEmitted += taken
+        return taken
+    }
+
+    private func takeAndEmitRows(_ stream: StreamRuntime, max: Int) -> Int {
         if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
             let taken = emitClosedRows(stream, max: max)
             stream.resultSlices += 1

@@ -40,6 +40,12 @@ final class StreamRuntime {
     var checkpointSourceNext: UInt64 = 0
     /// When the last checkpoint was written (wall clock, ms), `nil` if none yet.
     var lastCheckpointAtMs: Int64?
+    /// The checkpoint being written in parts (`CheckpointJob`), if any: one at a time.
+    var checkpointJob: CheckpointJob?
+    /// Generation of the last checkpoint written in parts (current or not), and the parts of the
+    /// current one (0 when it is one value): the next checkpoint deletes them.
+    var checkpointGeneration: UInt64 = 0
+    var checkpointParts = 0
     var idempotency = IdempotencyMemory()
     var followers: [UInt64] = []
     var lastEventAtMs: Int64
@@ -125,21 +131,15 @@ final class StreamRuntime {
     /// next result sequence number, idempotency keys (oldest first), operator
     /// (`WindowOperator.encodeCheckpoint`); version 4, for a stream reading a named source, the
     /// same followed by `sourceNext` (u64). Versions 1 and 2 (earlier releases) lack the result
-    /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Written only
-    /// with no rows pending, so the operator's state and `nextResultSeq` describe the same moment.
-    func encodeCheckpoint(atMs: Int64) -> [UInt8] {
+    /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Taken only
+    /// with no rows pending, so the operator's state and `nextResultSeq` describe the same moment
+    /// (`CheckpointSnapshot.encode` writes it; a big one is stored in parts under a version 5
+    /// head, `CheckpointJob`).
+    func checkpointSnapshot(atMs: Int64) -> CheckpointSnapshot {
         precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
-        var w = ByteWriter()
-        w.bytes.reserveCapacity(64 + 8 * idempotency.count + op.checkpointBytesEstimate)
-        w.u8(definition.source == nil ? 3 : 4)
-        w.u64(UInt64(bitPattern: atMs))
-        w.u64(nextSequence)
-        w.u64(nextResultSeq)
-        w.u32(UInt32(idempotency.count))
-        for k in idempotency.oldestFirst { w.u64(k) }
-        op.encodeCheckpoint(into: &w)
-        if definition.source != nil { w.u64(sourceNext) }
-        return w.bytes
+        return CheckpointSnapshot(atMs: atMs, nextSequence: nextSequence, nextResultSeq: nextResultSeq,
+                                  idempotencyKeys: idempotency.oldestFirst, op: op,
+                                  sourceNext: definition.source == nil ? nil : sourceNext)
     }
 
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {

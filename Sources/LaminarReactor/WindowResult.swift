@@ -137,7 +137,8 @@ public struct WindowResult: Sendable, Hashable {
 ///   start-up (`migrateEarlierResults`).
 /// - `_resultnext/{name}`: the next result sequence number (u64) of a deleted stream, so that a
 ///   stream defined again under that name goes on numbering where it stopped.
-/// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint;
+/// - `_streamdefs/{name}`: a definition; `_checkpoint/{name}`: a stream's checkpoint (or the head
+///   of one stored in parts, `_checkpoint/{name}/{generation}/{part}`, 16 and 8 hex digits);
 ///   `_wal/{name}/{seq}`: a logged batch, watermark advance or changelog flush, `{seq}` 16 hex
 ///   digits.
 /// - `_sources/{name}`: a named source's definition; `_sourcecp/{name}`: its checkpoint (the
@@ -229,6 +230,14 @@ public enum ReservedKeys {
     public static func definition(_ stream: String) -> [UInt8] { Array("_streamdefs/\(stream)".utf8) }
     public static let definitionPrefix: [UInt8] = Array("_streamdefs/".utf8)
     public static func checkpoint(_ stream: String) -> [UInt8] { Array("_checkpoint/\(stream)".utf8) }
+    /// A stream name has no `/`, so these never meet another stream's keys.
+    static func checkpointPartPrefix(_ stream: String) -> [UInt8] { Array("_checkpoint/\(stream)/".utf8) }
+    static func checkpointPartPrefix(_ stream: String, generation: UInt64) -> [UInt8] {
+        Array("_checkpoint/\(stream)/\(hex16(generation))/".utf8)
+    }
+    static func checkpointPart(_ stream: String, generation: UInt64, index: Int) -> [UInt8] {
+        checkpointPartPrefix(stream, generation: generation) + Array(hex16(UInt64(index)).suffix(8).utf8)
+    }
     public static func walPrefix(_ stream: String) -> [UInt8] { Array("_wal/\(stream)/".utf8) }
     public static func wal(_ stream: String, sequence: UInt64) -> [UInt8] { Array("_wal/\(stream)/\(hex16(sequence))".utf8) }
     public static func resultNext(_ stream: String) -> [UInt8] { Array("_resultnext/\(stream)".utf8) }

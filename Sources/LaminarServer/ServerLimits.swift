@@ -1,3 +1,4 @@
+import Glibc
 import LaminarFormats
 import LaminarHTTP
 import LaminarReactor
@@ -98,6 +99,7 @@ public struct ServerLimits: Sendable, Hashable {
         r.batchEventsMax = batchEventsMax
         r.streamKeysMax = streamKeysMax
         r.followProgressIntervalMs = followProgressIntervalMs
+        if let ms = getenv("LAMINAR_DEBUG_SLOW_ROUND_MS").flatMap({ Int(String(cString: $0)) }), ms > 0 { r.slowRoundLogMs = ms }
         r.resultsRetainedPerStreamMax = resultsRetainedPerStreamMax
         return r
     }

@@ -14,12 +14,18 @@ import Testing
         return dir + "/laminar-reactor-crash-child"
     }
 
-    @Test func killNineThenRestartCountsEveryAcknowledgedEventOnce() throws {
+    /// `checkpointParts`: the child stores every checkpoint in parts of 64 bytes, one per round,
+    /// so the kill lands in the middle of one (recovery reads the previous one and its log).
+    @Test(arguments: [false, true])
+    func killNineThenRestartCountsEveryAcknowledgedEventOnce(checkpointParts: Bool) throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.childPath), "missing \(Self.childPath)")
         let dir = TempDir()
         let child = Process()
         child.executableURL = URL(fileURLWithPath: Self.childPath)
         child.arguments = [dir.path]
+        if checkpointParts {
+            child.environment = ProcessInfo.processInfo.environment.merging(["LAMINAR_CRASH_CHECKPOINT_PARTS": "1"]) { $1 }
+        }
         let pipe = Pipe()
         child.standardOutput = pipe
         try child.run()
@@ -55,6 +61,10 @@ import Testing
 
         // Restart on the same directory: recovery from checkpoint + write-ahead log.
         let store = try LogStore.open(directory: dir.path)
+        if checkpointParts {
+            #expect(store.prefixScan(Array("_checkpoint/crash-tumble-final/".utf8), after: nil, limit: 1).count == 1,
+                    "checkpoints were stored in parts")
+        }
         let reactor = try Reactor(store: store)
         let c = TestClient(reactor: reactor)
         reactor.start()

@@ -76,6 +76,18 @@ import Testing
         #expect(seqs == Array(1...1000))
     }
 
+    /// A round that ingested more events than the row bound emits as many rows (still in slices
+    /// of the bound): the rows of closes keep pace with the events however few rounds there are.
+    @Test func aRoundEmitsAsManyRowsAsItIngestedEvents() throws {
+        let s = try Stepper(LogStore.inMemory(), limits)  // 100 rows a round and a slice
+        #expect(s.call(.defineStream(StreamDefinition(name: "e", windowSizeMs: 1000)))?.isOK == true)
+        _ = s.call(.appendEvents(stream: "e", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))
+        // 600 events in the round that closes window 0 (1000 rows): 600 rows go out in it.
+        _ = s.call(.appendEvents(stream: "e", batch: Self.keysBatch(600, ts: 1500), idempotencyKey: nil))
+        let st = try #require(s.stats("e"))
+        #expect(st.rowsPending == 400 && st.resultSeq == 600 && st.resultSlices == 6, "\(st)")
+    }
+
     /// Closes faster than slices drain them: once the checkpoint is overdue (twice its entries),
     /// the stream also emits a quarter of its queue per round, and the checkpoint follows.
     @Test func anOverdueCheckpointSpeedsTheSlicesUp() throws {

@@ -22,6 +22,12 @@ options.fsync = .always
 let store = try LogStore.open(directory: directory, options: options)
 var limits = ReactorLimits()
 limits.walEntriesPerCheckpointMax = 7
+// LAMINAR_CRASH_CHECKPOINT_PARTS=1: every checkpoint is stored in parts of 64 bytes, one per
+// round (`CheckpointJob`), so the kill lands while one is half written.
+if getenv("LAMINAR_CRASH_CHECKPOINT_PARTS").map({ String(cString: $0) }) == "1" {
+    limits.checkpointInlineBytesMax = 0
+    limits.checkpointPartBytes = 64
+}
 let reactor = try Reactor(store: store, limits: limits)
 let doorbell = Doorbell()
 let producer = reactor.makeProducer { doorbell.ring() }
