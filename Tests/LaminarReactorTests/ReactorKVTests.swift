@@ -122,10 +122,19 @@ import Glibc
         other.join()
         #expect(ok == 3000)
         // Then every call finds the reactor parked, so each one gets through only by its wake-up.
+        // `parked` is set before the reactor's last look at the rings and the park is counted only
+        // after it, so a call sent in between is found by that look, not by a wake-up: wait for
+        // the flag *and* a park counted since the previous call.
         let parksBefore = reactor.parkCount.load(ordering: .relaxed)
+        var lastCounted = -1
         for i in 0..<200 {
             var waitedUs = 0
-            while !reactor.parking.parked.load(ordering: .acquiring) {
+            while true {
+                let counted = reactor.parkCount.load(ordering: .acquiring)
+                if reactor.parking.parked.load(ordering: .acquiring) && counted > lastCounted {
+                    lastCounted = counted
+                    break
+                }
                 usleep(50)
                 waitedUs += 50
                 if waitedUs > 5_000_000 { Issue.record("the reactor did not park while idle"); return }
