@@ -1,4 +1,5 @@
 import Glibc
+import LaminarStore
 import Synchronization
 
 /// A stream's state at one moment, as its checkpoint writes it: the header fields of
@@ -88,9 +89,8 @@ final class CheckpointJob: @unchecked Sendable {
     func partCount(partBytes: Int) -> Int { Swift.max(1, (bytes.count + partBytes - 1) / partBytes) }
 
     private func encode() {
-        // Background work: on Linux the nice value is per thread (`who` 0: this one), so the
-        // encoding yields the cores to the reactor and the I/O threads when they want them.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        // Background work: the encoding yields the cores to the reactor and the I/O threads.
+        lowerThreadPriority(nice: 10)
         bytes = snapshot!.encode()
         snapshot = nil  // the live state's arrays are its own again
         encodedFlag.store(true, ordering: .releasing)

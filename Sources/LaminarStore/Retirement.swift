@@ -109,9 +109,9 @@ final class Retirement: @unchecked Sendable {
     }
 }
 
-/// Puts the calling thread at the lowest CPU priority (nice 19): background work (a compaction,
-/// a retirement) then only takes the CPU the writer and the I/O threads leave. (On Linux the nice
-/// value is per thread, and `who` 0 is the calling thread.)
-func lowerThreadPriority() {
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+/// Lowers the calling thread's CPU priority to `nice` (default 19, the lowest): background work
+/// (a compaction, a retirement, a checkpoint's encoding) then only takes the CPU the writer and the
+/// I/O threads leave. (On Linux the nice value is per thread, and `who` 0 is the calling thread.)
+public func lowerThreadPriority(nice: Int32 = 19) {
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
 }
