@@ -234,9 +234,8 @@ final class CompactionJob: @unchecked Sendable {
         }
         var live: [Live] = []
         live.reserveCapacity(table.count)
-        for i in 0..<table.capacity where table.slots[i].offset != 0 {
-            let o = Int(table.slots[i].offset)
-            live.append(Live(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(source + o)), hash: table.slots[i].hash, offset: o))
+        table.forEachSlot { hash, o in
+            live.append(Live(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(source + o)), hash: hash, offset: o))
         }
         let base = source
         live.sort { a, b in
