@@ -151,25 +151,30 @@ struct KeyHashTable {
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
-            if slot.offset == 0 { break }
+            if slot.offset == 0 {
+                guard let old = oldSlots else { return nil }
+                return KeyHashTable.findOld(old, mask: oldMask, indexBase: mask &+ 1, hash: hash, key: key, base: base)
+            }
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return i }
             i = (i &+ 1) & mask
         }
-        guard oldSlots != nil else { return nil }
-        return findOld(hash: hash, key: key, base: base)
     }
 
-    /// `find` in the old table: its slot index plus `capacity`, or nil.
-    @usableFromInline
-    func findOld(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> Int? {
-        let old = oldSlots!
-        var i = Int(truncatingIfNeeded: hash) & oldMask
+    /// `find` in the old table `old` (`mask + 1` slots): its slot index plus `indexBase`, or nil.
+    /// Static and out of line, on the parts of the table it needs: the inlined `find` then keeps
+    /// the table in registers (a method call on the whole struct had it copied to the stack on
+    /// every lookup, ~17 instructions).
+    @usableFromInline @inline(never)
+    static func findOld(
+        _ old: UnsafeMutablePointer<Slot>, mask: Int, indexBase: Int, hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer
+    ) -> Int? {
+        var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = old[i]
             if slot.offset == 0 { return nil }
             if slot.hash == hash && slot.offset != KeyHashTable.movedMarker
-                && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return capacity + i }
-            i = (i &+ 1) & oldMask
+                && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return indexBase + i }
+            i = (i &+ 1) & mask
         }
     }
 
@@ -208,7 +213,9 @@ struct KeyHashTable {
             if slot.hash == hash && KeyHashTable.keyEquals(base + Int(slot.offset), key) { return (i, true) }
             i = (i &+ 1) & mask
         }
-        if oldSlots != nil, let j = findOld(hash: hash, key: key, base: base) { return (j, true) }
+        if let old = oldSlots, let j = KeyHashTable.findOld(old, mask: oldMask, indexBase: capacity, hash: hash, key: key, base: base) {
+            return (j, true)
+        }
         return (i, false)
     }
 
@@ -228,7 +235,7 @@ struct KeyHashTable {
 
     @inlinable @inline(__always)
     func offset(at index: Int) -> Int {
-        index <= mask ? Int(slots[index].offset) : Int(oldSlots![index &- (mask &+ 1)].offset)
+        index <= mask ? Int(slots[index].offset) : Int(oldSlots.unsafelyUnwrapped[index &- (mask &+ 1)].offset)
     }
 
     /// Empties slot `index`: in the current table by shifting later members of its probe run
