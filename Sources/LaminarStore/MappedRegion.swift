@@ -50,6 +50,9 @@ final class MappedRegion {
     let path: String
     /// The store's file operations.
     let io: any FileIO
+    /// `pwriteBytesMin`, read once here: a static computed at run time is a `swift_once` call
+    /// at every read, and `write(at:count:_:)` reads it per record.
+    private let pwriteFrom = MappedRegion.pwriteBytesMin
     /// Whether a reader relies on the file (the data file; not compaction output before its
     /// rename): then even a torn write of a full disk is fail-stop.
     var inUse = true
@@ -124,7 +127,7 @@ final class MappedRegion {
             return
         }
         precondition(tailStart == Int.max, "a write-behind tail only appends")
-        guard fd >= 0, count >= MappedRegion.pwriteBytesMin else {
+        guard fd >= 0, count >= pwriteFrom else {
             fill(base + offset)
             faultAhead(after: offset + count)
             return
