@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include "CLinux.h"
 
 int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -30,6 +32,23 @@ int CLinux_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int t
     }
     return n;
 }
+
+int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, int64_t timeout_ns) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+    int n = epoll_pwait2(epfd, evs, max, timeout_ns < 0 ? NULL : &ts, NULL);
+    if (n < 0 && errno == ENOSYS) {  // before Linux 5.11: whole milliseconds, rounded up
+        n = epoll_wait(epfd, evs, max, timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
+    }
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        data[i] = evs[i].data.u64;
+    }
+    return n;
+}
+
+int CLinux_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
 
 int CLinux_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 

@@ -27,6 +27,11 @@ int CLinux_epoll_create(void);
 int CLinux_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 /// epoll_wait that returns the ready (events, data) pairs in two plain arrays.
 int CLinux_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms);
+/// CLinux_epoll_wait with a timeout in nanoseconds (negative: none), through epoll_pwait2
+/// (Linux 5.11+; before, rounded up to whole milliseconds).
+int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, int64_t timeout_ns);
+/// prctl(PR_SET_TIMERSLACK): how late the kernel may end this thread's timed waits (default 50 us).
+int CLinux_set_timer_slack_ns(unsigned long ns);
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
 int CLinux_eventfd(void);
 /// Adds 1 to an eventfd's counter (EAGAIN at saturation is harmless: it is already signalled).
