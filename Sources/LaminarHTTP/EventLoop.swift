@@ -89,6 +89,7 @@ final class EventLoop {
                 }
             }
             nowMs = System.monotonicMs()
+            handler.iterationDidBegin()
             if n < 0 {
                 precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
             }
@@ -109,6 +110,7 @@ final class EventLoop {
             }
             handler.roundDidEnd()
             flushDirty()  // may resume parsing paused connections: more requests
+            handler.iterationDidFlush()
             handler.roundDidEnd()
             if nowMs >= nextSweepMs {
                 nextSweepMs = nowMs + Self.sweepIntervalMs

@@ -174,6 +174,11 @@ public protocol HTTPHandler: AnyObject {
     /// The place to hand batched work to other threads once per round instead of per request.
     func roundDidEnd()
 
+    /// A loop iteration begins (`epoll_wait` returned), and its output was flushed (the
+    /// iteration's work is done): debug tracing hooks.
+    func iterationDidBegin()
+    func iterationDidFlush()
+
     /// The server is stopping: new requests are refused from now on. End long-lived responses
     /// (watches, follows) so their connections can close before the drain deadline.
     func drainStarted()
@@ -188,6 +193,8 @@ extension HTTPHandler {
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
     public func roundDidEnd() {}
+    public func iterationDidBegin() {}
+    public func iterationDidFlush() {}
     public func drainStarted() {}
     public func loopWillStop() {}
 }

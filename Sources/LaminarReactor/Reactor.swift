@@ -274,6 +274,7 @@ public final class Reactor: @unchecked Sendable {
             releaseAll()
         }
         if deliver() { worked = true }
+        for p in producers { p.readTrace?.roundEnded() }
         return worked
     }
 
@@ -348,6 +349,7 @@ public final class Reactor: @unchecked Sendable {
     func deliver() -> Bool {
         var any = false
         for p in producers {
+            p.readTrace?.delivering()
             // Cannot overflow the ring: in-flight commands never exceed its non-notification share.
             var pushed = p.immediate.count
             p.immediate.drain(pushed, into: p.completions)
@@ -406,6 +408,7 @@ public final class Reactor: @unchecked Sendable {
     /// `durable`: `StateStore.isDurable` of the key.
     @inline(__always)
     func completeRead(_ token: UInt64, _ result: consuming ReactorResult, durable: Bool, producer p: ReactorProducer) {
+        p.readTrace?.applied(token: token, inRound: durable || syncer == nil)
         guard syncer != nil else { return complete(token, result, producer: p) }
         if durable {
             p.immediate.append(ReactorCompletion(token: token, result), mutation: false)

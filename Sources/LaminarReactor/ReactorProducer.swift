@@ -37,6 +37,9 @@ public final class ReactorProducer: @unchecked Sendable {
     var snapshotPending = 0
     var notificationsPushed = 0
     var subscriptionCount = 0
+    /// The debug trace of this producer's single-key reads (`ReadStageTrace`), set before the
+    /// reactor starts; the reactor stamps it, the producer's thread records it.
+    public var readTrace: ReadStageTrace?
 
     init(index: Int, limits: ReactorLimits, parking: ReactorParking, wake: @escaping @Sendable () -> Void) {
         self.index = index

@@ -79,13 +79,19 @@ final class RequestHandler: HTTPHandler {
     private(set) var draining = false
     /// Commands went to the ring since the reactor was last rung (`roundDidEnd`).
     private var reactorHasWork = false
+    /// The debug trace of single-key reads, when the server runs with it (`ReadStageTrace`).
+    private var readTracer: ReadTraceRecorder?
 
     init(runtime: ServerRuntime, context: HTTPLoopContext) {
         self.runtime = runtime
         loopIndex = context.loopIndex
         producer = runtime.producers[context.loopIndex]
         metrics = runtime.threadMetrics[context.loopIndex]
+        readTracer = producer.readTrace.map { ReadTraceRecorder(trace: $0) }
     }
+
+    func iterationDidBegin() { readTracer?.iterationBegan() }
+    func iterationDidFlush() { readTracer?.flushed() }
 
     // MARK: - Requests
 
@@ -165,6 +171,7 @@ final class RequestHandler: HTTPHandler {
 
     func didWake() {
         writtenThisWake.removeAll(keepingCapacity: true)
+        readTracer?.polling()
         while producer.poll(max: 256, complete) > 0 {}
         drainOverflow()
     }
@@ -199,6 +206,7 @@ final class RequestHandler: HTTPHandler {
             slot = kvPending.count
             kvPending.append(entry)
         }
+        if isGet { readTracer?.submitted(slot: slot) }
         enqueue(ReactorCommand(token: Self.kvTokenBit | UInt64(slot), operation), for: responder)
     }
 
@@ -252,6 +260,7 @@ final class RequestHandler: HTTPHandler {
             let slot = Int(truncatingIfNeeded: completion.token & ~Self.kvTokenBit)
             precondition(slot < kvPending.count, "completion for a KV slot never handed out")
             let entry = kvPending[slot]
+            if entry.isGet { readTracer?.completed(slot: slot, handledNs: entry.startNs) }
             kvFreeSlots.append(slot)
             completeKV(entry.isGet ? .get : .write, completion.result,
                        Pending(responder: entry.responder, route: entry.route, startNs: entry.startNs, kind: .kv(entry.isGet ? .get : .write)))

@@ -95,6 +95,7 @@ public final class ServerRuntime: @unchecked Sendable {
         }
         self.reactor = reactor
         producers = http.loopContexts.map { context in reactor.makeProducer(wake: context.waker.wake) }
+        for p in producers { p.readTrace = ReadStageTrace.fromEnvironment() }
         threadMetrics = http.loopContexts.map { _ in ThreadMetrics() }
         // Read before the reactor starts: from then on only its thread touches the store.
         let keys = store.count
@@ -199,6 +200,7 @@ public final class ServerRuntime: @unchecked Sendable {
             samples.append(MetricSample(name: "laminar_ring_occupancy", help: "Commands waiting in an I/O thread's ring to the reactor.",
                                         kind: .gauge, labels: "thread=\"\(i)\"", value: Double(p.submissionsQueued)))
         }
-        return PrometheusText.render(threads: threadMetrics, samples: samples)
+        let traces = producers.compactMap(\.readTrace)
+        return PrometheusText.render(threads: threadMetrics, samples: samples) + (traces.isEmpty ? [] : PrometheusText.renderReadStages(traces))
     }
 }
