@@ -17,7 +17,8 @@ Environment: STALL_KEYS (space-separated key counts, default "1000000"), BENCH_D
 STALL_RATE (reader req/s, default 5000), STALL_PUT_CLIENT (default "-c 8 -m 32"), LAMINAR_IO_THREADS
 (default 1), STALL_TRACE=1 (run the server with LAMINAR_DEBUG_READ_STAGES=1 and report where the
 reader's GETs spend their time inside it, stage by stage, from `/metrics`
-laminar_debug_read_stage_seconds: receive, queue, round, wake, send, total, io_iteration).
+laminar_debug_read_stage_seconds: receive, queue, round, wake, send, total, io_iteration),
+STALL_SERVER_ARGS (more `laminar serve` flags, e.g. "--thread-slice-us 0").
 """
 import json
 import os
@@ -39,6 +40,7 @@ IO_THREADS = int(os.environ.get("LAMINAR_IO_THREADS", "1"))
 LOAD = os.path.join(ROOT, ".build", "release", "laminar-load")
 RESULTS = os.path.join(ROOT, "bench-results")
 READER_KEY = "stall-reader"
+SERVER_ARGS = os.environ.get("STALL_SERVER_ARGS", "").split()
 TRACE = os.environ.get("STALL_TRACE", "") not in ("", "0")
 STAGE_RE = re.compile(r'^laminar_debug_read_stage_seconds_bucket\{stage="([a-z_]+)",le="([^"]+)"\} (\d+)$')
 
@@ -93,7 +95,7 @@ def reader(port, label):
 
 
 def run(keys, procs, tmp):
-    srv, port = start_laminar(procs, tmp, "always", IO_THREADS, name=f"laminar-{keys}")
+    srv, port = start_laminar(procs, tmp, "always", IO_THREADS, name=f"laminar-{keys}", extra=SERVER_ARGS)
     st, _ = http_req(port, "PUT", f"/kv/{READER_KEY}", b"x" * 100)
     if st != 204:
         raise RuntimeError(f"PUT /kv/{READER_KEY}: {st}")

@@ -6,6 +6,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <string.h>
 #include <time.h>
 #include "CLinux.h"
 
@@ -49,6 +53,29 @@ int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, in
 }
 
 int CLinux_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
+int CLinux_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+struct clinux_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+int CLinux_set_sched_slice_ns(uint64_t ns) {
+    struct clinux_sched_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.sched_policy = SCHED_OTHER;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);  // per thread on Linux; sched_setattr sets it too
+    if (nice == -1 && errno != 0) return -errno;
+    attr.sched_nice = nice;
+    attr.sched_runtime = ns;
+    return syscall(SYS_sched_setattr, 0, &attr, 0) == 0 ? 0 : -errno;
+}
 
 int CLinux_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 

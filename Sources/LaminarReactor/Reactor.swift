@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 import Synchronization
@@ -134,11 +135,13 @@ public final class Reactor: @unchecked Sendable {
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
         store.releaseOwnership()  // the reactor thread takes it
         if store.fsyncPolicy == .always {
-            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO)
+            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO, sliceNs: limits.threadSliceNs)
         }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
+            _ = CLinux_set_thread_name("laminar-reactor")
+            if me.limits.threadSliceNs > 0 { _ = CLinux_set_sched_slice_ns(me.limits.threadSliceNs) }
             me.run()
             return nil
         }, box.toOpaque())

@@ -24,6 +24,10 @@ public struct ServerConfiguration: Sendable {
     /// `--cluster`: this node is one partition of several behind HAProxy; requests that would
     /// span partition tags are refused (`Partition`, `proto-docs/cluster.md`).
     public var cluster = false
+    /// `--thread-slice-us`: the time slice (ns) the I/O threads, the reactor and its commit syncer
+    /// ask the scheduler for (`CLinux_set_sched_slice_ns`); 0 keeps the kernel's default. Short:
+    /// these threads wake for every request and must get a core at once beside CPU-bound work.
+    public var threadSliceNs: UInt64 = 100_000
 
     public init() {}
 }
@@ -63,7 +67,9 @@ public final class ServerRuntime: @unchecked Sendable {
         var router = limits.router
         router.cluster = configuration.cluster
         self.router = router
-        reactorLimits = limits.reactor
+        var reactorLimits = limits.reactor
+        reactorLimits.threadSliceNs = configuration.threadSliceNs
+        self.reactorLimits = reactorLimits
         eventLimits = limits.eventDecode
         var options = LogStoreOptions()
         options.fsync = configuration.fsync
@@ -80,6 +86,7 @@ public final class ServerRuntime: @unchecked Sendable {
         httpConfiguration.ioThreads = configuration.ioThreads
         httpConfiguration.drainTimeoutMs = configuration.drainTimeoutMs
         httpConfiguration.limits = limits.http
+        httpConfiguration.threadSliceNs = configuration.threadSliceNs
         do {
             http = try HTTPServer(configuration: httpConfiguration)
         } catch {
