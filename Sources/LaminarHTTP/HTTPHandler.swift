@@ -174,6 +174,11 @@ public protocol HTTPHandler: AnyObject {
     /// The place to hand batched work to other threads once per round instead of per request.
     func roundDidEnd()
 
+    /// Called between two connections' input within a round: answer what came back meanwhile
+    /// (as `didWake` would, without waiting for the wake-up). Returns whether anything was
+    /// answered: the loop then writes it before reading on. Default: nothing, false.
+    func betweenConnections() -> Bool
+
     /// A loop iteration begins (`epoll_wait` returned), and its output was flushed (the
     /// iteration's work is done): debug tracing hooks.
     func iterationDidBegin()
@@ -193,6 +198,7 @@ extension HTTPHandler {
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
     public func roundDidEnd() {}
+    public func betweenConnections() -> Bool { false }
     public func iterationDidBegin() {}
     public func iterationDidFlush() {}
     public func drainStarted() {}

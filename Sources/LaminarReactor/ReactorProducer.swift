@@ -69,6 +69,10 @@ public final class ReactorProducer: @unchecked Sendable {
     @inline(__always)
     public func wakeReactorIfParked() { parking.wakeIfParked() }
 
+    /// Whether completions or notifications wait to be polled (producer thread).
+    @inline(__always)
+    public var hasCompletions: Bool { !completions.isEmpty }
+
     /// Pops up to `max` completions and notifications, oldest first. Returns how many.
     @discardableResult
     public func poll(max: Int = .max, _ body: (ReactorCompletion) -> Void) -> Int {

@@ -171,6 +171,22 @@ final class RequestHandler: HTTPHandler {
 
     func didWake() {
         writtenThisWake.removeAll(keepingCapacity: true)
+        takeCompletions()
+    }
+
+    /// Completions that arrived are answered without waiting for the loop's wake-up (whose
+    /// eventfd stays set: the next round's `didWake` then finds little or nothing). The reactor
+    /// is still rung once per round (`roundDidEnd`): ringing it after each connection's input
+    /// made it park and wake 4× as often under `h2load` GETs (0.013 → 0.05-0.066 system calls
+    /// per request on the reactor, +0.02 on the I/O thread). The subscriptions' backlog
+    /// accounting (`writtenThisWake`) still runs from one `didWake` to the next.
+    func betweenConnections() -> Bool {
+        guard producer.hasCompletions else { return false }
+        takeCompletions()
+        return true
+    }
+
+    private func takeCompletions() {
         readTracer?.polling()
         while producer.poll(max: 256, complete) > 0 {}
         drainOverflow()
