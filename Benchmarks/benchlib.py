@@ -17,7 +17,8 @@ import time
 import http.client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAMINAR = os.path.join(ROOT, ".build", "release", "laminar")
+# LAMINAR_BIN: another laminar binary (an A/B of two builds).
+LAMINAR = os.environ.get("LAMINAR_BIN") or os.path.join(ROOT, ".build", "release", "laminar")
 
 
 def log(msg):
