@@ -101,6 +101,7 @@ final class EventLoop {
                 CLinux_eventfd_drain(wakeFD)
                 handler.didWake()
                 flushDirty()
+                handler.didFlush(endOfIteration: false)
             }
             for i in 0..<ready {
                 let data = datas[i]
@@ -116,12 +117,15 @@ final class EventLoop {
                     connection.handleEvents(events[i])
                     // Between two connections' input: answers that came back meanwhile are
                     // written now, not after the rest of the round's input.
-                    if handler.betweenConnections() { flushDirty() }
+                    if handler.betweenConnections() {
+                        flushDirty()
+                        handler.didFlush(endOfIteration: false)
+                    }
                 }
             }
             handler.roundDidEnd()
             flushDirty()  // may resume parsing paused connections: more requests
-            handler.iterationDidFlush()
+            handler.didFlush(endOfIteration: true)
             handler.roundDidEnd()
             if nowMs >= nextSweepMs {
                 nextSweepMs = nowMs + Self.sweepIntervalMs

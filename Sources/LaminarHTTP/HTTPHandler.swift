@@ -179,10 +179,11 @@ public protocol HTTPHandler: AnyObject {
     /// answered: the loop then writes it before reading on. Default: nothing, false.
     func betweenConnections() -> Bool
 
-    /// A loop iteration begins (`epoll_wait` returned), and its output was flushed (the
-    /// iteration's work is done): debug tracing hooks.
+    /// Debug tracing hooks: a loop iteration begins (`epoll_wait` returned); the output of the
+    /// connections marked for it was written (several times per iteration), the last time at
+    /// the end of the iteration's work (`endOfIteration`).
     func iterationDidBegin()
-    func iterationDidFlush()
+    func didFlush(endOfIteration: Bool)
 
     /// The server is stopping: new requests are refused from now on. End long-lived responses
     /// (watches, follows) so their connections can close before the drain deadline.
@@ -200,7 +201,7 @@ extension HTTPHandler {
     public func roundDidEnd() {}
     public func betweenConnections() -> Bool { false }
     public func iterationDidBegin() {}
-    public func iterationDidFlush() {}
+    public func didFlush(endOfIteration: Bool) {}
     public func drainStarted() {}
     public func loopWillStop() {}
 }

@@ -12,7 +12,7 @@ import Synchronization
 ///   reactor's wake-up, the commands before it in the reactor's round);
 /// - `round`: applied → pushed to the completion ring (the rest of that round);
 /// - `wake`: pushed → taken by the I/O loop (its wake-up and what it was doing meanwhile);
-/// - `send`: taken → the loop's flush of that iteration wrote the response;
+/// - `send`: taken → the loop's next flush wrote the response;
 /// - `total`: `receive` through `send`;
 /// plus `io_iteration`: every I/O loop iteration's work (`epoll_wait` returned → its flush done).
 /// What it cannot see: time before `epoll_wait` returned (the I/O thread waiting for a core).

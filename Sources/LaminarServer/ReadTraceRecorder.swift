@@ -5,14 +5,14 @@ import LaminarReactor
 /// was submitted, then, as its completion is taken and its answer flushed, records its stages.
 ///
 /// Thread ownership: the loop thread of its `RequestHandler`. Bounds: one stamp per KV token slot
-/// below `ReadStageTrace.slots`; the reads answered in one iteration until its flush.
+/// below `ReadStageTrace.slots`; the reads answered between two flushes.
 struct ReadTraceRecorder {
     let trace: ReadStageTrace
     private var iterationBeganNs: UInt64 = 0
     private var pollNs: UInt64 = 0
     /// By KV token slot: the start of the iteration in which the read arrived (0: not traced).
     private var receivedNs = [UInt64](repeating: 0, count: ReadStageTrace.slots)
-    /// Reads answered in this iteration: when they arrived and when their completion was taken.
+    /// Reads answered since the last flush: when they arrived and when their completion was taken.
     private var awaitingFlush: [(received: UInt64, polled: UInt64)] = []
 
     init(trace: ReadStageTrace) {
@@ -44,10 +44,11 @@ struct ReadTraceRecorder {
         awaitingFlush.append((received, pollNs))
     }
 
-    /// The iteration's output was written.
-    mutating func flushed() {
+    /// The output of the connections marked for a flush was written (`endOfIteration`: the
+    /// iteration's last flush).
+    mutating func flushed(endOfIteration: Bool) {
         let now = ReadStageTrace.nowNs()
-        trace.record(.ioIteration, now - iterationBeganNs)
+        if endOfIteration { trace.record(.ioIteration, now - iterationBeganNs) }
         for (received, polled) in awaitingFlush {
             trace.record(.send, now - polled)
             trace.record(.total, now - received)
