@@ -361,12 +361,7 @@ enum Runner {
     private static func runThread(_ config: LoadConfig, index t: Int, progress: ThreadProgress) throws -> ThreadResult {
         let threads = config.threads
         let connections = config.connections / threads + (t < config.connections % threads ? 1 : 0)
-        var limits = ClientLimits()
-        // Open loop: the thread asks for short time slices, so that beside CPU-bound threads its
-        // requests leave on time and its answers are read when they arrive (latency still counts
-        // from the schedule; `send_lag_ms` shows what remains of its own lateness).
-        if config.ratePerSecond != nil { limits.threadSliceNs = 100_000 }
-        let loop = try ClientLoop(address: try address(config), connections: connections, slotsPerConnection: config.streams, limits: limits)
+        let loop = try ClientLoop(address: try address(config), connections: connections, slotsPerConnection: config.streams)
         let state = ThreadState(index: t, count: threads, progress: progress)
         var preloadErrors = 0
 

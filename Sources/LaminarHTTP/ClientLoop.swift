@@ -61,10 +61,6 @@ public struct ClientLimits: Sendable {
     public var reconnectDelayMs: Int64 = 100
     /// Reads per readiness event before other connections get a turn.
     public var readsPerEventMax = 8
-    /// The time slice the loop's thread asks the scheduler for in `run`
-    /// (`CLinux_set_sched_slice_ns`), in nanoseconds; 0 keeps the kernel's default. An open-loop
-    /// prober sets a short one so that it sends and reads on time beside CPU-bound threads.
-    public var threadSliceNs: UInt64 = 0
 
     public init() {}
 }
@@ -195,7 +191,6 @@ public final class ClientLoop {
         signal(SIGPIPE, SIG_IGN)
         // Timed waits end within 1 us of their deadline instead of the default 50 us slack.
         _ = CLinux_set_timer_slack_ns(1_000)
-        if limits.threadSliceNs > 0 { _ = CLinux_set_sched_slice_ns(limits.threadSliceNs) }
         nowNs = System.monotonicNs()
         for c in connections { dial(c, driver) }
         var events = [UInt32](repeating: 0, count: 256)
