@@ -36,9 +36,9 @@ int CLinux_set_timer_slack_ns(unsigned long ns);
 int CLinux_set_thread_name(const char *name);
 /// Asks the scheduler (EEVDF, Linux 6.12+: sched_setattr's sched_runtime for SCHED_OTHER, no
 /// privilege needed) for time slices of `ns` (0.1 to 100 ms) for the calling thread, keeping its
-/// nice value: a shorter slice does not give a thread more CPU, it gets it sooner (an earlier
-/// virtual deadline; a waking thread with a shorter slice preempts the running one). Returns 0 or
-/// -errno (EINVAL on kernels that do not take a slice for SCHED_OTHER).
+/// nice value: a shorter slice does not give a thread more CPU; it may get it sooner (an earlier
+/// virtual deadline; a waking thread with a shorter slice may preempt the running one). Returns 0
+/// or -errno.
 int CLinux_set_sched_slice_ns(uint64_t ns);
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
 int CLinux_eventfd(void);
