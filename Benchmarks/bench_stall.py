@@ -18,7 +18,7 @@ STALL_RATE (reader req/s, default 5000), STALL_PUT_CLIENT (default "-c 8 -m 32")
 (default 1), STALL_TRACE=1 (run the server with LAMINAR_DEBUG_READ_STAGES=1 and report where the
 reader's GETs spend their time inside it, stage by stage, from `/metrics`
 laminar_debug_read_stage_seconds: receive, queue, round, wake, send, total, io_iteration),
-STALL_SERVER_ARGS (more `laminar serve` flags, e.g. "--thread-slice-us 0").
+STALL_SERVER_ARGS (more `laminar serve` flags, e.g. "--thread-slice-us 100"), LAMINAR_BIN (another laminar binary).
 """
 import json
 import os
