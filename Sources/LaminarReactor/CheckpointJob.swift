@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 import Synchronization
@@ -91,6 +92,7 @@ final class CheckpointJob: @unchecked Sendable {
     private func encode() {
         // Background work: the encoding yields the cores to the reactor and the I/O threads.
         lowerThreadPriority(nice: 10)
+        _ = CLinux_set_thread_name("laminar-ckpt")
         bytes = snapshot!.encode()
         snapshot = nil  // the live state's arrays are its own again
         encodedFlag.store(true, ordering: .releasing)

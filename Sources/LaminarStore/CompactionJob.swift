@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -111,6 +112,7 @@ final class CompactionJob: @unchecked Sendable {
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
             let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
+            _ = CLinux_set_thread_name("laminar-compact")
             lowerThreadPriority()
             me.outcome = Result { try me.run() }
             me.finished.store(true, ordering: .releasing)

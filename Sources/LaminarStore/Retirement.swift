@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -50,6 +51,7 @@ final class Retirement: @unchecked Sendable {
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         let rc = pthread_create(&thread, &attributes, { arg in
+            _ = CLinux_set_thread_name("laminar-retire")
             lowerThreadPriority()
             Unmanaged<Retirement>.fromOpaque(arg!).takeRetainedValue().free()
             return nil
