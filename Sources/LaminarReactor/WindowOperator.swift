@@ -94,6 +94,24 @@ public struct WindowOperator {
     /// Groups a checkpoint writes: those of open panes (tumble/hop) or open sessions.
     var checkpointGroups: Int { isSession ? sessions.openCount : panes.panes.reduce(0) { $0 + $1.count } }
 
+    /// A copy of the operator holding what `encodeCheckpoint` reads and no more (no lookup
+    /// tables, hints, scratch or queued rows): a checkpoint snapshot (`CheckpointSnapshot`)
+    /// shares the arrays it holds with the live operator, and each one the live operator writes
+    /// while the snapshot is being encoded is copied whole on the reactor; the tables and hints,
+    /// written by nearly every event, are most of that. Only `encodeCheckpoint` may use it.
+    func checkpointCopy() -> WindowOperator {
+        var c = self
+        c.keys = keys.withoutTable()
+        c.keyHashes = []
+        c.groupOf = []
+        c.groupOfSourceKey = []
+        c.panes = panes.checkpointCopy()
+        c.output = RowQueue()
+        c.valueScratch = []
+        c.lateIndices = []
+        return c
+    }
+
     /// Whether a batch of `events` new events can never exceed `keysMax` keys (conservative).
     public func wouldFit(events: Int, keysMax: Int) -> Bool { groupAll || keys.count + events <= keysMax }
 
@@ -245,6 +263,8 @@ public struct WindowOperator {
         let runs = layout.hllBase < 0
         var cached = -1
         var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
+        // Groups and slots are loaded some events ahead when they do not fit the caches.
+        let deep = keys.count > WindowOperator.deepPrefetchKeys
         var i = 0
         while i < n {
             let ts = events.timestamp(i)
@@ -265,7 +285,7 @@ public struct WindowOperator {
                 var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
                                         allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
                 let (next, closeDue) = groupOf.withUnsafeBufferPointer { groups in
-                    panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout, pools: &pools)
+                    panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout, pools: &pools, deep: deep)
                 }
                 if next > i {
                     if changelog {
@@ -284,6 +304,7 @@ public struct WindowOperator {
                 }
             }
             // One event: a group new to the pane, or an HLL to feed.
+            if deep { groupOf.withUnsafeBufferPointer { panes.prefetch(pane: cached, groups: $0, at: i, width: layout.width) } }
             let hllHash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
             let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
             let arrival = arrivals
