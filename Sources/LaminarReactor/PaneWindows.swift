@@ -57,7 +57,8 @@ struct Pane {
         let s = groupIds.count
         groupIds.append(group)
         dirtyMark.append(false)
-        acc.append(contentsOf: repeatElement(0, count: layout.width))
+        // One append per field: `append(contentsOf: repeatElement(…))` cost ~100 instructions.
+        for _ in 0..<layout.width { acc.append(0) }
         acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
         slotOfGroup[i] = Int32(s + 1)
         if groupIds.count * 2 > slotOfGroup.count { grow() }
