@@ -101,9 +101,12 @@ struct Pane {
         }
     }
 
-    /// Starts loading slot `s` (its group and aggregates), if the pane has it.
+    /// Starts loading slot `s` (its group and aggregates), if the pane has it. The prefetches
+    /// are `mutating` only so that they are called in place: a non-mutating call on a pane (or
+    /// on `PaneWindows`) reached through the operator's `inout` self in a closure copies it
+    /// first, retaining and releasing each of its arrays, per event.
     @inline(__always)
-    func prefetchSlot(_ s: Int, width: Int) {
+    mutating func prefetchSlot(_ s: Int, width: Int) {
         guard s < groupIds.count else { return }
         groupIds.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + s) }
         acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + s * width) }
@@ -111,7 +114,7 @@ struct Pane {
 
     /// Starts loading the slot of the pane's table where the lookup of `group` begins.
     @inline(__always)
-    func prefetchTable(_ group: UInt32) {
+    mutating func prefetchTable(_ group: UInt32) {
         let i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
         slotOfGroup.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + i) }
     }
@@ -233,25 +236,26 @@ struct PaneWindows {
     /// Starts loading what adding the events of `groups` from `i` on to pane `k` reads, for
     /// streams with too many groups for the caches: the hint of event `i + hintDistance`'s
     /// group, and for event `i + slotDistance` (whose hint has arrived) its slot in the pane, or
-    /// where the pane's table lookup begins when the hint gives none.
+    /// where the pane's table lookup begins when the hint gives none. `mutating` only to be
+    /// called in place (`Pane.prefetchSlot`).
     @inline(__always)
-    func prefetch(pane k: Int, groups: UnsafeBufferPointer<UInt32>, at i: Int, width: Int) {
+    mutating func prefetch(pane k: Int, groups: UnsafeBufferPointer<UInt32>, at i: Int, width: Int) {
         let far = i + PaneWindows.hintDistance, near = i + PaneWindows.slotDistance
-        hintStart.withUnsafeBufferPointer { hs in
-            hintSlot.withUnsafeBufferPointer { hsl in
-                if far < groups.count {
-                    let g = Int(groups[far])  // a late event's (UInt32.max) is beyond every hint
-                    if g < hs.count { CLinux_prefetch(hs.baseAddress! + g); CLinux_prefetch(hsl.baseAddress! + g) }
-                }
-                guard near < groups.count else { return }
-                let g = Int(groups[near])
-                guard g < hs.count else { return }
-                if hs[g] == panes[k].startMs {
-                    panes[k].prefetchSlot(Int(hsl[g]), width: width)
-                } else {
-                    panes[k].prefetchTable(UInt32(truncatingIfNeeded: g))
-                }
+        // Plain subscripts, no nested closures (which retained the hint arrays per call).
+        if far < groups.count {
+            let g = Int(groups[far])  // a late event's (UInt32.max) is beyond every hint
+            if g < hintStart.count {
+                hintStart.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + g) }
+                hintSlot.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + g) }
             }
+        }
+        guard near < groups.count else { return }
+        let g = Int(groups[near])
+        guard g < hintStart.count else { return }
+        if hintStart[g] == panes[k].startMs {
+            panes[k].prefetchSlot(Int(hintSlot[g]), width: width)
+        } else {
+            panes[k].prefetchTable(UInt32(truncatingIfNeeded: g))
         }
     }
 
@@ -299,6 +303,15 @@ struct PaneWindows {
                 }
             }
         }
+    }
+
+    /// Whether `group`'s hint names pane `k`: `addRun` would take at least its event (a run
+    /// set up for nothing costs its arrays' retains; with a million groups most events are their
+    /// group's first in the pane). `mutating` only to be called in place (`Pane.prefetchSlot`).
+    @inline(__always)
+    mutating func hintNames(pane k: Int, group: UInt32) -> Bool {
+        let g = Int(group)
+        return g < hintStart.count && hintStart[g] == panes[k].startMs
     }
 
     /// Marks dirty the slots in pane `k` of the groups of events `range`, just taken by `addRun`.

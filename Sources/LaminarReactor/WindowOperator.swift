@@ -288,7 +288,7 @@ public struct WindowOperator {
                     cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
                 }
-                if runs {
+                if runs && panes.hintNames(pane: cached, group: g) {
                     var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
                                             allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
                     let (next, closeDue) = panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout,
