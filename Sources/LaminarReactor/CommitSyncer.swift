@@ -30,21 +30,13 @@ final class CommitSyncer: @unchecked Sendable {
     /// Reactor thread: a sync was started and not yet taken.
     private(set) var inFlight = false
 
-    private let sliceNs: UInt64
-
     init(wakeReactor: Doorbell, io: any FileIO, sliceNs: UInt64 = 0) {
         self.wakeReactor = wakeReactor
         self.io = io
-        self.sliceNs = sliceNs
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<CommitSyncer>.fromOpaque(arg!).takeRetainedValue()
-            _ = CLinux_set_thread_name("laminar-syncer")
-            if me.sliceNs > 0 { _ = CLinux_set_sched_slice_ns(me.sliceNs) }
-            me.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        guard let started = ServerThread.start(name: "laminar-syncer", sliceNs: sliceNs, run) else {
+            preconditionFailure("pthread_create failed for the commit syncer")
+        }
+        thread = started
     }
 
     /// Starts `job` on the syncer thread.

@@ -137,15 +137,10 @@ public final class Reactor: @unchecked Sendable {
         if store.fsyncPolicy == .always {
             syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO, sliceNs: limits.threadSliceNs)
         }
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
-            _ = CLinux_set_thread_name("laminar-reactor")
-            if me.limits.threadSliceNs > 0 { _ = CLinux_set_sched_slice_ns(me.limits.threadSliceNs) }
-            me.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        guard let started = ServerThread.start(name: "laminar-reactor", sliceNs: limits.threadSliceNs, run) else {
+            preconditionFailure("pthread_create failed for the reactor")
+        }
+        thread = started
     }
 
     /// Finishes the commands already submitted, ends subscriptions, commits, and joins the thread.

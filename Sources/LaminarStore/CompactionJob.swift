@@ -109,16 +109,12 @@ final class CompactionJob: @unchecked Sendable {
         self.directory = directory
         self.options = options
         self.published = Atomic(snapshotEnd)
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
-            _ = CLinux_set_thread_name("laminar-compact")
-            lowerThreadPriority()
-            me.outcome = Result { try me.run() }
-            me.finished.store(true, ordering: .releasing)
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        let started = ServerThread.start(name: "laminar-compact", nice: 19) { [self] in
+            outcome = Result { try run() }
+            finished.store(true, ordering: .releasing)
+        }
+        guard let started else { preconditionFailure("pthread_create failed for a compaction") }
+        thread = started
     }
 
     /// Whether the thread is done (then `join` does not wait).
