@@ -32,6 +32,10 @@
 // buffer per 4,096-event batch (an EventBatch is an immutable byte array handed to the reactor, as
 // the HTTP decoder does). The KV loop submits prebuilt key/value arrays (retains only); the
 // reactor hands each get's value as it lies in the store (`.value(StoredValue)`, pinned, no copy).
+// The KV loop's own work is kept to what an I/O thread also does per command (build it, submit
+// it, poll and look at the result): commands are built in place, keys picked by a wrapping
+// counter (no division), results checked through a borrowing switch (no copy); callgrind: ~290
+// instructions per op on the producer thread, ~695 on the reactor.
 import LaminarFormats
 import Foundation
 import Glibc
