@@ -63,8 +63,7 @@ public final class ReactorProducer: @unchecked Sendable {
 
     /// Ends a polled completion. A consuming switch: a KV result releases its own payload (a value's
     /// mapping) or nothing; the plain end of a completion's lifetime ran three layers of outlined
-    /// destroys that switch over every result (~55 instructions per completion, callgrind). The
-    /// trivial cases are named so that they stay out of the outlined destroy. Left: a value's
+    /// destroys that switch over every result (~55 instructions per completion, callgrind). Left: a value's
     /// result is still copied out of the completion (a retain, then those destroys, ~70
     /// instructions per get); popping slots in place to move it out was worse (`pointee` copied).
     @inline(__always)
