@@ -64,6 +64,21 @@ public final class ReactorProducer: @unchecked Sendable {
     /// Commands waiting in the submission ring (any thread; approximate, for metrics).
     public var submissionsQueued: Int { submissions.approximateCount }
 
+    /// Ends a polled completion. A consuming switch: a KV result releases its own payload (a value's
+    /// mapping) or nothing; the plain end of a completion's lifetime ran three layers of outlined
+    /// destroys that switch over every result (~55 instructions per completion, callgrind). Left: a value's
+    /// result is still copied out of the completion (a retain, then those destroys, ~70
+    /// instructions per get); popping slots in place to move it out was worse (`pointee` copied).
+    @inline(__always)
+    static func drop(_ completion: consuming ReactorCompletion) {
+        let result = (consume completion).result
+        switch consume result {
+        case .value(let v, _): _ = consume v
+        case .written, .deleted, .ok: break
+        default: break
+        }
+    }
+
     /// Wakes the reactor if it is parked (the fence pairs with the reactor's: a command pushed
     /// before it is either seen by the reactor's last check or the reactor is seen parked).
     @inline(__always)
@@ -80,6 +95,7 @@ public final class ReactorProducer: @unchecked Sendable {
         let n = completions.pop(max: max) { c in
             if c.result.isNotification { notifications += 1 }
             body(c)
+            Self.drop(c)
         }
         inFlight -= n - notifications
         if notifications > 0 {

@@ -148,9 +148,16 @@ public enum ReservedKeys {
     public static let prefixes: [[UInt8]] = ["_streams/", "_streamdefs/", "_checkpoint/", "_wal/", "_resultlog/", "_resultnext/",
                                              "_sources/", "_sourcecp/", "_srcwal/", "_results/", "_resulthead/"].map { Array($0.utf8) }
 
+    /// Inlined first-byte test (every put asks; a call that looked at `key.first` was ~23
+    /// instructions per put on the reactor), the prefixes compared only for keys starting `_`.
+    @inline(__always)
     public static func isReserved(_ key: [UInt8]) -> Bool {
-        guard key.first == UInt8(ascii: "_") else { return false }
-        return prefixes.contains { key.starts(with: $0) }
+        key.withUnsafeBytes { $0.first == UInt8(ascii: "_") } && startsWithReservedPrefix(key)
+    }
+
+    @inline(never)
+    static func startsWithReservedPrefix(_ key: [UInt8]) -> Bool {
+        prefixes.contains { key.starts(with: $0) }
     }
 
     public static func orderedStart(_ start: Int64) -> String { hex16(UInt64(bitPattern: start) ^ (1 << 63)) }
