@@ -157,9 +157,10 @@ extension Reactor {
     /// checkpoint then waits for the last slice (`emitRows` calls again), so it never splits a
     /// window's rows, and replay after a crash closes that window again and emits its rows under
     /// the same sequence numbers. Nor while a slice the store refused waits (`pendingSlices`):
-    /// a checkpoint past its rows would make a crash lose them (`retryPendingSlices` calls again). A small one is written at once; a big one is taken as a
-    /// snapshot, encoded off the reactor and stored in parts (`CheckpointJob`,
-    /// `advanceCheckpoints`), one checkpoint at a time per stream.
+    /// a checkpoint past its rows would make a crash lose them (`retryPendingSlices` calls
+    /// again). A small one is written at once; a big one is taken as a snapshot, encoded off the
+    /// reactor and stored in parts (`CheckpointJob`, `advanceCheckpoints`), one checkpoint at a
+    /// time per stream.
     func checkpointIfDue(_ stream: StreamRuntime) {
         guard stream.checkpointJob == nil, stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0,
               stream.pendingSlices.isEmpty else { return }
