@@ -162,6 +162,7 @@ extension Reactor {
         return CatalogChange(mutations: batch) {
             stream.checkpointJob = nil
             stream.op.dropQueuedRows()
+            stream.pendingSlices = []
             self.streams[name] = nil
             if let source = stream.definition.source.flatMap({ self.sources[$0] }) {
                 source.readers.removeAll { $0 === stream }

@@ -156,11 +156,14 @@ extension Reactor {
     /// Takes the stream's checkpoint when due. Not while rows of closed windows are pending: the
     /// checkpoint then waits for the last slice (`emitRows` calls again), so it never splits a
     /// window's rows, and replay after a crash closes that window again and emits its rows under
-    /// the same sequence numbers. A small one is written at once; a big one is taken as a
-    /// snapshot, encoded off the reactor and stored in parts (`CheckpointJob`,
-    /// `advanceCheckpoints`), one checkpoint at a time per stream.
+    /// the same sequence numbers. Nor while a slice the store refused waits (`pendingSlices`):
+    /// a checkpoint past its rows would make a crash lose them (`retryPendingSlices` calls
+    /// again). A small one is written at once; a big one is taken as a snapshot, encoded off the
+    /// reactor and stored in parts (`CheckpointJob`, `advanceCheckpoints`), one checkpoint at a
+    /// time per stream.
     func checkpointIfDue(_ stream: StreamRuntime) {
-        guard stream.checkpointJob == nil, stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0 else { return }
+        guard stream.checkpointJob == nil, stream.entriesSinceCheckpoint >= checkpointEntries(stream), stream.rowsPending == 0,
+              stream.pendingSlices.isEmpty else { return }
         let snapshot = stream.checkpointSnapshot(atMs: clock.nowMs())
         if snapshot.op.checkpointBytesEstimate > limits.checkpointInlineBytesMax {
             stream.checkpointJob = CheckpointJob(streamId: stream.id, generation: stream.checkpointGeneration + 1, snapshot: snapshot,
@@ -336,7 +339,8 @@ extension Reactor {
                 source?.readers.append(stream)
                 // Rows closed by the replay (again, or for the first time) are stored now, under
                 // the numbers they had: the same rows in the same order from the same start.
-                while stream.rowsPending > 0 { emitRows(stream, max: limits.resultRowsPerRoundMax) }
+                // (If the store refuses a slice, the rest wait for the first rounds: `pendingSlices`.)
+                while stream.rowsPending > 0, emitRows(stream, max: limits.resultRowsPerRoundMax) > 0 {}
                 restoreResultRange(stream, checkpointed: true)
                 while stream.oldestRetainedSeq < stream.results.leftBefore, expireRows(stream, max: limits.resultExpiriesPerRoundMax).0 > 0 {}
                 streams[definition.name] = stream

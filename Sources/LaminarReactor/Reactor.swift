@@ -96,6 +96,7 @@ public final class Reactor: @unchecked Sendable {
         case expire(key: [UInt8], atMs: Int64)
         case idle(stream: String, id: UInt64)
         case emitTick(stream: String, id: UInt64)
+        case resultRetry(stream: String, id: UInt64)
         case fsync
         case progress
     }
@@ -470,6 +471,10 @@ public final class Reactor: @unchecked Sendable {
             guard let stream = streams[name], stream.id == id else { return }
             flushChangelog(stream)
             scheduleEmitTick(stream, nowMs: nowMs)
+        case .resultRetry(let name, let id):
+            guard let stream = streams[name], stream.id == id else { return }
+            stream.retryTimerPending = false
+            noteResultWork(stream)
         case .fsync:
             try? store.commit()
             timers.schedule(atMs: nowMs + limits.fsyncIntervalMs, .fsync)

@@ -212,6 +212,8 @@ public struct StreamStats: Sendable, Hashable {
     public var rowsPending: Int
     /// Rounds that emitted rows of this stream.
     public var resultSlices: UInt64
+    /// Result slice writes the store refused (full disk); their rows wait and are written later.
+    public var resultWritesRefused: UInt64 = 0
 }
 
 /// The reply to an event batch.

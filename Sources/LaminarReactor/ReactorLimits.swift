@@ -65,6 +65,10 @@ public struct ReactorLimits: Sendable, Hashable {
     /// Expired result rows one round removes (retention), all streams together, or as many as
     /// the events the round ingested.
     public var resultExpiriesPerRoundMax: Int = 8192
+    /// How soon a stream writes again a result slice the store refused (full disk), in
+    /// milliseconds; its rows wait meanwhile (`StreamRuntime.pendingSlices`). New rows of the
+    /// stream bring the retry forward.
+    public var resultRetryIntervalMs: Int64 = 100
     /// Result rows a stream retains (stored and readable with `since`); beyond it the oldest leave
     /// whatever their retention.
     public var resultsRetainedPerStreamMax: Int = 1_000_000
@@ -118,7 +122,8 @@ public struct ReactorLimits: Sendable, Hashable {
         if checkpointInlineBytesMax < 0 { return "checkpointInlineBytesMax must not be negative" }
         if checkpointPartBytes < 1 { return "checkpointPartBytes must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }
-        if resultRowsPerRoundMax < 1 || resultExpiriesPerRoundMax < 1 || resultsRetainedPerStreamMax < 1 || resultPageRowsMax < 1 {
+        if resultRowsPerRoundMax < 1 || resultExpiriesPerRoundMax < 1 || resultsRetainedPerStreamMax < 1 || resultPageRowsMax < 1
+            || resultRetryIntervalMs < 1 {
             return "result limits must be positive"
         }
         if followProgressIntervalMs < 0 { return "followProgressIntervalMs must be >= 0" }

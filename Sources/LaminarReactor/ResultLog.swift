@@ -124,7 +124,8 @@ extension Reactor {
     /// Lists the stream for the coming rounds if it has rows pending or retention may be due.
     func noteResultWork(_ stream: StreamRuntime) {
         guard !stream.inResultWork,
-              stream.rowsPending > 0 || stream.expiryDue(retainedMax: limits.resultsRetainedPerStreamMax) else { return }
+              stream.rowsPending > 0 || !stream.pendingSlices.isEmpty
+                || stream.expiryDue(retainedMax: limits.resultsRetainedPerStreamMax) else { return }
         stream.inResultWork = true
         resultWork.append(stream)
     }
@@ -134,7 +135,10 @@ extension Reactor {
     /// events the round ingested: a tumbling window closes at most one row per event, so the rows keep
     /// pace with the events however slow rounds get under load (a fixed share fell behind, and
     /// the checkpoint waiting for the queue then forced a quarter of it into one round), and a
-    /// round's share stays proportional to its commands, never to a window's rows. Returns
+    /// round's share stays proportional to its commands, never to a window's rows. A stream
+    /// whose slices the store refused writes them first (`retryPendingSlices`) and emits nothing
+    /// more until they are stored; while the store keeps refusing it leaves the list and comes
+    /// back at its retry timer (or its next rows), so a full disk costs no busy rounds. Returns
     /// whether it did any.
     func emitResultSlices() -> Bool {
         guard !resultWork.isEmpty else { return false }
@@ -145,17 +149,24 @@ extension Reactor {
         while i < resultWork.count {
             let stream = resultWork[i]
             var stuck = false
+            if !stream.pendingSlices.isEmpty && retryPendingSlices(stream) { did = true }
             // Slices of at most `resultRowsPerRoundMax` rows (a follower's notification each).
-            while stream.rowsPending > 0 && rows > 0 {
+            while stream.rowsPending > 0 && rows > 0 && stream.pendingSlices.isEmpty {
                 let n = emitRows(stream, max: Swift.min(rows, limits.resultRowsPerRoundMax))
                 did = true
                 if n == 0 { break }
                 rows -= n
             }
-            if stream.rowsPending > 0 && checkpointOverdue(stream) {
+            if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) {
                 // Closes come faster than slices drain them and the checkpoint waits: a quarter of
-                // the queue per round on top, so the queue and the log stay bounded.
-                emitRows(stream, max: Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax))
+                // the queue per round on top, so the queue and the log stay bounded (in emits of
+                // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows).
+                var extra = Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax)
+                while extra > 0 && stream.pendingSlices.isEmpty {
+                    let n = emitRows(stream, max: Swift.min(extra, limits.resultRowsPerRoundMax))
+                    if n == 0 { break }
+                    extra -= n
+                }
                 did = true
             }
             if expiries > 0 {
@@ -165,7 +176,11 @@ extension Reactor {
                 if n > 0 { did = true }
                 stuck = failed
             }
-            if stream.rowsPending == 0 && (stuck || !stream.expiryDue(retainedMax: limits.resultsRetainedPerStreamMax)) {
+            if !stream.pendingSlices.isEmpty {
+                stream.inResultWork = false
+                resultWork.remove(at: i)
+                scheduleResultRetry(stream)
+            } else if stream.rowsPending == 0 && (stuck || !stream.expiryDue(retainedMax: limits.resultsRetainedPerStreamMax)) {
                 stream.inResultWork = false
                 resultWork.remove(at: i)
             } else {
@@ -194,6 +209,8 @@ extension Reactor {
     }
 
     private func takeAndEmitRows(_ stream: StreamRuntime, max: Int) -> Int {
+        guard stream.pendingSlices.isEmpty else { return 0 }
+        stream.pendingWatermarkMs = stream.emittedWatermarkMs
         if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
             let taken = emitClosedRows(stream, max: max)
             stream.resultSlices += 1
@@ -204,16 +221,76 @@ extension Reactor {
         let taken = sent.count
         guard taken > 0 else { return 0 }
         if let projection = stream.projection { sent = projection.apply(sent) }
-        storeRows(stream, &sent)
+        let stored = storeRows(stream, &sent)
         stream.resultSlices += 1
-        if !sent.isEmpty && !stream.followers.isEmpty {
-            for id in stream.followers {
-                guard let sub = subscriptions[id] else { continue }
-                enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(sent)))
-            }
-        }
+        // Followers get only stored rows (those of a refused slice once it is written): a
+        // follower never sees a row that a resume would not return.
+        notifyFollowers(stream, stored == sent.count ? sent : Array(sent[..<stored]))
         if stream.rowsPending == 0 { checkpointIfDue(stream) }
         return taken
+    }
+
+    private func notifyFollowers(_ stream: StreamRuntime, _ rows: [WindowResult]) {
+        guard !rows.isEmpty else { return }
+        for id in stream.followers {
+            guard let sub = subscriptions[id] else { continue }
+            enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, .windowsClosed(rows)))
+        }
+    }
+
+    /// Writes the stream's refused slices again, oldest first, until the store refuses one:
+    /// each stored one joins the index and goes to the followers as `emitRows` would have
+    /// sent it. Once none waits, the stream checkpoints if due. Returns whether any was stored.
+    @discardableResult
+    func retryPendingSlices(_ stream: StreamRuntime) -> Bool {
+        var stored = 0
+        for pending in stream.pendingSlices {
+            guard putSlice(stream, first: pending.firstSeq, pending.bytes) else { break }
+            stored += 1
+            let set = stream.results
+            set.appendSlice(first: pending.firstSeq, count: pending.count)
+            var rows: [WindowResult] = []
+            pending.bytes.withUnsafeBytes { bytes in
+                guard let reader = ResultSlice.Reader(bytes) else { return }
+                for i in 0..<pending.count {
+                    guard let row = reader.head(i) else { continue }
+                    let seq = pending.firstSeq + UInt64(i)
+                    let key = row.key ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                    let replaced = row.isDelete ? set.index.remove(key: key, startMs: row.startMs, ifSeq: nil)
+                                                : set.index.set(key: key, startMs: row.startMs, seq: seq)
+                    if replaced == 0 {
+                        _ = try? store.delete(ReservedKeys.result(stream: set.name, key: Array(key), startMs: row.startMs), condition: .always)
+                    }
+                    if i == 0 && stream.oldestRetainedSeq == seq { stream.oldestRetainedEndMs = row.endMs }
+                    if pending.rows == nil && !stream.followers.isEmpty, let r = reader.result(i, seq: seq) { rows.append(r) }
+                }
+            }
+            notifyFollowers(stream, pending.rows ?? rows)
+        }
+        guard stored > 0 else { return false }
+        stream.pendingSlices.removeFirst(stored)
+        if stream.pendingSlices.isEmpty && stream.rowsPending == 0 { checkpointIfDue(stream) }
+        return true
+    }
+
+    /// Puts a finished slice; `false` when the store refused (counted in the stream's stats).
+    private func putSlice(_ stream: StreamRuntime, first: UInt64, _ value: [UInt8]) -> Bool {
+        do {
+            try store.put(stream.results.sliceKey(first), value, condition: .always, expiresAtMs: nil)
+        } catch {
+            stream.resultWritesRefused += 1
+            return false
+        }
+        mutatedThisRound = true
+        return true
+    }
+
+    /// Brings a stream whose slices wait back to the result work after
+    /// `ReactorLimits.resultRetryIntervalMs` (once: its timer is pending until it fires).
+    func scheduleResultRetry(_ stream: StreamRuntime) {
+        guard !stream.retryTimerPending else { return }
+        stream.retryTimerPending = true
+        timers.schedule(atMs: clock.nowMs() + limits.resultRetryIntervalMs, .resultRetry(stream: stream.definition.name, id: stream.id))
     }
 
     /// Numbers rows and stores them as result slices (`ResultSlice`, one store write per
@@ -221,20 +298,25 @@ extension Reactor {
     /// a crash emits the same rows in the same order from the same checkpointed `nextResultSeq`,
     /// so a row gets the same number however often it is emitted (recovery first drops the
     /// slices at or after that number). The index learns each row once its slice is written.
-    func storeRows(_ stream: StreamRuntime, _ rows: inout [WindowResult]) {
-        guard !rows.isEmpty else { return }
+    /// A slice the store refuses, and those after it, wait in `pendingSlices`. Returns how many
+    /// of the rows (from the first) are stored.
+    @discardableResult
+    func storeRows(_ stream: StreamRuntime, _ rows: inout [WindowResult]) -> Int {
+        guard !rows.isEmpty else { return 0 }
         var builder = ResultSlice.Builder(firstSeq: stream.nextResultSeq)
         var from = 0
+        var stored = 0
         for i in rows.indices {
             rows[i].seq = stream.nextResultSeq
             stream.nextResultSeq += 1
             builder.append(rows[i])
             if builder.isFull || i == rows.count - 1 {
-                writeSlice(stream, builder, rows[from...i])
+                if writeSlice(stream, builder, rows[from...i]) { stored = i + 1 }
                 from = i + 1
                 builder = ResultSlice.Builder(firstSeq: stream.nextResultSeq)
             }
         }
+        return stored
     }
 
     /// `emitRows` for closed windows of `emit: final` when nobody needs the rows as values (no
@@ -262,16 +344,15 @@ extension Reactor {
     }
 
     /// Stores a slice built by `emitClosedRows`; the index learns its rows (read back from the
-    /// builder) once it is written.
+    /// builder) once it is written. Refused (or after a refused one): it waits in
+    /// `pendingSlices`, its rows read back from its bytes when it is stored.
     private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder) {
         let set = stream.results
         builder.finish(columns: stream.columns, into: &sliceValue)
-        do {
-            try store.put(set.sliceKey(builder.firstSeq), sliceValue, condition: .always, expiresAtMs: nil)
-        } catch {
-            return  // as in `writeSlice`: the rows' seqs stay a hole
+        guard stream.pendingSlices.isEmpty, putSlice(stream, first: builder.firstSeq, sliceValue) else {
+            stream.pendingSlices.append(PendingSlice(firstSeq: builder.firstSeq, count: builder.count, bytes: sliceValue, rows: nil))
+            return
         }
-        mutatedThisRound = true
         set.appendSlice(first: builder.firstSeq, count: builder.count)
         // The keys' hashes first, so that each lookup's slot and record are loaded a few rows
         // ahead (a million keys do not fit in any cache).
@@ -301,16 +382,15 @@ extension Reactor {
         if stream.oldestRetainedSeq == builder.firstSeq, let firstEndMs { stream.oldestRetainedEndMs = firstEndMs }
     }
 
-    private func writeSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, _ rows: ArraySlice<WindowResult>) {
+    /// Stores a slice of `storeRows`; `false` when it waits in `pendingSlices` (refused, or
+    /// after a refused one).
+    private func writeSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, _ rows: ArraySlice<WindowResult>) -> Bool {
         let set = stream.results
-        do {
-            try store.put(set.sliceKey(builder.firstSeq), builder.finish(columns: stream.columns), condition: .always, expiresAtMs: nil)
-        } catch {
-            // The store refused (full disk): the rows are lost, as a failed write is; their seqs
-            // stay a hole that resumes and retention step over.
-            return
+        let value = builder.finish(columns: stream.columns)
+        guard stream.pendingSlices.isEmpty, putSlice(stream, first: builder.firstSeq, value) else {
+            stream.pendingSlices.append(PendingSlice(firstSeq: builder.firstSeq, count: builder.count, bytes: value, rows: Array(rows)))
+            return false
         }
-        mutatedThisRound = true
         set.appendSlice(first: builder.firstSeq, count: builder.count)
         for row in rows {
             let replaced: UInt64?
@@ -325,6 +405,7 @@ extension Reactor {
             }
         }
         if stream.oldestRetainedSeq == builder.firstSeq, let first = rows.first { stream.oldestRetainedEndMs = first.endMs }
+        return true
     }
 
     // MARK: - Retention
@@ -343,7 +424,7 @@ extension Reactor {
         while n < max, stream.expiryDue(retainedMax: retainedMax) {
             let seq = stream.oldestRetainedSeq
             guard let i = set.headSlice else {
-                stream.oldestRetainedSeq = stream.nextResultSeq  // the rest are holes
+                stream.oldestRetainedSeq = stream.storedResultEnd  // the rest are holes
                 break
             }
             let first = set.first(ofSlice: i)
@@ -436,8 +517,8 @@ extension Reactor {
         }
         stream.results = resultSets[name] ?? loadResults(name, cutoff: dropReplayed ? stream.nextResultSeq : nil)
         resultSets[name] = stream.results
-        if stream.results.headSlice == nil || stream.oldestRetainedSeq >= stream.nextResultSeq {
-            stream.oldestRetainedSeq = stream.nextResultSeq
+        if stream.results.headSlice == nil || stream.oldestRetainedSeq >= stream.storedResultEnd {
+            stream.oldestRetainedSeq = stream.storedResultEnd
         }
         stream.oldestRetainedEndMs = nil
     }
@@ -554,11 +635,12 @@ extension Reactor {
     /// replaced by a later row of its window is skipped (the later one comes under its own
     /// seq); a delete row is sent as followers got it.
     func resumeResults(_ stream: StreamRuntime, after: UInt64, keyPrefix: [UInt8], token: UInt64, producer p: ReactorProducer) -> ReactorResult {
-        let last = stream.nextResultSeq - 1
+        let storedEnd = stream.storedResultEnd  // rows of refused slices reach followers once stored
+        let last = storedEnd - 1
         if after > last { return .failure(.sinceAhead(lastSeq: last)) }
         if after + 1 < stream.oldestRetainedSeq { return .failure(.resultsGone(oldestSeq: stream.oldestRetainedSeq)) }
-        let stop = min(stream.nextResultSeq, after + 1 + UInt64(limits.resultPageRowsMax))
-        let live = stop == stream.nextResultSeq
+        let stop = min(storedEnd, after + 1 + UInt64(limits.resultPageRowsMax))
+        let live = stop == storedEnd
         if live && p.subscriptionCount >= limits.subscriptionsPerProducerMax { return .failure(.tooManySubscriptions) }
         let set = stream.results
         var rows: [RetainedRow] = []
@@ -602,7 +684,7 @@ extension Reactor {
         var any = false
         for stream in streams.values where !stream.followers.isEmpty {
             any = true
-            let note = ReactorResult.progress(watermarkMs: stream.emittedWatermarkMs, seq: stream.nextResultSeq - 1)
+            let note = ReactorResult.progress(watermarkMs: stream.emittedWatermarkMs, seq: stream.storedResultEnd - 1)
             for id in stream.followers {
                 guard let sub = subscriptions[id] else { continue }
                 enqueueNotification(subscription: id, producer: sub.producer, ReactorCompletion(token: sub.token, note))

@@ -251,6 +251,23 @@ enum ResultSlice {
         /// The row's JSON line with its `seq`: as followers got it for a delete, else its stored
         /// form (no `op`, no `before`), as `GET …/results` and resumes send it.
         func json(_ i: Int, seq: UInt64) -> [UInt8]? {
+            switch decode(i, seq: seq) {
+            case .json(let line): return line
+            case .row(let r): return r.json(columns: columns, stored: r.op != .delete)
+            case nil: return nil
+            }
+        }
+
+        /// The row at `i` as followers get it (`nil` if unreadable or kept as JSON by an earlier
+        /// version): a stored slice's rows sent once a refused write of it succeeds.
+        func result(_ i: Int, seq: UInt64) -> WindowResult? {
+            if case .row(let r) = decode(i, seq: seq) { return r }
+            return nil
+        }
+
+        private enum Decoded { case json([UInt8]), row(WindowResult) }
+
+        private func decode(_ i: Int, seq: UInt64) -> Decoded? {
             guard var c = row(i), let flags = c.u8() else { return nil }
             var key: [UInt8]? = nil
             if flags & Flag.hasKey != 0 {
@@ -258,7 +275,7 @@ enum ResultSlice {
                 key = Array(k)
             }
             guard let start = c.i64(), let end = c.i64() else { return nil }
-            if flags & Flag.json != 0 { return c.blob().flatMap { $0.isEmpty ? nil : Array($0) } }
+            if flags & Flag.json != 0 { return c.blob().flatMap { $0.isEmpty ? nil : .json(Array($0)) } }
             guard let values = c.doubles() else { return nil }
             let isDelete = flags & Flag.delete != 0
             var before: [Double]? = nil
@@ -272,7 +289,7 @@ enum ResultSlice {
             var r = WindowResult(key: key, startMs: start, endMs: end, values: values, op: isDelete ? .delete : nil,
                                  before: before, isFinal: flags & Flag.final != 0)
             r.seq = seq
-            return r.json(columns: columns, stored: !isDelete)
+            return .row(r)
         }
     }
 

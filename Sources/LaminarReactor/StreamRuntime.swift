@@ -12,9 +12,10 @@ public struct LateEvent: Sendable, Hashable {
 /// sequence numbers, idempotency memory, followers, idle timer, and its results on their way out
 /// (rows of closed windows not yet emitted, the result sequence, the retained range).
 ///
-/// Invariants: `oldestRetainedSeq <= nextResultSeq`; rows `oldestRetainedSeq..<nextResultSeq`
-/// are in the stream's result slices (a slice whose store write failed leaves a hole);
-/// no checkpoint while rows are pending (`checkpointIfDue`).
+/// Invariants: `oldestRetainedSeq <= storedResultEnd`; rows `oldestRetainedSeq..<storedResultEnd`
+/// are in the stream's result slices, rows `storedResultEnd..<nextResultSeq` in `pendingSlices`
+/// (slices the store refused, written by a later round); no checkpoint while rows are pending
+/// in the operator or in `pendingSlices` (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
@@ -63,6 +64,19 @@ final class StreamRuntime {
     var oldestRetainedEndMs: Int64?
     /// Rounds that emitted some of this stream's rows (stats: a big close takes several).
     var resultSlices: UInt64 = 0
+    /// Result slices the store refused (full disk), oldest first: the rows of one emit at most,
+    /// since the stream emits nothing more while any waits (`PendingSlice`).
+    var pendingSlices: [PendingSlice] = []
+    /// `emittedWatermarkMs` as it was before the first pending slice's rows left the operator:
+    /// followers' progress stays there until they are stored.
+    var pendingWatermarkMs: Int64 = .min
+    /// Result slice writes the store refused, retries included (stats).
+    var resultWritesRefused: UInt64 = 0
+    /// A retry of the pending slices is scheduled (`Reactor.scheduleResultRetry`).
+    var retryTimerPending = false
+    /// The `seq` before which every emitted row is stored: the first pending slice's, or
+    /// `nextResultSeq` when none waits.
+    var storedResultEnd: UInt64 { pendingSlices.first?.firstSeq ?? nextResultSeq }
     /// Listed in `Reactor.resultWork` (rows pending or retention maybe due).
     var inResultWork = false
 
@@ -86,7 +100,8 @@ final class StreamRuntime {
         StreamStats(definition: definition, eventsAccepted: op.eventsAccepted, eventsLate: op.eventsLate,
             watermarkMs: op.watermarkMs, openWindows: op.openWindowCount, windowsClosed: op.windowsClosed, keys: op.keyCount,
             lastCheckpointAtMs: lastCheckpointAtMs, walEntries: entriesSinceCheckpoint,
-            resultSeq: nextResultSeq - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending, resultSlices: resultSlices)
+            resultSeq: storedResultEnd - 1, oldestRetainedSeq: oldestRetainedSeq, rowsPending: rowsPending,
+            resultSlices: resultSlices, resultWritesRefused: resultWritesRefused)
     }
 
     /// Rows queued in the operator, not yet emitted (closed windows' rows are built as they go).
@@ -100,15 +115,16 @@ final class StreamRuntime {
     /// the end of the oldest closed window whose rows are still pending (a changelog's queue may
     /// begin with updates of open windows; progress ticks read this, once a second at most).
     var emittedWatermarkMs: Int64 {
-        guard let end = op.firstQueuedCloseEndMs else { return op.watermarkMs }
-        return min(op.watermarkMs, end - 1)
+        let mark = op.firstQueuedCloseEndMs.map { min(op.watermarkMs, $0 - 1) } ?? op.watermarkMs
+        return pendingSlices.isEmpty ? mark : min(mark, pendingWatermarkMs)
     }
 
     /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).
     func expiryDue(retainedMax: Int) -> Bool {
-        guard oldestRetainedSeq < nextResultSeq else { return false }
+        let stored = storedResultEnd
+        guard oldestRetainedSeq < stored else { return false }
         if oldestRetainedSeq < results.leftBefore { return true }
-        if nextResultSeq - oldestRetainedSeq > UInt64(retainedMax) { return true }
+        if stored - oldestRetainedSeq > UInt64(retainedMax) { return true }
         guard let end = oldestRetainedEndMs else { return true }  // unknown: look at it
         return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs
     }

@@ -447,6 +447,7 @@ enum StreamDefinitionJSON {
         out.append(contentsOf: #","oldest_seq":"#.utf8); JSONWriter.appendInteger(s.oldestRetainedSeq, to: &out)
         out.append(contentsOf: #","rows_pending":"#.utf8); JSONWriter.appendInteger(s.rowsPending, to: &out)
         out.append(contentsOf: #","result_slices":"#.utf8); JSONWriter.appendInteger(s.resultSlices, to: &out)
+        out.append(contentsOf: #","result_writes_refused":"#.utf8); JSONWriter.appendInteger(s.resultWritesRefused, to: &out)
         out.append(contentsOf: "}}".utf8)
     }
 }
