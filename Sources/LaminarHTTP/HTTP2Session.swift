@@ -93,7 +93,9 @@ final class HTTP2Stream {
 
     init(id: Int32) { self.id = id }
 
-    /// Back to a new stream's state, keeping the capacity of the request's buffers.
+    /// Back to a new stream's state, keeping the capacity of the request's buffers. Only for a
+    /// stream `HTTP2Session.recycle` kept: the body, body sink, response and borrowed body were
+    /// let go there (not cleared again here, per request).
     func reset(id: Int32) {
         self.id = id
         method = nil
@@ -101,18 +103,16 @@ final class HTTP2Stream {
         headers.removeAll()
         headerBytes = 0
         startedMs = 0
-        body = []
-        bodySink = nil
         bodyBytes = 0
-        rejectStatus = nil
-        rejectDetail = ""
+        if rejectStatus != nil {
+            rejectStatus = nil
+            rejectDetail = ""
+        }
         phase = .receiving
         complete = false
         aborted = false
         isHead = false
-        response = []
         responseOffset = 0
-        borrowed = nil
         borrowedSent = 0
         deferred = false
         holdUntilClientSettings = false
