@@ -17,7 +17,8 @@ import time
 import http.client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAMINAR = os.path.join(ROOT, ".build", "release", "laminar")
+# LAMINAR_BIN: another laminar binary (an A/B of two builds).
+LAMINAR = os.environ.get("LAMINAR_BIN") or os.path.join(ROOT, ".build", "release", "laminar")
 
 
 def log(msg):
@@ -80,12 +81,12 @@ class Procs:
                 pass
 
 
-def start_laminar(procs, tmp, fsync, io_threads, name="laminar"):
+def start_laminar(procs, tmp, fsync, io_threads, name="laminar", extra=()):
     port = free_port()
     data = os.path.join(tmp, name + "-data")
     errf = open(os.path.join(tmp, name + ".err"), "w")
     argv = [LAMINAR, "serve", "--port", str(port), "--data-dir", data,
-            "--fsync", fsync, "--io-threads", str(io_threads), "--log-level", "warning"]
+            "--fsync", fsync, "--io-threads", str(io_threads), "--log-level", "warning", *extra]
     p = procs.start(argv, stdout=subprocess.PIPE, stderr=errf, text=True)
     deadline = time.time() + 30
     line = ""

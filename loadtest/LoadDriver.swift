@@ -269,6 +269,7 @@ final class LoadDriver: ClientLoopDriver {
         }
         if startNs[i] >= warmupEndNs && startNs[i] < endNs {
             counted += 1
+            if let scheduledNs { state.stats.sendLagUs.record(UInt64(max(1, (now - scheduledNs) / 1000))) }
             if hasBody { state.stats.bytesSent += builder.body.count }
         }
         inFlight += 1

@@ -70,7 +70,11 @@ struct Report {
         lines.append("  errors        " + ErrorKind.allCases.map { "\($0.name) \(stats.errors[$0.rawValue])" }.joined(separator: ", "))
         let latency = Self.percentiles.map { String(format: "%@ %.3f", $0.0, latencyMs($0.1)) }.joined(separator: "  ")
         lines.append("  latency (ms)  \(latency)  max \(String(format: "%.3f", maxLatencyMs))")
-        if config.ratePerSecond != nil { lines.append("  backlog max   \(stats.backlogMax) requests waiting for a stream") }
+        if config.ratePerSecond != nil {
+            let lag = Self.percentiles.map { String(format: "%@ %.3f", $0.0, Double(stats.sendLagUs.valueAtPercentile($0.1)) / 1000) }.joined(separator: "  ")
+            lines.append("  send lag (ms) \(lag)  max \(String(format: "%.3f", Double(stats.sendLagUs.max) / 1000))")
+            lines.append("  backlog max   \(stats.backlogMax) requests waiting for a stream")
+        }
         if result.preloadErrors > 0 { lines.append("  preload       \(result.preloadErrors) PUTs failed") }
         if config.verify { lines += verifyLines }
         return lines.joined(separator: "\n") + "\n"
@@ -94,6 +98,10 @@ struct Report {
         fields.append(#""errors":{\#(ErrorKind.allCases.map { #""\#($0.jsonName)":\#(stats.errors[$0.rawValue])"# }.joined(separator: ","))}"#)
         let latency = Self.percentiles.map { #""\#($0.0)":\#(number(latencyMs($0.1)))"# }.joined(separator: ",")
         fields.append(#""latency_ms":{\#(latency),"max":\#(number(maxLatencyMs)),"mean":\#(number(stats.latencyUs.totalCount == 0 ? 0 : stats.latencyUs.mean / 1000))}"#)
+        if config.ratePerSecond != nil {
+            let lag = Self.percentiles.map { #""\#($0.0)":\#(number(Double(stats.sendLagUs.valueAtPercentile($0.1)) / 1000))"# }.joined(separator: ",")
+            fields.append(#""send_lag_ms":{\#(lag),"max":\#(number(Double(stats.sendLagUs.max) / 1000))}"#)
+        }
         fields.append(#""operations":{\#(Operation.allCases.map { #""\#($0.name)":\#(stats.operations[$0.rawValue])"# }.joined(separator: ","))}"#)
         fields.append(#""backlog_max":\#(stats.backlogMax),"preload_errors":\#(result.preloadErrors)"#)
         if config.verify {

@@ -21,6 +21,10 @@ enum ErrorKind: Int, CaseIterable, Sendable {
 struct ThreadStats: Sendable {
     /// Latency in microseconds, 1 µs to 1 h at 3 significant digits.
     var latencyUs = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    /// Open loop: how late each measured request was handed to its connection after its scheduled
+    /// time, in microseconds (the client's own share of `latencyUs`: its timer, its other work,
+    /// its thread waiting for a core, or no free stream).
+    var sendLagUs = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
     var statusCounts = [Int](repeating: 0, count: 600)
     var errors = [Int](repeating: 0, count: ErrorKind.allCases.count)
     var operations = [Int](repeating: 0, count: Operation.allCases.count)
@@ -44,6 +48,7 @@ struct ThreadStats: Sendable {
 
     mutating func add(_ o: ThreadStats) {
         latencyUs.add(o.latencyUs)
+        sendLagUs.add(o.sendLagUs)
         for i in statusCounts.indices { statusCounts[i] += o.statusCounts[i] }
         for i in errors.indices { errors[i] += o.errors[i] }
         for i in operations.indices { operations[i] += o.operations[i] }

@@ -2,7 +2,9 @@
 // last; `--json-out FILE` also writes that line to FILE. `--quick` runs a smaller smoke version;
 // `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
 // part's fields only; `--only multi`, not in the full run, is bench-ingest's multi_field stream:
-// three fields, six aggregates, values i % 977); `--events N` sets the events per timed run
+// three fields, six aggregates, values i % 977; `--only keys1m`, not in the full run either, is
+// the tumbling case over `--keys N` keys, 1M by default, in a scattered order: bench-ingest's
+// keys_1m case in process); `--events N` sets the events per timed run
 // (warm-up N/4), `--data-gib N` the store's data bound, for callgrind (which cannot reserve
 // the default 64 GiB), and `--kv-ops N` the KV operations per timed run (and warm-up):
 //   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
@@ -138,6 +140,10 @@ func eventsDefinition(_ kind: String) -> StreamDefinition {
         d.fieldsDeclared = true
         d.aggregates = [.count, Aggregate(.sum, field: 1), Aggregate(.max, field: 0), Aggregate(.min, field: 0),
                         Aggregate(.avg, field: 2), Aggregate(.p, field: 0, quantile: 0.99)]
+    case "keys1m":
+        // Under callgrind a round may take longer than the default idle timeout of wall time;
+        // the idle advance would then make the rest of the events late.
+        d.idleTimeoutMs = 3_600_000
     default:
         break
     }
@@ -180,6 +186,10 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
     // 1.0, or i % 977 for sketches. Kept as counters that wrap, not divided out per event (a
     // division by `keys` per event was ~10 ns).
     var key = 0, time: Int64 = 0, inMillisecond = 0, value = 0, sessionBase = 0, inSessionSet = 0
+    // `keys1m`: the keys of a window in a scattered order (k · stride mod keys, stride prime to
+    // keys), as random keys come, not in id order (which the caches would follow).
+    let scattered = kind == "keys1m", scatterStride = 7_919 % keys
+    var scatter = 0
 
     /// Sends `count` events (a multiple of `batchEvents`), returns nanoseconds taken.
     func send(_ count: Int) -> UInt64 {
@@ -199,7 +209,7 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
                 var fields: [Double] = [0, 0, 0]
                 keyBytes.withUnsafeBytes { all in
                     for _ in 0..<batchEvents {
-                        let k = isSession ? sessionBase + key % 1000 : key
+                        let k = isSession ? sessionBase + key % 1000 : scattered ? scatter : key
                         let from = k == 0 ? 0 : keyEnds[k - 1]
                         let keyOfEvent = UnsafeRawBufferPointer(rebasing: all[from..<keyEnds[k]])
                         if isMulti {
@@ -211,6 +221,7 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
                             builder.append(key: keyOfEvent, timestamp: time, value: isSketch ? Double(value) : 1.0)
                         }
                         key += 1; if key == keys { key = 0 }
+                        scatter += scatterStride; if scatter >= keys { scatter -= keys }
                         value += 1; if value == 977 { value = 0 }
                         inMillisecond += 1; if inMillisecond == 1000 { inMillisecond = 0; time += 1 }
                         inSessionSet += 1
@@ -312,6 +323,8 @@ var only: String?
 var eventsOverride: Int?
 /// `--kv-ops N`: KV operations per timed run (and the warm-up), for a profiler.
 var kvOpsOverride: Int?
+/// `--keys N`: distinct keys of the `keys1m` case (default 1M).
+var manyKeys = 1_000_000
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -320,9 +333,10 @@ while let a = args.next() {
     case "--only": only = args.next()
     case "--events": eventsOverride = args.next().flatMap { Int($0) }
     case "--kv-ops": kvOpsOverride = args.next().flatMap { Int($0) }
+    case "--keys": manyKeys = args.next().flatMap { Int($0) } ?? manyKeys
     case "--data-gib": dataBytesMax = args.next().flatMap { Int($0) }.map { $0 << 30 }
     default:
-        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--only ring|events|hop|session|sketch|multi|kv]")
+        print("usage: laminar-bench-reactor [--json-out PATH] [--quick] [--events N] [--kv-ops N] [--data-gib N] [--keys N] [--only ring|events|hop|session|sketch|multi|keys1m|kv]")
         exit(2)
     }
 }
@@ -353,8 +367,10 @@ if only == nil || only == "ring" {
     fields += [String(format: "\"ring_handoff_ns\":%.3f", ringNs), String(format: "\"ring_items_per_s\":%.0f", 1e9 / ringNs)]
 }
 for (kind, name, goal) in [("events", "reactor", ">= 10000000"), ("hop", "hop", ">= 5000000"), ("session", "session", ">= 5000000"),
-                           ("sketch", "sketch", ">= 5000000"), ("multi", "multi_field", "")] where only == kind || (only == nil && kind != "multi") {
-    let r = try benchEvents(kind: kind, events: eventCount, warmUpEvents: warmUpEventCount, batchEvents: 4096, keys: 10_000)
+                           ("sketch", "sketch", ">= 5000000"), ("multi", "multi_field", ""), ("keys1m", "keys_1m", "")]
+    where only == kind || (only == nil && kind != "multi" && kind != "keys1m") {
+    let r = try benchEvents(kind: kind, events: eventCount, warmUpEvents: warmUpEventCount, batchEvents: 4096,
+                            keys: kind == "keys1m" ? manyKeys : 10_000)
     row("\(name)_events_per_s", String(format: "%.0f", r.perSecond), "events/s", goal)
     row("\(name)_cpu_ns_per_event", String(format: "%.1f", r.cpuNsPerEvent), "ns", "")
     fields.append(String(format: "\"\(name)_events_per_s\":%.0f", r.perSecond))

@@ -5,6 +5,12 @@
 #include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
 #include "CLinux.h"
 
 int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -29,6 +35,46 @@ int CLinux_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int t
         data[i] = evs[i].data.u64;
     }
     return n;
+}
+
+int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, int64_t timeout_ns) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+    int n = epoll_pwait2(epfd, evs, max, timeout_ns < 0 ? NULL : &ts, NULL);
+    if (n < 0 && errno == ENOSYS) {  // before Linux 5.11: whole milliseconds, rounded up
+        n = epoll_wait(epfd, evs, max, timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
+    }
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        data[i] = evs[i].data.u64;
+    }
+    return n;
+}
+
+int CLinux_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
+int CLinux_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+struct clinux_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+int CLinux_set_sched_slice_ns(uint64_t ns) {
+    struct clinux_sched_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.sched_policy = SCHED_OTHER;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);  // per thread on Linux; sched_setattr sets it too
+    if (nice == -1 && errno != 0) return -errno;
+    attr.sched_nice = nice;
+    attr.sched_runtime = ns;
+    return syscall(SYS_sched_setattr, 0, &attr, 0) == 0 ? 0 : -errno;
 }
 
 int CLinux_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }

@@ -89,26 +89,43 @@ final class EventLoop {
                 }
             }
             nowMs = System.monotonicMs()
+            handler.iterationDidBegin()
             if n < 0 {
                 precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
             }
-            for i in 0..<max(0, Int(n)) {
+            let ready = max(0, Int(n))
+            // Answers first: completions that woke the loop are answered and written before this
+            // iteration's input is parsed, so that an answer does not wait behind a burst of
+            // requests read from other connections.
+            for i in 0..<ready where datas[i] == Self.wakeToken {
+                CLinux_eventfd_drain(wakeFD)
+                handler.didWake()
+                flushDirty()
+                handler.didFlush(endOfIteration: false)
+            }
+            for i in 0..<ready {
                 let data = datas[i]
                 switch data {
                 case (Self.listenerTokenBase - UInt64(Self.listenersMax - 1))...Self.listenerTokenBase:
                     let i = Int(Self.listenerTokenBase - data)
                     if i < listenFDs.count { acceptAll(listenFDs[i]) }
                 case Self.wakeToken:
-                    CLinux_eventfd_drain(wakeFD)
-                    handler.didWake()
+                    continue
                 default:
                     let slot = Int(data & 0xFFFF_FFFF)
                     guard slot < slots.count, generations[slot] == UInt32(data >> 32), let connection = slots[slot] else { continue }
                     connection.handleEvents(events[i])
+                    // Between two connections' input: answers that came back meanwhile are
+                    // written now, not after the rest of the round's input.
+                    if handler.betweenConnections() {
+                        flushDirty()
+                        handler.didFlush(endOfIteration: false)
+                    }
                 }
             }
             handler.roundDidEnd()
             flushDirty()  // may resume parsing paused connections: more requests
+            handler.didFlush(endOfIteration: true)
             handler.roundDidEnd()
             if nowMs >= nextSweepMs {
                 nextSweepMs = nowMs + Self.sweepIntervalMs

@@ -174,6 +174,17 @@ public protocol HTTPHandler: AnyObject {
     /// The place to hand batched work to other threads once per round instead of per request.
     func roundDidEnd()
 
+    /// Called between two connections' input within a round: answer what came back meanwhile
+    /// (as `didWake` would, without waiting for the wake-up). Returns whether anything was
+    /// answered: the loop then writes it before reading on. Default: nothing, false.
+    func betweenConnections() -> Bool
+
+    /// Debug tracing hooks: a loop iteration begins (`epoll_wait` returned); the output of the
+    /// connections marked for it was written (several times per iteration), the last time at
+    /// the end of the iteration's work (`endOfIteration`).
+    func iterationDidBegin()
+    func didFlush(endOfIteration: Bool)
+
     /// The server is stopping: new requests are refused from now on. End long-lived responses
     /// (watches, follows) so their connections can close before the drain deadline.
     func drainStarted()
@@ -188,6 +199,9 @@ extension HTTPHandler {
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
     public func roundDidEnd() {}
+    public func betweenConnections() -> Bool { false }
+    public func iterationDidBegin() {}
+    public func didFlush(endOfIteration: Bool) {}
     public func drainStarted() {}
     public func loopWillStop() {}
 }

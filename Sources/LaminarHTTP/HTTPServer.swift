@@ -15,6 +15,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var drainTimeoutMs: Int64 = 5_000
     public var listenBacklog: Int32 = 1024
     public var limits = HTTPLimits()
+    /// The time slice each loop thread asks the scheduler for (`CLinux_set_sched_slice_ns`), in
+    /// nanoseconds; 0 keeps the kernel's default.
+    public var threadSliceNs: UInt64 = 0
 
     public init() {}
 }
@@ -127,10 +130,12 @@ public final class HTTPServer: @unchecked Sendable {
     public func start(makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
         precondition(threads.isEmpty && !loops.isEmpty, "start is called once")
         for loop in loops {
-            let box = LoopStart(loop: loop, makeHandler: makeHandler)
+            let box = LoopStart(loop: loop, sliceNs: configuration.threadSliceNs, makeHandler: makeHandler)
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { raw in
                 let start = Unmanaged<LoopStart>.fromOpaque(raw!).takeRetainedValue()
+                _ = CLinux_set_thread_name("laminar-io-\(start.loop.index)")
+                if start.sliceNs > 0 { _ = CLinux_set_sched_slice_ns(start.sliceNs) }
                 start.loop.run(makeHandler: start.makeHandler)
                 return nil
             }, Unmanaged.passRetained(box).toOpaque())
@@ -181,9 +186,11 @@ public enum ListenError: Error, CustomStringConvertible, Sendable {
 /// What a new loop thread needs, passed through pthread_create's argument.
 private final class LoopStart: @unchecked Sendable {
     let loop: EventLoop
+    let sliceNs: UInt64
     let makeHandler: @Sendable (HTTPLoopContext) -> HTTPHandler
-    init(loop: EventLoop, makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
+    init(loop: EventLoop, sliceNs: UInt64, makeHandler: @escaping @Sendable (HTTPLoopContext) -> HTTPHandler) {
         self.loop = loop
+        self.sliceNs = sliceNs
         self.makeHandler = makeHandler
     }
 }

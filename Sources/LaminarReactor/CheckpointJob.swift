@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 import Synchronization
@@ -71,15 +72,10 @@ final class CheckpointJob: @unchecked Sendable {
         self.atMs = snapshot.atMs
         self.snapshot = snapshot
         self.wake = wake
-        var thread: pthread_t = 0
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<CheckpointJob>.fromOpaque(arg!).takeRetainedValue()
-            me.encode()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
-        pthread_detach(thread)
+        // Background work at nice 10: the encoding yields the cores to the reactor and the I/O threads.
+        if ServerThread.start(name: "laminar-ckpt", nice: 10, detached: true, encode) == nil {
+            preconditionFailure("pthread_create failed for a checkpoint encoder")
+        }
     }
 
     /// Whether the encoder is done (`bytes` may be read).
@@ -89,8 +85,6 @@ final class CheckpointJob: @unchecked Sendable {
     func partCount(partBytes: Int) -> Int { Swift.max(1, (bytes.count + partBytes - 1) / partBytes) }
 
     private func encode() {
-        // Background work: the encoding yields the cores to the reactor and the I/O threads.
-        lowerThreadPriority(nice: 10)
         bytes = snapshot!.encode()
         snapshot = nil  // the live state's arrays are its own again
         encodedFlag.store(true, ordering: .releasing)

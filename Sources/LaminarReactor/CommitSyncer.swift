@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 import Synchronization
@@ -29,16 +30,13 @@ final class CommitSyncer: @unchecked Sendable {
     /// Reactor thread: a sync was started and not yet taken.
     private(set) var inFlight = false
 
-    init(wakeReactor: Doorbell, io: any FileIO) {
+    init(wakeReactor: Doorbell, io: any FileIO, sliceNs: UInt64 = 0) {
         self.wakeReactor = wakeReactor
         self.io = io
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<CommitSyncer>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        guard let started = ServerThread.start(name: "laminar-syncer", sliceNs: sliceNs, run) else {
+            preconditionFailure("pthread_create failed for the commit syncer")
+        }
+        thread = started
     }
 
     /// Starts `job` on the syncer thread.

@@ -33,6 +33,15 @@ struct KeyInterner {
         hasher = KeyHasher(seed: seed)
     }
 
+    /// The interner as a checkpoint reads it (keys by id): its table left out, so that the live
+    /// interner, adding a key next, does not copy it. Never looked up in.
+    func withoutTable() -> KeyInterner {
+        var c = self
+        c.slots = []
+        c.mask = -1
+        return c
+    }
+
     func key(_ id: Int) -> ArraySlice<UInt8> { arena[Int(starts[id])..<Int(starts[id + 1])] }
 
     /// Whether key `a` sorts before key `b`, byte by byte (a prefix first), with no copy.

@@ -1,3 +1,4 @@
+import CLinux
 import LaminarFormats
 
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
@@ -19,6 +20,16 @@ struct Pane {
     }
 
     var count: Int { groupIds.count }
+
+    /// The pane as a checkpoint reads it (`PaneWindows.checkpointCopy`): its groups, slots and
+    /// dirty marks shared, its table left out (so the live pane, writing its table next, does
+    /// not copy it). Never looked up in.
+    func withoutTable() -> Pane {
+        var p = self
+        p.slotOfGroup = []
+        p.mask = -1
+        return p
+    }
 
     /// Empties the pane for reuse at `startMs`, keeping its memory (the caller released the
     /// slots' pool entries).
@@ -46,7 +57,8 @@ struct Pane {
         let s = groupIds.count
         groupIds.append(group)
         dirtyMark.append(false)
-        acc.append(contentsOf: repeatElement(0, count: layout.width))
+        // One append per field: `append(contentsOf: repeatElement(…))` cost ~100 instructions.
+        for _ in 0..<layout.width { acc.append(0) }
         acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
         slotOfGroup[i] = Int32(s + 1)
         if groupIds.count * 2 > slotOfGroup.count { grow() }
@@ -75,10 +87,36 @@ struct Pane {
         }
     }
 
-    /// Calls `body` with the groups and the slots (`count` of them, `layout.width` wide).
+    /// Calls `body` with the groups, the slots (`count` of them, `layout.width` wide) and a
+    /// function that starts loading where the table lookup of a group begins (`prefetchTable`).
     @inline(__always)
-    mutating func withColumns<R>(_ body: (UnsafeBufferPointer<UInt32>, UnsafeMutablePointer<Double>) -> R) -> R {
-        groupIds.withUnsafeBufferPointer { g in acc.withUnsafeMutableBufferPointer { a in body(g, a.baseAddress!) } }
+    mutating func withColumns<R>(_ body: (UnsafeBufferPointer<UInt32>, UnsafeMutablePointer<Double>, (UInt32) -> Void) -> R) -> R {
+        let mask = self.mask
+        return slotOfGroup.withUnsafeBufferPointer { t in
+            groupIds.withUnsafeBufferPointer { g in
+                acc.withUnsafeMutableBufferPointer { a in
+                    body(g, a.baseAddress!) { group in CLinux_prefetch(t.baseAddress! + (Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask)) }
+                }
+            }
+        }
+    }
+
+    /// Starts loading slot `s` (its group and aggregates), if the pane has it. The prefetches
+    /// are `mutating` only so that they are called in place: a non-mutating call on a pane (or
+    /// on `PaneWindows`) reached through the operator's `inout` self in a closure copies it
+    /// first, retaining and releasing each of its arrays, per event.
+    @inline(__always)
+    mutating func prefetchSlot(_ s: Int, width: Int) {
+        guard s < groupIds.count else { return }
+        groupIds.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + s) }
+        acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + s * width) }
+    }
+
+    /// Starts loading the slot of the pane's table where the lookup of `group` begins.
+    @inline(__always)
+    mutating func prefetchTable(_ group: UInt32) {
+        let i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+        slotOfGroup.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + i) }
     }
 
     @inline(__always)
@@ -152,6 +190,17 @@ struct PaneWindows {
 
     var panesPerWindow: Int64 { sizeMs / slideMs }
 
+    /// A copy holding only what a checkpoint encodes (`WindowOperator.checkpointCopy`): the open
+    /// panes without their tables, no hints, no spare panes. A snapshot shares its arrays with
+    /// the live state until the live state writes them (copy on write): what the snapshot does
+    /// not hold the reactor never copies.
+    func checkpointCopy() -> PaneWindows {
+        var c = PaneWindows(sizeMs: sizeMs, slideMs: slideMs)
+        c.panes = panes.map { $0.withoutTable() }
+        c.nextWindowStart = nextWindowStart
+        return c
+    }
+
     /// The first window start whose window is still open at watermark `wm` (end > wm).
     func firstOpenStart(watermark wm: Int64) -> Int64 {
         if wm == .min { return .min }
@@ -181,6 +230,35 @@ struct PaneWindows {
         return s
     }
 
+    /// How many events ahead `prefetch` loads a group's hint, and how many its slot.
+    static let hintDistance = 16, slotDistance = 8
+
+    /// Starts loading what adding the events of `groups` from `i` on to pane `k` reads, for
+    /// streams with too many groups for the caches: the hint of event `i + hintDistance`'s
+    /// group, and for event `i + slotDistance` (whose hint has arrived) its slot in the pane, or
+    /// where the pane's table lookup begins when the hint gives none. `mutating` only to be
+    /// called in place (`Pane.prefetchSlot`).
+    @inline(__always)
+    mutating func prefetch(pane k: Int, groups: UnsafeBufferPointer<UInt32>, at i: Int, width: Int) {
+        let far = i + PaneWindows.hintDistance, near = i + PaneWindows.slotDistance
+        // Plain subscripts, no nested closures (which retained the hint arrays per call).
+        if far < groups.count {
+            let g = Int(groups[far])  // a late event's (UInt32.max) is beyond every hint
+            if g < hintStart.count {
+                hintStart.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + g) }
+                hintSlot.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + g) }
+            }
+        }
+        guard near < groups.count else { return }
+        let g = Int(groups[near])
+        guard g < hintStart.count else { return }
+        if hintStart[g] == panes[k].startMs {
+            panes[k].prefetchSlot(Int(hintSlot[g]), width: width)
+        } else {
+            panes[k].prefetchTable(UInt32(truncatingIfNeeded: g))
+        }
+    }
+
     /// Adds the events from `from` on, in order, while each lies in pane `k`, is not late
     /// (`groups[i] != WindowOperator.lateGroup`) and its group's hint gives its slot there, and
     /// the watermark stays before `clock.closeAtMs`: the usual event, with one pane's arrays and
@@ -188,11 +266,12 @@ struct PaneWindows {
     /// the first event not taken and whether the last one taken made a close due.
     @inline(__always)
     mutating func addRun(pane k: Int, from: Int, _ events: EventBatch.EventView, groups: UnsafeBufferPointer<UInt32>,
-                         clock: inout IngestClock, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> (next: Int, closeDue: Bool) {
+                         clock: inout IngestClock, layout: AccumulatorLayout, pools: inout AccumulatorPools,
+                         deep: Bool) -> (next: Int, closeDue: Bool) {
         let lo = panes[k].startMs, hi = lo + slideMs, n = events.count, width = layout.width
         return hintStart.withUnsafeBufferPointer { hs in
             hintSlot.withUnsafeBufferPointer { hsl in
-                panes[k].withColumns { gids, acc in
+                panes[k].withColumns { gids, acc, prefetchTable in
                     var i = from
                     while i < n {
                         let ts = events.timestamp(i)
@@ -201,6 +280,21 @@ struct PaneWindows {
                         guard ts >= lo && ts < hi && g < hs.count && hs[g] == lo else { break }
                         let s = Int(hsl[g])
                         guard s < gids.count && gids[s] == UInt32(truncatingIfNeeded: g) else { break }
+                        if deep {
+                            // As `prefetch`, with the pane's arrays held here.
+                            let far = i + PaneWindows.hintDistance, near = i + PaneWindows.slotDistance
+                            if far < n, case let gf = Int(groups[far]), gf < hs.count {
+                                CLinux_prefetch(hs.baseAddress! + gf); CLinux_prefetch(hsl.baseAddress! + gf)
+                            }
+                            if near < n, case let gn = Int(groups[near]), gn < hs.count {
+                                let sn = Int(hsl[gn])
+                                if hs[gn] == lo && sn < gids.count {
+                                    CLinux_prefetch(gids.baseAddress! + sn); CLinux_prefetch(acc + sn &* width)
+                                } else {
+                                    prefetchTable(UInt32(truncatingIfNeeded: gn))
+                                }
+                            }
+                        }
                         layout.add(acc + s &* width, events, i, ts: ts, arrival: clock.arrivals, keyHash: 0, pools: &pools)
                         i += 1
                         if clock.observe(ts) { return (i, true) }
@@ -209,6 +303,15 @@ struct PaneWindows {
                 }
             }
         }
+    }
+
+    /// Whether `group`'s hint names pane `k`: `addRun` would take at least its event (a run
+    /// set up for nothing costs its arrays' retains; with a million groups most events are their
+    /// group's first in the pane). `mutating` only to be called in place (`Pane.prefetchSlot`).
+    @inline(__always)
+    mutating func hintNames(pane k: Int, group: UInt32) -> Bool {
+        let g = Int(group)
+        return g < hintStart.count && hintStart[g] == panes[k].startMs
     }
 
     /// Marks dirty the slots in pane `k` of the groups of events `range`, just taken by `addRun`.

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LaminarStore
 import Synchronization
@@ -134,15 +135,12 @@ public final class Reactor: @unchecked Sendable {
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
         store.releaseOwnership()  // the reactor thread takes it
         if store.fsyncPolicy == .always {
-            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO)
+            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO, sliceNs: limits.threadSliceNs)
         }
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        guard let started = ServerThread.start(name: "laminar-reactor", sliceNs: limits.threadSliceNs, run) else {
+            preconditionFailure("pthread_create failed for the reactor")
+        }
+        thread = started
     }
 
     /// Finishes the commands already submitted, ends subscriptions, commits, and joins the thread.
@@ -274,6 +272,7 @@ public final class Reactor: @unchecked Sendable {
             releaseAll()
         }
         if deliver() { worked = true }
+        for p in producers { p.readTrace?.roundEnded() }
         return worked
     }
 
@@ -348,6 +347,7 @@ public final class Reactor: @unchecked Sendable {
     func deliver() -> Bool {
         var any = false
         for p in producers {
+            p.readTrace?.delivering()
             // Cannot overflow the ring: in-flight commands never exceed its non-notification share.
             var pushed = p.immediate.count
             p.immediate.drain(pushed, into: p.completions)
@@ -406,6 +406,7 @@ public final class Reactor: @unchecked Sendable {
     /// `durable`: `StateStore.isDurable` of the key.
     @inline(__always)
     func completeRead(_ token: UInt64, _ result: consuming ReactorResult, durable: Bool, producer p: ReactorProducer) {
+        p.readTrace?.applied(token: token, inRound: durable || syncer == nil)
         guard syncer != nil else { return complete(token, result, producer: p) }
         if durable {
             p.immediate.append(ReactorCompletion(token: token, result), mutation: false)

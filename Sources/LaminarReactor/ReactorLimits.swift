@@ -77,6 +77,9 @@ public struct ReactorLimits: Sendable, Hashable {
     /// milliseconds, naming what it did (`RoundTiming`); 0: never. The server takes it from the
     /// environment variable `LAMINAR_DEBUG_SLOW_ROUND_MS`.
     public var slowRoundLogMs: Int = 0
+    /// The time slice the reactor thread and its commit syncer ask the scheduler for
+    /// (`CLinux_set_sched_slice_ns`), in nanoseconds; 0 keeps the kernel's default.
+    public var threadSliceNs: UInt64 = 0
 
     public static let `default` = ReactorLimits()
 

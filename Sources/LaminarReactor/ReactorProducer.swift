@@ -37,6 +37,9 @@ public final class ReactorProducer: @unchecked Sendable {
     var snapshotPending = 0
     var notificationsPushed = 0
     var subscriptionCount = 0
+    /// The debug trace of this producer's single-key reads (`ReadStageTrace`), set before the
+    /// reactor starts; the reactor stamps it, the producer's thread records it.
+    public var readTrace: ReadStageTrace?
 
     init(index: Int, limits: ReactorLimits, parking: ReactorParking, wake: @escaping @Sendable () -> Void) {
         self.index = index
@@ -65,6 +68,10 @@ public final class ReactorProducer: @unchecked Sendable {
     /// before it is either seen by the reactor's last check or the reactor is seen parked).
     @inline(__always)
     public func wakeReactorIfParked() { parking.wakeIfParked() }
+
+    /// Whether completions or notifications wait to be polled (producer thread).
+    @inline(__always)
+    public var hasCompletions: Bool { !completions.isEmpty }
 
     /// Pops up to `max` completions and notifications, oldest first. Returns how many.
     @discardableResult

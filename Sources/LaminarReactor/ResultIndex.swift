@@ -12,8 +12,8 @@ import LaminarStore
 /// allocation, and lookups take the key's bytes in place (`UnsafeRawBufferPointer`), so the
 /// reactor can pass a row's key straight from a slice or the operator's key table. The seed is
 /// random per index: clients choose the keys. Everything a lookup reads of a key — its hash,
-/// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes is
-/// found with two cache misses (slot, record) and its windows with one more; callers that know
+/// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes and
+/// its first two windows are found with two cache misses (slot, record); callers that know
 /// the next keys ahead `prefetch` them.
 ///
 /// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
@@ -32,15 +32,72 @@ struct ResultIndex {
         var seq: UInt64
     }
 
-    /// Per id: the key's hash, length (-1: the id is free), first 16 bytes (big-endian,
-    /// zero-padded), the key, and its windows.
+    /// A key's windows, ascending by start: the first two inline in the key's record, so that
+    /// setting or removing a row of a key with one or two retained windows (the usual: a key has
+    /// a row in the window closing now and maybe in the one before) touches no other memory; the
+    /// rest in `more`. Invariant: `more` is empty unless both inline windows are used.
+    struct Windows: RandomAccessCollection {
+        private var w0 = Window(startMs: 0, seq: 0)
+        private var w1 = Window(startMs: 0, seq: 0)
+        private var inline = 0
+        private var more: [Window] = []
+
+        init(_ first: Window) { append(first) }
+
+        var startIndex: Int { 0 }
+        var endIndex: Int { inline + more.count }
+        var count: Int { inline + more.count }
+        var isEmpty: Bool { inline == 0 }
+
+        subscript(i: Int) -> Window {
+            get {
+                precondition(i >= 0 && i < count, "ResultIndex.Windows: index")
+                return i == 0 ? w0 : i == 1 ? w1 : more[i - 2]
+            }
+            set {
+                precondition(i >= 0 && i < count, "ResultIndex.Windows: index")
+                if i == 0 { w0 = newValue } else if i == 1 { w1 = newValue } else { more[i - 2] = newValue }
+            }
+        }
+
+        mutating func append(_ w: Window) {
+            switch inline {
+            case 0: w0 = w; inline = 1
+            case 1: w1 = w; inline = 2
+            default: more.append(w)
+            }
+        }
+
+        mutating func insert(_ w: Window, at p: Int) {
+            let n = count
+            precondition(p >= 0 && p <= n, "ResultIndex.Windows: insert position")
+            guard p < n else { append(w); return }
+            let last = self[n - 1]
+            var i = n - 1
+            while i > p { self[i] = self[i - 1]; i -= 1 }
+            self[p] = w
+            append(last)
+        }
+
+        @discardableResult
+        mutating func remove(at p: Int) -> Window {
+            let removed = self[p]
+            for i in p..<(count - 1) { self[i] = self[i + 1] }
+            if !more.isEmpty { more.removeLast() } else { inline -= 1 }
+            return removed
+        }
+    }
+
+    /// Per id: what a lookup reads first (the key's first 16 bytes, big-endian, zero-padded, and
+    /// its length, -1 when the id is free), then its windows (64 bytes together: `prefetch`
+    /// loads them), then the key and its hash.
     struct Entry {
-        var hash: UInt64
         var head0: UInt64
         var head1: UInt64
         var length: Int
+        var windows: Windows
         var key: [UInt8]
-        var windows: [Window]
+        var hash: UInt64
 
         @inline(__always)
         static func heads(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) { SortedKeys.prefix16(key) }
@@ -49,7 +106,7 @@ struct ResultIndex {
     /// `fingerprint << 32 | (id + 1)`; 0 = empty.
     private var slots: [UInt64] = Array(repeating: 0, count: 64)
     private var mask = 63
-    private let hasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
+    let hasher = KeyHasher(seed: UInt64.random(in: 0...UInt64.max))
     private var entries: [Entry] = []
     private var freeIds: [UInt32] = []
     private(set) var keyCount = 0
@@ -67,15 +124,22 @@ struct ResultIndex {
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
 
     /// Starts loading what a lookup of the key of hash `h` reads: its table slot, and once that
-    /// has arrived (call again a few keys later with `entry: true`), its record.
+    /// has arrived (call again a few keys later with `entry: true`), its record. Mutating only
+    /// so that a caller holding the index `inout` in a closure calls it in place (a non-mutating
+    /// call there copies the whole index first, retaining each of its arrays).
     @inline(__always)
-    func prefetch(_ h: UInt64, entry: Bool) {
+    mutating func prefetch(_ h: UInt64, entry: Bool) {
         slots.withUnsafeBufferPointer { s in
             let i = Int(truncatingIfNeeded: h) & mask
             guard entry else { CLinux_prefetch(s.baseAddress! + i); return }
             let e = s[i]
             guard e != 0 else { return }
-            entries.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1)) }
+            entries.withUnsafeBufferPointer { m in
+                // The record's first 64 bytes (key head, length, inline windows) may span two lines.
+                let p = UnsafeRawPointer(m.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1))
+                CLinux_prefetch(p)
+                CLinux_prefetch(p + 63)
+            }
         }
     }
 
@@ -120,7 +184,7 @@ struct ResultIndex {
             entries[id].windows.append(window)
         } else {
             id = entries.count
-            entries.append(Entry(hash: h, head0: h0, head1: h1, length: key.count, key: key, windows: [window]))
+            entries.append(Entry(head0: h0, head1: h1, length: key.count, windows: Windows(window), key: key, hash: h))
         }
         slots[slot] = h & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
         keyCount += 1

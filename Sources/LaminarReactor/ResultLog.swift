@@ -16,6 +16,11 @@ final class ResultSet {
     private(set) var sliceCount: [Int] = []
     private(set) var head = 0
     var index = ResultIndex()
+
+    /// Runs `body` on the index in place: a method called on `index` through the class may copy
+    /// the whole index for the call (retaining and releasing each of its arrays), per row.
+    @inline(__always)
+    func withIndex<R>(_ body: (inout ResultIndex) throws -> R) rethrows -> R { try body(&index) }
     /// The oldest retained row: a later one than the head slice's first when rows of it left.
     var oldest: UInt64 = 1
     /// Rows before this had left when the reactor started (`_resulthead/{name}`): a replay that
@@ -271,23 +276,28 @@ extension Reactor {
         // The keys' hashes first, so that each lookup's slot and record are loaded a few rows
         // ahead (a million keys do not fit in any cache).
         hashScratch.removeAll(keepingCapacity: true)
-        builder.forEachHead { key, _, _ in hashScratch.append(set.index.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
+        let hasher = set.index.hasher
+        builder.forEachHead { key, _, _ in hashScratch.append(hasher.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
         var seq = builder.firstSeq
         var firstEndMs: Int64? = nil
         var i = 0
-        builder.forEachHead { key, start, end in
-            let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)
-            if firstEndMs == nil { firstEndMs = end }
-            if i + 8 < hashScratch.count { set.index.prefetch(hashScratch[i + 8], entry: false) }
-            if i + 4 < hashScratch.count { set.index.prefetch(hashScratch[i + 4], entry: true) }
-            let h = hashScratch[i]
-            i += 1
-            if set.index.set(key: k, hash: h, startMs: start, seq: seq) == 0 {
-                // An unnumbered row of an earlier version (`indexUnnumberedRow`) is replaced.
-                _ = try? store.delete(ReservedKeys.result(stream: set.name, key: Array(k), startMs: start), condition: .always)
+        var unnumbered: [(key: [UInt8], startMs: Int64)] = []
+        hashScratch.withUnsafeBufferPointer { hashes in
+            set.withIndex { index in
+                builder.forEachHead { key, start, end in
+                    let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                    if firstEndMs == nil { firstEndMs = end }
+                    if i + 8 < hashes.count { index.prefetch(hashes[i + 8], entry: false) }
+                    if i + 4 < hashes.count { index.prefetch(hashes[i + 4], entry: true) }
+                    let h = hashes[i]
+                    i += 1
+                    if index.set(key: k, hash: h, startMs: start, seq: seq) == 0 { unnumbered.append((Array(k), start)) }
+                    seq += 1
+                }
             }
-            seq += 1
         }
+        // An unnumbered row of an earlier version (`indexUnnumberedRow`) is replaced.
+        for (key, start) in unnumbered { _ = try? store.delete(ReservedKeys.result(stream: set.name, key: key, startMs: start), condition: .always) }
         if stream.oldestRetainedSeq == builder.firstSeq, let firstEndMs { stream.oldestRetainedEndMs = firstEndMs }
     }
 
@@ -329,6 +339,7 @@ extension Reactor {
         let set = stream.results
         var n = 0
         var deletes: [StoreMutation] = []
+        let hasher = set.index.hasher
         while n < max, stream.expiryDue(retainedMax: retainedMax) {
             let seq = stream.oldestRetainedSeq
             guard let i = set.headSlice else {
@@ -358,23 +369,29 @@ extension Reactor {
                     let from = stream.oldestRetainedSeq
                     let to = Swift.min(end, from + UInt64(Swift.min(256, max - n)))
                     hashScratch.removeAll(keepingCapacity: true)
-                    for s in from..<to { hashScratch.append(reader?.head(Int(s - first)).map { set.index.hash($0.key ?? noKey) } ?? 0) }
-                    for s in from..<to {
-                        let k = Int(s - from)
-                        if k + 8 < hashScratch.count { set.index.prefetch(hashScratch[k + 8], entry: false) }
-                        if k + 4 < hashScratch.count { set.index.prefetch(hashScratch[k + 4], entry: true) }
-                        if let row = reader?.head(Int(s - first)) {
-                            if stream.oldestRetainedEndMs != row.endMs {
-                                stream.oldestRetainedEndMs = row.endMs
-                                if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return }
+                    for s in from..<to { hashScratch.append(reader?.head(Int(s - first)).map { hasher.hash($0.key ?? noKey) } ?? 0) }
+                    let stop: Bool = hashScratch.withUnsafeBufferPointer { hashes in
+                        set.withIndex { index in
+                            for s in from..<to {
+                                let k = Int(s - from)
+                                if k + 8 < hashes.count { index.prefetch(hashes[k + 8], entry: false) }
+                                if k + 4 < hashes.count { index.prefetch(hashes[k + 4], entry: true) }
+                                if let row = reader?.head(Int(s - first)) {
+                                    if stream.oldestRetainedEndMs != row.endMs {
+                                        stream.oldestRetainedEndMs = row.endMs
+                                        if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return true }
+                                    }
+                                    if !row.isDelete { index.remove(key: row.key ?? noKey, hash: hashes[k], startMs: row.startMs, ifSeq: s) }
+                                }
+                                stream.oldestRetainedSeq = s + 1
+                                stream.oldestRetainedEndMs = nil
+                                n += 1
+                                if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return true }
                             }
-                            if !row.isDelete { set.index.remove(key: row.key ?? noKey, hash: hashScratch[k], startMs: row.startMs, ifSeq: s) }
+                            return false
                         }
-                        stream.oldestRetainedSeq = s + 1
-                        stream.oldestRetainedEndMs = nil
-                        n += 1
-                        if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return }
                     }
+                    if stop { return }
                 }
             }
             if read == nil {

@@ -34,7 +34,10 @@ enum ResultSlice {
     /// Builds one slice: rows appended in `seq` order, then `finish`. `reset` starts the next
     /// slice in the same memory.
     struct Builder {
-        private(set) var rows: [UInt8] = []
+        /// The rows' bytes are `rows[0..<length]`; `rows` only grows (by doubling), so that a
+        /// row is written in place with no append call per field.
+        private var rows: [UInt8] = []
+        private var length = 0
         private(set) var offsets: [UInt32] = []
         private(set) var firstSeq: UInt64
 
@@ -43,25 +46,46 @@ enum ResultSlice {
         /// Empties the builder for a slice starting at `firstSeq`, keeping its memory.
         mutating func reset(firstSeq: UInt64) {
             self.firstSeq = firstSeq
-            rows.removeAll(keepingCapacity: true)
+            length = 0
             offsets.removeAll(keepingCapacity: true)
+        }
+
+        /// Makes room for `n` more bytes after the rows; returns where they start (the caller
+        /// writes every one of them).
+        @inline(__always)
+        private mutating func room(_ n: Int) -> Int {
+            let at = length
+            if rows.count < at + n { rows.append(contentsOf: [UInt8](repeating: 0, count: Swift.max(at + n - rows.count, rows.count))) }
+            length = at + n
+            return at
+        }
+
+        private mutating func put(_ bytes: UnsafeRawBufferPointer) {
+            let at = room(bytes.count)
+            if !bytes.isEmpty { rows.withUnsafeMutableBytes { ($0.baseAddress! + at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) } }
         }
 
         /// A row of `emit: final` (no op, not final, no `before`) from its parts in place: the
         /// same bytes `append` writes for such a row.
         mutating func append(key: UnsafeRawBufferPointer?, startMs: Int64, endMs: Int64, values: UnsafeBufferPointer<Double>) {
-            let at = rows.count
-            offsets.append(UInt32(at))
             let keyBytes = key.map { 4 + $0.count } ?? 0
             // The row's room in one step, then its fields stored in place (no copy call per field).
-            rows.append(contentsOf: repeatElement(0, count: 1 + keyBytes + 20 + 8 * values.count))
+            let at = room(1 + keyBytes + 20 + 8 * values.count)
+            offsets.append(UInt32(at))
             rows.withUnsafeMutableBytes { b in
                 var p = b.baseAddress! + at
                 p.storeBytes(of: key != nil ? Flag.hasKey : 0, as: UInt8.self)
                 p += 1
                 if let key {
                     p.storeBytes(of: UInt32(key.count).littleEndian, as: UInt32.self)
-                    if !key.isEmpty { (p + 4).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+                    // Short keys (the usual) by word stores, not a copy call.
+                    let n = key.count, q = key.baseAddress
+                    if n >= 8 && n <= 16 {
+                        (p + 4).storeBytes(of: q!.loadUnaligned(as: UInt64.self), as: UInt64.self)
+                        (p + 4 + n - 8).storeBytes(of: q!.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), as: UInt64.self)
+                    } else if n > 0 {
+                        (p + 4).copyMemory(from: q!, byteCount: n)
+                    }
                     p += keyBytes
                 }
                 p.storeBytes(of: UInt64(bitPattern: startMs).littleEndian, as: UInt64.self)
@@ -77,7 +101,8 @@ enum ResultSlice {
 
         /// Calls `body` with the key (in place), window start and end of each row appended, in order.
         func forEachHead(_ body: (UnsafeRawBufferPointer?, Int64, Int64) -> Void) {
-            rows.withUnsafeBytes { bytes in
+            rows.withUnsafeBytes { all in
+                let bytes = UnsafeRawBufferPointer(rebasing: all[0..<length])
                 for o in offsets {
                     var c = Cursor(bytes: bytes, at: Int(o))
                     let flags = c.u8()!
@@ -89,17 +114,17 @@ enum ResultSlice {
 
         var count: Int { offsets.count }
         var isEmpty: Bool { offsets.isEmpty }
-        var isFull: Bool { rows.count >= ResultSlice.bytesMax }
+        var isFull: Bool { length >= ResultSlice.bytesMax }
 
         mutating func append(_ row: WindowResult) {
-            offsets.append(UInt32(rows.count))
+            offsets.append(UInt32(length))
             var flags: UInt8 = 0
             if row.key != nil { flags |= Flag.hasKey }
             if row.op == .delete { flags |= Flag.delete }
             if row.isFinal { flags |= Flag.final }
             if row.op == .delete, row.before != nil { flags |= Flag.before }
-            rows.append(flags)
-            if let key = row.key { appendU32(UInt32(key.count)); rows.append(contentsOf: key) }
+            appendU8(flags)
+            if let key = row.key { appendU32(UInt32(key.count)); key.withUnsafeBytes { put($0) } }
             appendU64(UInt64(bitPattern: row.startMs))
             appendU64(UInt64(bitPattern: row.endMs))
             let values = row.op == .delete ? [] : row.values
@@ -114,13 +139,13 @@ enum ResultSlice {
 
         /// A row kept as its JSON line (stored by an earlier version).
         mutating func appendJSON(key: [UInt8]?, startMs: Int64, endMs: Int64, isDelete: Bool, json: ArraySlice<UInt8>) {
-            offsets.append(UInt32(rows.count))
-            rows.append(Flag.json | (key != nil ? Flag.hasKey : 0) | (isDelete ? Flag.delete : 0))
-            if let key { appendU32(UInt32(key.count)); rows.append(contentsOf: key) }
+            offsets.append(UInt32(length))
+            appendU8(Flag.json | (key != nil ? Flag.hasKey : 0) | (isDelete ? Flag.delete : 0))
+            if let key { appendU32(UInt32(key.count)); key.withUnsafeBytes { put($0) } }
             appendU64(UInt64(bitPattern: startMs))
             appendU64(UInt64(bitPattern: endMs))
             appendU32(UInt32(json.count))
-            rows.append(contentsOf: json)
+            json.withUnsafeBytes { put($0) }
         }
 
         /// The slice's value: header, offsets, rows.
@@ -135,21 +160,28 @@ enum ResultSlice {
             var w = ByteWriter()
             swap(&w.bytes, &value)
             w.bytes.removeAll(keepingCapacity: true)
-            w.bytes.reserveCapacity(64 + columns.names.count * 16 + 4 * (offsets.count + 1) + rows.count)
+            w.bytes.reserveCapacity(64 + columns.names.count * 16 + 4 * (offsets.count + 1) + length)
             w.u8(ResultSlice.version)
             w.u32(UInt32(offsets.count))
             w.u32(UInt32(columns.names.count))
             for (name, integer) in zip(columns.names, columns.integer) { w.blob(name); w.u8(integer ? 1 : 0) }
             w.string(columns.keyName)
             let base = w.bytes.count + 4 * (offsets.count + 1)
-            for o in offsets { w.u32(UInt32(base) + o) }
-            w.u32(UInt32(base + rows.count))
-            w.bytes.append(contentsOf: rows)
+            // The offsets in one block (a `u32` call per row was most of the cost of a slice).
+            let at = w.bytes.count
+            w.bytes.append(contentsOf: [UInt8](repeating: 0, count: 4 * (offsets.count + 1)))
+            w.bytes.withUnsafeMutableBytes { b in
+                var p = b.baseAddress! + at
+                for o in offsets { p.storeBytes(of: (UInt32(base) + o).littleEndian, as: UInt32.self); p += 4 }
+                p.storeBytes(of: UInt32(base + length).littleEndian, as: UInt32.self)
+            }
+            w.bytes.append(contentsOf: rows[0..<length])
             swap(&w.bytes, &value)
         }
 
-        private mutating func appendU32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { rows.append(contentsOf: $0) } }
-        private mutating func appendU64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { rows.append(contentsOf: $0) } }
+        private mutating func appendU8(_ v: UInt8) { withUnsafeBytes(of: v) { put($0) } }
+        private mutating func appendU32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { put($0) } }
+        private mutating func appendU64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { put($0) } }
     }
 
     /// What an index needs of a row: its window, and whether it deletes the window's row. The

@@ -138,7 +138,7 @@ final class StreamRuntime {
     func checkpointSnapshot(atMs: Int64) -> CheckpointSnapshot {
         precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
         return CheckpointSnapshot(atMs: atMs, nextSequence: nextSequence, nextResultSeq: nextResultSeq,
-                                  idempotencyKeys: idempotency.oldestFirst, op: op,
+                                  idempotencyKeys: idempotency.oldestFirst, op: op.checkpointCopy(),
                                   sourceNext: definition.source == nil ? nil : sourceNext)
     }
 

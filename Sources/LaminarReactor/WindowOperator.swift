@@ -94,6 +94,24 @@ public struct WindowOperator {
     /// Groups a checkpoint writes: those of open panes (tumble/hop) or open sessions.
     var checkpointGroups: Int { isSession ? sessions.openCount : panes.panes.reduce(0) { $0 + $1.count } }
 
+    /// A copy of the operator holding what `encodeCheckpoint` reads and no more (no lookup
+    /// tables, hints, scratch or queued rows): a checkpoint snapshot (`CheckpointSnapshot`)
+    /// shares the arrays it holds with the live operator, and each one the live operator writes
+    /// while the snapshot is being encoded is copied whole on the reactor; the tables and hints,
+    /// written by nearly every event, are most of that. Only `encodeCheckpoint` may use it.
+    func checkpointCopy() -> WindowOperator {
+        var c = self
+        c.keys = keys.withoutTable()
+        c.keyHashes = []
+        c.groupOf = []
+        c.groupOfSourceKey = []
+        c.panes = panes.checkpointCopy()
+        c.output = RowQueue()
+        c.valueScratch = []
+        c.lateIndices = []
+        return c
+    }
+
     /// Whether a batch of `events` new events can never exceed `keysMax` keys (conservative).
     public func wouldFit(events: Int, keysMax: Int) -> Bool { groupAll || keys.count + events <= keysMax }
 
@@ -237,64 +255,74 @@ public struct WindowOperator {
         let late = groupEvents(events, keysMax: keysMax, sourceKeys: sourceKeys)
         let slide = panes.slideMs
         let n = events.count
-        // A local copy: the closures below would otherwise copy `self.layout` (retaining its
-        // arrays) for every event.
-        let layout = self.layout
-        // Runs of events in one pane whose groups have their slot there take `PaneWindows.addRun`
-        // (no HLL: it needs each key's hash).
-        let runs = layout.hllBase < 0
-        var cached = -1
-        var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
-        var i = 0
-        while i < n {
-            let ts = events.timestamp(i)
-            let g = groupOf[i]
-            if g == WindowOperator.lateGroup {
-                takeLate(i)
-                i += 1
-                if observe(ts) { cached = -1 }
-                continue
-            }
-            if cached < 0 || ts < paneStart || ts >= paneEnd || cached >= panes.panes.count || panes.panes[cached].startMs != paneStart {
-                paneStart = PaneWindows.floor(ts, slide)
-                paneEnd = paneStart + slide
-                cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
-                if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
-            }
-            if runs {
-                var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
-                                        allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
-                let (next, closeDue) = groupOf.withUnsafeBufferPointer { groups in
-                    panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout, pools: &pools)
-                }
-                if next > i {
-                    if changelog {
-                        groupOf.withUnsafeBufferPointer { panes.markRunDirty(pane: cached, groups: $0, i..<next) }
-                        dirtyPanes = true
-                    }
-                    watermarkMs = clock.watermarkMs
-                    maxEventTimeMs = clock.maxEventTimeMs
-                    arrivals = clock.arrivals
-                    i = next
-                    if closeDue {
-                        closeReady()
-                        cached = -1
-                    }
+        // The batch's groups held once, as a local: reading `self.groupOf` in a closure that
+        // changes `panes` retained and released it for every event.
+        var groupArray: [UInt32] = []
+        swap(&groupArray, &groupOf)
+        defer { swap(&groupArray, &groupOf) }
+        return groupArray.withUnsafeBufferPointer { all in
+            let groups = UnsafeBufferPointer(rebasing: all[0..<n])
+            // A local copy: the closures below would otherwise copy `self.layout` (retaining its
+            // arrays) for every event.
+            let layout = self.layout
+            // Runs of events in one pane whose groups have their slot there take `PaneWindows.addRun`
+            // (no HLL: it needs each key's hash).
+            let runs = layout.hllBase < 0
+            var cached = -1
+            var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
+            // Groups and slots are loaded some events ahead when they do not fit the caches.
+            let deep = keys.count > WindowOperator.deepPrefetchKeys
+            var i = 0
+            while i < n {
+                let ts = events.timestamp(i)
+                let g = groups[i]
+                if g == WindowOperator.lateGroup {
+                    takeLate(i)
+                    i += 1
+                    if observe(ts) { cached = -1 }
                     continue
                 }
+                if cached < 0 || ts < paneStart || ts >= paneEnd || cached >= panes.panes.count || panes.panes[cached].startMs != paneStart {
+                    paneStart = PaneWindows.floor(ts, slide)
+                    paneEnd = paneStart + slide
+                    cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
+                    if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
+                }
+                if runs && panes.hintNames(pane: cached, group: g) {
+                    var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
+                                            allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                    let (next, closeDue) = panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout,
+                                                        pools: &pools, deep: deep)
+                    if next > i {
+                        if changelog {
+                            panes.markRunDirty(pane: cached, groups: groups, i..<next)
+                            dirtyPanes = true
+                        }
+                        watermarkMs = clock.watermarkMs
+                        maxEventTimeMs = clock.maxEventTimeMs
+                        arrivals = clock.arrivals
+                        i = next
+                        if closeDue {
+                            closeReady()
+                            cached = -1
+                        }
+                        continue
+                    }
+                }
+                // One event: a group new to the pane, or an HLL to feed.
+                if deep { panes.prefetch(pane: cached, groups: groups, at: i, width: layout.width) }
+                let hllHash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
+                let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
+                let arrival = arrivals
+                panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
+                    layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hllHash, pools: &pools)
+                }
+                if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
+                i += 1
+                if observe(ts) { cached = -1 }
             }
-            // One event: a group new to the pane, or an HLL to feed.
-            let hllHash: UInt64 = layout.hllBase >= 0 ? distinctHasher.hash(events.key(i)) : 0
-            let s = panes.slot(pane: cached, group: g, layout: layout, pools: &pools)
-            let arrival = arrivals
-            panes.panes[cached].acc.withUnsafeMutableBufferPointer { b in
-                layout.add(b.baseAddress! + s * layout.width, events, i, ts: ts, arrival: arrival, keyHash: hllHash, pools: &pools)
-            }
-            if changelog { panes.panes[cached].markDirty(s); dirtyPanes = true }
-            i += 1
-            if observe(ts) { cached = -1 }
+            return late
         }
-        return late
     }
 
     private mutating func ingestSessions(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {

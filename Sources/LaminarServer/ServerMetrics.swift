@@ -1,3 +1,4 @@
+import LaminarReactor
 import Synchronization
 
 /// The routes of the HTTP contract, as metric labels.
@@ -150,6 +151,31 @@ public enum PrometheusText {
             }
         }
         return out
+    }
+
+    /// `laminar_debug_read_stage_seconds`, the stages of single-key reads (`ReadStageTrace`),
+    /// summed over the I/O threads' traces.
+    static func renderReadStages(_ traces: [ReadStageTrace]) -> [UInt8] {
+        var out = "# HELP laminar_debug_read_stage_seconds Debug (LAMINAR_DEBUG_READ_STAGES=1): where single-key reads spend their time in the server, by stage.\n"
+        out += "# TYPE laminar_debug_read_stage_seconds histogram\n"
+        for stage in ReadStageTrace.Stage.allCases {
+            var counts = [UInt64](repeating: 0, count: DurationHistogram.bucketCount)
+            var sumNs: UInt64 = 0
+            for t in traces {
+                let (c, s) = t.histograms[stage.rawValue].snapshot()
+                for i in counts.indices { counts[i] &+= c[i] }
+                sumNs &+= s
+            }
+            var cumulative: UInt64 = 0
+            for i in counts.indices {
+                cumulative &+= counts[i]
+                let le = DurationHistogram.upperBoundNs(i).map { String(Double($0) / 1e9) } ?? "+Inf"
+                out += "laminar_debug_read_stage_seconds_bucket{stage=\"\(stage.label)\",le=\"\(le)\"} \(cumulative)\n"
+            }
+            out += "laminar_debug_read_stage_seconds_sum{stage=\"\(stage.label)\"} \(Double(sumNs) / 1e9)\n"
+            out += "laminar_debug_read_stage_seconds_count{stage=\"\(stage.label)\"} \(cumulative)\n"
+        }
+        return Array(out.utf8)
     }
 
     public static func render(threads: [ThreadMetrics], samples: [MetricSample]) -> [UInt8] {

@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -108,15 +109,12 @@ final class CompactionJob: @unchecked Sendable {
         self.directory = directory
         self.options = options
         self.published = Atomic(snapshotEnd)
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<CompactionJob>.fromOpaque(arg!).takeRetainedValue()
-            lowerThreadPriority()
-            me.outcome = Result { try me.run() }
-            me.finished.store(true, ordering: .releasing)
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        let started = ServerThread.start(name: "laminar-compact", nice: 19) { [self] in
+            outcome = Result { try run() }
+            finished.store(true, ordering: .releasing)
+        }
+        guard let started else { preconditionFailure("pthread_create failed for a compaction") }
+        thread = started
     }
 
     /// Whether the thread is done (then `join` does not wait).
@@ -234,9 +232,8 @@ final class CompactionJob: @unchecked Sendable {
         }
         var live: [Live] = []
         live.reserveCapacity(table.count)
-        for i in 0..<table.capacity where table.slots[i].offset != 0 {
-            let o = Int(table.slots[i].offset)
-            live.append(Live(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(source + o)), hash: table.slots[i].hash, offset: o))
+        table.forEachSlot { hash, o in
+            live.append(Live(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(source + o)), hash: hash, offset: o))
         }
         let base = source
         live.sort { a, b in

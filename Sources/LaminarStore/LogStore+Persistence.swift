@@ -178,8 +178,7 @@ extension LogStore {
     private func rebuildOrderedIndexFromTable() {
         var entries: [OrderedKeyIndex.Entry] = []
         entries.reserveCapacity(table.count)
-        for i in 0..<table.capacity where table.slots[i].offset != 0 {
-            let offset = Int(table.slots[i].offset)
+        table.forEachSlot { _, offset in
             entries.append(OrderedKeyIndex.Entry(prefix: OrderedKeyIndex.prefix(of: RecordFormat.key(record(at: offset))), offset: UInt64(offset)))
         }
         let base = UnsafeRawPointer(region.base)

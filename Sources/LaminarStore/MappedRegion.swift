@@ -50,6 +50,9 @@ final class MappedRegion {
     let path: String
     /// The store's file operations.
     let io: any FileIO
+    /// `pwriteBytesMin`, read once here: a static computed at run time is a `swift_once` call
+    /// at every read, and `write(at:count:_:)` reads it per record.
+    private let pwriteFrom = MappedRegion.pwriteBytesMin
     /// Whether a reader relies on the file (the data file; not compaction output before its
     /// rename): then even a torn write of a full disk is fail-stop.
     var inUse = true
@@ -63,6 +66,14 @@ final class MappedRegion {
     private var writtenEnd = 0
     /// The file is mapped back over whole tail pages once this many bytes of them are durable.
     static let tailRemapBytes = 1 << 20
+
+    /// Fault-ahead (see `PageFaultAhead`): the end of the ranges handed to it so far, and the end
+    /// of an in-place write from which the next range is handed over (once per
+    /// `faultAheadStepBytes` written, up to `faultAheadBytes` past the write).
+    private var faultAheadEnd = 0
+    private var faultAheadNextAt = 0
+    static let faultAheadBytes = 4 << 20
+    static let faultAheadStepBytes = 1 << 20
 
     /// Where `write(at:count:_:)` lays bytes out before one `pwrite` (files only); reused.
     private var staging: UnsafeMutableRawPointer?
@@ -112,11 +123,13 @@ final class MappedRegion {
             precondition(offset >= jobEnd, "a write-behind tail only appends")
             fill(base + offset)
             writtenEnd = max(writtenEnd, offset + count)
+            faultAhead(after: offset + count)
             return
         }
         precondition(tailStart == Int.max, "a write-behind tail only appends")
-        guard fd >= 0, count >= MappedRegion.pwriteBytesMin else {
+        guard fd >= 0, count >= pwriteFrom else {
             fill(base + offset)
+            faultAhead(after: offset + count)
             return
         }
         if count > stagingBytes {
@@ -143,15 +156,36 @@ final class MappedRegion {
             precondition(offset >= jobEnd, "a write-behind tail only appends")
             (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             writtenEnd = max(writtenEnd, offset + bytes.count)
+            faultAhead(after: offset + bytes.count)
             return
         }
         precondition(tailStart == Int.max, "a write-behind tail only appends")
         guard fd >= 0 else {
             (base + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            faultAhead(after: offset + bytes.count)
             return
         }
         let (written, e) = io.pwrite(fd, bytes, at: offset)
         if e != 0 { throw StoreError.writeFailed("pwrite", path: path, errno: e, written: written, fileInUse: inUse) }
+    }
+
+    /// After an in-place write ending at `end`: once per `faultAheadStepBytes`, hands the pages
+    /// from the last range handed over (or `end`) to `faultAheadBytes` past `end` (inside the
+    /// capacity) to `PageFaultAhead`, so the next writes find them mapped in.
+    @inline(__always)
+    private func faultAhead(after end: Int) {
+        if end > faultAheadNextAt { requestFaultAhead(after: end) }
+    }
+
+    private func requestFaultAhead(after end: Int) {
+        let page = MappedRegion.pageBytes
+        let from = max(faultAheadEnd, (end + page - 1) / page * page)
+        let to = min(capacity, end / page * page + MappedRegion.faultAheadBytes)
+        if to > from {
+            PageFaultAhead.shared.request(self, from: from, to: to)
+            faultAheadEnd = to
+        }
+        faultAheadNextAt = end + MappedRegion.faultAheadStepBytes
     }
 
     /// Makes at least `bytes` usable, growing the file (or memory) geometrically.
@@ -206,7 +240,8 @@ final class MappedRegion {
         // Zero the partial page by hand, drop whole pages by punching them out of the file.
         let pageStart = (bytes + MappedRegion.pageBytes - 1) / MappedRegion.pageBytes * MappedRegion.pageBytes
         let partial = min(pageStart, capacity) - bytes
-        try write(at: bytes, count: partial) { memset($0, 0, partial) }
+        // In place, not through `write`: no fault-ahead into pages about to be cut.
+        memset(base + bytes, 0, partial)
         if pageStart < capacity {
             // A file cut short but not grown back would SIGBUS on the next store into its tail:
             // both steps failing are fail-stop.

@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -43,18 +44,8 @@ final class Retirement: @unchecked Sendable {
     /// if no thread can be started). The region's file, if any, is unlinked (renamed over): it is
     /// cut to nothing gradually before it is closed.
     static func release(_ region: consuming MappedRegion, _ table: KeyHashTable, _ ordered: consuming OrderedKeyIndex) {
-        let retired = Unmanaged.passRetained(Retirement(region: region, table: table, ordered: ordered))
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        let rc = pthread_create(&thread, &attributes, { arg in
-            lowerThreadPriority()
-            Unmanaged<Retirement>.fromOpaque(arg!).takeRetainedValue().free()
-            return nil
-        }, retired.toOpaque())
-        if rc != 0 { retired.takeRetainedValue().free() }
+        let retired = Retirement(region: region, table: table, ordered: ordered)
+        if ServerThread.start(name: "laminar-retire", nice: 19, detached: true, retired.free) == nil { retired.free() }
     }
 
     private func free() {
@@ -107,11 +98,4 @@ final class Retirement: @unchecked Sendable {
             usleep(truncatePauseMicros)
         }
     }
-}
-
-/// Lowers the calling thread's CPU priority to `nice` (default 19, the lowest): background work
-/// (a compaction, a retirement, a checkpoint's encoding) then only takes the CPU the writer and the
-/// I/O threads leave. (On Linux the nice value is per thread, and `who` 0 is the calling thread.)
-public func lowerThreadPriority(nice: Int32 = 19) {
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
 }

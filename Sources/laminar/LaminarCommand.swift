@@ -75,6 +75,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("results-retained-max"), help: "Result rows a stream retains at most (for GET …/results and since); the oldest leave first.")
     var resultsRetainedMax = ServerLimits.default.resultsRetainedPerStreamMax
 
+    @Option(name: .customLong("thread-slice-us"), help: "The time slice, in microseconds, the I/O threads, the reactor and its commit syncer ask the scheduler for (Linux 6.12+: a thread with a shorter slice gets the CPU sooner when it wakes, not more of it); 0 keeps the kernel's default.")
+    var threadSliceUs = Int(ServerConfiguration().threadSliceNs / 1000)
+
     enum FsyncChoice: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
     }
@@ -93,6 +96,7 @@ struct Serve: ParsableCommand {
         }
         if progressIntervalMs < 0 || progressIntervalMs > 3_600_000 { throw ValidationError("--progress-interval-ms must be 0...3600000") }
         if resultsRetainedMax < 1 { throw ValidationError("--results-retained-max must be >= 1") }
+        if threadSliceUs != 0 && !(100...100_000).contains(threadSliceUs) { throw ValidationError("--thread-slice-us must be 0 or 100...100000") }
     }
 
     func run() throws {
@@ -132,6 +136,7 @@ struct Serve: ParsableCommand {
         configuration.cluster = cluster
         configuration.limits.followProgressIntervalMs = progressIntervalMs
         configuration.limits.resultsRetainedPerStreamMax = resultsRetainedMax
+        configuration.threadSliceNs = UInt64(threadSliceUs) * 1000
         raiseDescriptorLimit(logger)
 
         // Every thread started from here on inherits the blocked signals; this thread takes them.

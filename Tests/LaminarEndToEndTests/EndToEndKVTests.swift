@@ -361,4 +361,26 @@ struct EndToEndKVTests {
         #expect(try server.metric("laminar_http_open_connections") == 1, "only the /metrics request's connection is open")
         try server.stop()
     }
+
+    /// `LAMINAR_DEBUG_READ_STAGES=1`: every GET of a durable key (answered in the reactor round
+    /// that applied it) is counted in each stage of `laminar_debug_read_stage_seconds`; without
+    /// it the family is absent.
+    @Test
+    func readStageTraceCountsEachGet() throws {
+        let tmp = try TempDir()
+        let server = try Server(["--data-dir", tmp.file("data"), "--fsync", "always"], environment: ["LAMINAR_DEBUG_READ_STAGES": "1"])
+        #expect(try request("--http2-prior-knowledge", "PUT", server.url("/kv/traced"), ["-d", "v"]).status == 204)
+        for _ in 0..<5 { #expect(try request("--http2-prior-knowledge", "GET", server.url("/kv/traced")).text == "v") }
+        let metrics = try request("--http1.1", "GET", server.url("/metrics")).text
+        for stage in ["receive", "queue", "round", "wake", "send", "total"] {
+            #expect(metrics.contains("laminar_debug_read_stage_seconds_count{stage=\"\(stage)\"} 5\n"), "stage \(stage): \(metrics.suffix(600))")
+        }
+        #expect(metrics.contains("laminar_debug_read_stage_seconds_bucket{stage=\"total\",le=\"+Inf\"} 5\n"))
+        try server.stop()
+
+        let plain = try Server()
+        #expect(try request("--http1.1", "GET", plain.url("/kv/absent")).status == 404)
+        #expect(!(try request("--http1.1", "GET", plain.url("/metrics")).text.contains("laminar_debug_read_stage_seconds")))
+        try plain.stop()
+    }
 }

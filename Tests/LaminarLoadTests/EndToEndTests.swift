@@ -94,6 +94,19 @@ import Testing
         #expect(counted.status == 0, "stderr: \(counted.stderr)")
         let countedReport = try #require(try JSONSerialization.jsonObject(with: Data(counted.stdout.utf8)) as? [String: Any], "stdout: \(counted.stdout)")
         #expect(countedReport["requests"] as? Int == 403)
+
+        // --rate: the open loop reports its send lag, a part of each request's latency (both
+        // count from the scheduled time), so no percentile of it exceeds the latency's.
+        let paced = try Self.runLoad(["get", "--url", "http://127.0.0.1:\(port)", "--path", "/file", "-c", "2", "-m", "4", "--rate", "2000", "-D", "1s", "--json"])
+        #expect(paced.status == 0, "stderr: \(paced.stderr)")
+        let pacedReport = try #require(try JSONSerialization.jsonObject(with: Data(paced.stdout.utf8)) as? [String: Any], "stdout: \(paced.stdout)")
+        let lag = try #require(pacedReport["send_lag_ms"] as? [String: Double], "stdout: \(paced.stdout)")
+        let latency = try #require(pacedReport["latency_ms"] as? [String: Double])
+        for key in ["p50", "p90", "p99", "p99.9", "max"] {
+            let l = try #require(lag[key]), t = try #require(latency[key])
+            #expect(l >= 0 && l <= t, "\(key): send lag \(l) ms, latency \(t) ms")
+        }
+        #expect(report["send_lag_ms"] == nil, "a closed loop has no schedule")
     }
 
     @Test func unreachableServerExitsThree() throws {

@@ -133,6 +133,29 @@ import Testing
         #expect(got == model.values.reduce(0) { $0 + $1.count })
     }
 
+    /// A key's window list (two windows inline, the rest in an array) against an array: inserts
+    /// at every position, removals anywhere, past the inline ones and back.
+    @Test func windowListsMatchAnArray() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var list: ResultIndex.Windows? = nil
+            var model: [ResultIndex.Window] = []
+            for step in 0..<30 {
+                if !model.isEmpty && Int.random(in: 0..<3, using: &rng) == 0 {
+                    let p = Int.random(in: 0..<model.count, using: &rng)
+                    #expect(list!.remove(at: p).seq == model.remove(at: p).seq)
+                } else {
+                    let w = ResultIndex.Window(startMs: Int64(step), seq: UInt64(step))
+                    let p = Int.random(in: 0...model.count, using: &rng)
+                    model.insert(w, at: p)
+                    if list == nil { list = ResultIndex.Windows(w) } else { list!.insert(w, at: p) }
+                }
+                #expect(list!.map(\.seq) == model.map(\.seq))
+                #expect(list!.count == model.count && list!.isEmpty == model.isEmpty)
+            }
+        }
+    }
+
     /// The index against a dictionary: random sets and removals, then ordered visits whole, by
     /// prefix, by exact key and after a cursor.
     @Test func theIndexKeepsTheCurrentRowOfEachWindowInOrder() {

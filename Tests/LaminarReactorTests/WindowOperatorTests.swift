@@ -213,6 +213,7 @@ struct ChangelogTable {
             var table = ChangelogTable()
             var finals: [Row] = []
             var late = 0
+            var snapshot: (op: WindowOperator, bytes: [UInt8])? = nil
             func take(_ op: inout WindowOperator) {
                 for r in op.takeOutput() {
                     if emitFinal { finals.append(Row(key: r.key, start: r.startMs, end: r.endMs, values: r.values)) } else { table.apply(r) }
@@ -249,7 +250,17 @@ struct ChangelogTable {
                     do { try restored.decodeCheckpoint(from: &r, keysMax: 1000) } catch { problems.append("checkpoint: \(error)") }
                     if !r.atEnd { problems.append("checkpoint not read to its end") }
                     op = restored
+                    // A checkpoint snapshot (`checkpointCopy`, no tables) encodes what its
+                    // operator did, after the operator went on (checked at the end).
+                    var now = ByteWriter()
+                    op.encodeCheckpoint(into: &now)
+                    snapshot = (op.checkpointCopy(), now.bytes)
                 }
+            }
+            if let snapshot {
+                var w = ByteWriter()
+                snapshot.op.encodeCheckpoint(into: &w)
+                if w.bytes != snapshot.bytes { problems.append("a checkpoint copy encodes other bytes than its operator did") }
             }
             // Close everything.
             model.advance(to: Int64(1) << 50)

@@ -27,6 +27,19 @@ int CLinux_epoll_create(void);
 int CLinux_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 /// epoll_wait that returns the ready (events, data) pairs in two plain arrays.
 int CLinux_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms);
+/// CLinux_epoll_wait with a timeout in nanoseconds (negative: none), through epoll_pwait2
+/// (Linux 5.11+; before, rounded up to whole milliseconds).
+int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, int64_t timeout_ns);
+/// prctl(PR_SET_TIMERSLACK): how late the kernel may end this thread's timed waits (default 50 us).
+int CLinux_set_timer_slack_ns(unsigned long ns);
+/// Names the calling thread (prctl PR_SET_NAME, 15 bytes kept): what top -H, perf and /proc show.
+int CLinux_set_thread_name(const char *name);
+/// Asks the scheduler (EEVDF, Linux 6.12+: sched_setattr's sched_runtime for SCHED_OTHER, no
+/// privilege needed) for time slices of `ns` (0.1 to 100 ms) for the calling thread, keeping its
+/// nice value: a shorter slice does not give a thread more CPU; it may get it sooner (an earlier
+/// virtual deadline; a waking thread with a shorter slice may preempt the running one). Returns 0
+/// or -errno.
+int CLinux_set_sched_slice_ns(uint64_t ns);
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
 int CLinux_eventfd(void);
 /// Adds 1 to an eventfd's counter (EAGAIN at saturation is harmless: it is already signalled).
