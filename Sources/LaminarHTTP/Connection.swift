@@ -23,7 +23,13 @@ final class Connection {
     let slot: Int
     /// The slot's generation while this connection holds it (`EventLoop.connection(slot:generation:)`).
     let generation: UInt32
-    private(set) var mode: Mode = .sniffing
+    private(set) var mode: Mode = .sniffing {
+        didSet {
+            if case .http2(let session) = mode { h2 = Unmanaged.passUnretained(session) } else { h2 = nil }
+        }
+    }
+    /// The session of `.http2` (which holds it), for the answer path without a retain.
+    private var h2: Unmanaged<HTTP2Session>?
     var out = OutputBuffer()
     /// The epoll events currently registered.
     private(set) var interest: UInt32 = CLinux_EPOLLIN | CLinux_EPOLLRDHUP
@@ -318,7 +324,7 @@ final class Connection {
 
     func respond(_ streamID: Int32, _ response: HTTPResponse) -> Bool {
         if isClosed { return false }
-        if let session { return session.respond(streamID, response) }
+        if let h2 { return h2._withUnsafeGuaranteedRef { $0.respond(streamID, response) } }
         guard let h1, h1.outstanding == streamID, !h1.streaming else { return false }
         writeHTTP1Head(h1, status: response.status, headers: response.headers, etag: response.etag, contentLength: response.bodyCount)
         if !h1.isHead && response.status != 204 && response.status != 304 {
@@ -328,6 +334,17 @@ final class Connection {
         h1Finished(h1)
         handler.requestClosed(token, reason: .completed)
         return true
+    }
+
+    func respond(_ streamID: Int32, status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64?) -> Bool {
+        if isClosed { return false }
+        if let h2 {
+            return h2._withUnsafeGuaranteedRef { $0.respond(streamID, status: status, contentType: contentType, borrowing: body, etag: etag) }
+        }
+        let headers: HTTPHeaders = contentType.map { ["content-type": $0.description] } ?? [:]
+        let response = body.map { HTTPResponse(status: status, headers: headers, borrowing: $0, etag: etag) }
+            ?? HTTPResponse(status: status, headers: headers, etag: etag)
+        return respond(streamID, response)
     }
 
     func startStreaming(_ streamID: Int32, status: Int, headers: HTTPHeaders) -> Bool {

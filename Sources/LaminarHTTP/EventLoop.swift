@@ -216,6 +216,14 @@ final class EventLoop {
         return slots[slot]
     }
 
+    /// `connection(slot:generation:)` without a retain, for `_withUnsafeGuaranteedRef` around
+    /// an answer (nothing in it closes the connection: closing waits for the flush).
+    @inline(__always)
+    func unretainedConnection(slot: Int, generation: UInt32) -> Unmanaged<Connection>? {
+        guard slot < slots.count, generations[slot] == generation else { return nil }
+        return slots[slot].map { Unmanaged.passUnretained($0) }
+    }
+
     private func token(_ slot: Int) -> UInt64 { UInt64(slot) | UInt64(generations[slot]) << 32 }
 
     /// Changes what epoll reports for `connection`.

@@ -78,17 +78,24 @@ final class HTTP2Stream {
     /// Instead of `response`: a whole body owned elsewhere (`HTTPResponse.borrowedBody`), sent
     /// with `NGHTTP2_DATA_FLAG_NO_COPY`: `responseOffset` counts what nghttp2 framed,
     /// `borrowedSent` what `sendData` copied into the output. Held until the stream closes.
-    var borrowed: HTTPBorrowedBytes?
+    var borrowed: HTTPBorrowedBytes? {
+        didSet { (borrowedStart, borrowedCount) = (borrowed?.start, borrowed?.count ?? 0) }
+    }
+    /// `borrowed`'s bytes, copied out of it: read per DATA frame without a retain of its owner.
+    private(set) var borrowedStart: UnsafeRawPointer?
+    private(set) var borrowedCount = 0
     var borrowedSent = 0
     /// Bytes of the whole response body, however held.
-    var responseBytes: Int { borrowed?.count ?? response.count }
+    var responseBytes: Int { borrowedStart == nil ? response.count : borrowedCount }
     var deferred = false
     /// Stream 1 after an h2c upgrade: hold DATA until the client's SETTINGS arrived (curl 7.88).
     var holdUntilClientSettings = false
 
     init(id: Int32) { self.id = id }
 
-    /// Back to a new stream's state, keeping the capacity of the request's buffers.
+    /// Back to a new stream's state, keeping the capacity of the request's buffers. Only for a
+    /// stream `HTTP2Session.recycle` kept: the body, body sink, response and borrowed body were
+    /// let go there (not cleared again here, per request).
     func reset(id: Int32) {
         self.id = id
         method = nil
@@ -96,18 +103,16 @@ final class HTTP2Stream {
         headers.removeAll()
         headerBytes = 0
         startedMs = 0
-        body = []
-        bodySink = nil
         bodyBytes = 0
-        rejectStatus = nil
-        rejectDetail = ""
+        if rejectStatus != nil {
+            rejectStatus = nil
+            rejectDetail = ""
+        }
         phase = .receiving
         complete = false
         aborted = false
         isHead = false
-        response = []
         responseOffset = 0
-        borrowed = nil
         borrowedSent = 0
         deferred = false
         holdUntilClientSettings = false
@@ -120,6 +125,9 @@ final class HTTP2Session {
     // unowned(unsafe): the connection owns this session and tears it down before it goes away;
     // no reference counting on the per-request path.
     unowned(unsafe) let connection: Connection
+    /// The same, for the per-frame paths that use it through `_withUnsafeGuaranteedRef` (a use
+    /// of the unowned(unsafe) reference retains and releases it around the access).
+    private let connectionRef: Unmanaged<Connection>
     private var session: OpaquePointer?
     private var streams = HTTP2StreamTable()
     /// Closed streams kept for reuse (no allocation per request), at most `spareStreamsMax`.
@@ -167,11 +175,12 @@ final class HTTP2Session {
     /// The stream whose request header block is arriving (opened by `beginHeaders`): the header
     /// callbacks that follow find it without a table lookup and a retain each. Cleared when it
     /// closes, so it never outlives the table's reference.
-    private unowned(unsafe) var headerStream: HTTP2Stream?
+    private var headerStream: Unmanaged<HTTP2Stream>?
     private var headerStreamID: Int32 = 0
 
     init(connection: Connection) {
         self.connection = connection
+        connectionRef = Unmanaged.passUnretained(connection)
         let limits = connection.limits
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -410,32 +419,44 @@ final class HTTP2Session {
         let limits = connection.limits
         var i = 0
         while i < waiting.count {
-            let id = waiting[i]
-            guard let stream = streams[id], !stream.dispatched else { i += 1; continue }
-            let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.target.isEmpty
-            if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
+            // The stream stays in the table while it is dispatched (a handler's answer closes
+            // nothing before the next mem_send): used without a retain.
+            if let stream = streams.unretained(waiting[i]),
+               !stream._withUnsafeGuaranteedRef({ dispatch($0, limits) }) {
                 break
             }
             i += 1
-            lastDispatchedStreamID = max(lastDispatchedStreamID, id)
-            if let status = stream.rejectStatus {
-                respondError(stream, status: status, detail: stream.rejectDetail)
-                continue
-            }
-            if stream.method == nil || stream.target.isEmpty {
-                respondError(stream, status: 400, detail: "missing :method or :path")
-                continue
-            }
-            stream.isHead = stream.method == .head
-            stream.phase = .handed
-            unanswered += 1
-            let request = HTTPRequest(method: stream.method!, target: stream.target, headers: stream.headers, body: stream.body,
-                                      version: .http2, token: connection.token(stream.id), bodySink: stream.bodySink)
-            stream.body = []
-            stream.bodySink = nil
-            connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
         }
         waiting.removeFirst(i)
+    }
+
+    /// Hands one complete request to the handler, or answers it here (a limit hit while
+    /// receiving, no `:method` or `:path`). False when it must wait for answers to go out.
+    private func dispatch(_ stream: HTTP2Stream, _ limits: HTTPLimits) -> Bool {
+        guard !stream.dispatched else { return true }
+        let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.target.isEmpty
+        if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
+            return false
+        }
+        lastDispatchedStreamID = max(lastDispatchedStreamID, stream.id)
+        if let status = stream.rejectStatus {
+            respondError(stream, status: status, detail: stream.rejectDetail)
+            return true
+        }
+        guard let method = stream.method, !stream.target.isEmpty else {
+            respondError(stream, status: 400, detail: "missing :method or :path")
+            return true
+        }
+        stream.isHead = method == .head
+        stream.phase = .handed
+        unanswered += 1
+        let token = connection.token(stream.id)
+        connection.handler.handle(HTTPRequest(method: method, target: stream.target, headers: stream.headers, body: stream.body,
+                                              version: .http2, token: token, bodySink: stream.bodySink),
+                                  responder: HTTPResponder(connection: connection, token: token))
+        stream.body = []
+        stream.bodySink = nil
+        return true
     }
 
     private func reportClosed() {
@@ -478,7 +499,30 @@ final class HTTP2Session {
     }
 
     func respond(_ id: Int32, _ response: HTTPResponse) -> Bool {
-        guard let stream = streams[id], stream.dispatched, !stream.responded, !stream.aborted else { return false }
+        guard let stream = streams.unretained(id) else { return false }
+        return stream._withUnsafeGuaranteedRef { respond($0, response) }
+    }
+
+    /// `respond` for an answer of a status, a static content type and a borrowed body (the KV
+    /// answers): no `HTTPResponse` or `HTTPHeaders` built and walked per request.
+    func respond(_ id: Int32, status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64?) -> Bool {
+        guard let stream = streams.unretained(id) else { return false }
+        return stream._withUnsafeGuaranteedRef { stream in
+            guard stream.dispatched, !stream.responded, !stream.aborted else { return false }
+            answered(stream)
+            let count = body?.count ?? 0
+            let hasBody = count > 0 && !stream.isHead && status != 204 && status != 304
+            if hasBody { stream.borrowed = body } else { stream.response = [] }
+            unsentResponseBytes += stream.responseBytes
+            stream.responseOffset = 0
+            stream.phase = .responded
+            return submit(stream, status: status, headers: HTTPHeaders(), contentType: contentType, etag: etag,
+                          contentLength: count, withBody: hasBody)
+        }
+    }
+
+    private func respond(_ stream: HTTP2Stream, _ response: HTTPResponse) -> Bool {
+        guard stream.dispatched, !stream.responded, !stream.aborted else { return false }
         answered(stream)
         let hasBody = response.bodyCount > 0 && !stream.isHead && response.status != 204 && response.status != 304
         if hasBody, let borrowed = response.borrowedBody {
@@ -567,19 +611,21 @@ final class HTTP2Session {
     }
 
     /// Submits the response headers (and a data provider when there is a body).
-    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, etag: UInt64? = nil,
-                        contentLength: Int?, withBody: Bool) -> Bool {
+    private func submit(_ stream: HTTP2Stream, status: Int, headers: HTTPHeaders, contentType: StaticString? = nil,
+                        etag: UInt64? = nil, contentLength: Int?, withBody: Bool) -> Bool {
         // Sized first, then written through raw pointers into the session's reused block;
         // nghttp2 copies the fields during the call.
-        var fieldCount = 3
+        var fieldCount = 4
         var byteCount = FieldName.status.utf8CodeUnitCount + FieldName.etag.utf8CodeUnitCount + 2
             + FieldName.contentLength.utf8CodeUnitCount + 3 * ResponseFields.decimalBytesMax
+            + FieldName.contentType.utf8CodeUnitCount + (contentType?.utf8CodeUnitCount ?? 0)
         for (name, value) in headers {
             fieldCount += 1
             byteCount += name.utf8.count + value.utf8.count
         }
         fields.begin(fieldCount: fieldCount, byteCount: byteCount)
         fields.add(FieldName.status, decimal: UInt64(status))
+        if let contentType { fields.add(FieldName.contentType, contentType) }
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
             fields.add(name, value)
         }
@@ -604,6 +650,7 @@ final class HTTP2Session {
         static var status: StaticString { ":status" }
         static var etag: StaticString { "etag" }
         static var contentLength: StaticString { "content-length" }
+        static var contentType: StaticString { "content-type" }
         static var method: StaticString { ":method" }
         static var path: StaticString { ":path" }
         static var authority: StaticString { ":authority" }
@@ -641,7 +688,7 @@ final class HTTP2Session {
         let stream = newStream(frame.pointee.hd.stream_id)
         stream.startedMs = connection.loop.nowMs
         streams[stream.id] = stream
-        headerStream = stream
+        headerStream = Unmanaged.passUnretained(stream)
         headerStreamID = stream.id
         connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
     }
@@ -649,7 +696,13 @@ final class HTTP2Session {
     fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-              headerStreamID == frame.pointee.hd.stream_id, let stream = headerStream, stream.rejectStatus == nil else { return }
+              headerStreamID == frame.pointee.hd.stream_id, let stream = headerStream else { return }
+        // The table holds the stream while it is the header stream: no retain around the use.
+        stream._withUnsafeGuaranteedRef { header($0, name, value) }
+    }
+
+    private func header(_ stream: HTTP2Stream, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        guard stream.rejectStatus == nil else { return }
         let limits = connection.limits
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > limits.headerListBytesMax {
@@ -666,7 +719,7 @@ final class HTTP2Session {
                 stream.target.removeAll(keepingCapacity: true)
                 stream.target.append(contentsOf: value)
             } else if Self.equals(name, FieldName.authority) {
-                stream.headers.append(name: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
+                stream.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
             }
             return
         }
@@ -674,7 +727,7 @@ final class HTTP2Session {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
-        stream.headers.append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+        stream.headers.append(lowercaseName: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
     }
 
     /// A decimal number (`Int.max` past 18 digits), or nil when not all digits.
@@ -689,7 +742,12 @@ final class HTTP2Session {
     }
 
     fileprivate func dataChunk(_ id: Int32, _ data: UnsafeBufferPointer<UInt8>) {
-        guard let stream = streams[id], stream.rejectStatus == nil else { return }
+        guard let stream = streams.unretained(id) else { return }
+        stream._withUnsafeGuaranteedRef { dataChunk($0, data) }
+    }
+
+    private func dataChunk(_ stream: HTTP2Stream, _ data: UnsafeBufferPointer<UInt8>) {
+        guard stream.rejectStatus == nil else { return }
         let max = connection.limits.bodyBytesMax
         stream.bodyBytes += data.count
         if stream.bodyBytes > max {
@@ -718,9 +776,15 @@ final class HTTP2Session {
             }
             return
         }
-        let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              let stream = streams[frame.pointee.hd.stream_id] else { return }
+              let stream = streams.unretained(frame.pointee.hd.stream_id) else { return }
+        stream._withUnsafeGuaranteedRef { requestFrameReceived(frame, $0) }
+    }
+
+    /// A HEADERS or DATA frame of a request arrived whole.
+    private func requestFrameReceived(_ frame: UnsafePointer<nghttp2_frame>, _ stream: HTTP2Stream) {
+        let type = frame.pointee.hd.type
+        let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
            stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty,
            connection.handler.mayTakeBodySink(method: method) {
@@ -787,18 +851,23 @@ final class HTTP2Session {
     }
 
     fileprivate func readBody(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = streams[id] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        guard let stream = streams.unretained(id) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        return stream._withUnsafeGuaranteedRef { readBody($0, buffer, length, flags) }
+    }
+
+    private func readBody(_ stream: HTTP2Stream, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         if stream.aborted || (stream.holdUntilClientSettings && !clientSettingsReceived) {
             stream.deferred = true
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
-        if let borrowed = stream.borrowed {
+        if stream.borrowedStart != nil {
             // nghttp2 frames the length; `sendData` copies the bytes when the frame goes out.
-            let n = min(length, borrowed.count - stream.responseOffset)
+            let count = stream.borrowedCount
+            let n = min(length, count - stream.responseOffset)
             stream.responseOffset += n
             unsentResponseBytes -= n
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
-            if stream.responseOffset == borrowed.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+            if stream.responseOffset == count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
             return n
         }
         let available = stream.response.count - stream.responseOffset
@@ -830,11 +899,19 @@ final class HTTP2Session {
     /// the one copy of the body. Called from within mem_send, after every earlier frame's bytes
     /// were handed out, so the order on the wire holds.
     fileprivate func sendData(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
-        guard let stream = streams[frame.pointee.hd.stream_id], let borrowed = stream.borrowed,
-              stream.borrowedSent + length <= borrowed.count else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        guard let stream = streams.unretained(frame.pointee.hd.stream_id) else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        return stream._withUnsafeGuaranteedRef { sendData($0, frame, header: header, length: length) }
+    }
+
+    private func sendData(_ stream: HTTP2Stream, _ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
+        guard let start = stream.borrowedStart,
+              stream.borrowedSent + length <= stream.borrowedCount else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
         precondition(frame.pointee.data.padlen == 0, "DATA frames are never padded (no select_padding callback)")
-        connection.out.append(UnsafeRawBufferPointer(start: header, count: 9))
-        connection.out.append(UnsafeRawBufferPointer(start: borrowed.start + stream.borrowedSent, count: length))
+        let body = UnsafeRawBufferPointer(start: start + stream.borrowedSent, count: length)
+        connectionRef._withUnsafeGuaranteedRef { connection in
+            connection.out.append(UnsafeRawBufferPointer(start: header, count: 9))
+            connection.out.append(body)
+        }
         stream.borrowedSent += length
         return 0
     }
@@ -865,13 +942,17 @@ final class HTTP2Session {
 
 // MARK: - Trampolines
 
+/// Runs `body` on the session a callback's user data names, without a retain and a release
+/// around the call (a strong reference taken from `takeUnretainedValue()` costs one of each per
+/// callback, about a dozen callbacks per request): the connection keeps the session alive for as
+/// long as nghttp2 can call back into it.
 @inline(__always)
-private func server(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
-    Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+private func server<T>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> T) -> T {
+    Unmanaged<HTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 private let readResponseBody: nghttp2_data_source_read_callback = { _, id, buffer, length, flags, _, userData in
-    server(userData).readBody(id, buffer!, length, flags!)
+    server(userData) { $0.readBody(id, buffer!, length, flags!) }
 }
 
 /// One callback table for every server session (nghttp2 copies it into each session).
@@ -879,34 +960,34 @@ nonisolated(unsafe) private let serverCallbacks: OpaquePointer = {
     var callbacks: OpaquePointer?
     nghttp2_session_callbacks_new(&callbacks)
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-        server(userData).beginHeaders(frame!)
+        server(userData) { $0.beginHeaders(frame!) }
         return 0
     }
     nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-        server(userData).header(frame!, UnsafeBufferPointer(start: name, count: nameLength), UnsafeBufferPointer(start: value, count: valueLength))
+        server(userData) { $0.header(frame!, UnsafeBufferPointer(start: name, count: nameLength), UnsafeBufferPointer(start: value, count: valueLength)) }
         return 0
     }
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, id, data, length, userData in
-        server(userData).dataChunk(id, UnsafeBufferPointer(start: data, count: length))
+        server(userData) { $0.dataChunk(id, UnsafeBufferPointer(start: data, count: length)) }
         return 0
     }
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-        server(userData).frameReceived(frame!)
+        server(userData) { $0.frameReceived(frame!) }
         return 0
     }
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, id, errorCode, userData in
-        server(userData).streamClosed(id, errorCode: errorCode)
+        server(userData) { $0.streamClosed(id, errorCode: errorCode) }
         return 0
     }
     nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
-        server(userData).sendData(frame!, header: header!, length: length)
+        server(userData) { $0.sendData(frame!, header: header!, length: length) }
     }
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData).resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id) }
+        if frame!.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) { server(userData) { $0.resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id) } }
         return 0
     }
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, userData in
-        server(userData).resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id)
+        server(userData) { $0.resetOrInvalidFrame(streamID: frame!.pointee.hd.stream_id) }
         return 0
     }
     return callbacks!

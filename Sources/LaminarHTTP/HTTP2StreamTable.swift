@@ -49,6 +49,20 @@ struct HTTP2StreamTable {
         }
     }
 
+    /// The stream `id` names, not retained: for `_withUnsafeGuaranteedRef` on the per-request
+    /// paths (a strong reference from the subscript costs a retain and a release per lookup).
+    /// Valid while the table holds the stream, so not across anything that may close it.
+    @inline(__always)
+    func unretained(_ id: Int32) -> Unmanaged<HTTP2Stream>? {
+        var i = home(id)
+        while true {
+            let slotID = ids[i]
+            if slotID == id { return values[i].map { Unmanaged.passUnretained($0) } }
+            if slotID == 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> HTTP2Stream? {
         if id == 0 { return nil }

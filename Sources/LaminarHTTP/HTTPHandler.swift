@@ -234,7 +234,19 @@ public struct HTTPResponder {
     /// Sends a complete response.
     @discardableResult
     public func respond(_ response: HTTPResponse) -> Bool {
-        connection?.respond(token.streamID, response) ?? false
+        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        return connection._withUnsafeGuaranteedRef { $0.respond(token.streamID, response) }
+    }
+
+    /// Sends a complete response whose headers are a content type known when compiling (or none),
+    /// an `etag: "N"` and the length: as `respond(_:)` with those, without building an
+    /// `HTTPResponse` (the KV answers, most of the traffic).
+    @discardableResult
+    public func respond(status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64?) -> Bool {
+        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        return connection._withUnsafeGuaranteedRef {
+            $0.respond(token.streamID, status: status, contentType: contentType, borrowing: body, etag: etag)
+        }
     }
 
     /// Sends the status and headers of a long-lived response whose body is appended with `write`

@@ -24,12 +24,20 @@ public struct HTTPRequestHeaders: Sendable, Equatable {
     /// Appends a field; the name is lowercased on the way in.
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let start = bytes.count
-        bytes.append(contentsOf: name)
+        append(lowercaseName: name, value: value)
         bytes.withUnsafeMutableBufferPointer { b in
-            for i in start..<b.count where b[i] &- 0x41 < 26 { b[i] |= 0x20 }
+            for i in start..<(start + name.count) where b[i] &- 0x41 < 26 { b[i] |= 0x20 }
         }
-        bytes.append(contentsOf: value)
-        fields.append(Field(nameStart: Int32(start), nameCount: Int32(name.count), valueCount: Int32(value.count)))
+    }
+
+    /// Appends a field whose name holds no upper-case letter already (HTTP/2: nghttp2 refuses
+    /// a request with one), skipping the lowercasing pass.
+    public mutating func append(lowercaseName name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let start = bytes.count
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.baseAddress?.assumingMemoryBound(to: UInt8.self), count: name.count))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: value.baseAddress?.assumingMemoryBound(to: UInt8.self), count: value.count))
+        fields.append(Field(nameStart: Int32(truncatingIfNeeded: start), nameCount: Int32(truncatingIfNeeded: name.count),
+                            valueCount: Int32(truncatingIfNeeded: value.count)))
     }
 
     public mutating func removeAll() {

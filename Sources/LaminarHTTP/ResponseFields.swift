@@ -73,6 +73,11 @@ struct ResponseFields: ~Copyable {
     }
 
     @inline(__always)
+    mutating func add(_ name: StaticString, _ value: StaticString) {
+        add({ Self.write(name, to: $0) }, { Self.write(value, to: $0) })
+    }
+
+    @inline(__always)
     mutating func add(_ name: String, _ value: String) {
         add({ Self.write(name, to: $0) }, { Self.write(value, to: $0) })
     }

@@ -47,9 +47,9 @@ extension RequestHandler {
             // Sent from where the value lies (the store's mapping, or its copy), which the value
             // pins until the response is gone.
             let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: value.owner, start: $0.baseAddress!, count: $0.count) }
-            respond(p, HTTPResponse(status: 200, headers: Self.octetStream, borrowing: borrowed, etag: version))
+            respond(p, status: 200, contentType: "application/octet-stream", borrowing: borrowed, etag: version)
         case (.write, .written(let version)), (.write, .deleted(let version)):
-            respond(p, HTTPResponse(status: 204, etag: version))
+            respond(p, status: 204, contentType: nil, borrowing: nil, etag: version)
         case (.scan(let encoding, let limit), .entries(let entries)):
             var body: [UInt8] = []
             body.reserveCapacity(entries.bytes.count + entries.count * 40)

@@ -332,7 +332,6 @@ final class RequestHandler: HTTPHandler {
 
     static let json: HTTPHeaders = ["content-type": "application/json"]
     static let ndjson: HTTPHeaders = ["content-type": "application/x-ndjson"]
-    static let octetStream: HTTPHeaders = ["content-type": "application/octet-stream"]
 
     func respond(_ responder: HTTPResponder, _ route: Route, _ start: UInt64, _ response: HTTPResponse) {
         metrics.recordRequest(route: route, status: response.status, durationNs: Self.nowNs() &- start)
@@ -341,6 +340,13 @@ final class RequestHandler: HTTPHandler {
 
     func respond(_ p: Pending, _ response: HTTPResponse) {
         respond(p.responder, p.route, p.startNs, response)
+    }
+
+    /// A KV answer: a status, a static content type, the value where it lies (`HTTPResponder`'s
+    /// path that builds no `HTTPResponse`).
+    func respond(_ p: Pending, status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64) {
+        metrics.recordRequest(route: p.route, status: status, durationNs: Self.nowNs() &- p.startNs)
+        p.responder.respond(status: status, contentType: contentType, borrowing: body, etag: etag)
     }
 
     /// Answers a reactor error (`HTTPResponse(error:)`).

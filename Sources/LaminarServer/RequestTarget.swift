@@ -1,3 +1,5 @@
+import Glibc
+
 /// A request target (`/kv/some%2Fkey?prefix=a&limit=10`) split into a percent-decoded path and
 /// query parameters. Keys are bytes, so decoding is binary-safe: `%00` and `%FF` are allowed and
 /// `+` is a literal plus (use `%20` for a space). Pure; fuzzable.
@@ -72,6 +74,9 @@ public struct RequestTarget: Sendable, Hashable {
     }
 
     public static func percentDecode(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> [UInt8] {
+        // Most keys hold no escape: one allocation and a copy instead of an append per byte.
+        let escaped = bytes.withUnsafeBufferPointer { b in b.count > 0 && memchr(b.baseAddress!, 0x25, b.count) != nil }
+        if !escaped { return Array(bytes) }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = bytes.startIndex

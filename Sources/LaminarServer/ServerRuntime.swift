@@ -1,3 +1,4 @@
+import Glibc
 import LaminarFormats
 import LaminarHTTP
 import LaminarReactor
@@ -76,6 +77,11 @@ public final class ServerRuntime: @unchecked Sendable {
         options.fsync = configuration.fsync
         options.logger = logger
         options.limits = limits.store
+        // Address space the data file may reserve (default 64 GiB): valgrind cannot reserve that
+        // much, so a profiling run under callgrind sets a smaller bound.
+        if let gib = getenv("LAMINAR_DEBUG_DATA_GIB").flatMap({ Int(String(cString: $0)) }), gib > 0 {
+            options.dataBytesMax = gib << 30
+        }
         if configuration.inMemory {
             store = try LogStore.inMemory(options: options)
         } else {
