@@ -144,6 +144,9 @@ public final class LogStore: StateStore {
 
     deinit {
         abandonCompaction(removeFiles: false)
+        // A publication that never completed (the store failed, or was dropped without a close)
+        // still holds the old file's table: its region and ordered index go with it by ARC.
+        if case .publishing(let pending) = compaction { pending.oldTable.deallocate() }
         writeSlots.deallocate()
         table.deallocate()
         if lockFD >= 0 { Glibc.close(lockFD) }
