@@ -18,7 +18,9 @@ STALL_RATE (reader req/s, default 5000), STALL_PUT_CLIENT (default "-c 8 -m 32")
 (default 1), STALL_TRACE=1 (run the server with LAMINAR_DEBUG_READ_STAGES=1 and report where the
 reader's GETs spend their time inside it, stage by stage, from `/metrics`
 laminar_debug_read_stage_seconds: receive, queue, round, wake, send, total, io_iteration),
-STALL_SERVER_ARGS (more `laminar serve` flags, e.g. "--thread-slice-us 100"), LAMINAR_BIN (another laminar binary).
+STALL_SERVER_ARGS (more `laminar serve` flags, e.g. "--thread-slice-us 100"), LAMINAR_BIN (another laminar binary),
+STALL_PUT_NICE (the put client's nice value, default 0: a diagnostic of how much of the tail is the
+clients taking the server's cores).
 """
 import json
 import os
@@ -37,6 +39,10 @@ DUR = int(os.environ.get("BENCH_DURATION", "20"))
 RATE = int(os.environ.get("STALL_RATE", "5000"))
 PUT_CLIENT = os.environ.get("STALL_PUT_CLIENT", "-c 8 -m 32").split()
 IO_THREADS = int(os.environ.get("LAMINAR_IO_THREADS", "1"))
+# The put client's nice value (0: the same priority as the server and the reader). The clients
+# share the server's two cores; at nice 10 the put load takes only the CPU the server and the
+# reader leave, as clients on other machines would.
+PUT_NICE = int(os.environ.get("STALL_PUT_NICE", "0"))
 LOAD = os.path.join(ROOT, ".build", "release", "laminar-load")
 RESULTS = os.path.join(ROOT, "bench-results")
 READER_KEY = "stall-reader"
@@ -75,8 +81,8 @@ def stage_percentiles(before, after):
     return out
 
 
-def load(args, timeout):
-    argv = [LOAD] + args + ["--json"]
+def load(args, timeout, nice=0):
+    argv = (["nice", "-n", str(nice)] if nice else []) + [LOAD] + args + ["--json"]
     log("$ " + " ".join(argv))
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
@@ -110,7 +116,8 @@ def run(keys, procs, tmp):
 
     def writers():
         writer_result.update(load(["kv", "--url", f"http://127.0.0.1:{port}", "--keys", str(keys), "--mix", "put=100",
-                                   "--duration", f"{DUR + 4}s", "--error-threshold", "0.01"] + PUT_CLIENT, DUR + 120))
+                                   "--duration", f"{DUR + 4}s", "--error-threshold", "0.01"] + PUT_CLIENT, DUR + 120,
+                                  nice=PUT_NICE))
 
     t = threading.Thread(target=writers)
     t.start()
