@@ -15,8 +15,8 @@ import Testing
         var token: UInt64 = 1
         var notes: [ReactorCompletion] = []
 
-        init(_ store: any StateStore, _ limits: ReactorLimits) throws {
-            reactor = try Reactor(store: store, limits: limits)
+        init(_ store: any StateStore, _ limits: ReactorLimits, clock: any ReactorClock = SystemClock()) throws {
+            reactor = try Reactor(store: store, clock: clock, limits: limits)
             producer = reactor.makeProducer {}
         }
 

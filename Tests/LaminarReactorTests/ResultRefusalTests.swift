@@ -69,58 +69,7 @@ final class SliceRefusingStore: StateStore {
 /// row of a closed window is stored once under consecutive seqs, followers get each row once and
 /// only once it is stored, no checkpoint covers a row not stored, and a restart loses nothing.
 @Suite struct ResultRefusalTests {
-    final class Stepper {
-        let reactor: Reactor
-        let producer: ReactorProducer
-        let clock = ManualClock()
-        var token: UInt64 = 1
-        var notes: [ReactorCompletion] = []
-
-        init(_ store: any StateStore, _ limits: ReactorLimits) throws {
-            reactor = try Reactor(store: store, clock: clock, limits: limits)
-            producer = reactor.makeProducer {}
-        }
-
-        func call(_ op: ReactorOperation) -> ReactorResult? {
-            let t = token
-            token += 1
-            precondition(producer.submit(ReactorCommand(token: t, op)))
-            reactor.runRound()
-            var result: ReactorResult?
-            _ = producer.poll { c in if c.token == t && !c.result.isNotification { result = c.result } else { notes.append(c) } }
-            return result
-        }
-
-        func round() {
-            reactor.runRound()
-            _ = producer.poll { notes.append($0) }
-        }
-
-        func stats(_ name: String) -> StreamStats? { call(.streamStats(name: name))?.stats }
-
-        /// Every retained row of `stream` by resumes from the start: (seq, key).
-        func resumeAll(_ stream: String) -> [(UInt64, String)] {
-            var out: [(UInt64, String)] = []
-            var seq: UInt64 = 0
-            while case .retainedResults(let rows, let last, let live)? = call(.resumeResults(stream: stream, after: seq, keyPrefix: [])) {
-                for row in rows { out.append((row.seq, Self.key(row.json))) }
-                seq = last
-                if live { break }
-            }
-            return out
-        }
-
-        static func key(_ json: [UInt8]) -> String {
-            let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
-            return object?["key"] as? String ?? "?"
-        }
-
-        func followedSeqs(token: UInt64) -> [UInt64] {
-            notes.filter { $0.token == token }.flatMap { n -> [UInt64] in
-                if case .windowsClosed(let rows) = n.result { rows.map(\.seq) } else { [] }
-            }
-        }
-    }
+    typealias Stepper = ResultDeliveryTests.Stepper
 
     static func keysBatch(_ n: Int, ts: Int64) -> EventBatch {
         EventBatch(keys: (0..<n).map { "k\($0)" }, timestamps: Array(repeating: ts, count: n), values: Array(repeating: 1, count: n))
@@ -144,7 +93,8 @@ final class SliceRefusingStore: StateStore {
         do {
             let base = try LogStore.open(directory: dir.path)
             let store = SliceRefusingStore(base)
-            let s = try Stepper(store, limits)
+            let clock = ManualClock()
+            let s = try Stepper(store, limits, clock: clock)
             #expect(s.call(.defineStream(StreamDefinition(name: "w", windowSizeMs: 1000)))?.isOK == true)
             if follow {
                 followToken = s.token
@@ -167,11 +117,11 @@ final class SliceRefusingStore: StateStore {
                 guard case .subscribed? = s.call(.follow(stream: "w")) else { Issue.record("follow"); return }
             }
             // The retry timer: refused again.
-            s.clock.advance(byMs: 100)
+            clock.advance(byMs: 100)
             s.round()
             #expect(store.refused == 2 && s.stats("w")?.resultWritesRefused == 2)
             store.full = false
-            s.clock.advance(byMs: 100)
+            clock.advance(byMs: 100)
             for _ in 0..<20 { s.round() }
             st = try #require(s.stats("w"))
             #expect(st.resultSeq == 1000 && st.rowsPending == 0 && st.walEntries == 0, "\(st)")
@@ -182,7 +132,7 @@ final class SliceRefusingStore: StateStore {
             try base.close()
         }
         let store = try LogStore.open(directory: dir.path)
-        let s = try Stepper(store, limits)
+        let s = try Stepper(store, limits, clock: ManualClock())
         let st = try #require(s.stats("w"))
         #expect(st.resultSeq == 1000 && st.rowsPending == 0, "\(st)")
         let rows = s.resumeAll("w")
@@ -197,7 +147,7 @@ final class SliceRefusingStore: StateStore {
         do {
             let base = try LogStore.open(directory: dir.path)
             let store = SliceRefusingStore(base)
-            let s = try Stepper(store, limits)
+            let s = try Stepper(store, limits, clock: ManualClock())
             #expect(s.call(.defineStream(StreamDefinition(name: "c", windowSizeMs: 1000)))?.isOK == true)
             _ = s.call(.appendEvents(stream: "c", batch: Self.keysBatch(50, ts: 10), idempotencyKey: nil))
             store.full = true
@@ -207,11 +157,36 @@ final class SliceRefusingStore: StateStore {
             try base.close()  // the process dies with the slice in memory
         }
         let store = try LogStore.open(directory: dir.path)
-        let s = try Stepper(store, limits)
+        let s = try Stepper(store, limits, clock: ManualClock())
         let st = try #require(s.stats("c"))
         #expect(st.resultSeq == 50, "replay emitted the window again: \(st)")
         let rows = s.resumeAll("c")
         #expect(rows.map(\.0) == Array(1...50) && Set(rows.map(\.1)).count == 50)
         try store.close()
+    }
+}
+
+extension ResultDeliveryTests.Stepper {
+    /// Every retained row of `stream` by resumes from the start: (seq, key).
+    func resumeAll(_ stream: String) -> [(UInt64, String)] {
+        var out: [(UInt64, String)] = []
+        var seq: UInt64 = 0
+        while case .retainedResults(let rows, let last, let live)? = call(.resumeResults(stream: stream, after: seq, keyPrefix: [])) {
+            for row in rows { out.append((row.seq, Self.key(row.json))) }
+            seq = last
+            if live { break }
+        }
+        return out
+    }
+
+    static func key(_ json: [UInt8]) -> String {
+        let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
+        return object?["key"] as? String ?? "?"
+    }
+
+    func followedSeqs(token: UInt64) -> [UInt64] {
+        notes.filter { $0.token == token }.flatMap { n -> [UInt64] in
+            if case .windowsClosed(let rows) = n.result { rows.map(\.seq) } else { [] }
+        }
     }
 }
