@@ -76,15 +76,7 @@ final class PageFaultAhead: @unchecked Sendable {
     }
 
     private func startThread() -> Bool {
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        return pthread_create(&thread, &attributes, { _ in
-            PageFaultAhead.shared.run()
-            return nil
-        }, nil) == 0
+        ServerThread.start(name: "laminar-fault", detached: true) { PageFaultAhead.shared.run() } != nil
     }
 
     private func run() {
