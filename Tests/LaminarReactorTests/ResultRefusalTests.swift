@@ -71,10 +71,6 @@ final class SliceRefusingStore: StateStore {
 @Suite struct ResultRefusalTests {
     typealias Stepper = ResultDeliveryTests.Stepper
 
-    static func keysBatch(_ n: Int, ts: Int64) -> EventBatch {
-        EventBatch(keys: (0..<n).map { "k\($0)" }, timestamps: Array(repeating: ts, count: n), values: Array(repeating: 1, count: n))
-    }
-
     var limits: ReactorLimits {
         var l = ReactorLimits()
         l.resultRowsPerRoundMax = 100
@@ -100,10 +96,10 @@ final class SliceRefusingStore: StateStore {
                 followToken = s.token
                 guard case .subscribed? = s.call(.follow(stream: "w")) else { Issue.record("follow"); return }
             }
-            #expect(s.call(.appendEvents(stream: "w", batch: Self.keysBatch(1000, ts: 10), idempotencyKey: nil))?.ack?.accepted == 1000)
+            #expect(s.call(.appendEvents(stream: "w", batch: ResultDeliveryTests.keysBatch(1000, ts: 10), idempotencyKey: nil))?.ack?.accepted == 1000)
             store.full = true
             // Closes window 0 (1000 rows): its first slice is refused, nothing more goes out.
-            #expect(s.call(.appendEvents(stream: "w", batch: Self.keysBatch(1, ts: 1500), idempotencyKey: nil))?.ack?.accepted == 1)
+            #expect(s.call(.appendEvents(stream: "w", batch: ResultDeliveryTests.keysBatch(1, ts: 1500), idempotencyKey: nil))?.ack?.accepted == 1)
             for _ in 0..<5 { s.round() }
             var st = try #require(s.stats("w"))
             #expect(st.resultSeq == 0 && st.rowsPending == 900 && st.resultWritesRefused == 1, "\(st)")
@@ -149,9 +145,9 @@ final class SliceRefusingStore: StateStore {
             let store = SliceRefusingStore(base)
             let s = try Stepper(store, limits, clock: ManualClock())
             #expect(s.call(.defineStream(StreamDefinition(name: "c", windowSizeMs: 1000)))?.isOK == true)
-            _ = s.call(.appendEvents(stream: "c", batch: Self.keysBatch(50, ts: 10), idempotencyKey: nil))
+            _ = s.call(.appendEvents(stream: "c", batch: ResultDeliveryTests.keysBatch(50, ts: 10), idempotencyKey: nil))
             store.full = true
-            _ = s.call(.appendEvents(stream: "c", batch: Self.keysBatch(1, ts: 1500), idempotencyKey: nil))
+            _ = s.call(.appendEvents(stream: "c", batch: ResultDeliveryTests.keysBatch(1, ts: 1500), idempotencyKey: nil))
             let st = try #require(s.stats("c"))
             #expect(st.rowsPending == 0 && st.resultSeq == 0 && st.walEntries == 1, "no checkpoint covers the waiting rows: \(st)")
             try base.close()  // the process dies with the slice in memory
