@@ -145,6 +145,18 @@ struct KeyHashTable {
         if bytes >= hugePageBytes { munmap(slots, bytes) } else { free(slots) }
     }
 
+    /// `freeSlots` off the caller's thread for a mapped table (a `munmap` takes time that grows
+    /// with its size: not on the writer's path); small tables are freed at once. Nothing may
+    /// touch `slots` afterwards.
+    static func freeSlotsInBackground(_ slots: UnsafeMutablePointer<Slot>, _ capacity: Int) {
+        guard capacity * MemoryLayout<Slot>.stride >= hugePageBytes else { return freeSlots(slots, capacity) }
+        let address = UInt(bitPattern: slots)
+        let started = ServerThread.start(name: "laminar-retire", nice: 19, detached: true) {
+            freeSlots(UnsafeMutablePointer(bitPattern: address)!, capacity)
+        }
+        if started == nil { freeSlots(slots, capacity) }
+    }
+
     /// The slot index holding `key`, or `nil`.
     @inlinable @inline(__always)
     func find(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> Int? {
@@ -311,7 +323,7 @@ struct KeyHashTable {
         }
         migrated = end
         if migrated > oldMask {
-            KeyHashTable.freeSlots(old, oldMask + 1)
+            KeyHashTable.freeSlotsInBackground(old, oldMask + 1)
             oldSlots = nil
             oldMask = 0
         }
