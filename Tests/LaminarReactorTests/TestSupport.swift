@@ -1,20 +1,14 @@
 import Foundation
 import Glibc
+import LaminarStore
 
 /// Runs `body` on a new POSIX thread (not the cooperative pool: ring sides block and spin).
-final class TestThread: @unchecked Sendable {
-    private var thread: pthread_t = 0
-    private let body: () -> Void
+final class TestThread: Sendable {
+    private nonisolated(unsafe) let thread: pthread_t
 
     init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<TestThread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed")
+        guard let thread = ServerThread.start(name: "test", body) else { preconditionFailure("pthread_create failed") }
+        self.thread = thread
     }
 
     func join() { pthread_join(thread, nil) }

@@ -7,14 +7,7 @@ import Testing
 @Suite struct LogStoreOwnershipTests {
     /// Runs `body` on a new thread and waits for it.
     func onAnotherThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        var thread: pthread_t = 0
-        let box = Unmanaged.passRetained(Box(body))
-        let rc = pthread_create(&thread, nil, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0)
+        guard let thread = ServerThread.start(name: "test-other", body) else { preconditionFailure("pthread_create failed") }
         pthread_join(thread, nil)
     }
 
