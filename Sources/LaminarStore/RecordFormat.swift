@@ -50,6 +50,9 @@ enum RecordFormat {
         revision: Revision, expiresAtMs: Int64, flags: UInt8
     ) -> Int {
         let size = paddedSize(keyBytes: key.count, valueBytes: value.count)
+        // The padding (under 8 bytes, at the end): the record's last word zeroed first, the key
+        // and value then copied over its start (a `memset` call cost ~17 instructions a record).
+        p.storeBytes(of: 0, toByteOffset: size - 8, as: UInt64.self)
         p.storeBytes(of: UInt32(truncatingIfNeeded: value.count).littleEndian, toByteOffset: 4, as: UInt32.self)
         p.storeBytes(of: revision.littleEndian, toByteOffset: 8, as: UInt64.self)
         p.storeBytes(of: expiresAtMs.littleEndian, toByteOffset: 16, as: Int64.self)
@@ -60,7 +63,6 @@ enum RecordFormat {
         if key.count > 0 { (p + headerBytes).copyMemory(from: key.baseAddress!, byteCount: key.count) }
         if value.count > 0 { (p + headerBytes + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count) }
         let end = headerBytes + key.count + value.count
-        if size > end { (p + end).initializeMemory(as: UInt8.self, repeating: 0, count: size - end) }
         let crc = laminar_crc32c(0, p + 4, end - 4)
         p.storeBytes(of: crc.littleEndian, toByteOffset: 0, as: UInt32.self)
         return size
