@@ -24,11 +24,14 @@ extension Reactor {
                 return completeRead(token, result, durable: key.withUnsafeBytes { store.isDurable($0) }, producer: p)
             }
             // One lookup; the value stays in the store's mapping, pinned until the I/O thread has sent it.
-            let read = store.read(key, hash: keyHash, durability: syncer != nil)
-            if let found = read.found {
-                completeRead(token, .value(found.value, version: found.version), durable: read.durable, producer: p)
-            } else {
-                completeRead(token, .failure(.notFound), durable: read.durable, producer: p)
+            // The found value is moved into the result (taken out of the whole read result, it
+            // was copied: a retain and a release of its mapping per get).
+            let (found, durable) = store.read(key, hash: keyHash, durability: syncer != nil)
+            switch consume found {
+            case .some(let (value, version)):
+                completeRead(token, .value(consume value, version: version), durable: durable, producer: p)
+            case .none:
+                completeRead(token, .failure(.notFound), durable: durable, producer: p)
             }
 
         case .put(let key, let value, let condition, let ttlMs):
