@@ -4,8 +4,8 @@ import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
 ///
-/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the key's
-/// length and kind.
+/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the kind
+/// and key's length.
 public struct ReactorCommand: @unchecked Sendable {
     /// Which of `Reactor.execute`'s paths runs the command, noted when it is built (a look at
     /// the enum's case from the reactor risked a copy of it).
@@ -19,8 +19,9 @@ public struct ReactorCommand: @unchecked Sendable {
     let keyBytes: UnsafeRawPointer?
     let valueBytes: UnsafeRawPointer?
     public let operation: ReactorOperation
-    let keyCount: Int32
+    /// Before `keyCount`: in the byte after the operation's 41 (after it, the command took 80).
     let kind: Kind
+    let keyCount: Int32
 
     public init(token: UInt64, _ operation: consuming ReactorOperation) {
         self.token = token
