@@ -39,8 +39,9 @@ public struct LogStoreStats: Sendable, Hashable {
     public var compactions: UInt64 = 0
     /// Compactions started (a compaction thread launched).
     public var compactionsStarted: UInt64 = 0
-    /// Bytes of records appended during compactions and copied into the new file (by the
-    /// compaction thread's catch-up rounds or the writer's slices).
+    /// Bytes of records appended during compactions and brought into the new file (by the
+    /// compaction thread's catch-up rounds, which leave out records overwritten later in the
+    /// same part, or the writer's slices).
     public var compactionTailBytes: UInt64 = 0
     /// Bytes of a torn or damaged tail cut off when the store was opened.
     public var recoveryTruncatedBytes: Int = 0
