@@ -200,7 +200,7 @@ final class CompactionJob: @unchecked Sendable {
     }
 
     /// A catch-up round's records are looked at in parts of about this many bytes (a part ends
-    /// outside a batch): the memory of `copyLatest`'s last-offset map is bounded by a part.
+    /// outside a batch): the memory of `copyLatest`'s last offsets is bounded by a part.
     static let catchUpPartBytes = 16 << 20
 
     /// Copies the records of `[from, to)` of the source (whole records and batches: a published
@@ -220,23 +220,33 @@ final class CompactionJob: @unchecked Sendable {
         from: Int, to: Int, into writer: DataFileWriter, table: inout KeyHashTable, ordered: inout OrderedKeyIndex,
         liveBytes: inout Int
     ) throws {
-        var last: [UInt64: Int] = [:]
+        var last = LastOffsets()
+        defer { last.deallocate() }
         var kept: [Int] = []
         var partStart = from
         while partStart < to {
             try checkCancelled()
-            // The part, and the last offset of each key hash in it.
+            // The part: whole records from `partStart`, about `catchUpPartBytes`, ending outside a batch.
             var partEnd = partStart
+            var records = 0
             var continues = false
             while partEnd < to && (partEnd - partStart < Self.catchUpPartBytes || continues) {
                 let p = source + partEnd
                 continues = RecordFormat.flags(p) & RecordFormat.flagBatchContinues != 0
-                last[hasher.hash(RecordFormat.key(p))] = partEnd
                 partEnd += RecordFormat.paddedSize(p)
+                records += 1
+            }
+            // The last offset of each key hash in it.
+            last.reset(records: records)
+            var at = partStart
+            while at < partEnd {
+                let p = source + at
+                last.note(hasher.hash(RecordFormat.key(p)), offset: at)
+                at += RecordFormat.paddedSize(p)
             }
             kept.removeAll(keepingCapacity: true)
             var inBatch = false
-            var at = partStart
+            at = partStart
             while at < partEnd {
                 let p = source + at
                 let size = RecordFormat.paddedSize(p)
@@ -255,17 +265,55 @@ final class CompactionJob: @unchecked Sendable {
                     at: offset, base: writer.region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
                     maintainOrder: true)
             }
-            last.removeAll(keepingCapacity: true)
             partStart = partEnd
         }
     }
 
     /// Whether a later record of the part holds the same key as the record at `offset`.
-    private func overwrittenInPart(_ offset: Int, last: [UInt64: Int]) -> Bool {
+    private func overwrittenInPart(_ offset: Int, last: LastOffsets) -> Bool {
         let key = RecordFormat.key(source + offset)
-        guard let later = last[hasher.hash(key)], later != offset else { return false }
+        let later = last.offset(of: hasher.hash(key))
+        guard later != offset else { return false }
         let laterKey = RecordFormat.key(source + later)
         return laterKey.count == key.count && memcmp(laterKey.baseAddress!, key.baseAddress!, key.count) == 0
+    }
+
+    /// The last offset of each key hash of a part (`copyLatest`): open addressing over the hash
+    /// (already mixed), at most half full, memory kept from part to part (a `Dictionary` spent
+    /// most of the catch-up's time hashing the hash again, perf).
+    private struct LastOffsets {
+        private var slots: UnsafeMutablePointer<(hash: UInt64, offset: Int)>? = nil
+        private var capacity = 0
+        private var mask = 0
+
+        /// Empties it, with room for `records` hashes.
+        mutating func reset(records: Int) {
+            var needed = 16
+            while needed < 2 * records { needed <<= 1 }
+            if needed > capacity {
+                slots?.deallocate()
+                slots = .allocate(capacity: needed)
+                capacity = needed
+            }
+            mask = needed - 1
+            slots!.initialize(repeating: (0, 0), count: needed)
+        }
+
+        /// Notes a record of `hash` at `offset` (after every earlier one of the part).
+        mutating func note(_ hash: UInt64, offset: Int) {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots![i].offset != 0 && slots![i].hash != hash { i = (i + 1) & mask }
+            slots![i] = (hash, offset)
+        }
+
+        /// The offset of the last record of `hash` (one was noted).
+        func offset(of hash: UInt64) -> Int {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots![i].hash != hash || slots![i].offset == 0 { i = (i + 1) & mask }
+            return slots![i].offset
+        }
+
+        func deallocate() { slots?.deallocate() }
     }
 
     /// The live records below `snapshotEnd`, in key order: the log replayed into a private table.
