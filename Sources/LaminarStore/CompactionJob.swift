@@ -202,6 +202,9 @@ final class CompactionJob: @unchecked Sendable {
     /// A catch-up round's records are looked at in parts of about this many bytes (a part ends
     /// outside a batch): the memory of `copyLatest`'s last offsets is bounded by a part.
     static let catchUpPartBytes = 16 << 20
+    /// A part where fewer than one record in this many is overwritten later in it is copied as it
+    /// is (one write, no second pass): leaving out so few is not worth the copy record by record.
+    static let fewOverwritesRatio = 16
 
     /// Copies the records of `[from, to)` of the source (whole records and batches: a published
     /// end) into the new file as they are and applies them to its index, but for a record that a
@@ -216,6 +219,7 @@ final class CompactionJob: @unchecked Sendable {
     /// overwrites it (a put, or a tombstone) comes later in the same file, with a higher revision,
     /// so the store's state, its revision and every recovery of the new file are those the full
     /// copy gives. Keys are compared, not only hashes: a hash shared by two keys keeps the record.
+    /// A part with few such records (`fewOverwritesRatio`) is copied whole, in one write.
     private func copyLatest(
         from: Int, to: Int, into writer: DataFileWriter, table: inout KeyHashTable, ordered: inout OrderedKeyIndex,
         liveBytes: inout Int
@@ -238,26 +242,37 @@ final class CompactionJob: @unchecked Sendable {
             }
             // The last offset of each key hash in it.
             last.reset(records: records)
+            var distinct = 0
             var at = partStart
             while at < partEnd {
                 let p = source + at
-                last.note(hasher.hash(RecordFormat.key(p)), offset: at)
+                if last.note(hasher.hash(RecordFormat.key(p)), offset: at) { distinct += 1 }
                 at += RecordFormat.paddedSize(p)
             }
             kept.removeAll(keepingCapacity: true)
-            var inBatch = false
-            at = partStart
-            while at < partEnd {
-                let p = source + at
-                let size = RecordFormat.paddedSize(p)
-                let batchContinues = RecordFormat.flags(p) & RecordFormat.flagBatchContinues != 0
-                let batchMember = inBatch || batchContinues
-                inBatch = batchContinues
-                if batchMember || !overwrittenInPart(at, last: last) {
-                    kept.append(writer.end)
-                    try writer.appendCopied(UnsafeRawBufferPointer(start: p, count: size))
+            if (records - distinct) * Self.fewOverwritesRatio < records {
+                // Few records to leave out (writes spread over many keys): the part as it is, in one write.
+                try writer.appendRaw(UnsafeRawBufferPointer(start: source + partStart, count: partEnd - partStart))
+                at = writer.end - (partEnd - partStart)
+                while at < writer.end {
+                    kept.append(at)
+                    at += RecordFormat.paddedSize(writer.region.base + at)
                 }
-                at += size
+            } else {
+                var inBatch = false
+                at = partStart
+                while at < partEnd {
+                    let p = source + at
+                    let size = RecordFormat.paddedSize(p)
+                    let batchContinues = RecordFormat.flags(p) & RecordFormat.flagBatchContinues != 0
+                    let batchMember = inBatch || batchContinues
+                    inBatch = batchContinues
+                    if batchMember || !overwrittenInPart(at, last: last) {
+                        kept.append(writer.end)
+                        try writer.appendCopied(UnsafeRawBufferPointer(start: p, count: size))
+                    }
+                    at += size
+                }
             }
             try writer.writeChunk()
             for offset in kept {
@@ -299,11 +314,14 @@ final class CompactionJob: @unchecked Sendable {
             slots!.initialize(repeating: (0, 0), count: needed)
         }
 
-        /// Notes a record of `hash` at `offset` (after every earlier one of the part).
-        mutating func note(_ hash: UInt64, offset: Int) {
+        /// Notes a record of `hash` at `offset` (after every earlier one of the part); returns
+        /// whether the hash is new in the part.
+        mutating func note(_ hash: UInt64, offset: Int) -> Bool {
             var i = Int(truncatingIfNeeded: hash) & mask
             while slots![i].offset != 0 && slots![i].hash != hash { i = (i + 1) & mask }
+            let new = slots![i].offset == 0
             slots![i] = (hash, offset)
+            return new
         }
 
         /// The offset of the last record of `hash` (one was noted).
