@@ -4,9 +4,13 @@ import LaminarStore
 
 /// One request to the reactor, with the caller's token echoed in its completion.
 ///
-/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the key's
-/// length.
+/// Layout (fields in this order): 72 bytes, the operation's 41 between the pointers and the kind
+/// and key's length.
 public struct ReactorCommand: @unchecked Sendable {
+    /// Which of `Reactor.execute`'s paths runs the command, noted when it is built (a look at
+    /// the enum's case from the reactor risked a copy of it).
+    enum Kind: UInt8 { case get, put, other }
+
     public let token: UInt64
     /// Where a single-key command's key bytes and a put's value bytes lie, noted by the producer
     /// when it builds the command, for the reactor to prefetch a few commands ahead
@@ -15,27 +19,32 @@ public struct ReactorCommand: @unchecked Sendable {
     let keyBytes: UnsafeRawPointer?
     let valueBytes: UnsafeRawPointer?
     public let operation: ReactorOperation
+    /// Before `keyCount`: in the byte after the operation's 41 (after it, the command took 80).
+    let kind: Kind
     let keyCount: Int32
 
     public init(token: UInt64, _ operation: consuming ReactorOperation) {
         self.token = token
-        (keyBytes, keyCount, valueBytes) = Self.bytes(of: operation)
+        (keyBytes, keyCount, valueBytes, kind) = Self.bytes(of: operation)
         self.operation = operation
     }
 
-    /// Where `operation`'s key and value bytes lie. A borrowing switch: its bindings are borrowed
-    /// (a switch over a copy bound the arrays by copying the whole enum, an outlined copy and
-    /// destroy of it per command, ~40 instructions and a retain/release of each array).
+    /// Where `operation`'s key and value bytes lie, and its kind. A borrowing switch: its
+    /// bindings are borrowed (a switch over a copy bound the arrays by copying the whole enum, an
+    /// outlined copy and destroy of it per command, ~40 instructions and a retain/release of each
+    /// array).
     @inline(__always)
-    private static func bytes(of operation: borrowing ReactorOperation) -> (UnsafeRawPointer?, Int32, UnsafeRawPointer?) {
+    private static func bytes(of operation: borrowing ReactorOperation) -> (UnsafeRawPointer?, Int32, UnsafeRawPointer?, Kind) {
         switch operation {
-        case .get(let key), .delete(let key, _):
-            return key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count), nil) }
+        case .get(let key):
+            return key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count), nil, .get) }
+        case .delete(let key, _):
+            return key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count), nil, .other) }
         case .put(let key, let value, _, _):
             let v = value.withUnsafeBytes { $0.baseAddress }
-            return key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count), v) }
+            return key.withUnsafeBytes { ($0.baseAddress, Int32(truncatingIfNeeded: $0.count), v, .put) }
         default:
-            return (nil, 0, nil)
+            return (nil, 0, nil, .other)
         }
     }
 

@@ -181,14 +181,7 @@ final class CompactionJob: @unchecked Sendable {
             let end = published.load(ordering: .acquiring)
             if end == copiedTo { break }
             try checkCancelled()
-            try writer.appendRaw(UnsafeRawBufferPointer(start: source + copiedTo, count: end - copiedTo))
-            var at = writer.end - (end - copiedTo)
-            while at < writer.end {
-                LogStore.applyRecord(
-                    at: at, base: writer.region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
-                    maintainOrder: true)
-                at += RecordFormat.paddedSize(writer.region.base + at)
-            }
+            try copyLatest(from: copiedTo, to: end, into: writer, table: &table, ordered: &ordered, liveBytes: &liveBytes)
             copiedTo = end
             if directory != nil {
                 try writer.region.sync()
@@ -204,6 +197,141 @@ final class CompactionJob: @unchecked Sendable {
         return CompactionOutput(
             writer: writer, table: table, ordered: ordered, liveBytes: liveBytes, wroteHint: wroteHint, copiedTo: copiedTo,
             tailBytesCopied: copiedTo - snapshotEnd)
+    }
+
+    /// A catch-up round's records are looked at in parts of about this many bytes (a part ends
+    /// outside a batch): the memory of `copyLatest`'s last offsets is bounded by a part.
+    static let catchUpPartBytes = 16 << 20
+    /// A part where fewer than one record in this many is overwritten later in it is copied as it
+    /// is (one write, no second pass): leaving out so few is not worth the copy record by record.
+    static let fewOverwritesRatio = 16
+
+    /// Copies the records of `[from, to)` of the source (whole records and batches: a published
+    /// end) into the new file as they are and applies them to its index, but for a record that a
+    /// later record of the same key in the same part overwrites, which is left out — unless it
+    /// belongs to a batch (the records of a batch are kept together, so that recovery still sees
+    /// it whole). Under sustained writes to a few keys most of the tail is such records: copied,
+    /// the thread wrote (and fsynced) the whole write stream a second time and, on a busy machine,
+    /// never caught up with the writer (callgrind and `perf` of `bench-reactor --only kv`: a
+    /// compaction that never finished, a fifth of the process's CPU).
+    ///
+    /// Sound because a left-out record is garbage in the new file as well: the record that
+    /// overwrites it (a put, or a tombstone) comes later in the same file, with a higher revision,
+    /// so the store's state, its revision and every recovery of the new file are those the full
+    /// copy gives. Keys are compared, not only hashes: a hash shared by two keys keeps the record.
+    /// A part with few such records (`fewOverwritesRatio`) is copied whole, in one write.
+    private func copyLatest(
+        from: Int, to: Int, into writer: DataFileWriter, table: inout KeyHashTable, ordered: inout OrderedKeyIndex,
+        liveBytes: inout Int
+    ) throws {
+        var last = LastOffsets()
+        defer { last.deallocate() }
+        var kept: [Int] = []
+        var partStart = from
+        while partStart < to {
+            try checkCancelled()
+            // The part: whole records from `partStart`, about `catchUpPartBytes`, ending outside a batch.
+            var partEnd = partStart
+            var records = 0
+            var continues = false
+            while partEnd < to && (partEnd - partStart < Self.catchUpPartBytes || continues) {
+                let p = source + partEnd
+                continues = RecordFormat.flags(p) & RecordFormat.flagBatchContinues != 0
+                partEnd += RecordFormat.paddedSize(p)
+                records += 1
+            }
+            // The last offset of each key hash in it.
+            last.reset(records: records)
+            var distinct = 0
+            var at = partStart
+            while at < partEnd {
+                let p = source + at
+                if last.note(hasher.hash(RecordFormat.key(p)), offset: at) { distinct += 1 }
+                at += RecordFormat.paddedSize(p)
+            }
+            kept.removeAll(keepingCapacity: true)
+            if (records - distinct) * Self.fewOverwritesRatio < records {
+                // Few records to leave out (writes spread over many keys): the part as it is, in one write.
+                try writer.appendRaw(UnsafeRawBufferPointer(start: source + partStart, count: partEnd - partStart))
+                at = writer.end - (partEnd - partStart)
+                while at < writer.end {
+                    kept.append(at)
+                    at += RecordFormat.paddedSize(writer.region.base + at)
+                }
+            } else {
+                var inBatch = false
+                at = partStart
+                while at < partEnd {
+                    let p = source + at
+                    let size = RecordFormat.paddedSize(p)
+                    let batchContinues = RecordFormat.flags(p) & RecordFormat.flagBatchContinues != 0
+                    let batchMember = inBatch || batchContinues
+                    inBatch = batchContinues
+                    if batchMember || !overwrittenInPart(at, last: last) {
+                        kept.append(writer.end)
+                        try writer.appendCopied(UnsafeRawBufferPointer(start: p, count: size))
+                    }
+                    at += size
+                }
+            }
+            try writer.writeChunk()
+            for offset in kept {
+                LogStore.applyRecord(
+                    at: offset, base: writer.region.base, hasher: hasher, table: &table, ordered: &ordered, liveBytes: &liveBytes,
+                    maintainOrder: true)
+            }
+            partStart = partEnd
+        }
+    }
+
+    /// Whether a later record of the part holds the same key as the record at `offset`.
+    private func overwrittenInPart(_ offset: Int, last: LastOffsets) -> Bool {
+        let key = RecordFormat.key(source + offset)
+        let later = last.offset(of: hasher.hash(key))
+        guard later != offset else { return false }
+        let laterKey = RecordFormat.key(source + later)
+        return laterKey.count == key.count && memcmp(laterKey.baseAddress!, key.baseAddress!, key.count) == 0
+    }
+
+    /// The last offset of each key hash of a part (`copyLatest`): open addressing over the hash
+    /// (already mixed), at most half full, memory kept from part to part (a `Dictionary` spent
+    /// most of the catch-up's time hashing the hash again, perf).
+    private struct LastOffsets {
+        private var slots: UnsafeMutablePointer<(hash: UInt64, offset: Int)>? = nil
+        private var capacity = 0
+        private var mask = 0
+
+        /// Empties it, with room for `records` hashes.
+        mutating func reset(records: Int) {
+            var needed = 16
+            while needed < 2 * records { needed <<= 1 }
+            if needed > capacity {
+                slots?.deallocate()
+                slots = .allocate(capacity: needed)
+                capacity = needed
+            }
+            mask = needed - 1
+            slots!.initialize(repeating: (0, 0), count: needed)
+        }
+
+        /// Notes a record of `hash` at `offset` (after every earlier one of the part); returns
+        /// whether the hash is new in the part.
+        mutating func note(_ hash: UInt64, offset: Int) -> Bool {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots![i].offset != 0 && slots![i].hash != hash { i = (i + 1) & mask }
+            let new = slots![i].offset == 0
+            slots![i] = (hash, offset)
+            return new
+        }
+
+        /// The offset of the last record of `hash` (one was noted).
+        func offset(of hash: UInt64) -> Int {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots![i].hash != hash || slots![i].offset == 0 { i = (i + 1) & mask }
+            return slots![i].offset
+        }
+
+        func deallocate() { slots?.deallocate() }
     }
 
     /// The live records below `snapshotEnd`, in key order: the log replayed into a private table.

@@ -92,6 +92,21 @@ final class DataFileWriter {
         chunkStart = end
     }
 
+    /// Appends one record copied as it is (the compaction tail's records it keeps), through the
+    /// chunk: its bytes reach the region at the next `writeChunk`.
+    func appendCopied(_ bytes: UnsafeRawBufferPointer) throws {
+        try region.ensureCapacity(end + bytes.count)
+        if chunkUsed + bytes.count > DataFileWriter.chunkBytes { try writeChunk() }
+        if bytes.count > DataFileWriter.chunkBytes {
+            try region.write(bytes, at: end)
+            chunkStart = end + bytes.count
+        } else {
+            (chunk + chunkUsed).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            chunkUsed += bytes.count
+        }
+        end += bytes.count
+    }
+
     /// Writes the records laid out so far.
     func writeChunk() throws {
         try region.write(UnsafeRawBufferPointer(start: chunk, count: chunkUsed), at: chunkStart)

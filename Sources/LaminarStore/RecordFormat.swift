@@ -50,6 +50,9 @@ enum RecordFormat {
         revision: Revision, expiresAtMs: Int64, flags: UInt8
     ) -> Int {
         let size = paddedSize(keyBytes: key.count, valueBytes: value.count)
+        // The padding (under 8 bytes, at the end): the record's last word zeroed first, the key
+        // and value then copied over its start (a `memset` call cost ~17 instructions a record).
+        p.storeBytes(of: 0, toByteOffset: size - 8, as: UInt64.self)
         p.storeBytes(of: UInt32(truncatingIfNeeded: value.count).littleEndian, toByteOffset: 4, as: UInt32.self)
         p.storeBytes(of: revision.littleEndian, toByteOffset: 8, as: UInt64.self)
         p.storeBytes(of: expiresAtMs.littleEndian, toByteOffset: 16, as: Int64.self)
@@ -57,13 +60,29 @@ enum RecordFormat {
         p.storeBytes(of: flags, toByteOffset: 26, as: UInt8.self)
         p.storeBytes(of: 0, toByteOffset: 27, as: UInt8.self)
         p.storeBytes(of: 0, toByteOffset: 28, as: UInt32.self)
-        if key.count > 0 { (p + headerBytes).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        copy(key, to: p + headerBytes)
         if value.count > 0 { (p + headerBytes + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count) }
         let end = headerBytes + key.count + value.count
-        if size > end { (p + end).initializeMemory(as: UInt8.self, repeating: 0, count: size - end) }
         let crc = laminar_crc32c(0, p + 4, end - 4)
         p.storeBytes(of: crc.littleEndian, toByteOffset: 0, as: UInt32.self)
         return size
+    }
+
+    /// Copies `bytes` to `to`: one of 8 to 16 bytes (most keys) with two word moves that may
+    /// overlap, others with `memcpy` (a call cost ~15 instructions a key).
+    @inline(__always)
+    static func copy(_ bytes: UnsafeRawBufferPointer, to: UnsafeMutableRawPointer) {
+        let n = bytes.count
+        guard n > 0 else { return }
+        let from = bytes.baseAddress!
+        if n >= 8 && n <= 16 {
+            let head = from.loadUnaligned(as: UInt64.self)
+            let tail = from.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            to.storeBytes(of: head, as: UInt64.self)
+            to.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+        } else {
+            to.copyMemory(from: from, byteCount: n)
+        }
     }
 
     @inlinable @inline(__always) static func valueLength(_ p: UnsafeRawPointer) -> Int {

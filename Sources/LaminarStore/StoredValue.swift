@@ -21,6 +21,7 @@ public struct StoredValue: @unchecked Sendable {
     @usableFromInline let start: UnsafeRawPointer
     public let count: Int
 
+    @inline(__always)
     init(region: MappedRegion, bytes: UnsafeRawBufferPointer) {
         precondition(bytes.isEmpty || (bytes.baseAddress! >= UnsafeRawPointer(region.base)
             && bytes.baseAddress! + bytes.count <= UnsafeRawPointer(region.base) + region.capacity), "a value outside its region")

@@ -159,6 +159,68 @@ import Testing
         try reopened.close()
     }
 
+    /// The thread's catch-up rounds leave out records that a later record of the same key in the
+    /// round overwrites (most of the tail under repeated writes to few keys), but keep a batch's
+    /// records, and deletes: the new file is a fraction of the tail, and the store, its revision
+    /// and a reopened store (no hint for the tail: the records are replayed) hold exactly the
+    /// writes made.
+    @Test func theCatchUpLeavesOutOverwrittenRecordsButKeepsBatches() throws {
+        let dir = TempDirectory()
+        let gate = Gate(at: .copiedLive)
+        var options = LogStoreOptions()
+        options.compactionBytesMin = .max  // started by hand
+        options.compactionSliceBytes = 4096
+        options.compactionObserver = { gate.observe($0) }
+        let store = try LogStore.open(directory: dir.path, options: options)
+        var model: [String: [UInt8]] = [:]
+        func put(_ key: String, _ value: [UInt8]) throws {
+            try store.put(bytes(key), value)
+            model[key] = value
+        }
+        for i in 0..<100 { try put("k\(i)", Self.value(i, 0)) }
+        try store.commit()
+        store.startCompaction()
+        gate.reached.wait()
+        let snapshotEnd = store.sizeBytes
+        // While the thread holds: 20 keys written 50 times each, a batch whose first key is then
+        // overwritten on its own (its record stays: batches are kept whole), a key deleted after
+        // its last put, a key deleted then put again.
+        for round in 1...50 {
+            for i in 0..<20 { try put("k\(i)", Self.value(i, round)) }
+            try store.commit()
+        }
+        try store.apply([.put(key: bytes("k30"), value: [1]), .put(key: bytes("k31"), value: [2])])
+        model["k30"] = [1]
+        model["k31"] = [2]
+        try put("k30", [3])
+        try put("k40", [4])
+        try store.delete(bytes("k40"))
+        model["k40"] = nil
+        try store.delete(bytes("k41"))
+        try put("k41", [5])
+        try store.commit()
+        let writtenMeanwhile = store.sizeBytes - snapshotEnd
+        let revision = store.revision
+        gate.release.signal()
+        try store.waitForCompactionThread()
+        #expect(store.stats.compactionTailBytes == UInt64(writtenMeanwhile), "every tail byte was handled")
+        try store.compact()  // the rest, and the swap
+        #expect(store.stats.compactions == 1)
+        // The live records (100, of ~110 bytes) and the latest write of each key, not 50 rounds.
+        #expect(store.sizeBytes < 100 * 200 + writtenMeanwhile / 10, "\(store.sizeBytes) bytes after \(writtenMeanwhile) written")
+        #expect(store.revision == revision)
+        store.checkInvariants()
+        #expect(store.count == model.count)
+        for (k, v) in model { #expect(store.get(bytes(k))?.value == v, "\(k)") }
+        store.abandon()
+        let reopened = try LogStore.open(directory: dir.path)
+        #expect(reopened.revision == revision)
+        reopened.checkInvariants()
+        #expect(reopened.count == model.count)
+        for (k, v) in model { #expect(reopened.get(bytes(k))?.value == v, "\(k) after reopen") }
+        try reopened.close()
+    }
+
     /// At `fsync always` the swap is a switch of memory on the owner (no rename, no sync, no
     /// directory fsync there); the next sync job publishes the file. Until it has, a crash keeps
     /// the old file with every acknowledged write, a write made after the switch is not durable
