@@ -126,8 +126,10 @@ bench-ingest: bench-deps
 	python3 Benchmarks/bench_ingest.py
 
 # An open-loop reader of one key, alone and beside put-only load over STALL_KEYS keys (issue 14's
-# experiment; bench-results/stall.json and stall-*.hgrm). Knobs: STALL_KEYS ("1000000 10000000" for
-# both), BENCH_DURATION, STALL_RATE, STALL_PUT_CLIENT.
+# experiment; bench-results/stall.json and stall-*.hgrm), and the same reader of a static file from
+# nghttpd beside the same puts (the machine's floor). Knobs: STALL_KEYS ("1000000 10000000" for
+# both), BENCH_DURATION, STALL_RATE, STALL_PUT_CLIENT, STALL_PEER, STALL_ISOLATE (fifo, nice, cgroup:
+# more client configurations, as root); see Benchmarks/bench_stall.py.
 bench-stall: deps
 	$(SWIFT) build -c release --product laminar
 	$(SWIFT) build -c release --product laminar-load

@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "laminar-load",
             dependencies: [
-                "LaminarHTTP", "LaminarFormats",
+                "CLinux", "LaminarHTTP", "LaminarFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

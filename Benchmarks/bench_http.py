@@ -43,14 +43,6 @@ def grpc_put_body(key, value):
     return b"\x00" + len(msg).to_bytes(4, "big") + msg
 
 
-def h2o_pid(tmp, started):
-    """h2o's serving process: the one its pid file names (the started one unless it forked)."""
-    try:
-        return int(open(os.path.join(tmp, "h2o.pid")).read().strip())
-    except (OSError, ValueError):
-        return started
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="laminar-bench-http-")
     procs = Procs()
@@ -138,34 +130,14 @@ def main():
         with open(os.path.join(docroot, "f10"), "wb") as f:
             f.write(b"0123456789")
 
-        nport = free_port()
-        ng = procs.start(["nghttpd", "--no-tls", "-n", "1", str(nport), "-d", docroot],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(nport)
-        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{nport}/f10"], H2_TIMEOUT, "nghttpd", ng.pid, WARM)
+        ng, nport, ng_pid = start_static_peer(procs, tmp, "nghttpd", docroot)
+        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{nport}/f10"], H2_TIMEOUT, "nghttpd", ng_pid, WARM)
         check_h2load(r, "nghttpd")
         results["nghttpd"] = r
         procs.stop(ng)
 
-        hport = free_port()
-        conf = os.path.join(tmp, "h2o.conf")
-        with open(conf, "w") as f:
-            # as root h2o would switch to "nobody", which cannot read the 0700 temp dir
-            f.write(("user: root\n" if os.geteuid() == 0 else "") + f"""num-threads: 1
-pid-file: {tmp}/h2o.pid
-error-log: {tmp}/h2o-error.log
-listen:
-  host: 127.0.0.1
-  port: {hport}
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: {docroot}
-""")
-        h2 = procs.start(["h2o", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(hport)
-        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{hport}/f10"], H2_TIMEOUT, "h2o", h2o_pid(tmp, h2.pid), WARM)
+        h2, hport, h2_pid = start_static_peer(procs, tmp, "h2o", docroot)
+        r = h2load(CLIENT + TIMED + [f"http://127.0.0.1:{hport}/f10"], H2_TIMEOUT, "h2o", h2_pid, WARM)
         check_h2load(r, "h2o")
         results["h2o"] = r
         procs.stop(h2)

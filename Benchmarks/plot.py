@@ -93,7 +93,9 @@ def read_hgrm(path):
 
 
 def stall_latency():
-    files = sorted(f for f in os.listdir(RESULTS) if f.startswith("stall-") and f.endswith(".hgrm"))
+    # the default client configuration only (STALL_ISOLATE's runs end in -fifo, -nice, -cgroup)
+    files = sorted(f for f in os.listdir(RESULTS) if f.startswith("stall-") and f.endswith(".hgrm")
+                   and not f[:-len(".hgrm")].endswith(("-fifo", "-nice", "-cgroup")))
     if not files:
         print("plot: no bench-results/stall-*.hgrm, latency plot left out", file=sys.stderr)
         return

@@ -424,7 +424,13 @@ final class LoadDriver: ClientLoopDriver {
             }
         }
         var wake = min(nextTimeoutScanNs, endNs)
-        if let intervalNs, !stopping { wake = min(wake, beginNs + scheduled * intervalNs) }
+        if let intervalNs, !stopping {
+            // The next request's time, if it is still to come. A request already due waits for a
+            // stream (sendDue sent every one it could): the response that frees one wakes the loop.
+            // Waking for it now would spin, taking the CPU from the server that is behind.
+            let next = beginNs + scheduled * intervalNs
+            if next > now { wake = min(wake, next) }
+        }
         if !stopping && quota == nil && now < warmupEndNs { wake = min(wake, warmupEndNs) }
         return wake
     }

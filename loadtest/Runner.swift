@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import LaminarHTTP
 import Synchronization
@@ -117,6 +118,8 @@ enum Runner {
         for t in 0..<threads {
             let threadProgress = progress[t]
             let thread = Thread {
+                // Named for perf sched and top -H: "load-get-0" (Linux keeps 15 bytes).
+                _ = CLinux_set_thread_name(String("load-\(config.scenario)-\(t)".utf8.prefix(15))!)
                 do {
                     let result = try runThread(config, index: t, progress: threadProgress)
                     shared.results.withLock { $0.append(result) }

@@ -47,6 +47,9 @@ final class Connection {
     private var lingerBytesLeft = 0
     private var writingShutDown = false
     private var lastActivityMs: Int64
+    /// Bytes read at this connection's last readable event (`EventLoop` serves connections whose
+    /// last input was small first).
+    private(set) var lastInputBytes = 0
     /// When the request being received started (HTTP/1.1 and the preface), for the slow-request timeout.
     private var requestStartedMs: Int64?
 
@@ -118,6 +121,7 @@ final class Connection {
     private func readAvailable() {
         // Bounded per wake-up so one busy connection cannot starve the others of the loop.
         var rounds = 0
+        lastInputBytes = 0
         while mayRead && rounds < 16 {
             rounds += 1
             let result: IOResult<Int>
@@ -134,6 +138,7 @@ final class Connection {
                 return
             }
             lastActivityMs = loop.nowMs
+            lastInputBytes += n
             received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<n]))
             if n < loop.readBuffer.count { return }
         }

@@ -46,6 +46,9 @@ final class EventLoop {
     /// Addresses one loop listens on at most (`HTTPServer` binds no more of a name's addresses).
     static let listenersMax = 16
     private static let sweepIntervalMs: Int64 = 250
+    /// A connection whose last input was at most this many bytes (a few requests) is served
+    /// before the others in an iteration (`run`).
+    static let smallInputBytes = 1024
 
     init(index: Int, listenFDs: [Int32], limits: HTTPLimits, shared: HTTPServerShared) throws(SystemError) {
         precondition(!listenFDs.isEmpty && listenFDs.count <= Self.listenersMax, "1 to \(Self.listenersMax) listeners per loop")
@@ -81,6 +84,8 @@ final class EventLoop {
         shared.loopStarted()
         var events = [UInt32](repeating: 0, count: 256)
         var datas = [UInt64](repeating: 0, count: 256)
+        // Indices into an iteration's events of the connections served after the small ones.
+        var deferred = [Int32](repeating: 0, count: 256)
         while true {
             let timeout = Int32(clamping: max(0, nextSweepMs - nowMs))
             let n = events.withUnsafeMutableBufferPointer { ev in
@@ -103,6 +108,10 @@ final class EventLoop {
                 flushDirty()
                 handler.didFlush(endOfIteration: false)
             }
+            // Shortest input first: connections whose last input was small (a few requests, such
+            // as reads) are served before those that brought a burst (a batch of PUTs), so that a
+            // read does not wait behind the burst's parsing; the bursts follow in this iteration.
+            var later = 0
             for i in 0..<ready {
                 let data = datas[i]
                 switch data {
@@ -112,16 +121,18 @@ final class EventLoop {
                 case Self.wakeToken:
                     continue
                 default:
-                    let slot = Int(data & 0xFFFF_FFFF)
-                    guard slot < slots.count, generations[slot] == UInt32(data >> 32), let connection = slots[slot] else { continue }
-                    connection.handleEvents(events[i])
-                    // Between two connections' input: answers that came back meanwhile are
-                    // written now, not after the rest of the round's input.
-                    if handler.betweenConnections() {
-                        flushDirty()
-                        handler.didFlush(endOfIteration: false)
+                    guard let connection = connection(token: data) else { continue }
+                    if connection.lastInputBytes > Self.smallInputBytes {
+                        deferred[later] = Int32(i)
+                        later += 1
+                        continue
                     }
+                    serve(connection, events[i])
                 }
+            }
+            for k in 0..<later {
+                let i = Int(deferred[k])
+                if let connection = connection(token: datas[i]) { serve(connection, events[i]) }
             }
             handler.roundDidEnd()
             flushDirty()  // may resume parsing paused connections: more requests
@@ -144,6 +155,26 @@ final class EventLoop {
         }
         handler.loopWillStop()
         handler = nil
+    }
+
+    /// The connection an epoll token names, if it still holds that slot (one closed earlier in
+    /// the same batch does not).
+    @inline(__always)
+    private func connection(token data: UInt64) -> Connection? {
+        let slot = Int(data & 0xFFFF_FFFF)
+        guard slot < slots.count, generations[slot] == UInt32(data >> 32) else { return nil }
+        return slots[slot]
+    }
+
+    /// Handles one connection's events; then answers that came back meanwhile are written
+    /// before the next connection's input, not after the rest of the round's input.
+    @inline(__always)
+    private func serve(_ connection: Connection, _ events: UInt32) {
+        connection.handleEvents(events)
+        if handler.betweenConnections() {
+            flushDirty()
+            handler.didFlush(endOfIteration: false)
+        }
     }
 
     /// Marks `connection` for a flush (and resumed parsing) at the end of the iteration.

@@ -109,6 +109,47 @@ import Testing
         #expect(report["send_lag_ms"] == nil, "a closed loop has no schedule")
     }
 
+    /// An open loop whose streams are all busy (a server that never answers) waits for I/O: it
+    /// used to wake for the request already due and spin on a core until a stream freed.
+    @Test func openLoopWithEveryStreamBusyDoesNotSpin() throws {
+        // A listener that never accepts: connects succeed (the kernel's backlog), nothing answers.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(listening)
+        let port = UInt16(bigEndian: address.sin_port)
+        // One stream, 2000 requests/s for 2 s, each request given up after 1 s: all but a few wait
+        // for the stream. The shell's `times` prints its children's user and system CPU seconds.
+        let script = #""$0" "$@" >/dev/null 2>&1; times"#
+        let run = try Self.runShell(script, [Self.loadPath, "get", "--url", "http://127.0.0.1:\(port)", "-c", "1", "-m", "1",
+                                             "--rate", "2000", "-D", "2s", "--timeout", "1s"])
+        let children = try #require(run.split(separator: "\n").last, "times printed: \(run)")
+        let seconds = children.split(separator: " ").map { field -> Double in
+            let parts = field.dropLast().split(separator: "m")  // "0m0.120s"
+            return (Double(parts.first ?? "") ?? 99) * 60 + (Double(parts.last ?? "") ?? 99)
+        }
+        try #require(seconds.count == 2, "times printed: \(run)")
+        #expect(seconds[0] + seconds[1] < 0.5, "laminar-load used \(seconds) s of CPU over a 2-3 s run")
+    }
+
+    static func runShell(_ script: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     @Test func unreachableServerExitsThree() throws {
         let port = Self.freePort()  // released: nothing listens
         let run = try Self.runLoad(["get", "--url", "http://127.0.0.1:\(port)", "-D", "1s"])
