@@ -15,15 +15,13 @@ final class HTTP2Stream {
     private(set) var id: Int32
     /// `:method`, nil until it arrived.
     var method: HTTPMethod?
-    /// `:path` as received (path and query).
-    var target: [UInt8] = []
-    var headers = HTTPRequestHeaders()
+    /// The request as it arrives (`:path` as its target, the headers, the body or the sink that
+    /// takes it), lent to the handler when complete. Its buffers are reused by the next request
+    /// on a recycled stream.
+    var request: HTTPRequest
     var headerBytes = 0
     /// When its HEADERS arrived: the request must be complete within `slowRequestTimeoutMs`.
     var startedMs: Int64 = 0
-    var body: [UInt8] = []
-    /// Takes the body instead of `body` when the handler asked for it (`HTTPHandler.bodySink`).
-    var bodySink: (any HTTPBodySink)?
     var bodyBytes = 0
     /// A limit was hit while receiving: answer this status instead of dispatching.
     var rejectStatus: Int?
@@ -91,16 +89,19 @@ final class HTTP2Stream {
     /// Stream 1 after an h2c upgrade: hold DATA until the client's SETTINGS arrived (curl 7.88).
     var holdUntilClientSettings = false
 
-    init(id: Int32) { self.id = id }
+    init(id: Int32, token: HTTPRequestToken) {
+        self.id = id
+        request = HTTPRequest(method: .get, target: [], headers: HTTPRequestHeaders(), version: .http2, token: token)
+    }
 
     /// Back to a new stream's state, keeping the capacity of the request's buffers. Only for a
     /// stream `HTTP2Session.recycle` kept: the body, body sink, response and borrowed body were
     /// let go there (not cleared again here, per request).
-    func reset(id: Int32) {
+    func reset(id: Int32, token: HTTPRequestToken) {
         self.id = id
         method = nil
-        target.removeAll(keepingCapacity: true)
-        headers.removeAll()
+        request.clearHead()
+        request.token = token
         headerBytes = 0
         startedMs = 0
         bodyBytes = 0
@@ -221,7 +222,7 @@ final class HTTP2Session {
     // MARK: - Input
 
     /// Takes over an HTTP/1.1 request that asked for h2c: stream 1, answered by the handler.
-    func upgrade(settings: [UInt8], request: HTTPRequest) {
+    func upgrade(settings: [UInt8], request: borrowing HTTPRequest) {
         let isHead = request.method == .head
         let rc = settings.withUnsafeBufferPointer {
             nghttp2_session_upgrade2(session, $0.baseAddress, $0.count, isHead ? 1 : 0, nil)
@@ -238,7 +239,7 @@ final class HTTP2Session {
         clientSettingsReceived = false
         highestClientStreamID = 1
         lastDispatchedStreamID = 1
-        let stream = HTTP2Stream(id: 1)
+        let stream = HTTP2Stream(id: 1, token: connection.token(1))
         stream.isHead = isHead
         stream.phase = .handed
         stream.complete = true
@@ -434,7 +435,7 @@ final class HTTP2Session {
     /// receiving, no `:method` or `:path`). False when it must wait for answers to go out.
     private func dispatch(_ stream: HTTP2Stream, _ limits: HTTPLimits) -> Bool {
         guard !stream.dispatched else { return true }
-        let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.target.isEmpty
+        let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.request.target.isEmpty
         if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
             return false
         }
@@ -443,19 +444,17 @@ final class HTTP2Session {
             respondError(stream, status: status, detail: stream.rejectDetail)
             return true
         }
-        guard let method = stream.method, !stream.target.isEmpty else {
+        guard let method = stream.method, !stream.request.target.isEmpty else {
             respondError(stream, status: 400, detail: "missing :method or :path")
             return true
         }
         stream.isHead = method == .head
         stream.phase = .handed
         unanswered += 1
-        let token = connection.token(stream.id)
-        connection.handler.handle(HTTPRequest(method: method, target: stream.target, headers: stream.headers, body: stream.body,
-                                              version: .http2, token: token, bodySink: stream.bodySink),
-                                  responder: HTTPResponder(connection: connection, token: token))
-        stream.body = []
-        stream.bodySink = nil
+        stream.request.method = method
+        connection.handler.handle(stream.request, responder: HTTPResponder(connection: connection, token: stream.request.token))
+        stream.request.body = []
+        stream.request.bodySink = nil
         return true
     }
 
@@ -708,7 +707,7 @@ final class HTTP2Session {
         if stream.headerBytes > limits.headerListBytesMax {
             stream.rejectStatus = 431
             stream.rejectDetail = "header list exceeds \(limits.headerListBytesMax) bytes"
-            stream.headers = HTTPRequestHeaders()
+            stream.request.headers = HTTPRequestHeaders()
             return
         }
         if name.first == UInt8(ascii: ":") {
@@ -716,10 +715,9 @@ final class HTTP2Session {
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
             } else if Self.equals(name, FieldName.path) {
                 // Into the (reused) stream's buffer: no allocation once it has grown.
-                stream.target.removeAll(keepingCapacity: true)
-                stream.target.append(contentsOf: value)
+                stream.request.setTarget(value)
             } else if Self.equals(name, FieldName.authority) {
-                stream.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
+                stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
             }
             return
         }
@@ -727,7 +725,7 @@ final class HTTP2Session {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
-        stream.headers.append(lowercaseName: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+        stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
     }
 
     /// A decimal number (`Int.max` past 18 digits), or nil when not all digits.
@@ -753,14 +751,14 @@ final class HTTP2Session {
         if stream.bodyBytes > max {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(max) bytes"
-            stream.body = []
-            stream.bodySink = nil
+            stream.request.body = []
+            stream.request.bodySink = nil
             return
         }
-        if let sink = stream.bodySink {
+        if let sink = stream.request.bodySink {
             sink.consume(UnsafeRawBufferPointer(data))
         } else {
-            stream.body.append(contentsOf: data)
+            stream.request.body.append(contentsOf: data)
         }
     }
 
@@ -786,11 +784,11 @@ final class HTTP2Session {
         let type = frame.pointee.hd.type
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty,
+           stream.rejectStatus == nil, let method = stream.method, !stream.request.target.isEmpty,
            connection.handler.mayTakeBodySink(method: method) {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
-            stream.bodySink = connection.handler.bodySink(for: HTTPRequest(
-                method: method, target: stream.target, headers: stream.headers, version: .http2, token: connection.token(stream.id)))
+            stream.request.method = method
+            stream.request.bodySink = connection.handler.bodySink(for: stream.request)
         }
         guard !stream.dispatched else { return }
         // A complete request, or one already refused (413, 431): answered now rather than after
@@ -802,8 +800,8 @@ final class HTTP2Session {
     }
 
     private func newStream(_ id: Int32) -> HTTP2Stream {
-        guard let stream = spareStreams.popLast() else { return HTTP2Stream(id: id) }
-        stream.reset(id: id)
+        guard let stream = spareStreams.popLast() else { return HTTP2Stream(id: id, token: connection.token(id)) }
+        stream.reset(id: id, token: connection.token(id))
         return stream
     }
 
@@ -812,9 +810,9 @@ final class HTTP2Session {
     private func recycle(_ stream: inout HTTP2Stream) {
         guard spareStreams.count < Self.spareStreamsMax, isKnownUniquelyReferenced(&stream) else { return }
         stream.borrowed = nil
-        stream.bodySink = nil
+        stream.request.bodySink = nil
         stream.response = []
-        stream.body = []
+        stream.request.body = []
         spareStreams.append(stream)
     }
 

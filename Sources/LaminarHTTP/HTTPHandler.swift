@@ -33,12 +33,16 @@ public struct HTTPRequestToken: Hashable, Sendable, CustomStringConvertible {
 /// the `bodySink` that took the body as it arrived (`body` is then empty). The head is bytes as
 /// received: the method decoded once, the target kept whole with the path and query as slices
 /// of it, header fields packed into one buffer.
-public struct HTTPRequest {
+///
+/// Not copyable: the layer lends it to the handler (`HTTPHandler.handle` borrows it) from where
+/// it was received (an HTTP/2 stream keeps one, its buffers reused from request to request), so
+/// handing a request over retains and releases nothing. A handler copies the fields it keeps.
+public struct HTTPRequest: ~Copyable {
     public var method: HTTPMethod
     /// The request target as received: the path (percent-encoding preserved) and the query.
-    public let target: [UInt8]
+    public private(set) var target: [UInt8]
     /// Where the path ends in `target`: at the `?`, or at the end.
-    public let pathEnd: Int
+    public private(set) var pathEnd: Int
     /// Request headers, names lowercased; HTTP/2 pseudo-headers are not included
     /// (`:authority` is exposed as `host`).
     public var headers: HTTPRequestHeaders
@@ -64,6 +68,20 @@ public struct HTTPRequest {
     public var path: ArraySlice<UInt8> { target[..<pathEnd] }
     /// The raw query after `?`, or nil.
     public var query: ArraySlice<UInt8>? { pathEnd < target.count ? target[(pathEnd + 1)...] : nil }
+
+    /// Replaces the target with `bytes`, keeping the buffer's capacity (a reused request).
+    mutating func setTarget(_ bytes: UnsafeBufferPointer<UInt8>) {
+        target.removeAll(keepingCapacity: true)
+        target.append(contentsOf: bytes)
+        pathEnd = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
+    }
+
+    /// Back to an empty head for the next request, keeping the buffers' capacity.
+    mutating func clearHead() {
+        target.removeAll(keepingCapacity: true)
+        pathEnd = 0
+        headers.removeAll()
+    }
 }
 
 /// A complete response. `content-length` is added by the layer (do not set it);
@@ -153,7 +171,7 @@ public protocol HTTPHandler: AnyObject {
     /// A request's head is complete and a body follows: return a sink to take the body as it
     /// arrives (the request then reaches `handle` with it in `bodySink`), or nil to receive the
     /// body whole in `HTTPRequest.body`. `request.body` is empty here.
-    func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)?
+    func bodySink(for request: borrowing HTTPRequest) -> (any HTTPBodySink)?
 
     /// Whether a request with this method may get a body sink: when false, `bodySink(for:)` is
     /// not asked (no request head is built for it). Default: every method.
@@ -161,7 +179,7 @@ public protocol HTTPHandler: AnyObject {
 
     /// A complete request. Answer now or later (from `didWake`) through `responder`, which may be
     /// stored. Every request gets exactly one `requestClosed` call afterwards.
-    func handle(_ request: HTTPRequest, responder: HTTPResponder)
+    func handle(_ request: borrowing HTTPRequest, responder: HTTPResponder)
 
     /// The request is finished: answered completely, or aborted. Free anything held for it
     /// (a watch subscription, a pending completion); the responder is dead from now on.
@@ -194,7 +212,7 @@ public protocol HTTPHandler: AnyObject {
 }
 
 extension HTTPHandler {
-    public func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? { nil }
+    public func bodySink(for request: borrowing HTTPRequest) -> (any HTTPBodySink)? { nil }
     public func mayTakeBodySink(method: HTTPMethod) -> Bool { true }
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}

@@ -13,7 +13,7 @@ import Testing
             let id = round % 97 == 0 ? Int32.random(in: 1...Int32.max, using: &generator) | 1
                 : Int32.random(in: 0..<200, using: &generator) * 2 + 1
             if Bool.random(using: &generator) {
-                let stream = HTTP2Stream(id: id)
+                let stream = HTTP2Stream(id: id, token: HTTPRequestToken(loopIndex: 0, connectionID: 1, streamID: id))
                 table[id] = stream
                 model[id] = stream
             } else {
