@@ -80,6 +80,13 @@ final class Connection {
     var handler: HTTPHandler { loop.handler }
     var limits: HTTPLimits { loop.limits }
 
+    /// Marks the connection for its loop's end-of-iteration flush (the loop is not touched when
+    /// it already is).
+    @inline(__always)
+    func markDirty() {
+        if !isDirty { loop.markDirty(self) }
+    }
+
     func token(_ streamID: Int32) -> HTTPRequestToken {
         HTTPRequestToken(loopIndex: loop.index, connectionID: id, streamID: streamID)
     }

@@ -231,20 +231,27 @@ extension HTTPHandler {
 public struct HTTPResponder {
     // The connection is found again by slot and generation in its loop's table: no reference
     // counting per request, and a closed connection (its slot freed or reused) is simply gone.
-    // unowned(unsafe): responders live in the loop's handler, which the loop outlives.
-    unowned(unsafe) let loop: EventLoop
+    // Unmanaged: responders live in the loop's handler, which the loop outlives; used through
+    // `_withUnsafeGuaranteedRef` (a use of an unowned(unsafe) reference retains and releases it).
+    let loop: Unmanaged<EventLoop>
     let slot: Int32
     let generation: UInt32
     public let token: HTTPRequestToken
 
     init(connection: Connection, token: HTTPRequestToken) {
-        loop = connection.loop
+        loop = Unmanaged.passUnretained(connection.loop)
         slot = Int32(truncatingIfNeeded: connection.slot)
         generation = connection.generation
         self.token = token
     }
 
-    private var connection: Connection? { loop.connection(slot: Int(slot), generation: generation) }
+    private var connection: Connection? {
+        loop._withUnsafeGuaranteedRef { $0.connection(slot: Int(slot), generation: generation) }
+    }
+
+    private var unretainedConnection: Unmanaged<Connection>? {
+        loop._withUnsafeGuaranteedRef { $0.unretainedConnection(slot: Int(slot), generation: generation) }
+    }
 
     /// Whether the request is still open for an answer (or for more streamed data).
     public var isOpen: Bool { connection?.isOpen(token.streamID) ?? false }
@@ -252,7 +259,7 @@ public struct HTTPResponder {
     /// Sends a complete response.
     @discardableResult
     public func respond(_ response: HTTPResponse) -> Bool {
-        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        guard let connection = unretainedConnection else { return false }
         return connection._withUnsafeGuaranteedRef { $0.respond(token.streamID, response) }
     }
 
@@ -261,7 +268,7 @@ public struct HTTPResponder {
     /// `HTTPResponse` (the KV answers, most of the traffic).
     @discardableResult
     public func respond(status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64?) -> Bool {
-        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        guard let connection = unretainedConnection else { return false }
         return connection._withUnsafeGuaranteedRef {
             $0.respond(token.streamID, status: status, contentType: contentType, borrowing: body, etag: etag)
         }
