@@ -676,9 +676,6 @@ final class HTTP2Session {
         static var etag: StaticString { "etag" }
         static var contentLength: StaticString { "content-length" }
         static var contentType: StaticString { "content-type" }
-        static var method: StaticString { ":method" }
-        static var path: StaticString { ":path" }
-        static var authority: StaticString { ":authority" }
         static var host: StaticString { "host" }
     }
 
@@ -736,13 +733,18 @@ final class HTTP2Session {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if Self.equals(name, FieldName.method) {
+            // nghttp2 let through only the request pseudo-headers (:method, :scheme, :authority,
+            // :path; :protocol is not enabled), each once: told apart by length and a letter.
+            switch (name.count, name.count > 1 ? name[1] : 0) {
+            case (7, UInt8(ascii: "m")):
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
-            } else if Self.equals(name, FieldName.path) {
+            case (5, UInt8(ascii: "p")):
                 // Into the (reused) stream's buffer: no allocation once it has grown.
                 stream.request.setTarget(value)
-            } else if Self.equals(name, FieldName.authority) {
+            case (10, UInt8(ascii: "a")):
                 stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
+            default:
+                break
             }
             return
         }
