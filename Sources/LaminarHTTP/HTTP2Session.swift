@@ -15,6 +15,8 @@ final class HTTP2Stream {
     private(set) var id: Int32
     /// `:method`, nil until it arrived.
     var method: HTTPMethod?
+    /// A non-empty `:path` arrived (it is `request.target`).
+    var hasPath = false
     /// The request as it arrives (`:path` as its target, the headers, the body or the sink that
     /// takes it), lent to the handler when complete. Its buffers are reused by the next request
     /// on a recycled stream.
@@ -100,7 +102,8 @@ final class HTTP2Stream {
     func reset(id: Int32, token: HTTPRequestToken) {
         self.id = id
         method = nil
-        request.clearHead()
+        hasPath = false  // the target keeps the last request's bytes until `:path` replaces them
+        request.headers.removeAll()
         request.token = token
         headerBytes = 0
         startedMs = 0
@@ -446,7 +449,7 @@ final class HTTP2Session {
     /// receiving, no `:method` or `:path`). False when it must wait for answers to go out.
     private func dispatch(_ stream: HTTP2Stream) -> Bool {
         guard !stream.dispatched else { return true }
-        let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.request.target.isEmpty
+        let answeredHere = stream.rejectStatus != nil || stream.method == nil || !stream.hasPath
         if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
             return false
         }
@@ -455,7 +458,7 @@ final class HTTP2Session {
             respondError(stream, status: status, detail: stream.rejectDetail)
             return true
         }
-        guard let method = stream.method, !stream.request.target.isEmpty else {
+        guard let method = stream.method, stream.hasPath else {
             respondError(stream, status: 400, detail: "missing :method or :path")
             return true
         }
@@ -741,6 +744,7 @@ final class HTTP2Session {
             case (5, UInt8(ascii: "p")):
                 // Into the (reused) stream's buffer: no allocation once it has grown.
                 stream.request.setTarget(value)
+                stream.hasPath = !value.isEmpty
             case (10, UInt8(ascii: "a")):
                 stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
             default:
@@ -811,7 +815,7 @@ final class HTTP2Session {
         let type = frame.pointee.hd.type
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           stream.rejectStatus == nil, let method = stream.method, !stream.request.target.isEmpty,
+           stream.rejectStatus == nil, let method = stream.method, stream.hasPath,
            handler.mayTakeBodySink(method: method) {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
             stream.request.method = method

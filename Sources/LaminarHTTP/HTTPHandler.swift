@@ -75,13 +75,6 @@ public struct HTTPRequest: ~Copyable {
         target.append(contentsOf: bytes)
         pathEnd = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
     }
-
-    /// Back to an empty head for the next request, keeping the buffers' capacity.
-    mutating func clearHead() {
-        target.removeAll(keepingCapacity: true)
-        pathEnd = 0
-        headers.removeAll()
-    }
 }
 
 /// A complete response. `content-length` is added by the layer (do not set it);
