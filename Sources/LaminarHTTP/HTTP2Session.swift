@@ -154,7 +154,9 @@ final class HTTP2Session {
     private var unsentResponseBytes = 0
     /// Dispatched streams closed during an nghttp2 call, reported after it returns.
     private var closed: [(Int32, HTTPCloseReason)] = []
+    /// The batch `reportClosed` is reporting, and whether it is.
     private var closedReporting: [(Int32, HTTPCloseReason)] = []
+    private var reportingClosed = false
     private var clientSettingsReceived = false
     private var goAwaySubmitted = false
     /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
@@ -474,6 +476,10 @@ final class HTTP2Session {
     }
 
     private func reportClosed() {
+        // Not re-entered from a handler's requestClosed: the loop below takes what it closes.
+        guard !reportingClosed else { return }
+        reportingClosed = true
+        defer { reportingClosed = false }
         while !closed.isEmpty {
             // The handler may close more streams meanwhile: they go to the other buffer (the two
             // swap, keeping their capacity).
