@@ -11,6 +11,7 @@ read Swift 6's DWARF 5). Prints, per run and thread, instructions per request, t
 functions of the I/O thread (exclusive, per request); callgrind files stay in DIR.
 """
 import argparse
+import collections
 import glob
 import os
 import random
@@ -34,6 +35,37 @@ def thread_totals(out_dir, pid, part):
                 if line.startswith("summary:") or line.startswith("totals:"):
                     totals[int(path.rsplit("-", 1)[1])] = int(line.split()[1])
                     break
+    return totals
+
+
+def by_object(path):
+    """{shared object: exclusive instructions} of a callgrind file (`ob=` sections)."""
+    names = {}
+    totals = collections.Counter()
+    current = None
+    cost_line = re.compile(r"^(?:[+-]?\d+|\*)\s+(\d+)")
+    with open(path) as f:
+        for line in f:
+            if line.startswith("ob="):
+                m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.strip())
+                if m:
+                    if m.group(2):
+                        names[m.group(1)] = os.path.basename(m.group(2))
+                    current = names.get(m.group(1), m.group(1))
+                else:
+                    current = os.path.basename(line[3:].strip())
+            elif line.startswith(("cob=", "cfi=", "cfl=", "cfn=", "fn=", "fl=", "fi=", "fe=")):
+                if line.startswith("cob="):
+                    m = re.match(r"cob=\((\d+)\)(?: (.*))?", line.strip())
+                    if m and m.group(2):
+                        names[m.group(1)] = os.path.basename(m.group(2))
+                continue
+            elif line.startswith("calls="):
+                next(f, None)  # the call's inclusive cost line: not exclusive to this object
+            else:
+                m = cost_line.match(line)
+                if m and current is not None:
+                    totals[current] += int(m.group(1))
     return totals
 
 
@@ -109,8 +141,12 @@ def main():
                 print(f"  thread {thread}: {n / a.requests:8.0f} instructions per request")
             if totals:
                 busiest = max(totals, key=totals.get)
+                path = os.path.join(a.out, f"callgrind.out.{srv.pid}.{part}-{busiest:02d}")
+                print(f"  thread {busiest} by object (exclusive, per request):")
+                for obj, n in by_object(path).most_common(6):
+                    print(f"    {n / a.requests:7.0f}  {obj}")
                 print(f"  top functions of thread {busiest} (exclusive, per request):")
-                for per, name in top_functions(os.path.join(a.out, f"callgrind.out.{srv.pid}.{part}-{busiest:02d}"), a.requests):
+                for per, name in top_functions(path, a.requests):
                     print(f"    {per:7.0f}  {name}")
         procs.stop(srv, timeout=300)
     finally:

@@ -83,6 +83,13 @@ final class Connection {
     var handler: HTTPHandler { loop.handler }
     var limits: HTTPLimits { loop.limits }
 
+    /// Marks the connection for its loop's end-of-iteration flush (the loop is not touched when
+    /// it already is).
+    @inline(__always)
+    func markDirty() {
+        if !isDirty { loop.markDirty(self) }
+    }
+
     func token(_ streamID: Int32) -> HTTPRequestToken {
         HTTPRequestToken(loopIndex: loop.index, connectionID: id, streamID: streamID)
     }
@@ -164,7 +171,7 @@ final class Connection {
             if matching == compared && compared < preface.count { return }  // a prefix of the preface: wait for the rest
             let pending = sniffed
             sniffed = []
-            let session = startHTTP2(upgradeSettings: nil, upgradeRequest: nil)
+            let session = startHTTP2()
             requestStartedMs = nil
             pending.withUnsafeBytes { session.receive($0) }
             return
@@ -179,13 +186,9 @@ final class Connection {
     /// `PRI * HTTP/2.0\r\n`: the part of the preface that no HTTP/1.x request starts with.
     private static let prefaceRequestLineBytes = 16
 
-    @discardableResult
-    private func startHTTP2(upgradeSettings: [UInt8]?, upgradeRequest: HTTPRequest?) -> HTTP2Session {
+    private func startHTTP2() -> HTTP2Session {
         let session = HTTP2Session(connection: self)
         mode = .http2(session)
-        if let settings = upgradeSettings, let request = upgradeRequest {
-            session.upgrade(settings: settings, request: request)
-        }
         return session
     }
 
@@ -265,7 +268,7 @@ final class Connection {
             out.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
             request.version = .http2
             request.token = token(1)
-            startHTTP2(upgradeSettings: settings, upgradeRequest: request)
+            startHTTP2().upgrade(settings: settings, request: request)
             return
         }
         h1.isHead = head.method == .head

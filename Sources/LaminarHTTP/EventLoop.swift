@@ -24,6 +24,9 @@ final class EventLoop {
     /// Connections by slot; the epoll data of a connection is slot | generation << 32, so an event
     /// for a connection closed earlier in the same batch is recognised and dropped.
     private var slots: [Connection?] = []
+    /// `slots` again, unretained (a trivial element): what answers look connections up in, with
+    /// no retain and release of the connection per lookup.
+    private var unretainedSlots: [Unmanaged<Connection>?] = []
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     private(set) var connectionCount = 0
@@ -221,6 +224,7 @@ final class EventLoop {
             } else {
                 slot = slots.count
                 slots.append(nil)
+                unretainedSlots.append(nil)
                 generations.append(0)
             }
             generations[slot] &+= 1
@@ -234,6 +238,7 @@ final class EventLoop {
                 continue
             }
             slots[slot] = connection
+            unretainedSlots[slot] = Unmanaged.passUnretained(connection)
             connectionCount += 1
             shared.connectionsOpen.add(1, ordering: .relaxed)
             shared.connectionsAccepted.add(1, ordering: .relaxed)
@@ -252,7 +257,7 @@ final class EventLoop {
     @inline(__always)
     func unretainedConnection(slot: Int, generation: UInt32) -> Unmanaged<Connection>? {
         guard slot < slots.count, generations[slot] == generation else { return nil }
-        return slots[slot].map { Unmanaged.passUnretained($0) }
+        return unretainedSlots[slot]
     }
 
     private func token(_ slot: Int) -> UInt64 { UInt64(slot) | UInt64(generations[slot]) << 32 }
@@ -266,6 +271,7 @@ final class EventLoop {
     func remove(_ connection: Connection) {
         _ = CLinux_epoll_ctl(epfd, CLinux_EPOLL_CTL_DEL, connection.fd, 0, 0)
         slots[connection.slot] = nil
+        unretainedSlots[connection.slot] = nil
         generations[connection.slot] &+= 1
         freeSlots.append(connection.slot)
         connectionCount -= 1

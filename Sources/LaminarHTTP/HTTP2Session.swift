@@ -15,15 +15,15 @@ final class HTTP2Stream {
     private(set) var id: Int32
     /// `:method`, nil until it arrived.
     var method: HTTPMethod?
-    /// `:path` as received (path and query).
-    var target: [UInt8] = []
-    var headers = HTTPRequestHeaders()
+    /// A non-empty `:path` arrived (it is `request.target`).
+    var hasPath = false
+    /// The request as it arrives (`:path` as its target, the headers, the body or the sink that
+    /// takes it), lent to the handler when complete. Its buffers are reused by the next request
+    /// on a recycled stream.
+    var request: HTTPRequest
     var headerBytes = 0
     /// When its HEADERS arrived: the request must be complete within `slowRequestTimeoutMs`.
     var startedMs: Int64 = 0
-    var body: [UInt8] = []
-    /// Takes the body instead of `body` when the handler asked for it (`HTTPHandler.bodySink`).
-    var bodySink: (any HTTPBodySink)?
     var bodyBytes = 0
     /// A limit was hit while receiving: answer this status instead of dispatching.
     var rejectStatus: Int?
@@ -91,16 +91,20 @@ final class HTTP2Stream {
     /// Stream 1 after an h2c upgrade: hold DATA until the client's SETTINGS arrived (curl 7.88).
     var holdUntilClientSettings = false
 
-    init(id: Int32) { self.id = id }
+    init(id: Int32, token: HTTPRequestToken) {
+        self.id = id
+        request = HTTPRequest(method: .get, target: [], headers: HTTPRequestHeaders(), version: .http2, token: token)
+    }
 
     /// Back to a new stream's state, keeping the capacity of the request's buffers. Only for a
     /// stream `HTTP2Session.recycle` kept: the body, body sink, response and borrowed body were
     /// let go there (not cleared again here, per request).
-    func reset(id: Int32) {
+    func reset(id: Int32, token: HTTPRequestToken) {
         self.id = id
         method = nil
-        target.removeAll(keepingCapacity: true)
-        headers.removeAll()
+        hasPath = false  // the target keeps the last request's bytes until `:path` replaces them
+        request.headers.removeAll()
+        request.token = token
         headerBytes = 0
         startedMs = 0
         bodyBytes = 0
@@ -128,6 +132,13 @@ final class HTTP2Session {
     /// The same, for the per-frame paths that use it through `_withUnsafeGuaranteedRef` (a use
     /// of the unowned(unsafe) reference retains and releases it around the access).
     private let connectionRef: Unmanaged<Connection>
+    /// What the per-request paths use of the connection's loop, held here: reached through the
+    /// unowned(unsafe) connection and the loop, each use retained and released what it crossed.
+    private let handler: any HTTPHandler
+    private let shared: HTTPServerShared
+    private let limits: HTTPLimits
+    private let loopIndex: Int
+    private let connectionID: UInt64
     private var session: OpaquePointer?
     private var streams = HTTP2StreamTable()
     /// Closed streams kept for reuse (no allocation per request), at most `spareStreamsMax`.
@@ -143,6 +154,9 @@ final class HTTP2Session {
     private var unsentResponseBytes = 0
     /// Dispatched streams closed during an nghttp2 call, reported after it returns.
     private var closed: [(Int32, HTTPCloseReason)] = []
+    /// The batch `reportClosed` is reporting, and whether it is.
+    private var closedReporting: [(Int32, HTTPCloseReason)] = []
+    private var reportingClosed = false
     private var clientSettingsReceived = false
     private var goAwaySubmitted = false
     /// RST_STREAM frames we sent plus invalid frames received (nghttp2 1.52 does not bound them).
@@ -181,7 +195,11 @@ final class HTTP2Session {
     init(connection: Connection) {
         self.connection = connection
         connectionRef = Unmanaged.passUnretained(connection)
-        let limits = connection.limits
+        handler = connection.handler
+        shared = connection.loop.shared
+        limits = connection.limits
+        loopIndex = connection.loop.index
+        connectionID = connection.id
         var option: OpaquePointer?
         nghttp2_option_new(&option)
         nghttp2_option_set_no_closed_streams(option, 1)
@@ -221,13 +239,13 @@ final class HTTP2Session {
     // MARK: - Input
 
     /// Takes over an HTTP/1.1 request that asked for h2c: stream 1, answered by the handler.
-    func upgrade(settings: [UInt8], request: HTTPRequest) {
+    func upgrade(settings: [UInt8], request: borrowing HTTPRequest) {
         let isHead = request.method == .head
         let rc = settings.withUnsafeBufferPointer {
             nghttp2_session_upgrade2(session, $0.baseAddress, $0.count, isHead ? 1 : 0, nil)
         }
         guard rc == 0 else {
-            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+            shared.protocolErrors.add(1, ordering: .relaxed)
             nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
             return
         }
@@ -238,15 +256,15 @@ final class HTTP2Session {
         clientSettingsReceived = false
         highestClientStreamID = 1
         lastDispatchedStreamID = 1
-        let stream = HTTP2Stream(id: 1)
+        let stream = HTTP2Stream(id: 1, token: token(1))
         stream.isHead = isHead
         stream.phase = .handed
         stream.complete = true
         unanswered += 1
         stream.holdUntilClientSettings = true
-        streams[1] = stream
-        connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
-        connection.handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
+        streams.insert(stream, id: 1)
+        shared.streamsOpen.add(1, ordering: .relaxed)
+        handler.handle(request, responder: HTTPResponder(connection: connection, token: request.token))
     }
 
     /// Feeds the client's bytes to nghttp2, checking on the way what nghttp2 1.52 leaves
@@ -307,7 +325,7 @@ final class HTTP2Session {
         if connectionFailed { ready.removeAll() }
         dispatchReady()
         reportClosed()
-        connection.loop.markDirty(connection)
+        markDirty()
     }
 
     /// Gives nghttp2 `bytes[fed..<end]`. False when the session failed and the connection is
@@ -317,7 +335,7 @@ final class HTTP2Session {
         let rc = nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + fed, end - fed)
         fed = end
         if rc >= 0 { return true }
-        connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+        shared.protocolErrors.add(1, ordering: .relaxed)
         if rc == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) {
             // RFC 9113 3.4: an invalid preface is a connection error PROTOCOL_ERROR. The session is
             // sound: our SETTINGS, then the GOAWAY, go out the usual way.
@@ -382,7 +400,7 @@ final class HTTP2Session {
     /// rest of the input is not read.
     private func failConnection(_ code: UInt32) {
         connectionFailed = true
-        connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+        shared.protocolErrors.add(1, ordering: .relaxed)
         nghttp2_session_terminate_session2(session, lastDispatchedStreamID, code)
     }
 
@@ -416,13 +434,12 @@ final class HTTP2Session {
     /// `dispatchedRequestsMax` and `responseBacklogBytesMax` (requests the session answers itself,
     /// 4xx for a limit hit while receiving, go at once).
     private func dispatchWaiting() {
-        let limits = connection.limits
         var i = 0
         while i < waiting.count {
             // The stream stays in the table while it is dispatched (a handler's answer closes
             // nothing before the next mem_send): used without a retain.
             if let stream = streams.unretained(waiting[i]),
-               !stream._withUnsafeGuaranteedRef({ dispatch($0, limits) }) {
+               !stream._withUnsafeGuaranteedRef({ dispatch($0) }) {
                 break
             }
             i += 1
@@ -432,9 +449,9 @@ final class HTTP2Session {
 
     /// Hands one complete request to the handler, or answers it here (a limit hit while
     /// receiving, no `:method` or `:path`). False when it must wait for answers to go out.
-    private func dispatch(_ stream: HTTP2Stream, _ limits: HTTPLimits) -> Bool {
+    private func dispatch(_ stream: HTTP2Stream) -> Bool {
         guard !stream.dispatched else { return true }
-        let answeredHere = stream.rejectStatus != nil || stream.method == nil || stream.target.isEmpty
+        let answeredHere = stream.rejectStatus != nil || stream.method == nil || !stream.hasPath
         if !answeredHere && (unanswered >= limits.dispatchedRequestsMax || unsentResponseBytes >= limits.responseBacklogBytesMax) {
             return false
         }
@@ -443,27 +460,32 @@ final class HTTP2Session {
             respondError(stream, status: status, detail: stream.rejectDetail)
             return true
         }
-        guard let method = stream.method, !stream.target.isEmpty else {
+        guard let method = stream.method, stream.hasPath else {
             respondError(stream, status: 400, detail: "missing :method or :path")
             return true
         }
         stream.isHead = method == .head
         stream.phase = .handed
         unanswered += 1
-        let token = connection.token(stream.id)
-        connection.handler.handle(HTTPRequest(method: method, target: stream.target, headers: stream.headers, body: stream.body,
-                                              version: .http2, token: token, bodySink: stream.bodySink),
-                                  responder: HTTPResponder(connection: connection, token: token))
-        stream.body = []
-        stream.bodySink = nil
+        stream.request.method = method
+        handler.handle(stream.request, responder: HTTPResponder(connection: connection, token: stream.request.token))
+        // Let go (most requests have neither: not written, nothing released).
+        if !stream.request.body.isEmpty { stream.request.body = [] }
+        if stream.request.bodySink != nil { stream.request.bodySink = nil }
         return true
     }
 
     private func reportClosed() {
+        // Not re-entered from a handler's requestClosed: the loop below takes what it closes.
+        guard !reportingClosed else { return }
+        reportingClosed = true
+        defer { reportingClosed = false }
         while !closed.isEmpty {
-            let batch = closed
-            closed.removeAll()
-            for (id, reason) in batch { connection.handler.requestClosed(connection.token(id), reason: reason) }
+            // The handler may close more streams meanwhile: they go to the other buffer (the two
+            // swap, keeping their capacity).
+            swap(&closed, &closedReporting)
+            for (id, reason) in closedReporting { handler.requestClosed(token(id), reason: reason) }
+            closedReporting.removeAll(keepingCapacity: true)
         }
     }
 
@@ -473,17 +495,20 @@ final class HTTP2Session {
     func produceOutput() {
         guard session != nil else { return }
         if !waiting.isEmpty && !connectionFailed { dispatchWaiting() }
-        while connection.out.count < connection.limits.outputBufferedBytesMax {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &data)
-            if n < 0 {
-                connection.close(reason: "nghttp2 send: \(String(cString: nghttp2_strerror(Int32(n))))")
-                return
+        let failed = connectionRef._withUnsafeGuaranteedRef { connection in
+            while connection.out.count < limits.outputBufferedBytesMax {
+                var data: UnsafePointer<UInt8>?
+                let n = nghttp2_session_mem_send(session, &data)
+                if n < 0 {
+                    connection.close(reason: "nghttp2 send: \(String(cString: nghttp2_strerror(Int32(n))))")
+                    return true
+                }
+                if n == 0 { break }
+                connection.out.append(UnsafeRawBufferPointer(start: data, count: n))
             }
-            if n == 0 { break }
-            connection.out.append(UnsafeRawBufferPointer(start: data, count: n))
+            return false
         }
-        reportClosed()
+        if !failed { reportClosed() }
     }
 
     // MARK: - Responses
@@ -552,7 +577,7 @@ final class HTTP2Session {
 
     func writeStreaming(_ id: Int32, _ bytes: [UInt8]) -> Bool {
         guard let stream = streams[id], stream.streaming, !stream.finished, !stream.aborted else { return false }
-        if streamingUnsentBytes(id) + bytes.count > connection.limits.streamingBufferedBytesMax {
+        if streamingUnsentBytes(id) + bytes.count > limits.streamingBufferedBytesMax {
             abort(id)
             stream.response = []
             stream.responseOffset = 0
@@ -580,7 +605,7 @@ final class HTTP2Session {
         guard session != nil, let stream = streams[id], !stream.aborted else { return }
         stream.aborted = true
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_CANCEL.rawValue)
-        connection.loop.markDirty(connection)
+        markDirty()
     }
 
     /// Tells the client no new streams will be processed; open ones finish.
@@ -590,7 +615,7 @@ final class HTTP2Session {
         let last = nghttp2_session_get_last_proc_stream_id(session)
         goAwayLastStreamID = last
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, NGHTTP2_NO_ERROR.rawValue, nil, 0)
-        connection.loop.markDirty(connection)
+        markDirty()
     }
 
     private func resumeIfDeferred(_ stream: HTTP2Stream) {
@@ -598,7 +623,7 @@ final class HTTP2Session {
             stream.deferred = false
             nghttp2_session_resume_data(session, stream.id)
         }
-        connection.loop.markDirty(connection)
+        markDirty()
     }
 
     private func respondError(_ stream: HTTP2Stream, status: Int, detail: String) {
@@ -619,15 +644,24 @@ final class HTTP2Session {
         var byteCount = FieldName.status.utf8CodeUnitCount + FieldName.etag.utf8CodeUnitCount + 2
             + FieldName.contentLength.utf8CodeUnitCount + 3 * ResponseFields.decimalBytesMax
             + FieldName.contentType.utf8CodeUnitCount + (contentType?.utf8CodeUnitCount ?? 0)
-        for (name, value) in headers {
-            fieldCount += 1
-            byteCount += name.utf8.count + value.utf8.count
+        let hasHeaders = headers.count > 0  // the KV answers have none: no iteration of them
+        if hasHeaders {
+            for (name, value) in headers {
+                fieldCount += 1
+                byteCount += name.utf8.count + value.utf8.count
+            }
         }
         fields.begin(fieldCount: fieldCount, byteCount: byteCount)
-        fields.add(FieldName.status, decimal: UInt64(status))
+        switch status {  // the usual ones as static text (not copied by nghttp2)
+        case 200: fields.add(FieldName.status, "200" as StaticString)
+        case 204: fields.add(FieldName.status, "204" as StaticString)
+        default: fields.add(FieldName.status, decimal: UInt64(status))
+        }
         if let contentType { fields.add(FieldName.contentType, contentType) }
-        for (name, value) in headers where !Self.isConnectionSpecific(name) {
-            fields.add(name, value)
+        if hasHeaders {
+            for (name, value) in headers where !Self.isConnectionSpecific(name) {
+                fields.add(name, value)
+            }
         }
         if let etag { fields.add(FieldName.etag, quotedDecimal: etag) }
         if let length = contentLength, status != 204, status != 304 {
@@ -640,7 +674,7 @@ final class HTTP2Session {
         } else {
             rc = nghttp2_submit_response(session, stream.id, fields.fields, fields.count, nil)
         }
-        connection.loop.markDirty(connection)
+        markDirty()
         return rc == 0
     }
 
@@ -651,9 +685,6 @@ final class HTTP2Session {
         static var etag: StaticString { "etag" }
         static var contentLength: StaticString { "content-length" }
         static var contentType: StaticString { "content-type" }
-        static var method: StaticString { ":method" }
-        static var path: StaticString { ":path" }
-        static var authority: StaticString { ":authority" }
         static var host: StaticString { "host" }
     }
 
@@ -687,10 +718,10 @@ final class HTTP2Session {
               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return }
         let stream = newStream(frame.pointee.hd.stream_id)
         stream.startedMs = connection.loop.nowMs
-        streams[stream.id] = stream
+        streams.insert(stream, id: stream.id)
         headerStream = Unmanaged.passUnretained(stream)
         headerStreamID = stream.id
-        connection.loop.shared.streamsOpen.add(1, ordering: .relaxed)
+        shared.streamsOpen.add(1, ordering: .relaxed)
     }
 
     fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
@@ -703,23 +734,27 @@ final class HTTP2Session {
 
     private func header(_ stream: HTTP2Stream, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
         guard stream.rejectStatus == nil else { return }
-        let limits = connection.limits
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > limits.headerListBytesMax {
             stream.rejectStatus = 431
             stream.rejectDetail = "header list exceeds \(limits.headerListBytesMax) bytes"
-            stream.headers = HTTPRequestHeaders()
+            stream.request.headers = HTTPRequestHeaders()
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if Self.equals(name, FieldName.method) {
+            // nghttp2 let through only the request pseudo-headers (:method, :scheme, :authority,
+            // :path; :protocol is not enabled), each once: told apart by length and a letter.
+            switch (name.count, name.count > 1 ? name[1] : 0) {
+            case (7, UInt8(ascii: "m")):
                 stream.method = HTTPMethod(UnsafeRawBufferPointer(value))
-            } else if Self.equals(name, FieldName.path) {
+            case (5, UInt8(ascii: "p")):
                 // Into the (reused) stream's buffer: no allocation once it has grown.
-                stream.target.removeAll(keepingCapacity: true)
-                stream.target.append(contentsOf: value)
-            } else if Self.equals(name, FieldName.authority) {
-                stream.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
+                stream.request.setTarget(value)
+                stream.hasPath = !value.isEmpty
+            case (10, UInt8(ascii: "a")):
+                stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(Self.bytes(FieldName.host)), value: UnsafeRawBufferPointer(value))
+            default:
+                break
             }
             return
         }
@@ -727,7 +762,7 @@ final class HTTP2Session {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(limits.bodyBytesMax) bytes"
         }
-        stream.headers.append(lowercaseName: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+        stream.request.headers.append(lowercaseName: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
     }
 
     /// A decimal number (`Int.max` past 18 digits), or nil when not all digits.
@@ -748,19 +783,19 @@ final class HTTP2Session {
 
     private func dataChunk(_ stream: HTTP2Stream, _ data: UnsafeBufferPointer<UInt8>) {
         guard stream.rejectStatus == nil else { return }
-        let max = connection.limits.bodyBytesMax
+        let max = limits.bodyBytesMax
         stream.bodyBytes += data.count
         if stream.bodyBytes > max {
             stream.rejectStatus = 413
             stream.rejectDetail = "request body exceeds \(max) bytes"
-            stream.body = []
-            stream.bodySink = nil
+            stream.request.body = []
+            stream.request.bodySink = nil
             return
         }
-        if let sink = stream.bodySink {
+        if let sink = stream.request.bodySink {
             sink.consume(UnsafeRawBufferPointer(data))
         } else {
-            stream.body.append(contentsOf: data)
+            stream.request.body.append(contentsOf: data)
         }
     }
 
@@ -786,11 +821,11 @@ final class HTTP2Session {
         let type = frame.pointee.hd.type
         let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
-           stream.rejectStatus == nil, let method = stream.method, !stream.target.isEmpty,
-           connection.handler.mayTakeBodySink(method: method) {
+           stream.rejectStatus == nil, let method = stream.method, stream.hasPath,
+           handler.mayTakeBodySink(method: method) {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
-            stream.bodySink = connection.handler.bodySink(for: HTTPRequest(
-                method: method, target: stream.target, headers: stream.headers, version: .http2, token: connection.token(stream.id)))
+            stream.request.method = method
+            stream.request.bodySink = handler.bodySink(for: stream.request)
         }
         guard !stream.dispatched else { return }
         // A complete request, or one already refused (413, 431): answered now rather than after
@@ -802,8 +837,8 @@ final class HTTP2Session {
     }
 
     private func newStream(_ id: Int32) -> HTTP2Stream {
-        guard let stream = spareStreams.popLast() else { return HTTP2Stream(id: id) }
-        stream.reset(id: id)
+        guard let stream = spareStreams.popLast() else { return HTTP2Stream(id: id, token: token(id)) }
+        stream.reset(id: id, token: token(id))
         return stream
     }
 
@@ -811,21 +846,23 @@ final class HTTP2Session {
     /// store value) and body sink are let go now.
     private func recycle(_ stream: inout HTTP2Stream) {
         guard spareStreams.count < Self.spareStreamsMax, isKnownUniquelyReferenced(&stream) else { return }
-        stream.borrowed = nil
-        stream.bodySink = nil
-        stream.response = []
-        stream.body = []
+        // Only what is held is written (a GET's stream holds a borrowed value and nothing else).
+        if stream.borrowedStart != nil { stream.borrowed = nil }
+        if stream.request.bodySink != nil { stream.request.bodySink = nil }
+        if !stream.response.isEmpty { stream.response = [] }
+        if !stream.request.body.isEmpty { stream.request.body = [] }
         spareStreams.append(stream)
     }
 
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
-        guard var stream = streams.removeValue(forKey: id) else { return }
+        guard let removed = streams.removeValue(forKey: id) else { return }
+        var stream = removed.takeRetainedValue()
         if headerStreamID == id {
             headerStream = nil
             headerStreamID = 0
         }
         defer { recycle(&stream) }
-        connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
+        shared.streamsOpen.subtract(1, ordering: .relaxed)
         answered(stream)
         if !stream.streaming { unsentResponseBytes -= stream.responseBytes - stream.responseOffset }
         if stream.dispatched && stream.rejectStatus == nil {
@@ -844,8 +881,8 @@ final class HTTP2Session {
 
     private func countServerReset() {
         serverResets += 1
-        if serverResets == connection.limits.serverResetsPerConnectionMax {
-            connection.loop.shared.protocolErrors.add(1, ordering: .relaxed)
+        if serverResets == limits.serverResetsPerConnectionMax {
+            shared.protocolErrors.add(1, ordering: .relaxed)
             nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
         }
     }
@@ -916,6 +953,14 @@ final class HTTP2Session {
         return 0
     }
 
+    private func token(_ streamID: Int32) -> HTTPRequestToken {
+        HTTPRequestToken(loopIndex: loopIndex, connectionID: connectionID, streamID: streamID)
+    }
+
+    private func markDirty() {
+        connectionRef._withUnsafeGuaranteedRef { $0.markDirty() }
+    }
+
     // MARK: - Teardown
 
     /// Deletes the session; every dispatched, unfinished request is reported aborted.
@@ -924,14 +969,13 @@ final class HTTP2Session {
         nghttp2_session_del(session)
         self.session = nil
         reportClosed()
-        let open = streams
-        streams = HTTP2StreamTable()
+        let open = streams.removeAll()
         headerStream = nil
         headerStreamID = 0
-        open.forEach { stream in
-            connection.loop.shared.streamsOpen.subtract(1, ordering: .relaxed)
+        for stream in open {
+            shared.streamsOpen.subtract(1, ordering: .relaxed)
             if stream.dispatched && stream.rejectStatus == nil {
-                connection.handler.requestClosed(connection.token(stream.id), reason: .aborted)
+                handler.requestClosed(token(stream.id), reason: .aborted)
             }
         }
         waiting = []

@@ -33,12 +33,16 @@ public struct HTTPRequestToken: Hashable, Sendable, CustomStringConvertible {
 /// the `bodySink` that took the body as it arrived (`body` is then empty). The head is bytes as
 /// received: the method decoded once, the target kept whole with the path and query as slices
 /// of it, header fields packed into one buffer.
-public struct HTTPRequest {
+///
+/// Not copyable: the layer lends it to the handler (`HTTPHandler.handle` borrows it) from where
+/// it was received (an HTTP/2 stream keeps one, its buffers reused from request to request), so
+/// handing a request over retains and releases nothing. A handler copies the fields it keeps.
+public struct HTTPRequest: ~Copyable {
     public var method: HTTPMethod
     /// The request target as received: the path (percent-encoding preserved) and the query.
-    public let target: [UInt8]
+    public private(set) var target: [UInt8]
     /// Where the path ends in `target`: at the `?`, or at the end.
-    public let pathEnd: Int
+    public private(set) var pathEnd: Int
     /// Request headers, names lowercased; HTTP/2 pseudo-headers are not included
     /// (`:authority` is exposed as `host`).
     public var headers: HTTPRequestHeaders
@@ -64,6 +68,13 @@ public struct HTTPRequest {
     public var path: ArraySlice<UInt8> { target[..<pathEnd] }
     /// The raw query after `?`, or nil.
     public var query: ArraySlice<UInt8>? { pathEnd < target.count ? target[(pathEnd + 1)...] : nil }
+
+    /// Replaces the target with `bytes`, keeping the buffer's capacity (a reused request).
+    mutating func setTarget(_ bytes: UnsafeBufferPointer<UInt8>) {
+        target.removeAll(keepingCapacity: true)
+        target.append(contentsOf: bytes)
+        pathEnd = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
+    }
 }
 
 /// A complete response. `content-length` is added by the layer (do not set it);
@@ -153,7 +164,7 @@ public protocol HTTPHandler: AnyObject {
     /// A request's head is complete and a body follows: return a sink to take the body as it
     /// arrives (the request then reaches `handle` with it in `bodySink`), or nil to receive the
     /// body whole in `HTTPRequest.body`. `request.body` is empty here.
-    func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)?
+    func bodySink(for request: borrowing HTTPRequest) -> (any HTTPBodySink)?
 
     /// Whether a request with this method may get a body sink: when false, `bodySink(for:)` is
     /// not asked (no request head is built for it). Default: every method.
@@ -161,7 +172,7 @@ public protocol HTTPHandler: AnyObject {
 
     /// A complete request. Answer now or later (from `didWake`) through `responder`, which may be
     /// stored. Every request gets exactly one `requestClosed` call afterwards.
-    func handle(_ request: HTTPRequest, responder: HTTPResponder)
+    func handle(_ request: borrowing HTTPRequest, responder: HTTPResponder)
 
     /// The request is finished: answered completely, or aborted. Free anything held for it
     /// (a watch subscription, a pending completion); the responder is dead from now on.
@@ -194,7 +205,7 @@ public protocol HTTPHandler: AnyObject {
 }
 
 extension HTTPHandler {
-    public func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? { nil }
+    public func bodySink(for request: borrowing HTTPRequest) -> (any HTTPBodySink)? { nil }
     public func mayTakeBodySink(method: HTTPMethod) -> Bool { true }
     public func requestClosed(_ token: HTTPRequestToken, reason: HTTPCloseReason) {}
     public func didWake() {}
@@ -213,20 +224,27 @@ extension HTTPHandler {
 public struct HTTPResponder {
     // The connection is found again by slot and generation in its loop's table: no reference
     // counting per request, and a closed connection (its slot freed or reused) is simply gone.
-    // unowned(unsafe): responders live in the loop's handler, which the loop outlives.
-    unowned(unsafe) let loop: EventLoop
+    // Unmanaged: responders live in the loop's handler, which the loop outlives; used through
+    // `_withUnsafeGuaranteedRef` (a use of an unowned(unsafe) reference retains and releases it).
+    let loop: Unmanaged<EventLoop>
     let slot: Int32
     let generation: UInt32
     public let token: HTTPRequestToken
 
     init(connection: Connection, token: HTTPRequestToken) {
-        loop = connection.loop
+        loop = Unmanaged.passUnretained(connection.loop)
         slot = Int32(truncatingIfNeeded: connection.slot)
         generation = connection.generation
         self.token = token
     }
 
-    private var connection: Connection? { loop.connection(slot: Int(slot), generation: generation) }
+    private var connection: Connection? {
+        loop._withUnsafeGuaranteedRef { $0.connection(slot: Int(slot), generation: generation) }
+    }
+
+    private var unretainedConnection: Unmanaged<Connection>? {
+        loop._withUnsafeGuaranteedRef { $0.unretainedConnection(slot: Int(slot), generation: generation) }
+    }
 
     /// Whether the request is still open for an answer (or for more streamed data).
     public var isOpen: Bool { connection?.isOpen(token.streamID) ?? false }
@@ -234,7 +252,7 @@ public struct HTTPResponder {
     /// Sends a complete response.
     @discardableResult
     public func respond(_ response: HTTPResponse) -> Bool {
-        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        guard let connection = unretainedConnection else { return false }
         return connection._withUnsafeGuaranteedRef { $0.respond(token.streamID, response) }
     }
 
@@ -243,7 +261,7 @@ public struct HTTPResponder {
     /// `HTTPResponse` (the KV answers, most of the traffic).
     @discardableResult
     public func respond(status: Int, contentType: StaticString?, borrowing body: HTTPBorrowedBytes?, etag: UInt64?) -> Bool {
-        guard let connection = loop.unretainedConnection(slot: Int(slot), generation: generation) else { return false }
+        guard let connection = unretainedConnection else { return false }
         return connection._withUnsafeGuaranteedRef {
             $0.respond(token.streamID, status: status, contentType: contentType, borrowing: body, etag: etag)
         }

@@ -6,11 +6,22 @@ public enum HTTPMethod: Sendable, Hashable, CustomStringConvertible, Expressible
 
     /// The method of `token` (case-sensitive, RFC 9110 9.1).
     public init(_ token: UnsafeRawBufferPointer) {
-        for (bytes, method) in Self.known where token.elementsEqual(bytes) {
-            self = method
-            return
+        // By length, then the bytes (no table walked per request).
+        let method: HTTPMethod? = switch token.count {
+        case 3: Self.equals(token, "GET") ? .get : Self.equals(token, "PUT") ? .put : nil
+        case 4: Self.equals(token, "HEAD") ? .head : Self.equals(token, "POST") ? .post : nil
+        case 5: Self.equals(token, "PATCH") ? .patch : nil
+        case 6: Self.equals(token, "DELETE") ? .delete : nil
+        case 7: Self.equals(token, "OPTIONS") ? .options : nil
+        default: nil
         }
-        self = .other(String(decoding: token, as: UTF8.self))
+        self = method ?? .other(String(decoding: token, as: UTF8.self))
+    }
+
+    @inline(__always)
+    private static func equals(_ token: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        for i in 0..<token.count where token[i] != name.utf8Start[i] { return false }
+        return true
     }
 
     public init(_ text: String) {
@@ -32,10 +43,4 @@ public enum HTTPMethod: Sendable, Hashable, CustomStringConvertible, Expressible
         case .other(let token): token
         }
     }
-
-    /// The methods that are cases, by their bytes (made once).
-    private static let known: [([UInt8], HTTPMethod)] = [
-        (Array("GET".utf8), .get), (Array("PUT".utf8), .put), (Array("HEAD".utf8), .head), (Array("POST".utf8), .post),
-        (Array("DELETE".utf8), .delete), (Array("OPTIONS".utf8), .options), (Array("PATCH".utf8), .patch),
-    ]
 }

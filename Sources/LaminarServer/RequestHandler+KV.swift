@@ -13,7 +13,7 @@ extension RequestHandler {
         case batch(BatchState, index: Int?)
     }
 
-    func handleKV(_ action: RouteAction, _ request: HTTPRequest, _ responder: HTTPResponder, _ start: UInt64) {
+    func handleKV(_ action: RouteAction, _ request: borrowing HTTPRequest, _ responder: HTTPResponder, _ start: UInt64) {
         let route = action.route
         switch action {
         case .kvGet(let key, _):

@@ -37,7 +37,7 @@ extension RequestHandler {
     /// An events body is decoded as it arrives when the decoder can be set up now: binary always
     /// (to a stream or a source), NDJSON to a stream when this thread has seen its definition
     /// (its field names; checked again against the current definition when the request completes).
-    func eventsBodySink(for request: HTTPRequest) -> EventIngest? {
+    func eventsBodySink(for request: borrowing HTTPRequest) -> EventIngest? {
         guard request.method == .post, request.path.reversed().starts(with: Self.eventsSuffixReversed), isAdmitted(request) else { return nil }
         if request.path.starts(with: Self.sourcesPrefix) {
             guard case .success(.sourceEvents(let name, .binary, let idempotencyKey)) = runtime.router.route(
@@ -75,7 +75,7 @@ extension RequestHandler {
         }
     }
 
-    func handleStream(_ action: RouteAction, _ request: HTTPRequest, _ responder: HTTPResponder, _ start: UInt64) {
+    func handleStream(_ action: RouteAction, _ request: borrowing HTTPRequest, _ responder: HTTPResponder, _ start: UInt64) {
         let route = action.route
         switch action {
         case .streamDefine(let name) where CatalogRoutes.mayNameSource(request.body):

@@ -105,18 +105,18 @@ final class RequestHandler: HTTPHandler {
 
     /// Event bodies are decoded as they arrive when the decoder can be set up now
     /// (`eventsBodySink`); other bodies arrive whole.
-    func bodySink(for request: HTTPRequest) -> (any HTTPBodySink)? {
+    func bodySink(for request: borrowing HTTPRequest) -> (any HTTPBodySink)? {
         guard !draining else { return nil }
         return eventsBodySink(for: request)
     }
 
     /// Whether the access policy (if any) lets this request through.
-    func isAdmitted(_ request: HTTPRequest) -> Bool {
+    func isAdmitted(_ request: borrowing HTTPRequest) -> Bool {
         guard let access = runtime.configuration.access, access.requiresToken(method: request.method, path: request.path) else { return true }
         return access.admits(authorization: request.headers["authorization"])
     }
 
-    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    func handle(_ request: borrowing HTTPRequest, responder: HTTPResponder) {
         let start = Self.nowNs()
         guard request.bodySink != nil || isAdmitted(request) else {
             fail(responder, .other, start, .unauthorized)
@@ -128,8 +128,7 @@ final class RequestHandler: HTTPHandler {
             return
         }
         let action: RouteAction
-        let headers = request.headers  // the closure captures the headers, not the whole request
-        switch runtime.router.route(method: request.method, target: request.target, header: { headers[$0] }) {
+        switch runtime.router.route(method: request.method, target: request.target, header: { request.headers[$0] }) {
         case .success(let a): action = a
         case .failure(let failure):
             fail(responder, .other, start, failure)

@@ -13,11 +13,11 @@ import Testing
             let id = round % 97 == 0 ? Int32.random(in: 1...Int32.max, using: &generator) | 1
                 : Int32.random(in: 0..<200, using: &generator) * 2 + 1
             if Bool.random(using: &generator) {
-                let stream = HTTP2Stream(id: id)
+                let stream = HTTP2Stream(id: id, token: HTTPRequestToken(loopIndex: 0, connectionID: 1, streamID: id))
                 table[id] = stream
                 model[id] = stream
             } else {
-                #expect(table.removeValue(forKey: id) === model.removeValue(forKey: id))
+                #expect(table.removeValue(forKey: id)?.takeRetainedValue() === model.removeValue(forKey: id))
             }
             #expect(table.count == model.count)
             if round % 100 == 0 {
@@ -30,7 +30,27 @@ import Testing
                 #expect(seen == model.count)
             }
         }
-        for id in Array(model.keys) { #expect(table.removeValue(forKey: id) === model[id]) }
+        for id in Array(model.keys) { #expect(table.removeValue(forKey: id)?.takeRetainedValue() === model[id]) }
         #expect(table.isEmpty && table.removeValue(forKey: 1) == nil && table[0] == nil)
+    }
+
+    /// The table owns a reference to each stream it holds: a stream it still holds when it goes
+    /// away is released, one taken out lives on with whoever took it.
+    @Test func releasesWhatItHoldsWhenItGoes() {
+        weak var left: HTTP2Stream?
+        var taken: HTTP2Stream?
+        do {
+            var table = HTTP2StreamTable()
+            for id in stride(from: Int32(1), through: 99, by: 2) {
+                let stream = HTTP2Stream(id: id, token: HTTPRequestToken(loopIndex: 0, connectionID: 1, streamID: id))
+                table.insert(stream, id: id)
+                if id == 7 { left = stream }
+            }
+            taken = table.removeValue(forKey: 9)?.takeRetainedValue()
+            #expect(left != nil && table.count == 49)
+        }
+        let unique = isKnownUniquelyReferenced(&taken)
+        #expect(left == nil)
+        #expect(taken?.id == 9 && unique)
     }
 }

@@ -27,7 +27,7 @@ final class TestHTTPServer {
 /// - `/stream?n=N`: a streaming 200 of N lines `line i\n`;
 /// - anything else: 404.
 final class EchoHandler: HTTPHandler {
-    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    func handle(_ request: borrowing HTTPRequest, responder: HTTPResponder) {
         let query = request.query.map { String(decoding: $0, as: UTF8.self) }
         let n = query.flatMap { q in q.hasPrefix("n=") ? Int(q.dropFirst(2)) : nil } ?? 0
         switch String(decoding: request.path, as: UTF8.self) {

@@ -13,6 +13,8 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 
+#include "CLinuxBlockPool.h"
+
 /// Starts loading the cache line at `p` (no fault if `p` is not mapped): the reactor's key table
 /// looks up keys a few events ahead of using them (LaminarReactor/KeyInterner.swift).
 static inline void CLinux_prefetch(const void *p) { __builtin_prefetch(p); }
