@@ -163,8 +163,11 @@ extension Reactor {
             if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) {
                 // Closes come faster than slices drain them and the checkpoint waits: a quarter of
                 // the queue per round on top, so the queue and the log stay bounded (in emits of
-                // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows).
-                var extra = Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax)
+                // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows),
+                // but at most four times the round's share, so that the round stays short (a
+                // quarter of a million-row window took 400 ms).
+                let share = Swift.max(limits.resultRowsPerRoundMax, eventsThisRound)
+                var extra = Swift.min(Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax), 4 * share)
                 while extra > 0 && stream.pendingSlices.isEmpty {
                     let n = emitRows(stream, max: Swift.min(extra, limits.resultRowsPerRoundMax))
                     if n == 0 { break }
