@@ -239,14 +239,17 @@ public final class Reactor: @unchecked Sendable {
                 let ring = p.submissions
                 var popped = 0
                 // A ring's commands stop for this round once they brought `eventsPerRoundMax`
-                // events (the rest wait in order for the next round, which comes sooner).
+                // events (the rest wait in order for the next round, which comes sooner), unless
+                // an `emit: changes` stream took events in it: its rows are one per changed window
+                // per round, so smaller rounds would multiply them (a hop of 30 windows per key
+                // fell from 3.4 M to 1.4 M events/s).
                 let eventsStop = eventsThisRound + limits.eventsPerRoundMax
                 let n = ring.popWhile(max: commandsMax) { command in
                     CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hasher: hasher, hashes: hashes)
                     let keyHash = CommandPrefetch.keyHash(of: command, popped: popped, hasher: hasher, hashes: hashes)
                     popped += 1
                     execute(command, producer: p, keyHash: keyHash)
-                    return eventsThisRound < eventsStop
+                    return eventsThisRound < eventsStop || !changelogPending.isEmpty
                 }
                 if n > 0 { worked = true; roundNotes.commands += n }
             }

@@ -28,7 +28,8 @@ public struct ReactorLimits: Sendable, Hashable {
     /// round (the command that passes it is taken whole). A round's work follows its events
     /// (their rows keep pace: `Reactor.emitResultSlices`), so this keeps rounds to a few
     /// milliseconds and acknowledgements flowing: a round of 128 batches of 1000 events over
-    /// a million keys took 190 ms, and every batch in it waited for all of it.
+    /// a million keys took 190 ms, and every batch in it waited for all of it. Not in a round
+    /// in which an `emit: changes` stream took events (its rows are per round, not per event).
     public var eventsPerRoundMax: Int = 16_384
     /// Entries one scan may return.
     public var scanEntriesMax: Int = 10_000
