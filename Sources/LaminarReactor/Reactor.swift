@@ -6,8 +6,9 @@ import Synchronization
 /// The single writer: one thread that owns the state store, every stream's windows, watermarks
 /// and timers, and all subscriptions. Producers hand it commands through their own SPSC rings.
 ///
-/// A round: fire due timers; drain every submission ring (at most `commandsPerRoundMax` each),
-/// applying commands in ring order; emit a bounded slice of the rows of closed windows
+/// A round: fire due timers; drain every submission ring (at most `commandsPerRoundMax` each,
+/// and no more once its commands brought `eventsPerRoundMax` events), applying commands in
+/// ring order; emit a bounded slice of the rows of closed windows
 /// (`emitResultSlices`); if anything was written, ONE `store.commit()` (group commit:
 /// one fsync at `FsyncPolicy.always`); only then push the round's completions and notifications
 /// and call each producer's wake closure once if it got any. Completions wait for the commit so
@@ -61,7 +62,7 @@ public final class Reactor: @unchecked Sendable {
     /// from round to round, so a close of a million rows allocates nothing per slice).
     var sliceBuilder = ResultSlice.Builder(firstSeq: 0)
     var sliceValue: [UInt8] = []
-    /// Scratch: the key hashes of the rows a slice write or an expiry step looks up next.
+    /// Scratch: the key hashes of the rows a slice write looks up next.
     var hashScratch: [UInt64] = []
     /// Retained results by stream name (`ResultSet`): they outlive a deleted stream, and a
     /// stream defined again under the name takes them over.
@@ -237,11 +238,18 @@ public final class Reactor: @unchecked Sendable {
                 currentProducer = p
                 let ring = p.submissions
                 var popped = 0
-                let n = ring.pop(max: commandsMax) { command in
+                // A ring's commands stop for this round once they brought `eventsPerRoundMax`
+                // events (the rest wait in order for the next round, which comes sooner), unless
+                // an `emit: changes` stream took events in it: its rows are one per changed window
+                // per round, so smaller rounds would multiply them (a hop of 30 windows per key
+                // fell from 3.4 M to 1.4 M events/s).
+                let eventsStop = eventsThisRound + limits.eventsPerRoundMax
+                let n = ring.popWhile(max: commandsMax) { command in
                     CommandPrefetch.ahead(ring, max: commandsMax, popped: popped, store: store, hasher: hasher, hashes: hashes)
                     let keyHash = CommandPrefetch.keyHash(of: command, popped: popped, hasher: hasher, hashes: hashes)
                     popped += 1
                     execute(command, producer: p, keyHash: keyHash)
+                    return eventsThisRound < eventsStop || !changelogPending.isEmpty
                 }
                 if n > 0 { worked = true; roundNotes.commands += n }
             }

@@ -23,9 +23,18 @@ import LaminarStore
 /// window or two (the common case: one row per key and window) costs no removal and reinsertion,
 /// and reads skip at most that many empty keys.
 ///
+/// Rows that leave (retention) leave the index lazily: a window whose current row is older than
+/// `retainedFrom` (the stream's oldest retained row) is stale, and every read skips it as if it
+/// were gone; `set` drops the leading stale windows of the key it touches, and `sweep` walks the
+/// keys a bounded number at a time dropping the rest (from the front of each list: a stale
+/// window behind a live one goes after it). So expiry costs no lookup per row (it was one
+/// hash lookup, two cache misses, and a list removal per row: about as much as emitting it).
+/// A window with `seq` 0 (a row stored before result numbering) is never stale.
+///
 /// Invariants: each list strictly ascends by start; `keys` holds exactly the live keys, each
 /// with its id; every live key with an empty list is in `emptied` from `emptiedHead` on;
-/// `rowCount` is the number of windows over all keys; the table holds each live id once.
+/// `rowCount` is the number of windows over all keys, stale ones included; the table holds each
+/// live id once.
 struct ResultIndex {
     struct Window {
         var startMs: Int64
@@ -43,6 +52,9 @@ struct ResultIndex {
         private var more: [Window] = []
 
         init(_ first: Window) { append(first) }
+
+        /// The first window's `seq`, 0 when there is none (read in place, no copy of the list).
+        var firstSeq: UInt64 { inline == 0 ? 0 : w0.seq }
 
         var startIndex: Int { 0 }
         var endIndex: Int { inline + more.count }
@@ -77,6 +89,21 @@ struct ResultIndex {
             while i > p { self[i] = self[i - 1]; i -= 1 }
             self[p] = w
             append(last)
+        }
+
+        /// Drops the first windows while their row is older than `from` (`seq` 0 stays); returns
+        /// how many. Only from the front, as retention goes (by `seq`, which mostly follows the
+        /// start): a stale window behind a live one is skipped by reads and goes when those
+        /// before it have (a look at every window per call made a key with thousands of them
+        /// cost thousands per row).
+        @inline(__always)
+        mutating func removeStale(before from: UInt64) -> Int {
+            var n = 0
+            while !isEmpty, case let s = self[0].seq, s != 0 && s < from {
+                remove(at: 0)
+                n += 1
+            }
+            return n
         }
 
         @discardableResult
@@ -117,6 +144,13 @@ struct ResultIndex {
     private var emptied: [UInt32] = []
     private var emptiedHead = 0
     static let emptiedKeep = 65_536
+    /// Windows whose current row is before this (and not 0) are stale: their row left.
+    var retainedFrom: UInt64 = 0
+    /// The next id `sweep` looks at.
+    private var sweepAt = 0
+
+    @inline(__always)
+    func isLive(_ w: Window) -> Bool { w.seq == 0 || w.seq >= retainedFrom }
 
     // MARK: - Key table
 
@@ -256,6 +290,9 @@ struct ResultIndex {
             rowCount += 1
             return nil
         }
+        if let first = entries[i].windows.first, first.seq != 0 && first.seq < retainedFrom {
+            rowCount -= entries[i].windows.removeStale(before: retainedFrom)
+        }
         var p = entries[i].windows.count
         while p > 0 && entries[i].windows[p - 1].startMs > startMs { p -= 1 }
         if p > 0 && entries[i].windows[p - 1].startMs == startMs {
@@ -312,14 +349,40 @@ struct ResultIndex {
         }
     }
 
+    /// Drops the stale windows of the next `max` ids (round robin over all of them): the keys
+    /// no row comes to any more lose theirs within one turn, and a key left with none is
+    /// listed for `purge`. The caller sweeps in proportion to the rows that left, so stale
+    /// windows never outnumber the ids by much.
+    mutating func sweep(max: Int) {
+        let count = entries.count
+        let n = Swift.min(max, count)
+        let from = retainedFrom
+        var at = sweepAt
+        var dropped = 0
+        entries.withUnsafeMutableBufferPointer { e in
+            for _ in 0..<n {
+                if at >= count { at = 0 }
+                let id = at
+                at += 1
+                // (A free id has no windows: firstSeq 0.)
+                let first = e[id].windows.firstSeq
+                guard first != 0 && first < from else { continue }
+                dropped += e[id].windows.removeStale(before: from)
+                if e[id].windows.isEmpty { emptied.append(UInt32(id)) }
+            }
+        }
+        sweepAt = at
+        rowCount -= dropped
+    }
+
     /// The `seq` of window (`key`, `startMs`)'s current row.
     func seq(key: [UInt8], startMs: Int64) -> UInt64? {
         key.withUnsafeBytes { seq(key: $0, startMs: startMs) }
     }
 
     func seq(key: UnsafeRawBufferPointer, startMs: Int64) -> UInt64? {
-        guard let i = id(of: key) else { return nil }
-        return entries[i].windows.first { $0.startMs == startMs }?.seq
+        guard let i = id(of: key), let w = entries[i].windows.first(where: { $0.startMs == startMs }), isLive(w) else { return nil }
+        return w.seq
     }
 
     /// Calls `body` with up to `limit` windows in order (key bytes, then start): only `key` when
@@ -334,7 +397,7 @@ struct ResultIndex {
         var position = keys.lowerBound(from)
         while let (k, id) = keys.entry(at: position) {
             if exact ? k != key : !k.starts(with: key) { break }
-            for w in entries[Int(id)].windows {
+            for w in entries[Int(id)].windows where isLive(w) {
                 if let after, k == after.key, w.startMs <= after.startMs { continue }
                 body(k, w)
                 n += 1

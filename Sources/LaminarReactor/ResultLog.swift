@@ -22,7 +22,10 @@ final class ResultSet {
     @inline(__always)
     func withIndex<R>(_ body: (inout ResultIndex) throws -> R) rethrows -> R { try body(&index) }
     /// The oldest retained row: a later one than the head slice's first when rows of it left.
-    var oldest: UInt64 = 1
+    /// The index takes the windows of older rows as gone (`ResultIndex.retainedFrom`).
+    var oldest: UInt64 = 1 {
+        didSet { index.retainedFrom = oldest }
+    }
     /// Rows before this had left when the reactor started (`_resulthead/{name}`): a replay that
     /// emits some of them again lets them leave again at once.
     var leftBefore: UInt64 = 0
@@ -160,8 +163,11 @@ extension Reactor {
             if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) {
                 // Closes come faster than slices drain them and the checkpoint waits: a quarter of
                 // the queue per round on top, so the queue and the log stay bounded (in emits of
-                // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows).
-                var extra = Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax)
+                // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows),
+                // but at most four times the round's share, so that the round stays short (a
+                // quarter of a million-row window took 400 ms).
+                let share = Swift.max(limits.resultRowsPerRoundMax, eventsThisRound)
+                var extra = Swift.min(Swift.max(stream.rowsPending / 4, limits.resultRowsPerRoundMax), 4 * share)
                 while extra > 0 && stream.pendingSlices.isEmpty {
                     let n = emitRows(stream, max: Swift.min(extra, limits.resultRowsPerRoundMax))
                     if n == 0 { break }
@@ -412,7 +418,8 @@ extension Reactor {
 
     /// Removes up to `max` rows from the head of the retained results while the oldest is past
     /// its retention (or more rows than `resultsRetainedPerStreamMax` are retained): from the
-    /// index unless a later row of its window replaced it, and its slice once all its rows have
+    /// index lazily (their windows are stale once `oldest` passes them; `ResultIndex.sweep`
+    /// drops them, in proportion to the rows removed), and its slice once all its rows have
     /// left; `_resulthead/{name}` then says where the retained rows begin. Returns the rows
     /// removed, and whether the store refused (then the stream waits for its next close).
     func expireRows(_ stream: StreamRuntime, max: Int) -> (Int, failed: Bool) {
@@ -420,7 +427,6 @@ extension Reactor {
         let set = stream.results
         var n = 0
         var deletes: [StoreMutation] = []
-        let hasher = set.index.hasher
         while n < max, stream.expiryDue(retainedMax: retainedMax) {
             let seq = stream.oldestRetainedSeq
             guard let i = set.headSlice else {
@@ -441,38 +447,37 @@ extension Reactor {
                 continue
             }
             var notDue = false
+            // The rows of the head slice in order, each looked at only for its window end (time
+            // retention): the index drops their windows lazily (`ResultIndex.retainedFrom`).
             let read: Void? = store.withValue(set.sliceKey(first)) { bytes, _ in
                 let reader = ResultSlice.Reader(bytes)
-                let noKey = UnsafeRawBufferPointer(start: nil, count: 0)
+                var s = seq
+                var endMs = stream.oldestRetainedEndMs
+                defer {
+                    stream.oldestRetainedSeq = s
+                    stream.oldestRetainedEndMs = endMs
+                }
+                // Rows before this leave whatever their window end (the retained-rows bound, or
+                // they had left before a restart): passed without reading them.
+                let stored = stream.storedResultEnd
+                let dueBefore = Swift.max(set.leftBefore, stored > UInt64(retainedMax) ? stored - UInt64(retainedMax) : 0)
                 while n < max {
-                    // Up to 256 rows at a time: their keys hashed first, so that each lookup's
-                    // slot and record are loaded a few rows ahead.
-                    let from = stream.oldestRetainedSeq
-                    let to = Swift.min(end, from + UInt64(Swift.min(256, max - n)))
-                    hashScratch.removeAll(keepingCapacity: true)
-                    for s in from..<to { hashScratch.append(reader?.head(Int(s - first)).map { hasher.hash($0.key ?? noKey) } ?? 0) }
-                    let stop: Bool = hashScratch.withUnsafeBufferPointer { hashes in
-                        set.withIndex { index in
-                            for s in from..<to {
-                                let k = Int(s - from)
-                                if k + 8 < hashes.count { index.prefetch(hashes[k + 8], entry: false) }
-                                if k + 4 < hashes.count { index.prefetch(hashes[k + 4], entry: true) }
-                                if let row = reader?.head(Int(s - first)) {
-                                    if stream.oldestRetainedEndMs != row.endMs {
-                                        stream.oldestRetainedEndMs = row.endMs
-                                        if !stream.expiryDue(retainedMax: retainedMax) { notDue = true; return true }
-                                    }
-                                    if !row.isDelete { index.remove(key: row.key ?? noKey, hash: hashes[k], startMs: row.startMs, ifSeq: s) }
-                                }
-                                stream.oldestRetainedSeq = s + 1
-                                stream.oldestRetainedEndMs = nil
-                                n += 1
-                                if s + 1 == end || !stream.expiryDue(retainedMax: retainedMax) { return true }
-                            }
-                            return false
-                        }
+                    if s < dueBefore {
+                        let k = Swift.min(UInt64(max - n), end - s, dueBefore - s)
+                        s += k
+                        n += Int(k)
+                        endMs = nil
+                        if s == end { return }
+                        continue
                     }
-                    if stop { return }
+                    if let row = reader?.head(Int(s - first)), endMs != row.endMs {
+                        endMs = row.endMs
+                        if !stream.expiryDue(seq: s, endMs: endMs, retainedMax: retainedMax) { notDue = true; return }
+                    }
+                    s += 1
+                    endMs = nil
+                    n += 1
+                    if s == end || !stream.expiryDue(seq: s, endMs: nil, retainedMax: retainedMax) { return }
                 }
             }
             if read == nil {
@@ -488,6 +493,7 @@ extension Reactor {
             }
         }
         guard n > 0 else { return (0, false) }
+        set.index.sweep(max: n / 2 + 64)
         set.index.purge(max: n + 64)
         var head = ByteWriter()
         head.u64(stream.oldestRetainedSeq)

@@ -141,7 +141,30 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         return n
     }
 
-    /// Consumer: inside `pop(max:_:)`'s body while it hands over its `i`-th element, the element
+    /// `pop(max:_:)` that stops early: after each element `body` says whether to go on (the
+    /// element it was handed is removed either way). Returns how many were removed.
+    @inlinable
+    @inline(__always)
+    public func popWhile(max: Int, _ body: (consuming Element) -> Bool) -> Int {
+        assert(checkConsumerThread())
+        let h = head.load(ordering: .relaxed)
+        var available = cachedTail &- h
+        if available < max {
+            cachedTail = tail.load(ordering: .acquiring)
+            available = cachedTail &- h
+        }
+        let n = Swift.min(available, max)
+        var taken = 0
+        while taken < n {
+            let more = body((slots + ((h &+ taken) & mask)).move())
+            taken += 1
+            if !more { break }
+        }
+        if taken > 0 { head.store(h &+ taken, ordering: .releasing) }
+        return taken
+    }
+
+    /// Consumer: inside `pop(max:_:)`'s (or `popWhile`'s) body while it hands over its `i`-th element, the element
     /// `ahead` places after that one if this pop will hand it over too, for a look (a prefetch),
     /// not to take; nil past the end of the pop. `popped` is the `i` of the element in hand.
     @inlinable @inline(__always)

@@ -121,11 +121,17 @@ final class StreamRuntime {
 
     /// Whether the oldest retained row may have to leave (retention or the retained-rows bound).
     func expiryDue(retainedMax: Int) -> Bool {
+        expiryDue(seq: oldestRetainedSeq, endMs: oldestRetainedEndMs, retainedMax: retainedMax)
+    }
+
+    /// `expiryDue` were row `seq` (its window ending at `endMs`, nil if not known) the oldest.
+    @inline(__always)
+    func expiryDue(seq: UInt64, endMs: Int64?, retainedMax: Int) -> Bool {
         let stored = storedResultEnd
-        guard oldestRetainedSeq < stored else { return false }
-        if oldestRetainedSeq < results.leftBefore { return true }
-        if stored - oldestRetainedSeq > UInt64(retainedMax) { return true }
-        guard let end = oldestRetainedEndMs else { return true }  // unknown: look at it
+        guard seq < stored else { return false }
+        if seq < results.leftBefore { return true }
+        if stored - seq > UInt64(retainedMax) { return true }
+        guard let end = endMs else { return true }  // unknown: look at it
         return op.watermarkMs != .min && end <= op.watermarkMs - definition.retentionMs
     }
 

@@ -88,6 +88,43 @@ import Testing
         #expect(st.rowsPending == 400 && st.resultSeq == 600 && st.resultSlices == 6, "\(st)")
     }
 
+    /// A round takes a ring's commands only until they brought `eventsPerRoundMax` events (the
+    /// one that passes it whole); the rest, a KV write among them, wait in order for the next
+    /// round, so that a round's work stays bounded however many batches are in flight; but not
+    /// while an `emit: changes` stream takes events (its rows are per round).
+    @Test func aRoundStopsTakingCommandsAfterItsEvents() throws {
+        var l = limits
+        l.eventsPerRoundMax = 250
+        let s = try Stepper(LogStore.inMemory(), l)
+        #expect(s.call(.defineStream(StreamDefinition(name: "b", windowSizeMs: 1000)))?.isOK == true)
+        for i in 0..<4 {
+            precondition(s.producer.submit(ReactorCommand(token: 100 + UInt64(i),
+                .appendEvents(stream: "b", batch: Self.keysBatch(100, ts: 10), idempotencyKey: nil))))
+        }
+        precondition(s.producer.submit(ReactorCommand(token: 200, .put(key: Array("kv".utf8), value: [1], condition: .always, ttlMs: nil))))
+        var answered: [UInt64] = []
+        s.reactor.runRound()
+        _ = s.producer.poll { answered.append($0.token) }
+        #expect(answered == [100, 101, 102], "100 + 100 + 100 events pass 250 at the third batch")
+        answered = []
+        s.reactor.runRound()
+        _ = s.producer.poll { answered.append($0.token) }
+        #expect(answered == [103, 200])
+        #expect(s.stats("b")?.eventsAccepted == 400)
+        // Not for an `emit: changes` stream (its rows are per round): all four in one round.
+        var changes = StreamDefinition(name: "c", windowSizeMs: 1000)
+        changes.emit = .changes
+        #expect(s.call(.defineStream(changes))?.isOK == true)
+        for i in 0..<4 {
+            precondition(s.producer.submit(ReactorCommand(token: 300 + UInt64(i),
+                .appendEvents(stream: "c", batch: Self.keysBatch(100, ts: 10), idempotencyKey: nil))))
+        }
+        answered = []
+        s.reactor.runRound()
+        _ = s.producer.poll { if !$0.result.isNotification { answered.append($0.token) } }
+        #expect(answered == [300, 301, 302, 303])
+    }
+
     /// Closes faster than slices drain them: once the checkpoint is overdue (twice its entries),
     /// the stream also emits a quarter of its queue per round, and the checkpoint follows.
     @Test func anOverdueCheckpointSpeedsTheSlicesUp() throws {

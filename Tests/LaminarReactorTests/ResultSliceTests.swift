@@ -133,6 +133,53 @@ import Testing
         #expect(got == model.values.reduce(0) { $0 + $1.count })
     }
 
+    /// Rows leaving by retention leave the index lazily: once `retainedFrom` passes a window's
+    /// row, reads skip it (seq 0, an unnumbered row, never), `set` drops the stale windows of
+    /// its key, and sweeps drop the rest (a key left with none can then be purged).
+    @Test func staleWindowsAreSkippedAndSweptAway() {
+        var index = ResultIndex()
+        var model: [[UInt8]: [Int64: UInt64]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        var seq: UInt64 = 0
+        for round in 0..<30 {
+            // Keys 0..<2000 in early rounds, then only 0..<200: the others go stale for good.
+            let keys = round < 10 ? 2000 : 200
+            for _ in 0..<500 {
+                let key = Array("s\(Int.random(in: 0..<keys, using: &rng))".utf8)
+                let start = Int64(round) * 1000
+                seq += 1
+                index.set(key: key, startMs: start, seq: seq)
+                model[key, default: [:]][start] = seq
+                if Int.random(in: 0..<50, using: &rng) == 0 {
+                    index.set(key: [], startMs: start, seq: 0)  // unnumbered: never stale
+                    model[[], default: [:]][start] = 0
+                }
+            }
+            // Retention: the rows of rounds before round - 2 leave.
+            let from = seq > 1500 ? seq - 1500 : 0
+            index.retainedFrom = from
+            for key in Array(model.keys) {
+                model[key] = model[key]!.filter { $0.value == 0 || $0.value >= from }
+                if model[key]!.isEmpty { model[key] = nil }
+            }
+            index.sweep(max: 700)
+            index.purge(max: .max, keep: 0)
+            index.checkInvariants()
+            var got: [[UInt8]: [Int64: UInt64]] = [:]
+            _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got[k, default: [:]][w.startMs] = w.seq }
+            #expect(got == model)
+            for (key, windows) in model {
+                for (start, s) in windows { #expect(key.withUnsafeBytes { index.seq(key: $0, startMs: start) } == s) }
+            }
+        }
+        // A full turn of the sweep leaves no stale window; the keys emptied are purged.
+        index.sweep(max: .max)
+        index.purge(max: .max, keep: 0)
+        index.checkInvariants()
+        #expect(index.rowCount == model.values.reduce(0) { $0 + $1.count })
+        #expect(index.keyCount >= model.count && index.keyCount <= 2001)
+    }
+
     /// A key's window list (two windows inline, the rest in an array) against an array: inserts
     /// at every position, removals anywhere, past the inline ones and back.
     @Test func windowListsMatchAnArray() {
