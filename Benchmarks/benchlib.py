@@ -105,23 +105,18 @@ def start_laminar(procs, tmp, fsync, io_threads, name="laminar", extra=()):
     return p, port
 
 
-def start_static_peer(procs, tmp, kind, docroot):
-    """Starts nghttpd (`-n 1`) or h2o (`num-threads: 1`) serving `docroot` over h2c on a free port:
-    the peers that do no work per request. Returns (process, port, pid of the serving process)."""
-    port = free_port()
+def static_peer_argv(tmp, kind, port, docroot):
+    """The command line of nghttpd (`-n 1`) or h2o (`num-threads: 1`, its configuration written to
+    `tmp/h2o.conf`, its pid to `tmp/h2o.pid`) serving `docroot` over h2c on `port`."""
     if kind == "nghttpd":
-        p = procs.start(["nghttpd", "--no-tls", "-n", "1", str(port), "-d", docroot],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port)
-        return p, port, p.pid
+        return ["nghttpd", "--no-tls", "-n", "1", str(port), "-d", docroot]
     if kind != "h2o":
         raise ValueError(f"unknown peer {kind!r} (nghttpd or h2o)")
     conf = os.path.join(tmp, "h2o.conf")
-    pid_file = os.path.join(tmp, "h2o.pid")
     with open(conf, "w") as f:
         # as root h2o would switch to "nobody", which cannot read the 0700 temp dir
         f.write(("user: root\n" if os.geteuid() == 0 else "") + f"""num-threads: 1
-pid-file: {pid_file}
+pid-file: {os.path.join(tmp, "h2o.pid")}
 error-log: {tmp}/h2o-error.log
 listen:
   host: 127.0.0.1
@@ -132,10 +127,19 @@ hosts:
       /:
         file.dir: {docroot}
 """)
-    p = procs.start(["h2o", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ["h2o", "-c", conf]
+
+
+def start_static_peer(procs, tmp, kind, docroot):
+    """Starts nghttpd or h2o (`static_peer_argv`) on a free port: the peers that do no work per
+    request. Returns (process, port, pid of the serving process)."""
+    port = free_port()
+    p = procs.start(static_peer_argv(tmp, kind, port, docroot), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
+    if kind == "nghttpd":
+        return p, port, p.pid
     try:  # h2o's serving process: the one its pid file names (the started one unless it forked)
-        pid = int(open(pid_file).read().strip())
+        pid = int(open(os.path.join(tmp, "h2o.pid")).read().strip())
     except (OSError, ValueError):
         pid = p.pid
     return p, port, pid

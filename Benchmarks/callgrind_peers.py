@@ -68,26 +68,10 @@ def main():
         with open(os.path.join(docroot, "f10"), "wb") as f:
             f.write(b"0123456789")
         vg = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={a.out}/callgrind.out.%p"]
-        if a.only in (None, "nghttpd"):
-            port = free_port()
-            measure("nghttpd", vg + ["nghttpd", "--no-tls", "-n", "1", str(port), "-d", docroot],
-                    f"http://127.0.0.1:{port}/f10", a.out, a.requests)
-        if a.only in (None, "h2o"):
-            port = free_port()
-            conf = os.path.join(tmp, "h2o.conf")
-            with open(conf, "w") as f:
-                f.write(("user: root\n" if os.geteuid() == 0 else "") + f"""num-threads: 1
-error-log: {tmp}/h2o-error.log
-listen:
-  host: 127.0.0.1
-  port: {port}
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: {docroot}
-""")
-            measure("h2o", vg + ["h2o", "-c", conf], f"http://127.0.0.1:{port}/f10", a.out, a.requests)
+        for kind in ("nghttpd", "h2o"):
+            if a.only in (None, kind):
+                port = free_port()
+                measure(kind, vg + static_peer_argv(tmp, kind, port, docroot), f"http://127.0.0.1:{port}/f10", a.out, a.requests)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

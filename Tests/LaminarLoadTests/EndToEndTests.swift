@@ -17,16 +17,25 @@ import Testing
 
     /// A port the kernel just handed out (bound and released: a small race, acceptable here).
     static func freePort() -> UInt16 {
+        let (fd, port) = loopbackSocket(listening: false)
+        close(fd)
+        return port
+    }
+
+    /// A TCP socket bound to 127.0.0.1 on a port the kernel picks (listening if asked, backlog 16)
+    /// and that port; the caller closes it. Port 0 when a call failed.
+    static func loopbackSocket(listening: Bool) -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length); return getsockname(fd, $0, &length) }
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && (!listening || listen(fd, 16) == 0) && getsockname(fd, $0, &length) == 0
+            }
         }
-        return UInt16(bigEndian: address.sin_port)
+        return (fd, ok ? UInt16(bigEndian: address.sin_port) : 0)
     }
 
     static func accepts(_ port: UInt16) -> Bool {
@@ -113,17 +122,9 @@ import Testing
     /// used to wake for the request already due and spin on a core until a stream freed.
     @Test func openLoopWithEveryStreamBusyDoesNotSpin() throws {
         // A listener that never accepts: connects succeed (the kernel's backlog), nothing answers.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = Self.loopbackSocket(listening: true)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        try #require(listening)
-        let port = UInt16(bigEndian: address.sin_port)
+        try #require(port != 0)
         // One stream, 2000 requests/s for 2 s, each request given up after 1 s: all but a few wait
         // for the stream. The shell's `times` prints its children's user and system CPU seconds.
         let script = #""$0" "$@" >/dev/null 2>&1; times"#
