@@ -4,6 +4,7 @@
 #   make fuzz           libFuzzer fuzzers (Tests/Fuzz), FUZZ_SECONDS each (default 60)
 #   make torture        the long-running checks (fuzzers, ...)
 #   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
+#   make test-conformance  HTTP/2, HTTP/1.1 and SSE semantics as real clients see them (Tests/conformance)
 #   make test-cluster   three --cluster nodes behind HAProxy, scraped by Prometheus (Tests/cluster)
 #   make test-console   the web console in headless Chromium, driven by Playwright (Tests/console)
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus gcc chromium python3-venv
 
-.PHONY: deps bench-deps console-deps build serve test test-cluster test-console bench-cluster test-abuse test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
+.PHONY: deps bench-deps console-deps build serve test test-cluster test-console bench-cluster test-abuse test-conformance test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,6 +37,7 @@ test: deps console-deps
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar proto-docs/sql.md
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --conformance
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
 	timeout 300 $(CONSOLE_PYTHON) Tests/console/run_console.py $(CURDIR)/.build/debug/laminar --short
@@ -70,6 +72,12 @@ test-abuse: deps
 	$(SWIFT) build --product laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
+
+# HTTP/2, h2c Upgrade, HTTP/1.1 and SSE semantics as clients and conformance suites see them
+# (Tests/conformance/README.md); a few seconds, also run by make test.
+test-conformance: deps
+	$(SWIFT) build --product laminar
+	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --conformance
 
 test-abuse-long: deps
 	$(SWIFT) build --product laminar
