@@ -678,6 +678,16 @@ final class HTTP2Session {
         return rc == 0
     }
 
+    /// `Expect: 100-continue` on a request whose body follows and that its headers did not refuse
+    /// already: an interim `100` now (RFC 9110 10.1.1: a 100 or the final status at once), so a
+    /// client waiting for it (Go's transport, curl with a timeout) sends the body without delay.
+    private func submitContinue(_ stream: HTTP2Stream) {
+        fields.begin(fieldCount: 1, byteCount: FieldName.status.utf8CodeUnitCount + 3)
+        fields.add(FieldName.status, "100" as StaticString)
+        nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, nil, fields.fields, fields.count, nil)
+        markDirty()
+    }
+
     /// Header names the session writes or looks for, as static text: used without touching an
     /// Array (no retain, no lazily initialised global per use).
     private enum FieldName {
@@ -826,6 +836,11 @@ final class HTTP2Session {
             // A body follows: the handler may take it as it arrives (no nghttp2 call is made).
             stream.request.method = method
             stream.request.bodySink = handler.bodySink(for: stream.request)
+        }
+        if type == UInt8(NGHTTP2_HEADERS.rawValue), !endStream, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+           stream.rejectStatus == nil, let expect = stream.request.headers.value("expect"),
+           expect.count == 12, String(decoding: expect, as: UTF8.self).lowercased() == "100-continue" {
+            submitContinue(stream)
         }
         guard !stream.dispatched else { return }
         // A complete request, or one already refused (413, 431): answered now rather than after

@@ -268,6 +268,27 @@ def h2_no_content_has_no_length(t):
     return "204 without content-length"
 
 
+@case()
+def h2_expect_100_continue(t):
+    """RFC 9110 10.1.1: a request with `expect: 100-continue` whose body follows gets a 100 at once
+    (or its final status), before the client sends the body; then the final response."""
+    c = t.connect()
+    sid = c.new_stream()
+    c.send(c.headers_frame(sid, put(t, "c2-expect", [("expect", "100-continue"), ("content-length", "3")]),
+                           end_stream=False))
+    c.read_frames(2.0, until=lambda: headers_of(c.responses.get(sid)).get(":status") or sid in c.resets)
+    first = headers_of(c.responses.get(sid)).get(":status")
+    assert first == "100", f"no 100 before the body (got {first}, resets {c.resets})"
+    c.responses[sid]["headers"] = []
+    c.send(frame(DATA, END_STREAM, sid, b"abc"))
+    r = wait_stream(c, sid)
+    final = headers_of(r).get(":status")
+    assert final and final.startswith("2"), f"final {headers_of(r)}"
+    c.close()
+    if t.laminar:
+        assert kv_get(t, "c2-expect") == (200, b"abc")
+    return f"100, then {final}"
+
 
 @case(laminar_only=True)
 def h2_expect_100_refused_by_headers(t):
