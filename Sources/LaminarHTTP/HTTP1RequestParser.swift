@@ -255,6 +255,7 @@ public struct HTTP1RequestParser: Sendable {
     }
 
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
+    private static let hostName: [UInt8] = Array("host".utf8)
     private static let transferEncodingName: [UInt8] = Array("transfer-encoding".utf8)
 
     /// ASCII case-insensitive equality with a lower-case name.
@@ -295,6 +296,7 @@ public struct HTTP1RequestParser: Sendable {
         var contentLength: Int?
         var chunked = false
         var sawTransferEncoding = false
+        var hosts = 0
         for line in lines.dropFirst() {
             guard let first = line.first else { throw .malformed("empty header line") }
             if first == 32 || first == 9 { throw .malformed("obsolete line folding") }
@@ -314,6 +316,8 @@ public struct HTTP1RequestParser: Sendable {
                 let length = value.reduce(0) { $0 * 10 + Int($1 - 48) }
                 if let previous = contentLength, previous != length { throw .malformed("conflicting content-length") }
                 contentLength = length
+            } else if Self.equalsIgnoringCase(name, Self.hostName) {
+                hosts += 1
             } else if Self.equalsIgnoringCase(name, Self.transferEncodingName) {
                 sawTransferEncoding = true
                 for token in String(decoding: value, as: UTF8.self).split(separator: ",") {
@@ -328,6 +332,9 @@ public struct HTTP1RequestParser: Sendable {
             }
             name.withUnsafeBytes { n in value.withUnsafeBytes { v in headers.append(name: n, value: v) } }
         }
+        // RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any with several.
+        if hosts > 1 { throw .malformed("more than one Host header") }
+        if hosts == 0 && minor == 1 { throw .malformed("missing Host header") }
         if sawTransferEncoding {
             if contentLength != nil { throw .malformed("both content-length and transfer-encoding") }
             if minor == 0 { throw .malformed("transfer-encoding in HTTP/1.0") }

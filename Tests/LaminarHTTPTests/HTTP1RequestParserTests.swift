@@ -27,7 +27,7 @@ import Testing
     @Test(arguments: [1, 3, 7, 1000])
     func pipelinedRequestsWithLengthAndChunkedBodies(chunkSize: Int) throws {
         let text = "PUT /kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-            + "POST /kv/_batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
+            + "POST /kv/_batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
             + "GET /health HTTP/1.0\r\n\r\n"
         let events = try parseAll(text, chunkSize: chunkSize)
         let heads = events.compactMap { if case .head(let h) = $0 { h } else { nil } }
@@ -42,13 +42,16 @@ import Testing
     @Test(arguments: [
         ("GARBAGE\r\n\r\n", 400),
         ("GET / HTTP/2.0\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         ("GET / HTTP/1.1\nHost: x\n\n", 400),
         ("GET / HTTP/1.1\r\n folded: x\r\n\r\n", 400),
-        ("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-        ("PUT / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),
-        ("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ("PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        ("PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413),
+        ("PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+        ("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400),
     ])
     func refusedRequests(text: String, status: Int) {
         do {
@@ -65,7 +68,7 @@ import Testing
     }
 
     @Test func chunkedBodyOverTheLimitIs413() {
-        let text = "PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024) + "\r\n400\r\n"
+        let text = "PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024) + "\r\n400\r\n"
         #expect(throws: HTTP1ParseError.bodyTooLarge) { _ = try parseAll(text, bodyMax: 1500) }
     }
 }

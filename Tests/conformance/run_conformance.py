@@ -630,6 +630,17 @@ def h1_malformed_is_400_and_close(t):
     return f"{len(bad)} requests: 400/501 then closed"
 
 
+@case(laminar_only=True)
+def h1_host_header(t):
+    """RFC 9112 3.2: 400 for an HTTP/1.1 request without Host and for any with two; HTTP/1.0
+    without Host is served."""
+    for request in (b"GET /health HTTP/1.1\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        data, closed = raw_h1(t, request, until_closed=True)
+        assert data.startswith(b"HTTP/1.1 400 ") and b"Host" in data and closed, f"{request!r}: {data!r}"
+    data, _ = raw_h1(t, b"GET /health HTTP/1.0\r\n\r\n", until_closed=True)
+    assert data.startswith(b"HTTP/1.0 200 "), data
+    return "400 without Host and with two; 1.0 without Host: 200"
+
 
 
 @case(laminar_only=True)
