@@ -211,7 +211,13 @@ final class Connection {
             do {
                 consumed = try h1.parser.parse(UnsafeRawBufferPointer(rebasing: bytes[index...]), into: &h1.parserEvents)
             } catch {
-                replyHTTP1Error(h1, status: error.status, detail: errorDetail(error))
+                if error == .notHTTP {
+                    h1.keepAlive = false  // what was answered before goes out, then the close
+                    closeWhenFlushed = true
+                    loop.markDirty(self)
+                } else {
+                    replyHTTP1Error(h1, status: error.status, detail: errorDetail(error))
+                }
                 return
             }
             index += consumed
@@ -250,6 +256,8 @@ final class Connection {
         case .headersTooLarge: "request line and headers exceed \(limits.headerListBytesMax) bytes"
         case .bodyTooLarge: "request body exceeds \(limits.bodyBytesMax) bytes"
         case .unsupportedTransferEncoding: "only chunked transfer-encoding is supported"
+        case .versionNotSupported: "HTTP/1.0 and HTTP/1.1 only (HTTP/2: the connection preface or Upgrade: h2c)"
+        case .notHTTP: "not an HTTP request"
         }
     }
 

@@ -76,6 +76,7 @@ public enum HTTPStatus {
         case 500: "Internal Server Error"
         case 501: "Not Implemented"
         case 503: "Service Unavailable"
+        case 505: "HTTP Version Not Supported"
         case 507: "Insufficient Storage"
         default: "Status \(status)"
         }
@@ -95,6 +96,7 @@ public enum HTTPStatus {
         case 413: "body_too_large"
         case 431: "headers_too_large"
         case 501: "not_implemented"
+        case 505: "http_version_not_supported"
         case 503: "unavailable"
         default: "error"
         }

@@ -52,13 +52,23 @@ public enum HTTP1ParseError: Error, Sendable, Equatable {
     case headersTooLarge
     case bodyTooLarge
     case unsupportedTransferEncoding
+    /// `HTTP/2.0`, `HTTP/3.0`… in an HTTP/1 request line (RFC 9110 15.6.6).
+    case versionNotSupported
+    /// The first line is not an HTTP request line at all (its version is not `HTTP/x.y`): the
+    /// peer speaks neither HTTP/1.x nor HTTP/2 (an invalid HTTP/2 preface, RFC 9113 3.4). The
+    /// connection is closed without an answer, which an HTTP/2 client reads as the connection
+    /// error it expects and which no HTTP/1 client could have parsed anyway.
+    case notHTTP
 
+    /// The status answered before closing (none for `notHTTP`: the connection just closes).
     public var status: Int {
         switch self {
         case .malformed: 400
         case .headersTooLarge: 431
         case .bodyTooLarge: 413
         case .unsupportedTransferEncoding: 501
+        case .versionNotSupported: 505
+        case .notHTTP: 400
         }
     }
 }
@@ -256,6 +266,22 @@ public struct HTTP1RequestParser: Sendable {
 
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     private static let hostName: [UInt8] = Array("host".utf8)
+
+    /// The path and query of a target: an absolute-form target (`http://host:port/path?q`, which
+    /// a server must accept, RFC 9112 3.2.2) without its scheme and authority (`/` when it has
+    /// no path); any other form as sent.
+    static func originForm(_ target: ArraySlice<UInt8>) -> [UInt8] {
+        guard target.first != UInt8(ascii: "/") else { return Array(target) }
+        var rest = target[...]
+        for scheme in ["http://", "https://"] where rest.count >= scheme.utf8.count
+            && equalsIgnoringCase(rest.prefix(scheme.utf8.count), Array(scheme.utf8)) {
+            rest = rest.dropFirst(scheme.utf8.count)
+            let pathStart = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+            let path = rest[pathStart...]
+            return path.first == UInt8(ascii: "/") ? Array(path) : [UInt8(ascii: "/")] + path
+        }
+        return Array(target)
+    }
     private static let transferEncodingName: [UInt8] = Array("transfer-encoding".utf8)
 
     /// ASCII case-insensitive equality with a lower-case name.
@@ -283,14 +309,14 @@ public struct HTTP1RequestParser: Sendable {
         let method = parts[0], target = parts[1], version = parts[2]
         guard !method.isEmpty, method.allSatisfy(isTokenByte) else { throw .malformed("bad method") }
         guard !target.isEmpty, target.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .malformed("bad target") }
-        let minor: Int
-        if version.elementsEqual("HTTP/1.1".utf8) {
-            minor = 1
-        } else if version.elementsEqual("HTTP/1.0".utf8) {
-            minor = 0
-        } else {
-            throw .malformed("unsupported version")
-        }
+        // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3). A later HTTP/1 minor version is
+        // served as HTTP/1.1, the highest this server implements (RFC 9110 2.5).
+        guard version.count == 8, version.starts(with: "HTTP/".utf8) else { throw .notHTTP }
+        let major = version[version.startIndex + 5], dot = version[version.startIndex + 6]
+        let minorDigit = version[version.startIndex + 7]
+        guard major &- 48 < 10, dot == UInt8(ascii: "."), minorDigit &- 48 < 10 else { throw .notHTTP }
+        guard major == UInt8(ascii: "1") else { throw .versionNotSupported }
+        let minor = minorDigit == UInt8(ascii: "0") ? 0 : 1
 
         var headers = HTTPRequestHeaders()
         var contentLength: Int?
@@ -344,7 +370,7 @@ public struct HTTP1RequestParser: Sendable {
             chunked ? .chunked : contentLength.map { .length($0) } ?? HTTP1RequestHead.BodyFraming.none
         return HTTP1RequestHead(
             method: method.withUnsafeBytes { HTTPMethod($0) },
-            target: Array(target),
+            target: Self.originForm(target),
             minorVersion: minor,
             headers: headers,
             framing: framing

@@ -41,7 +41,7 @@ import Testing
 
     @Test(arguments: [
         ("GARBAGE\r\n\r\n", 400),
-        ("GET / HTTP/2.0\r\n\r\n", 400),
+        ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         ("GET / HTTP/1.1\nHost: x\n\n", 400),
@@ -70,5 +70,20 @@ import Testing
     @Test func chunkedBodyOverTheLimitIs413() {
         let text = "PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024) + "\r\n400\r\n"
         #expect(throws: HTTP1ParseError.bodyTooLarge) { _ = try parseAll(text, bodyMax: 1500) }
+    }
+
+    /// RFC 9112 2.3 / 3.2.2 / RFC 9110 2.5: a later HTTP/1 minor version is served as 1.1, an
+    /// absolute-form target as its path, HTTP/1.0 needs no Host; a line that is not HTTP at all
+    /// (an invalid HTTP/2 preface) is `notHTTP`, answered by closing.
+    @Test func versionsTargetsAndHost() throws {
+        let text = "GET /health HTTP/1.2\r\nHost: x\r\n\r\n"
+            + "GET http://127.0.0.1:7070/kv/a?x=1 HTTP/1.1\r\nHost: 127.0.0.1:7070\r\n\r\n"
+            + "GET HTTPS://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"
+            + "GET /health HTTP/1.0\r\n\r\n"
+        let heads = try parseAll(text).compactMap { if case .head(let h) = $0 { h } else { nil } }
+        #expect(heads.map(\.minorVersion) == [1, 1, 1, 0])
+        #expect(heads.map { String(decoding: $0.target, as: UTF8.self) } == ["/health", "/kv/a?x=1", "/", "/health"])
+        #expect(throws: HTTP1ParseError.notHTTP) { _ = try parseAll("INVALID CONNECTION PREFACE\r\n\r\n") }
+        #expect(throws: HTTP1ParseError.notHTTP) { _ = try parseAll("GET / HTTP/x.1\r\nHost: x\r\n\r\n") }
     }
 }

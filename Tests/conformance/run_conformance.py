@@ -642,6 +642,23 @@ def h1_host_header(t):
     return "400 without Host and with two; 1.0 without Host: 200"
 
 
+@case(laminar_only=True)
+def h1_versions_and_absolute_form(t):
+    """RFC 9112 3.2.2: an absolute-form target is served as its path; RFC 9110 2.5: HTTP/1.2 is
+    served as HTTP/1.1; 15.6.6: HTTP/2.0 in an HTTP/1 request line is 505; RFC 9113 3.4: a first
+    line that is no HTTP at all (an invalid HTTP/2 preface) closes the connection unanswered."""
+    data, _ = raw_h1(t, b"GET http://127.0.0.1/health?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     until_closed=True)
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b'{"status":"ok"}\n'), data
+    data, _ = raw_h1(t, b"GET /health HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n", until_closed=True)
+    assert data.startswith(b"HTTP/1.1 200 "), data
+    data, closed = raw_h1(t, b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", until_closed=True)
+    assert data.startswith(b"HTTP/1.1 505 ") and closed, data
+    assert json.loads(responses(data)[0][2])["error"] == "http_version_not_supported"
+    data, closed = raw_h1(t, b"INVALID CONNECTION PREFACE\r\n\r\n", until_closed=True)
+    assert data == b"" and closed, f"answered {data!r}"
+    return "absolute-form 200, 1.2 as 1.1, 2.0: 505, not HTTP: closed"
+
 
 @case(laminar_only=True)
 def h1_connection_close_and_http10(t):

@@ -5,7 +5,7 @@
 //   bytes and throws nothing (else the connection's read loop would spin);
 // - the events (bodies joined) and the error are the same however the stream is cut;
 // - once it has thrown, the parser keeps throwing the same error;
-// - a head's method and target occur in the input, its header names and values come from it
+// - a head's method and target (an absolute-form target's path) occur in the input, its header names and values come from it
 //   (names lowercased, values trimmed), the body of a content-length request has that length and
 //   no body exceeds the limit;
 // - a parsed head, written back as HTTP/1.1, parses to the same head (differential round trip);
@@ -119,7 +119,9 @@ func check(_ raw: UnsafeRawBufferPointer) {
             framing = head.framing
             body = 0
             precondition(contains(stream, Array(head.method.description.utf8)), "method not from the input")
-            precondition(contains(stream, head.target), "target not from the input")
+            // As sent, or an absolute-form target's path (`/` added when it had none).
+            precondition(contains(stream, head.target) || (head.target.first == UInt8(ascii: "/")
+                && contains(stream, Array(head.target.dropFirst()))), "target not from the input")
             precondition(head.minorVersion == 0 || head.minorVersion == 1)
             for (name, value) in head.headers.pairs {
                 precondition(name == name.lowercased() && !name.isEmpty)
