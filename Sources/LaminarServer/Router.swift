@@ -286,18 +286,21 @@ public struct Router: Sendable {
         return n
     }
 
-    /// `?since=N`, else a `Last-Event-ID: N` header (an SSE client resuming): a result seq.
+    /// `?since=N` and a `Last-Event-ID: L` header (an SSE client resuming): the later of the two
+    /// result seqs. An `EventSource` opened on `?since=N` reconnects to the same URL with the id
+    /// of the last row it got: it resumes after that row, not from `N` again.
     private func resultSeq(_ t: RequestTarget, _ header: (String) -> String?) throws -> UInt64? {
+        var since: UInt64?
         if let text = t.parameterString("since") {
             guard let n = UInt64(text) else { throw HTTPFailure.badRequest("since must be a result seq (an integer >= 0), not \"\(text)\"") }
-            return n
+            since = n
         }
         if let text = header("last-event-id") {
             let trimmed = text.trimmingCharacters(in: " \t")
             guard let n = UInt64(trimmed) else { throw HTTPFailure.badRequest("Last-Event-ID must be a result seq (an integer >= 0)") }
-            return n
+            since = max(since ?? 0, n)
         }
-        return nil
+        return since
     }
 
     /// Whether an `Accept` header asks for `text/event-stream`.

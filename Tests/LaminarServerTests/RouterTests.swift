@@ -57,8 +57,11 @@ import Testing
             == .success(.resultsFollow(name: "clicks", since: 42, keyPrefix: [0x75, 0], sse: false)))
         #expect(route("GET", "/streams/clicks/results", ["accept": "text/html, text/event-stream;q=0.9", "last-event-id": " 7 "])
             == .success(.resultsFollow(name: "clicks", since: 7, keyPrefix: [], sse: true)))
+        // Both: the later one (an EventSource opened on ?since=3 reconnects with Last-Event-ID).
         #expect(route("GET", "/streams/clicks/results?since=3", ["accept": "text/event-stream", "last-event-id": "7"])
-            == .success(.resultsFollow(name: "clicks", since: 3, keyPrefix: [], sse: true)), "since wins over Last-Event-ID")
+            == .success(.resultsFollow(name: "clicks", since: 7, keyPrefix: [], sse: true)))
+        #expect(route("GET", "/streams/clicks/results?since=9", ["accept": "text/event-stream", "last-event-id": "7"])
+            == .success(.resultsFollow(name: "clicks", since: 9, keyPrefix: [], sse: true)))
         #expect(route("GET", "/streams/clicks/late") == .success(.late(name: "clicks")))
         #expect(route("GET", "/streams/clicks/results?prefix=u")
             == .success(.results(name: "clicks", key: nil, fromMs: nil, toMs: nil, after: nil, limit: 1000, keyPrefix: Array("u".utf8))))

@@ -725,7 +725,8 @@ def read_stream(t, path, headers, seconds):
 def sse_event_source(t):
     """results.md: `Accept: text/event-stream` (what EventSource sends) gets text/event-stream, one
     event per row with `id: <seq>` and the NDJSON row as data; `Last-Event-ID` resumes after it
-    (what EventSource sends on reconnecting), `since` wins over it; progress events carry no id
+    (what EventSource sends on reconnecting), the later of it and `since` counts (an EventSource
+    opened on ?since=0 reconnects to that URL); progress events carry no id
     (EventSource keeps the last row's); an unknown stream is 404 (EventSource stops)."""
     c = t.connect()
     assert c.request("PUT", "/streams/c-sse", body=b'{"window":"1s"}', seconds=WAIT_S)[0] in (200, 201)
@@ -750,13 +751,16 @@ def sse_event_source(t):
     status, _, text = read_stream(t, "/streams/c-sse/results", {**sse, "Last-Event-ID": str(last)}, 1.0)
     resumed = [json.loads(e[2]) for e in sse_events(text) if e[1] == "message"]
     assert status == 200 and resumed == rows[1:], f"resume after {last}: {resumed}"
+    # Both: the later one. An EventSource opened on ?since=0 reconnects with Last-Event-ID.
+    status, _, text = read_stream(t, "/streams/c-sse/results?since=0", {**sse, "Last-Event-ID": str(last)}, 1.0)
+    assert [json.loads(e[2]) for e in sse_events(text) if e[1] == "message"] == rows[1:], "?since=0 won over Last-Event-ID"
     status, _, text = read_stream(t, f"/streams/c-sse/results?since={rows[-2]['seq']}", {**sse, "Last-Event-ID": "0"}, 1.0)
-    assert [json.loads(e[2]) for e in sse_events(text) if e[1] == "message"] == rows[-1:], "since did not win"
+    assert [json.loads(e[2]) for e in sse_events(text) if e[1] == "message"] == rows[-1:], "Last-Event-ID 0 won over since"
     status, headers, _ = read_stream(t, "/streams/c-nope/results", sse, 1.0)
     assert status == 404, status
     status, _, _ = read_stream(t, "/streams/c-sse/results", {**sse, "Last-Event-ID": "x"}, 1.0)
     assert status == 400, f"Last-Event-ID x: {status}"
-    return f"{len(rows)} rows as events with ids, resumed by Last-Event-ID, 404, 400"
+    return f"{len(rows)} rows as events with ids, resumed by Last-Event-ID (over ?since=0), 404, 400"
 
 
 # ---------------------------------------------------------------- running

@@ -12,7 +12,7 @@ data directory).
    column; EXPLAIN creates nothing) shows rows arriving as events are posted; a reload, with events posted while it loads,
    resumes without losing or repeating a row (the rows shown are exactly seq 1..result_seq).
    The server restarts under the page: the feed reconnects with Last-Event-ID, again with no row
-   lost or repeated. A burst of 1201 rows keeps the newest 500, and a reload shows the same ones.
+   lost or repeated; so does the browser's own EventSource opened on `?since=0` beside it. A burst of 1201 rows keeps the newest 500, and a reload shows the same ones.
    Late events of a stream on the same source that keeps them are listed on its page.
 4. Keys: a key and value holding <script> and HTML show as text (no script ran, no element was
    made); put with If-Match, a 412 when the key changed behind the page's back; delete; JSON and
@@ -314,6 +314,16 @@ def phase_stream(s, p, name, post):
         time.sleep(0.5)  # a repeated row would come now
         shown = rows_shown(p.page)
         check(sorted(shown) == list(range(1, expected + 1)), f"after a reload: {len(shown)} rows {sorted(shown)[:5]}…, expected 1..{expected}")
+    # The browser's own EventSource on the same feed, opened at ?since=0 (on a same-origin page
+    # without the console's CSP): after the restart it reconnects by itself to that URL with
+    # Last-Event-ID, which must resume after its last row, not from 0 again.
+    es = p.page.context.new_page()
+    es.goto(s.url + "/health")
+    es.evaluate("""(url) => { window.got = []; window.errors = 0;
+        const source = new EventSource(url);
+        source.onmessage = (e) => window.got.push([e.lastEventId, JSON.parse(e.data).seq]);
+        source.onerror = () => { window.errors += 1; }; }""", f"/streams/{name}/results?since=0")
+    wait_until(lambda: es.evaluate("window.got.length") >= expected, "the EventSource's replay")
     # The server restarts under the page: the feed reconnects by itself with Last-Event-ID.
     p.server_down = True
     s.restart()
@@ -321,10 +331,16 @@ def phase_stream(s, p, name, post):
     p.server_down = False
     expected += round_of_events()
     wait_rows(p.page, expected, "rows after the server restarted")
+    wait_until(lambda: es.evaluate("window.got.length") >= expected, "the EventSource after the restart", timeout_s=20)
     time.sleep(0.5)
     shown = rows_shown(p.page)
     check(sorted(shown) == list(range(1, expected + 1)), f"after a restart: {len(shown)} rows, expected 1..{expected}")
     check(p.page.get_attribute("#follow-status", "data-repeated") is None, "the server sent no row twice (Last-Event-ID was honoured)")
+    got = es.evaluate("window.got")
+    check([seq for _, seq in got] == list(range(1, expected + 1)), f"EventSource: {len(got)} rows, expected 1..{expected} once each, in order")
+    check(all(last == str(seq) for last, seq in got), "EventSource: lastEventId is each row's seq")
+    check(es.evaluate("window.errors") >= 1, "the EventSource saw the restart")
+    es.close()
     result_seq = json.loads(s.request("GET", f"/streams/{name}")[2])["stats"]["result_seq"]
     check(result_seq == expected, f"result_seq {result_seq}, {expected} rows shown")
     # A burst larger than the page keeps (1200 keys closing in one window): the newest 500 rows
