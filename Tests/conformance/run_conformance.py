@@ -526,6 +526,67 @@ def nghttp_client(t):
     return "prior knowledge, Upgrade, PUT"
 
 
+@case(laminar_only=True)
+def python_h2_client(t):
+    """Python's h2 (a strict client state machine: it raises on any frame or field a server must
+    not send, e.g. content-length on a 204, DATA after HEAD, a body shorter than content-length):
+    GET, PUT, HEAD, a 100-continue PUT that sends its body only after the 100, 404, a 413 from
+    the content-length of a 100-continue PUT (no 100, the body never sent), GET."""
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+    sock = socket.create_connection((t.host, t.port), timeout=WAIT_S)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+
+    def exchange(method, path, body=None, extra=(), wait_for_100=False):
+        sid = conn.get_next_available_stream_id()
+        fields = base(method, path, ([("content-length", str(len(body)))] if body is not None else []) + list(extra))
+        conn.send_headers(sid, fields, end_stream=body is None)
+        if body is not None and not wait_for_100:
+            conn.send_data(sid, body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        out = {"info": [], "headers": None, "data": b"", "ended": False}
+        while not out["ended"]:
+            data = sock.recv(65536)
+            assert data, f"{method} {path}: the connection closed"
+            for ev in conn.receive_data(data):
+                if getattr(ev, "stream_id", None) != sid:
+                    continue
+                if isinstance(ev, h2.events.InformationalResponseReceived):
+                    out["info"].append(dict(ev.headers)[":status"])
+                    if wait_for_100:
+                        conn.send_data(sid, body, end_stream=True)
+                elif isinstance(ev, h2.events.ResponseReceived):
+                    out["headers"] = dict(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    out["data"] += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    out["ended"] = True
+                elif isinstance(ev, h2.events.StreamReset):
+                    raise AssertionError(f"{method} {path}: reset {ev.error_code}")
+            sock.sendall(conn.data_to_send())
+        return out["info"], out["headers"][":status"], out["data"]
+
+    try:
+        assert exchange("GET", "/health")[1:] == ("200", b'{"status":"ok"}\n')
+        assert exchange("PUT", "/kv/c2-h2py", b"hello")[1] == "204"
+        assert exchange("HEAD", "/kv/c2-h2py")[1:] == ("200", b"")
+        assert exchange("PUT", "/kv/c2-h2py", b"again", [("expect", "100-continue")], wait_for_100=True)[:2] == (["100"], "204")
+        assert exchange("GET", "/nope")[1] == "404"
+        info, status, body = exchange("PUT", "/kv/c2-h2py", b"x" * (MAX_BODY + 1), [("expect", "100-continue")],
+                                      wait_for_100=True)  # refused from its content-length: no 100
+        assert (info, status, json.loads(body)["error"]) == ([], "413", "body_too_large"), (info, status, body)
+        conn.reset_stream(conn.highest_outbound_stream_id, h2.errors.ErrorCodes.CANCEL)  # the body is not sent
+        assert exchange("GET", "/kv/c2-h2py")[1:] == ("200", b"again")
+    finally:
+        sock.close()
+    return "7 exchanges, no protocol error raised by h2"
+
+
 # ---------------------------------------------------------------- HTTP/1.1
 
 @case(laminar_only=True)
