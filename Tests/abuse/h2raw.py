@@ -66,12 +66,16 @@ class H2Conn:
     """One HTTP/2 connection with prior knowledge. `send` writes raw bytes; `read_frames` parses
     whatever arrives; `request` is a well-behaved exchange for the health checks."""
 
-    def __init__(self, port, handshake=True, timeout=5.0, rcvbuf=None, host="127.0.0.1"):
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
+    def __init__(self, port, handshake=True, timeout=5.0, rcvbuf=None, host="127.0.0.1", sock=None):
+        """`sock`: a connected socket to speak HTTP/2 on (one an h2c Upgrade switched), instead
+        of a new connection to `host`:`port`."""
+        if sock is None:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        self.sock = sock
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()

@@ -17,12 +17,14 @@ With a binary, one `laminar serve --memory --max-body 1MiB` on 127.0.0.1 (--port
 case, each on its own connections; after each case a fresh HTTP/2 client must still be answered.
 One line per case, then `N passed, N failed`."""
 
+import base64
 import http.client
 import json
 import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -40,19 +42,44 @@ MAX_BODY = 1 << 20
 
 class Target:
     """Where the cases connect: `get_path` answers GET with 200; `laminar` enables the cases that
-    need Laminar's endpoints (PUT /kv, streams, HTTP/1.1)."""
+    need Laminar's endpoints (PUT /kv, streams, HTTP/1.1); `upgrade`: every HTTP/2 connection
+    starts as an HTTP/1.1 GET with Upgrade: h2c (answered on stream 1; the case's streams from 3)."""
 
-    def __init__(self, host, port, get_path, laminar):
-        self.host, self.port, self.get_path, self.laminar = host, port, get_path, laminar
+    def __init__(self, host, port, get_path, laminar, upgrade=False):
+        self.host, self.port, self.get_path, self.laminar, self.upgrade = host, port, get_path, laminar, upgrade
         self.url = f"http://{host}:{port}"
 
     def connect(self, handshake=True, initial_window=1 << 24):
+        if self.upgrade:
+            return upgraded(self, b"GET " + self.get_path.encode() + b" HTTP/1.1\r\nHost: x\r\n", initial_window)
         c = H2Conn(self.port, handshake=False, host=self.host, timeout=WAIT_S)
         if handshake:
             c.send(h2raw.PREFACE + settings([(4, initial_window)]) + window_update(0, 1 << 30))
             c.read_frames(WAIT_S, until=lambda: c.server_settings)
             assert c.server_settings, "no SETTINGS from the server"
         return c
+
+
+def upgraded(t, request_head, initial_window=1 << 24, body=b""):
+    """RFC 7540 3.2: `request_head` (request line and fields, no blank line) with the Upgrade
+    fields and `body`: the 101, then the HTTP/2 connection with our preface and SETTINGS; the
+    answer to the request comes on stream 1 (awaited unless the window is 0), our streams from 3."""
+    sock = socket.create_connection((t.host, t.port), timeout=WAIT_S)
+    payload = base64.urlsafe_b64encode(struct.pack(">HI", 4, initial_window)).rstrip(b"=")
+    sock.sendall(request_head + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+                 + payload + b"\r\n" + (b"Content-Length: %d\r\n" % len(body) if body else b"") + b"\r\n" + body)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)  # byte by byte: what follows the 101 is HTTP/2
+        assert chunk, f"closed before the 101: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    c = H2Conn(t.port, handshake=False, sock=sock)
+    c.send(h2raw.PREFACE + settings([(4, initial_window)]) + window_update(0, 1 << 30))
+    c.read_frames(WAIT_S, until=lambda: c.server_settings and (initial_window == 0 or c.responses.get(1, {}).get("done")))
+    assert c.server_settings, "no SETTINGS from the server after the 101"
+    c.next_id = 3
+    return c
 
 
 CASES = []
@@ -465,23 +492,9 @@ def responses(data):
 def h2c_upgrade_with_body(t):
     """RFC 7540 3.2: an HTTP/1.1 PUT with Upgrade: h2c gets 101, the server preface, the answer on
     stream 1; the connection then serves HTTP/2 (stream 3)."""
-    s = socket.create_connection((t.host, t.port), timeout=WAIT_S)
-    s.sendall(b"PUT /kv/c2-upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-              b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 2\r\n\r\nup")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        assert chunk, f"closed before the 101: {head!r}"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    c = H2Conn.__new__(H2Conn)
-    H2Conn.__init__(c, t.port, handshake=False, host=t.host)  # a fresh object; swap in the socket
-    c.sock.close()
-    c.sock = s
-    c.send(h2raw.PREFACE + settings())
-    r = wait_stream(c, 1)
-    assert headers_of(r).get(":status") == "204", f"stream 1: {headers_of(r)}"
-    c.next_id = 3
+    c = upgraded(t, b"PUT /kv/c2-upgrade HTTP/1.1\r\nHost: x\r\n", body=b"up")
+    r = c.responses.get(1)
+    assert headers_of(r).get(":status") == "204" and r["done"], f"stream 1: {headers_of(r)}"
     assert c.request("GET", "/kv/c2-upgrade", seconds=WAIT_S) == (200, b"up")
     c.close()
     return "101, 204 on stream 1, GET on stream 3"
@@ -846,11 +859,18 @@ def check_fresh_client(t):
         c.close()
 
 
-def run(t, only):
+def run(t, only, upgraded_too=False):
+    """Every case on `t`; with `upgraded_too`, the h2_ cases again on connections that began
+    with an h2c Upgrade (named upgrade:h2_…)."""
     passed = failed = skipped = 0
     prepare(t)
-    for name, fn, laminar_only in CASES:
-        if only and name not in only:
+    upgrade_target = Target(t.host, t.port, t.get_path, t.laminar, upgrade=True)
+    runs = [(name, fn, laminar_only, t) for name, fn, laminar_only in CASES]
+    if upgraded_too:
+        runs += [("upgrade:" + name, fn, laminar_only, upgrade_target) for name, fn, laminar_only in CASES
+                 if name.startswith("h2_")]
+    for name, fn, laminar_only, t in runs:
+        if only and name not in only and name.removeprefix("upgrade:") not in only:
             continue
         if laminar_only and not t.laminar:
             skipped += 1
@@ -890,7 +910,7 @@ def main():
     from run_abuse import Server  # the abuse suite's server wrapper: --port 0, readiness line
     srv = Server(os.path.abspath(args[0]), ["--memory", "--max-body", str(MAX_BODY)])
     try:
-        rc = run(Target("127.0.0.1", srv.port, "/health", laminar=True), only)
+        rc = run(Target("127.0.0.1", srv.port, "/health", laminar=True), only, upgraded_too=True)
         assert srv.alive(), f"the server died: {srv.stderr_tail()}"
     finally:
         code = srv.stop()
