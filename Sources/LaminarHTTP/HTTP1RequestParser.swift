@@ -266,6 +266,7 @@ public struct HTTP1RequestParser: Sendable {
 
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     private static let hostName: [UInt8] = Array("host".utf8)
+    private static let transferEncodingName: [UInt8] = Array("transfer-encoding".utf8)
 
     /// The path and query of a target: an absolute-form target (`http://host:port/path?q`, which
     /// a server must accept, RFC 9112 3.2.2) without its scheme and authority (`/` when it has
@@ -282,7 +283,6 @@ public struct HTTP1RequestParser: Sendable {
         }
         return Array(target)
     }
-    private static let transferEncodingName: [UInt8] = Array("transfer-encoding".utf8)
 
     /// ASCII case-insensitive equality with a lower-case name.
     private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lower: [UInt8]) -> Bool {
