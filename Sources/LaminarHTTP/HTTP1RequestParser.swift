@@ -54,7 +54,8 @@ public enum HTTP1ParseError: Error, Sendable, Equatable {
     case unsupportedTransferEncoding
     /// `HTTP/2.0`, `HTTP/3.0`… in an HTTP/1 request line (RFC 9110 15.6.6).
     case versionNotSupported
-    /// The first line is not an HTTP request line at all (its version is not `HTTP/x.y`): the
+    /// The first line is not an HTTP request line at all (it starts with a byte no method has, or
+    /// its version is not `HTTP/x.y`): the
     /// peer speaks neither HTTP/1.x nor HTTP/2 (an invalid HTTP/2 preface, RFC 9113 3.4). The
     /// connection is closed without an answer, which an HTTP/2 client reads as the connection
     /// error it expects and which no HTTP/1 client could have parsed anyway.
@@ -121,6 +122,9 @@ public struct HTTP1RequestParser: Sendable {
                     index += 1
                     continue
                 }
+                // A request line starts with a method (a token): anything else (a TLS ClientHello,
+                // 0x16) is no HTTP, refused at its first byte rather than at the request timeout.
+                if buffer.isEmpty, !Self.isTokenByte(input[index]) { return try fail(.notHTTP) }
                 var found = false
                 while index < count {
                     let byte = input[index]

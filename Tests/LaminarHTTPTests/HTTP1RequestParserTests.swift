@@ -85,5 +85,6 @@ import Testing
         #expect(heads.map { String(decoding: $0.target, as: UTF8.self) } == ["/health", "/kv/a?x=1", "/", "/health"])
         #expect(throws: HTTP1ParseError.notHTTP) { _ = try parseAll("INVALID CONNECTION PREFACE\r\n\r\n") }
         #expect(throws: HTTP1ParseError.notHTTP) { _ = try parseAll("GET / HTTP/x.1\r\nHost: x\r\n\r\n") }
+        #expect(throws: HTTP1ParseError.notHTTP) { _ = try parseAll("\u{16}\u{3}\u{1}\u{0}") }  // TLS, no line end
     }
 }

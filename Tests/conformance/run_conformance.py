@@ -720,7 +720,8 @@ def h1_host_header(t):
 def h1_versions_and_absolute_form(t):
     """RFC 9112 3.2.2: an absolute-form target is served as its path; RFC 9110 2.5: HTTP/1.2 is
     served as HTTP/1.1; 15.6.6: HTTP/2.0 in an HTTP/1 request line is 505; RFC 9113 3.4: a first
-    line that is no HTTP at all (an invalid HTTP/2 preface) closes the connection unanswered."""
+    line that is no HTTP at all (an invalid HTTP/2 preface) closes the connection unanswered, and
+    so does a TLS ClientHello (at its first byte, not at the request timeout)."""
     data, _ = raw_h1(t, b"GET http://127.0.0.1/health?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                      until_closed=True)
     assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b'{"status":"ok"}\n'), data
@@ -731,7 +732,10 @@ def h1_versions_and_absolute_form(t):
     assert json.loads(responses(data)[0][2])["error"] == "http_version_not_supported"
     data, closed = raw_h1(t, b"INVALID CONNECTION PREFACE\r\n\r\n", until_closed=True)
     assert data == b"" and closed, f"answered {data!r}"
-    return "absolute-form 200, 1.2 as 1.1, 2.0: 505, not HTTP: closed"
+    t0 = time.monotonic()
+    data, closed = raw_h1(t, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", seconds=2.0, until_closed=True)
+    assert data == b"" and closed and time.monotonic() - t0 < 1.5, f"a TLS ClientHello: {data!r}, closed {closed}"
+    return "absolute-form 200, 1.2 as 1.1, 2.0: 505, not HTTP (a bad preface, a TLS ClientHello): closed"
 
 
 @case(laminar_only=True)
