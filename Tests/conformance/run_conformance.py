@@ -132,8 +132,7 @@ def malformed_request(t, fields, end_stream=True, then=b"", key=None):
     and with Laminar the PUT it carries is not applied."""
     c = t.connect()
     sid = c.new_stream()
-    c.send(c.headers_frame(sid, fields, end_stream=end_stream) + then(c, sid) if callable(then) else
-           c.headers_frame(sid, fields, end_stream=end_stream) + then)
+    c.send(c.headers_frame(sid, fields, end_stream=end_stream) + (then(c, sid) if callable(then) else then))
     how = expect_reset(c, sid)
     status, _ = c.request("GET", t.get_path, seconds=WAIT_S)
     assert status == 200, f"the connection is unusable after the reset: {status}"
