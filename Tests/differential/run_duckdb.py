@@ -5,8 +5,8 @@ Usage: run_duckdb.py LAMINAR_BINARY [--seeds N] [--events N]
 
 Starts `laminar serve --memory --port 0`, and for each seed: creates a source, a set of streams in
 SQL (tumbling, hopping and session windows; grouped by key and over all keys; WHERE, HAVING,
-expressions over aggregates; every aggregate of proto-docs/sql.md; `EMIT ON WINDOW CLOSE` and
-`EMIT CHANGES`), posts random events (out of order within the watermark delay, so none is late;
+expressions over aggregates; every aggregate of proto-docs/sql.md; `EMIT ON WINDOW CLOSE`,
+`EMIT CHANGES` and `EMIT EVERY`; `ALLOW LATENESS`), posts random events (out of order within the watermark delay, so none is late;
 negative times too; keys of one to three UTF-8 bytes), closes every window with one event an hour
 later, and compares each stream's rows with what DuckDB computes from the same events with the
 window semantics of proto-docs/streams.md written as plain SQL:
@@ -158,8 +158,10 @@ class Stream:
     and the same condition in SQL (None: every event); aggs: DuckDB select items over ev's columns
     (sorted, first/last by time then arrival); having: a DuckDB condition or None."""
 
-    def __init__(self, name, sql, window, by_key, aggs, columns, where=None, having=None, changelog=False):
+    def __init__(self, name, sql, window, by_key, aggs, columns, where=None, having=None, changelog=False,
+                 allow_lateness=0):
         self.name, self.sql, self.window, self.by_key = name, sql, window, by_key
+        self.allow_lateness = allow_lateness  # ms beyond the source's watermark delay
         self.aggs, self.columns, self.where, self.having, self.changelog = aggs, columns, where, having, changelog
 
 
@@ -221,6 +223,17 @@ def streams(s):
                f"GROUP BY symbol, SESSION(ts, INTERVAL '700' MILLISECOND) EMIT CHANGES",
                ("session", 700), True, "count(*) AS n, max(price) AS mx", {"n": exact, "mx": exact},
                changelog=True),
+        Stream(f"every_{s}",
+               f"CREATE STREAM every_{s} AS SELECT symbol, SUM(price) AS s, COUNT(*) AS n FROM src_{s} "
+               f"GROUP BY symbol, TUMBLE(ts, INTERVAL '5' SECOND) EMIT EVERY INTERVAL '20' MILLISECOND "
+               f"ALLOW LATENESS INTERVAL '3' SECOND",
+               ("tumble", 5000), True, "sum(price) AS s, count(*) AS n", {"s": close, "n": exact},
+               changelog=True, allow_lateness=3000),
+        Stream(f"hop_lateness_{s}",
+               f"CREATE STREAM hop_lateness_{s} AS SELECT COUNT(*) AS n, MAX(price) AS mx FROM src_{s} "
+               f"GROUP BY HOP(ts, INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND) ALLOW LATENESS INTERVAL '2500' MILLISECOND",
+               ("hop", 500, 2000), False, "count(*) AS n, max(price) AS mx", {"n": exact, "mx": exact},
+               allow_lateness=2500),
     ]
 
 
@@ -394,7 +407,7 @@ def run_seed(server, seed, n_events, late):
     problems, windows = [], 0
     for st in defs:
         if late:
-            want_late = assign_by_model(db, st, events, DELAY_MS)
+            want_late = assign_by_model(db, st, events, DELAY_MS + st.allow_lateness)
             got_late = json.loads(server.request("GET", f"/streams/{st.name}")[2])["stats"]["late_events"]
             if got_late != want_late:
                 problems.append(f"{st.name}: {got_late} late events, the model {want_late}")
