@@ -3,13 +3,19 @@
 
 Usage: run_duckdb.py LAMINAR_BINARY [--seeds N] [--events N]
 
-Starts `laminar serve --memory --port 0`, and for each seed: creates a source, a set of streams in
+Starts `laminar serve --memory --port 0`, and for each seed, twice: creates a source and streams in
 SQL (tumbling, hopping and session windows; grouped by key and over all keys; WHERE, HAVING,
 expressions over aggregates; every aggregate of proto-docs/sql.md; `EMIT ON WINDOW CLOSE`,
-`EMIT CHANGES` and `EMIT EVERY`; `ALLOW LATENESS`), posts random events (out of order within the watermark delay, so none is late;
-negative times too; keys of one to three UTF-8 bytes), closes every window with one event an hour
-later, and compares each stream's rows with what DuckDB computes from the same events with the
-window semantics of proto-docs/streams.md written as plain SQL:
+`EMIT CHANGES` and `EMIT EVERY`; `ALLOW LATENESS`), posts random events (negative times too; keys
+of one to three UTF-8 bytes, some on a grid so that sessions meet at exactly the gap), closes every
+window with one event an hour later, and compares each stream's rows with DuckDB's:
+
+- first with events out of order only within the watermark delay (none late): DuckDB places them
+  in windows itself, in plain SQL (floor, the hop's size/slide starts, gaps between sorted times);
+- then out of order by up to three delays: a model of proto-docs/streams.md in this file takes
+  the events in arrival order (watermark, windows closing, late events, hop events joining only
+  open windows, sessions merging only open sessions), and the stream's `late_events` must match;
+  DuckDB aggregates what the model placed.
 
 - final streams: `GET /streams/{name}/results` (every page) must hold exactly DuckDB's windows;
 - changelog streams: the follow feed (`?follow=1`, until a progress line covers every row) replayed as a
