@@ -36,6 +36,7 @@ test: deps console-deps diff-deps
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar proto-docs/sql.md
 	timeout 600 $(DIFF_PYTHON) Tests/differential/run_duckdb.py $(CURDIR)/.build/debug/laminar
+	timeout 600 python3 Tests/differential/run_kv_model.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
@@ -43,7 +44,8 @@ test: deps console-deps diff-deps
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 # Continuous queries against DuckDB (Tests/differential/run_duckdb.py): the same random events and
-# SQL, every window kind, grouping, aggregate and emit mode; DuckDB from PyPI in a venv.
+# SQL, every window kind, grouping, aggregate and emit mode; DuckDB from PyPI in a venv. The KV
+# endpoint against a model of http-api.md with kill -9 in between (Tests/differential/run_kv_model.py).
 DIFF_VENV := .build/venv-diff
 DIFF_PYTHON := $(DIFF_VENV)/bin/python
 DUCKDB_VERSION := 2.0.1
