@@ -10,7 +10,9 @@ connection — PUT (plain, `If-Match` current or stale, `If-None-Match: *`), GET
 `if_absent` — over keys of arbitrary bytes (`/`, space, `%`, `+`, UTF-8, `00`, `ff`) and values of
 arbitrary bytes (empty too). A dictionary model predicts every answer: status, body, `ETag`,
 `Content-Length`, scan lines and order (memcmp), batch lines, and the revisions (every write or
-batch takes the next store-wide revision; a failed condition takes none). Every so often the server
+batch takes the next store-wide revision; a failed condition takes none), and what a watch of every
+key (`GET /kv?watch=1`, opened at each start) must send: one line per written key, in order. Every
+so often the server
 is killed with SIGKILL and started again on the same directory: every acknowledged write must be
 there (a full scan equals the model) and revisions go on growing.
 
@@ -28,6 +30,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.parse
 
 ALPHABET = [b"a", b"b", b"/", b" ", b"%", b"+", "é".encode(), b"\x00", b"\xff", b"z"]
@@ -69,7 +73,8 @@ class Server:
         if not m:
             self.proc.kill()
             raise SystemExit(f"server did not start: {ready!r}")
-        self.conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=30)
+        self.port = int(m.group(1))
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def kill(self):
         self.conn.close()
@@ -90,10 +95,57 @@ class Server:
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
 
 
+class Watcher:
+    """`GET /kv?watch=1` (every key) on a connection of its own; a thread collects its lines."""
+
+    def __init__(self, port):
+        self.lines, self.done = [], threading.Event()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.conn.request("GET", "/kv?watch=1")
+        self.response = self.conn.getresponse()
+        expect(self.response.status == 200, f"watch: {self.response.status}")
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            while True:
+                line = self.response.readline()
+                if not line:
+                    break
+                self.lines.append(json.loads(line))
+        except (OSError, http.client.HTTPException, ValueError):
+            pass  # the server was killed
+        self.done.set()
+
+    def wait_for(self, count, timeout=30):
+        """Waits until `count` lines came (or the watch ended, or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < count and not self.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.lines
+
+
 class Model:
     def __init__(self):
         self.kv = {}          # key bytes -> (value bytes, version)
         self.revision = None  # the last revision seen (None: not known yet)
+        self.changes = []     # the watch lines every write owes, in order
+
+    def put(self, key, value, version):
+        self.kv[key] = (value, version)
+        line = {"op": "put"}
+        line.update(text_or_base64("key", key, "utf8"))
+        line.update(text_or_base64("value", value, "utf8"))
+        line["version"] = version
+        self.changes.append(line)
+
+    def delete(self, key, version):
+        del self.kv[key]
+        line = {"op": "delete"}
+        line.update(text_or_base64("key", key, "utf8"))
+        line["version"] = version
+        self.changes.append(line)
 
     def next_revision(self, got):
         if self.revision is not None:
@@ -143,7 +195,7 @@ def op_put(s, m, rng):
     status, h, body = s.request("PUT", "/kv/" + q(key), value, headers)
     if ok:
         expect(status == 204, f"PUT {key!r} {headers}: {status} {body!r}")
-        m.kv[key] = (value, m.next_revision(etag_of(h)))
+        m.put(key, value, m.next_revision(etag_of(h)))
     else:
         expect(status == 412 and error_code(body) == "precondition_failed", f"PUT {key!r} {headers}: {status} {body!r}")
 
@@ -182,8 +234,7 @@ def op_delete(s, m, rng):
         expect(status == 412, f"DELETE {key!r} {headers}: {status} {body!r}")
     else:
         expect(status == 204, f"DELETE {key!r}: {status} {body!r}")
-        m.next_revision(etag_of(h))
-        del m.kv[key]
+        m.delete(key, m.next_revision(etag_of(h)))
 
 
 def expected_lines(entries, encoding):
@@ -301,9 +352,9 @@ def op_batch(s, m, rng):
         m.next_revision(version)
         for kind, key, value, _ in ops:
             if kind == "put":
-                m.kv[key] = (value, version)
-            elif kind == "delete":
-                m.kv.pop(key, None)
+                m.put(key, value, version)
+            elif kind == "delete" and key in m.kv:
+                m.delete(key, version)
 
 
 def check_everything(s, m):
@@ -329,18 +380,32 @@ def main():
            (op_scan, 10), (op_batch, 10)]
     crash_at = set(rng.sample(range(1, args.ops), args.crashes))
     counts = {}
-    try:
+
+    def start():
         server.start()
+        return Watcher(server.port), len(model.changes)
+
+    def check_watch(watcher, since):
+        """The watch opened at this start got every change since, in order, and nothing else."""
+        want = model.changes[since:]
+        got = watcher.wait_for(len(want))
+        expect(got == want, f"watch lines differ from the writes: {len(got)} lines for {len(want)} changes; "
+                            f"first difference: {next(((g, w) for g, w in zip(got, want) if g != w), None)}")
+
+    try:
+        watcher, since = start()
         for i in range(args.ops):
             if i in crash_at:
+                check_watch(watcher, since)
                 server.kill()
-                server.start()
+                watcher, since = start()
                 check_everything(server, model)
                 counts["kill -9"] = counts.get("kill -9", 0) + 1
             f = rng.choices([o for o, _ in ops], weights=[w for _, w in ops])[0]
             f(server, model, rng)
             counts[f.__name__] = counts.get(f.__name__, 0) + 1
         check_everything(server, model)
+        check_watch(watcher, since)
     except Mismatch as e:
         print(f"seed {args.seed}: differs from the model: {e}")
         sys.exit(1)
