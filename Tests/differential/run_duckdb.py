@@ -17,7 +17,10 @@ window with one event an hour later, and compares each stream's rows with DuckDB
   open windows, sessions merging only open sessions), and the stream's `late_events` must match;
   DuckDB aggregates what the model placed.
 
-- final streams: `GET /streams/{name}/results` (every page) must hold exactly DuckDB's windows;
+- final streams: `GET /streams/{name}/results` (every page) must hold exactly DuckDB's windows,
+  and a follow from the start exactly those rows (seq strictly increasing, windows in closing
+  order); a resume after a random seq, as NDJSON `since` and as SSE `Last-Event-ID`, the rest;
+  a follow with `prefix` the rows of those keys;
 - changelog streams: the follow feed (`?follow=1`, until a progress line covers every row) replayed as a
   changelog must end at DuckDB's windows, every closed window's last row marked `final`;
 - numbers: counts, min, max, first and last exactly; sums and averages to 1e-9 relative;
@@ -108,21 +111,44 @@ class Server:
                 raise SystemExit(f"{stream}: rows still pending after 30 s")
             time.sleep(0.02)
 
-    def follow_until_progress(self, stream):
-        """The rows of a follow from the beginning, up to a progress line that covers every row
-        the stream had emitted when the follow began (`stats.result_seq`)."""
+    def follow_until_progress(self, stream, since=0, prefix=None, sse=False):
+        """The rows of a follow resumed after `since`, up to a progress line that covers every row
+        the stream had emitted when the follow began (`stats.result_seq`). With `sse`, as an
+        EventSource reconnects (`Accept: text/event-stream`, `Last-Event-ID`): each row's `id:`
+        must be its seq."""
         emitted = json.loads(self.request("GET", f"/streams/{stream}")[2])["stats"]["result_seq"]
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        c.request("GET", f"/streams/{stream}/results?follow=1&since=0")
+        query = "?follow=1" + (f"&prefix={urllib.parse.quote(prefix, safe='')}" if prefix is not None else "")
+        if sse:
+            c.request("GET", f"/streams/{stream}/results{query}",
+                      headers={"Accept": "text/event-stream", "Last-Event-ID": str(since)})
+        else:
+            c.request("GET", f"/streams/{stream}/results{query}&since={since}")
         r = c.getresponse()
         if r.status != 200:
             raise SystemExit(f"follow {stream}: {r.status} {r.read().decode()}")
         rows = []
         while True:
-            line = r.readline()
-            if not line:
-                raise SystemExit(f"follow {stream} ended before a progress line")
-            obj = json.loads(line)
+            if sse:
+                event = {}
+                while True:
+                    line = r.readline().decode()
+                    if not line:
+                        raise SystemExit(f"SSE follow {stream} ended before a progress event")
+                    if line == "\n":
+                        break
+                    field, _, value = line.rstrip("\n").partition(": ")
+                    event[field] = value
+                obj = json.loads(event["data"])
+                if event.get("event") == "progress":
+                    obj = {"progress": obj}
+                elif "error" not in obj and event.get("id") != str(obj["seq"]):
+                    raise SystemExit(f"SSE follow {stream}: id {event.get('id')} for a row of seq {obj['seq']}")
+            else:
+                line = r.readline()
+                if not line:
+                    raise SystemExit(f"follow {stream} ended before a progress line")
+                obj = json.loads(line)
             if "error" in obj:
                 raise SystemExit(f"follow {stream} ended: {obj}")
             if "progress" not in obj:
@@ -362,6 +388,33 @@ def changelog_end(rows, key_column):
     return state
 
 
+def check_delivery(server, st, stored, rng):
+    """A final stream's rows as followers get them: a follow from the start holds exactly the
+    stored rows, in strictly increasing `seq`, windows closing in order; a resume after a random
+    `seq` (NDJSON or SSE) is the rest of it; `prefix` filters keys."""
+    problems = []
+    log = server.follow_until_progress(st.name)
+    seqs = [r["seq"] for r in log]
+    if seqs != sorted(set(seqs)):
+        problems.append(f"{st.name}: follow seqs not strictly increasing")
+    if sorted(log, key=lambda r: r["seq"]) != sorted(stored, key=lambda r: r["seq"]):
+        problems.append(f"{st.name}: a follow from the start has {len(log)} rows, the stored results {len(stored)}")
+    if st.window[0] != "session" and any(a["window_end"] > b["window_end"] for a, b in zip(log, log[1:])):
+        problems.append(f"{st.name}: rows not in the order their windows closed")
+    if log:
+        since = rng.choice(seqs)
+        for sse in (False, True):
+            rest = server.follow_until_progress(st.name, since=since, sse=sse)
+            if rest != [r for r in log if r["seq"] > since]:
+                problems.append(f"{st.name}: resumed after seq {since} ({'SSE' if sse else 'NDJSON'}): {len(rest)} rows")
+        if st.by_key:
+            prefix = rng.choice(KEYS)[:1]
+            filtered = server.follow_until_progress(st.name, prefix=prefix)
+            if filtered != [r for r in log if r["symbol"].startswith(prefix)]:
+                problems.append(f"{st.name}: follow with prefix {prefix!r}: {len(filtered)} rows")
+    return problems
+
+
 def compare(name, got_rows, want_rows, columns, changelog, close_from):
     problems = []
     got = {}
@@ -421,8 +474,12 @@ def run_seed(server, seed, n_events, late):
             assign_in_sql(db, st)
         want = duckdb_windows(db, st)
         server.settle(st.name)
-        got = changelog_end(server.follow_until_progress(st.name), "symbol").values() if st.changelog else server.results(st.name)
-        p, n = compare(st.name, list(got), want, st.columns, st.changelog, close_from)
+        if st.changelog:
+            got = list(changelog_end(server.follow_until_progress(st.name), "symbol").values())
+        else:
+            got = server.results(st.name)
+            problems += check_delivery(server, st, got, rng)
+        p, n = compare(st.name, got, want, st.columns, st.changelog, close_from)
         problems += p
         windows += n
     return problems, windows
