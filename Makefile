@@ -12,7 +12,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus gcc chromium python3-venv
 
-.PHONY: deps bench-deps console-deps build serve test test-cluster test-console bench-cluster test-abuse test-conformance test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
+.PHONY: deps bench-deps console-deps diff-deps build serve test test-cluster test-console bench-cluster test-abuse test-conformance test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,18 +30,30 @@ serve: deps
 	$(SWIFT) build -c release --product laminar
 	.build/release/laminar serve $(ARGS)
 
-test: deps console-deps
+test: deps console-deps diff-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	Tests/openapi/validate.sh
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar proto-docs/sql.md
+	timeout 600 $(DIFF_PYTHON) Tests/differential/run_duckdb.py $(CURDIR)/.build/debug/laminar
+	timeout 600 python3 Tests/differential/run_kv_model.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --conformance
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/cluster/run_cluster.py $(CURDIR)/.build/debug --short
 	timeout 300 $(CONSOLE_PYTHON) Tests/console/run_console.py $(CURDIR)/.build/debug/laminar --short
 	SWIFT=$(SWIFT) Tests/Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+# Continuous queries against DuckDB (Tests/differential/run_duckdb.py): the same random events and
+# SQL, every window kind, grouping, aggregate and emit mode; DuckDB from PyPI in a venv. The KV
+# endpoint against a model of http-api.md with kill -9 in between (Tests/differential/run_kv_model.py).
+DIFF_VENV := .build/venv-diff
+DIFF_PYTHON := $(DIFF_VENV)/bin/python
+DUCKDB_VERSION := 2.0.1
+diff-deps: deps
+	@$(DIFF_PYTHON) -c "import importlib.metadata as m, sys; sys.exit(m.version('duckdb') != '$(DUCKDB_VERSION)')" 2>/dev/null || { \
+	  python3 -m venv $(DIFF_VENV) && $(DIFF_VENV)/bin/pip install -q --disable-pip-version-check duckdb==$(DUCKDB_VERSION); }
 
 # Three `laminar serve --cluster` nodes on loopback behind HAProxy (from `laminar cluster
 # haproxy-config`), scraped by Prometheus: loads, placement by tag, refusals, kill -9 of a node,

@@ -106,16 +106,18 @@ extension Reactor {
                 return complete(token, .failure(.valueTooLarge(bytes: value.count, max: limits.valueBytesMax)), producer: p)
             }
             do {
+                // A delete of a key absent at its point in the batch writes nothing: no watch line.
+                let writes = StoreMutation.writes(of: mutations, exists: { store.contains($0) })
                 let rev = try store.apply(mutations)
                 mutatedThisRound = true
                 let now = clock.nowMs()
-                for m in mutations {
+                for (m, writes) in zip(mutations, writes) {
                     switch m {
                     case .put(let key, let value, _, let expiry):
                         if let expiry { scheduleExpiry(key: key, atMs: expiry == 0 ? now : expiry) }
                         notifyWatchers(key: key, value: value, revision: rev)
                     case .delete(let key, _):
-                        notifyWatchers(key: key, value: nil, revision: rev)
+                        if writes { notifyWatchers(key: key, value: nil, revision: rev) }
                     }
                 }
                 complete(token, .batchApplied(revision: rev), producer: p, mutation: true)

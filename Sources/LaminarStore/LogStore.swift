@@ -395,27 +395,24 @@ public final class LogStore: StateStore {
 
     private func appendBatch(_ batch: [StoreMutation]) throws -> Revision {
         // Validate everything and check every condition against the state before the batch.
-        var putKeys = Set<[UInt8]>()
-        var effective: [StoreMutation] = []
-        effective.reserveCapacity(batch.count)
         var bytes = 0
         for mutation in batch {
             switch mutation {
             case .put(let key, let value, let condition, _):
                 try validate(key: key, valueBytes: value.count)
                 try check(condition, current: version(of: key), key: key)
-                putKeys.insert(key)
-                effective.append(mutation)
-                bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
             case .delete(let key, let condition):
                 try validate(key: key)
-                let current = version(of: key)
-                try check(condition, current: current, key: key)
-                // Deleting a key that is absent and not put earlier in the batch changes nothing.
-                if current != nil || putKeys.contains(key) {
-                    effective.append(mutation)
-                    bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: 0)
-                }
+                try check(condition, current: version(of: key), key: key)
+            }
+        }
+        var effective: [StoreMutation] = []
+        effective.reserveCapacity(batch.count)
+        for (mutation, writes) in zip(batch, StoreMutation.writes(of: batch, exists: { contains($0) })) where writes {
+            effective.append(mutation)
+            switch mutation {
+            case .put(let key, let value, _, _): bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: value.count)
+            case .delete(let key, _): bytes += RecordFormat.paddedSize(keyBytes: key.count, valueBytes: 0)
             }
         }
         if effective.isEmpty { return revision }

@@ -56,6 +56,23 @@ public enum StoreMutation: Sendable, Hashable {
         case .put(let key, _, _, _), .delete(let key, _): return key
         }
     }
+
+    /// Which mutations of a batch write a record, taken in order: every put, and a delete of a
+    /// key present at that point — before the batch (`exists`), or put earlier in it and not
+    /// deleted since. A delete of an absent key changes nothing: no record, no watch line.
+    public static func writes(of batch: [StoreMutation], exists: ([UInt8]) -> Bool) -> [Bool] {
+        var presentAfter: [[UInt8]: Bool] = [:]  // keys the batch touched so far
+        return batch.map { mutation in
+            switch mutation {
+            case .put(let key, _, _, _):
+                presentAfter[key] = true
+                return true
+            case .delete(let key, _):
+                defer { presentAfter[key] = false }
+                return presentAfter[key] ?? exists(key)
+            }
+        }
+    }
 }
 
 /// A point-in-time copy of every live entry, in key order, and the revision it was taken at.
@@ -219,7 +236,8 @@ public protocol StateStore: AnyObject {
     func delete(_ key: [UInt8], condition: WriteCondition) throws -> Revision?
     /// Applies every mutation or none: conditions are all checked first against the state before
     /// the batch. All mutations share one new revision, which is returned (the current revision if
-    /// the batch changes nothing). Later mutations of the same key win.
+    /// the batch changes nothing). Mutations apply in order (later ones of the same key win; a
+    /// delete of a key absent at its point writes nothing: `StoreMutation.writes(of:exists:)`).
     @discardableResult
     func apply(_ batch: [StoreMutation]) throws -> Revision
 

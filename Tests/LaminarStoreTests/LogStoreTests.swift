@@ -243,6 +243,30 @@ import Testing
         store.checkInvariants()
     }
 
+    /// A batch applies in order: a delete writes only when its key is present at that point, so a
+    /// second delete of a key, or a delete of a key the batch deleted before, writes nothing.
+    @Test
+    func batchWritesFollowEachKeyThroughTheBatch() throws {
+        let k = bytes("k"), other = bytes("o")
+        let present: Set<[UInt8]> = [k]
+        func writes(_ batch: [StoreMutation]) -> [Bool] { StoreMutation.writes(of: batch, exists: { present.contains($0) }) }
+        #expect(writes([.delete(key: k), .delete(key: k)]) == [true, false])
+        #expect(writes([.delete(key: other), .put(key: other, value: []), .delete(key: other), .delete(key: other)])
+            == [false, true, true, false])
+        #expect(writes([.put(key: k, value: []), .delete(key: k), .delete(key: k), .put(key: k, value: [])]) == [true, true, false, true])
+
+        let dir = TempDirectory()
+        let store = try makeStore(.persistent, directory: dir.path)
+        try store.put(k, bytes("1"))
+        let bytesBefore = store.sizeBytes
+        try store.apply([.delete(key: k), .delete(key: k), .delete(key: other), .put(key: bytes("p"), value: bytes("2"))])
+        // Two records: one tombstone and one put (a second tombstone or one of an absent key would be a third).
+        #expect(store.sizeBytes - bytesBefore
+            == RecordFormat.paddedSize(keyBytes: 1, valueBytes: 0) + RecordFormat.paddedSize(keyBytes: 1, valueBytes: 1))
+        #expect(store.get(k) == nil && store.get(bytes("p"))?.value == bytes("2"))
+        store.checkInvariants()
+    }
+
     @Test(arguments: StoreKind.allCases)
     func snapshotAndRestore(kind: StoreKind) throws {
         let dir = TempDirectory()
