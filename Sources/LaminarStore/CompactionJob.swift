@@ -44,6 +44,8 @@ final class CompactionOutput {
     var copiedTo: Int
     /// Bytes of records appended after the snapshot that the thread copied.
     let tailBytesCopied: Int
+    /// The log's end at the owner's previous tail step: what a step appended is measured from it.
+    var endAtLastStep = 0
     var ownsTable = true
 
     init(

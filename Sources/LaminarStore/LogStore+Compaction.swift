@@ -31,8 +31,10 @@ final class PendingPublication {
 /// (`index.hint.compact`). The owner goes on appending to the old file meanwhile, publishing the
 /// log's end to the thread at each commit; the thread copies (and fsyncs) those records too, in
 /// rounds, until little is left. Then, at each `commit()` / `endSync` (between the reactor's
-/// rounds, no sync in flight), the owner copies at most `compactionSliceBytes` of the rest into
-/// the new file as they are (batches and tombstones included) and applies them to the new
+/// rounds, no sync in flight), the owner copies a slice of the rest — `compactionSliceBytes`, or
+/// twice what was appended since its previous step if that is more, so that the rest shrinks
+/// however fast the writer appends — into the new file as they are (batches and tombstones
+/// included) and applies them to the new
 /// index. Once the new file has caught up, at `fsync always`, the owner switches region, table
 /// and ordered index to it (assignments: `switchOver`), and the next sync job, on the syncer's
 /// thread, fsyncs it, renames it over `data.lmnr`, renames the hint and fsyncs the directory
@@ -89,7 +91,13 @@ extension LogStore {
                 job.publish(end: logicalEnd)
                 if job.isFinished { try takeOutput(of: job) }
             case .copyingTail(let output):
-                try advance(output, bytesMax: options.compactionSliceBytes)
+                // At least twice what was appended since the previous step: the rest shrinks at
+                // every step however fast the writer appends (a fixed slice smaller than a
+                // round's writes never caught up), and a step's work stays proportional to the
+                // round's own writes, never to the data.
+                let appended = logicalEnd - output.endAtLastStep
+                output.endAtLastStep = logicalEnd
+                try advance(output, bytesMax: max(options.compactionSliceBytes, 2 * appended))
             case .publishing:
                 return  // the next sync job publishes it
             }
@@ -120,6 +128,7 @@ extension LogStore {
         switch job.join() {
         case .success(let output):
             stats.compactionTailBytes += UInt64(output.tailBytesCopied)
+            output.endAtLastStep = logicalEnd
             compaction = .copyingTail(output)
         case .failure(let error): throw compactionFailed(error)
         }
