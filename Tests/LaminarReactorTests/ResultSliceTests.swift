@@ -209,7 +209,7 @@ import Testing
         var index = ResultIndex()
         var model: [[UInt8]: [Int64: UInt64]] = [:]
         var rng = SystemRandomNumberGenerator()
-        // Short keys, keys with zero bytes, and keys of 15 to 40 bytes that share their first 16
+        // Short keys, keys with zero bytes, and keys of 15 to 23 bytes that share their first 16
         // (ordered by the bytes after them) or differ only in their 16th (`SortedKeys.prefix16`).
         let shared = Array("k1/shared-prefix-".utf8), sixteen = Array("k1/abcdefghijklm".utf8)
         var long: [[UInt8]] = (0..<40).map { i in shared + [UInt8](repeating: 0x78, count: i % 5) + Array(String(i).utf8) }
