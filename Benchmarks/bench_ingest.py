@@ -11,7 +11,9 @@ closes every second, the close emitted in slices that batches must not wait for.
 `_max_ms`) open loop at the goal's rate, `--rate` KEYS_1M_RATE POSTs/s (latency counted from each
 POST's scheduled time): closed loop, the client keeps 128 POSTs of 1000 events in flight, so by
 Little's law its p99 measures the client's own queue (p99 <= 50 ms would need >= 2.56 M events/s
-whatever the server does); it stays in the JSON as `keys_1m_closed_loop_p99_ms`. Issue 13: `sql3_events_per_s`, one source read by three
+whatever the server does); it stays in the JSON as `keys_1m_closed_loop_p99_ms`. The closed loop's
+server CPU by thread (`keys_1m_thread_cpu_s`) and the store it started on (data file size, garbage,
+compactions done: the earlier cases of the full run leave GBs of log) are in its line. Issue 13: `sql3_events_per_s`, one source read by three
 SQL streams (VWAP tumble with expressions, hop p99 with HAVING, session count), binary bodies of
 1000 events (price, volume) posted to /sources/{name}/events, and the server CPU an extra stream on
 the same source adds per event (three streams against the VWAP stream alone).
@@ -181,12 +183,21 @@ def run_keys_1m(procs, port):
         c0 = proc_cpu_s(procs.server_pid)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=DUR + WARM + 300)
         cpu_s = proc_cpu_s(procs.server_pid) - c0
-        # Failed POSTs (timeouts while closes are emitted) are counted and reported, not fatal.
+        # Failed POSTs (timeouts while closes are emitted) are counted and reported, not fatal;
+        # so is an open loop in which no POST was answered (a server far below the rate).
+        if out.returncode != 0 and extra and "no request completed" in out.stderr:
+            return {"succeeded": 0, "requests": 0, "requests_per_second": 0.0, "backlog_max": None, "latency_ms": {}}, cpu_s
         if out.returncode != 0:
             raise RuntimeError(f"laminar-load exited {out.returncode}: {out.stderr[-500:]}")
         return json.loads(out.stdout.strip().splitlines()[-1]), cpu_s
 
+    # Where the closed loop's server CPU goes, by thread, and the store it starts on (in the full
+    # run the earlier cases leave a large data file; its compaction shares the cores).
+    store = metrics(port, ("laminar_store_bytes", "laminar_store_garbage_ratio", "laminar_store_compactions_total"))
+    threads0 = thread_cpu_s(procs.server_pid)
     closed, cpu_s = load([])
+    threads1 = thread_cpu_s(procs.server_pid)
+    thread_cpu = {t: round(c - threads0.get(t, 0.0), 2) for t, c in threads1.items() if c - threads0.get(t, 0.0) >= 0.01}
     events = closed["events"]
     opened, _ = load(["--rate", f"{KEYS_1M_RATE:g}"])
     stats = stream_stats(port, name)
@@ -201,7 +212,8 @@ def run_keys_1m(procs, port):
             "open_loop_achieved_rps": opened["requests_per_second"], "open_loop_backlog_max": opened["backlog_max"],
             "failed": closed["requests"] - closed["succeeded"] + opened["requests"] - opened["succeeded"],
             "cpu_us_per_event": cpu_s / events * 1e6 if events else 0.0, "windows_closed": stats["windows_closed"],
-            "result_seq": stats["result_seq"], "result_slices": stats["result_slices"]}
+            "result_seq": stats["result_seq"], "result_slices": stats["result_slices"],
+            "thread_cpu_s": dict(sorted(thread_cpu.items(), key=lambda kv: -kv[1])), "store_at_start": store}
 
 
 def keys_1m_line(k):
@@ -213,7 +225,11 @@ def keys_1m_line(k):
             f"(rate {kept}, backlog max {k['open_loop_backlog_max']}, {k['open_loop_failed']} failed), POST p50 "
             f"{ms(k['post_p50_ms'], '.2f')} p99 {ms(k['post_p99_ms'], '.1f')} max {ms(k['post_max_ms'], '.1f')}; "
             f"{k['failed']} failed in all; {k['windows_closed']} windows closed, {k['result_seq']} rows in "
-            f"{k['result_slices']} slices; server CPU {k['cpu_us_per_event']:.3f} us/event (closed loop)")
+            f"{k['result_slices']} slices; server CPU {k['cpu_us_per_event']:.3f} us/event (closed loop; by thread, s: "
+            f"{', '.join(f'{t} {c:.2f}' for t, c in k['thread_cpu_s'].items())}); store at its start: "
+            f"{k['store_at_start'].get('laminar_store_bytes', 0) / 1e6:.0f} MB, garbage "
+            f"{k['store_at_start'].get('laminar_store_garbage_ratio', 0):.2f}, "
+            f"{k['store_at_start'].get('laminar_store_compactions_total', 0):.0f} compactions done")
 
 
 def run_sql(procs, tmp, port, src, streams):
@@ -340,6 +356,7 @@ def main():
         "keys_1m_open_loop_failed_posts": res["keys_1m"]["open_loop_failed"],
         "keys_1m_result_slices": res["keys_1m"]["result_slices"],
         "keys_1m_failed_posts": res["keys_1m"]["failed"],
+        "keys_1m_thread_cpu_s": res["keys_1m"]["thread_cpu_s"],
         "binary_late_fraction": round(b["late_fraction"], 4),
         "ndjson_late_fraction": round(n["late_fraction"], 4),
         "cpu_us_per_event": {"binary": round(b.get("cpu_us_per_req", 0) / EVENTS, 3),

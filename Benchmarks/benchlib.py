@@ -171,6 +171,39 @@ def proc_cpu_s(pid):
         return None
 
 
+def thread_cpu_s(pid):
+    """user+system CPU seconds of each thread of a process, summed by thread name."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def metrics(port, prefixes):
+    """The server's /metrics samples whose names begin with one of `prefixes`, as floats."""
+    st, body = http_req(port, "GET", "/metrics")
+    out = {}
+    for line in body.decode(errors="replace").splitlines() if st == 200 else []:
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.startswith(prefixes):
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
 def h2load(args, timeout=120, label="", server_pid=None, warmup_s=0.0):
     argv = ["h2load"] + args
     log("$ " + " ".join(argv))

@@ -11,6 +11,8 @@ struct Pane {
     var acc: [Double] = []
     /// Groups changed since the last changelog flush (`emit: changes`/`every`), as slots.
     var dirty: [Int32] = []
+    /// Per slot, whether it is in `dirty` (`isDirty`); `markDirty` grows it past the slot it
+    /// marks, so streams without a changelog never write it.
     var dirtyMark: [Bool] = []
 
     init(startMs: Int64) {
@@ -56,7 +58,6 @@ struct Pane {
         }
         let s = groupIds.count
         groupIds.append(group)
-        dirtyMark.append(false)
         // One append per field: `append(contentsOf: repeatElement(…))` cost ~100 instructions.
         for _ in 0..<layout.width { acc.append(0) }
         acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
@@ -121,8 +122,12 @@ struct Pane {
 
     @inline(__always)
     mutating func markDirty(_ s: Int) {
+        if s >= dirtyMark.count { dirtyMark.append(contentsOf: repeatElement(false, count: Swift.max(s + 1, groupIds.count, 2 * dirtyMark.count) - dirtyMark.count)) }
         if !dirtyMark[s] { dirtyMark[s] = true; dirty.append(Int32(s)) }
     }
+
+    /// Whether slot `s` changed since the last changelog flush.
+    func isDirty(_ s: Int) -> Bool { s < dirtyMark.count && dirtyMark[s] }
 
     func release(layout: AccumulatorLayout, pools: inout AccumulatorPools) {
         guard layout.usesPools else { return }

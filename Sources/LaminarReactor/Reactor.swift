@@ -62,7 +62,7 @@ public final class Reactor: @unchecked Sendable {
     /// from round to round, so a close of a million rows allocates nothing per slice).
     var sliceBuilder = ResultSlice.Builder(firstSeq: 0)
     var sliceValue: [UInt8] = []
-    /// Scratch: the key hashes of the rows a slice write looks up next.
+    /// Scratch for `emitClosedRows`: the index's key hash of each row of the slice being built.
     var hashScratch: [UInt64] = []
     /// Retained results by stream name (`ResultSet`): they outlive a deleted stream, and a
     /// stream defined again under the name takes them over.

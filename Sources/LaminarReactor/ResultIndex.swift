@@ -466,15 +466,18 @@ struct SortedKeys {
         var index: Int
     }
 
-    /// A key's first 16 bytes as two big-endian integers, zero-padded.
+    /// A key's first 16 bytes as two big-endian integers, zero-padded: two loads (the byte loop
+    /// cost ~80 instructions per lookup), through a zeroed 16-byte buffer for a shorter key.
     @inline(__always)
     static func prefix16(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
-        var h: UInt64 = 0, l: UInt64 = 0
-        let n = Swift.min(16, key.count)
-        for i in 0..<n {
-            if i < 8 { h |= UInt64(key[i]) << (56 - 8 * i) } else { l |= UInt64(key[i]) << (56 - 8 * (i - 8)) }
+        guard let base = key.baseAddress else { return (0, 0) }
+        if key.count >= 16 {
+            return (UInt64(bigEndian: base.loadUnaligned(as: UInt64.self)),
+                    UInt64(bigEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
-        return (h, l)
+        var pad: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &pad) { $0.baseAddress!.copyMemory(from: base, byteCount: key.count) }
+        return (UInt64(bigEndian: pad.0), UInt64(bigEndian: pad.1))
     }
 
     static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int {

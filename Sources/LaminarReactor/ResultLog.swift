@@ -334,25 +334,35 @@ extension Reactor {
         swap(&builder, &sliceBuilder)
         defer { swap(&builder, &sliceBuilder) }
         builder.reset(firstSeq: stream.nextResultSeq)
+        // The index's hash of each row's key, made as the row is built (its key is at hand), so
+        // that `writeClosedSlice` loads each lookup's slot and record a few rows ahead.
+        var hashes: [UInt64] = []
+        swap(&hashes, &hashScratch)
+        defer { swap(&hashes, &hashScratch) }
+        hashes.removeAll(keepingCapacity: true)
+        let hasher = stream.results.index.hasher
         var taken = 0
         while taken < max && stream.op.headIsClosedFinalWindow {
             taken += stream.op.takeClosedRows(max: max - taken) { key, start, end, values in
                 stream.nextResultSeq += 1
                 builder.append(key: key, startMs: start, endMs: end, values: values)
+                hashes.append(hasher.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0)))
                 if builder.isFull {
-                    writeClosedSlice(stream, builder)
+                    writeClosedSlice(stream, builder, hashes: hashes)
                     builder.reset(firstSeq: stream.nextResultSeq)
+                    hashes.removeAll(keepingCapacity: true)
                 }
             }
         }
-        if !builder.isEmpty { writeClosedSlice(stream, builder) }
+        if !builder.isEmpty { writeClosedSlice(stream, builder, hashes: hashes) }
         return taken
     }
 
     /// Stores a slice built by `emitClosedRows`; the index learns its rows (read back from the
-    /// builder) once it is written. Refused (or after a refused one): it waits in
-    /// `pendingSlices`, its rows read back from its bytes when it is stored.
-    private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder) {
+    /// builder; `hashes`: the index's hash of each row's key) once it is written. Refused (or
+    /// after a refused one): it waits in `pendingSlices`, its rows read back from its bytes when
+    /// it is stored.
+    private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, hashes rowHashes: [UInt64]) {
         let set = stream.results
         builder.finish(columns: stream.columns, into: &sliceValue)
         guard stream.pendingSlices.isEmpty, putSlice(stream, first: builder.firstSeq, sliceValue) else {
@@ -360,16 +370,12 @@ extension Reactor {
             return
         }
         set.appendSlice(first: builder.firstSeq, count: builder.count)
-        // The keys' hashes first, so that each lookup's slot and record are loaded a few rows
-        // ahead (a million keys do not fit in any cache).
-        hashScratch.removeAll(keepingCapacity: true)
-        let hasher = set.index.hasher
-        builder.forEachHead { key, _, _ in hashScratch.append(hasher.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
+        precondition(rowHashes.count == builder.count, "a hash per row")
         var seq = builder.firstSeq
         var firstEndMs: Int64? = nil
         var i = 0
         var unnumbered: [(key: [UInt8], startMs: Int64)] = []
-        hashScratch.withUnsafeBufferPointer { hashes in
+        rowHashes.withUnsafeBufferPointer { hashes in
             set.withIndex { index in
                 builder.forEachHead { key, start, end in
                     let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)

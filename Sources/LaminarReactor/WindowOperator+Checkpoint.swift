@@ -36,7 +36,7 @@ extension WindowOperator {
                 p.acc.withUnsafeBufferPointer { b in
                     for s in 0..<p.count {
                         w.blob(groupKey(p.groupIds[s]))
-                        w.u8(p.dirtyMark[s] ? 1 : 0)
+                        w.u8(p.isDirty(s) ? 1 : 0)
                         layout.encode(b.baseAddress! + s * layout.width, pools: pools, into: &w)
                     }
                 }

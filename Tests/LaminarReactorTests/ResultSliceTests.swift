@@ -209,7 +209,14 @@ import Testing
         var index = ResultIndex()
         var model: [[UInt8]: [Int64: UInt64]] = [:]
         var rng = SystemRandomNumberGenerator()
-        let keys: [[UInt8]] = (0..<300).map { i in i % 7 == 0 ? [UInt8(i % 256), 0] : Array("k\(i % 97)/\(i)".utf8) } + [[]]
+        // Short keys, keys with zero bytes, and keys of 15 to 23 bytes that share their first 16
+        // (ordered by the bytes after them) or differ only in their 16th (`SortedKeys.prefix16`).
+        let shared = Array("k1/shared-prefix-".utf8), sixteen = Array("k1/abcdefghijklm".utf8)
+        var long: [[UInt8]] = (0..<40).map { i in shared + [UInt8](repeating: 0x78, count: i % 5) + Array(String(i).utf8) }
+        long += (0..<16).map { i in Array(sixteen.prefix(14)) + [UInt8(i * 16), UInt8(i)] }
+        long += (0..<16).map { i in Array(sixteen.prefix(15)) + [UInt8(255 - i)] }
+        long.append(Array(sixteen.prefix(15)))
+        let keys: [[UInt8]] = (0..<300).map { i in i % 7 == 0 ? [UInt8(i % 256), 0] : Array("k\(i % 97)/\(i)".utf8) } + long + [[]]
         for seq in UInt64(1)...5000 {
             let key = keys.randomElement(using: &rng)!
             let start = Int64.random(in: -3...5, using: &rng) * 1000
