@@ -1,0 +1,278 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CLinux
+import Synchronization
+
+/// What a `ConcurrentReader.read` found: the key's current value and version (durable), its
+/// absence (durable too), or `fallback`: the caller must ask the store's writer (the reactor)
+/// as it would have without this reader.
+public enum ConcurrentRead {
+    case value(StoredValue, version: Revision)
+    case notFound
+    case fallback
+}
+
+/// Point reads of a `LogStore` from other threads (the HTTP I/O threads), concurrently with its
+/// one writer, so that a GET of a durable key is answered on the thread that parsed it.
+///
+/// It answers only what the writer would answer at once, and the same way
+/// (`LogStore.read(_:hash:durability:)`): a key whose current record has no expiry and, when the
+/// store tracks durability (`requiresDurable`: `fsync always`), a revision at or below the
+/// durable one; a key that is absent while its write slot is durable. Anything else is
+/// `.fallback`: a key whose last write is not durable yet, one with a TTL, a store closed or
+/// failed, a read that lost its race with the writer `attemptsMax` times.
+///
+/// Invariants, and why the reads are sound:
+/// - **Seqlock.** `sequence` is odd while the writer changes the hash table, the write slots or
+///   what is published here (table and region pointers, the hash seed, `enabled`): the writer
+///   makes it odd before (`beginWrite`) and even after (`endWrite`): two plain stores on
+///   x86-64. A read takes an even value, reads, and counts only if `sequence` still has that
+///   value afterwards (else retries). Every word the writer changes in a section and a reader
+///   loads is accessed atomically (relaxed; a slot's offset with release/acquire), so a torn read
+///   is detected and never undefined.
+/// - **Records are immutable once a slot points at them**: the writer stores a slot's offset
+///   with release after writing the record; a reader loads it with acquire, so the record's bytes
+///   (key, revision, expiry, value) are visible and never change. A table and its region are
+///   replaced together (compaction, restore): a table only ever points into its own region, so a
+///   validated snapshot of both stays self-consistent while the reader probes it.
+/// - **Lifetime.** A reader is inside a read section between `enter` and `leave`: its word in
+///   `readerWords` is odd. Memory a reader may have loaded a pointer to (a hash table replaced
+///   by a growth or a compaction, a region, the store's last table at its end) is freed only
+///   after a grace period (`retire`): every reader that was inside a section when the writer
+///   unpublished it has left it. The writer never waits: it frees at once when no reader is
+///   inside, else a short-lived thread waits and frees. The value a read returns pins its region
+///   (`StoredValue`, a retain made inside the section, while the region cannot be released).
+/// - Readers never block the writer and never write anything it reads.
+///
+/// One per store (`LogStore.concurrentReader`); readers register a slot each (`register`), at
+/// most `readersMax`, and use it from one thread at a time.
+public final class ConcurrentReader: @unchecked Sendable {
+    /// Registered readers at most (I/O threads, tests).
+    public static let readersMax = 64
+    /// Tries of a read that met the writer mid-change before it falls back.
+    static let attemptsMax = 8
+    /// Words per reader (one cache line each, so readers do not share lines).
+    static let wordsPerReader = 8
+
+    /// Whether a found key must be durable to be answered here (the reactor checks durability:
+    /// `fsync always`). Otherwise everything applied is answered, as the reactor does.
+    public let requiresDurable: Bool
+
+    private let sequence = Atomic<UInt64>(0)
+    private let slots = Atomic<UInt>(0)
+    private let mask = Atomic<Int>(0)
+    private let oldSlots = Atomic<UInt>(0)
+    private let oldMask = Atomic<Int>(0)
+    private let base = Atomic<UInt>(0)
+    /// The `MappedRegion` of `base`, unretained (the store holds it; a retired one is held until
+    /// its grace period is over).
+    private let region = Atomic<UInt>(0)
+    private let hashSeed = Atomic<UInt64>(0)
+    private let enabled = Atomic<Bool>(false)
+    /// The store's `durableRevision` (only grows; read outside the seqlock).
+    let durableRevision = Atomic<UInt64>(0)
+    /// The store's per-hash write revisions (`LogStore.writeSlots`); owned here, so that it lives
+    /// as long as any reader.
+    let writeSlots: UnsafeMutablePointer<Revision>
+    private let readerWords: UnsafeMutablePointer<Atomic<UInt64>>
+    private let readersRegistered = Atomic<Int>(0)
+    /// Reads answered / fallen back, summed over readers (tests, metrics).
+    private let answered = Atomic<UInt64>(0)
+
+    /// Hash tables whose growth finished during the current write section (`KeyHashTable`'s
+    /// migration), to retire at its end. Writer only.
+    var tablesToRetire: [(slots: UnsafeMutablePointer<KeyHashTable.Slot>, capacity: Int)] = []
+
+    init(requiresDurable: Bool, writeSlotCount: Int) {
+        self.requiresDurable = requiresDurable
+        writeSlots = .allocate(capacity: writeSlotCount)
+        writeSlots.initialize(repeating: 0, count: writeSlotCount)
+        let words = Self.readersMax * Self.wordsPerReader
+        readerWords = .allocate(capacity: words)
+        for i in 0..<words { (readerWords + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        writeSlots.deallocate()
+        readerWords.deinitialize(count: Self.readersMax * Self.wordsPerReader)
+        readerWords.deallocate()
+    }
+
+    // MARK: - Readers
+
+    /// A reader's slot: use it from one thread at a time.
+    public struct Handle: @unchecked Sendable {
+        public let reader: ConcurrentReader
+        let index: Int
+    }
+
+    /// A slot for one more reader thread, or nil when `readersMax` are taken.
+    public func register() -> Handle? {
+        let index = readersRegistered.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
+        guard index < Self.readersMax else { return nil }
+        return Handle(reader: self, index: index)
+    }
+
+    /// Reads answered here since the store opened (the rest fell back).
+    public var readsAnswered: UInt64 { answered.load(ordering: .relaxed) }
+
+    @inline(__always)
+    fileprivate func word(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { readerWords + index &* Self.wordsPerReader }
+
+    /// The current value and version of `key`, its durable absence, or `.fallback`.
+    public func read(_ key: UnsafeRawBufferPointer, _ handle: Handle) -> ConcurrentRead {
+        let w = word(handle.index)
+        let entered = w.pointee.load(ordering: .relaxed) &+ 1
+        w.pointee.store(entered, ordering: .relaxed)
+        // Pairs with the writer's fence in `gracePeriod`: either it sees this reader inside, or
+        // this reader sees what the writer unpublished before it.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        defer { w.pointee.store(entered &+ 1, ordering: .releasing) }
+        for _ in 0..<Self.attemptsMax {
+            let s1 = sequence.load(ordering: .acquiring)
+            if s1 & 1 != 0 {
+                CLinux_cpu_relax()
+                continue
+            }
+            guard enabled.load(ordering: .relaxed) else { return .fallback }
+            let slots = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: self.slots.load(ordering: .relaxed))
+            let mask = self.mask.load(ordering: .relaxed)
+            let old = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: oldSlots.load(ordering: .relaxed))
+            let oldMask = self.oldMask.load(ordering: .relaxed)
+            let base = UnsafeRawPointer(bitPattern: self.base.load(ordering: .relaxed))
+            let region = self.region.load(ordering: .relaxed)
+            let seed = hashSeed.load(ordering: .relaxed)
+            // The snapshot must be whole before any pointer in it is followed.
+            atomicMemoryFence(ordering: .acquiring)
+            guard sequence.load(ordering: .relaxed) == s1, let slots, let base, region != 0 else { continue }
+            let hash = KeyHasher(seed: seed).hash(key)
+            var offset = Self.probe(slots, mask: mask, hash: hash, key: key, base: base)
+            if offset == 0, let old { offset = Self.probe(old, mask: oldMask, hash: hash, key: key, base: base) }
+            if offset == UInt64.max { continue }  // a probe run that never ended: torn
+            let writeSlot = CLinux_load_relaxed(writeSlots + LogStore.writeSlot(hash))
+            atomicMemoryFence(ordering: .acquiring)
+            guard sequence.load(ordering: .relaxed) == s1 else { continue }
+            let durable = durableRevision.load(ordering: .acquiring)
+            if offset == 0 {
+                if requiresDurable && writeSlot > durable { return .fallback }
+                answered.wrappingAdd(1, ordering: .relaxed)
+                return .notFound
+            }
+            let p = base + Int(offset)
+            let version = RecordFormat.revision(p)
+            guard RecordFormat.expiresAtMs(p) == 0, !requiresDurable || version <= durable else { return .fallback }
+            // Retained inside the section: the region is released only after it ends.
+            let owner = Unmanaged<MappedRegion>.fromOpaque(UnsafeRawPointer(bitPattern: region)!).takeUnretainedValue()
+            answered.wrappingAdd(1, ordering: .relaxed)
+            return .value(StoredValue(pinning: owner, bytes: RecordFormat.value(p)), version: version)
+        }
+        return .fallback
+    }
+
+    /// The offset of `key`'s record in one table (`mask + 1` slots) as it is now, 0 if absent,
+    /// `UInt64.max` if the probe ran through the whole table (only in a torn view).
+    @inline(__always)
+    private static func probe(
+        _ slots: UnsafeMutablePointer<KeyHashTable.Slot>, mask: Int, hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer
+    ) -> UInt64 {
+        var i = Int(truncatingIfNeeded: hash) & mask
+        var left = mask
+        while true {
+            let offset = KeyHashTable.loadOffset(slots + i)
+            if offset == 0 { return 0 }
+            // A moved slot of a table that became the old one while this reader held it.
+            if offset != KeyHashTable.movedMarker && KeyHashTable.loadHash(slots + i) == hash
+                && KeyHashTable.keyEquals(base + Int(offset), key) { return offset }
+            if left == 0 { return UInt64.max }
+            left &-= 1
+            i = (i &+ 1) & mask
+        }
+    }
+
+    // MARK: - Writer
+
+    /// Starts a write section (the store's writer only): readers retry until `endWrite`.
+    @inline(__always)
+    func beginWrite() {
+        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)
+    }
+
+    @inline(__always)
+    func endWrite() {
+        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+    }
+
+    /// Publishes the table and region readers probe (inside a write section).
+    func publish(table: KeyHashTable, region: MappedRegion, hasher: KeyHasher) {
+        slots.store(UInt(bitPattern: table.slots), ordering: .relaxed)
+        mask.store(table.mask, ordering: .relaxed)
+        oldSlots.store(UInt(bitPattern: table.oldSlots), ordering: .relaxed)
+        oldMask.store(table.oldMask, ordering: .relaxed)
+        base.store(UInt(bitPattern: region.base), ordering: .relaxed)
+        self.region.store(UInt(bitPattern: Unmanaged.passUnretained(region).toOpaque()), ordering: .relaxed)
+        hashSeed.store(hasher.seed, ordering: .relaxed)
+    }
+
+    /// Turns the reads on or off (inside a write section).
+    func setEnabled(_ on: Bool) { enabled.store(on, ordering: .relaxed) }
+
+    /// The readers inside a read section now, with the value of their word, after everything the
+    /// writer unpublished before the call (writer only; no allocation when none is).
+    func gracePeriod() -> GracePeriod {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        let n = min(readersRegistered.load(ordering: .sequentiallyConsistent), Self.readersMax)
+        var inside: [(index: Int, value: UInt64)] = []
+        for i in 0..<n {
+            let v = word(i).pointee.load(ordering: .acquiring)
+            if v & 1 != 0 { inside.append((i, v)) }
+        }
+        return GracePeriod(reader: self, inside: inside)
+    }
+
+    /// Runs `free` once no reader can still hold what the writer unpublished so far: at once on
+    /// this thread when no reader is inside a section and `background` is false; else on a
+    /// short-lived thread at the lowest priority, after the readers inside have left.
+    func retire(background: Bool, _ free: @escaping () -> Void) {
+        let grace = gracePeriod()
+        if grace.isOver && !background { return free() }
+        let started = ServerThread.start(name: "laminar-retire", nice: 19, detached: true) {
+            grace.wait()
+            free()
+        }
+        if started == nil {
+            grace.wait()
+            free()
+        }
+    }
+
+    /// Retires the tables `tablesToRetire` collected (after `endWrite`).
+    func retireTables() {
+        let tables = tablesToRetire
+        tablesToRetire.removeAll()
+        for (slots, capacity) in tables {
+            let address = UInt(bitPattern: slots)
+            let big = capacity * MemoryLayout<KeyHashTable.Slot>.stride >= KeyHashTable.hugePageBytes
+            retire(background: big) { KeyHashTable.freeSlots(UnsafeMutablePointer(bitPattern: address)!, capacity) }
+        }
+    }
+}
+
+/// The readers that were inside a read section when the writer started it
+/// (`ConcurrentReader.gracePeriod`); it is over once each has left that section.
+struct GracePeriod: @unchecked Sendable {
+    let reader: ConcurrentReader
+    let inside: [(index: Int, value: UInt64)]
+
+    var isOver: Bool { inside.isEmpty }
+
+    /// Waits until every reader inside has left its section (any thread but the writer's).
+    func wait() {
+        for (index, value) in inside {
+            while reader.word(index).pointee.load(ordering: .acquiring) == value { usleep(20) }
+        }
+    }
+}
