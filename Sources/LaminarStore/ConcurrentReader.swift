@@ -61,26 +61,41 @@ public final class ConcurrentReader: @unchecked Sendable {
     /// `fsync always`). Otherwise everything applied is answered, as the reactor does.
     public let requiresDurable: Bool
 
-    private let sequence = Atomic<UInt64>(0)
-    private let slots = Atomic<UInt>(0)
-    private let mask = Atomic<Int>(0)
-    private let oldSlots = Atomic<UInt>(0)
-    private let oldMask = Atomic<Int>(0)
-    private let base = Atomic<UInt>(0)
+    /// The words readers load, in memory of their own (not beside the object's reference count),
+    /// cache-line aligned: line 0 the sequence and what it guards (read together), line 1 the
+    /// durable revision (written once per sync).
+    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    private static let sequenceWord = 0
+    private static let slotsWord = 1
+    private static let maskWord = 2
+    private static let oldSlotsWord = 3
+    private static let oldMaskWord = 4
+    private static let baseWord = 5
     /// The `MappedRegion` of `base`, unretained (the store holds it; a retired one is held until
     /// its grace period is over).
-    private let region = Atomic<UInt>(0)
-    private let hashSeed = Atomic<UInt64>(0)
-    private let enabled = Atomic<Bool>(false)
+    private static let regionWord = 6
+    private static let hashSeedWord = 7
+    /// 1 while reads are on (the store open and not failed).
+    private static let enabledWord = 8
     /// The store's `durableRevision` (only grows; read outside the seqlock).
-    let durableRevision = Atomic<UInt64>(0)
+    private static let durableWord = 16
+    private static let wordCount = 24
+
+    @inline(__always) private var sequence: UnsafeMutablePointer<Atomic<UInt64>> { words + Self.sequenceWord }
+    @inline(__always) private func load(_ word: Int) -> UInt64 { words[word].load(ordering: .relaxed) }
+    @inline(__always) private func store(_ word: Int, _ value: UInt64) { words[word].store(value, ordering: .relaxed) }
+
+    /// The store's durable revision as readers see it.
+    var durableRevision: Revision {
+        get { words[Self.durableWord].load(ordering: .acquiring) }
+        set { words[Self.durableWord].store(newValue, ordering: .releasing) }
+    }
+
     /// The store's per-hash write revisions (`LogStore.writeSlots`); owned here, so that it lives
     /// as long as any reader.
     let writeSlots: UnsafeMutablePointer<Revision>
     private let readerWords: UnsafeMutablePointer<Atomic<UInt64>>
     private let readersRegistered = Atomic<Int>(0)
-    /// Reads answered / fallen back, summed over readers (tests, metrics).
-    private let answered = Atomic<UInt64>(0)
 
     /// Hash tables whose growth finished during the current write section (`KeyHashTable`'s
     /// migration), to retire at its end. Writer only.
@@ -90,22 +105,33 @@ public final class ConcurrentReader: @unchecked Sendable {
         self.requiresDurable = requiresDurable
         writeSlots = .allocate(capacity: writeSlotCount)
         writeSlots.initialize(repeating: 0, count: writeSlotCount)
-        let words = Self.readersMax * Self.wordsPerReader
-        readerWords = .allocate(capacity: words)
-        for i in 0..<words { (readerWords + i).initialize(to: Atomic(0)) }
+        words = Self.allocateWords(Self.wordCount)
+        readerWords = Self.allocateWords(Self.readersMax * Self.wordsPerReader)
     }
 
     deinit {
         writeSlots.deallocate()
+        words.deinitialize(count: Self.wordCount)
+        UnsafeMutableRawPointer(words).deallocate()
         readerWords.deinitialize(count: Self.readersMax * Self.wordsPerReader)
-        readerWords.deallocate()
+        UnsafeMutableRawPointer(readerWords).deallocate()
+    }
+
+    /// `count` zeroed atomic words on cache-line boundaries.
+    private static func allocateWords(_ count: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 64)
+        let words = raw.bindMemory(to: Atomic<UInt64>.self, capacity: count)
+        for i in 0..<count { (words + i).initialize(to: Atomic(0)) }
+        return words
     }
 
     // MARK: - Readers
 
-    /// A reader's slot: use it from one thread at a time.
+    /// A reader's slot: use it from one thread at a time, while something else holds the
+    /// reader (the server's runtime, a test): the handle does not retain it, so that a read
+    /// touches no reference count shared with other threads.
     public struct Handle: @unchecked Sendable {
-        public let reader: ConcurrentReader
+        public unowned(unsafe) let reader: ConcurrentReader
         let index: Int
     }
 
@@ -115,9 +141,6 @@ public final class ConcurrentReader: @unchecked Sendable {
         guard index < Self.readersMax else { return nil }
         return Handle(reader: self, index: index)
     }
-
-    /// Reads answered here since the store opened (the rest fell back).
-    public var readsAnswered: UInt64 { answered.load(ordering: .relaxed) }
 
     @inline(__always)
     fileprivate func word(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { readerWords + index &* Self.wordsPerReader }
@@ -132,33 +155,32 @@ public final class ConcurrentReader: @unchecked Sendable {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         defer { w.pointee.store(entered &+ 1, ordering: .releasing) }
         for _ in 0..<Self.attemptsMax {
-            let s1 = sequence.load(ordering: .acquiring)
+            let s1 = sequence.pointee.load(ordering: .acquiring)
             if s1 & 1 != 0 {
                 CLinux_cpu_relax()
                 continue
             }
-            guard enabled.load(ordering: .relaxed) else { return .fallback }
-            let slots = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: self.slots.load(ordering: .relaxed))
-            let mask = self.mask.load(ordering: .relaxed)
-            let old = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: oldSlots.load(ordering: .relaxed))
-            let oldMask = self.oldMask.load(ordering: .relaxed)
-            let base = UnsafeRawPointer(bitPattern: self.base.load(ordering: .relaxed))
-            let region = self.region.load(ordering: .relaxed)
-            let seed = hashSeed.load(ordering: .relaxed)
+            guard load(Self.enabledWord) != 0 else { return .fallback }
+            let slots = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: UInt(load(Self.slotsWord)))
+            let mask = Int(truncatingIfNeeded: load(Self.maskWord))
+            let old = UnsafeMutablePointer<KeyHashTable.Slot>(bitPattern: UInt(load(Self.oldSlotsWord)))
+            let oldMask = Int(truncatingIfNeeded: load(Self.oldMaskWord))
+            let base = UnsafeRawPointer(bitPattern: UInt(load(Self.baseWord)))
+            let region = UInt(load(Self.regionWord))
+            let seed = load(Self.hashSeedWord)
             // The snapshot must be whole before any pointer in it is followed.
             atomicMemoryFence(ordering: .acquiring)
-            guard sequence.load(ordering: .relaxed) == s1, let slots, let base, region != 0 else { continue }
+            guard sequence.pointee.load(ordering: .relaxed) == s1, let slots, let base, region != 0 else { continue }
             let hash = KeyHasher(seed: seed).hash(key)
             var offset = Self.probe(slots, mask: mask, hash: hash, key: key, base: base)
             if offset == 0, let old { offset = Self.probe(old, mask: oldMask, hash: hash, key: key, base: base) }
             if offset == UInt64.max { continue }  // a probe run that never ended: torn
             let writeSlot = CLinux_load_relaxed(writeSlots + LogStore.writeSlot(hash))
             atomicMemoryFence(ordering: .acquiring)
-            guard sequence.load(ordering: .relaxed) == s1 else { continue }
-            let durable = durableRevision.load(ordering: .acquiring)
+            guard sequence.pointee.load(ordering: .relaxed) == s1 else { continue }
+            let durable = durableRevision
             if offset == 0 {
                 if requiresDurable && writeSlot > durable { return .fallback }
-                answered.wrappingAdd(1, ordering: .relaxed)
                 return .notFound
             }
             let p = base + Int(offset)
@@ -166,7 +188,6 @@ public final class ConcurrentReader: @unchecked Sendable {
             guard RecordFormat.expiresAtMs(p) == 0, !requiresDurable || version <= durable else { return .fallback }
             // Retained inside the section: the region is released only after it ends.
             let owner = Unmanaged<MappedRegion>.fromOpaque(UnsafeRawPointer(bitPattern: region)!).takeUnretainedValue()
-            answered.wrappingAdd(1, ordering: .relaxed)
             return .value(StoredValue(pinning: owner, bytes: RecordFormat.value(p)), version: version)
         }
         return .fallback
@@ -197,28 +218,28 @@ public final class ConcurrentReader: @unchecked Sendable {
     /// Starts a write section (the store's writer only): readers retry until `endWrite`.
     @inline(__always)
     func beginWrite() {
-        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        sequence.pointee.store(sequence.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
     }
 
     @inline(__always)
     func endWrite() {
-        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        sequence.pointee.store(sequence.pointee.load(ordering: .relaxed) &+ 1, ordering: .releasing)
     }
 
     /// Publishes the table and region readers probe (inside a write section).
     func publish(table: KeyHashTable, region: MappedRegion, hasher: KeyHasher) {
-        slots.store(UInt(bitPattern: table.slots), ordering: .relaxed)
-        mask.store(table.mask, ordering: .relaxed)
-        oldSlots.store(UInt(bitPattern: table.oldSlots), ordering: .relaxed)
-        oldMask.store(table.oldMask, ordering: .relaxed)
-        base.store(UInt(bitPattern: region.base), ordering: .relaxed)
-        self.region.store(UInt(bitPattern: Unmanaged.passUnretained(region).toOpaque()), ordering: .relaxed)
-        hashSeed.store(hasher.seed, ordering: .relaxed)
+        store(Self.slotsWord, UInt64(UInt(bitPattern: table.slots)))
+        store(Self.maskWord, UInt64(table.mask))
+        store(Self.oldSlotsWord, UInt64(UInt(bitPattern: table.oldSlots)))
+        store(Self.oldMaskWord, UInt64(table.oldMask))
+        store(Self.baseWord, UInt64(UInt(bitPattern: region.base)))
+        store(Self.regionWord, UInt64(UInt(bitPattern: Unmanaged.passUnretained(region).toOpaque())))
+        store(Self.hashSeedWord, hasher.seed)
     }
 
     /// Turns the reads on or off (inside a write section).
-    func setEnabled(_ on: Bool) { enabled.store(on, ordering: .relaxed) }
+    func setEnabled(_ on: Bool) { store(Self.enabledWord, on ? 1 : 0) }
 
     /// The readers inside a read section now, with the value of their word, after everything the
     /// writer unpublished before the call (writer only; no allocation when none is).

@@ -77,6 +77,9 @@ extension LogStore {
         handedOver = true
         try store.recover(baseRevision: header.baseRevision)
         if store.usesWriteBehind(region) { try region.startWriteBehind(end: store.logicalEnd) }
+        // The table as recovery left it, published (and what its growths emptied, freed).
+        store.concurrent.beginWrite()
+        store.endWriteSection()
         return store
     }
 

@@ -107,7 +107,7 @@ public final class LogStore: StateStore {
     /// The revision of the last write a successful sync (or the open) covers: every write at or
     /// below it survives a crash.
     public internal(set) var durableRevision: Revision = 0 {
-        didSet { concurrent.durableRevision.store(durableRevision, ordering: .releasing) }
+        didSet { concurrent.durableRevision = durableRevision }
     }
     /// The store's revision when the sync in flight (`beginSync`) started.
     var syncingRevision: Revision = 0
@@ -170,8 +170,10 @@ public final class LogStore: StateStore {
         var tables = [table]
         if case .publishing(let pending) = compaction { tables.append(pending.oldTable) }
         let region = self.region
+        let emptied = concurrent.tablesToRetire
         concurrent.retire(background: false) {
             for t in tables { t.deallocate() }
+            for (slots, capacity) in emptied { KeyHashTable.freeSlots(slots, capacity) }
             withExtendedLifetime(region) {}
         }
         if lockFD >= 0 { Glibc.close(lockFD) }

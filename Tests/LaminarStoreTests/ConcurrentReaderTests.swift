@@ -72,7 +72,7 @@ import Testing
                 switch result {
                 case .value(let v, let version):
                     found += 1
-                    let durable = reader.durableRevision.load(ordering: .acquiring)
+                    let durable = reader.durableRevision
                     var problem = Self.check(v.bytes, key: i)
                     if version > durable { problem = "key \(i): version \(version) above the durable \(durable)" }
                     if let last = seen[i], version < last { problem = "key \(i): version \(version) after \(last)" }
@@ -160,7 +160,6 @@ import Testing
         // Overwritten but not durable: the writer's (it waits for the sync), not the old value.
         try store.put(bytes("a"), bytes("A2"), condition: .always, expiresAtMs: nil)
         guard case .fallback = read("a") else { Issue.record("a's old value answered"); return }
-        #expect(reader.readsAnswered == 4)
         try store.close()
         guard case .fallback = read("b") else { Issue.record("a closed store answered"); return }
     }
