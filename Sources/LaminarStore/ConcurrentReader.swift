@@ -97,6 +97,11 @@ public final class ConcurrentReader: @unchecked Sendable {
     private let readerWords: UnsafeMutablePointer<Atomic<UInt64>>
     private let readersRegistered = Atomic<Int>(0)
 
+    #if DEBUG
+    /// Tests: called by a read between its probe and the check that nothing changed meanwhile.
+    var afterProbe: (() -> Void)?
+    #endif
+
     /// Hash tables whose growth finished during the current write section (`KeyHashTable`'s
     /// migration), to retire at its end. Writer only.
     var tablesToRetire: [(slots: UnsafeMutablePointer<KeyHashTable.Slot>, capacity: Int)] = []
@@ -176,6 +181,9 @@ public final class ConcurrentReader: @unchecked Sendable {
             if offset == 0, let old { offset = Self.probe(old, mask: oldMask, hash: hash, key: key, base: base) }
             if offset == UInt64.max { continue }  // a probe run that never ended: torn
             let writeSlot = CLinux_load_relaxed(writeSlots + LogStore.writeSlot(hash))
+            #if DEBUG
+            afterProbe?()
+            #endif
             atomicMemoryFence(ordering: .acquiring)
             guard sequence.pointee.load(ordering: .relaxed) == s1 else { continue }
             let durable = durableRevision

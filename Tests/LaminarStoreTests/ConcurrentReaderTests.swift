@@ -129,6 +129,76 @@ import Testing
         try store.close()
     }
 
+    /// Keys that are never deleted, in a full table where their neighbours are deleted (their
+    /// slots shifted back) and put again as fast as the writer can: a read that overlaps a shift
+    /// must retry, never report one of them absent or read another key's value.
+    @Test func keysMovedByDeletesOfTheirNeighboursAreNeverMissed() throws {
+        var options = LogStoreOptions()
+        options.fsync = .never
+        let store = try LogStore.inMemory(options: options)
+        let reader = store.concurrentReader
+        let stable = 300
+        let churn = 300
+        func churnKey(_ j: Int) -> [UInt8] { Array("churn-\(j)".utf8) }
+        for i in 0..<stable { try store.put(Self.key(i), Self.value(i, 0), condition: .always, expiresAtMs: nil) }
+        for j in 0..<churn { try store.put(churnKey(j), [1], condition: .always, expiresAtMs: nil) }
+        let stop = Atomic<Bool>(false)
+        let problems = Mutex<[String]>([])
+        let answered = Atomic<Int>(0)
+        let join = Self.spawn(2) { _ in
+            guard let handle = reader.register() else { return }
+            var n = 0
+            var i = 0
+            while !stop.load(ordering: .relaxed) {
+                i = (i &+ 7) % stable
+                switch Self.key(i).withUnsafeBytes({ reader.read($0, handle) }) {
+                case .value(let v, _):
+                    n += 1
+                    if let problem = Self.check(v.bytes, key: i) { problems.withLock { $0.append(problem) } }
+                case .notFound: problems.withLock { $0.append("key \(i): absent") }
+                case .fallback: break
+                }
+            }
+            answered.add(n, ordering: .relaxed)
+        }
+        for round in 0..<200 {
+            for j in 0..<churn { try store.delete(churnKey(j), condition: .always) }
+            for j in 0..<churn { try store.put(churnKey(j), [UInt8(truncatingIfNeeded: round)], condition: .always, expiresAtMs: nil) }
+        }
+        stop.store(true, ordering: .relaxed)
+        join()
+        let all = problems.withLock { $0 }
+        #expect(all.isEmpty, "\(all.count) problems: \(all.prefix(5))")
+        #expect(answered.load(ordering: .relaxed) > 1_000)
+    }
+
+    /// A read whose probe overlapped a write section (here: a delete made, on the writer's
+    /// thread, between the probe and its check) is retried and answers the state after it.
+    @Test func aReadThatOverlappedAWriteIsRetried() throws {
+        var options = LogStoreOptions()
+        options.fsync = .never
+        let store = try LogStore.inMemory(options: options)
+        let reader = store.concurrentReader
+        let handle = try #require(reader.register())
+        try store.put(bytes("k"), bytes("v1"), condition: .always, expiresAtMs: nil)
+        var probes = 0
+        reader.afterProbe = {
+            probes += 1
+            if probes == 1 { _ = try? store.delete(bytes("k"), condition: .always) }
+        }
+        defer { reader.afterProbe = nil }
+        let result = bytes("k").withUnsafeBytes { reader.read($0, handle) }
+        #expect(probes == 2)
+        guard case .notFound = result else { Issue.record("the read before the delete was kept: \(result)"); return }
+        // A writer that never leaves its section: the read gives up.
+        probes = 0
+        reader.afterProbe = nil
+        reader.beginWrite()
+        let blocked = bytes("k").withUnsafeBytes { reader.read($0, handle) }
+        reader.endWrite()
+        guard case .fallback = blocked else { Issue.record("answered inside a write section: \(blocked)"); return }
+    }
+
     @Test func aDurableKeyIsAnsweredWhileAnotherKeysSyncIsInFlight() throws {
         let dir = TempDirectory()
         let store = try LogStore.open(directory: dir.path, options: LogStoreOptions())
