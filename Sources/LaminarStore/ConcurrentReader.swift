@@ -38,8 +38,8 @@ public enum ConcurrentRead {
 ///   (key, revision, expiry, value) are visible and never change. A table and its region are
 ///   replaced together (compaction, restore): a table only ever points into its own region, so a
 ///   validated snapshot of both stays self-consistent while the reader probes it.
-/// - **Lifetime.** A reader is inside a read section between `enter` and `leave`: its word in
-///   `readerWords` is odd. Memory a reader may have loaded a pointer to (a hash table replaced
+/// - **Lifetime.** A reader is inside a read section for the whole of a `read`: its word in
+///   `readerWords` is odd meanwhile. Memory a reader may have loaded a pointer to (a hash table replaced
 ///   by a growth or a compaction, a region, the store's last table at its end) is freed only
 ///   after a grace period (`retire`): every reader that was inside a section when the writer
 ///   unpublished it has left it. The writer never waits: it frees at once when no reader is

@@ -47,4 +47,32 @@ struct EndToEndIOThreadReadTests {
         try fast.stop()
         try reactor.stop()
     }
+
+    /// GETs on two I/O threads while PUTs to the same keys go on (under `make test-sanitize`,
+    /// the run that shows a race between the I/O threads' reads and the reactor's writes): every
+    /// GET answers 200 with a value that was put, most of them on the I/O threads.
+    @Test func getsBesideConcurrentPuts() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try Server(["--data-dir", dir.path, "--io-threads", "2"])
+        let value = randomBytes(100)
+        let valueFile = try dir.write("value", value)
+        let urls = (0..<3).map { server.url("/kv/c/k\($0)") }
+        for url in urls { #expect(try request("--http1.1", "PUT", url, ["--data-binary", "@-"], stdin: value).status == 204) }
+        let puts = try Child(Paths.tool("h2load"), ["-n", "3000", "-c", "4", "-m", "8", "-d", valueFile, "-H", ":method: PUT"] + urls)
+        let gets = try Child(Paths.tool("h2load"), ["-n", "6000", "-c", "4", "-m", "8"] + urls)
+        let p = EndToEndToolsTests.H2LoadSummary(try puts.wait(120).out)
+        #expect(p.succeeded == 3000 && p.s2xx == 3000 && p.failed == 0 && p.errored == 0, "PUTs: \(p)")
+        let g = EndToEndToolsTests.H2LoadSummary(try gets.wait(120).out)
+        #expect(g.succeeded == 6000 && g.s2xx == 6000 && g.failed == 0 && g.errored == 0, "GETs: \(g)")
+        for url in urls {
+            let answer = try request("--http2-prior-knowledge", "GET", url)
+            #expect(answer.status == 200 && answer.body == value)
+        }
+        let onIO = try server.metric(#"laminar_kv_gets_total{answered_by="io_thread"}"#) ?? 0
+        let viaReactor = try server.metric(#"laminar_kv_gets_total{answered_by="reactor"}"#) ?? 0
+        #expect(onIO + viaReactor == 6003)
+        #expect(onIO > 0)
+        try server.stop(within: 30)
+    }
 }
