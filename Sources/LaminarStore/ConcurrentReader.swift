@@ -26,13 +26,18 @@ public enum ConcurrentRead {
 /// failed, a read that lost its race with the writer `attemptsMax` times.
 ///
 /// Invariants, and why the reads are sound:
-/// - **Seqlock.** `sequence` is odd while the writer changes the hash table, the write slots or
-///   what is published here (table and region pointers, the hash seed, `enabled`): the writer
-///   makes it odd before (`beginWrite`) and even after (`endWrite`): two plain stores on
+/// - **Seqlock.** `sequence` is odd while the writer changes the hash table's structure (a
+///   growth or a step of one, a delete's backward shift, a batch), the write slots along with
+///   them, or what is published here (table and region pointers, the hash seed, `enabled`): the
+///   writer makes it odd before (`beginWrite`) and even after (`endWrite`): two plain stores on
 ///   x86-64. A read takes an even value, reads, and counts only if `sequence` still has that
-///   value afterwards (else retries). Every word the writer changes in a section and a reader
-///   loads is accessed atomically (relaxed; a slot's offset with release/acquire), so a torn read
-///   is detected and never undefined.
+///   value afterwards (else retries). A put that moves no slot (most of them) takes no section:
+///   it fills an empty slot (hash, then offset) or repoints one, and notes the write's revision
+///   in its write slot: single-word stores, each of which leaves the table valid, so a read sees
+///   the key before or after the put, never anything else (an empty slot a probe passes is never
+///   inside the probe run of a present key). Every word the writer changes and a reader loads is
+///   accessed atomically (relaxed; a slot's offset with release/acquire, loaded before its hash),
+///   so a torn read is detected and never undefined.
 /// - **Records are immutable once a slot points at them**: the writer stores a slot's offset
 ///   with release after writing the record; a reader loads it with acquire, so the record's bytes
 ///   (key, revision, expiry, value) are visible and never change. A table and its region are

@@ -81,6 +81,8 @@ struct KeyHashTable {
 
     @usableFromInline private(set) var slots: UnsafeMutablePointer<Slot>
     @usableFromInline private(set) var mask: Int
+    /// The key count at which the next insert starts a growth: 3/4 of the capacity.
+    private var growAt: Int
     /// Keys in both tables.
     private(set) var count: Int = 0
 
@@ -109,6 +111,7 @@ struct KeyHashTable {
         while capacity * 3 / 4 < minimumCapacity { capacity <<= 1 }
         slots = KeyHashTable.allocateSlots(capacity)
         mask = capacity - 1
+        growAt = capacity / 4 * 3
     }
 
     func deallocate() {
@@ -248,7 +251,7 @@ struct KeyHashTable {
     @inline(__always)
     mutating func findOrReserve(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> (index: Int, found: Bool) {
         if oldSlots != nil { migrateStep() }
-        if (count + 1) * 4 > capacity * 3 { grow() }
+        if count >= growAt { grow() }
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
@@ -261,6 +264,11 @@ struct KeyHashTable {
         }
         return (i, false)
     }
+
+    /// Whether the next `findOrReserve` or `insertNew` may move slots (a step of a growth, or the
+    /// start of one); otherwise it at most fills an empty slot.
+    @inline(__always)
+    var mayRestructure: Bool { oldSlots != nil || count >= growAt }
 
     /// Fills a slot returned empty by `findOrReserve`.
     @inline(__always)
@@ -308,7 +316,7 @@ struct KeyHashTable {
     /// Inserts a key known to be absent (bulk loads).
     mutating func insertNew(hash: UInt64, offset: Int) {
         if oldSlots != nil { migrateStep() }
-        if (count + 1) * 4 > capacity * 3 { grow() }
+        if count >= growAt { grow() }
         placeInCurrent(Slot(hash: hash, offset: UInt64(offset)))
         count += 1
     }
@@ -339,6 +347,7 @@ struct KeyHashTable {
         let newCapacity = capacity * 2
         slots = KeyHashTable.allocateSlots(newCapacity)
         mask = newCapacity - 1
+        growAt = newCapacity / 4 * 3
     }
 
     /// Moves the next `migrationSlotsPerStep` slots of the old table; frees it when done.

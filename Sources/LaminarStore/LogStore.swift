@@ -388,8 +388,12 @@ public final class LogStore: StateStore {
             try value.withUnsafeBytes { v in
                 let hash = given ?? hasher.hash(k)
                 assert(hash == hasher.hash(k), "put: a hash not of this key")
-                concurrent.beginWrite()
-                defer { endWriteSection() }
+                // Readers need a write section only around a change that moves or removes slots
+                // (a growth, a step of one): filling an empty slot or repointing one is a single
+                // store, which they see whole either way.
+                let restructures = table.mayRestructure
+                if restructures { concurrent.beginWrite() }
+                defer { if restructures { endWriteSection() } }
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
                 let current = found ? RecordFormat.revision(record(at: table.offset(at: slot))) : nil
                 try check(condition, current: current, key: key)
