@@ -120,9 +120,9 @@ public final class LogStore: StateStore {
     /// (Owned by `concurrent`, whose readers read it too.)
     let writeSlots: UnsafeMutablePointer<Revision>
     static let writeSlotBits = 14
-    /// Reads of this store from other threads (`ConcurrentReader`); every change of the hash
-    /// table, the write slots or the region readers see is made in one of its write sections
-    /// (`beginWrite` … `endWriteSection`).
+    /// Reads of this store from other threads (`ConcurrentReader`): every change that moves or
+    /// removes hash table slots, or replaces the table or the region, is made in one of its write
+    /// sections (`beginWrite` … `endWriteSection`); a put that moves no slot needs none (`append`).
     let concurrent: ConcurrentReader
     /// The table pointers last published to `concurrent` (a growth changes them).
     var publishedSlots: UnsafeMutableRawPointer?
