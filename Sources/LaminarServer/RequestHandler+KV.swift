@@ -17,6 +17,21 @@ extension RequestHandler {
         let route = action.route
         switch action {
         case .kvGet(let key, _):
+            if let reads = storeReads {
+                // A durable key (or a durable absence) is answered here, from the store as it is
+                // now, as the reactor would answer it at once; the rest goes to the reactor.
+                switch key.withUnsafeBytes({ reads.reader.read($0, reads) }) {
+                case .value(let value, let version):
+                    metrics.recordKVGet(onIOThread: true)
+                    return respondValue(value, version: version, Pending(responder: responder, route: route, startNs: start, kind: .kv(.get)))
+                case .notFound:
+                    metrics.recordKVGet(onIOThread: true)
+                    return respond(responder, route, start, HTTPResponse(error: .notFound))
+                case .fallback:
+                    break
+                }
+            }
+            metrics.recordKVGet(onIOThread: false)
             submitKV(.get(key: key), responder, route, start, isGet: true)
         case .kvPut(let key, let condition, let ttlMs):
             submitKV(.put(key: key, value: request.body, condition: condition, ttlMs: ttlMs), responder, route, start, isGet: false)
@@ -44,10 +59,7 @@ extension RequestHandler {
         case (_, .failure(let error)):
             respond(p, error)
         case (.get, .value(let value, let version)):
-            // Sent from where the value lies (the store's mapping, or its copy), which the value
-            // pins until the response is gone.
-            let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: value.owner, start: $0.baseAddress!, count: $0.count) }
-            respond(p, status: 200, contentType: "application/octet-stream", borrowing: borrowed, etag: version)
+            respondValue(value, version: version, p)
         case (.write, .written(let version)), (.write, .deleted(let version)):
             respond(p, status: 204, contentType: nil, borrowing: nil, etag: version)
         case (.scan(let encoding, let limit), .entries(let entries)):
@@ -62,6 +74,14 @@ extension RequestHandler {
         default:
             unexpected(result, p)
         }
+    }
+
+    /// A GET's value: sent from where it lies (the store's mapping, or its copy), which the
+    /// value pins until the response is gone.
+    @inline(__always)
+    func respondValue(_ value: StoredValue, version: Revision, _ p: Pending) {
+        let borrowed = value.withUnsafeBytes { HTTPBorrowedBytes(owner: value.owner, start: $0.baseAddress!, count: $0.count) }
+        respond(p, status: 200, contentType: "application/octet-stream", borrowing: borrowed, etag: version)
     }
 
     // MARK: - Batch

@@ -85,6 +85,9 @@ final class RequestHandler: HTTPHandler {
     private var rangForReadsThisRound = false
     /// The debug trace of single-key reads, when the server runs with it (`ReadStageTrace`).
     private var readTracer: ReadTraceRecorder?
+    /// This thread's slot for reading the store itself (`RequestHandler+KV`: GETs of durable
+    /// keys); nil when the reader has no slot left (every GET then goes to the reactor).
+    let storeReads: ConcurrentReader.Handle?
 
     init(runtime: ServerRuntime, context: HTTPLoopContext) {
         self.runtime = runtime
@@ -92,6 +95,8 @@ final class RequestHandler: HTTPHandler {
         producer = runtime.producers[context.loopIndex]
         metrics = runtime.threadMetrics[context.loopIndex]
         readTracer = producer.readTrace.map { ReadTraceRecorder(trace: $0) }
+        // Not with the read trace on: it times the reactor's path of every read.
+        storeReads = readTracer == nil ? runtime.storeReader?.register() : nil
     }
 
     func iterationDidBegin() { readTracer?.iterationBegan() }

@@ -65,7 +65,11 @@ public final class ThreadMetrics: @unchecked Sendable {
     /// Events accepted into windows, and events refused as late, by the acks of event batches.
     static let eventsAcceptedSlot = latencySumSlot + 3
     static let eventsLateSlot = latencySumSlot + 4
-    static let slotCount = latencySumSlot + 5
+    /// Single-key GETs (and HEADs) answered on the I/O thread (`ConcurrentReader`), and those
+    /// that went to the reactor.
+    static let kvGetsIOThreadSlot = latencySumSlot + 5
+    static let kvGetsReactorSlot = latencySumSlot + 6
+    static let slotCount = latencySumSlot + 7
 
     private let storage: UnsafeMutablePointer<Atomic<UInt64>>
 
@@ -109,6 +113,12 @@ public final class ThreadMetrics: @unchecked Sendable {
     public func recordEvents(accepted: Int, late: Int) {
         add(ThreadMetrics.eventsAcceptedSlot, UInt64(accepted))
         add(ThreadMetrics.eventsLateSlot, UInt64(late))
+    }
+
+    /// Counts one single-key GET by where it was answered (owner thread only).
+    @inline(__always)
+    public func recordKVGet(onIOThread: Bool) {
+        add(onIOThread ? ThreadMetrics.kvGetsIOThreadSlot : ThreadMetrics.kvGetsReactorSlot, 1)
     }
 
     /// Counts one event body by how it was decoded (owner thread only).
@@ -210,6 +220,10 @@ public enum PrometheusText {
         out += "# TYPE laminar_event_bodies_total counter\n"
         out += "laminar_event_bodies_total{decoding=\"streamed\"} \(sum(ThreadMetrics.eventBodiesStreamedSlot))\n"
         out += "laminar_event_bodies_total{decoding=\"buffered\"} \(sum(ThreadMetrics.eventBodiesBufferedSlot))\n"
+        out += "# HELP laminar_kv_gets_total Single-key GETs and HEADs of /kv/{key}, by where they were answered: on the I/O thread that read them (a durable key), or by the reactor.\n"
+        out += "# TYPE laminar_kv_gets_total counter\n"
+        out += "laminar_kv_gets_total{answered_by=\"io_thread\"} \(sum(ThreadMetrics.kvGetsIOThreadSlot))\n"
+        out += "laminar_kv_gets_total{answered_by=\"reactor\"} \(sum(ThreadMetrics.kvGetsReactorSlot))\n"
         out += "# HELP laminar_events_total Events of acknowledged batches: accepted into windows, or late.\n"
         out += "# TYPE laminar_events_total counter\n"
         out += "laminar_events_total{outcome=\"accepted\"} \(sum(ThreadMetrics.eventsAcceptedSlot))\n"

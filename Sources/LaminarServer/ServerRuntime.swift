@@ -48,6 +48,10 @@ public final class ServerRuntime: @unchecked Sendable {
     let threadMetrics: [ThreadMetrics]
     private let reactor: Reactor
     private let store: LogStore
+    /// Reads of the store on the I/O threads (GETs of durable keys; `ConcurrentReader`), or nil
+    /// with `LAMINAR_DEBUG_IO_READS=0` in the environment (every GET then goes to the reactor:
+    /// tests compare both paths, benchmarks measure them).
+    let storeReader: ConcurrentReader?
     private let http: HTTPServer
     private let logger: Logger
     private var stopped = false
@@ -87,6 +91,7 @@ public final class ServerRuntime: @unchecked Sendable {
         } else {
             store = try LogStore.open(directory: configuration.dataDirectory, options: options)
         }
+        storeReader = getenv("LAMINAR_DEBUG_IO_READS").map { String(cString: $0) } == "0" ? nil : store.concurrentReader
         var httpConfiguration = HTTPServerConfiguration()
         httpConfiguration.host = configuration.host
         httpConfiguration.port = configuration.port

@@ -81,6 +81,8 @@ struct KeyHashTable {
 
     @usableFromInline private(set) var slots: UnsafeMutablePointer<Slot>
     @usableFromInline private(set) var mask: Int
+    /// The key count at which the next insert starts a growth: 3/4 of the capacity.
+    private var growAt: Int
     /// Keys in both tables.
     private(set) var count: Int = 0
 
@@ -89,6 +91,11 @@ struct KeyHashTable {
     @usableFromInline private(set) var oldMask: Int = 0
     /// The next slot of the old table to move.
     private var migrated = 0
+
+    /// The `ConcurrentReader` (unretained; it outlives the table) whose readers may probe this
+    /// table: an old table emptied by a growth goes to its `tablesToRetire` instead of being
+    /// freed. Nil for a table no other thread reads.
+    var retiresTo: UnsafeRawPointer?
 
     /// Old-table slots moved per step (per `findOrReserve` / `insertNew`).
     static let migrationSlotsPerStep = 8
@@ -104,6 +111,7 @@ struct KeyHashTable {
         while capacity * 3 / 4 < minimumCapacity { capacity <<= 1 }
         slots = KeyHashTable.allocateSlots(capacity)
         mask = capacity - 1
+        growAt = capacity / 4 * 3
     }
 
     func deallocate() {
@@ -155,6 +163,32 @@ struct KeyHashTable {
             freeSlots(UnsafeMutablePointer(bitPattern: address)!, capacity)
         }
         if started == nil { freeSlots(slots, capacity) }
+    }
+
+    // MARK: - Slot words another thread may read (`ConcurrentReader`)
+
+    /// Stores a whole slot: the hash, then the offset with release (a reader that loads the
+    /// offset with acquire sees the record it names, written before).
+    @inline(__always)
+    static func store(_ slot: UnsafeMutablePointer<Slot>, _ value: Slot) {
+        let words = UnsafeMutableRawPointer(slot).assumingMemoryBound(to: UInt64.self)
+        CLinux_store_relaxed(words, value.hash)
+        CLinux_store_release(words + 1, value.offset)
+    }
+
+    @inline(__always)
+    static func storeOffset(_ slot: UnsafeMutablePointer<Slot>, _ offset: UInt64) {
+        CLinux_store_release(UnsafeMutableRawPointer(slot).assumingMemoryBound(to: UInt64.self) + 1, offset)
+    }
+
+    @inline(__always)
+    static func loadOffset(_ slot: UnsafeMutablePointer<Slot>) -> UInt64 {
+        CLinux_load_acquire(UnsafeRawPointer(slot).assumingMemoryBound(to: UInt64.self) + 1)
+    }
+
+    @inline(__always)
+    static func loadHash(_ slot: UnsafeMutablePointer<Slot>) -> UInt64 {
+        CLinux_load_relaxed(UnsafeRawPointer(slot).assumingMemoryBound(to: UInt64.self))
     }
 
     /// The slot index holding `key`, or `nil`.
@@ -217,7 +251,7 @@ struct KeyHashTable {
     @inline(__always)
     mutating func findOrReserve(hash: UInt64, key: UnsafeRawBufferPointer, base: UnsafeRawPointer) -> (index: Int, found: Bool) {
         if oldSlots != nil { migrateStep() }
-        if (count + 1) * 4 > capacity * 3 { grow() }
+        if count >= growAt { grow() }
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
@@ -231,18 +265,23 @@ struct KeyHashTable {
         return (i, false)
     }
 
+    /// Whether the next `findOrReserve` or `insertNew` may move slots (a step of a growth, or the
+    /// start of one); otherwise it at most fills an empty slot.
+    @inline(__always)
+    var mayRestructure: Bool { oldSlots != nil || count >= growAt }
+
     /// Fills a slot returned empty by `findOrReserve`.
     @inline(__always)
     mutating func fill(_ index: Int, offset: Int, hash: UInt64) {
         precondition(index <= mask && slots[index].offset == 0 && offset > 0)
-        slots[index] = Slot(hash: hash, offset: UInt64(offset))
+        KeyHashTable.store(slots + index, Slot(hash: hash, offset: UInt64(offset)))
         count += 1
     }
 
     /// Points an occupied slot at a newer record of the same key.
     @inline(__always)
     func update(_ index: Int, offset: Int) {
-        if index <= mask { slots[index].offset = UInt64(offset) } else { oldSlots![index - capacity].offset = UInt64(offset) }
+        KeyHashTable.storeOffset(index <= mask ? slots + index : oldSlots! + (index - capacity), UInt64(offset))
     }
 
     @inlinable @inline(__always)
@@ -255,7 +294,7 @@ struct KeyHashTable {
     mutating func remove(at index: Int) {
         count -= 1
         if index > mask {
-            oldSlots![index - capacity].offset = KeyHashTable.movedMarker
+            KeyHashTable.storeOffset(oldSlots! + (index - capacity), KeyHashTable.movedMarker)
             return
         }
         var hole = index
@@ -266,18 +305,18 @@ struct KeyHashTable {
             let distanceToHome = (i - home) & mask
             let distanceToHole = (i - hole) & mask
             if distanceToHome >= distanceToHole {
-                slots[hole] = slots[i]
+                KeyHashTable.store(slots + hole, slots[i])
                 hole = i
             }
             i = (i + 1) & mask
         }
-        slots[hole] = Slot(hash: 0, offset: 0)
+        KeyHashTable.store(slots + hole, Slot(hash: 0, offset: 0))
     }
 
     /// Inserts a key known to be absent (bulk loads).
     mutating func insertNew(hash: UInt64, offset: Int) {
         if oldSlots != nil { migrateStep() }
-        if (count + 1) * 4 > capacity * 3 { grow() }
+        if count >= growAt { grow() }
         placeInCurrent(Slot(hash: hash, offset: UInt64(offset)))
         count += 1
     }
@@ -294,7 +333,7 @@ struct KeyHashTable {
     private mutating func placeInCurrent(_ slot: Slot) {
         var i = Int(truncatingIfNeeded: slot.hash) & mask
         while slots[i].offset != 0 { i = (i + 1) & mask }
-        slots[i] = slot
+        KeyHashTable.store(slots + i, slot)
     }
 
     /// Starts an incremental growth: the table becomes the old one, a table twice as large the
@@ -308,6 +347,7 @@ struct KeyHashTable {
         let newCapacity = capacity * 2
         slots = KeyHashTable.allocateSlots(newCapacity)
         mask = newCapacity - 1
+        growAt = newCapacity / 4 * 3
     }
 
     /// Moves the next `migrationSlotsPerStep` slots of the old table; frees it when done.
@@ -318,12 +358,17 @@ struct KeyHashTable {
             let slot = old[j]
             if slot.offset != 0 && slot.offset != KeyHashTable.movedMarker {
                 placeInCurrent(slot)
-                old[j].offset = KeyHashTable.movedMarker
+                KeyHashTable.storeOffset(old + j, KeyHashTable.movedMarker)
             }
         }
         migrated = end
         if migrated > oldMask {
-            KeyHashTable.freeSlotsInBackground(old, oldMask + 1)
+            if let reader = retiresTo {
+                // Readers may still probe it: freed after their grace period, once the section ends.
+                Unmanaged<ConcurrentReader>.fromOpaque(reader).takeUnretainedValue().tablesToRetire.append((old, oldMask + 1))
+            } else {
+                KeyHashTable.freeSlotsInBackground(old, oldMask + 1)
+            }
             oldSlots = nil
             oldMask = 0
         }
@@ -382,3 +427,4 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CLinux

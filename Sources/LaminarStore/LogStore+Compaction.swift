@@ -184,7 +184,7 @@ extension LogStore {
         durableRevision = revision
         dirty = false
         stats.compactions += 1
-        Retirement.release(old.region, old.table, old.ordered)
+        Retirement.release(old.region, old.table, old.ordered, after: concurrent.gracePeriod())
         options.compactionObserver?(.renamedData)
         if let directory {
             // Until the directory fsync returns the rename may not be durable: a crash could bring
@@ -229,8 +229,7 @@ extension LogStore {
         compaction = nil
         writer.region.inUse = true
         let old = (region: region, table: table, ordered: ordered)
-        region = writer.region
-        table = output.table
+        adopt(table: output.table, region: writer.region)
         output.ownsTable = false
         ordered = output.ordered
         liveBytes = output.liveBytes
@@ -252,7 +251,7 @@ extension LogStore {
         guard case .publishing(let pending) = compaction else { preconditionFailure("no publication pending") }
         compaction = nil
         stats.compactions += 1
-        Retirement.release(pending.oldRegion, pending.oldTable, pending.oldOrdered)
+        Retirement.release(pending.oldRegion, pending.oldTable, pending.oldOrdered, after: concurrent.gracePeriod())
         logger.info("compacted", metadata: ["keys": "\(count)", "bytes": "\(logicalEnd)", "tail_bytes": "\(stats.compactionTailBytes)"])
     }
 

@@ -77,6 +77,9 @@ extension LogStore {
         handedOver = true
         try store.recover(baseRevision: header.baseRevision)
         if store.usesWriteBehind(region) { try region.startWriteBehind(end: store.logicalEnd) }
+        // The table as recovery left it, published (and what its growths emptied, freed).
+        store.concurrent.beginWrite()
+        store.endWriteSection()
         return store
     }
 
@@ -237,9 +240,11 @@ extension LogStore {
             let offset = hint.entry(i, bytes).offset
             if offset < RecordFormat.fileHeaderBytes || offset >= hint.coveredLength { return nil }
         }
-        table.deallocate()
-        table = KeyHashTable(minimumCapacity: hint.count)
+        // At open: no reader has the store yet.
+        let empty = table
         hasher = KeyHasher(seed: hint.hashSeed)
+        adopt(table: KeyHashTable(minimumCapacity: hint.count), region: region)
+        empty.deallocate()
         var entries: [OrderedKeyIndex.Entry] = []
         entries.reserveCapacity(hint.count)
         for i in 0..<hint.count {
@@ -308,7 +313,17 @@ extension LogStore {
         writer.region.inUse = true
         if usesWriteBehind(writer.region) { try writer.region.startWriteBehind(end: writer.end) }
         // The new file is the data file now: switch the indexes over to it.
-        region = writer.region
+        var newTable = KeyHashTable(minimumCapacity: writer.entries.count)
+        for entry in writer.entries {
+            newTable.insertNew(
+                hash: hasher.hash(RecordFormat.key(writer.region.base + Int(entry.offset))), offset: Int(entry.offset))
+        }
+        let (oldTable, oldRegion) = (table, region)
+        adopt(table: newTable, region: writer.region)
+        concurrent.retire(background: true) {
+            oldTable.deallocate()
+            withExtendedLifetime(oldRegion) {}
+        }
         generation = writer.generation
         logicalEnd = writer.end
         liveBytes = writer.end - RecordFormat.fileHeaderBytes
@@ -316,11 +331,6 @@ extension LogStore {
         dirty = false
         durableEnd = writer.end
         durableRevision = revision
-        table.deallocate()
-        table = KeyHashTable(minimumCapacity: writer.entries.count)
-        for entry in writer.entries {
-            table.insertNew(hash: hasher.hash(RecordFormat.key(record(at: Int(entry.offset)))), offset: Int(entry.offset))
-        }
         ordered.load(sorted: writer.entries)
         if let directory {
             // Until this returns the rename may not be durable: a crash could bring back the old
@@ -354,6 +364,9 @@ extension LogStore {
     public func close() throws {
         assert(checkOwnerThread())
         if closed { return }
+        concurrent.beginWrite()
+        concurrent.setEnabled(false)
+        concurrent.endWrite()
         abandonCompaction(removeFiles: true)
         defer {
             closed = true

@@ -106,7 +106,9 @@ public final class LogStore: StateStore {
     var syncingEnd = 0
     /// The revision of the last write a successful sync (or the open) covers: every write at or
     /// below it survives a crash.
-    public internal(set) var durableRevision: Revision = 0
+    public internal(set) var durableRevision: Revision = 0 {
+        didSet { concurrent.durableRevision = durableRevision }
+    }
     /// The store's revision when the sync in flight (`beginSync`) started.
     var syncingRevision: Revision = 0
     /// Whether the sync in flight publishes a compaction's new file (`CompactionPublication`).
@@ -115,8 +117,16 @@ public final class LogStore: StateStore {
     /// write to a key hashing there (put, delete, batch, restore, recovery alike, since all of
     /// them go through `append` or `applyRecord`). Fixed size, no allocation per write; keys that
     /// share a slot only make `isDurable` answer false more often, never true wrongly.
+    /// (Owned by `concurrent`, whose readers read it too.)
     let writeSlots: UnsafeMutablePointer<Revision>
     static let writeSlotBits = 14
+    /// Reads of this store from other threads (`ConcurrentReader`): every change that moves or
+    /// removes hash table slots, or replaces the table or the region, is made in one of its write
+    /// sections (`beginWrite` … `endWriteSection`); a put that moves no slot needs none (`append`).
+    let concurrent: ConcurrentReader
+    /// The table pointers last published to `concurrent` (a growth changes them).
+    var publishedSlots: UnsafeMutableRawPointer?
+    var publishedOldSlots: UnsafeMutableRawPointer?
     /// The one thread that uses the store (debug builds assert it): the first caller, until
     /// `releaseOwnership()` hands the store on.
     var ownerThread: pthread_t = 0
@@ -139,17 +149,33 @@ public final class LogStore: StateStore {
         self.generation = generation
         self.logicalEnd = logicalEnd
         self.durableEnd = logicalEnd
-        self.writeSlots = .allocate(capacity: 1 << Self.writeSlotBits)
-        self.writeSlots.initialize(repeating: 0, count: 1 << Self.writeSlotBits)
+        let concurrent = ConcurrentReader(requiresDurable: options.fsync == .always, writeSlotCount: 1 << Self.writeSlotBits)
+        self.concurrent = concurrent
+        self.writeSlots = concurrent.writeSlots
+        self.table.retiresTo = UnsafeRawPointer(Unmanaged.passUnretained(concurrent).toOpaque())
+        concurrent.beginWrite()
+        publishTable()
+        concurrent.setEnabled(true)
+        concurrent.endWrite()
     }
 
     deinit {
         abandonCompaction(removeFiles: false)
         // A publication that never completed (the store failed, or was dropped without a close)
         // still holds the old file's table: its region and ordered index go with it by ARC.
-        if case .publishing(let pending) = compaction { pending.oldTable.deallocate() }
-        writeSlots.deallocate()
-        table.deallocate()
+        concurrent.beginWrite()
+        concurrent.setEnabled(false)
+        concurrent.endWrite()
+        // Readers inside a section may hold the table or the region: both go after them.
+        var tables = [table]
+        if case .publishing(let pending) = compaction { tables.append(pending.oldTable) }
+        let region = self.region
+        let emptied = concurrent.tablesToRetire
+        concurrent.retire(background: false) {
+            for t in tables { t.deallocate() }
+            for (slots, capacity) in emptied { KeyHashTable.freeSlots(slots, capacity) }
+            withExtendedLifetime(region) {}
+        }
         if lockFD >= 0 { Glibc.close(lockFD) }
     }
 
@@ -256,6 +282,41 @@ public final class LogStore: StateStore {
         }
     }
 
+    /// Ends a write section begun with `concurrent.beginWrite()`: publishes the table again if a
+    /// growth replaced or emptied one (then retires the emptied one after the readers' grace).
+    @inline(__always)
+    func endWriteSection() {
+        if _slowPath(UnsafeMutableRawPointer(table.slots) != publishedSlots
+            || table.oldSlots.map { UnsafeMutableRawPointer($0) } != publishedOldSlots) {
+            publishTable()
+            concurrent.endWrite()
+            concurrent.retireTables()
+        } else {
+            concurrent.endWrite()
+        }
+    }
+
+    /// Publishes `table`, `region` and the hash seed to the concurrent readers (in a section).
+    func publishTable() {
+        concurrent.publish(table: table, region: region, hasher: hasher)
+        publishedSlots = UnsafeMutableRawPointer(table.slots)
+        publishedOldSlots = table.oldSlots.map { UnsafeMutableRawPointer($0) }
+    }
+
+    /// Makes `newTable` over `newRegion` the store's indexes as the readers see them (one write
+    /// section); the caller retires the old ones (`concurrent.retire`, `Retirement`).
+    func adopt(table newTable: KeyHashTable, region newRegion: MappedRegion) {
+        concurrent.beginWrite()
+        table = newTable
+        table.retiresTo = UnsafeRawPointer(Unmanaged.passUnretained(concurrent).toOpaque())
+        region = newRegion
+        publishTable()
+        concurrent.endWrite()
+    }
+
+    /// Reads of this store from other threads (the I/O threads' GETs); see `ConcurrentReader`.
+    public var concurrentReader: ConcurrentReader { concurrent }
+
     @inline(__always)
     static func writeSlot(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> UInt64(64 - writeSlotBits)) }
 
@@ -263,7 +324,7 @@ public final class LogStore: StateStore {
     @inline(__always)
     func noteWrite(hash: UInt64, revision rev: Revision) {
         let slot = Self.writeSlot(hash)
-        if writeSlots[slot] < rev { writeSlots[slot] = rev }
+        if writeSlots[slot] < rev { CLinux_store_relaxed(writeSlots + slot, rev) }
     }
 
     public func get(_ key: [UInt8]) -> StoreEntry? {
@@ -327,6 +388,12 @@ public final class LogStore: StateStore {
             try value.withUnsafeBytes { v in
                 let hash = given ?? hasher.hash(k)
                 assert(hash == hasher.hash(k), "put: a hash not of this key")
+                // Readers need a write section only around a change that moves or removes slots
+                // (a growth, a step of one): filling an empty slot or repointing one is a single
+                // store, which they see whole either way.
+                let restructures = table.mayRestructure
+                if restructures { concurrent.beginWrite() }
+                defer { if restructures { endWriteSection() } }
                 let (slot, found) = table.findOrReserve(hash: hash, key: k, base: region.base)
                 let current = found ? RecordFormat.revision(record(at: table.offset(at: slot))) : nil
                 try check(condition, current: current, key: key)
@@ -381,7 +448,9 @@ public final class LogStore: StateStore {
             revision += 1
             logicalEnd += size
             dirty = true
+            concurrent.beginWrite()
             applyRecord(at: offset, maintainOrder: true)
+            endWriteSection()
             return revision
         }
     }
@@ -435,11 +504,14 @@ public final class LogStore: StateStore {
             precondition(at == bytes)
         }
         revision = batchRevision
+        // One section for the whole batch: a reader sees all of it or none.
+        concurrent.beginWrite()
         for _ in effective {
             let offset = logicalEnd
             logicalEnd += RecordFormat.paddedSize(record(at: offset))
             applyRecord(at: offset, maintainOrder: true)
         }
+        endWriteSection()
         dirty = true
         return revision
     }
@@ -645,6 +717,10 @@ public final class LogStore: StateStore {
         guard case .storageFailed = error as? StoreError, failure == nil else { return error }
         let e = error as! StoreError
         failure = e
+        // Reads go on, from the reactor only (as before there was a concurrent reader).
+        concurrent.beginWrite()
+        concurrent.setEnabled(false)
+        concurrent.endWrite()
         logger.error(
             "storage failed: the store refuses every write until it is restarted",
             metadata: [

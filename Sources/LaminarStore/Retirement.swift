@@ -27,6 +27,8 @@ final class Retirement: @unchecked Sendable {
     private var region: MappedRegion?
     private let table: KeyHashTable
     private var ordered: OrderedKeyIndex?
+    /// Readers (`ConcurrentReader`) that may still hold the table or the region.
+    private let grace: GracePeriod
 
     /// Bytes dropped from the mapping, or cut from the file, per step.
     static let stepBytes = 4 << 20
@@ -34,7 +36,8 @@ final class Retirement: @unchecked Sendable {
     static let truncatePauseMicros: UInt32 = 2000
     static let pinWaitMs = 60_000
 
-    private init(region: consuming MappedRegion, table: KeyHashTable, ordered: consuming OrderedKeyIndex) {
+    private init(region: consuming MappedRegion, table: KeyHashTable, ordered: consuming OrderedKeyIndex, grace: GracePeriod) {
+        self.grace = grace
         self.region = region
         self.table = table
         self.ordered = ordered
@@ -43,12 +46,15 @@ final class Retirement: @unchecked Sendable {
     /// Releases `region` and `ordered` and deallocates `table` on a detached thread (on this one
     /// if no thread can be started). The region's file, if any, is unlinked (renamed over): it is
     /// cut to nothing gradually before it is closed.
-    static func release(_ region: consuming MappedRegion, _ table: KeyHashTable, _ ordered: consuming OrderedKeyIndex) {
-        let retired = Retirement(region: region, table: table, ordered: ordered)
+    /// Nothing is touched before `grace` is over (the readers that were inside a read section
+    /// when the owner unpublished them have left it).
+    static func release(_ region: consuming MappedRegion, _ table: KeyHashTable, _ ordered: consuming OrderedKeyIndex, after grace: GracePeriod) {
+        let retired = Retirement(region: region, table: table, ordered: ordered, grace: grace)
         if ServerThread.start(name: "laminar-retire", nice: 19, detached: true, retired.free) == nil { retired.free() }
     }
 
     private func free() {
+        grace.wait()
         dropPages(of: UnsafeMutableRawPointer(table.slots), bytes: table.capacity * MemoryLayout<KeyHashTable.Slot>.stride)
         table.deallocate()
         ordered = nil

@@ -30,6 +30,16 @@ public struct StoredValue: @unchecked Sendable {
         count = bytes.count
     }
 
+    /// A value in `region` read on another thread than the store's writer
+    /// (`ConcurrentReader`): no bounds check against `region.capacity`, which the writer may be
+    /// changing (the record was found through the region's own table).
+    @inline(__always)
+    init(pinning region: MappedRegion, bytes: UnsafeRawBufferPointer) {
+        owner = region
+        start = bytes.baseAddress ?? UnsafeRawPointer(region.base)
+        count = bytes.count
+    }
+
     public init(_ bytes: [UInt8]) {
         let copy = CopiedBytes(bytes)
         owner = copy

@@ -22,6 +22,22 @@ static inline void CLinux_prefetch(const void *p) { __builtin_prefetch(p); }
 /// not wait for another core to give the line up), e.g. a reference count another thread touched.
 static inline void CLinux_prefetch_write(const void *p) { __builtin_prefetch(p, 1); }
 
+/// Atomic loads and stores of a word in plain memory (LaminarStore/ConcurrentReader.swift: the
+/// hash table's slots and the write slots, read by I/O threads while the store's writer changes
+/// them). On x86-64 each is a plain `mov`; the orderings only bind the compiler (and TSan).
+static inline uint64_t CLinux_load_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint64_t CLinux_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void CLinux_store_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void CLinux_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/// A spin-wait hint (PAUSE on x86-64).
+static inline void CLinux_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 int CLinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 /// epoll_create1(EPOLL_CLOEXEC).
 int CLinux_epoll_create(void);
