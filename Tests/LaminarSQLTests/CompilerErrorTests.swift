@@ -99,6 +99,8 @@ import Testing
         (s + "APPROX_PERCENTILE(price) AS x" + g, 1, 27, "APPROX_PERCENTILE takes two arguments: APPROX_PERCENTILE(expression, q)"),
         (s + "APPROX_PERCENTILE(price, 1.5) AS x" + g, 1, 52, "the quantile of APPROX_PERCENTILE is a number between 0 and 1, such as 0.99"),
         (s + "APPROX_COUNT_DISTINCT(price) AS x" + g, 1, 27, "APPROX_COUNT_DISTINCT counts distinct keys: APPROX_COUNT_DISTINCT(symbol)"),
+        (s + "FIRST_VALUE(price / volume) AS f" + g, 1, 39, "FIRST_VALUE of an expression that can be null (a division or NULL) is not supported"),
+        (s + "LAST_VALUE(-(price + NULL)) AS f" + g, 1, 38, "LAST_VALUE of an expression that can be null (a division or NULL) is not supported"),
         (s + "ABS(price) AS x" + g, 1, 27, "unknown function ABS (the functions are the aggregates COUNT, SUM, MIN, MAX, AVG, STDDEV, VARIANCE, FIRST_VALUE, LAST_VALUE, APPROX_PERCENTILE, APPROX_COUNT_DISTINCT)"),
         (s + "TUMBLE(ts, INTERVAL '1' SECOND) AS x" + g, 1, 27, "TUMBLE is a window function: it belongs in GROUP BY"),
         (s + "SUM(price) + 1" + g, 1, 27, "name this result column with AS (… AS name)"),
