@@ -354,6 +354,15 @@ def refusals(rng, src):
         ("reserved name", dict(sel="COUNT(*) AS @seq", where="", tail="")),
         ("LIKE on a number", dict(sel="COUNT(*) AS n", where="WHERE @price LIKE 'A%' ", tail="")),
         ("string compared with a number", dict(sel="COUNT(*) AS n", where="WHERE @price = @'A' ", tail="")),
+        ("NULL in the key's IN list", dict(sel="COUNT(*) AS n", where="WHERE symbol IN ('A', @NULL) ", tail="")),
+        ("LIKE on a string", dict(sel="COUNT(*) AS n", where="WHERE @'A' LIKE 'A%' ", tail="")),
+        ("two strings compared", dict(sel="COUNT(*) AS n", where="WHERE @'A' < @'B' ", tail="")),
+        ("the key compared with the key", dict(sel="COUNT(*) AS n", where="WHERE @symbol = @symbol ", tail="")),
+        ("IN on a string", dict(sel="COUNT(*) AS n", where="WHERE @'A' IN ('A') ", tail="")),
+        ("window_end in WHERE", dict(sel="COUNT(*) AS n", where="WHERE @window_end > 0 ", tail="")),
+        ("the time in HAVING", dict(sel="COUNT(*) AS n", where="", tail=" HAVING @ts > 0")),
+        ("a condition as a result column", dict(sel="@COUNT(*) > 1 AS n", where="", tail="")),
+        ("a number as WHERE", dict(sel="COUNT(*) AS n", where="WHERE @price + 1 ", tail="")),
     ]
     out = [(base.format(**parts), what) for what, parts in cases] + [
         (f"CREATE STREAM bad AS SELECT @* FROM {src} GROUP BY TUMBLE(ts, INTERVAL '1' SECOND)", "SELECT *"),
@@ -407,6 +416,18 @@ def run_seed(server, seed, n_streams, n_events, verbose):
             problems.append(f"{st.name}: refused ({status}) {body.decode()[:300]}\n    {st.sql}")
             continue
         defs.append(st)
+        # The definition as GET shows it (expressions as SQL text), put back as a JSON stream:
+        # the text must parse back to the same expressions, so its rows must be the same.
+        d = json.loads(server.request("GET", f"/streams/{st.name}")[2])
+        for m in ("stats", "sql", "name"):
+            d.pop(m, None)
+        status, _, body = server.request("PUT", f"/streams/{st.name}_rt", json.dumps(d).encode(),
+                                         {"Content-Type": "application/json"})
+        if status not in (200, 201):
+            problems.append(f"{st.name}: its definition put back refused ({status}) {body.decode()[:300]}\n    {json.dumps(d)}")
+            st.round_trip = None
+        else:
+            st.round_trip = d
     events = rd.make_events(rng, n_events, jitter=rd.JITTER_MS)
     for e in events:  # keys beyond run_duckdb's
         if rng.random() < 0.3:
@@ -436,10 +457,16 @@ def run_seed(server, seed, n_streams, n_events, verbose):
             problems.append(f"{st.name}: DuckDB: {e}\n    {st.sql}")
             continue
         server.settle(st.name)
-        if st.changelog:
-            got = list(rd.changelog_end(server.follow_until_progress(st.name), KEY).values())
-        else:
-            got = server.results(st.name)
+        got = rows(server, st.name, st.changelog)
+        if st.round_trip is not None:
+            server.settle(st.name + "_rt")
+            again = rows(server, st.name + "_rt", st.changelog)
+            strip = lambda rs: sorted((json.dumps({k: v for k, v in r.items() if k != "seq"}, sort_keys=True) for r in rs))
+            if strip(again) != strip(got):
+                diff = sorted(set(strip(again)) ^ set(strip(got)))
+                problems.append(f"{st.name}: its definition put back as JSON gives other rows ({len(diff)} differ)\n"
+                                f"    {st.sql}\n    {json.dumps(st.round_trip)}\n      " + "\n      ".join(diff[:4]))
+            server.request("DELETE", f"/streams/{st.name}_rt")
         # The stream's watermark: the last event time its WHERE passes, less the delay.
         where = f"WHERE {st.where[1]}" if st.where else ""
         watermark = db.execute(f"SELECT max(ts) FROM (SELECT ts, symbol, price, volume FROM ev UNION ALL "
@@ -455,6 +482,13 @@ def run_seed(server, seed, n_streams, n_events, verbose):
     p, n_ref = check_refusals(server, rng, src)
     problems += p
     return problems, len(defs), windows, n_ref
+
+
+def rows(server, name, changelog):
+    """A final stream's stored rows, or a changelog's rows replayed to its end state."""
+    if changelog:
+        return list(rd.changelog_end(server.follow_until_progress(name), KEY).values())
+    return server.results(name)
 
 
 def compare(st, got_rows, want_rows):
