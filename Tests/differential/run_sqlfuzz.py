@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 
 import duckdb
@@ -240,6 +241,19 @@ class Gen:
         kind = {"MIN": "exact", "MAX": "exact", "STDDEV": "var", "VARIANCE": "var", "STDDEV_SAMP": "var", "VAR_SAMP": "var"}.get(fn, "close")
         return f"{fn}({t})", f"{dfn}({de})", fn.lower(), kind
 
+    def disguise(self, sql):
+        """The same statement with keywords in random case (they are case-insensitive), line
+        breaks before AND/OR and comments between tokens; strings and quoted names untouched."""
+        r = self.rng
+        words = re.compile(r"\b(AND|OR|NOT|IS|NULL|LIKE|IN|TRUE|FALSE|SELECT|FROM|WHERE|GROUP|BY|HAVING|AS|"
+                           r"EMIT|CHANGES|SUM|COUNT|MIN|MAX|AVG|STDDEV|VARIANCE|TUMBLE|HOP|SESSION|INTERVAL)\b")
+        parts = sql.split("'")
+        for i in range(0, len(parts), 2):  # outside string literals ('' splits into an empty part)
+            text = parts[i].replace(" AND ", "\n  AND ").replace(" OR ", " /* or */ OR\t")
+            text = text.replace(" FROM ", " -- the source\nFROM ", 1)
+            parts[i] = words.sub(lambda m: "".join(c.lower() if r.random() < 0.5 else c for c in m.group(0)), text)
+        return "'".join(parts)
+
     # -- a whole statement
     def stream(self, name, source):
         r = self.rng
@@ -298,6 +312,8 @@ class Gen:
         changelog = r.random() < 0.3
         if changelog:
             sql += " EMIT CHANGES"
+        if r.random() < 0.3:
+            sql = self.disguise(sql)
         return rd.Stream(name, sql, window, self.by_key, ", ".join(duck_items), columns, where=where,
                          having=having, changelog=changelog)
 
