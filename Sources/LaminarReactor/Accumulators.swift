@@ -167,10 +167,6 @@ struct AccumulatorLayout: Sendable {
             let x = events.field(i, p.field)
             let b = p.base
             var n = n
-            if p.firstLast >= 0 {  // the value at the first / last event, null (NaN) or not
-                if isFirst { s[p.firstLast] = x }
-                if isLast { s[p.firstLast + 1] = x }
-            }
             if p.countAt > 0 {
                 if x.isNaN { continue }  // null: this input skips the event
                 s[p.countAt] += 1
@@ -183,6 +179,10 @@ struct AccumulatorLayout: Sendable {
                 let delta = x - s[b + 3]
                 s[b + 3] += delta / n
                 s[b + 4] += delta * (x - s[b + 3])
+            }
+            if p.firstLast >= 0 {
+                if isFirst { s[p.firstLast] = x }
+                if isLast { s[p.firstLast + 1] = x }
             }
         }
         for j in 0..<sketches.count {

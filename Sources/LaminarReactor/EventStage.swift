@@ -50,11 +50,10 @@ final class EventStage {
                 k = expressions.count - 1
             }
             let field = d.fields.count + k!
-            if program.mayBeNull && (a.function == .first || a.function == .last) {
-                throw ExpressionError("aggregates[\(i)]: \(a.function.rawValue) of an expression that can be null (a division) is not supported")
-            }
-            // An overflow is null too: skipped like x / 0 (first/last of one show null).
-            if program.mayBeNullWithoutNullOperands {
+            if program.mayBeNull {
+                if a.function == .first || a.function == .last {
+                    throw ExpressionError("aggregates[\(i)]: \(a.function.rawValue) of an expression that can be null (a division) is not supported")
+                }
                 nullable.insert(field)
                 if a.function == .count { nonNullCounts.insert(i) }
             }

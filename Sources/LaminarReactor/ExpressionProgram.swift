@@ -75,11 +75,6 @@ final class ExpressionProgram {
     private let stack: UnsafeMutablePointer<(x: Double, null: Bool)>
     /// Whether the value can be null (a division, a null literal).
     let mayBeNull: Bool
-    /// Whether the value can be null although no operand is: it divides, holds `NULL`, or does
-    /// arithmetic that can overflow (±∞ is no value, as `x / 0`).
-    var mayBeNullWithoutNullOperands: Bool {
-        mayBeNull || ops.contains { if case .arithmetic = $0 { true } else { false } }
-    }
     /// Whether the value depends on the numbered slots only (not on the key nor the times), so
     /// equal slots give equal values.
     var readsSlotsOnly: Bool {
