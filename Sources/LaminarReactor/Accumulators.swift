@@ -15,6 +15,13 @@ import LaminarFormats
 /// the events where it is null: its part keeps its own count (after the sums), which `avg`,
 /// `stddev`, `variance` and `count` of that input (`nonNullCounts`) read instead of `[0]`.
 struct AccumulatorLayout: Sendable {
+    /// The sample variance from the sum of squared deviations `m2` of `n` values: never below 0
+    /// (rounding), and null (NaN) when `m2` overflowed to NaN — not 0, as `max(0, NaN)` gives.
+    static func sampleVariance(_ m2: Double, _ n: Double) -> Double {
+        let v = m2 / (n - 1)
+        return v.isNaN ? .nan : Swift.max(0, v)
+    }
+
     struct FieldPart: Sendable {
         var field: Int
         var base: Int
@@ -257,8 +264,8 @@ struct AccumulatorLayout: Sendable {
         case .sum(let b, let c), .min(let b, let c), .max(let b, let c): return s[c] == 0 ? .nan : s[b]
         case .first(let b), .last(let b): return s[b]
         case .avg(let b, let c): return s[c] == 0 ? .nan : s[b] / s[c]
-        case .variance(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1))
-        case .stddev(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1)).squareRoot()
+        case .variance(let b, let c): return s[c] < 2 ? .nan : AccumulatorLayout.sampleVariance(s[b + 1], s[c])
+        case .stddev(let b, let c): return s[c] < 2 ? .nan : AccumulatorLayout.sampleVariance(s[b + 1], s[c]).squareRoot()
         case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
         case .distinctOne: return s[0] > 0 ? 1 : 0
         case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()
