@@ -226,8 +226,12 @@ struct AccumulatorLayout: Sendable {
             a[x] += b[x]
             if b[x + 1] < a[x + 1] { a[x + 1] = b[x + 1] }
             if b[x + 2] > a[x + 2] { a[x + 2] = b[x + 2] }
-            if p.moments {
-                // Chan et al.: combine means and sums of squared deviations.
+            if p.moments && na == 0 {  // into an empty slot (a hop window's first pane): b's as they are
+                a[x + 3] = b[x + 3]
+                a[x + 4] = b[x + 4]
+            } else if p.moments {
+                // Chan et al.: combine means and sums of squared deviations (na > 0: with na = 0,
+                // δ² · na overflows to ∞ · 0 = NaN for a mean beyond 1e154).
                 let delta = b[x + 3] - a[x + 3]
                 let n = na + nb
                 a[x + 3] += delta * nb / n
