@@ -4,6 +4,7 @@
 #   make fuzz           libFuzzer fuzzers (Tests/Fuzz), FUZZ_SECONDS each (default 60)
 #   make torture        the long-running checks (fuzzers, ...)
 #   make test-sanitize  the test suites under AddressSanitizer, then ThreadSanitizer
+#   make test-sqlfuzz   random continuous queries against DuckDB, SQLFUZZ_SEEDS seeds (Tests/differential)
 #   make test-conformance  HTTP/2, HTTP/1.1 and SSE semantics as real clients see them (Tests/conformance)
 #   make test-cluster   three --cluster nodes behind HAProxy, scraped by Prometheus (Tests/cluster)
 #   make test-console   the web console in headless Chromium, driven by Playwright (Tests/console)
@@ -12,7 +13,7 @@ SWIFT ?= swift
 # Debian packages the build and the tests use; installed only when missing.
 APT_PACKAGES := pkg-config libnghttp2-dev liblmdb-dev curl nghttp2-server nghttp2-client haproxy prometheus gcc chromium python3-venv
 
-.PHONY: deps bench-deps console-deps diff-deps build serve test test-cluster test-console bench-cluster test-abuse test-conformance test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
+.PHONY: deps bench-deps console-deps diff-deps test-sqlfuzz build serve test test-cluster test-console bench-cluster test-abuse test-conformance test-abuse-long fuzz test-sanitize bench bench-store bench-reactor bench-http bench-ingest bench-stall bench-plots clean torture torture-crash soak
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -37,6 +38,7 @@ test: deps console-deps diff-deps
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar
 	python3 Tests/openapi/run_examples.py $(CURDIR)/.build/debug/laminar proto-docs/sql.md
 	timeout 600 $(DIFF_PYTHON) Tests/differential/run_duckdb.py $(CURDIR)/.build/debug/laminar
+	timeout 300 $(DIFF_PYTHON) Tests/differential/run_sqlfuzz.py $(CURDIR)/.build/debug/laminar
 	timeout 600 python3 Tests/differential/run_kv_model.py $(CURDIR)/.build/debug/laminar
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --rfc9113
 	Tests/abuse/run.sh $(CURDIR)/.build/debug/laminar --conformance
@@ -54,6 +56,13 @@ DUCKDB_VERSION := 2.0.1
 diff-deps: deps
 	@$(DIFF_PYTHON) -c "import importlib.metadata as m, sys; sys.exit(m.version('duckdb') != '$(DUCKDB_VERSION)')" 2>/dev/null || { \
 	  python3 -m venv $(DIFF_VENV) && $(DIFF_VENV)/bin/pip install -q --disable-pip-version-check duckdb==$(DUCKDB_VERSION); }
+
+# Random continuous queries against DuckDB (Tests/differential/run_sqlfuzz.py): SQLFUZZ_SEEDS seeds
+# of random CREATE STREAM statements and statements that must be refused; `make test` runs 3.
+SQLFUZZ_SEEDS ?= 200
+test-sqlfuzz: diff-deps
+	$(SWIFT) build --product laminar
+	$(DIFF_PYTHON) Tests/differential/run_sqlfuzz.py $(CURDIR)/.build/debug/laminar --seeds $(SQLFUZZ_SEEDS)
 
 # Three `laminar serve --cluster` nodes on loopback behind HAProxy (from `laminar cluster
 # haproxy-config`), scraped by Prometheus: loads, placement by tag, refusals, kill -9 of a node,

@@ -15,6 +15,13 @@ import LaminarFormats
 /// the events where it is null: its part keeps its own count (after the sums), which `avg`,
 /// `stddev`, `variance` and `count` of that input (`nonNullCounts`) read instead of `[0]`.
 struct AccumulatorLayout: Sendable {
+    /// The sample variance from the sum of squared deviations `m2` of `n` values: never below 0
+    /// (rounding), and null (NaN) when `m2` overflowed to NaN — not 0, as `max(0, NaN)` gives.
+    static func sampleVariance(_ m2: Double, _ n: Double) -> Double {
+        let v = m2 / (n - 1)
+        return v.isNaN ? .nan : Swift.max(0, v)
+    }
+
     struct FieldPart: Sendable {
         var field: Int
         var base: Int
@@ -219,8 +226,12 @@ struct AccumulatorLayout: Sendable {
             a[x] += b[x]
             if b[x + 1] < a[x + 1] { a[x + 1] = b[x + 1] }
             if b[x + 2] > a[x + 2] { a[x + 2] = b[x + 2] }
-            if p.moments {
-                // Chan et al.: combine means and sums of squared deviations.
+            if p.moments && na == 0 {  // into an empty slot (a hop window's first pane): b's as they are
+                a[x + 3] = b[x + 3]
+                a[x + 4] = b[x + 4]
+            } else if p.moments {
+                // Chan et al.: combine means and sums of squared deviations (na > 0: with na = 0,
+                // δ² · na overflows to ∞ · 0 = NaN for a mean beyond 1e154).
                 let delta = b[x + 3] - a[x + 3]
                 let n = na + nb
                 a[x + 3] += delta * nb / n
@@ -257,8 +268,8 @@ struct AccumulatorLayout: Sendable {
         case .sum(let b, let c), .min(let b, let c), .max(let b, let c): return s[c] == 0 ? .nan : s[b]
         case .first(let b), .last(let b): return s[b]
         case .avg(let b, let c): return s[c] == 0 ? .nan : s[b] / s[c]
-        case .variance(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1))
-        case .stddev(let b, let c): return s[c] < 2 ? .nan : Swift.max(0, s[b + 1] / (s[c] - 1)).squareRoot()
+        case .variance(let b, let c): return s[c] < 2 ? .nan : AccumulatorLayout.sampleVariance(s[b + 1], s[c])
+        case .stddev(let b, let c): return s[c] < 2 ? .nan : AccumulatorLayout.sampleVariance(s[b + 1], s[c]).squareRoot()
         case .quantile(let b, let q, let m): return pools.sketches.quantile(Int(s[b]), q, m) ?? .nan
         case .distinctOne: return s[0] > 0 ? 1 : 0
         case .distinct(let b): return pools.hlls[Int(s[b])].estimate.rounded()

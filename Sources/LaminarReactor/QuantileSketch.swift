@@ -47,7 +47,12 @@ public struct SketchMapping: Sendable, Hashable {
         return Int((log(x) * inverseLogGamma).rounded(.up))
     }
 
-    func value(_ index: Int) -> Double { 2 * pow(gamma, Double(index)) / (gamma + 1) }
+    func value(_ index: Int) -> Double {
+        let v = 2 * pow(gamma, Double(index)) / (gamma + 1)
+        // The top buckets' γ^i passes Double's largest although their values do not: the
+        // estimate from γ^(i−1), at most Double's largest (closer to every value than beyond).
+        return v.isFinite ? v : min(2 * gamma / (gamma + 1) * pow(gamma, Double(index - 1)), .greatestFiniteMagnitude)
+    }
 }
 
 /// A mergeable relative-error quantile sketch (`SketchMapping` buckets; negatives in a mirrored

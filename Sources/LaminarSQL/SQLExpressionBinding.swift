@@ -63,24 +63,40 @@ struct SQLExpressionBinder {
             case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
                 guard tx.fits(ty) else { throw at.error("\(op.rawValue) cannot compare \(tx.described) with \(ty.described)") }
                 if tx == .boolean || ty == .boolean { throw at.error("\(op.rawValue) compares numbers or the key, not booleans") }
+                if tx == .text && ty == .text {  // text is the key or a string: one of each
+                    if case .string = x, case .string = y { throw at.error("\(op.rawValue) compares the key with a string, not two strings") }
+                    if !SQLExpressionBinder.isString(x) && !SQLExpressionBinder.isString(y) { throw r.position.error("the key can only be compared with a string") }
+                }
                 return (.binary(op, x, y), .boolean)
             }
         case .isNull(let operand, let negated):
             return (.isNull(try bind(operand).0, negated: negated), .boolean)
         case .like(let operand, let pattern, let negated):
             let (x, t) = try bind(operand)
-            guard t.fits(.text) else { throw operand.position.error("LIKE applies to the key (text), found \(t.described)") }
+            guard t == .text && !SQLExpressionBinder.isString(x) else {
+                throw operand.position.error("LIKE applies to the key (text), found \(SQLExpressionBinder.isString(x) ? "a string" : t.described)")
+            }
             return (.like(x, pattern: pattern, negated: negated), .boolean)
         case .inList(let operand, let values, let negated):
             let (x, t) = try bind(operand)
-            guard t != .boolean else { throw operand.position.error("IN applies to the key or a number, found a boolean") }
+            guard t != .boolean && !SQLExpressionBinder.isString(x) else {
+                throw operand.position.error("IN applies to the key or a number, found \(t == .boolean ? "a boolean" : "a string")")
+            }
             var bound: [Expression] = []
             for v in values {
                 let (y, ty) = try bind(v)
                 guard ty.fits(t), ty != .boolean else { throw v.position.error("IN (…) of \(t.described) cannot hold \(ty.described)") }
+                // The key's list holds strings only; a number's, numbers and NULL.
+                if t == .text && ty != .text { throw v.position.error("IN (…) of the key holds strings, found \(ty.described)") }
+                if t == .null && ty == .text { throw operand.position.error("IN of strings applies to the key, found NULL") }
                 bound.append(y)
             }
             return (.inList(x, bound, negated: negated), .boolean)
         }
+    }
+
+    /// Whether a bound text value is a string literal (the other text is the key).
+    static func isString(_ x: Expression) -> Bool {
+        if case .string = x { true } else { false }
     }
 }

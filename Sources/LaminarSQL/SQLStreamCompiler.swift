@@ -262,6 +262,9 @@ final class SQLAggregateRegistry {
             }
             let (x, t) = try binder.bind(args[0])
             guard t.fits(.number) else { throw args[0].position.error("\(shown) needs a number, found \(t.described)") }
+            if (function == .first || function == .last) && SQLAggregateRegistry.mayBeNull(x) {
+                throw args[0].position.error("\(shown) of an expression that can be null (a division or NULL) is not supported")
+            }
             if case .column(let c) = x, let index = source.fields.firstIndex(of: c) { a.field = index } else { a.input = x }
             if function == .p {
                 guard case .literal(.number(let q)) = args[1].node, q > 0, q < 1 else {
@@ -278,5 +281,17 @@ final class SQLAggregateRegistry {
         a.alias = name
         aggregates.append(a)
         return name
+    }
+
+    /// Whether an aggregate's input (over an event's fields, never null) can be null: it divides
+    /// (`x / 0`) or holds `NULL` (as ExpressionProgram's `mayBeNull`).
+    static func mayBeNull(_ e: Expression) -> Bool {
+        switch e {
+        case .null: true
+        case .binary(.divide, _, _): true
+        case .binary(_, let l, let r): mayBeNull(l) || mayBeNull(r)
+        case .unary(_, let x): mayBeNull(x)
+        default: false
+        }
     }
 }

@@ -304,6 +304,31 @@ import Testing
         #expect(Self.run(d, [batch]).map(\.values).elementsEqual(rows.map(\.values), by: WindowOperator.same))
     }
 
+    /// Values whose squared deviations overflow: VARIANCE and STDDEV are null (an overflow, as
+    /// everywhere), never 0.
+    @Test func varianceThatOverflowsIsNullNotZero() {
+        var d = Self.trades(window: .tumble(sizeMs: 1000), emit: .final)
+        d.aggregates = [Aggregate(.variance, field: 0, alias: "v"), Aggregate(.stddev, field: 0, alias: "sd"),
+                        Aggregate(.variance, field: 1, alias: "small")]
+        let batch = EventBatch(keys: ["A", "A", "A"], timestamps: [1, 2, 3], fields: [1e308, 1, -1.7e308, 2, 1.5e308, 3])
+        let rows = Self.run(d, [batch])
+        #expect(rows.count == 1)
+        let v = rows[0].values
+        #expect(!(v[0] >= 0 && v[0] < 1e300) && !(v[1] >= 0 && v[1] < 1e150), "\(v)")  // null or ∞ (JSON null), not 0
+        #expect(v[2] == 1)
+    }
+
+    /// A hop window merges its panes into an empty slot: large values (δ² beyond Double) must
+    /// keep their variance, not become NaN.
+    @Test func hopVarianceOfLargeValues() {
+        var d = Self.trades(window: .hop(sizeMs: 2000, slideMs: 1000), emit: .final)
+        d.aggregates = [Aggregate(.variance, field: 0, alias: "v")]
+        let batch = EventBatch(keys: ["A", "A", "A"], timestamps: [1, 2, 9000], fields: [1e160, 1, 1e160 + 1e150, 1, 1, 1])
+        let rows = Self.run(d, [batch]).filter { $0.startMs == 0 }  // values 1e-10 apart: cancellation, 1e-4 relative
+        #expect(rows.count == 1)
+        #expect(abs(rows[0].values[0] - 5e299) < 5e295, "\(rows.map(\.values))")
+    }
+
     @Test func havingFiltersFinalRows() {
         var d = Self.trades(window: .tumble(sizeMs: 1000), emit: .final)
         d.having = .binary(.greaterEqual, .column("_a0"), .number(2))

@@ -9,6 +9,18 @@ import Testing
 @Suite struct SketchTests {
     /// Every quantile of a sketch is within relative `accuracy` of the exact element of rank
     /// floor(q·(n−1)); a merge of two sketches answers as the sketch of the union.
+    /// Values near Double's largest (a bucket's γ^i beyond it) are estimated, not infinite.
+    @Test func quantilesOfTheLargestValues() {
+        for accuracy in [0.01, 0.001, 0.05] {
+            for x in [1.7e308, -1.79e308, 1.5e308, Double.greatestFiniteMagnitude] {
+                var sketch = QuantileSketch(accuracy: accuracy)
+                sketch.add(x)
+                let got = sketch.quantile(0.5)!
+                #expect(got.isFinite && abs(got - x) <= accuracy * abs(x) * (1 + 1e-12), "\(x) (α \(accuracy)): \(got)")
+            }
+        }
+    }
+
     @Test func quantilesWithinRelativeAccuracy() async {
         await propertyCheck(count: 80, input: Gen.int(in: 0...Int(Int32.max))) { seed in
             var rng = SeededRandom(state: UInt64(seed))
