@@ -201,7 +201,10 @@ final class Connection {
                 session.receive(UnsafeRawBufferPointer(rebasing: bytes[index...]))
                 return
             }
-            if h1.outstanding != nil || closeWhenFlushed || isClosed {
+            // The next pipelined request waits while an answer is outstanding, and also while the
+            // client has not taken earlier answers: one answered at once (a GET on the I/O thread)
+            // would otherwise let `out` grow by an answer per request read (`flush` resumes).
+            if h1.outstanding != nil || closeWhenFlushed || isClosed || out.count >= limits.outputBufferedBytesMax {
                 if !closeWhenFlushed && !isClosed { h1.pending.append(contentsOf: bytes[index...]) }
                 return
             }
