@@ -37,7 +37,6 @@ import http.client
 import json
 import math
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,8 @@ import time
 import urllib.parse
 
 import duckdb
+
+import laminar_process
 
 DELAY_MS = 5000          # the source's watermark delay
 JITTER_MS = 4000         # < DELAY_MS: no event is ever late
@@ -55,14 +56,7 @@ SNAPPED = {"Z9": 350, "A": 125}  # key → grid (ms) of its times: half of a ses
 class Server:
     def __init__(self, binary):
         self.work = tempfile.TemporaryDirectory()
-        self.proc = subprocess.Popen([binary, "serve", "--memory", "--port", "0", "--progress-interval-ms", "100"], cwd=self.work.name,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ready = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", ready)
-        if not m:
-            self.proc.kill()
-            raise SystemExit(f"server did not start: {ready!r}")
-        self.port = int(m.group(1))
+        self.proc, self.port = laminar_process.start(binary, ["--memory", "--progress-interval-ms", "100"], cwd=self.work.name)
 
     def request(self, method, path, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

@@ -34,6 +34,8 @@ import threading
 import time
 import urllib.parse
 
+import laminar_process
+
 ALPHABET = [b"a", b"b", b"/", b" ", b"%", b"+", "é".encode(), b"\x00", b"\xff", b"z"]
 PREFIXES = [b"a", b"b/", b"z", "é".encode(), b"\xff"]
 
@@ -66,14 +68,7 @@ class Server:
         self.binary, self.data, self.proc, self.conn = binary, data, None, None
 
     def start(self):
-        self.proc = subprocess.Popen([self.binary, "serve", "--data-dir", self.data, "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ready = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", ready)
-        if not m:
-            self.proc.kill()
-            raise SystemExit(f"server did not start: {ready!r}")
-        self.port = int(m.group(1))
+        self.proc, self.port = laminar_process.start(self.binary, ["--data-dir", self.data])
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def kill(self):
