@@ -138,7 +138,9 @@ extension Reactor {
     /// events the round ingested: a tumbling window closes at most one row per event, so the rows keep
     /// pace with the events however slow rounds get under load (a fixed share fell behind, and
     /// the checkpoint waiting for the queue then forced a quarter of it into one round), and a
-    /// round's share stays proportional to its commands, never to a window's rows. A stream
+    /// round's share stays proportional to its commands, never to a window's rows. Within that
+    /// share, a close's rows are spread over the time until the next close (`EmitPace`), so that
+    /// the rounds after a close are no longer than the others. A stream
     /// whose slices the store refused writes them first (`retryPendingSlices`) and emits nothing
     /// more until they are stored; while the store keeps refusing it leaves the list and comes
     /// back at its retry timer (or its next rows), so a full disk costs no busy rounds. Returns
@@ -147,18 +149,22 @@ extension Reactor {
         guard !resultWork.isEmpty else { return false }
         var rows = Swift.max(limits.resultRowsPerRoundMax, eventsThisRound)
         var expiries = Swift.max(limits.resultExpiriesPerRoundMax, eventsThisRound)
+        let now = RoundTiming.nowNs()
         var did = false
         var i = 0
         while i < resultWork.count {
             let stream = resultWork[i]
             var stuck = false
             if !stream.pendingSlices.isEmpty && retryPendingSlices(stream) { did = true }
-            // Slices of at most `resultRowsPerRoundMax` rows (a follower's notification each).
-            while stream.rowsPending > 0 && rows > 0 && stream.pendingSlices.isEmpty {
-                let n = emitRows(stream, max: Swift.min(rows, limits.resultRowsPerRoundMax))
+            // Slices of at most `resultRowsPerRoundMax` rows (a follower's notification each),
+            // a big close's spread until the next (`EmitPace`).
+            var quota = stream.emitPace.allowance(pending: stream.rowsPending, nowNs: now, roundHadEvents: eventsThisRound > 0) ?? rows
+            while stream.rowsPending > 0 && rows > 0 && quota > 0 && stream.pendingSlices.isEmpty {
+                let n = emitRows(stream, max: Swift.min(rows, quota, limits.resultRowsPerRoundMax))
                 did = true
                 if n == 0 { break }
                 rows -= n
+                quota -= n
             }
             if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) {
                 // Closes come faster than slices drain them and the checkpoint waits: a quarter of
@@ -175,6 +181,7 @@ extension Reactor {
                 }
                 did = true
             }
+            stream.emitPace.emitted(remaining: stream.rowsPending)
             if expiries > 0 {
                 let (n, failed) = expireRows(stream, max: expiries)
                 roundNotes.rowsExpired += n

@@ -64,6 +64,8 @@ final class StreamRuntime {
     var oldestRetainedEndMs: Int64?
     /// Rounds that emitted some of this stream's rows (stats: a big close takes several).
     var resultSlices: UInt64 = 0
+    /// How fast a big close's rows leave (`Reactor.emitResultSlices`).
+    var emitPace = EmitPace()
     /// Result slices the store refused (full disk), oldest first: the rows of one emit at most,
     /// since the stream emits nothing more while any waits (`PendingSlice`).
     var pendingSlices: [PendingSlice] = []
