@@ -343,7 +343,7 @@ extension Reactor {
         let hasher = stream.results.index.hasher
         var taken = 0
         while taken < max && stream.op.headIsClosedFinalWindow {
-            taken += stream.op.takeClosedRows(max: max - taken) { key, start, end, values in
+            taken += stream.op.takeClosedRows(max: max - taken) { key, _, start, end, values in
                 stream.nextResultSeq += 1
                 builder.append(key: key, startMs: start, endMs: end, values: values)
                 hashes.append(hasher.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0)))
