@@ -148,6 +148,11 @@ struct ResultIndex {
     var retainedFrom: UInt64 = 0
     /// The next id `sweep` looks at.
     private var sweepAt = 0
+    /// By the operator's group id (`set(key:group:…)`): the id here its key had when a row of it
+    /// last came + 1, 0 unknown. Only a hint, checked against the key each time: a key dropped
+    /// (its id then reused for another), or another operator whose groups are other keys (the
+    /// stream defined again under the name, a restart), leaves it stale.
+    private var idOfGroup: [UInt32] = []
 
     @inline(__always)
     func isLive(_ w: Window) -> Bool { w.seq == 0 || w.seq >= retainedFrom }
@@ -290,6 +295,71 @@ struct ResultIndex {
             rowCount += 1
             return nil
         }
+        return setWindow(i, startMs: startMs, seq: seq)
+    }
+
+    /// `set` for a row of a closed window straight from the operator (`emitClosedRows`),
+    /// `group` its key's id in the operator's key table: through `idOfGroup` the key's id here
+    /// is found with no hash and no table probe, after the key is compared with that id's
+    /// (length, first 16 bytes, then the rest when longer): a remembered id that no longer
+    /// holds the key costs the hash lookup, and the group then remembers the right one.
+    @discardableResult
+    mutating func set(key: UnsafeRawBufferPointer, group: UInt32, startMs: Int64, seq: UInt64) -> UInt64? {
+        let g = Int(group)
+        if g < idOfGroup.count, case let hinted = Int(idOfGroup[g]), hinted != 0, holds(hinted &- 1, key) {
+            return setWindow(hinted &- 1, startMs: startMs, seq: seq)
+        }
+        let h = hasher.hash(key)
+        let (slot, found) = find(key, hash: h)
+        let id: Int, replaced: UInt64?
+        if let i = found {
+            id = i
+            replaced = setWindow(i, startMs: startMs, seq: seq)
+        } else {
+            id = add(Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
+            rowCount += 1
+            replaced = nil
+        }
+        if g >= idOfGroup.count {
+            idOfGroup.append(contentsOf: repeatElement(0, count: Swift.max(g + 1, 2 * idOfGroup.count) - idOfGroup.count))
+        }
+        idOfGroup[g] = UInt32(id + 1)
+        return replaced
+    }
+
+    /// Starts loading what `set(key:group:…)` reads for `group`: its remembered id, and once
+    /// that has arrived (call again a few rows later with `entry: true`), that id's record.
+    /// Mutating for the reason `prefetch(_:entry:)` is.
+    @inline(__always)
+    mutating func prefetch(group: UInt32, entry: Bool) {
+        let g = Int(group)
+        idOfGroup.withUnsafeBufferPointer { m in
+            guard g < m.count else { return }
+            guard entry else { CLinux_prefetch(m.baseAddress! + g); return }
+            let id = Int(m[g])
+            guard id != 0 else { return }
+            entries.withUnsafeBufferPointer { e in
+                guard id &- 1 < e.count else { return }
+                let p = UnsafeRawPointer(e.baseAddress! + (id &- 1))
+                CLinux_prefetch(p)
+                CLinux_prefetch(p + 63)
+            }
+        }
+    }
+
+    /// Whether live id `id` is `key` (a free id has length -1: never).
+    @inline(__always)
+    private func holds(_ id: Int, _ key: UnsafeRawBufferPointer) -> Bool {
+        let (h0, h1) = Entry.heads(key)
+        return entries.withUnsafeBufferPointer { m in
+            guard id < m.count, m[id].length == key.count, m[id].head0 == h0, m[id].head1 == h1 else { return false }
+            return key.count <= 16 || m[id].key.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
+        }
+    }
+
+    /// Makes `seq` the current row of window `startMs` of live id `i`; returns the row it replaced.
+    @inline(__always)
+    private mutating func setWindow(_ i: Int, startMs: Int64, seq: UInt64) -> UInt64? {
         if let first = entries[i].windows.first, first.seq != 0 && first.seq < retainedFrom {
             rowCount -= entries[i].windows.removeStale(before: retainedFrom)
         }
