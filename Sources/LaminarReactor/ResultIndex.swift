@@ -13,10 +13,12 @@ import LaminarStore
 /// reactor can pass a row's key straight from a slice or the operator's key table. The seed is
 /// random per index: clients choose the keys. Everything a lookup reads of a key — its hash,
 /// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes and
-/// its first two windows are found with two cache misses (slot, record); callers that know
-/// the next keys ahead `prefetch` them.
+/// its first two windows are found with two cache misses (slot, record). Rows of a closed
+/// window straight from the operator (`set(key:group:…)`) skip the hash and the slot: the index
+/// remembers the id of each operator group's key (`idOfGroup`, checked against the key), and
+/// the caller, knowing the next groups, `prefetch`es that id and then its record.
 ///
-/// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
+/// Cost per emitted row: that lookup and an append (a key's windows mostly come in start
 /// order); only a key new to the index also goes into the ordered key set (`SortedKeys`). A key
 /// whose last window leaves stays, with no windows, until `purge` finds it still empty once more
 /// than `max(emptiedKeep, rowCount)` keys were emptied after it: a key that comes back within a
@@ -116,8 +118,8 @@ struct ResultIndex {
     }
 
     /// Per id: what a lookup reads first (the key's first 16 bytes, big-endian, zero-padded, and
-    /// its length, -1 when the id is free), then its windows (64 bytes together: `prefetch`
-    /// loads them), then the key and its hash.
+    /// its length, -1 when the id is free), then its windows (72 bytes together:
+    /// `prefetch(group:entry:)` loads them), then the key and its hash.
     struct Entry {
         var head0: UInt64
         var head1: UInt64
@@ -161,26 +163,6 @@ struct ResultIndex {
 
     @inline(__always)
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
-
-    /// Starts loading what a lookup of the key of hash `h` reads: its table slot, and once that
-    /// has arrived (call again a few keys later with `entry: true`), its record. Mutating only
-    /// so that a caller holding the index `inout` in a closure calls it in place (a non-mutating
-    /// call there copies the whole index first, retaining each of its arrays).
-    @inline(__always)
-    mutating func prefetch(_ h: UInt64, entry: Bool) {
-        slots.withUnsafeBufferPointer { s in
-            let i = Int(truncatingIfNeeded: h) & mask
-            guard entry else { CLinux_prefetch(s.baseAddress! + i); return }
-            let e = s[i]
-            guard e != 0 else { return }
-            entries.withUnsafeBufferPointer { m in
-                // The record's first 64 bytes (key head, length, inline windows) may span two lines.
-                let p = UnsafeRawPointer(m.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1))
-                CLinux_prefetch(p)
-                CLinux_prefetch(p + 63)
-            }
-        }
-    }
 
     /// The id of `key` (hash `h`) and its table slot, or the empty slot where it would go.
     @inline(__always)
@@ -340,9 +322,11 @@ struct ResultIndex {
             guard id != 0 else { return }
             entries.withUnsafeBufferPointer { e in
                 guard id &- 1 < e.count else { return }
+                // What a set reads: the key head, length and windows with their `more` (the
+                // record's first 72 bytes, two lines at most: 8-byte aligned).
                 let p = UnsafeRawPointer(e.baseAddress! + (id &- 1))
                 CLinux_prefetch(p)
-                CLinux_prefetch(p + 63)
+                CLinux_prefetch(p + 71)
             }
         }
     }
