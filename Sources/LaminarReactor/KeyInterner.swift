@@ -76,6 +76,18 @@ struct KeyInterner {
         }
     }
 
+    /// For a caller walking ids in an order the caches do not follow (a closed window's groups,
+    /// `WindowOperator.takeClosedRows`): starts loading key `id`'s offset (`bytes: false`), or,
+    /// once that has arrived (call again a few ids later), its first bytes (`bytes: true`).
+    @inline(__always)
+    func prefetchKey(id: Int, bytes: Bool) {
+        starts.withUnsafeBufferPointer { st in
+            guard bytes else { CLinux_prefetch(st.baseAddress! + id); return }
+            let at = Int(st[id])
+            arena.withUnsafeBytes { if let a = $0.baseAddress { CLinux_prefetch(a + at) } }
+        }
+    }
+
     /// The id of `key`, adding it if new; `nil` if adding would exceed `limit` keys.
     mutating func intern(_ key: UnsafeRawBufferPointer, limit: Int) -> UInt32? {
         intern(key, hash: hasher.hash(key), limit: limit)

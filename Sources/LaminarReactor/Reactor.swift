@@ -62,8 +62,8 @@ public final class Reactor: @unchecked Sendable {
     /// from round to round, so a close of a million rows allocates nothing per slice).
     var sliceBuilder = ResultSlice.Builder(firstSeq: 0)
     var sliceValue: [UInt8] = []
-    /// Scratch for `emitClosedRows`: the index's key hash of each row of the slice being built.
-    var hashScratch: [UInt64] = []
+    /// Scratch for `emitClosedRows`: the operator's group of each row of the slice being built.
+    var groupScratch: [UInt32] = []
     /// Retained results by stream name (`ResultSet`): they outlive a deleted stream, and a
     /// stream defined again under the name takes them over.
     var resultSets: [String: ResultSet] = [:]

@@ -13,10 +13,12 @@ import LaminarStore
 /// reactor can pass a row's key straight from a slice or the operator's key table. The seed is
 /// random per index: clients choose the keys. Everything a lookup reads of a key — its hash,
 /// length, first 16 bytes, its windows — is one record (`Entry`), so a key of up to 16 bytes and
-/// its first two windows are found with two cache misses (slot, record); callers that know
-/// the next keys ahead `prefetch` them.
+/// its first two windows are found with two cache misses (slot, record). Rows of a closed
+/// window straight from the operator (`set(key:group:…)`) skip the hash and the slot: the index
+/// remembers the id of each operator group's key (`idOfGroup`, checked against the key), and
+/// the caller, knowing the next groups, `prefetch`es that id and then its record.
 ///
-/// Cost per emitted row: one hash lookup and an append (a key's windows mostly come in start
+/// Cost per emitted row: that lookup and an append (a key's windows mostly come in start
 /// order); only a key new to the index also goes into the ordered key set (`SortedKeys`). A key
 /// whose last window leaves stays, with no windows, until `purge` finds it still empty once more
 /// than `max(emptiedKeep, rowCount)` keys were emptied after it: a key that comes back within a
@@ -116,8 +118,8 @@ struct ResultIndex {
     }
 
     /// Per id: what a lookup reads first (the key's first 16 bytes, big-endian, zero-padded, and
-    /// its length, -1 when the id is free), then its windows (64 bytes together: `prefetch`
-    /// loads them), then the key and its hash.
+    /// its length, -1 when the id is free), then its windows (72 bytes together:
+    /// `prefetch(group:entry:)` loads them), then the key and its hash.
     struct Entry {
         var head0: UInt64
         var head1: UInt64
@@ -148,6 +150,11 @@ struct ResultIndex {
     var retainedFrom: UInt64 = 0
     /// The next id `sweep` looks at.
     private var sweepAt = 0
+    /// By the operator's group id (`set(key:group:…)`): the id here its key had when a row of it
+    /// last came + 1, 0 unknown. Only a hint, checked against the key each time: a key dropped
+    /// (its id then reused for another), or another operator whose groups are other keys (the
+    /// stream defined again under the name, a restart), leaves it stale.
+    private var idOfGroup: [UInt32] = []
 
     @inline(__always)
     func isLive(_ w: Window) -> Bool { w.seq == 0 || w.seq >= retainedFrom }
@@ -156,26 +163,6 @@ struct ResultIndex {
 
     @inline(__always)
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
-
-    /// Starts loading what a lookup of the key of hash `h` reads: its table slot, and once that
-    /// has arrived (call again a few keys later with `entry: true`), its record. Mutating only
-    /// so that a caller holding the index `inout` in a closure calls it in place (a non-mutating
-    /// call there copies the whole index first, retaining each of its arrays).
-    @inline(__always)
-    mutating func prefetch(_ h: UInt64, entry: Bool) {
-        slots.withUnsafeBufferPointer { s in
-            let i = Int(truncatingIfNeeded: h) & mask
-            guard entry else { CLinux_prefetch(s.baseAddress! + i); return }
-            let e = s[i]
-            guard e != 0 else { return }
-            entries.withUnsafeBufferPointer { m in
-                // The record's first 64 bytes (key head, length, inline windows) may span two lines.
-                let p = UnsafeRawPointer(m.baseAddress! + (Int(truncatingIfNeeded: e & 0xFFFF_FFFF) &- 1))
-                CLinux_prefetch(p)
-                CLinux_prefetch(p + 63)
-            }
-        }
-    }
 
     /// The id of `key` (hash `h`) and its table slot, or the empty slot where it would go.
     @inline(__always)
@@ -290,6 +277,73 @@ struct ResultIndex {
             rowCount += 1
             return nil
         }
+        return setWindow(i, startMs: startMs, seq: seq)
+    }
+
+    /// `set` for a row of a closed window straight from the operator (`emitClosedRows`),
+    /// `group` its key's id in the operator's key table: through `idOfGroup` the key's id here
+    /// is found with no hash and no table probe, after the key is compared with that id's
+    /// (length, first 16 bytes, then the rest when longer): a remembered id that no longer
+    /// holds the key costs the hash lookup, and the group then remembers the right one.
+    @discardableResult
+    mutating func set(key: UnsafeRawBufferPointer, group: UInt32, startMs: Int64, seq: UInt64) -> UInt64? {
+        let g = Int(group)
+        if g < idOfGroup.count, case let hinted = Int(idOfGroup[g]), hinted != 0, holds(hinted &- 1, key) {
+            return setWindow(hinted &- 1, startMs: startMs, seq: seq)
+        }
+        let h = hasher.hash(key)
+        let (slot, found) = find(key, hash: h)
+        let id: Int, replaced: UInt64?
+        if let i = found {
+            id = i
+            replaced = setWindow(i, startMs: startMs, seq: seq)
+        } else {
+            id = add(Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
+            rowCount += 1
+            replaced = nil
+        }
+        if g >= idOfGroup.count {
+            idOfGroup.append(contentsOf: repeatElement(0, count: Swift.max(g + 1, 2 * idOfGroup.count) - idOfGroup.count))
+        }
+        idOfGroup[g] = UInt32(id + 1)
+        return replaced
+    }
+
+    /// Starts loading what `set(key:group:…)` reads for `group`: its remembered id, and once
+    /// that has arrived (call again a few rows later with `entry: true`), that id's record.
+    /// Mutating for the reason `prefetch(_:entry:)` is.
+    @inline(__always)
+    mutating func prefetch(group: UInt32, entry: Bool) {
+        let g = Int(group)
+        idOfGroup.withUnsafeBufferPointer { m in
+            guard g < m.count else { return }
+            guard entry else { CLinux_prefetch(m.baseAddress! + g); return }
+            let id = Int(m[g])
+            guard id != 0 else { return }
+            entries.withUnsafeBufferPointer { e in
+                guard id &- 1 < e.count else { return }
+                // What a set reads: the key head, length and windows with their `more` (the
+                // record's first 72 bytes, two lines at most: 8-byte aligned).
+                let p = UnsafeRawPointer(e.baseAddress! + (id &- 1))
+                CLinux_prefetch(p)
+                CLinux_prefetch(p + 71)
+            }
+        }
+    }
+
+    /// Whether live id `id` is `key` (a free id has length -1: never).
+    @inline(__always)
+    private func holds(_ id: Int, _ key: UnsafeRawBufferPointer) -> Bool {
+        let (h0, h1) = Entry.heads(key)
+        return entries.withUnsafeBufferPointer { m in
+            guard id < m.count, m[id].length == key.count, m[id].head0 == h0, m[id].head1 == h1 else { return false }
+            return key.count <= 16 || m[id].key.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
+        }
+    }
+
+    /// Makes `seq` the current row of window `startMs` of live id `i`; returns the row it replaced.
+    @inline(__always)
+    private mutating func setWindow(_ i: Int, startMs: Int64, seq: UInt64) -> UInt64? {
         if let first = entries[i].windows.first, first.seq != 0 && first.seq < retainedFrom {
             rowCount -= entries[i].windows.removeStale(before: retainedFrom)
         }

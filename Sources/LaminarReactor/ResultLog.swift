@@ -341,35 +341,34 @@ extension Reactor {
         swap(&builder, &sliceBuilder)
         defer { swap(&builder, &sliceBuilder) }
         builder.reset(firstSeq: stream.nextResultSeq)
-        // The index's hash of each row's key, made as the row is built (its key is at hand), so
-        // that `writeClosedSlice` loads each lookup's slot and record a few rows ahead.
-        var hashes: [UInt64] = []
-        swap(&hashes, &hashScratch)
-        defer { swap(&hashes, &hashScratch) }
-        hashes.removeAll(keepingCapacity: true)
-        let hasher = stream.results.index.hasher
+        // The operator's group of each row's key: `writeClosedSlice` finds the key's id in the
+        // index through it (`ResultIndex.set(key:group:…)`), loaded a few rows ahead.
+        var groups: [UInt32] = []
+        swap(&groups, &groupScratch)
+        defer { swap(&groups, &groupScratch) }
+        groups.removeAll(keepingCapacity: true)
         var taken = 0
         while taken < max && stream.op.headIsClosedFinalWindow {
-            taken += stream.op.takeClosedRows(max: max - taken) { key, start, end, values in
+            taken += stream.op.takeClosedRows(max: max - taken) { key, group, start, end, values in
                 stream.nextResultSeq += 1
                 builder.append(key: key, startMs: start, endMs: end, values: values)
-                hashes.append(hasher.hash(key ?? UnsafeRawBufferPointer(start: nil, count: 0)))
+                groups.append(group)
                 if builder.isFull {
-                    writeClosedSlice(stream, builder, hashes: hashes)
+                    writeClosedSlice(stream, builder, groups: groups)
                     builder.reset(firstSeq: stream.nextResultSeq)
-                    hashes.removeAll(keepingCapacity: true)
+                    groups.removeAll(keepingCapacity: true)
                 }
             }
         }
-        if !builder.isEmpty { writeClosedSlice(stream, builder, hashes: hashes) }
+        if !builder.isEmpty { writeClosedSlice(stream, builder, groups: groups) }
         return taken
     }
 
     /// Stores a slice built by `emitClosedRows`; the index learns its rows (read back from the
-    /// builder; `hashes`: the index's hash of each row's key) once it is written. Refused (or
-    /// after a refused one): it waits in `pendingSlices`, its rows read back from its bytes when
-    /// it is stored.
-    private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, hashes rowHashes: [UInt64]) {
+    /// builder; `groups`: the operator's group of each row's key) once it is written. Refused
+    /// (or after a refused one): it waits in `pendingSlices`, its rows read back from its bytes
+    /// when it is stored.
+    private func writeClosedSlice(_ stream: StreamRuntime, _ builder: ResultSlice.Builder, groups rowGroups: [UInt32]) {
         let set = stream.results
         builder.finish(columns: stream.columns, into: &sliceValue)
         guard stream.pendingSlices.isEmpty, putSlice(stream, first: builder.firstSeq, sliceValue) else {
@@ -377,21 +376,21 @@ extension Reactor {
             return
         }
         set.appendSlice(first: builder.firstSeq, count: builder.count)
-        precondition(rowHashes.count == builder.count, "a hash per row")
+        precondition(rowGroups.count == builder.count, "a group per row")
         var seq = builder.firstSeq
         var firstEndMs: Int64? = nil
         var i = 0
         var unnumbered: [(key: [UInt8], startMs: Int64)] = []
-        rowHashes.withUnsafeBufferPointer { hashes in
+        rowGroups.withUnsafeBufferPointer { groups in
             set.withIndex { index in
                 builder.forEachHead { key, start, end in
                     let k = key ?? UnsafeRawBufferPointer(start: nil, count: 0)
                     if firstEndMs == nil { firstEndMs = end }
-                    if i + 8 < hashes.count { index.prefetch(hashes[i + 8], entry: false) }
-                    if i + 4 < hashes.count { index.prefetch(hashes[i + 4], entry: true) }
-                    let h = hashes[i]
+                    if i + 16 < groups.count { index.prefetch(group: groups[i + 16], entry: false) }
+                    if i + 8 < groups.count { index.prefetch(group: groups[i + 8], entry: true) }
+                    let g = groups[i]
                     i += 1
-                    if index.set(key: k, hash: h, startMs: start, seq: seq) == 0 { unnumbered.append((Array(k), start)) }
+                    if index.set(key: k, group: g, startMs: start, seq: seq) == 0 { unnumbered.append((Array(k), start)) }
                     seq += 1
                 }
             }

@@ -428,9 +428,11 @@ public struct WindowOperator {
 
     /// Takes up to `max` rows of the closed window at the head of the queue (`emit: final`,
     /// `headIsClosedFinalWindow`), in the order `takeRows` gives them: `body` gets each row's
-    /// key bytes (`nil` for `group_by: all`), window start and end, and values (NaN for null),
-    /// all in place and valid during the call only. Returns the rows taken.
-    public mutating func takeClosedRows(max: Int, _ body: (UnsafeRawBufferPointer?, Int64, Int64, UnsafeBufferPointer<Double>) -> Void) -> Int {
+    /// key bytes (`nil` for `group_by: all`) and its group (the key's id in this operator's key
+    /// table: the same key while the operator lives, another operator's ids mean other keys;
+    /// 0 for `group_by: all`), window start and end, and values (NaN for null), all in place and
+    /// valid during the call only. Returns the rows taken.
+    public mutating func takeClosedRows(max: Int, _ body: (UnsafeRawBufferPointer?, UInt32, Int64, Int64, UnsafeBufferPointer<Double>) -> Void) -> Int {
         guard max > 0, headIsClosedFinalWindow, case .window(var w) = output.items[output.head] else { return 0 }
         let stop = Swift.min(w.pane.count, w.next + max)
         let width = layout.width, columns = layout.columns.count
@@ -443,12 +445,19 @@ public struct WindowOperator {
                 let values = UnsafeBufferPointer(rebasing: v[0..<columns])
                 w.pane.acc.withUnsafeBufferPointer { b in
                     w.pane.groupIds.withUnsafeBufferPointer { groups in
+                        let n = groups.count
                         for s in w.next..<stop {
                             layout.writeValues(b.baseAddress! + s * width, to: v.baseAddress!, pools: pools)
                             if groupAll {
-                                body(nil, w.startMs, w.endMs, values)
+                                body(nil, 0, w.startMs, w.endMs, values)
                             } else {
-                                keys.key(Int(groups[s])).withUnsafeBytes { body($0, w.startMs, w.endMs, values) }
+                                // Groups come in pane order (random ids with many keys): each
+                                // key's offset and then its bytes are two dependent cache misses,
+                                // loaded some rows ahead (past `stop` too: the next call's rows).
+                                if s &+ 16 < n { keys.prefetchKey(id: Int(groups[s &+ 16]), bytes: false) }
+                                if s &+ 8 < n { keys.prefetchKey(id: Int(groups[s &+ 8]), bytes: true) }
+                                let g = groups[s]
+                                keys.key(Int(g)).withUnsafeBytes { body($0, g, w.startMs, w.endMs, values) }
                             }
                         }
                     }

@@ -180,6 +180,72 @@ import Testing
         #expect(index.keyCount >= model.count && index.keyCount <= 2001)
     }
 
+    /// The index's memory of each operator group's id (`set(key:group:…)`) made stale both ways:
+    /// the key dropped and its id reused for another key, and the group meaning another key
+    /// (another operator). Each row still lands under its own key.
+    @Test func staleGroupIdsNeverMisplaceARow() {
+        var index = ResultIndex()
+        func set(_ key: String, group: UInt32, _ start: Int64, _ seq: UInt64) -> UInt64? {
+            Array(key.utf8).withUnsafeBytes { index.set(key: $0, group: group, startMs: start, seq: seq) }
+        }
+        func seq(_ key: String, _ start: Int64) -> UInt64? { index.seq(key: Array(key.utf8), startMs: start) }
+        #expect(set("a", group: 0, 0, 1) == nil)
+        #expect(set("a", group: 0, 0, 2) == 1)  // through the group: the same window
+        // "a" leaves and is purged; "b" (another group) takes its id.
+        #expect(Array("a".utf8).withUnsafeBytes { index.remove(key: $0, startMs: 0, ifSeq: 2) } == 2)
+        index.purge(max: .max, keep: 0)
+        #expect(index.keyCount == 0)
+        #expect(set("b", group: 7, 0, 3) == nil)
+        // Group 0 still remembers that id, now "b"'s.
+        #expect(set("a", group: 0, 1000, 4) == nil)
+        #expect(seq("a", 1000) == 4 && seq("b", 1000) == nil && seq("b", 0) == 3)
+        // Another operator: group 7 is now "c", group 0 "b" (keys of the same length); then
+        // keys that differ only past their first 16 bytes.
+        #expect(set("c", group: 7, 1000, 5) == nil)
+        #expect(set("b", group: 0, 1000, 6) == nil)
+        #expect(seq("c", 1000) == 5 && seq("b", 1000) == 6 && seq("a", 1000) == 4)
+        let long1 = "0123456789abcdef-one", long2 = "0123456789abcdef-two"
+        #expect(set(long1, group: 3, 0, 7) == nil)
+        #expect(set(long2, group: 3, 0, 8) == nil)
+        #expect(set(long1, group: 3, 0, 9) == 7)
+        #expect(seq(long1, 0) == 9 && seq(long2, 0) == 8)
+        index.checkInvariants()
+    }
+
+    /// Rows set through groups whose keys change now and then (operators replaced: a group
+    /// means another key), keys leaving and purged (ids reused) in between, against a model.
+    @Test func groupIdsAgainstAModel() {
+        var index = ResultIndex()
+        var model: [[UInt8]: [Int64: UInt64]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        var seq: UInt64 = 0
+        var keyOfGroup = (0..<300).map { $0 }
+        for round in 0..<40 {
+            if round % 7 == 3 { keyOfGroup.shuffle(using: &rng) }
+            let start = Int64(round) * 1000
+            for _ in 0..<250 {
+                let g = Int.random(in: 0..<300, using: &rng)
+                let key = Array((keyOfGroup[g] % 3 == 0 ? "long-key-prefix-\(keyOfGroup[g])" : "k\(keyOfGroup[g])").utf8)
+                seq += 1
+                let replaced = key.withUnsafeBytes { index.set(key: $0, group: UInt32(g), startMs: start, seq: seq) }
+                #expect(replaced == model[key]?[start])
+                model[key, default: [:]][start] = seq
+            }
+            for (key, windows) in model {
+                for (start, s) in windows where start <= Int64(round - 2) * 1000 {
+                    key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
+                    model[key]![start] = nil
+                }
+                if model[key]!.isEmpty { model[key] = nil }
+            }
+            index.purge(max: .max, keep: 0)
+            index.checkInvariants()
+            var got: [[UInt8]: [Int64: UInt64]] = [:]
+            _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got[k, default: [:]][w.startMs] = w.seq }
+            #expect(got == model)
+        }
+    }
+
     /// A key's window list (two windows inline, the rest in an array) against an array: inserts
     /// at every position, removals anywhere, past the inline ones and back.
     @Test func windowListsMatchAnArray() {
