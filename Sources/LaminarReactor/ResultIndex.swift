@@ -161,9 +161,6 @@ struct ResultIndex {
 
     // MARK: - Key table
 
-    @inline(__always)
-    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
-
     /// The id of `key` (hash `h`) and its table slot, or the empty slot where it would go.
     @inline(__always)
     private func find(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> (slot: Int, id: Int?) {
