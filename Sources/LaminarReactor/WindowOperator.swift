@@ -288,6 +288,23 @@ public struct WindowOperator {
                     cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
                 }
+                if panes.panes[cached].isDirect {
+                    var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
+                                            allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                    let (next, closeDue) = panes.panes[cached].addDirectRun(from: i, events, groups: groups, slideMs: slide,
+                                                                           clock: &clock, layout: layout, pools: &pools,
+                                                                           distinct: distinctHasher, changes: changelog, deep: deep)
+                    if changelog { dirtyPanes = true }
+                    watermarkMs = clock.watermarkMs
+                    maxEventTimeMs = clock.maxEventTimeMs
+                    arrivals = clock.arrivals
+                    i = next
+                    if closeDue {
+                        closeReady()
+                        cached = -1
+                    }
+                    continue
+                }
                 if runs && panes.hintNames(pane: cached, group: g) {
                     var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
                                             allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
