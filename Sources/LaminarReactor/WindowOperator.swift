@@ -145,14 +145,14 @@ public struct WindowOperator {
         let n = events.count
         if groupOf.count < n { groupOf = Array(repeating: 0, count: n) }
         let hashed = !groupAll && sourceKeys == nil
-        if hashed { hashKeys(events) }
+        let longKeys = hashed && hashKeys(events)
         let size = panes.sizeMs, gap = sessions.gapMs, session = isSession, all = groupAll
         var wm = watermarkMs, maxT = maxEventTimeMs
         // Tumble/hop: late iff floor(ts, slide) + size <= wm, i.e. ts < floor(wm − size, slide) + slide
         // (`firstOpenStart`), which changes only when wm reaches `openLimit`.
         var openStart = panes.firstOpenStart(watermark: wm), openLimit = openStart == .min ? Int64.min + size : openStart + size
         var late = 0
-        let deep = keys.count > WindowOperator.deepPrefetchKeys
+        let deep = longKeys && keys.count > WindowOperator.deepPrefetchKeys
         if hashed { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
         // Plain subscripts, not buffer closures: `keys.intern` inside a closure retained the
         // key table's arrays per event.
@@ -178,7 +178,8 @@ public struct WindowOperator {
             } else {
                 if i + WindowOperator.prefetchDistance < n { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
                 if deep {
-                    // The key's offset and bytes are cache misses too with this many keys.
+                    // The offset and bytes of a key longer than a slot's word are cache misses
+                    // too with this many keys.
                     if i + 4 < n { keys.prefetchKey(keyHashes[i + 4], bytes: false) }
                     if i + 2 < n { keys.prefetchKey(keyHashes[i + 2], bytes: true) }
                 }
@@ -215,19 +216,26 @@ public struct WindowOperator {
     static let lateGroup = UInt32.max
 
     /// Hashes every event's key into `keyHashes` (a column at a time: the lookups that follow
-    /// prefetch their table slot a few events ahead).
-    private mutating func hashKeys(_ events: EventBatch.EventView) {
+    /// prefetch their table slot a few events ahead); returns whether some key's lookup reads
+    /// the interner's arena (`KeyInterner.readsArena`).
+    private mutating func hashKeys(_ events: EventBatch.EventView) -> Bool {
         if keyHashes.count < events.count { keyHashes = Array(repeating: 0, count: events.count) }
         let hasher = keys.hasher
-        keyHashes.withUnsafeMutableBufferPointer { h in
-            for i in 0..<events.count { h[i] = hasher.hash(events.key(i)) }
+        return keyHashes.withUnsafeMutableBufferPointer { h in
+            var longest = 0
+            for i in 0..<events.count {
+                let key = events.key(i)
+                longest = Swift.max(longest, key.count)
+                h[i] = hasher.hash(key)
+            }
+            return KeyInterner.readsArena(length: longest)
         }
     }
 
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
-    /// Above this many keys the key's offset and bytes are prefetched as well
-    /// (`KeyInterner.prefetchKey`): the table no longer fits the caches.
+    /// Above this many keys the offset and bytes of a key that `KeyInterner.readsArena` are
+    /// prefetched as well (`KeyInterner.prefetchKey`): the table no longer fits the caches.
     static let deepPrefetchKeys = 1 << 16
 
     /// Event time `ts` taken (after its event was added or found late): the watermark follows;
