@@ -129,12 +129,19 @@ struct KeyInterner {
             }
         }
         if found >= 0 { return UInt32(truncatingIfNeeded: found) }
+        return add(key, hash: h, tag: want, word: w, at: i, limit: limit)
+    }
+
+    /// Adds `key` (not interned; its lookup ended at the free slot `i`), unless that would
+    /// exceed `limit` keys. Out of line: the lookup of a known key, the usual, stays small.
+    @inline(never)
+    private mutating func add(_ key: UnsafeRawBufferPointer, hash h: UInt64, tag: UInt64, word w: UInt64, at i: Int, limit: Int) -> UInt32? {
         guard count < limit else { return nil }
         let id = count
         hashes.append(h)
         arena.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
         starts.append(UInt32(arena.count))
-        slots[2 * i] = want | UInt64(id + 1)
+        slots[2 * i] = tag | UInt64(id + 1)
         slots[2 * i + 1] = w
         if count * 2 > mask + 1 { grow() }
         return UInt32(id)

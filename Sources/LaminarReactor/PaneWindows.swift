@@ -151,22 +151,43 @@ struct Pane {
                                distinct: KeyHasher, changes: Bool, deep: Bool) -> (next: Int, closeDue: Bool) {
         let lo = startMs, hi = lo + slideMs, n = events.count, width = layout.width, hll = layout.hllBase >= 0
         var i = from
-        while i < n {
+        var closeDue = false
+        while i < n && !closeDue {
+            // Events of groups the pane has, with its arrays held once (no bounds, uniqueness or
+            // ARC per event); a group new to the pane ends the inner run.
+            let runFrom = i
+            closeDue = slotOfGroup.withUnsafeBufferPointer { t in
+                acc.withUnsafeMutableBufferPointer { a in
+                    let acc = a.baseAddress!
+                    while i < n {
+                        let ts = events.timestamp(i)
+                        let g = Int(groups[i])  // a late event's (UInt32.max) is beyond the table
+                        guard ts >= lo && ts < hi && g < t.count, case let s = Int(t[g]), s != 0 else { return false }
+                        if deep {
+                            let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance
+                            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+                            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                                CLinux_prefetch(acc + (sn &- 1) &* width)
+                            }
+                        }
+                        let keyHash = hll ? distinct.hash(events.key(i)) : 0
+                        layout.add(acc + (s &- 1) &* width, events, i, ts: ts, arrival: clock.arrivals, keyHash: keyHash, pools: &pools)
+                        i &+= 1
+                        if clock.observe(ts) { return true }
+                    }
+                    return false
+                }
+            }
+            if changes {
+                for k in runFrom..<i { markDirty(Int(slotOfGroup[Int(groups[k])]) - 1) }
+            }
+            if closeDue || i == n { break }
+            // Event `i`: a group new to the pane, or the run's end.
             let ts = events.timestamp(i)
             let group = groups[i]
             guard ts >= lo && ts < hi && group != WindowOperator.lateGroup else { break }
-            if deep {
-                let far = i + Pane.entryDistance, near = i + Pane.slotDistance
-                slotOfGroup.withUnsafeBufferPointer { t in
-                    if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
-                    if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
-                        acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (sn - 1) &* width) }
-                    }
-                }
-            }
-            let g = Int(group)
-            var s = g < slotOfGroup.count ? Int(slotOfGroup[g]) - 1 : -1
-            if s < 0 { s = slot(group, layout: layout, pools: &pools) }
+            if deep { prefetchAhead(i, groups: groups, width: width) }
+            let s = slot(group, layout: layout, pools: &pools)
             let keyHash = hll ? distinct.hash(events.key(i)) : 0
             let arrival = clock.arrivals
             acc.withUnsafeMutableBufferPointer { a in
@@ -174,10 +195,24 @@ struct Pane {
             }
             if changes { markDirty(s) }
             i += 1
-            if clock.observe(ts) { return (i, true) }
+            closeDue = clock.observe(ts)
             if !isDirect { break }
         }
-        return (i, false)
+        return (i, closeDue)
+    }
+
+    /// `addDirectRun`'s lookahead at event `i`: the table entry of event `i + entryDistance`'s
+    /// group, the slot of event `i + slotDistance`'s (whose entry has arrived) if the pane has
+    /// it. `mutating` only to be called in place (`prefetchSlot`).
+    @inline(__always)
+    mutating func prefetchAhead(_ i: Int, groups: UnsafeBufferPointer<UInt32>, width: Int) {
+        let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance, n = groups.count
+        slotOfGroup.withUnsafeBufferPointer { t in
+            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (sn &- 1) &* width) }
+            }
+        }
     }
 
     /// The slot of `group`, if the pane has it.

@@ -145,7 +145,7 @@ public struct WindowOperator {
         let n = events.count
         if groupOf.count < n { groupOf = Array(repeating: 0, count: n) }
         let hashed = !groupAll && sourceKeys == nil
-        let longKeys = hashed && hashKeys(events)
+        let longKeys = hashed && hashKeys(events, measure: keys.count > WindowOperator.deepPrefetchKeys)
         let size = panes.sizeMs, gap = sessions.gapMs, session = isSession, all = groupAll
         var wm = watermarkMs, maxT = maxEventTimeMs
         // Tumble/hop: late iff floor(ts, slide) + size <= wm, i.e. ts < floor(wm − size, slide) + slide
@@ -216,12 +216,16 @@ public struct WindowOperator {
     static let lateGroup = UInt32.max
 
     /// Hashes every event's key into `keyHashes` (a column at a time: the lookups that follow
-    /// prefetch their table slot a few events ahead); returns whether some key's lookup reads
-    /// the interner's arena (`KeyInterner.readsArena`).
-    private mutating func hashKeys(_ events: EventBatch.EventView) -> Bool {
+    /// prefetch their table slot a few events ahead); with `measure`, returns whether some
+    /// key's lookup reads the interner's arena (`KeyInterner.readsArena`), else false.
+    private mutating func hashKeys(_ events: EventBatch.EventView, measure: Bool) -> Bool {
         if keyHashes.count < events.count { keyHashes = Array(repeating: 0, count: events.count) }
         let hasher = keys.hasher
         return keyHashes.withUnsafeMutableBufferPointer { h in
+            guard measure else {
+                for i in 0..<events.count { h[i] = hasher.hash(events.key(i)) }
+                return false
+            }
             var longest = 0
             for i in 0..<events.count {
                 let key = events.key(i)
