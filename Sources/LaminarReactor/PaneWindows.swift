@@ -320,9 +320,10 @@ struct PaneWindows {
     var nextWindowStart: Int64 = .min
     /// Scratch for merging the panes of one hop window.
     var scratch = Pane(startMs: 0)
-    /// Per group id: the start of the pane the group was last added to and its slot there. A
-    /// hint only (`slot(pane:group:)` checks that the pane's slot still holds the group), so an
-    /// event of a group already in its pane — nearly all — skips the pane's table.
+    /// Per group id: the start of the pane the group was last added to and its slot there, for
+    /// hashed panes (a direct pane's table is read as quickly). A hint only
+    /// (`slot(pane:group:)` checks that the pane's slot still holds the group), so an event of
+    /// a group already in its pane — nearly all — skips the pane's table.
     private var hintStart: [Int64] = []
     private var hintSlot: [Int32] = []
 

@@ -277,8 +277,8 @@ public struct WindowOperator {
             // A local copy: the closures below would otherwise copy `self.layout` (retaining its
             // arrays) for every event.
             let layout = self.layout
-            // Runs of events in one pane whose groups have their slot there take `PaneWindows.addRun`
-            // (no HLL: it needs each key's hash).
+            // In a hashed pane, runs of events whose groups have their slot there take
+            // `PaneWindows.addRun` (no HLL: it needs each key's hash).
             let runs = layout.hllBase < 0
             var cached = -1
             var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
@@ -301,6 +301,8 @@ public struct WindowOperator {
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
                 }
                 if panes.panes[cached].isDirect {
+                    // A direct pane (`Pane`) takes every event up to the pane's end, a late event
+                    // or a close in one run, new groups included.
                     var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
                                             allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
                     let (next, closeDue) = panes.panes[cached].addDirectRun(from: i, events, groups: groups, slideMs: slide,
