@@ -3,8 +3,8 @@
 // `--only ring|events|hop|session|sketch|kv` runs one part (for a profiler; its JSON has that
 // part's fields only; `--only multi`, not in the full run, is bench-ingest's multi_field stream:
 // three fields, six aggregates, values i % 977; `--only keys1m`, not in the full run either, is
-// the tumbling case over `--keys N` keys, 1M by default, drawn at random: bench-ingest's
-// keys_1m case in process); `--events N` sets the events per timed run
+// the tumbling case over `--keys N` keys, 1M by default, drawn at random and spelled as
+// laminar-load's ("u123456"): bench-ingest's keys_1m case in process); `--events N` sets the events per timed run
 // (warm-up N/4), `--data-gib N` the store's data bound, for callgrind (which cannot reserve
 // the default 64 GiB), and `--kv-ops N` the KV operations per timed run (and warm-up):
 //   valgrind --tool=callgrind laminar-bench-reactor --only hop --events 409600 --data-gib 1
@@ -174,11 +174,11 @@ func benchEvents(kind: String, events: Int, warmUpEvents: Int, batchEvents: Int,
     }
 
     // The keys in one byte array (`keyEnds[k]` ends key k): a key is read in place, without
-    // retaining an array per event.
+    // retaining an array per event. `keys1m`'s are laminar-load's ("u" and the number).
     var keyBytes: [UInt8] = []
     var keyEnds: [Int] = []
     for k in 0..<keys {
-        keyBytes += Array("key-\(k)".utf8)
+        keyBytes += Array((kind == "keys1m" ? "u\(k)" : "key-\(k)").utf8)
         keyEnds.append(keyBytes.count)
     }
     let isMulti = kind == "multi"

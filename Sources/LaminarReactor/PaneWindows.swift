@@ -1,12 +1,24 @@
 import CLinux
 import LaminarFormats
+import LaminarStore
 
 /// One slide-sized pane `[startMs, startMs + slide)`: each group's partial aggregates, as a flat
 /// map from group id to a slot of `acc` (no object per group; one slot written per event).
+///
+/// The map (`slotOfGroup`, slot + 1, 0 = none) is hashed (open addressing on the group id, load
+/// at most 1/2) while the pane's groups are few among the ids, and direct (indexed by the group
+/// id: one read, nothing to verify) once a direct table would take at most `directFactor` times
+/// the entries of the hashed one: the layout is chosen again whenever the table must grow, so a
+/// pane's table never exceeds `directFactor` times what the hashed table of its most groups
+/// took (hopping windows with many panes of a few groups each stay hashed).
 struct Pane {
     var startMs: Int64
-    private var slotOfGroup: [Int32]      // slot + 1 by open addressing on group id; 0 = empty
+    private var slotOfGroup: [Int32]
     private var mask: Int
+    /// Whether `slotOfGroup` is indexed by group id; then it is longer than every group's id in
+    /// the pane, and its entries of groups not in the pane are 0. A new pane is direct (64
+    /// entries, as small as the smallest hashed table).
+    private(set) var isDirect = true
     var groupIds: [UInt32] = []
     var acc: [Double] = []
     /// Groups changed since the last changelog flush (`emit: changes`/`every`), as slots.
@@ -14,6 +26,9 @@ struct Pane {
     /// Per slot, whether it is in `dirty` (`isDirty`); `markDirty` grows it past the slot it
     /// marks, so streams without a changelog never write it.
     var dirtyMark: [Bool] = []
+
+    /// How many times the entries of the hashed table a direct one may take.
+    static let directFactor = 4
 
     init(startMs: Int64) {
         self.startMs = startMs
@@ -23,6 +38,9 @@ struct Pane {
 
     var count: Int { groupIds.count }
 
+    /// Entries of the group table (for its memory bound, and for tests).
+    var tableCount: Int { slotOfGroup.count }
+
     /// The pane as a checkpoint reads it (`PaneWindows.checkpointCopy`): its groups, slots and
     /// dirty marks shared, its table left out (so the live pane, writing its table next, does
     /// not copy it). Never looked up in.
@@ -30,15 +48,21 @@ struct Pane {
         var p = self
         p.slotOfGroup = []
         p.mask = -1
+        p.isDirect = false
         return p
     }
 
-    /// Empties the pane for reuse at `startMs`, keeping its memory (the caller released the
-    /// slots' pool entries).
+    /// Empties the pane for reuse at `startMs`, keeping its memory and table layout (the caller
+    /// released the slots' pool entries).
     mutating func reset(startMs: Int64) {
         self.startMs = startMs
         if !groupIds.isEmpty {
-            for i in 0..<slotOfGroup.count { slotOfGroup[i] = 0 }
+            if isDirect && groupIds.count * 16 < slotOfGroup.count {
+                // A few groups in a big direct table: clear their entries only.
+                slotOfGroup.withUnsafeMutableBufferPointer { t in for g in groupIds { t[Int(g)] = 0 } }
+            } else {
+                slotOfGroup.withUnsafeMutableBufferPointer { t in t.update(repeating: 0) }
+            }
             groupIds.removeAll(keepingCapacity: true)
             acc.removeAll(keepingCapacity: true)
             dirty.removeAll(keepingCapacity: true)
@@ -46,9 +70,23 @@ struct Pane {
         }
     }
 
+    /// Where the lookup of `group` begins in `slotOfGroup` (direct: the group's entry, or -1 if
+    /// the table is too short to hold it).
+    @inline(__always)
+    private static func home(_ group: UInt32, direct: Bool, mask: Int, count: Int) -> Int {
+        if direct { return Int(group) < count ? Int(group) : -1 }
+        return Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+    }
+
     /// The slot of `group`, initialized (and its pool entries taken) if new.
     @inline(__always)
     mutating func slot(_ group: UInt32, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        if isDirect {
+            let g = Int(group)
+            if g < slotOfGroup.count, case let s = Int(slotOfGroup[g]), s != 0 { return s - 1 }
+            if g >= slotOfGroup.count { rebuildTable(including: group) }
+            if isDirect { return insert(group, at: g, layout: layout, pools: &pools) }
+        }
         var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
         while true {
             let s = Int(slotOfGroup[i])
@@ -56,29 +94,133 @@ struct Pane {
             if groupIds[s - 1] == group { return s - 1 }
             i = (i + 1) & mask
         }
+        return insert(group, at: i, layout: layout, pools: &pools)
+    }
+
+    /// Makes the slot of `group` (not in the pane), its table entry `i` being free.
+    private mutating func insert(_ group: UInt32, at i: Int, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
         let s = groupIds.count
         groupIds.append(group)
         // One append per field: `append(contentsOf: repeatElement(…))` cost ~100 instructions.
         for _ in 0..<layout.width { acc.append(0) }
         acc.withUnsafeMutableBufferPointer { layout.initialize($0.baseAddress! + s * layout.width, pools: &pools) }
         slotOfGroup[i] = Int32(s + 1)
-        if groupIds.count * 2 > slotOfGroup.count { grow() }
+        if !isDirect && groupIds.count * 2 > slotOfGroup.count { rebuildTable(including: nil) }
         return s
     }
 
-    private mutating func grow() {
-        let c = slotOfGroup.count * 2
+    /// Rebuilds the table for the pane's groups and `extra` (about to be added), direct or
+    /// hashed as the type's doc says.
+    private mutating func rebuildTable(including extra: UInt32?) {
+        let n = groupIds.count + (extra == nil ? 0 : 1)
+        var maxGroup = extra.map { Int($0) } ?? 0
+        for g in groupIds where Int(g) > maxGroup { maxGroup = Int(g) }
+        var hashed = 64
+        while hashed < 2 * (n + 1) { hashed <<= 1 }
+        var direct = 64
+        while direct <= maxGroup { direct <<= 1 }
+        isDirect = direct <= Pane.directFactor * hashed
+        let c = isDirect ? direct : hashed
         slotOfGroup = Array(repeating: 0, count: c)
         mask = c - 1
-        for (s, group) in groupIds.enumerated() {
-            var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
-            while slotOfGroup[i] != 0 { i = (i + 1) & mask }
-            slotOfGroup[i] = Int32(s + 1)
+        let isDirect = self.isDirect
+        slotOfGroup.withUnsafeMutableBufferPointer { t in
+            for (s, group) in groupIds.enumerated() {
+                var i = Pane.home(group, direct: isDirect, mask: c - 1, count: c)
+                while t[i] != 0 { i = (i + 1) & (c - 1) }
+                t[i] = Int32(s + 1)
+            }
+        }
+    }
+
+    /// How many events ahead `addDirectRun` loads a group's table entry, and how many its slot.
+    static let entryDistance = 16, slotDistance = 8
+
+    /// Adds the events from `from` on, in order, while each lies in the pane (before
+    /// `startMs + slideMs`), is not late (`groups[i] != WindowOperator.lateGroup`) and the
+    /// watermark stays before `clock.closeAtMs`, making the slots of groups new to the pane:
+    /// the path of a direct pane, whose lookup is one read of its table. The pane must be
+    /// direct and hold event `from`'s time, which must not be late. `distinct` hashes keys for
+    /// the HLL (`layout.hllBase >= 0`); `changes` marks the slots dirty; `deep` loads entries
+    /// and slots some events ahead (tables too big for the caches). Stops after an event if
+    /// the table stops being direct. Returns the first event not taken and whether the last one
+    /// taken made a close due.
+    @inline(__always)
+    mutating func addDirectRun(from: Int, _ events: EventBatch.EventView, groups: UnsafeBufferPointer<UInt32>, slideMs: Int64,
+                               clock: inout IngestClock, layout: AccumulatorLayout, pools: inout AccumulatorPools,
+                               distinct: KeyHasher, changes: Bool, deep: Bool) -> (next: Int, closeDue: Bool) {
+        let lo = startMs, hi = lo + slideMs, n = events.count, width = layout.width, hll = layout.hllBase >= 0
+        var i = from
+        var closeDue = false
+        while i < n && !closeDue {
+            // Events of groups the pane has, with its arrays held once (no bounds, uniqueness or
+            // ARC per event); a group new to the pane ends the inner run.
+            let runFrom = i
+            closeDue = slotOfGroup.withUnsafeBufferPointer { t in
+                acc.withUnsafeMutableBufferPointer { a in
+                    let acc = a.baseAddress!
+                    while i < n {
+                        let ts = events.timestamp(i)
+                        let g = Int(groups[i])  // a late event's (UInt32.max) is beyond the table
+                        guard ts >= lo && ts < hi && g < t.count, case let s = Int(t[g]), s != 0 else { return false }
+                        if deep {
+                            let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance
+                            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+                            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                                CLinux_prefetch(acc + (sn &- 1) &* width)
+                            }
+                        }
+                        let keyHash = hll ? distinct.hash(events.key(i)) : 0
+                        layout.add(acc + (s &- 1) &* width, events, i, ts: ts, arrival: clock.arrivals, keyHash: keyHash, pools: &pools)
+                        i &+= 1
+                        if clock.observe(ts) { return true }
+                    }
+                    return false
+                }
+            }
+            if changes {
+                for k in runFrom..<i { markDirty(Int(slotOfGroup[Int(groups[k])]) - 1) }
+            }
+            if closeDue || i == n { break }
+            // Event `i`: a group new to the pane, or the run's end.
+            let ts = events.timestamp(i)
+            let group = groups[i]
+            guard ts >= lo && ts < hi && group != WindowOperator.lateGroup else { break }
+            if deep { prefetchAhead(i, groups: groups, width: width) }
+            let s = slot(group, layout: layout, pools: &pools)
+            let keyHash = hll ? distinct.hash(events.key(i)) : 0
+            let arrival = clock.arrivals
+            acc.withUnsafeMutableBufferPointer { a in
+                layout.add(a.baseAddress! + s &* width, events, i, ts: ts, arrival: arrival, keyHash: keyHash, pools: &pools)
+            }
+            if changes { markDirty(s) }
+            i += 1
+            closeDue = clock.observe(ts)
+            if !isDirect { break }
+        }
+        return (i, closeDue)
+    }
+
+    /// `addDirectRun`'s lookahead at event `i`: the table entry of event `i + entryDistance`'s
+    /// group, the slot of event `i + slotDistance`'s (whose entry has arrived) if the pane has
+    /// it. `mutating` only to be called in place (`prefetchSlot`).
+    @inline(__always)
+    mutating func prefetchAhead(_ i: Int, groups: UnsafeBufferPointer<UInt32>, width: Int) {
+        let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance, n = groups.count
+        slotOfGroup.withUnsafeBufferPointer { t in
+            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (sn &- 1) &* width) }
+            }
         }
     }
 
     /// The slot of `group`, if the pane has it.
     func find(_ group: UInt32) -> Int? {
+        if isDirect {
+            guard Int(group) < slotOfGroup.count, case let s = Int(slotOfGroup[Int(group)]), s != 0 else { return nil }
+            return s - 1
+        }
         var i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
         while true {
             let s = Int(slotOfGroup[i])
@@ -92,11 +234,14 @@ struct Pane {
     /// function that starts loading where the table lookup of a group begins (`prefetchTable`).
     @inline(__always)
     mutating func withColumns<R>(_ body: (UnsafeBufferPointer<UInt32>, UnsafeMutablePointer<Double>, (UInt32) -> Void) -> R) -> R {
-        let mask = self.mask
+        let mask = self.mask, direct = isDirect
         return slotOfGroup.withUnsafeBufferPointer { t in
             groupIds.withUnsafeBufferPointer { g in
                 acc.withUnsafeMutableBufferPointer { a in
-                    body(g, a.baseAddress!) { group in CLinux_prefetch(t.baseAddress! + (Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask)) }
+                    body(g, a.baseAddress!) { group in
+                        let i = Pane.home(group, direct: direct, mask: mask, count: t.count)
+                        if i >= 0 { CLinux_prefetch(t.baseAddress! + i) }
+                    }
                 }
             }
         }
@@ -116,8 +261,8 @@ struct Pane {
     /// Starts loading the slot of the pane's table where the lookup of `group` begins.
     @inline(__always)
     mutating func prefetchTable(_ group: UInt32) {
-        let i = Int(truncatingIfNeeded: UInt64(group) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
-        slotOfGroup.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + i) }
+        let i = Pane.home(group, direct: isDirect, mask: mask, count: slotOfGroup.count)
+        if i >= 0 { slotOfGroup.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + i) } }
     }
 
     @inline(__always)
@@ -175,9 +320,10 @@ struct PaneWindows {
     var nextWindowStart: Int64 = .min
     /// Scratch for merging the panes of one hop window.
     var scratch = Pane(startMs: 0)
-    /// Per group id: the start of the pane the group was last added to and its slot there. A
-    /// hint only (`slot(pane:group:)` checks that the pane's slot still holds the group), so an
-    /// event of a group already in its pane — nearly all — skips the pane's table.
+    /// Per group id: the start of the pane the group was last added to and its slot there, for
+    /// hashed panes (a direct pane's table is read as quickly). A hint only
+    /// (`slot(pane:group:)` checks that the pane's slot still holds the group), so an event of
+    /// a group already in its pane — nearly all — skips the pane's table.
     private var hintStart: [Int64] = []
     private var hintSlot: [Int32] = []
 
@@ -221,6 +367,8 @@ struct PaneWindows {
     /// The slot of `group` in pane `k`, made if new.
     @inline(__always)
     mutating func slot(pane k: Int, group: UInt32, layout: AccumulatorLayout, pools: inout AccumulatorPools) -> Int {
+        // A direct pane's table is as quick as the hints; they are left for hashed panes.
+        if panes[k].isDirect { return panes[k].slot(group, layout: layout, pools: &pools) }
         let g = Int(group)
         let start = panes[k].startMs
         if g < hintStart.count {

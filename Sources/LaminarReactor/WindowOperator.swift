@@ -145,14 +145,14 @@ public struct WindowOperator {
         let n = events.count
         if groupOf.count < n { groupOf = Array(repeating: 0, count: n) }
         let hashed = !groupAll && sourceKeys == nil
-        if hashed { hashKeys(events) }
+        let longKeys = hashed && hashKeys(events, measure: keys.count > WindowOperator.deepPrefetchKeys)
         let size = panes.sizeMs, gap = sessions.gapMs, session = isSession, all = groupAll
         var wm = watermarkMs, maxT = maxEventTimeMs
         // Tumble/hop: late iff floor(ts, slide) + size <= wm, i.e. ts < floor(wm − size, slide) + slide
         // (`firstOpenStart`), which changes only when wm reaches `openLimit`.
         var openStart = panes.firstOpenStart(watermark: wm), openLimit = openStart == .min ? Int64.min + size : openStart + size
         var late = 0
-        let deep = keys.count > WindowOperator.deepPrefetchKeys
+        let deep = longKeys && keys.count > WindowOperator.deepPrefetchKeys
         if hashed { for i in 0..<Swift.min(n, WindowOperator.prefetchDistance) { keys.prefetch(keyHashes[i]) } }
         // Plain subscripts, not buffer closures: `keys.intern` inside a closure retained the
         // key table's arrays per event.
@@ -178,7 +178,8 @@ public struct WindowOperator {
             } else {
                 if i + WindowOperator.prefetchDistance < n { keys.prefetch(keyHashes[i + WindowOperator.prefetchDistance]) }
                 if deep {
-                    // The key's offset and bytes are cache misses too with this many keys.
+                    // The offset and bytes of a key longer than a slot's word are cache misses
+                    // too with this many keys.
                     if i + 4 < n { keys.prefetchKey(keyHashes[i + 4], bytes: false) }
                     if i + 2 < n { keys.prefetchKey(keyHashes[i + 2], bytes: true) }
                 }
@@ -215,19 +216,30 @@ public struct WindowOperator {
     static let lateGroup = UInt32.max
 
     /// Hashes every event's key into `keyHashes` (a column at a time: the lookups that follow
-    /// prefetch their table slot a few events ahead).
-    private mutating func hashKeys(_ events: EventBatch.EventView) {
+    /// prefetch their table slot a few events ahead); with `measure`, returns whether some
+    /// key's lookup reads the interner's arena (`KeyInterner.readsArena`), else false.
+    private mutating func hashKeys(_ events: EventBatch.EventView, measure: Bool) -> Bool {
         if keyHashes.count < events.count { keyHashes = Array(repeating: 0, count: events.count) }
         let hasher = keys.hasher
-        keyHashes.withUnsafeMutableBufferPointer { h in
-            for i in 0..<events.count { h[i] = hasher.hash(events.key(i)) }
+        return keyHashes.withUnsafeMutableBufferPointer { h in
+            guard measure else {
+                for i in 0..<events.count { h[i] = hasher.hash(events.key(i)) }
+                return false
+            }
+            var longest = 0
+            for i in 0..<events.count {
+                let key = events.key(i)
+                longest = Swift.max(longest, key.count)
+                h[i] = hasher.hash(key)
+            }
+            return KeyInterner.readsArena(length: longest)
         }
     }
 
     /// How many events ahead the key table's slot is prefetched.
     static let prefetchDistance = 8
-    /// Above this many keys the key's offset and bytes are prefetched as well
-    /// (`KeyInterner.prefetchKey`): the table no longer fits the caches.
+    /// Above this many keys the offset and bytes of a key that `KeyInterner.readsArena` are
+    /// prefetched as well (`KeyInterner.prefetchKey`): the table no longer fits the caches.
     static let deepPrefetchKeys = 1 << 16
 
     /// Event time `ts` taken (after its event was added or found late): the watermark follows;
@@ -265,8 +277,8 @@ public struct WindowOperator {
             // A local copy: the closures below would otherwise copy `self.layout` (retaining its
             // arrays) for every event.
             let layout = self.layout
-            // Runs of events in one pane whose groups have their slot there take `PaneWindows.addRun`
-            // (no HLL: it needs each key's hash).
+            // In a hashed pane, runs of events whose groups have their slot there take
+            // `PaneWindows.addRun` (no HLL: it needs each key's hash).
             let runs = layout.hllBase < 0
             var cached = -1
             var paneStart = Int64.max, paneEnd = Int64.min  // of pane `cached`
@@ -287,6 +299,25 @@ public struct WindowOperator {
                     paneEnd = paneStart + slide
                     cached = panes.paneIndex(start: paneStart, watermark: watermarkMs)
                     if cached == 0 { nextCloseAtMs = panes.nextCloseAtMs }
+                }
+                if panes.panes[cached].isDirect {
+                    // A direct pane (`Pane`) takes every event up to the pane's end, a late event
+                    // or a close in one run, new groups included.
+                    var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
+                                            allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                    let (next, closeDue) = panes.panes[cached].addDirectRun(from: i, events, groups: groups, slideMs: slide,
+                                                                           clock: &clock, layout: layout, pools: &pools,
+                                                                           distinct: distinctHasher, changes: changelog, deep: deep)
+                    if changelog { dirtyPanes = true }
+                    watermarkMs = clock.watermarkMs
+                    maxEventTimeMs = clock.maxEventTimeMs
+                    arrivals = clock.arrivals
+                    i = next
+                    if closeDue {
+                        closeReady()
+                        cached = -1
+                    }
+                    continue
                 }
                 if runs && panes.hintNames(pane: cached, group: g) {
                     var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,

@@ -40,4 +40,33 @@ import Testing
         #expect(zip(a.hashes, b.hashes).filter { $0 == $1 }.isEmpty)
         #expect(KeyInterner().hasher.seed != KeyInterner().hasher.seed)
     }
+
+    /// A key of at most 8 bytes is decided by its slot (length code and `word`), never by the
+    /// arena: so two keys of one such length must never share a word. Every key of 0 to 2
+    /// bytes, 3-byte keys over 40 byte values, and for 4 to 8 bytes keys one byte apart at each
+    /// position and random keys.
+    @Test func shortKeyWordsAreDistinctPerLength() {
+        func word(_ k: [UInt8]) -> UInt64 { k.withUnsafeBytes { KeyInterner.word($0) } }
+        var seen = Set<UInt64>()
+        for a in 0...255 { #expect(seen.insert(word([UInt8(a)])).inserted) }
+        seen = []
+        for a in 0...255 { for b in 0...255 { #expect(seen.insert(word([UInt8(a), UInt8(b)])).inserted) } }
+        seen = []
+        let values = (0..<40).map { UInt8($0 * 6 + 3) }
+        for a in values { for b in values { for c in values { #expect(seen.insert(word([a, b, c])).inserted) } } }
+        var rng = SystemRandomNumberGenerator()
+        for n in 4...8 {
+            var words: [UInt64: [UInt8]] = [:]
+            var keys: [[UInt8]] = (0..<2000).map { _ in (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+            let base = (0..<n).map { UInt8($0 * 29 + 7) }
+            keys.append(base)
+            for p in 0..<n { for bit in 0..<8 { var k = base; k[p] ^= UInt8(1 << bit); keys.append(k) } }
+            for k in keys {
+                let w = word(k)
+                if let other = words[w] { #expect(other == k, "\(other) and \(k) share a word") }
+                words[w] = k
+            }
+        }
+        #expect(word([]) == 0)
+    }
 }

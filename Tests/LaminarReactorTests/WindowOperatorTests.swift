@@ -193,18 +193,30 @@ struct ChangelogTable {
         }
     }
 
+    /// The same with 600 keys seen first and later panes holding a few of them: panes whose
+    /// groups are sparse among the ids (a hashed group table) and panes turning dense (direct).
+    @Test(arguments: [0, 1])
+    func matchesReferenceModelWithSparseGroups(kind: Int) async {
+        await propertyCheck(count: 60, input: Gen.int(in: 0...Int(Int32.max))) { seed in
+            let problems = Self.checkAgainstModel(kind: kind, seed: seed, wideKeys: true)
+            #expect(problems.isEmpty, "seed \(seed): \(problems)")
+        }
+    }
+
     /// Seeds that once failed: two keys of a window in one HLL register.
     @Test func matchesReferenceModelOnFoundSeeds() {
         #expect(Self.checkAgainstModel(kind: 0, seed: 1421) == [])
     }
 
     /// What is wrong with the operator on the random run of `seed` (nothing: empty).
-    static func checkAgainstModel(kind: Int, seed: Int) -> [String] {
+    /// `wideKeys`: a first batch of 600 keys, then a third of the keys drawn from them (keyed).
+    static func checkAgainstModel(kind: Int, seed: Int, wideKeys: Bool = false) -> [String] {
             var problems: [String] = []
             var rng = SeededRandom(state: UInt64(seed))
             let size = Int64.random(in: 1...60, using: &rng)
             let lateness = Int64.random(in: 0...120, using: &rng)
-            let groupAll = Int.random(in: 0..<4, using: &rng) == 0
+            // (`wideKeys`: keyed only; an HLL over 600 keys is an estimate.)
+            let groupAll = Int.random(in: 0..<4, using: &rng) == 0 && !wideKeys
             let emitFinal = Bool.random(using: &rng)
             let d = Self.definition(kind: kind, size: size, slideDivisor: Int64.random(in: 1...5, using: &rng), lateness: lateness,
                                     groupAll: groupAll, emit: emitFinal ? .final : .changes)
@@ -221,13 +233,21 @@ struct ChangelogTable {
             }
             let batches = Int.random(in: 1...12, using: &rng)
             var clock: Int64 = Int64.random(in: -500...500, using: &rng)
+            if wideKeys {
+                let keys = (0..<600).map { "w\($0)" }, times = [Int64](repeating: clock, count: 600), values = [Double](repeating: 1, count: 600)
+                for i in 0..<600 { model.add(key: keys[i], ts: times[i], value: values[i]) }
+                late += EventBatch(keys: keys, timestamps: times, values: values).withEvents { op.ingest($0, keysMax: 1000) }.late
+                take(&op)
+            }
             for b in 0..<batches {
                 let n = Int.random(in: 0...30, using: &rng)
                 var keys: [String] = [], times: [Int64] = [], values: [Double] = []
                 for _ in 0..<n {
                     clock += Int64.random(in: -3...12, using: &rng)
                     let ts = clock - Int64.random(in: 0...150, using: &rng) * (Int.random(in: 0..<4, using: &rng) == 0 ? 1 : 0)
-                    keys.append("k\(Int.random(in: 0..<5, using: &rng))"); times.append(ts)
+                    keys.append(wideKeys && Int.random(in: 0..<3, using: &rng) == 0 ? "w\(Int.random(in: 0..<600, using: &rng))"
+                                                                                        : "k\(Int.random(in: 0..<5, using: &rng))")
+                    times.append(ts)
                     values.append(Double(Int.random(in: -20...20, using: &rng)))
                 }
                 for i in 0..<n { model.add(key: keys[i], ts: times[i], value: values[i]) }
