@@ -138,10 +138,13 @@ extension Reactor {
     }
 
     /// The write-ahead entries after which the stream's checkpoint is due: `walEntriesPerCheckpointMax`,
-    /// or one per `checkpointGroupsPerEntry` groups of its open windows when that is more. A
-    /// checkpoint writes every open group, so with a million keys a fixed interval would spend
-    /// most of the writer's time writing checkpoints; this keeps the checkpoint's cost per logged
-    /// event bounded whatever the number of keys, and the replay after a crash proportional to it.
+    /// or one per `checkpointGroupsPerEntry` keys of the stream or groups of its open windows
+    /// (whichever is more) when that is more. A checkpoint writes every key and every open
+    /// group, so with a million keys a fixed interval would spend most of the writer's time
+    /// writing checkpoints; this keeps the checkpoint's cost per logged event bounded whatever
+    /// the number of keys, and the replay after a crash proportional to it. (Counting only open
+    /// groups, 1M keys and 1 s windows checkpointed 25 MB every 0.85 s: its encoding, storing
+    /// and compaction took a third of the two cores.)
     ///
     /// The groups of the window closed last count too (`WindowOperator.lastClosedGroups`): at
     /// a window close the open groups fall to a handful, and counting only those made the
@@ -149,7 +152,7 @@ extension Reactor {
     /// in a few huge rounds, stalling event batches). A backlog of closed windows does not count,
     /// so an overdue checkpoint still bounds it.
     func checkpointEntries(_ stream: StreamRuntime) -> UInt64 {
-        let groups = Swift.max(stream.op.checkpointGroups, stream.op.lastClosedGroups)
+        let groups = Swift.max(stream.op.checkpointGroups, stream.op.lastClosedGroups, stream.op.keyCount)
         return UInt64(Swift.max(limits.walEntriesPerCheckpointMax, groups / limits.checkpointGroupsPerEntry))
     }
 

@@ -48,9 +48,9 @@ public struct ReactorLimits: Sendable, Hashable {
     public var idempotencyKeysPerStreamMax: Int = 4096
     /// Write-ahead entries per stream after which the reactor writes a checkpoint.
     public var walEntriesPerCheckpointMax: Int = 256
-    /// A stream with many open groups checkpoints after one logged entry per this many groups
-    /// when that is more than `walEntriesPerCheckpointMax` (`Reactor.checkpointEntries`).
-    public var checkpointGroupsPerEntry: Int = 512
+    /// A stream with many keys or open groups checkpoints after one logged entry per this many
+    /// of them when that is more than `walEntriesPerCheckpointMax` (`Reactor.checkpointEntries`).
+    public var checkpointGroupsPerEntry: Int = 256
     /// A checkpoint bigger than this (estimated bytes) is not written in the round that takes it:
     /// its state is encoded on a thread of its own and stored in parts, one per round
     /// (`CheckpointJob`), so no round of the reactor spends time that grows with the state.

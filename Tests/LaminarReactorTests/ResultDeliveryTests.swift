@@ -46,6 +46,7 @@ import Testing
         var l = ReactorLimits()
         l.resultRowsPerRoundMax = 100
         l.walEntriesPerCheckpointMax = 1
+        l.checkpointGroupsPerEntry = 1 << 20  // the entries alone set the interval, whatever the keys
         l.followProgressIntervalMs = 0
         return l
     }

@@ -75,6 +75,7 @@ final class SliceRefusingStore: StateStore {
         var l = ReactorLimits()
         l.resultRowsPerRoundMax = 100
         l.walEntriesPerCheckpointMax = 1
+        l.checkpointGroupsPerEntry = 1 << 20  // the entries alone set the interval, whatever the keys
         l.followProgressIntervalMs = 0
         l.resultRetryIntervalMs = 100
         return l
