@@ -7,7 +7,8 @@
 /// the rows of a close leave at a steady rate that empties the queue `paceFraction` of the way
 /// to the next close (the processing time between the last two closes): the same work, spread.
 ///
-/// Pacing applies only when it can: closes at least `intervalMinNs` apart (a changelog queues
+/// Pacing applies only where it helps and can hold: a queue of more than `queueUnpacedMax` rows,
+/// closes at least `intervalMinNs` apart (a changelog queues
 /// rows every round; a replay of old events closes windows back to back), a round that carried
 /// events (an idle reactor emits at once), and before the deadline (after it, the round's share
 /// as without pacing). So a stream never emits less than without pacing for long, and the queue
@@ -23,6 +24,9 @@ struct EmitPace {
     static let spreadMaxNs: UInt64 = 2_000_000_000
     /// Rows a paced round emits at least (one store write and notification each).
     static let rowsMin = 1024
+    /// A queue of at most this many rows is not paced: a few rounds' shares empty it, and
+    /// spreading it would only make its rows later.
+    static let queueUnpacedMax = 65_536
 
     /// When rows were last seen to arrive, and the processing time between the last two arrivals.
     private var lastQueuedNs: UInt64 = 0
@@ -49,7 +53,7 @@ struct EmitPace {
         knownRows = pending
         let since = lastNs
         lastNs = nowNs
-        guard roundHadEvents, deadlineNs >= nowNs, deadlineNs > since else { return nil }
+        guard roundHadEvents, pending > Self.queueUnpacedMax, deadlineNs >= nowNs, deadlineNs > since else { return nil }
         let due = Double(pending) * Double(nowNs - since) / Double(deadlineNs - since)
         return Swift.max(Self.rowsMin, Int(due.rounded(.up)))
     }

@@ -11,8 +11,8 @@ import Testing
         #expect(pace.allowance(pending: 600_000, nowNs: 1000 * Self.ms, roundHadEvents: true) == nil)
     }
 
-    /// Closes 1 s apart, rounds every 10 ms: the second close's rows leave at an even rate and
-    /// are all out by 3/4 of the interval (plus a round), no round taking more than twice the mean.
+    /// Closes 1 s apart, rounds every 10 ms: the second close's rows leave at an even rate, on
+    /// course to be out by 3/4 of the interval, no round taking more than twice the mean.
     @Test func aCloseIsSpreadOverThreeQuartersOfTheInterval() throws {
         var pace = EmitPace()
         var pending = 600_000
@@ -24,7 +24,7 @@ import Testing
         pending = 600_000
         var now = 2000 * Self.ms
         var rounds = 0, largest = 0
-        while pending > 0 {
+        while pending > EmitPace.queueUnpacedMax {
             let allowed = pace.allowance(pending: pending, nowNs: now, roundHadEvents: true)
             let share = try #require(allowed, "paced until the deadline, \(rounds) rounds")
             let n = min(share, pending)
@@ -34,8 +34,20 @@ import Testing
             rounds += 1
             now += 10 * Self.ms
         }
-        #expect(rounds >= 74 && rounds <= 77, "\(rounds) rounds of 10 ms for a 750 ms spread")
+        // Linear to 0 at 750 ms: down to the unpaced size by 750 · (1 − 65536 / 600000) = 668 ms.
+        #expect(rounds >= 66 && rounds <= 70, "\(rounds) rounds of 10 ms for a 750 ms spread")
         #expect(largest <= 2 * 600_000 / 75, "largest round \(largest) rows")
+        // The rest, a few rounds' shares, is not held back.
+        #expect(pace.allowance(pending: pending, nowNs: now, roundHadEvents: true) == nil)
+    }
+
+    @Test func aSmallQueueIsNotPaced() {
+        var pace = EmitPace()
+        _ = pace.allowance(pending: 10, nowNs: Self.ms, roundHadEvents: true)
+        pace.emitted(remaining: 0)
+        #expect(pace.allowance(pending: EmitPace.queueUnpacedMax, nowNs: 1000 * Self.ms, roundHadEvents: true) == nil)
+        pace.emitted(remaining: 0)
+        #expect(pace.allowance(pending: EmitPace.queueUnpacedMax + 1, nowNs: 2000 * Self.ms, roundHadEvents: true) == EmitPace.rowsMin)
     }
 
     /// Rows still queued at the deadline (rounds emitted less than their share) go at the
@@ -47,8 +59,8 @@ import Testing
         #expect(pace.allowance(pending: 100_000, nowNs: 1000 * Self.ms, roundHadEvents: true) != nil)
         pace.emitted(remaining: 99_000)
         #expect(pace.allowance(pending: 99_000, nowNs: 1700 * Self.ms, roundHadEvents: true) != nil)
-        pace.emitted(remaining: 50_000)
-        #expect(pace.allowance(pending: 50_000, nowNs: 1760 * Self.ms, roundHadEvents: true) == nil)
+        pace.emitted(remaining: 80_000)
+        #expect(pace.allowance(pending: 80_000, nowNs: 1760 * Self.ms, roundHadEvents: true) == nil)
     }
 
     @Test func roundsWithoutEventsAndClosesCloseTogetherAreNotPaced() {
@@ -56,12 +68,12 @@ import Testing
         _ = pace.allowance(pending: 1000, nowNs: 1000 * Self.ms, roundHadEvents: true)
         pace.emitted(remaining: 0)
         // 1 s later: paced, but not in a round that ingested nothing.
-        #expect(pace.allowance(pending: 50_000, nowNs: 2000 * Self.ms, roundHadEvents: false) == nil)
+        #expect(pace.allowance(pending: 500_000, nowNs: 2000 * Self.ms, roundHadEvents: false) == nil)
         pace.emitted(remaining: 0)
         // A changelog's rows every round (10 ms apart): no pacing.
         var now = 2010 * Self.ms
         for _ in 0..<5 {
-            #expect(pace.allowance(pending: 100, nowNs: now, roundHadEvents: true) == nil)
+            #expect(pace.allowance(pending: 100_000, nowNs: now, roundHadEvents: true) == nil)
             pace.emitted(remaining: 0)
             now += 10 * Self.ms
         }
