@@ -263,6 +263,23 @@ public struct WindowOperator {
         if keepLate { lateIndices.append(i) }
     }
 
+    /// The event-time bookkeeping for a run of events (`PaneWindows.addRun`, `Pane.addDirectRun`),
+    /// held in locals during the run. Mutating only so that the call in `ingestPanes`' closure
+    /// is made in place (a non-mutating one there copies the operator, retaining its arrays).
+    @inline(__always)
+    private mutating func ingestClock() -> IngestClock {
+        IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
+                    allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+    }
+
+    /// Takes back what a run advanced.
+    @inline(__always)
+    private mutating func adopt(_ clock: IngestClock) {
+        watermarkMs = clock.watermarkMs
+        maxEventTimeMs = clock.maxEventTimeMs
+        arrivals = clock.arrivals
+    }
+
     private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
         let late = groupEvents(events, keysMax: keysMax, sourceKeys: sourceKeys)
         let slide = panes.slideMs
@@ -303,15 +320,12 @@ public struct WindowOperator {
                 if panes.panes[cached].isDirect {
                     // A direct pane (`Pane`) takes every event up to the pane's end, a late event
                     // or a close in one run, new groups included.
-                    var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
-                                            allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                    var clock = ingestClock()
                     let (next, closeDue) = panes.panes[cached].addDirectRun(from: i, events, groups: groups, slideMs: slide,
                                                                            clock: &clock, layout: layout, pools: &pools,
                                                                            distinct: distinctHasher, changes: changelog, deep: deep)
                     if changelog { dirtyPanes = true }
-                    watermarkMs = clock.watermarkMs
-                    maxEventTimeMs = clock.maxEventTimeMs
-                    arrivals = clock.arrivals
+                    adopt(clock)
                     i = next
                     if closeDue {
                         closeReady()
@@ -320,8 +334,7 @@ public struct WindowOperator {
                     continue
                 }
                 if runs && panes.hintNames(pane: cached, group: g) {
-                    var clock = IngestClock(watermarkMs: watermarkMs, maxEventTimeMs: maxEventTimeMs, arrivals: arrivals,
-                                            allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
+                    var clock = ingestClock()
                     let (next, closeDue) = panes.addRun(pane: cached, from: i, events, groups: groups, clock: &clock, layout: layout,
                                                         pools: &pools, deep: deep)
                     if next > i {
@@ -329,9 +342,7 @@ public struct WindowOperator {
                             panes.markRunDirty(pane: cached, groups: groups, i..<next)
                             dirtyPanes = true
                         }
-                        watermarkMs = clock.watermarkMs
-                        maxEventTimeMs = clock.maxEventTimeMs
-                        arrivals = clock.arrivals
+                        adopt(clock)
                         i = next
                         if closeDue {
                             closeReady()
