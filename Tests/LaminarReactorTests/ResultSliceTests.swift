@@ -8,6 +8,19 @@ import Testing
 /// (`ResultIndex`), and the reactor's results across restarts, retention and an old data
 /// directory's results (`migrateEarlierResults`).
 @Suite struct ResultSliceTests {
+    /// Windows of rounds up to `round - 2` leave the index (as retention removes them) and the
+    /// model; keys left with none are purged at once.
+    static func expire(_ index: inout ResultIndex, _ model: inout [[UInt8]: [Int64: UInt64]], round: Int) {
+        for (key, windows) in model {
+            for (start, s) in windows where start <= Int64(round - 2) * 1000 {
+                key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
+                model[key]![start] = nil
+            }
+            if model[key]!.isEmpty { model[key] = nil }
+        }
+        index.purge(max: .max, keep: 0)
+    }
+
     static let columns = WindowResult.Columns(StreamDefinition(name: "s", windowSizeMs: 1000, aggregates: [.count, .sum]))
 
     @Test func rowsRoundTripThroughASlice() throws {
@@ -108,14 +121,7 @@ import Testing
                 model[key, default: [:]][start] = seq
             }
             // The oldest windows leave, as retention removes them.
-            for (key, windows) in model {
-                for (start, s) in windows where start <= Int64(round - 2) * 1000 {
-                    key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
-                    model[key]![start] = nil
-                }
-                if model[key]!.isEmpty { model[key] = nil }
-            }
-            index.purge(max: .max, keep: 0)
+            Self.expire(&index, &model, round: round)
             index.checkInvariants()
         }
         #expect(index.keyCount <= 3000 && index.keyCount >= model.count)
@@ -231,14 +237,7 @@ import Testing
                 #expect(replaced == model[key]?[start])
                 model[key, default: [:]][start] = seq
             }
-            for (key, windows) in model {
-                for (start, s) in windows where start <= Int64(round - 2) * 1000 {
-                    key.withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: s) }
-                    model[key]![start] = nil
-                }
-                if model[key]!.isEmpty { model[key] = nil }
-            }
-            index.purge(max: .max, keep: 0)
+            Self.expire(&index, &model, round: round)
             index.checkInvariants()
             var got: [[UInt8]: [Int64: UInt64]] = [:]
             _ = index.visit(key: [], exact: false, after: nil, limit: .max) { k, w in got[k, default: [:]][w.startMs] = w.seq }
