@@ -262,19 +262,19 @@ struct ResultIndex {
     /// without a copy when the key is new).
     @discardableResult
     mutating func set(key: UnsafeRawBufferPointer, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
-        set(key: key, hash: hasher.hash(key), startMs: startMs, seq: seq, owned: owned)
+        setLookingUp(key: key, startMs: startMs, seq: seq, owned: owned).replaced
     }
 
-    /// `set` with the key's hash (`hash(key)`) already made.
-    @discardableResult
-    mutating func set(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, seq: UInt64, owned: [UInt8]? = nil) -> UInt64? {
+    /// `set` through the hash table (adding the key if new); also returns the key's id.
+    private mutating func setLookingUp(key: UnsafeRawBufferPointer, startMs: Int64, seq: UInt64, owned: [UInt8]?) -> (id: Int, replaced: UInt64?) {
+        let h = hasher.hash(key)
         let (slot, found) = find(key, hash: h)
         guard let i = found else {
-            _ = add(owned ?? Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
+            let id = add(owned ?? Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
             rowCount += 1
-            return nil
+            return (id, nil)
         }
-        return setWindow(i, startMs: startMs, seq: seq)
+        return (i, setWindow(i, startMs: startMs, seq: seq))
     }
 
     /// `set` for a row of a closed window straight from the operator (`emitClosedRows`),
@@ -288,17 +288,7 @@ struct ResultIndex {
         if g < idOfGroup.count, case let hinted = Int(idOfGroup[g]), hinted != 0, holds(hinted &- 1, key) {
             return setWindow(hinted &- 1, startMs: startMs, seq: seq)
         }
-        let h = hasher.hash(key)
-        let (slot, found) = find(key, hash: h)
-        let id: Int, replaced: UInt64?
-        if let i = found {
-            id = i
-            replaced = setWindow(i, startMs: startMs, seq: seq)
-        } else {
-            id = add(Array(key.bindMemory(to: UInt8.self)), hash: h, slot: slot, window: Window(startMs: startMs, seq: seq))
-            rowCount += 1
-            replaced = nil
-        }
+        let (id, replaced) = setLookingUp(key: key, startMs: startMs, seq: seq, owned: nil)
         if g >= idOfGroup.count {
             idOfGroup.append(contentsOf: repeatElement(0, count: Swift.max(g + 1, 2 * idOfGroup.count) - idOfGroup.count))
         }
@@ -308,7 +298,8 @@ struct ResultIndex {
 
     /// Starts loading what `set(key:group:…)` reads for `group`: its remembered id, and once
     /// that has arrived (call again a few rows later with `entry: true`), that id's record.
-    /// Mutating for the reason `prefetch(_:entry:)` is.
+    /// Mutating only so that a caller holding the index `inout` in a closure calls it in place
+    /// (a non-mutating call there copies the whole index first, retaining each of its arrays).
     @inline(__always)
     mutating func prefetch(group: UInt32, entry: Bool) {
         let g = Int(group)
@@ -368,13 +359,7 @@ struct ResultIndex {
 
     @discardableResult
     mutating func remove(key: UnsafeRawBufferPointer, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
-        remove(key: key, hash: hasher.hash(key), startMs: startMs, ifSeq: seq)
-    }
-
-    /// `remove` with the key's hash (`hash(key)`) already made.
-    @discardableResult
-    mutating func remove(key: UnsafeRawBufferPointer, hash h: UInt64, startMs: Int64, ifSeq seq: UInt64?) -> UInt64? {
-        guard let i = find(key, hash: h).id else { return nil }
+        guard let i = id(of: key) else { return nil }
         guard let p = entries[i].windows.firstIndex(where: { $0.startMs == startMs }) else { return nil }
         let removed = entries[i].windows[p].seq
         if let seq, removed != seq { return nil }

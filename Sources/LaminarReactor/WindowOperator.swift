@@ -272,12 +272,15 @@ public struct WindowOperator {
                     allowedLatenessMs: allowedLatenessMs, closeAtMs: nextCloseAtMs)
     }
 
-    /// Takes back what a run advanced.
+    /// Takes back what a run advanced and closes what its watermark passed (`closeDue`);
+    /// returns whether it closed (the pane index the caller holds may have moved).
     @inline(__always)
-    private mutating func adopt(_ clock: IngestClock) {
+    private mutating func endRun(_ clock: IngestClock, closeDue: Bool) -> Bool {
         watermarkMs = clock.watermarkMs
         maxEventTimeMs = clock.maxEventTimeMs
         arrivals = clock.arrivals
+        if closeDue { closeReady() }
+        return closeDue
     }
 
     private mutating func ingestPanes(_ events: EventBatch.EventView, keysMax: Int, sourceKeys: UnsafeBufferPointer<UInt32>?) -> Int {
@@ -325,12 +328,8 @@ public struct WindowOperator {
                                                                            clock: &clock, layout: layout, pools: &pools,
                                                                            distinct: distinctHasher, changes: changelog, deep: deep)
                     if changelog { dirtyPanes = true }
-                    adopt(clock)
                     i = next
-                    if closeDue {
-                        closeReady()
-                        cached = -1
-                    }
+                    if endRun(clock, closeDue: closeDue) { cached = -1 }
                     continue
                 }
                 if runs && panes.hintNames(pane: cached, group: g) {
@@ -342,12 +341,8 @@ public struct WindowOperator {
                             panes.markRunDirty(pane: cached, groups: groups, i..<next)
                             dirtyPanes = true
                         }
-                        adopt(clock)
                         i = next
-                        if closeDue {
-                            closeReady()
-                            cached = -1
-                        }
+                        if endRun(clock, closeDue: closeDue) { cached = -1 }
                         continue
                     }
                 }
