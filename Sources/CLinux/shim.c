@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -55,6 +56,23 @@ int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, in
 int CLinux_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
 
 int CLinux_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int CLinux_start_writeback(int fd, int64_t offset, int64_t length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : -errno;
+}
+
+int CLinux_set_io_priority_idle(void) {
+    // ioprio_set(IOPRIO_WHO_PROCESS, 0 = the calling thread, IOPRIO_CLASS_IDLE << 13)
+    return syscall(SYS_ioprio_set, 1, 0, 3 << 13) == 0 ? 0 : -errno;
+}
+
+int CLinux_wait_writeback(int fd, int64_t offset, int64_t length) {
+    int rc;
+    do {
+        rc = sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : -errno;
+}
 
 struct clinux_sched_attr {
     uint32_t size, sched_policy;

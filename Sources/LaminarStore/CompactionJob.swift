@@ -112,6 +112,7 @@ final class CompactionJob: @unchecked Sendable {
         self.options = options
         self.published = Atomic(snapshotEnd)
         let started = ServerThread.start(name: "laminar-compact", nice: 19) { [self] in
+            _ = CLinux_set_io_priority_idle()
             outcome = Result { try run() }
             finished.store(true, ordering: .releasing)
         }
@@ -154,6 +155,7 @@ final class CompactionJob: @unchecked Sendable {
             directory: directory, options: options, recordBytes: liveBytes, baseRevision: baseRevision, expectedRecords: live.count)
         var handedOver = false
         defer { if !handedOver { writer.discard() } }
+        writer.writebackStepBytes = DataFileWriter.compactionWritebackStepBytes
         // As large as the owner's: a table sized to the live keys alone could have to grow at the
         // first new key after the switch, rehashing every key on the owner's thread.
         var table = KeyHashTable(minimumCapacity: max(live.count, tableCapacity * 3 / 4))
@@ -194,6 +196,7 @@ final class CompactionJob: @unchecked Sendable {
         // The owner reads these pages from its first lookup on: map them all in now, here, so
         // that it takes no page fault on them.
         writer.region.prefault(bytes: writer.end)
+        writer.writebackStepBytes = 0  // the owner's tail steps never wait for the disk
         handedOver = true
         tableOwned = false
         return CompactionOutput(

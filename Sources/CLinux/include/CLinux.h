@@ -52,6 +52,15 @@ int CLinux_epoll_wait_ns(int epfd, uint32_t *events, uint64_t *data, int max, in
 int CLinux_set_timer_slack_ns(unsigned long ns);
 /// Names the calling thread (prctl PR_SET_NAME, 15 bytes kept): what top -H, perf and /proc show.
 int CLinux_set_thread_name(const char *name);
+/// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing the dirty pages of a file range to disk,
+/// without waiting. Durability still needs an fdatasync (no metadata, no device cache flush):
+/// this only paces a big writer's writeback (LaminarStore/DataFileWriter.swift). 0 or -errno.
+int CLinux_start_writeback(int fd, int64_t offset, int64_t length);
+/// The same, waiting until the range's pages are written (retries EINTR). 0 or -errno.
+int CLinux_wait_writeback(int fd, int64_t offset, int64_t length);
+/// ioprio_set(IOPRIO_CLASS_IDLE) for the calling thread: the disk serves its requests when no
+/// other class has any waiting (schedulers with priorities, e.g. mq-deadline, bfq). 0 or -errno.
+int CLinux_set_io_priority_idle(void);
 /// Asks the scheduler (EEVDF, Linux 6.12+: sched_setattr's sched_runtime for SCHED_OTHER, no
 /// privilege needed) for time slices of `ns` (0.1 to 100 ms) for the calling thread, keeping its
 /// nice value: a shorter slice does not give a thread more CPU; it may get it sooner (an earlier
