@@ -186,6 +186,39 @@ import Testing
         #expect(index.keyCount >= model.count && index.keyCount <= 2001)
     }
 
+    /// A key is purged only once its latest emptying is old enough: one that emptied long ago,
+    /// came back and emptied again just now stays (its old listing no longer counts), so that
+    /// keys coming and going every window are not removed from and reinserted in the ordered set.
+    @Test func onlyAKeysLatestEmptyingPurgesIt() {
+        var index = ResultIndex()
+        func set(_ key: String, _ start: Int64, _ seq: UInt64) { index.set(key: Array(key.utf8), startMs: start, seq: seq) }
+        func remove(_ key: String, _ start: Int64) { Array(key.utf8).withUnsafeBytes { _ = index.remove(key: $0, startMs: start, ifSeq: nil) } }
+        set("a", 0, 1)
+        remove("a", 0)  // listing 0: "a"
+        set("a", 1000, 2)
+        remove("a", 1000)  // listing 1: "a" again
+        for i in 0..<3 {
+            set("k\(i)", 0, UInt64(3 + i))
+            remove("k\(i)", 0)  // listings 2, 3, 4
+        }
+        // Two listings may stay: listings 0, 1 and 2 are purged; only "a"'s latest (1) drops it,
+        // and "k0" goes with listing 2.
+        index.purge(max: 1, keep: 2)
+        #expect(index.keyCount == 4)  // listing 0: "a" emptied again since, kept
+        index.purge(max: .max, keep: 2)
+        #expect(index.keyCount == 2)  // "a" (listing 1) and "k0" (listing 2) dropped
+        index.checkInvariants()
+        #expect(index.seq(key: Array("a".utf8), startMs: 1000) == nil)
+        // "k1" comes back and empties again: its first listing does not drop it.
+        set("k1", 1000, 10)
+        remove("k1", 1000)  // listing 5
+        index.purge(max: .max, keep: 2)  // pops listing 3 ("k1", stale): kept
+        #expect(index.keyCount == 2)
+        index.purge(max: .max, keep: 0)
+        #expect(index.keyCount == 0)
+        index.checkInvariants()
+    }
+
     /// The index's memory of each operator group's id (`set(key:group:…)`) made stale both ways:
     /// the key dropped and its id reused for another key, and the group meaning another key
     /// (another operator). Each row still lands under its own key.
