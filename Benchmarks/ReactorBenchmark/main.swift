@@ -338,6 +338,7 @@ func benchKV(ops: Int, keys: Int) throws -> (perSecond: Double, cpuNsPerOp: Doub
 
 // MARK: main
 
+HugePages.useForMallocByReexecuting()  // as the server does: its figures are the server's
 var jsonOut: String?
 var quick = false
 var only: String?
