@@ -12,9 +12,10 @@ import Darwin
 /// Records are laid out in a 1 MiB chunk and written a chunk at a time with one `pwrite` each (a
 /// record larger than the chunk goes alone). The region is not `inUse` (nothing relies on it
 /// before the rename), so a full disk, even a torn write, is a recoverable `StoreError.io`.
+///
 /// **Writeback pacing** (`writebackStepBytes`, the compaction thread's writes only): without it
-/// the thread wrote a whole live set (~100 MB) into the page cache and then synced it at once, and
-/// the disk, busy with that one flush for ~200 ms, made every commit of the store's log wait as
+/// the thread wrote a whole live set (~110 MB) into the page cache and then synced it at once, and
+/// the disk, busy with that one flush for ~190 ms, made every commit of the store's log wait as
 /// long (POST p99 under ingest). With it, each step written is handed to the disk at once
 /// (`sync_file_range`) and the thread waits for the step before, so at most two steps are ever
 /// dirty or in flight ahead of a commit's few pages. A hint only: errors are ignored (the final
