@@ -19,11 +19,13 @@ public enum HugePages {
     /// Call first thing in `main`, before any thread starts. Returns (doing nothing) when the
     /// system gives huge pages to every mapping already or to none (`enabled` is not
     /// `madvise`), when `GLIBC_TUNABLES` names the tunable already (this is the run started
-    /// again, or the user chose: `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns this off), or when
-    /// the program cannot be started again (it then goes on as it is).
+    /// again, or the user chose: `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns this off), under
+    /// valgrind (`/proc/self/exe` is its tool there, and a program started again would run
+    /// outside it), or when the program cannot be started again (it then goes on as it is).
     public static func useForMallocByReexecuting() {
         #if os(Linux)
         guard systemMode() == "madvise" else { return }
+        if let preload = getenv("LD_PRELOAD"), String(cString: preload).contains("vgpreload") { return }
         let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
         guard !current.contains(tunable) else { return }
         setenv("GLIBC_TUNABLES", current.isEmpty ? "\(tunable)=1" : "\(current):\(tunable)=1", 1)

@@ -47,6 +47,13 @@ struct EndToEndHugePagesTests {
                        expected: madvise ? ["glibc.malloc.arena_max=2", "glibc.malloc.hugetlb=1"] : ["glibc.malloc.arena_max=2"])
     }
 
+    /// Under valgrind (its preload library named in `LD_PRELOAD`) the server does not start again:
+    /// `/proc/self/exe` is valgrind's tool there. (A preload that does not exist is ignored by
+    /// the loader with a warning, which is all this needs.)
+    @Test func underValgrindTheServerIsNotStartedAgain() throws {
+        try Self.check(environment: ["GLIBC_TUNABLES": "", "LD_PRELOAD": "/nonexistent/vgpreload_core-amd64-linux.so"], expected: [])
+    }
+
     @Test func aUsersChoiceOfTheTunableIsKept() throws {
         try Self.check(environment: ["GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"], expected: ["glibc.malloc.hugetlb=0"])
     }
