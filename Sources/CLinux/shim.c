@@ -61,11 +61,6 @@ int CLinux_start_writeback(int fd, int64_t offset, int64_t length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : -errno;
 }
 
-int CLinux_set_io_priority_idle(void) {
-    // ioprio_set(IOPRIO_WHO_PROCESS, 0 = the calling thread, IOPRIO_CLASS_IDLE << 13)
-    return syscall(SYS_ioprio_set, 1, 0, 3 << 13) == 0 ? 0 : -errno;
-}
-
 int CLinux_wait_writeback(int fd, int64_t offset, int64_t length) {
     int rc;
     do {

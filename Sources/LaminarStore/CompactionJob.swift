@@ -112,7 +112,6 @@ final class CompactionJob: @unchecked Sendable {
         self.options = options
         self.published = Atomic(snapshotEnd)
         let started = ServerThread.start(name: "laminar-compact", nice: 19) { [self] in
-            _ = CLinux_set_io_priority_idle()
             outcome = Result { try run() }
             finished.store(true, ordering: .releasing)
         }

@@ -58,9 +58,6 @@ int CLinux_set_thread_name(const char *name);
 int CLinux_start_writeback(int fd, int64_t offset, int64_t length);
 /// The same, waiting until the range's pages are written (retries EINTR). 0 or -errno.
 int CLinux_wait_writeback(int fd, int64_t offset, int64_t length);
-/// ioprio_set(IOPRIO_CLASS_IDLE) for the calling thread: the disk serves its requests when no
-/// other class has any waiting (schedulers with priorities, e.g. mq-deadline, bfq). 0 or -errno.
-int CLinux_set_io_priority_idle(void);
 /// Asks the scheduler (EEVDF, Linux 6.12+: sched_setattr's sched_runtime for SCHED_OTHER, no
 /// privilege needed) for time slices of `ns` (0.1 to 100 ms) for the calling thread, keeping its
 /// nice value: a shorter slice does not give a thread more CPU; it may get it sooner (an earlier
