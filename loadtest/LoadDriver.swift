@@ -115,9 +115,10 @@ struct RequestBuilder {
         return t
     }
 
-    /// The batch in `LEV1` (`proto-docs/event-formats.md`), written in place: the client's time
-    /// per event is the server's measure's noise on a shared machine (building it through
-    /// arrays and a second encoding pass took a third of a core at 1.5 M events/s).
+    /// The batch in `LEV1` (`proto-docs/event-formats.md`), written in place: on a machine the
+    /// client shares with the server, the client's CPU per event is taken from the server it
+    /// measures (built through arrays and a second encoding pass, it took a third of a core at
+    /// 1.5 M events/s).
     private mutating func binaryEvents(rng: inout SplitMix64, sampler: KeySampler, nowMs: Int64) -> Int {
         let n = config.batch, config = self.config
         // Room for the longest events ("u" + 19 digits), trimmed to what was written.
