@@ -163,7 +163,13 @@ struct Pane {
                         let ts = events.timestamp(i)
                         let g = Int(groups[i])  // a late event's (UInt32.max) is beyond the table
                         guard ts >= lo && ts < hi && g < t.count, case let s = Int(t[g]), s != 0 else { return false }
-                        if deep { Pane.prefetchAhead(i, groups: groups, table: t, acc: acc, width: width) }
+                        if deep {
+                            let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance
+                            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+                            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                                CLinux_prefetch(acc + (sn &- 1) &* width)
+                            }
+                        }
                         let keyHash = hll ? distinct.hash(events.key(i)) : 0
                         layout.add(acc + (s &- 1) &* width, events, i, ts: ts, arrival: clock.arrivals, keyHash: keyHash, pools: &pools)
                         i &+= 1
@@ -180,11 +186,7 @@ struct Pane {
             let ts = events.timestamp(i)
             let group = groups[i]
             guard ts >= lo && ts < hi && group != WindowOperator.lateGroup else { break }
-            if deep {
-                slotOfGroup.withUnsafeBufferPointer { t in
-                    acc.withUnsafeBufferPointer { Pane.prefetchAhead(i, groups: groups, table: t, acc: $0.baseAddress!, width: width) }
-                }
-            }
+            if deep { prefetchAhead(i, groups: groups, width: width) }
             let s = slot(group, layout: layout, pools: &pools)
             let keyHash = hll ? distinct.hash(events.key(i)) : 0
             let arrival = clock.arrivals
@@ -199,16 +201,17 @@ struct Pane {
         return (i, closeDue)
     }
 
-    /// `addDirectRun`'s lookahead at event `i`, in the pane's table `table` and slots `acc`:
-    /// the table entry of event `i + entryDistance`'s group, the slot of event
-    /// `i + slotDistance`'s (whose entry has arrived) if the pane has it.
+    /// `addDirectRun`'s lookahead at event `i`: the table entry of event `i + entryDistance`'s
+    /// group, the slot of event `i + slotDistance`'s (whose entry has arrived) if the pane has
+    /// it. `mutating` only to be called in place (`prefetchSlot`).
     @inline(__always)
-    static func prefetchAhead(_ i: Int, groups: UnsafeBufferPointer<UInt32>, table t: UnsafeBufferPointer<Int32>,
-                              acc: UnsafePointer<Double>, width: Int) {
+    mutating func prefetchAhead(_ i: Int, groups: UnsafeBufferPointer<UInt32>, width: Int) {
         let far = i &+ Pane.entryDistance, near = i &+ Pane.slotDistance, n = groups.count
-        if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
-        if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
-            CLinux_prefetch(acc + (sn &- 1) &* width)
+        slotOfGroup.withUnsafeBufferPointer { t in
+            if far < n, case let gf = Int(groups[far]), gf < t.count { CLinux_prefetch(t.baseAddress! + gf) }
+            if near < n, case let gn = Int(groups[near]), gn < t.count, case let sn = Int(t[gn]), sn != 0 {
+                acc.withUnsafeBufferPointer { CLinux_prefetch($0.baseAddress! + (sn &- 1) &* width) }
+            }
         }
     }
 
