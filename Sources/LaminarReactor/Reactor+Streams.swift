@@ -138,8 +138,8 @@ extension Reactor {
     }
 
     /// The write-ahead entries after which the stream's checkpoint is due: `walEntriesPerCheckpointMax`,
-    /// or, when that is more, one per `checkpointGroupsPerEntry` of the stream's keys or of its
-    /// open windows' groups, whichever are more. A checkpoint writes every key and every open
+    /// or one per `checkpointGroupsPerEntry` keys of the stream or groups of its open windows
+    /// (whichever is more) when that is more. A checkpoint writes every key and every open
     /// group, so with a million keys a fixed interval would spend most of the writer's time
     /// writing checkpoints; this keeps the checkpoint's cost per logged event bounded whatever
     /// the number of keys, and the replay after a crash proportional to it. (Counting only open

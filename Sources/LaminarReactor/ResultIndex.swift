@@ -375,15 +375,13 @@ struct ResultIndex {
         if let seq, removed != seq { return nil }
         rowCount -= 1
         entries[i].windows.remove(at: p)
-        if entries[i].windows.isEmpty { Self.listEmptied(i, &entries[i], in: &emptied, base: emptiedBase) }
+        if entries[i].windows.isEmpty { listEmptied(i) }
         return removed
     }
 
-    /// Lists live key `id` (record `entry`), whose last window just left, for `purge`: its
-    /// ticket is the listing's position among all ever made (`emptiedBase` that of `emptied[0]`).
-    @inline(__always)
-    private static func listEmptied(_ id: Int, _ entry: inout Entry, in emptied: inout [UInt32], base emptiedBase: Int) {
-        entry.emptiedTicket = emptiedBase + emptied.count
+    /// Lists live key `id`, whose last window just left, for `purge`.
+    private mutating func listEmptied(_ id: Int) {
+        entries[id].emptiedTicket = emptiedBase + emptied.count
         emptied.append(UInt32(id))
     }
 
@@ -424,7 +422,10 @@ struct ResultIndex {
                 let first = e[id].windows.firstSeq
                 guard first != 0 && first < from else { continue }
                 dropped += e[id].windows.removeStale(before: from)
-                if e[id].windows.isEmpty { Self.listEmptied(id, &e[id], in: &emptied, base: emptiedBase) }
+                if e[id].windows.isEmpty {
+                    e[id].emptiedTicket = emptiedBase + emptied.count
+                    emptied.append(UInt32(id))
+                }
             }
         }
         sweepAt = at
