@@ -21,7 +21,7 @@ struct CheckpointSnapshot {
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.bytes.reserveCapacity(64 + 8 * idempotencyKeys.count + op.checkpointBytesEstimate)
-        w.u8(sourceNext == nil ? 3 : 4)
+        w.u8(sourceNext == nil ? 6 : 7)
         w.u64(UInt64(bitPattern: atMs))
         w.u64(nextSequence)
         w.u64(nextResultSeq)

@@ -42,13 +42,18 @@ struct Pane {
     var tableCount: Int { slotOfGroup.count }
 
     /// The pane as a checkpoint reads it (`PaneWindows.checkpointCopy`): its groups, slots and
-    /// dirty marks shared, its table left out (so the live pane, writing its table next, does
-    /// not copy it). Never looked up in.
-    func withoutTable() -> Pane {
+    /// dirty marks copied now, its table left out. Copied rather than shared: the live pane
+    /// writes them next, and a shared array written is copied whole then, at a capacity that
+    /// fits only its count (the pane would grow again by doubling). Never looked up in.
+    func checkpointCopy() -> Pane {
         var p = self
         p.slotOfGroup = []
         p.mask = -1
         p.isDirect = false
+        p.groupIds = groupIds.withUnsafeBufferPointer { Array($0) }
+        p.acc = acc.withUnsafeBufferPointer { Array($0) }
+        p.dirty = dirty.withUnsafeBufferPointer { Array($0) }
+        p.dirtyMark = dirtyMark.withUnsafeBufferPointer { Array($0) }
         return p
     }
 
@@ -341,13 +346,13 @@ struct PaneWindows {
 
     var panesPerWindow: Int64 { sizeMs / slideMs }
 
-    /// A copy holding only what a checkpoint encodes (`WindowOperator.checkpointCopy`): the open
-    /// panes without their tables, no hints, no spare panes. A snapshot shares its arrays with
-    /// the live state until the live state writes them (copy on write): what the snapshot does
-    /// not hold the reactor never copies.
+    /// A copy holding only what a checkpoint encodes (`WindowOperator.checkpointCopy`): copies
+    /// of the open panes without their tables (`Pane.checkpointCopy`), no hints, no spare
+    /// panes. Its cost grows with the open panes' groups: a tumbling stream with many of them
+    /// checkpoints just after a close, when they are few (`Reactor.checkpointIfDue`).
     func checkpointCopy() -> PaneWindows {
         var c = PaneWindows(sizeMs: sizeMs, slideMs: slideMs)
-        c.panes = panes.map { $0.withoutTable() }
+        c.panes = panes.map { $0.checkpointCopy() }
         c.nextWindowStart = nextWindowStart
         return c
     }

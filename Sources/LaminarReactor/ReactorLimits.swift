@@ -51,6 +51,11 @@ public struct ReactorLimits: Sendable, Hashable {
     /// A stream with many keys or open groups checkpoints after one logged entry per this many
     /// of them when that is more than `walEntriesPerCheckpointMax` (`Reactor.checkpointEntries`).
     public var checkpointGroupsPerEntry: Int = 256
+    /// A due checkpoint of a tumbling stream whose open pane holds more groups than this waits
+    /// for the next close, up to twice its entries (`Reactor.checkpointIfDue`): the snapshot
+    /// copies the open pane on the reactor, and just after a close it holds few groups (the
+    /// closed window goes into the checkpoint as it is, shared, never written again).
+    public var checkpointOpenGroupsCopyMax: Int = 65_536
     /// A checkpoint bigger than this (estimated bytes) is not written in the round that takes it:
     /// its state is encoded on a thread of its own and stored in parts, one per round
     /// (`CheckpointJob`), so no round of the reactor spends time that grows with the state.
@@ -127,6 +132,7 @@ public struct ReactorLimits: Sendable, Hashable {
         if valueBytesMax > StoreLimits.formatValueBytesMax { return "valueBytesMax exceeds the largest value a store record holds" }
         if walEntriesPerCheckpointMax < 1 { return "walEntriesPerCheckpointMax must be positive" }
         if checkpointGroupsPerEntry < 1 { return "checkpointGroupsPerEntry must be positive" }
+        if checkpointOpenGroupsCopyMax < 0 { return "checkpointOpenGroupsCopyMax must not be negative" }
         if checkpointInlineBytesMax < 0 { return "checkpointInlineBytesMax must not be negative" }
         if checkpointPartBytes < 1 { return "checkpointPartBytes must be positive" }
         if fsyncIntervalMs < 1 { return "fsyncIntervalMs must be positive" }

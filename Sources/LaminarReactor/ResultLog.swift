@@ -166,8 +166,8 @@ extension Reactor {
                 rows -= n
                 quota -= n
             }
-            if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) {
-                // Closes come faster than slices drain them and the checkpoint waits: a quarter of
+            if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && !stream.op.checkpointable && checkpointOverdue(stream) {
+                // Built rows come faster than slices drain them and the checkpoint waits: a quarter of
                 // the queue per round on top, so the queue and the log stay bounded (in emits of
                 // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows),
                 // but at most four times the round's share, so that the round stays short (a
@@ -204,7 +204,7 @@ extension Reactor {
     }
 
     /// Whether the stream logged twice the write-ahead entries a checkpoint is due after (it
-    /// waits for the queue of closed-window rows to empty). Not while a checkpoint is being
+    /// waits for built rows queued to go out). Not while a checkpoint is being
     /// stored in parts: its snapshot was taken, and it covers the entries logged before it.
     func checkpointOverdue(_ stream: StreamRuntime) -> Bool {
         stream.checkpointJob == nil && stream.entriesSinceCheckpoint >= 2 * checkpointEntries(stream)
@@ -212,8 +212,8 @@ extension Reactor {
 
     /// Takes up to `max` queued rows of `stream`, emits them (through the stream's projection,
     /// which may drop rows that fail `having`), stores them, sends them to its followers in one
-    /// notification, and checkpoints when the queue is empty (checkpoints wait for it). Returns
-    /// the rows taken.
+    /// notification, and checkpoints when due and no built rows are left (checkpoints wait for
+    /// them). Returns the rows taken.
     @discardableResult
     func emitRows(_ stream: StreamRuntime, max: Int) -> Int {
         let taken = takeAndEmitRows(stream, max: max)
@@ -227,7 +227,7 @@ extension Reactor {
         if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
             let taken = emitClosedRows(stream, max: max)
             stream.resultSlices += 1
-            if stream.rowsPending == 0 { checkpointIfDue(stream) }
+            if stream.op.checkpointable { checkpointIfDue(stream) }
             return taken
         }
         var sent = stream.op.takeRows(max: max)
@@ -239,7 +239,7 @@ extension Reactor {
         // Followers get only stored rows (those of a refused slice once it is written): a
         // follower never sees a row that a resume would not return.
         notifyFollowers(stream, stored == sent.count ? sent : Array(sent[..<stored]))
-        if stream.rowsPending == 0 { checkpointIfDue(stream) }
+        if stream.op.checkpointable { checkpointIfDue(stream) }
         return taken
     }
 
@@ -282,7 +282,7 @@ extension Reactor {
         }
         guard stored > 0 else { return false }
         stream.pendingSlices.removeFirst(stored)
-        if stream.pendingSlices.isEmpty && stream.rowsPending == 0 { checkpointIfDue(stream) }
+        if stream.pendingSlices.isEmpty && stream.op.checkpointable { checkpointIfDue(stream) }
         return true
     }
 

@@ -52,6 +52,23 @@ struct RowQueue {
         }
     }
 
+    /// Whether every item still queued is a closed window (no built rows): a checkpoint may
+    /// then hold the queue as it is (`WindowOperator.checkpointCopy`).
+    var holdsOnlyClosedWindows: Bool {
+        for i in head..<items.count {
+            if case .row = items[i] { return false }
+        }
+        return true
+    }
+
+    /// The closed windows still queued, each with the slot of its next row to build.
+    var queuedWindows: [ClosedWindow] {
+        (head..<items.count).compactMap { i in
+            if case .window(let w) = items[i], w.next < w.pane.count { return w }
+            return nil
+        }
+    }
+
     /// The window end of the first queued row that closes a window (a `final` row, or any row of
     /// `emit: final`), `nil` if none.
     var firstClosingEndMs: Int64? {

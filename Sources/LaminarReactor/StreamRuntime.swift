@@ -14,8 +14,8 @@ public struct LateEvent: Sendable, Hashable {
 ///
 /// Invariants: `oldestRetainedSeq <= storedResultEnd`; rows `oldestRetainedSeq..<storedResultEnd`
 /// are in the stream's result slices, rows `storedResultEnd..<nextResultSeq` in `pendingSlices`
-/// (slices the store refused, written by a later round); no checkpoint while rows are pending
-/// in the operator or in `pendingSlices` (`checkpointIfDue`).
+/// (slices the store refused, written by a later round); no checkpoint while built rows are
+/// pending in the operator (closed windows may be) or rows in `pendingSlices` (`checkpointIfDue`).
 final class StreamRuntime {
     let id: UInt64
     let definition: StreamDefinition
@@ -151,16 +151,18 @@ final class StreamRuntime {
         if lateEvents.count > max { lateEvents.removeFirst(lateEvents.count - max) }
     }
 
-    /// Checkpoint value: version (3), when it was written (ms), the next sequence number, the
+    /// Checkpoint value: version (6), when it was written (ms), the next sequence number, the
     /// next result sequence number, idempotency keys (oldest first), operator
-    /// (`WindowOperator.encodeCheckpoint`); version 4, for a stream reading a named source, the
-    /// same followed by `sourceNext` (u64). Versions 1 and 2 (earlier releases) lack the result
-    /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Taken only
-    /// with no rows pending, so the operator's state and `nextResultSeq` describe the same moment
+    /// (`WindowOperator.encodeCheckpoint`, ending with the closed windows queued); version 7, for
+    /// a stream reading a named source, the same followed by `sourceNext` (u64). Versions 3 and
+    /// 4 (earlier releases) are 6 and 7 without queued windows; 1 and 2 lack the result
+    /// sequence and hold a tumbling operator of their own form; 1 lacks the time. Taken with no
+    /// built rows pending (`WindowOperator.checkpointable`) and no slice waiting to be stored, so
+    /// the operator's state, its queued windows and `nextResultSeq` describe the same moment
     /// (`CheckpointSnapshot.encode` writes it; a big one is stored in parts under a version 5
     /// head, `CheckpointJob`).
     func checkpointSnapshot(atMs: Int64) -> CheckpointSnapshot {
-        precondition(rowsPending == 0, "a checkpoint never splits a window's rows")
+        precondition(pendingSlices.isEmpty, "a checkpoint never passes rows not stored")
         return CheckpointSnapshot(atMs: atMs, nextSequence: nextSequence, nextResultSeq: nextResultSeq,
                                   idempotencyKeys: idempotency.oldestFirst, op: op.checkpointCopy(),
                                   sourceNext: definition.source == nil ? nil : sourceNext)
@@ -169,7 +171,10 @@ final class StreamRuntime {
     func decodeCheckpoint(_ bytes: [UInt8], limits: ReactorLimits) throws {
         var r = ByteReader(bytes)
         let version = try r.u8()
-        guard version >= 1 && version <= 4, (version == 4) == (definition.source != nil) else { throw ByteReader.DecodeError() }
+        let hasSource = version == 4 || version == 7
+        guard (1...4).contains(version) || version == 6 || version == 7, hasSource == (definition.source != nil) else {
+            throw ByteReader.DecodeError()
+        }
         if version >= 2 { lastCheckpointAtMs = Int64(bitPattern: try r.u64()) }
         nextSequence = try r.u64()
         if version >= 3 { nextResultSeq = try r.u64() }
@@ -177,8 +182,8 @@ final class StreamRuntime {
         let n = Int(try r.u32())
         for _ in 0..<n { idempotency.remember(try r.u64(), max: limits.idempotencyKeysPerStreamMax) }
         if version >= 3 {
-            try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax)
-            if version == 4 {
+            try op.decodeCheckpoint(from: &r, keysMax: limits.streamKeysMax, queuedWindows: version >= 6)
+            if hasSource {
                 sourceNext = try r.u64()
                 checkpointSourceNext = sourceNext
             }

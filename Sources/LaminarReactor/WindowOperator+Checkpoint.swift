@@ -2,7 +2,8 @@ import LaminarStore
 
 /// The operator's checkpoint: counters and watermark, the count_distinct hash seed, then the
 /// open panes (tumble/hop) or sessions with each group's key and slot (sketches and HLLs
-/// included), and the changelog state (rows last emitted, groups changed since).
+/// included), the changelog state (rows last emitted, groups changed since), and (tumble/hop,
+/// stream checkpoint version 6 on) the closed windows whose rows are still to go out.
 extension WindowOperator {
     /// About the bytes `encodeCheckpoint` writes (sketches and HLLs aside), so that a writer
     /// reserves them once: a checkpoint of a million groups is tens of megabytes, and growing
@@ -10,7 +11,7 @@ extension WindowOperator {
     var checkpointBytesEstimate: Int {
         let key = 4 + (keys.count > 0 ? keys.keyBytes / keys.count : 0)
         let group = key + 1 + 8 * layout.width + (isSession ? 32 : 0)
-        return 256 + checkpointGroups * group + emitted.count * (key + 12 + 8 * layout.columns.count)
+        return 256 + (checkpointGroups + output.rowCount) * group + emitted.count * (key + 12 + 8 * layout.columns.count)
     }
 
     func encodeCheckpoint(into w: inout ByteWriter) {
@@ -46,10 +47,26 @@ extension WindowOperator {
                 w.i64(start); w.blob(groupKey(g))
                 Self.encodeValues(values, into: &w)
             }
+            // Closed windows queued, each from its next row: replay after a crash emits them
+            // under the sequence numbers they would have had (the checkpoint's next result seq).
+            let queued = output.queuedWindows
+            w.u32(UInt32(queued.count))
+            for q in queued {
+                w.i64(q.startMs); w.i64(q.endMs)
+                w.u32(UInt32(q.pane.count - q.next))
+                q.pane.acc.withUnsafeBufferPointer { b in
+                    for s in q.next..<q.pane.count {
+                        w.blob(groupKey(q.pane.groupIds[s]))
+                        layout.encode(b.baseAddress! + s * layout.width, pools: pools, into: &w)
+                    }
+                }
+            }
         }
     }
 
-    mutating func decodeCheckpoint(from r: inout ByteReader, keysMax: Int) throws {
+    /// Restores the operator from `encodeCheckpoint`'s bytes; `queuedWindows`: whether they
+    /// end with the closed windows queued (stream checkpoint version 6 on).
+    mutating func decodeCheckpoint(from r: inout ByteReader, keysMax: Int, queuedWindows: Bool) throws {
         watermarkMs = try r.i64(); maxEventTimeMs = try r.i64()
         eventsAccepted = try r.u64(); eventsLate = try r.u64(); windowsClosed = try r.u64(); arrivals = try r.u64()
         distinctHasher = KeyHasher(seed: try r.u64())
@@ -90,6 +107,22 @@ extension WindowOperator {
                 let g = try internGroup(try r.blob(), keysMax: keysMax)
                 guard let values = try Self.decodeValues(from: &r) else { throw ByteReader.DecodeError() }
                 _ = emitted.update(g, start, values)
+            }
+            let queued = queuedWindows ? Int(try r.u32()) : 0
+            for _ in 0..<queued {
+                let start = try r.i64(), end = try r.i64()
+                guard end > start else { throw ByteReader.DecodeError() }
+                var pane = Pane(startMs: start)
+                let m = Int(try r.u32())
+                for row in 0..<m {
+                    let g = try internGroup(try r.blob(), keysMax: keysMax)
+                    // Rows keep their order (slots in insertion order); a group twice is corrupt.
+                    let s = pane.slot(g, layout: layout, pools: &pools)
+                    guard s == row else { throw ByteReader.DecodeError() }
+                    try pane.acc.withUnsafeMutableBufferPointer { try layout.decode($0.baseAddress! + s * layout.width, pools: &pools, from: &r) }
+                }
+                output.appendWindow(pane, startMs: start, endMs: end)
+                lastClosedGroups = Swift.max(lastClosedGroups, m)
             }
         }
         refreshNextClose()

@@ -61,9 +61,9 @@ public struct WindowOperator {
     /// Indices (in the last batch) of its late events, when `keepLate`.
     public private(set) var lateIndices: [Int] = []
     private var nextCloseAtMs: Int64 = .max
-    /// Groups of the tumbling or hopping window closed last (not checkpointed: 0 after a restart
-    /// until the next close); `Reactor.checkpointEntries` reads it.
-    public private(set) var lastClosedGroups = 0
+    /// Groups of the tumbling or hopping window closed last (after a restart: of the biggest
+    /// one the checkpoint queued, else 0 until the next close); `Reactor.checkpointEntries` reads it.
+    public internal(set) var lastClosedGroups = 0
     /// Scratch: one row's values (`takeClosedRows`).
     private var valueScratch: [Double] = []
 
@@ -94,19 +94,31 @@ public struct WindowOperator {
     /// Groups a checkpoint writes: those of open panes (tumble/hop) or open sessions.
     var checkpointGroups: Int { isSession ? sessions.openCount : panes.panes.reduce(0) { $0 + $1.count } }
 
+    /// Whether a checkpoint may be taken now: rows queued are closed windows only (built rows,
+    /// of changelogs and sessions, must go out first: they are not in a checkpoint).
+    var checkpointable: Bool { output.holdsOnlyClosedWindows }
+
+    /// Whether a checkpoint taken now would copy more than `groupsMax` open groups when a later
+    /// one would copy few: a tumbling stream's open pane is nearly empty just after a close.
+    func checkpointWaitsForClose(groupsMax: Int) -> Bool {
+        !isSession && panes.panesPerWindow == 1 && checkpointGroups > groupsMax
+    }
+
     /// A copy of the operator holding what `encodeCheckpoint` reads and no more (no lookup
-    /// tables, hints, scratch or queued rows): a checkpoint snapshot (`CheckpointSnapshot`)
-    /// shares the arrays it holds with the live operator, and each one the live operator writes
-    /// while the snapshot is being encoded is copied whole on the reactor; the tables and hints,
-    /// written by nearly every event, are most of that. Only `encodeCheckpoint` may use it.
+    /// tables, hints or scratch), for a checkpoint snapshot (`CheckpointSnapshot`) to encode on
+    /// another thread: the open panes copied (`PaneWindows.checkpointCopy`), the rest shared with
+    /// the live operator. A shared array the live operator writes while the snapshot is being
+    /// encoded is copied whole on the reactor: the tables and hints, written by nearly every
+    /// event, are left out; closed windows queued (`checkpointable`) are never written again,
+    /// only read as their rows go out. Only `encodeCheckpoint` may use it.
     func checkpointCopy() -> WindowOperator {
+        precondition(checkpointable, "a checkpoint holds no built rows")
         var c = self
         c.keys = keys.withoutTable()
         c.keyHashes = []
         c.groupOf = []
         c.groupOfSourceKey = []
         c.panes = panes.checkpointCopy()
-        c.output = RowQueue()
         c.valueScratch = []
         c.lateIndices = []
         return c

@@ -267,7 +267,7 @@ struct ChangelogTable {
                     op.encodeCheckpoint(into: &w)
                     var restored = WindowOperator(definition: d)
                     var r = ByteReader(w.bytes)
-                    do { try restored.decodeCheckpoint(from: &r, keysMax: 1000) } catch { problems.append("checkpoint: \(error)") }
+                    do { try restored.decodeCheckpoint(from: &r, keysMax: 1000, queuedWindows: true) } catch { problems.append("checkpoint: \(error)") }
                     if !r.atEnd { problems.append("checkpoint not read to its end") }
                     op = restored
                     // A checkpoint snapshot (`checkpointCopy`, no tables) encodes what its
