@@ -42,9 +42,9 @@ struct CheckpointSnapshot {
 /// replays from the previous checkpoint, and recovery deletes parts no head names.
 ///
 /// Threads: the reactor creates the job (the snapshot is handed over by `pthread_create`, which
-/// orders it before the encoder's reads); the encoder thread writes `bytes`, drops the snapshot
-/// and sets `encoded` (release); the reactor reads `bytes` only after seeing `encoded` (acquire),
-/// and alone touches `partsWritten`. The encoder then rings `wake` (the reactor's doorbell).
+/// orders it before the encoder's reads); the encoder thread writes `bytes` and sets `encoded`
+/// (release); the reactor reads `bytes` and takes the snapshot back (`takeSnapshot`) only after
+/// seeing `encoded` (acquire), and alone touches `partsWritten`. The encoder then rings `wake` (the reactor's doorbell).
 final class CheckpointJob: @unchecked Sendable {
     /// The stream's runtime id (a stream deleted and defined again is another stream).
     let streamId: UInt64
@@ -86,9 +86,16 @@ final class CheckpointJob: @unchecked Sendable {
 
     private func encode() {
         bytes = snapshot!.encode()
-        snapshot = nil  // the live state's arrays are its own again
         encodedFlag.store(true, ordering: .releasing)
         wake.ring()
+    }
+
+    /// Reactor thread, once `isEncoded`: the snapshot, handed back once (then `nil`), so that
+    /// the live state's arrays are its own again and the copies it made can serve the next one.
+    func takeSnapshot() -> CheckpointSnapshot? {
+        precondition(isEncoded, "the encoder still reads the snapshot")
+        defer { snapshot = nil }
+        return snapshot
     }
 
     /// The head record naming the parts: version 5, the generation, the number of parts, the

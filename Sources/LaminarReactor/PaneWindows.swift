@@ -41,20 +41,24 @@ struct Pane {
     /// Entries of the group table (for its memory bound, and for tests).
     var tableCount: Int { slotOfGroup.count }
 
-    /// The pane as a checkpoint reads it (`PaneWindows.checkpointCopy`): its groups, slots and
-    /// dirty marks copied now, its table left out. Copied rather than shared: the live pane
-    /// writes them next, and a shared array written is copied whole then, at a capacity that
-    /// fits only its count (the pane would grow again by doubling). Never looked up in.
-    func checkpointCopy() -> Pane {
-        var p = self
-        p.slotOfGroup = []
-        p.mask = -1
-        p.isDirect = false
-        p.groupIds = groupIds.withUnsafeBufferPointer { Array($0) }
-        p.acc = acc.withUnsafeBufferPointer { Array($0) }
-        p.dirty = dirty.withUnsafeBufferPointer { Array($0) }
-        p.dirtyMark = dirtyMark.withUnsafeBufferPointer { Array($0) }
-        return p
+    /// Makes `copy` the pane as a checkpoint reads it (`PaneWindows.checkpointCopy`): its
+    /// groups, slots and dirty marks copied now into `copy`'s memory, its table left out.
+    /// Copied rather than shared: the live pane writes them next, and a shared array written is
+    /// copied whole then, into fresh memory at a capacity that fits only its count. `copy` is
+    /// never looked up in.
+    func checkpointCopy(into copy: inout Pane) {
+        copy.startMs = startMs
+        copy.slotOfGroup = []
+        copy.mask = -1
+        copy.isDirect = false
+        copy.groupIds.removeAll(keepingCapacity: true)
+        copy.groupIds.append(contentsOf: groupIds)
+        copy.acc.removeAll(keepingCapacity: true)
+        copy.acc.append(contentsOf: acc)
+        copy.dirty.removeAll(keepingCapacity: true)
+        copy.dirty.append(contentsOf: dirty)
+        copy.dirtyMark.removeAll(keepingCapacity: true)
+        copy.dirtyMark.append(contentsOf: dirtyMark)
     }
 
     /// Empties the pane for reuse at `startMs`, keeping its memory and table layout (the caller
@@ -322,6 +326,10 @@ struct PaneWindows {
     /// Open panes, ascending start.
     var panes: [Pane] = []
     var spare: [Pane] = []
+    /// Panes a checkpoint snapshot copied the open ones into, back once it was encoded: the next
+    /// snapshot copies into their memory. Fresh memory costs more than the copy, at its first
+    /// touch: a pane of 1M groups copied into new arrays took 74 ms, mostly zeroing new pages.
+    var copySpares: [Pane] = []
     var nextWindowStart: Int64 = .min
     /// Scratch for merging the panes of one hop window.
     var scratch = Pane(startMs: 0)
@@ -347,14 +355,26 @@ struct PaneWindows {
     var panesPerWindow: Int64 { sizeMs / slideMs }
 
     /// A copy holding only what a checkpoint encodes (`WindowOperator.checkpointCopy`): copies
-    /// of the open panes without their tables (`Pane.checkpointCopy`), no hints, no spare
-    /// panes. Its cost grows with the open panes' groups: a tumbling stream with many of them
-    /// checkpoints just after a close, when they are few (`Reactor.checkpointIfDue`).
-    func checkpointCopy() -> PaneWindows {
+    /// of the open panes without their tables (`Pane.checkpointCopy`), made in the memory of
+    /// earlier snapshots' copies (`recycleCheckpointCopies`), no hints, no spare panes. Its cost
+    /// grows with the open panes' groups: a tumbling stream with many of them checkpoints just
+    /// after a close, when they are few (`Reactor.checkpointIfDue`).
+    mutating func checkpointCopy() -> PaneWindows {
         var c = PaneWindows(sizeMs: sizeMs, slideMs: slideMs)
-        c.panes = panes.map { $0.checkpointCopy() }
+        c.panes = panes.map { pane in
+            var copy = copySpares.popLast() ?? Pane(startMs: 0)
+            pane.checkpointCopy(into: &copy)
+            return copy
+        }
         c.nextWindowStart = nextWindowStart
         return c
+    }
+
+    /// Takes back the pane copies of an encoded checkpoint snapshot (`checkpointCopy`), keeping
+    /// as many as there are open panes, so that the next snapshot copies each pane into the
+    /// memory of the one at its place (about its size) in the last.
+    mutating func recycleCheckpointCopies(_ copies: [Pane]) {
+        for copy in copies.reversed() where copySpares.count < Swift.max(panes.count, 1) { copySpares.append(copy) }
     }
 
     /// The first window start whose window is still open at watermark `wm` (end > wm).

@@ -228,6 +228,7 @@ extension Reactor {
                 continue
             }
             guard job.isEncoded else { i += 1; continue }
+            if let snapshot = job.takeSnapshot() { stream.op.recycleCheckpointCopy(snapshot.op) }
             did = true
             if writeCheckpointPart(stream, job) {
                 stream.checkpointJob = nil

@@ -111,17 +111,24 @@ public struct WindowOperator {
     /// encoded is copied whole on the reactor: the tables and hints, written by nearly every
     /// event, are left out; closed windows queued (`checkpointable`) are never written again,
     /// only read as their rows go out. Only `encodeCheckpoint` may use it.
-    func checkpointCopy() -> WindowOperator {
+    mutating func checkpointCopy() -> WindowOperator {
         precondition(checkpointable, "a checkpoint holds no built rows")
+        // First: `c` would share the spare copies' arrays, and writing them would copy them.
+        let paneCopies = panes.checkpointCopy()
         var c = self
         c.keys = keys.withoutTable()
         c.keyHashes = []
         c.groupOf = []
         c.groupOfSourceKey = []
-        c.panes = panes.checkpointCopy()
+        c.panes = paneCopies
         c.valueScratch = []
         c.lateIndices = []
         return c
+    }
+
+    /// Takes back what an encoded snapshot (`checkpointCopy`) copied, for the next one to copy into.
+    mutating func recycleCheckpointCopy(_ snapshot: WindowOperator) {
+        panes.recycleCheckpointCopies(snapshot.panes.panes)
     }
 
     /// Whether a batch of `events` new events can never exceed `keysMax` keys (conservative).
@@ -449,7 +456,7 @@ public struct WindowOperator {
                 output.took(1)
                 output.advance()
             case .window(var w):
-                let stop = Swift.min(w.pane.count, w.next + (max - rows.count))
+                let stop = w.next + Swift.min(w.pane.count - w.next, max - rows.count)  // (no overflow at `max: .max`)
                 w.pane.acc.withUnsafeBufferPointer { b in
                     for s in w.next..<stop { rows.append(closedRow(b.baseAddress! + s * layout.width, group: w.pane.groupIds[s], startMs: w.startMs, endMs: w.endMs)) }
                 }
@@ -483,7 +490,7 @@ public struct WindowOperator {
     /// valid during the call only. Returns the rows taken.
     public mutating func takeClosedRows(max: Int, _ body: (UnsafeRawBufferPointer?, UInt32, Int64, Int64, UnsafeBufferPointer<Double>) -> Void) -> Int {
         guard max > 0, headIsClosedFinalWindow, case .window(var w) = output.items[output.head] else { return 0 }
-        let stop = Swift.min(w.pane.count, w.next + max)
+        let stop = w.next + Swift.min(w.pane.count - w.next, max)
         let width = layout.width, columns = layout.columns.count
         if valueScratch.count < columns { valueScratch = Array(repeating: 0, count: columns) }
         do {
