@@ -343,6 +343,19 @@ struct ChangelogTable {
         }
     }
 
+    /// 40 events over 25 keys, times a step of 0 or 1 ms apart from `ts` on, each up to 4 ms
+    /// earlier (within a lateness of 5).
+    static func slightlyDisorderedBatch(_ ts: inout Int64, _ rng: inout SeededRandom) -> EventBatch {
+        var keys: [String] = [], times: [Int64] = [], values: [Double] = []
+        for _ in 0..<40 {
+            ts += Int64.random(in: 0...1, using: &rng)
+            keys.append("k\(Int.random(in: 0..<25, using: &rng))")
+            times.append(ts - Int64.random(in: 0...4, using: &rng))
+            values.append(Double(Int.random(in: 1...999, using: &rng)))
+        }
+        return EventBatch(keys: keys, timestamps: times, values: values)
+    }
+
     /// A closed window's rows taken in slices of any size are the rows taken at once, while
     /// later windows open and close behind it (its panes and sketches are held until its last
     /// row is built): tumble and hop, `final` and `changes`.
@@ -358,14 +371,7 @@ struct ChangelogTable {
                 var rng = SeededRandom(state: 3)
                 var ts: Int64 = 0
                 for _ in 0..<60 {
-                    var keys: [String] = [], times: [Int64] = [], values: [Double] = []
-                    for _ in 0..<40 {
-                        ts += Int64.random(in: 0...1, using: &rng)
-                        keys.append("k\(Int.random(in: 0..<25, using: &rng))")
-                        times.append(ts - Int64.random(in: 0...4, using: &rng))
-                        values.append(Double(Int.random(in: 1...999, using: &rng)))
-                    }
-                    let batch = EventBatch(keys: keys, timestamps: times, values: values)
+                    let batch = Self.slightlyDisorderedBatch(&ts, &rng)
                     _ = batch.withEvents { a.ingest($0, keysMax: 100) }
                     _ = batch.withEvents { b.ingest($0, keysMax: 100) }
                     a.flushChanges(); b.flushChanges()
@@ -393,16 +399,7 @@ struct ChangelogTable {
             var op = WindowOperator(definition: d)
             var rng = SeededRandom(state: 7)
             var ts: Int64 = 0
-            func batch() -> EventBatch {
-                var keys: [String] = [], times: [Int64] = [], values: [Double] = []
-                for _ in 0..<40 {
-                    ts += Int64.random(in: 0...1, using: &rng)
-                    keys.append("k\(Int.random(in: 0..<25, using: &rng))")
-                    times.append(ts - Int64.random(in: 0...4, using: &rng))
-                    values.append(Double(Int.random(in: 1...999, using: &rng)))
-                }
-                return EventBatch(keys: keys, timestamps: times, values: values)
-            }
+            func batch() -> EventBatch { Self.slightlyDisorderedBatch(&ts, &rng) }
             for _ in 0..<30 {
                 _ = batch().withEvents { op.ingest($0, keysMax: 100) }
                 _ = op.takeRows(max: 7)  // falls behind: closed windows stay queued
