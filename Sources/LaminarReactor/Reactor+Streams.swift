@@ -167,9 +167,9 @@ extension Reactor {
     /// taken as a snapshot, encoded off the reactor and stored in parts (`CheckpointJob`,
     /// `advanceCheckpoints`), one checkpoint at a time per stream.
     func checkpointIfDue(_ stream: StreamRuntime) {
-        guard stream.checkpointJob == nil, stream.pendingSlices.isEmpty, stream.op.checkpointable else { return }
+        guard stream.checkpointJob == nil, stream.pendingSlices.isEmpty else { return }
         let due = checkpointEntries(stream)
-        guard stream.entriesSinceCheckpoint >= due else { return }
+        guard stream.entriesSinceCheckpoint >= due, stream.op.checkpointable else { return }
         if stream.entriesSinceCheckpoint < 2 * due && stream.op.checkpointWaitsForClose(groupsMax: limits.checkpointOpenGroupsCopyMax) { return }
         let snapshot = stream.checkpointSnapshot(atMs: clock.nowMs())
         if snapshot.op.checkpointBytesEstimate > limits.checkpointInlineBytesMax {

@@ -227,7 +227,7 @@ extension Reactor {
         if stream.projection == nil && stream.followers.isEmpty && stream.op.headIsClosedFinalWindow {
             let taken = emitClosedRows(stream, max: max)
             stream.resultSlices += 1
-            if stream.op.checkpointable { checkpointIfDue(stream) }
+            checkpointIfDue(stream)  // (it checks that no built row waits)
             return taken
         }
         var sent = stream.op.takeRows(max: max)
@@ -239,7 +239,7 @@ extension Reactor {
         // Followers get only stored rows (those of a refused slice once it is written): a
         // follower never sees a row that a resume would not return.
         notifyFollowers(stream, stored == sent.count ? sent : Array(sent[..<stored]))
-        if stream.op.checkpointable { checkpointIfDue(stream) }
+        checkpointIfDue(stream)  // (it checks that no built row waits)
         return taken
     }
 
@@ -282,7 +282,7 @@ extension Reactor {
         }
         guard stored > 0 else { return false }
         stream.pendingSlices.removeFirst(stored)
-        if stream.pendingSlices.isEmpty && stream.op.checkpointable { checkpointIfDue(stream) }
+        checkpointIfDue(stream)  // (it checks that no slice and no built row waits)
         return true
     }
 
