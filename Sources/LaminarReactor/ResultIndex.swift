@@ -375,13 +375,15 @@ struct ResultIndex {
         if let seq, removed != seq { return nil }
         rowCount -= 1
         entries[i].windows.remove(at: p)
-        if entries[i].windows.isEmpty { listEmptied(i) }
+        if entries[i].windows.isEmpty { Self.listEmptied(i, &entries[i], in: &emptied, base: emptiedBase) }
         return removed
     }
 
-    /// Lists live key `id`, whose last window just left, for `purge`.
-    private mutating func listEmptied(_ id: Int) {
-        entries[id].emptiedTicket = emptiedBase + emptied.count
+    /// Lists live key `id` (record `entry`), whose last window just left, for `purge`: its
+    /// ticket is the listing's position among all ever made (`emptiedBase` that of `emptied[0]`).
+    @inline(__always)
+    private static func listEmptied(_ id: Int, _ entry: inout Entry, in emptied: inout [UInt32], base emptiedBase: Int) {
+        entry.emptiedTicket = emptiedBase + emptied.count
         emptied.append(UInt32(id))
     }
 
@@ -422,10 +424,7 @@ struct ResultIndex {
                 let first = e[id].windows.firstSeq
                 guard first != 0 && first < from else { continue }
                 dropped += e[id].windows.removeStale(before: from)
-                if e[id].windows.isEmpty {
-                    e[id].emptiedTicket = emptiedBase + emptied.count
-                    emptied.append(UInt32(id))
-                }
+                if e[id].windows.isEmpty { Self.listEmptied(id, &e[id], in: &emptied, base: emptiedBase) }
             }
         }
         sweepAt = at
