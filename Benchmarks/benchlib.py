@@ -188,6 +188,42 @@ def thread_cpu_s(pid):
     return out
 
 
+# The machine-stall probe's process: every 50 ms, 5000 reads at random over 64 MiB (about 1 ms
+# on an idle core), and one line per task: its start (CLOCK_MONOTONIC, s), wall and CPU time (us).
+_STALL_PROBE = """
+import random, sys, time
+buf = bytearray(random.getrandbits(8) for _ in range(1 << 16)) * 1024
+idx = [random.randrange(len(buf)) for _ in range(5000)]
+while True:
+    t0, c0 = time.monotonic(), time.thread_time()
+    s = 0
+    for i in idx:
+        s += buf[i]
+    t1, c1 = time.monotonic(), time.thread_time()
+    print("%.4f %d %d" % (t0, (t1 - t0) * 1e6, (c1 - c0) * 1e6), flush=True)
+    time.sleep(0.05)
+"""
+
+
+class StallProbe:
+    """Times a fixed small memory task in a process of its own while a measurement runs, so that
+    a latency outlier can be told apart: when this task, which shares nothing with the server,
+    took as long, the whole machine stalled (on a VM, the host), not the server. `stop()` returns
+    the tasks' count, median and longest wall time (ms), and how many took over 20 ms."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", _STALL_PROBE], stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        walls = sorted(int(line.split()[1]) / 1000 for line in out.splitlines() if len(line.split()) == 3)
+        if not walls:
+            return {"tasks": 0, "median_ms": None, "max_ms": None, "over_20ms": 0}
+        return {"tasks": len(walls), "median_ms": round(walls[len(walls) // 2], 2), "max_ms": round(walls[-1], 1),
+                "over_20ms": sum(w > 20 for w in walls)}
+
+
 def metrics(port, prefixes):
     """The server's /metrics samples whose names begin with one of `prefixes`, as floats."""
     st, body = http_req(port, "GET", "/metrics")

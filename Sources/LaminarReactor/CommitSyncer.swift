@@ -29,10 +29,14 @@ final class CommitSyncer: @unchecked Sendable {
     private var thread: pthread_t = 0
     /// Reactor thread: a sync was started and not yet taken.
     private(set) var inFlight = false
+    /// Debug (`ReactorLimits.slowRoundLogMs`): a line on stderr for each sync longer than this,
+    /// in nanoseconds; 0: never.
+    private let logAboveNs: UInt64
 
-    init(wakeReactor: Doorbell, io: any FileIO, sliceNs: UInt64 = 0) {
+    init(wakeReactor: Doorbell, io: any FileIO, sliceNs: UInt64 = 0, logAboveMs: Int = 0) {
         self.wakeReactor = wakeReactor
         self.io = io
+        self.logAboveNs = UInt64(max(0, logAboveMs)) * 1_000_000
         guard let started = ServerThread.start(name: "laminar-syncer", sliceNs: sliceNs, run) else {
             preconditionFailure("pthread_create failed for the commit syncer")
         }
@@ -87,6 +91,10 @@ final class CommitSyncer: @unchecked Sendable {
             resultErrno.store(error, ordering: .relaxed)
             resultOperation.store(error == 0 ? 0 : Self.operations.firstIndex(of: operation) ?? 0, ordering: .relaxed)
             resultNanos.store(nanos, ordering: .relaxed)
+            if logAboveNs > 0 && nanos > logAboveNs {
+                let endUs = UInt64(end.tv_sec) * 1_000_000 + UInt64(end.tv_nsec) / 1000
+                RoundTiming.log("laminar syncer: sync of \(nanos / 1000) us ending at \(RoundTiming.seconds(us: endUs)) s")
+            }
             finished.store(true, ordering: .releasing)
             wakeReactor.ring()
         }

@@ -137,7 +137,7 @@ public final class Reactor: @unchecked Sendable {
         for p in producers { p.submissions.releaseOwnership(); p.completions.releaseOwnership() }
         store.releaseOwnership()  // the reactor thread takes it
         if store.fsyncPolicy == .always {
-            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO, sliceNs: limits.threadSliceNs)
+            syncer = CommitSyncer(wakeReactor: parking.doorbell, io: store.fileIO, sliceNs: limits.threadSliceNs, logAboveMs: limits.slowRoundLogMs)
         }
         guard let started = ServerThread.start(name: "laminar-reactor", sliceNs: limits.threadSliceNs, run) else {
             preconditionFailure("pthread_create failed for the reactor")

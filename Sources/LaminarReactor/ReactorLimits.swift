@@ -90,8 +90,9 @@ public struct ReactorLimits: Sendable, Hashable {
     /// the HTTP layer sends it on when nothing else went out meanwhile. 0: never.
     public var followProgressIntervalMs: Int64 = 1000
     /// Debug: the reactor writes a line on stderr for each round longer than this, in
-    /// milliseconds, naming what it did (`RoundTiming`); 0: never. The server takes it from the
-    /// environment variable `LAMINAR_DEBUG_SLOW_ROUND_MS`.
+    /// milliseconds, naming what it did and when it ended (`RoundTiming`), and its commit syncer
+    /// one for each sync longer than this; 0: never. The server takes it from the environment
+    /// variable `LAMINAR_DEBUG_SLOW_ROUND_MS`.
     public var slowRoundLogMs: Int = 0
     /// The time slice the reactor thread and its commit syncer ask the scheduler for
     /// (`CLinux_set_sched_slice_ns`), in nanoseconds; 0 keeps the kernel's default.

@@ -30,9 +30,20 @@ public final class RoundTiming: Sendable {
         if ns > maxNs.load(ordering: .relaxed) { maxNs.store(ns, ordering: .relaxed) }
         if ns > Self.slowNs { slowRounds.add(1, ordering: .relaxed) }
         if logAboveNs > 0 && ns > logAboveNs {
-            let line = Array("laminar reactor: round of \(ns / 1000) us (\(cpuNs / 1000) us CPU): \(notes)\n".utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            // The end on CLOCK_MONOTONIC, to line the round up with a profile or a client's log.
+            Self.log("laminar reactor: round of \(ns / 1000) us (\(cpuNs / 1000) us CPU) ending at \(Self.seconds(us: Self.nowNs() / 1000)) s: \(notes)")
         }
+    }
+
+    /// `us` microseconds as seconds with six decimals (`15042.192000`).
+    static func seconds(us: UInt64) -> String {
+        "\(us / 1_000_000).\(String(us % 1_000_000 + 1_000_000).dropFirst())"
+    }
+
+    /// Writes `text` and a newline on stderr in one `write` (the debug log's lines).
+    static func log(_ text: String) {
+        let line = Array((text + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }
 
