@@ -226,6 +226,13 @@ def run_keys_1m(procs, port):
             "machine_stalls": stalls}
 
 
+def stall_line(p):
+    if not p["tasks"]:
+        return "machine-stall probe: no task timed"
+    return (f"machine-stall probe meanwhile: median {p['median_ms']} ms, longest {p['max_ms']} ms, "
+            f"{p['over_20ms']} of {p['tasks']} tasks over 20 ms")
+
+
 def keys_1m_line(k):
     kept = "kept" if k["open_loop_achieved_rps"] >= 0.98 * k["open_loop_rate"] else "NOT kept"
     ms = lambda v, f: "n/a (no POST answered)" if v is None else f"{v:{f}} ms"
@@ -234,9 +241,7 @@ def keys_1m_line(k):
             f"queue); open loop --rate {k['open_loop_rate']:g}: {k['open_loop_achieved_rps']:.0f} POSTs/s achieved "
             f"(rate {kept}, backlog max {k['open_loop_backlog_max']}, {k['open_loop_failed']} failed), POST p50 "
             f"{ms(k['post_p50_ms'], '.2f')} p99 {ms(k['post_p99_ms'], '.1f')} max {ms(k['post_max_ms'], '.1f')} "
-            f"(machine-stall probe meanwhile: median {ms(k['machine_stalls']['median_ms'], '')}, longest "
-            f"{ms(k['machine_stalls']['max_ms'], '')}, {k['machine_stalls']['over_20ms']} of "
-            f"{k['machine_stalls']['tasks']} tasks over 20 ms); "
+            f"({stall_line(k['machine_stalls'])}); "
             f"{k['failed']} failed in all; {k['windows_closed']} windows closed, {k['result_seq']} rows in "
             f"{k['result_slices']} slices; server CPU {k['cpu_us_per_event']:.3f} us/event (closed loop; by thread, s: "
             f"{', '.join(f'{t} {c:.2f}' for t, c in k['thread_cpu_s'].items())}); store at its start: "

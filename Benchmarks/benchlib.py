@@ -212,12 +212,17 @@ class StallProbe:
     the tasks' count, median and longest wall time (ms), and how many took over 20 ms."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-c", _STALL_PROBE], stdout=subprocess.PIPE, text=True)
+        # A file, not a pipe: however long the measurement, the probe never blocks on its output.
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-c", _STALL_PROBE], stdout=self.out, text=True)
 
     def stop(self):
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        walls = sorted(int(line.split()[1]) / 1000 for line in out.splitlines() if len(line.split()) == 3)
+        self.proc.wait(timeout=10)
+        self.out.seek(0)
+        lines = self.out.read().splitlines()
+        self.out.close()
+        walls = sorted(int(line.split()[1]) / 1000 for line in lines if len(line.split()) == 3)
         if not walls:
             return {"tasks": 0, "median_ms": None, "max_ms": None, "over_20ms": 0}
         return {"tasks": len(walls), "median_ms": round(walls[len(walls) // 2], 2), "max_ms": round(walls[-1], 1),
