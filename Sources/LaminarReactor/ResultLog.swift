@@ -166,7 +166,7 @@ extension Reactor {
                 rows -= n
                 quota -= n
             }
-            if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && !stream.op.checkpointable && checkpointOverdue(stream) {
+            if stream.rowsPending > 0 && stream.pendingSlices.isEmpty && checkpointOverdue(stream) && !stream.op.checkpointable {
                 // Built rows come faster than slices drain them and the checkpoint waits: a quarter of
                 // the queue per round on top, so the queue and the log stay bounded (in emits of
                 // `resultRowsPerRoundMax` rows, so that a refused write holds back one emit's rows),
