@@ -188,7 +188,7 @@ def thread_cpu_s(pid):
     return out
 
 
-# The machine-stall probe's process: every 50 ms, 5000 reads at random over 64 MiB (about 1 ms
+# The machine-stall probe's process: every 50 ms, 5000 reads at random over 64 MiB (about 1.5 ms
 # on an idle core), and one line per task: its start (CLOCK_MONOTONIC, s), wall and CPU time (us).
 _STALL_PROBE = """
 import random, sys, time
